@@ -1,0 +1,429 @@
+/**
+ * Generates `src/protocol/generated.ts` from the AMQP 0-9-1 specification (RabbitMQ's JSON edition):
+ * the frame and reply-code constants, a typed interface per method, the method metadata, the method
+ * argument decoders and encoders, and the basic content-header properties codec.
+ *
+ * Usage: `npm run generate` (reads ../shared/spec/amqp-rabbitmq-0.9.1.json, or the path in AMQP_SPEC).
+ * The output is committed; users never need the spec to build.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+interface SpecArgument {
+  name: string;
+  type?: string;
+  domain?: string;
+  'default-value'?: unknown;
+}
+interface SpecMethod {
+  id: number;
+  name: string;
+  arguments: SpecArgument[];
+  synchronous?: boolean;
+  content?: boolean;
+}
+interface SpecClass {
+  id: number;
+  name: string;
+  methods: SpecMethod[];
+  properties?: { name: string; type: string }[];
+}
+/** The parts of the JSON specification the generator reads. */
+export interface Spec {
+  'major-version': number;
+  'minor-version': number;
+  revision: number;
+  domains: [string, string][];
+  constants: { name: string; value: number; class?: string }[];
+  classes: SpecClass[];
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Where the project keeps the generated codec. */
+export const OUTPUT_PATH = resolve(here, '../src/protocol/generated.ts');
+/** Where the spec is looked for (AMQP_SPEC overrides). */
+export const SPEC_PATH = process.env.AMQP_SPEC ?? resolve(here, '../../shared/spec/amqp-rabbitmq-0.9.1.json');
+
+/** Long-string arguments that carry bytes (SASL) rather than text. */
+const BINARY_LONGSTR = new Set(['response', 'challenge', 'new-secret']);
+
+const camel = (s: string): string => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const pascal = (s: string): string => camel(s).replace(/^[a-z]/, (c) => c.toUpperCase());
+const constName = (s: string): string => s.replace(/-/g, '_').toUpperCase();
+const hex = (n: number, width: number): string => `0x${n.toString(16).padStart(width, '0')}`;
+
+interface ResolvedArg {
+  name: string;
+  prop: string;
+  type: string;
+  default: unknown;
+  hasDefault: boolean;
+}
+
+function resolveArgs(spec: Spec, method: SpecMethod): ResolvedArg[] {
+  const domains = new Map(spec.domains);
+  return method.arguments.map((a) => {
+    let type = a.type ?? a.domain;
+    if (type === undefined) throw new Error(`argument ${a.name} of ${method.name} has no type`);
+    while (domains.has(type) && domains.get(type) !== type) type = domains.get(type)!;
+    if (type === 'longstr' && BINARY_LONGSTR.has(a.name)) type = 'longbytes';
+    return { name: a.name, prop: camel(a.name), type, default: a['default-value'], hasDefault: 'default-value' in a };
+  });
+}
+
+const TS_TYPES: Record<string, [decoded: string, init: string]> = {
+  octet: ['number', 'number'],
+  short: ['number', 'number'],
+  long: ['number', 'number'],
+  longlong: ['number', 'number'],
+  bit: ['boolean', 'boolean'],
+  shortstr: ['string', 'string'],
+  longstr: ['string', 'string'],
+  longbytes: ['Buffer', 'string | Uint8Array'],
+  table: ['FieldTable', 'FieldTable'],
+  timestamp: ['Date', 'Date'],
+};
+
+const READERS: Record<string, (arg: ResolvedArg) => string> = {
+  octet: () => 'r.u8()',
+  short: () => 'r.u16()',
+  long: () => 'r.u32()',
+  longlong: (a) => `r.u64('${a.name}')`,
+  shortstr: () => 'r.shortstr()',
+  longstr: () => 'r.longstr()',
+  longbytes: () => 'r.longbytes()',
+  table: () => 'r.table()',
+  timestamp: () => 'r.timestamp()',
+};
+
+const WRITERS: Record<string, (expr: string, arg: ResolvedArg) => string> = {
+  octet: (e) => `w.u8(${e});`,
+  short: (e) => `w.u16(${e});`,
+  long: (e) => `w.u32(${e});`,
+  longlong: (e) => `w.u64(${e});`,
+  shortstr: (e, a) => `w.shortstr(${e}, '${a.name}');`,
+  longstr: (e, a) => `w.longstr(${e}, '${a.name}');`,
+  longbytes: (e, a) => `w.longstr(${e}, '${a.name}');`,
+  table: (e) => `w.table(${e});`,
+  timestamp: (e) => `w.timestamp(${e});`,
+};
+
+function literal(value: unknown): string {
+  if (typeof value === 'object' && value !== null && Object.keys(value).length === 0) return 'EMPTY_TABLE';
+  return JSON.stringify(value);
+}
+
+/** Groups consecutive bit arguments into the octets they share on the wire. */
+function fieldGroups(args: ResolvedArg[]): (ResolvedArg | ResolvedArg[])[] {
+  const groups: (ResolvedArg | ResolvedArg[])[] = [];
+  let bits: ResolvedArg[] | null = null;
+  for (const a of args) {
+    if (a.type === 'bit') {
+      if (bits === null || bits.length === 8) {
+        bits = [];
+        groups.push(bits);
+      }
+      bits.push(a);
+    } else {
+      bits = null;
+      groups.push(a);
+    }
+  }
+  return groups;
+}
+
+/** Renders the generated module for a spec. Pure: the same spec always gives the same text. */
+export function generate(spec: Spec, specText: string): string {
+  const out: string[] = [];
+  const emit = (line = ''): void => {
+    out.push(line);
+  };
+  const methods: { cls: SpecClass; m: SpecMethod; full: string; type: string; args: ResolvedArg[] }[] = [];
+  for (const cls of spec.classes) {
+    for (const m of cls.methods) {
+      methods.push({ cls, m, full: `${cls.name}.${m.name}`, type: pascal(`${cls.name}-${m.name}`), args: resolveArgs(spec, m) });
+    }
+  }
+  const names = new Set(methods.map((x) => x.full));
+
+  emit('// AMQP 0-9-1 method definitions. DO NOT EDIT: generated by scripts/generate-protocol.ts');
+  emit(`// from amqp-rabbitmq-0.9.1.json (sha256 ${createHash('sha256').update(specText).digest('hex')}).`);
+  emit('// Regenerate with `npm run generate`; test/protocol/generated.test.ts checks this file is current.');
+  emit('/* biome-ignore-all lint: generated code */');
+  emit("import type { FieldTable } from './field-table.js';");
+  emit("import type { Reader } from './reader.js';");
+  emit("import type { Writer } from './writer.js';");
+  emit();
+  emit(`/** Protocol version: ${spec['major-version']}-${spec['minor-version']}-${spec.revision}. */`);
+  emit(`export const PROTOCOL_VERSION = [${spec['major-version']}, ${spec['minor-version']}, ${spec.revision}] as const;`);
+  emit('/** The 8 bytes a client sends first: "AMQP", 0, major, minor, revision. */');
+  emit(
+    `export const PROTOCOL_HEADER: Buffer = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, ${spec['major-version']}, ${spec['minor-version']}, ${spec.revision}]);`,
+  );
+  emit();
+  const replyCodes = spec.constants.filter((c) => c.class !== undefined || c.name === 'REPLY-SUCCESS');
+  for (const c of spec.constants.filter((k) => !replyCodes.includes(k))) {
+    emit(`export const ${constName(c.name)} = ${c.value};`);
+  }
+  emit();
+  emit('/** AMQP reply codes, by name. */');
+  emit('export const ReplyCode = {');
+  for (const c of replyCodes) emit(`  ${constName(c.name)}: ${c.value},`);
+  emit('} as const;');
+  emit();
+  emit("/** Whether a reply code closes a channel (`soft`) or the whole connection (`hard`). */");
+  emit("export type ReplyCodeKind = 'success' | 'soft' | 'hard';");
+  emit();
+  emit('/** Name and kind of every reply code the specification defines. */');
+  emit('export const REPLY_CODES: Readonly<Record<number, { readonly name: string; readonly kind: ReplyCodeKind }>> = {');
+  for (const c of replyCodes) {
+    const kind = c.class === undefined ? 'success' : c.class === 'hard-error' ? 'hard' : 'soft';
+    emit(`  ${c.value}: { name: '${constName(c.name)}', kind: '${kind}' },`);
+  }
+  emit('};');
+  emit();
+  emit('/**');
+  emit(' * True for the reply codes that the specification classes as hard errors (they close the connection).');
+  emit(' * Unknown codes count as hard: the peer cannot have meant a channel-level error the spec lacks.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(' * isHardError(ReplyCode.NOT_FOUND); // false');
+  emit(' * isHardError(ReplyCode.FRAME_ERROR); // true');
+  emit(' * ```');
+  emit(' */');
+  emit('export function isHardError(replyCode: number): boolean {');
+  emit("  return REPLY_CODES[replyCode]?.kind !== 'soft' && replyCode !== ReplyCode.REPLY_SUCCESS;");
+  emit('}');
+  emit();
+  emit('/** Class ids. */');
+  emit('export const ClassId = {');
+  for (const cls of spec.classes) emit(`  ${constName(cls.name)}: ${cls.id},`);
+  emit('} as const;');
+  emit();
+  emit('const EMPTY_TABLE: FieldTable = Object.freeze({}) as FieldTable;');
+  emit();
+
+  for (const { cls, m, full, type, args } of methods) {
+    const flags = [m.synchronous ? 'synchronous' : 'asynchronous', m.content ? 'carries content' : '']
+      .filter(Boolean)
+      .join(', ');
+    emit(`/** \`${full}\` (${cls.id}/${m.id}), ${flags}: as decoded from the wire. */`);
+    emit(`export interface ${type} {`);
+    emit(`  readonly name: '${full}';`);
+    for (const a of args) emit(`  readonly ${a.prop}: ${TS_TYPES[a.type]![0]};`);
+    emit('}');
+    emit(`/** \`${full}\` as given to the encoder: arguments with a default in the spec may be left out. */`);
+    emit(`export interface ${type}Init {`);
+    emit(`  readonly name: '${full}';`);
+    for (const a of args) {
+      const comment = a.hasDefault ? ` // default ${JSON.stringify(a.default)}` : '';
+      emit(`  readonly ${a.prop}${a.hasDefault ? '?' : ''}: ${TS_TYPES[a.type]![1]};${comment}`);
+    }
+    emit('}');
+    emit();
+  }
+
+  emit('/** Every method, as decoded from the wire, discriminated by `name`. */');
+  emit(`export type Method =\n${methods.map((x) => `  | ${x.type}`).join('\n')};`);
+  emit();
+  emit('/** Every method, as given to the encoder. */');
+  emit(`export type MethodInit =\n${methods.map((x) => `  | ${x.type}Init`).join('\n')};`);
+  emit();
+  emit("/** A method's full name, such as `'basic.publish'`. */");
+  emit("export type MethodName = Method['name'];");
+  emit('/** The decoded method with a given name. */');
+  emit('export type MethodOf<N extends MethodName> = Extract<Method, { readonly name: N }>;');
+  emit('/** The encoder input for a method with a given name. */');
+  emit('export type MethodInitOf<N extends MethodName> = Extract<MethodInit, { readonly name: N }>;');
+  emit();
+  emit('/** What the protocol says about one method. */');
+  emit('export interface MethodInfo {');
+  emit('  readonly classId: number;');
+  emit('  readonly methodId: number;');
+  emit('  /** The sender waits for one of `replies` before its next synchronous method on the channel. */');
+  emit('  readonly synchronous: boolean;');
+  emit('  /** Followed by a content header and body frames. */');
+  emit('  readonly content: boolean;');
+  emit('  /** The methods that answer it (empty for asynchronous methods). */');
+  emit('  readonly replies: readonly MethodName[];');
+  emit('}');
+  emit();
+  emit('/** Ids, synchronicity, content and replies of every method, by name. */');
+  emit('export const METHOD_INFO: Readonly<Record<MethodName, MethodInfo>> = {');
+  for (const { cls, m, full } of methods) {
+    let replies: string[] = [];
+    if (m.synchronous) {
+      replies = full === 'basic.get' ? ['basic.get-ok', 'basic.get-empty'] : [`${full}-ok`].filter((n) => names.has(n));
+    }
+    emit(
+      `  '${full}': { classId: ${cls.id}, methodId: ${m.id}, synchronous: ${m.synchronous === true}, content: ${m.content === true}, replies: [${replies.map((r) => `'${r}'`).join(', ')}] },`,
+    );
+  }
+  emit('};');
+  emit();
+  emit('/** The name of the method with these ids, or undefined when the spec has none. */');
+  emit('export function methodName(classId: number, methodId: number): MethodName | undefined {');
+  emit('  switch ((classId << 16) | methodId) {');
+  for (const { cls, m, full } of methods) emit(`    case ${hex((cls.id << 16) | m.id, 8)}: return '${full}';`);
+  emit('    default: return undefined;');
+  emit('  }');
+  emit('}');
+  emit();
+  emit('/** True when the method with these ids is followed by content (a header and body frames). */');
+  emit('export function isContentMethod(classId: number, methodId: number): boolean {');
+  const contentIds = methods.filter((x) => x.m.content).map((x) => hex((x.cls.id << 16) | x.m.id, 8));
+  emit(`  const id = (classId << 16) | methodId;`);
+  emit(`  return ${contentIds.map((id) => `id === ${id}`).join(' || ')};`);
+  emit('}');
+  emit();
+
+  emit('/**');
+  emit(' * Decodes the arguments of the method with these ids from `r` (positioned after the ids).');
+  emit(' * Returns undefined for ids the specification does not define.');
+  emit(' * @internal');
+  emit(' */');
+  emit('export function decodeMethodArgs(r: Reader, classId: number, methodId: number): Method | undefined {');
+  emit('  switch ((classId << 16) | methodId) {');
+  for (const { cls, m, full, args } of methods) {
+    emit(`    case ${hex((cls.id << 16) | m.id, 8)}: {`);
+    const fields: string[] = [];
+    let bitOctet = 0;
+    for (const g of fieldGroups(args)) {
+      if (Array.isArray(g)) {
+        const v = `bits${bitOctet++}`;
+        emit(`      const ${v} = r.u8();`);
+        g.forEach((a, i) => {
+          fields.push(`${a.prop}: (${v} & ${1 << i}) !== 0`);
+        });
+      } else {
+        const v = `f${fields.length}`;
+        emit(`      const ${v} = ${READERS[g.type]!(g)};`);
+        fields.push(`${g.prop}: ${v}`);
+      }
+    }
+    emit(`      return { name: '${full}'${fields.map((f) => `, ${f}`).join('')} };`);
+    emit('    }');
+  }
+  emit('    default:');
+  emit('      return undefined;');
+  emit('  }');
+  emit('}');
+  emit();
+
+  emit('/**');
+  emit(' * Encodes a method (its class and method ids, then its arguments) into `w`. Arguments left out take');
+  emit(' * the default the specification gives them.');
+  emit(' * @internal');
+  emit(' */');
+  emit('export function encodeMethod(w: Writer, m: MethodInit): void {');
+  emit('  switch (m.name) {');
+  for (const { cls, m, full, args } of methods) {
+    emit(`    case '${full}': {`);
+    emit(`      w.u16(${cls.id});`);
+    emit(`      w.u16(${m.id});`);
+    for (const g of fieldGroups(args)) {
+      if (Array.isArray(g)) {
+        const parts = g.map((a, i) => {
+          const v = a.hasDefault ? `(m.${a.prop} ?? ${literal(a.default)})` : `m.${a.prop}`;
+          return `(${v} ? ${1 << i} : 0)`;
+        });
+        emit(`      w.u8(${parts.join(' | ')});`);
+      } else {
+        const expr = g.hasDefault ? `m.${g.prop} ?? ${literal(g.default)}` : `m.${g.prop}`;
+        emit(`      ${WRITERS[g.type]!(expr, g)}`);
+      }
+    }
+    emit('      return;');
+    emit('    }');
+  }
+  emit('    default:');
+  emit("      throw new TypeError(`unknown method ${String((m as { name?: unknown }).name)}`);");
+  emit('  }');
+  emit('}');
+  emit();
+
+  const basic = spec.classes.find((c) => c.name === 'basic');
+  const props = basic?.properties ?? [];
+  if (props.length > 14) throw new Error('more than 14 basic properties need a continuation flag word');
+  emit('/**');
+  emit(' * The message properties carried by a content header (the `basic` class properties).');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(" * const properties: BasicProperties = { contentType: 'application/json', deliveryMode: 2, headers: { tenant: 'acme' } };");
+  emit(' * ```');
+  emit(' */');
+  emit('export interface BasicProperties {');
+  for (const p of props) emit(`  ${camel(p.name)}?: ${TS_TYPES[p.type]![0] === 'Buffer' ? 'Buffer' : TS_TYPES[p.type]![1]} | undefined;`);
+  emit('}');
+  emit();
+  emit('/** The property names in wire order (property flag bit 15 first). */');
+  emit(`export const BASIC_PROPERTY_NAMES = [${props.map((p) => `'${camel(p.name)}'`).join(', ')}] as const;`);
+  emit();
+  emit('/**');
+  emit(' * Writes the property flags word and the present properties. A property is present unless it is');
+  emit(' * undefined.');
+  emit(' * @internal');
+  emit(' */');
+  emit('export function encodeBasicProperties(w: Writer, p: BasicProperties): void {');
+  emit('  w.ensure(2);');
+  emit('  const flagsAt = w.pos;');
+  emit('  w.pos += 2;');
+  emit('  let flags = 0;');
+  props.forEach((p, i) => {
+    const prop = camel(p.name);
+    const bit = 1 << (15 - i);
+    const arg = { name: p.name, prop, type: p.type, default: undefined, hasDefault: false };
+    emit(`  if (p.${prop} !== undefined) {`);
+    emit(`    flags |= ${hex(bit, 4)};`);
+    emit(`    ${WRITERS[p.type]!(`p.${prop}`, arg)}`);
+    emit('  }');
+  });
+  emit('  w.buf[flagsAt] = flags >>> 8;');
+  emit('  w.buf[flagsAt + 1] = flags & 0xff;');
+  emit('}');
+  emit();
+  const unused = 0xffff & ~props.reduce((acc, _p, i) => acc | (1 << (15 - i)), 0) & ~1;
+  emit('/**');
+  emit(' * Reads the property flags word(s) and the properties they mark present. Returns undefined when the');
+  emit(' * flags mark a property this class does not define (the caller raises a syntax error).');
+  emit(' * @internal');
+  emit(' */');
+  emit('export function decodeBasicProperties(r: Reader): BasicProperties | undefined {');
+  emit('  const flags = r.u16();');
+  emit(`  if ((flags & ${hex(unused, 4)}) !== 0) return undefined;`);
+  emit('  if ((flags & 1) !== 0) {');
+  emit('    // A continuation word may follow; no property lives there for this class, so it must be empty.');
+  emit('    let more = 1;');
+  emit('    while ((more & 1) !== 0) {');
+  emit('      more = r.u16();');
+  emit('      if ((more & 0xfffe) !== 0) return undefined;');
+  emit('    }');
+  emit('  }');
+  emit('  const p: BasicProperties = {};');
+  emit('  if (flags === 0) return p;');
+  props.forEach((p, i) => {
+    const prop = camel(p.name);
+    const arg = { name: p.name, prop, type: p.type, default: undefined, hasDefault: false };
+    emit(`  if ((flags & ${hex(1 << (15 - i), 4)}) !== 0) p.${prop} = ${READERS[p.type]!(arg)};`);
+  });
+  emit('  return p;');
+  emit('}');
+  emit();
+  return out.join('\n');
+}
+
+function main(): void {
+  if (!existsSync(SPEC_PATH)) {
+    console.error(`The AMQP spec was not found at ${SPEC_PATH}; set AMQP_SPEC to its path.`);
+    process.exit(1);
+  }
+  const text = readFileSync(SPEC_PATH, 'utf8');
+  writeFileSync(OUTPUT_PATH, generate(JSON.parse(text) as Spec, text));
+  console.log(`wrote ${OUTPUT_PATH}`);
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

@@ -1,0 +1,408 @@
+/**
+ * The incremental frame parser. It takes the byte stream from the peer in chunks split anywhere,
+ * validates every frame (type, size against frame_max, frame-end octet, payload syntax), assembles
+ * content (method, header and body frames on a channel) into whole messages, and hands typed results
+ * to a {@link FrameHandler}. It is pure: no sockets, timers or RxJS.
+ *
+ * @module
+ */
+import {
+  COMMAND_INVALID,
+  FRAME_ERROR,
+  FrameError,
+  SYNTAX_ERROR,
+  UNEXPECTED_FRAME,
+} from './errors.js';
+import {
+  type BasicProperties,
+  decodeBasicProperties,
+  decodeMethodArgs,
+  FRAME_BODY,
+  FRAME_END,
+  FRAME_HEADER,
+  FRAME_HEARTBEAT,
+  FRAME_METHOD,
+  FRAME_MIN_SIZE,
+  isContentMethod,
+  type Method,
+  type MethodOf,
+} from './generated.js';
+import { Reader, trailingBytes } from './reader.js';
+
+/** Methods that are followed by content: a header frame and body frames. */
+export type ContentMethod =
+  | MethodOf<'basic.publish'>
+  | MethodOf<'basic.return'>
+  | MethodOf<'basic.deliver'>
+  | MethodOf<'basic.get-ok'>;
+
+/**
+ * Receives what the decoder parses. Handlers should not throw: an exception from a handler leaves the
+ * decoder failed with that exception, as if the stream were corrupt.
+ */
+export interface FrameHandler {
+  /** A method frame without content. */
+  onMethod(channel: number, method: Method): void;
+  /** A whole message: its method, the header's properties and the assembled body. */
+  onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Buffer): void;
+  /** A heartbeat frame (always on channel 0). */
+  onHeartbeat(): void;
+}
+
+/** Options of a {@link FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /**
+   * Largest frame accepted, header and frame-end included. 4096 (the protocol minimum) until the
+   * connection is tuned; then set {@link FrameDecoder.frameMax} to the negotiated value.
+   */
+  frameMax?: number;
+  /** Largest message body accepted, in bytes. Default 128 MiB. */
+  maxBodySize?: number;
+}
+
+/** Default largest message body accepted: 128 MiB. */
+export const DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024;
+
+const HEADER_SIZE = 7;
+const NO_LIMIT = 0xffffffff;
+
+/** Content being assembled on one channel. */
+interface PendingContent {
+  method: ContentMethod;
+  properties: BasicProperties | undefined;
+  bodySize: number;
+  body: Buffer | undefined;
+  received: number;
+}
+
+const FRAME_NAMES: Record<number, string> = {
+  [FRAME_METHOD]: 'method',
+  [FRAME_HEADER]: 'header',
+  [FRAME_BODY]: 'body',
+  [FRAME_HEARTBEAT]: 'heartbeat',
+};
+
+/**
+ * Parses AMQP 0-9-1 frames from a byte stream.
+ *
+ * @example
+ * ```ts
+ * const decoder = new FrameDecoder({
+ *   onMethod: (channel, method) => console.log(channel, method.name),
+ *   onContent: (channel, method, properties, body) => console.log(method.name, body.length),
+ *   onHeartbeat: () => {},
+ * });
+ * socket.on('data', (chunk) => decoder.push(chunk)); // throws FrameError on a corrupt stream
+ * ```
+ */
+export class FrameDecoder {
+  /** Largest message body accepted, in bytes. */
+  maxBodySize: number;
+  private limit: number;
+  private readonly reader = new Reader();
+  private readonly pending = new Map<number, PendingContent>();
+  /** Bytes of an incomplete frame carried over from the previous chunk. */
+  private partial: Buffer;
+  private partialLength = 0;
+  /** Total size of the incomplete frame, or 0 while its 7-byte header is still incomplete. */
+  private partialNeed = 0;
+  private readonly headerScratch = Buffer.alloc(HEADER_SIZE);
+  private started = false;
+  private failure: unknown;
+  /** Frames decoded so far. */
+  framesDecoded = 0;
+
+  constructor(
+    private readonly handler: FrameHandler,
+    options: FrameDecoderOptions = {},
+  ) {
+    this.limit = FRAME_MIN_SIZE;
+    if (options.frameMax !== undefined) this.frameMax = options.frameMax;
+    this.maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+    this.partial = this.headerScratch;
+  }
+
+  /** Largest frame accepted, header and frame-end included; 0 means no limit beyond 2^32 - 1. */
+  get frameMax(): number {
+    return this.limit === NO_LIMIT ? 0 : this.limit;
+  }
+
+  set frameMax(value: number) {
+    if (!Number.isInteger(value) || value < 0 || value > NO_LIMIT || (value > 0 && value < FRAME_MIN_SIZE)) {
+      throw new RangeError(`frameMax must be 0 or an integer from ${FRAME_MIN_SIZE} to ${NO_LIMIT}`);
+    }
+    this.limit = value === 0 ? NO_LIMIT : value;
+  }
+
+  /** Bytes held from an incomplete frame. */
+  get bufferedBytes(): number {
+    return this.partialLength;
+  }
+
+  /** True when a message's content is being assembled on some channel. */
+  get assembling(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /**
+   * Feeds the next chunk of the stream. Complete frames are handed to the handler before this returns.
+   *
+   * @throws FrameError when the stream is not valid AMQP; every later call throws the same error.
+   */
+  push(chunk: Uint8Array): void {
+    if (this.failure !== undefined) throw this.failure;
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    try {
+      this.consume(buf);
+    } catch (e) {
+      this.failure = e;
+      this.reader.release();
+      this.pending.clear();
+      throw e;
+    }
+  }
+
+  /** Forgets any partial frame and content: for reuse on a new connection. */
+  reset(): void {
+    this.failure = undefined;
+    this.started = false;
+    this.pending.clear();
+    this.partial = this.headerScratch;
+    this.partialLength = 0;
+    this.partialNeed = 0;
+    this.limit = FRAME_MIN_SIZE;
+  }
+
+  private consume(buf: Buffer): void {
+    const len = buf.length;
+    let off = 0;
+    if (this.partialLength > 0) {
+      off = this.continuePartial(buf);
+      if (this.partialLength > 0) return;
+    }
+    while (len - off >= HEADER_SIZE) {
+      const total = this.frameSize(buf, off);
+      if (len - off < total) break;
+      this.frame(buf, off, total);
+      off += total;
+    }
+    if (off < len) this.startPartial(buf, off);
+  }
+
+  /** Appends to the carried-over frame; returns how much of `buf` it used. */
+  private continuePartial(buf: Buffer): number {
+    let off = 0;
+    if (this.partialNeed === 0) {
+      const take = Math.min(HEADER_SIZE - this.partialLength, buf.length);
+      buf.copy(this.headerScratch, this.partialLength, 0, take);
+      this.partialLength += take;
+      off = take;
+      if (this.partialLength < HEADER_SIZE) return off;
+      const total = this.frameSize(this.headerScratch, 0);
+      this.partial = Buffer.allocUnsafe(total);
+      this.headerScratch.copy(this.partial, 0, 0, HEADER_SIZE);
+      this.partialNeed = total;
+    }
+    const take = Math.min(this.partialNeed - this.partialLength, buf.length - off);
+    buf.copy(this.partial, this.partialLength, off, off + take);
+    this.partialLength += take;
+    off += take;
+    if (this.partialLength === this.partialNeed) {
+      const frame = this.partial;
+      this.partial = this.headerScratch;
+      this.partialLength = 0;
+      this.partialNeed = 0;
+      this.frame(frame, 0, frame.length);
+    }
+    return off;
+  }
+
+  private startPartial(buf: Buffer, off: number): void {
+    const rest = buf.length - off;
+    if (rest < HEADER_SIZE) {
+      buf.copy(this.headerScratch, 0, off);
+      this.partial = this.headerScratch;
+      this.partialNeed = 0;
+    } else {
+      const total = this.frameSize(buf, off);
+      this.partial = Buffer.allocUnsafe(total);
+      buf.copy(this.partial, 0, off);
+      this.partialNeed = total;
+    }
+    this.partialLength = rest;
+  }
+
+  /** Validates a frame header and returns the whole frame's size. Nothing is allocated before this. */
+  private frameSize(buf: Buffer, off: number): number {
+    const type = buf[off]!;
+    if (type !== FRAME_METHOD && type !== FRAME_HEADER && type !== FRAME_BODY && type !== FRAME_HEARTBEAT) {
+      if (!this.started && type === 0x41 && buf[off + 1] === 0x4d && buf[off + 2] === 0x51 && buf[off + 3] === 0x50) {
+        throw new FrameError(
+          FRAME_ERROR,
+          'PROTOCOL_MISMATCH',
+          `the server does not accept AMQP 0-9-1: it answered with protocol header AMQP ${buf[off + 5]}-${buf[off + 6]}`,
+        );
+      }
+      throw new FrameError(FRAME_ERROR, 'UNKNOWN_FRAME_TYPE', `unknown frame type ${type}`);
+    }
+    const size = buf.readUInt32BE(off + 3);
+    const total = size + HEADER_SIZE + 1;
+    if (total > this.limit) {
+      const channel = buf.readUInt16BE(off + 1);
+      throw new FrameError(
+        FRAME_ERROR,
+        'FRAME_TOO_LARGE',
+        `${FRAME_NAMES[type]} frame of ${total} bytes exceeds frame_max ${this.limit}`,
+        channel,
+      );
+    }
+    return total;
+  }
+
+  private frame(buf: Buffer, off: number, total: number): void {
+    const type = buf[off]!;
+    const channel = (buf[off + 1]! << 8) | buf[off + 2]!;
+    const start = off + HEADER_SIZE;
+    const end = off + total - 1;
+    if (buf[end] !== FRAME_END) {
+      throw new FrameError(
+        FRAME_ERROR,
+        'BAD_FRAME_END',
+        `${FRAME_NAMES[type]} frame ends with 0x${buf[end]!.toString(16)} instead of 0xce`,
+        channel,
+      );
+    }
+    this.started = true;
+    this.framesDecoded++;
+    switch (type) {
+      case FRAME_METHOD:
+        this.methodFrame(buf, start, end, channel);
+        return;
+      case FRAME_HEADER:
+        this.headerFrame(buf, start, end, channel);
+        return;
+      case FRAME_BODY:
+        this.bodyFrame(buf, start, end, channel);
+        return;
+      default:
+        if (channel !== 0 || end !== start) {
+          throw new FrameError(FRAME_ERROR, 'BAD_HEARTBEAT', 'heartbeat frame with a channel or a payload', channel);
+        }
+        this.handler.onHeartbeat();
+    }
+  }
+
+  private methodFrame(buf: Buffer, start: number, end: number, channel: number): void {
+    if (this.pending.size > 0 && this.pending.has(channel)) {
+      throw new FrameError(UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', 'method frame while a message was being received', channel);
+    }
+    const r = this.reader.reset(buf, start, end);
+    if (end - start < 4) throw new FrameError(SYNTAX_ERROR, 'TRUNCATED_FIELD', 'method frame shorter than its ids', channel);
+    const classId = r.u16();
+    const methodId = r.u16();
+    let method: Method | undefined;
+    try {
+      method = decodeMethodArgs(r, classId, methodId);
+    } catch (e) {
+      throw withChannel(e, channel);
+    }
+    if (method === undefined) {
+      throw new FrameError(COMMAND_INVALID, 'UNKNOWN_METHOD', `unknown method ${classId}/${methodId}`, channel);
+    }
+    if (r.pos !== end) throw trailingBytes(`${method.name} frame`, channel);
+    r.release();
+    if (isContentMethod(classId, methodId)) {
+      this.pending.set(channel, {
+        method: method as ContentMethod,
+        properties: undefined,
+        bodySize: 0,
+        body: undefined,
+        received: 0,
+      });
+    } else {
+      this.handler.onMethod(channel, method);
+    }
+  }
+
+  private headerFrame(buf: Buffer, start: number, end: number, channel: number): void {
+    const content = this.pending.get(channel);
+    if (content === undefined || content.properties !== undefined) {
+      throw new FrameError(UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', 'content header frame without a content method before it', channel);
+    }
+    const r = this.reader.reset(buf, start, end);
+    let properties: BasicProperties | undefined;
+    let bodySize: number;
+    try {
+      const classId = r.u16();
+      r.u16(); // weight: unused, always 0
+      bodySize = r.u64('body size');
+      if (classId !== 60) {
+        throw new FrameError(UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `content header for class ${classId} after a basic method`);
+      }
+      properties = decodeBasicProperties(r);
+    } catch (e) {
+      throw withChannel(e, channel);
+    }
+    if (properties === undefined) {
+      throw new FrameError(SYNTAX_ERROR, 'BAD_PROPERTY_FLAGS', 'content header marks properties the basic class lacks', channel);
+    }
+    if (r.pos !== end) throw trailingBytes('content header frame', channel);
+    r.release();
+    if (bodySize > this.maxBodySize) {
+      throw new FrameError(
+        FRAME_ERROR,
+        'BODY_TOO_LARGE',
+        `message body of ${bodySize} bytes exceeds the maximum of ${this.maxBodySize}`,
+        channel,
+      );
+    }
+    if (bodySize === 0) {
+      this.pending.delete(channel);
+      this.handler.onContent(channel, content.method, properties, EMPTY_BODY);
+      return;
+    }
+    content.properties = properties;
+    content.bodySize = bodySize;
+  }
+
+  private bodyFrame(buf: Buffer, start: number, end: number, channel: number): void {
+    const content = this.pending.get(channel);
+    if (content === undefined || content.properties === undefined) {
+      throw new FrameError(UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', 'body frame without a content header before it', channel);
+    }
+    const size = end - start;
+    const received = content.received + size;
+    if (received > content.bodySize) {
+      throw new FrameError(
+        FRAME_ERROR,
+        'BODY_OVERRUN',
+        `body frames carry more than the ${content.bodySize} bytes the content header declared`,
+        channel,
+      );
+    }
+    if (received === content.bodySize && content.body === undefined) {
+      // The whole body in one frame: copy it out of the chunk (small copies come from Node's pool).
+      const body = Buffer.allocUnsafe(size);
+      buf.copy(body, 0, start, end);
+      this.pending.delete(channel);
+      this.handler.onContent(channel, content.method, content.properties, body);
+      return;
+    }
+    if (content.body === undefined) content.body = Buffer.allocUnsafe(content.bodySize);
+    buf.copy(content.body, content.received, start, end);
+    content.received = received;
+    if (received === content.bodySize) {
+      this.pending.delete(channel);
+      this.handler.onContent(channel, content.method, content.properties, content.body);
+    }
+  }
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
+
+function withChannel(e: unknown, channel: number): unknown {
+  if (e instanceof FrameError && e.channel === undefined) {
+    return new FrameError(e.replyCode, e.code, e.message, channel);
+  }
+  return e;
+}

@@ -1,0 +1,269 @@
+/**
+ * A bounds-checked cursor over a frame payload. Every read checks the bytes it needs against the end
+ * of the payload first, so truncated or overlong fields raise a {@link FrameError} (502 syntax error)
+ * instead of reading past the frame or allocating from an untrusted length.
+ *
+ * @module
+ * @internal
+ */
+import { FRAME_ERROR, FrameError, SYNTAX_ERROR } from './errors.js';
+import { Decimal, type FieldTable, type FieldType, type FieldValue, rememberFieldType } from './field-table.js';
+
+/** Deepest nesting of tables and arrays accepted from the peer. */
+export const MAX_TABLE_DEPTH = 32;
+
+const EMPTY = Buffer.alloc(0);
+const TWO_32 = 4294967296;
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+function truncated(what: string): FrameError {
+  return new FrameError(SYNTAX_ERROR, 'TRUNCATED_FIELD', `frame payload ends inside ${what}`);
+}
+
+/** @internal */
+export class Reader {
+  buf: Buffer = EMPTY;
+  pos = 0;
+  end = 0;
+  private depth = 0;
+
+  reset(buf: Buffer, pos: number, end: number): this {
+    this.buf = buf;
+    this.pos = pos;
+    this.end = end;
+    this.depth = 0;
+    return this;
+  }
+
+  /** Drops the reference to the last frame's bytes. */
+  release(): void {
+    this.buf = EMPTY;
+    this.pos = 0;
+    this.end = 0;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  private need(n: number, what: string): void {
+    if (this.end - this.pos < n) throw truncated(what);
+  }
+
+  u8(): number {
+    if (this.pos >= this.end) throw truncated('an octet');
+    return this.buf[this.pos++]!;
+  }
+
+  i8(): number {
+    const v = this.u8();
+    return v > 127 ? v - 256 : v;
+  }
+
+  u16(): number {
+    this.need(2, 'a short');
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 2;
+    return (b[p]! << 8) | b[p + 1]!;
+  }
+
+  i16(): number {
+    const v = this.u16();
+    return v > 32767 ? v - 65536 : v;
+  }
+
+  u32(): number {
+    this.need(4, 'a long');
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 4;
+    return b[p]! * 0x1000000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
+  }
+
+  i32(): number {
+    this.need(4, 'a long');
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /**
+   * An unsigned 64-bit integer that must be a safe JavaScript integer (delivery tags, body sizes).
+   * Larger values raise a 502 syntax error rather than losing precision.
+   */
+  u64(what = 'a long long'): number {
+    this.need(8, 'a long long');
+    const hi = this.u32();
+    const lo = this.u32();
+    if (hi > 0x1fffff) {
+      throw new FrameError(SYNTAX_ERROR, 'INTEGER_TOO_LARGE', `${what} does not fit in a safe integer`);
+    }
+    return hi * TWO_32 + lo;
+  }
+
+  /** A signed 64-bit integer: a number when it is a safe integer, otherwise a bigint. */
+  i64(): number | bigint {
+    this.need(8, 'a long long');
+    const v = this.buf.readBigInt64BE(this.pos);
+    this.pos += 8;
+    return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+  }
+
+  f32(): number {
+    this.need(4, 'a float');
+    const v = this.buf.readFloatBE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  f64(): number {
+    this.need(8, 'a double');
+    const v = this.buf.readDoubleBE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  shortstr(): string {
+    const len = this.u8();
+    this.need(len, 'a short string');
+    const p = this.pos;
+    this.pos = p + len;
+    return this.buf.toString('utf8', p, p + len);
+  }
+
+  longstr(): string {
+    const len = this.u32();
+    this.need(len, 'a long string');
+    const p = this.pos;
+    this.pos = p + len;
+    return this.buf.toString('utf8', p, p + len);
+  }
+
+  /** A long string kept as bytes (SASL responses and challenges). The bytes are copied. */
+  longbytes(): Buffer {
+    const len = this.u32();
+    this.need(len, 'a long string');
+    const p = this.pos;
+    this.pos = p + len;
+    return Buffer.from(this.buf.subarray(p, p + len));
+  }
+
+  timestamp(): Date {
+    return new Date(this.u64('a timestamp') * 1000);
+  }
+
+  table(): FieldTable {
+    const len = this.u32();
+    this.need(len, 'a field table');
+    if (++this.depth > MAX_TABLE_DEPTH) {
+      throw new FrameError(SYNTAX_ERROR, 'TABLE_TOO_DEEP', `field tables nest deeper than ${MAX_TABLE_DEPTH}`);
+    }
+    const outerEnd = this.end;
+    this.end = this.pos + len;
+    const table: FieldTable = {};
+    while (this.pos < this.end) {
+      const key = this.shortstr();
+      const value = this.fieldValue(table, key);
+      if (key === '__proto__') {
+        Object.defineProperty(table, key, { value, enumerable: true, writable: true, configurable: true });
+      } else {
+        table[key] = value;
+      }
+    }
+    this.end = outerEnd;
+    this.depth--;
+    return table;
+  }
+
+  array(): FieldValue[] {
+    const len = this.u32();
+    this.need(len, 'a field array');
+    if (++this.depth > MAX_TABLE_DEPTH) {
+      throw new FrameError(SYNTAX_ERROR, 'TABLE_TOO_DEEP', `field tables nest deeper than ${MAX_TABLE_DEPTH}`);
+    }
+    const outerEnd = this.end;
+    this.end = this.pos + len;
+    const array: FieldValue[] = [];
+    while (this.pos < this.end) {
+      array.push(this.fieldValue(array, String(array.length)));
+    }
+    this.end = outerEnd;
+    this.depth--;
+    return array;
+  }
+
+  /**
+   * One tagged value. Tags whose JavaScript value would be encoded under another tag are remembered on
+   * `owner` so that encoding the decoded table reproduces the same bytes.
+   */
+  private fieldValue(owner: object, key: string): FieldValue {
+    const tag = this.u8();
+    switch (tag) {
+      case 0x74 /* t */:
+        return this.u8() !== 0;
+      case 0x62 /* b */:
+        return this.remember(owner, key, 'b', this.i8());
+      case 0x42 /* B */:
+        return this.remember(owner, key, 'B', this.u8());
+      case 0x73 /* s */:
+        return this.remember(owner, key, 's', this.i16());
+      case 0x75 /* u */:
+        return this.remember(owner, key, 'u', this.u16());
+      case 0x49 /* I */:
+        return this.i32();
+      case 0x69 /* i */:
+        return this.remember(owner, key, 'i', this.u32());
+      case 0x6c /* l */: {
+        const v = this.i64();
+        if (typeof v === 'number' && v >= INT32_MIN && v <= INT32_MAX) rememberFieldType(owner, key, 'l');
+        return v;
+      }
+      case 0x66 /* f */:
+        return this.remember(owner, key, 'f', this.f32());
+      case 0x64 /* d */: {
+        const v = this.f64();
+        if (Number.isInteger(v) && Number.isSafeInteger(v)) rememberFieldType(owner, key, 'd');
+        return v;
+      }
+      case 0x44 /* D */: {
+        const scale = this.u8();
+        return new Decimal(scale, this.u32());
+      }
+      case 0x53 /* S */:
+        return this.longstr();
+      case 0x78 /* x */:
+        return this.longbytes();
+      case 0x41 /* A */:
+        return this.array();
+      case 0x54 /* T */:
+        return this.timestamp();
+      case 0x46 /* F */:
+        return this.table();
+      case 0x56 /* V */:
+        return null;
+      default:
+        throw new FrameError(
+          SYNTAX_ERROR,
+          'UNKNOWN_FIELD_TYPE',
+          `unknown field value type 0x${tag.toString(16).padStart(2, '0')} in a field table`,
+        );
+    }
+  }
+
+  private remember(owner: object, key: string, type: FieldType, value: number): number {
+    rememberFieldType(owner, key, type);
+    return value;
+  }
+}
+
+/** @internal A reply code for "the payload had bytes left over after its last field". */
+export function trailingBytes(what: string, channel: number): FrameError {
+  return new FrameError(SYNTAX_ERROR, 'TRAILING_BYTES', `${what} has bytes after its last field`, channel);
+}
+
+/** @internal */
+export function frameError(code: string, message: string, channel?: number): FrameError {
+  return new FrameError(FRAME_ERROR, code, message, channel);
+}

@@ -69,7 +69,13 @@ function resolveArgs(spec: Spec, method: SpecMethod): ResolvedArg[] {
     if (type === undefined) throw new Error(`argument ${a.name} of ${method.name} has no type`);
     while (domains.has(type) && domains.get(type) !== type) type = domains.get(type)!;
     if (type === 'longstr' && BINARY_LONGSTR.has(a.name)) type = 'longbytes';
-    return { name: a.name, prop: camel(a.name), type, default: a['default-value'], hasDefault: 'default-value' in a };
+    return {
+      name: a.name,
+      prop: camel(a.name),
+      type,
+      default: a['default-value'],
+      hasDefault: 'default-value' in a,
+    };
   });
 }
 
@@ -143,7 +149,13 @@ export function generate(spec: Spec, specText: string): string {
   const methods: { cls: SpecClass; m: SpecMethod; full: string; type: string; args: ResolvedArg[] }[] = [];
   for (const cls of spec.classes) {
     for (const m of cls.methods) {
-      methods.push({ cls, m, full: `${cls.name}.${m.name}`, type: pascal(`${cls.name}-${m.name}`), args: resolveArgs(spec, m) });
+      methods.push({
+        cls,
+        m,
+        full: `${cls.name}.${m.name}`,
+        type: pascal(`${cls.name}-${m.name}`),
+        args: resolveArgs(spec, m),
+      });
     }
   }
   const names = new Set(methods.map((x) => x.full));
@@ -157,7 +169,9 @@ export function generate(spec: Spec, specText: string): string {
   emit("import type { Writer } from './writer.js';");
   emit();
   emit(`/** Protocol version: ${spec['major-version']}-${spec['minor-version']}-${spec.revision}. */`);
-  emit(`export const PROTOCOL_VERSION = [${spec['major-version']}, ${spec['minor-version']}, ${spec.revision}] as const;`);
+  emit(
+    `export const PROTOCOL_VERSION = [${spec['major-version']}, ${spec['minor-version']}, ${spec.revision}] as const;`,
+  );
   emit('/** The 8 bytes a client sends first: "AMQP", 0, major, minor, revision. */');
   emit(
     `export const PROTOCOL_HEADER: Buffer = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, ${spec['major-version']}, ${spec['minor-version']}, ${spec.revision}]);`,
@@ -173,11 +187,13 @@ export function generate(spec: Spec, specText: string): string {
   for (const c of replyCodes) emit(`  ${constName(c.name)}: ${c.value},`);
   emit('} as const;');
   emit();
-  emit("/** Whether a reply code closes a channel (`soft`) or the whole connection (`hard`). */");
+  emit('/** Whether a reply code closes a channel (`soft`) or the whole connection (`hard`). */');
   emit("export type ReplyCodeKind = 'success' | 'soft' | 'hard';");
   emit();
   emit('/** Name and kind of every reply code the specification defines. */');
-  emit('export const REPLY_CODES: Readonly<Record<number, { readonly name: string; readonly kind: ReplyCodeKind }>> = {');
+  emit(
+    'export const REPLY_CODES: Readonly<Record<number, { readonly name: string; readonly kind: ReplyCodeKind }>> = {',
+  );
   for (const c of replyCodes) {
     const kind = c.class === undefined ? 'success' : c.class === 'hard-error' ? 'hard' : 'soft';
     emit(`  ${c.value}: { name: '${constName(c.name)}', kind: '${kind}' },`);
@@ -185,7 +201,9 @@ export function generate(spec: Spec, specText: string): string {
   emit('};');
   emit();
   emit('/**');
-  emit(' * True for the reply codes that the specification classes as hard errors (they close the connection).');
+  emit(
+    ' * True for the reply codes that the specification classes as hard errors (they close the connection).',
+  );
   emit(' * Unknown codes count as hard: the peer cannot have meant a channel-level error the spec lacks.');
   emit(' *');
   emit(' * @example');
@@ -256,7 +274,10 @@ export function generate(spec: Spec, specText: string): string {
   for (const { cls, m, full } of methods) {
     let replies: string[] = [];
     if (m.synchronous) {
-      replies = full === 'basic.get' ? ['basic.get-ok', 'basic.get-empty'] : [`${full}-ok`].filter((n) => names.has(n));
+      replies =
+        full === 'basic.get'
+          ? ['basic.get-ok', 'basic.get-empty']
+          : [`${full}-ok`].filter((n) => names.has(n));
     }
     emit(
       `  '${full}': { classId: ${cls.id}, methodId: ${m.id}, synchronous: ${m.synchronous === true}, content: ${m.content === true}, replies: [${replies.map((r) => `'${r}'`).join(', ')}] },`,
@@ -264,10 +285,37 @@ export function generate(spec: Spec, specText: string): string {
   }
   emit('};');
   emit();
+  emit("/** The wire type of a method argument or property, after resolving the spec's domains. */");
+  emit(
+    "export type ArgumentType = 'octet' | 'short' | 'long' | 'longlong' | 'bit' | 'shortstr' | 'longstr' | 'longbytes' | 'table' | 'timestamp';",
+  );
+  emit('/** One argument of a method, in wire order. */');
+  emit('export interface ArgumentInfo {');
+  emit('  /** The camelCase property name. */');
+  emit('  readonly name: string;');
+  emit('  /** The name in the specification. */');
+  emit('  readonly specName: string;');
+  emit('  readonly type: ArgumentType;');
+  emit('  /** The default the encoder uses when the argument is left out; absent for required arguments. */');
+  emit('  readonly default?: unknown;');
+  emit('}');
+  emit();
+  emit('/** The arguments of every method, in wire order. */');
+  emit('export const METHOD_ARGUMENTS: Readonly<Record<MethodName, readonly ArgumentInfo[]>> = {');
+  for (const { full, args } of methods) {
+    const items = args.map((a) => {
+      const def = a.hasDefault ? `, default: ${JSON.stringify(a.default)}` : '';
+      return `{ name: '${a.prop}', specName: '${a.name}', type: '${a.type}'${def} }`;
+    });
+    emit(`  '${full}': [${items.join(', ')}],`);
+  }
+  emit('};');
+  emit();
   emit('/** The name of the method with these ids, or undefined when the spec has none. */');
   emit('export function methodName(classId: number, methodId: number): MethodName | undefined {');
   emit('  switch ((classId << 16) | methodId) {');
-  for (const { cls, m, full } of methods) emit(`    case ${hex((cls.id << 16) | m.id, 8)}: return '${full}';`);
+  for (const { cls, m, full } of methods)
+    emit(`    case ${hex((cls.id << 16) | m.id, 8)}: return '${full}';`);
   emit('    default: return undefined;');
   emit('  }');
   emit('}');
@@ -285,7 +333,9 @@ export function generate(spec: Spec, specText: string): string {
   emit(' * Returns undefined for ids the specification does not define.');
   emit(' * @internal');
   emit(' */');
-  emit('export function decodeMethodArgs(r: Reader, classId: number, methodId: number): Method | undefined {');
+  emit(
+    'export function decodeMethodArgs(r: Reader, classId: number, methodId: number): Method | undefined {',
+  );
   emit('  switch ((classId << 16) | methodId) {');
   for (const { cls, m, full, args } of methods) {
     emit(`    case ${hex((cls.id << 16) | m.id, 8)}: {`);
@@ -314,7 +364,9 @@ export function generate(spec: Spec, specText: string): string {
   emit();
 
   emit('/**');
-  emit(' * Encodes a method (its class and method ids, then its arguments) into `w`. Arguments left out take');
+  emit(
+    ' * Encodes a method (its class and method ids, then its arguments) into `w`. Arguments left out take',
+  );
   emit(' * the default the specification gives them.');
   emit(' * @internal');
   emit(' */');
@@ -340,7 +392,7 @@ export function generate(spec: Spec, specText: string): string {
     emit('    }');
   }
   emit('    default:');
-  emit("      throw new TypeError(`unknown method ${String((m as { name?: unknown }).name)}`);");
+  emit(`      throw new TypeError(\`unknown method \${String((m as { name?: unknown }).name)}\`);`);
   emit('  }');
   emit('}');
   emit();
@@ -353,15 +405,22 @@ export function generate(spec: Spec, specText: string): string {
   emit(' *');
   emit(' * @example');
   emit(' * ```ts');
-  emit(" * const properties: BasicProperties = { contentType: 'application/json', deliveryMode: 2, headers: { tenant: 'acme' } };");
+  emit(
+    " * const properties: BasicProperties = { contentType: 'application/json', deliveryMode: 2, headers: { tenant: 'acme' } };",
+  );
   emit(' * ```');
   emit(' */');
   emit('export interface BasicProperties {');
-  for (const p of props) emit(`  ${camel(p.name)}?: ${TS_TYPES[p.type]![0] === 'Buffer' ? 'Buffer' : TS_TYPES[p.type]![1]} | undefined;`);
+  for (const p of props)
+    emit(
+      `  ${camel(p.name)}?: ${TS_TYPES[p.type]![0] === 'Buffer' ? 'Buffer' : TS_TYPES[p.type]![1]} | undefined;`,
+    );
   emit('}');
   emit();
   emit('/** The property names in wire order (property flag bit 15 first). */');
-  emit(`export const BASIC_PROPERTY_NAMES = [${props.map((p) => `'${camel(p.name)}'`).join(', ')}] as const;`);
+  emit(
+    `export const BASIC_PROPERTY_NAMES = [${props.map((p) => `'${camel(p.name)}'`).join(', ')}] as const;`,
+  );
   emit();
   emit('/**');
   emit(' * Writes the property flags word and the present properties. A property is present unless it is');
@@ -388,7 +447,9 @@ export function generate(spec: Spec, specText: string): string {
   emit();
   const unused = 0xffff & ~props.reduce((acc, _p, i) => acc | (1 << (15 - i)), 0) & ~1;
   emit('/**');
-  emit(' * Reads the property flags word(s) and the properties they mark present. Returns undefined when the');
+  emit(
+    ' * Reads the property flags word(s) and the properties they mark present. Returns undefined when the',
+  );
   emit(' * flags mark a property this class does not define (the caller raises a syntax error).');
   emit(' * @internal');
   emit(' */');

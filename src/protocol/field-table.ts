@@ -28,7 +28,24 @@
  */
 
 /** The RabbitMQ field value type tags. */
-export type FieldType = 't' | 'b' | 'B' | 's' | 'u' | 'I' | 'i' | 'l' | 'f' | 'd' | 'D' | 'S' | 'x' | 'A' | 'T' | 'F' | 'V';
+export type FieldType =
+  | 't'
+  | 'b'
+  | 'B'
+  | 's'
+  | 'u'
+  | 'I'
+  | 'i'
+  | 'l'
+  | 'f'
+  | 'd'
+  | 'D'
+  | 'S'
+  | 'x'
+  | 'A'
+  | 'T'
+  | 'F'
+  | 'V';
 
 /**
  * A value in a field table or array. See the module documentation for how each maps to a wire type.
@@ -173,7 +190,12 @@ export function rememberFieldType(target: object, key: string, type: FieldType):
   let map = holder[FIELD_TYPES];
   if (map === undefined) {
     map = Object.create(null) as FieldTypeMap;
-    Object.defineProperty(target, FIELD_TYPES, { value: map, enumerable: false, writable: true, configurable: true });
+    Object.defineProperty(target, FIELD_TYPES, {
+      value: map,
+      enumerable: false,
+      writable: true,
+      configurable: true,
+    });
   }
   map[key] = type;
 }

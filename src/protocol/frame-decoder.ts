@@ -6,13 +6,7 @@
  *
  * @module
  */
-import {
-  COMMAND_INVALID,
-  FRAME_ERROR,
-  FrameError,
-  SYNTAX_ERROR,
-  UNEXPECTED_FRAME,
-} from './errors.js';
+import { COMMAND_INVALID, FRAME_ERROR, FrameError, SYNTAX_ERROR, UNEXPECTED_FRAME } from './errors.js';
 import {
   type BasicProperties,
   decodeBasicProperties,
@@ -151,7 +145,9 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): void {
     if (this.failure !== undefined) throw this.failure;
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     try {
       this.consume(buf);
     } catch (e) {
@@ -236,7 +232,13 @@ export class FrameDecoder {
   private frameSize(buf: Buffer, off: number): number {
     const type = buf[off]!;
     if (type !== FRAME_METHOD && type !== FRAME_HEADER && type !== FRAME_BODY && type !== FRAME_HEARTBEAT) {
-      if (!this.started && type === 0x41 && buf[off + 1] === 0x4d && buf[off + 2] === 0x51 && buf[off + 3] === 0x50) {
+      if (
+        !this.started &&
+        type === 0x41 &&
+        buf[off + 1] === 0x4d &&
+        buf[off + 2] === 0x51 &&
+        buf[off + 3] === 0x50
+      ) {
         throw new FrameError(
           FRAME_ERROR,
           'PROTOCOL_MISMATCH',
@@ -286,7 +288,12 @@ export class FrameDecoder {
         return;
       default:
         if (channel !== 0 || end !== start) {
-          throw new FrameError(FRAME_ERROR, 'BAD_HEARTBEAT', 'heartbeat frame with a channel or a payload', channel);
+          throw new FrameError(
+            FRAME_ERROR,
+            'BAD_HEARTBEAT',
+            'heartbeat frame with a channel or a payload',
+            channel,
+          );
         }
         this.handler.onHeartbeat();
     }
@@ -294,10 +301,16 @@ export class FrameDecoder {
 
   private methodFrame(buf: Buffer, start: number, end: number, channel: number): void {
     if (this.pending.size > 0 && this.pending.has(channel)) {
-      throw new FrameError(UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', 'method frame while a message was being received', channel);
+      throw new FrameError(
+        UNEXPECTED_FRAME,
+        'UNEXPECTED_FRAME',
+        'method frame while a message was being received',
+        channel,
+      );
     }
     const r = this.reader.reset(buf, start, end);
-    if (end - start < 4) throw new FrameError(SYNTAX_ERROR, 'TRUNCATED_FIELD', 'method frame shorter than its ids', channel);
+    if (end - start < 4)
+      throw new FrameError(SYNTAX_ERROR, 'TRUNCATED_FIELD', 'method frame shorter than its ids', channel);
     const classId = r.u16();
     const methodId = r.u16();
     let method: Method | undefined;
@@ -307,7 +320,12 @@ export class FrameDecoder {
       throw withChannel(e, channel);
     }
     if (method === undefined) {
-      throw new FrameError(COMMAND_INVALID, 'UNKNOWN_METHOD', `unknown method ${classId}/${methodId}`, channel);
+      throw new FrameError(
+        COMMAND_INVALID,
+        'UNKNOWN_METHOD',
+        `unknown method ${classId}/${methodId}`,
+        channel,
+      );
     }
     if (r.pos !== end) throw trailingBytes(`${method.name} frame`, channel);
     r.release();
@@ -327,7 +345,12 @@ export class FrameDecoder {
   private headerFrame(buf: Buffer, start: number, end: number, channel: number): void {
     const content = this.pending.get(channel);
     if (content === undefined || content.properties !== undefined) {
-      throw new FrameError(UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', 'content header frame without a content method before it', channel);
+      throw new FrameError(
+        UNEXPECTED_FRAME,
+        'UNEXPECTED_FRAME',
+        'content header frame without a content method before it',
+        channel,
+      );
     }
     const r = this.reader.reset(buf, start, end);
     let properties: BasicProperties | undefined;
@@ -335,16 +358,28 @@ export class FrameDecoder {
     try {
       const classId = r.u16();
       r.u16(); // weight: unused, always 0
-      bodySize = r.u64('body size');
+      const high = r.u32();
+      const low = r.u32();
+      // A size beyond 2^53 cannot be a real body: report it as too large, not as a parse failure.
+      bodySize = high > 0x1fffff ? Number.POSITIVE_INFINITY : high * 0x100000000 + low;
       if (classId !== 60) {
-        throw new FrameError(UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `content header for class ${classId} after a basic method`);
+        throw new FrameError(
+          UNEXPECTED_FRAME,
+          'UNEXPECTED_FRAME',
+          `content header for class ${classId} after a basic method`,
+        );
       }
       properties = decodeBasicProperties(r);
     } catch (e) {
       throw withChannel(e, channel);
     }
     if (properties === undefined) {
-      throw new FrameError(SYNTAX_ERROR, 'BAD_PROPERTY_FLAGS', 'content header marks properties the basic class lacks', channel);
+      throw new FrameError(
+        SYNTAX_ERROR,
+        'BAD_PROPERTY_FLAGS',
+        'content header marks properties the basic class lacks',
+        channel,
+      );
     }
     if (r.pos !== end) throw trailingBytes('content header frame', channel);
     r.release();
@@ -352,7 +387,7 @@ export class FrameDecoder {
       throw new FrameError(
         FRAME_ERROR,
         'BODY_TOO_LARGE',
-        `message body of ${bodySize} bytes exceeds the maximum of ${this.maxBodySize}`,
+        `message body of ${bodySize === Number.POSITIVE_INFINITY ? 'over 2^53' : bodySize} bytes exceeds the maximum of ${this.maxBodySize}`,
         channel,
       );
     }
@@ -368,7 +403,12 @@ export class FrameDecoder {
   private bodyFrame(buf: Buffer, start: number, end: number, channel: number): void {
     const content = this.pending.get(channel);
     if (content === undefined || content.properties === undefined) {
-      throw new FrameError(UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', 'body frame without a content header before it', channel);
+      throw new FrameError(
+        UNEXPECTED_FRAME,
+        'UNEXPECTED_FRAME',
+        'body frame without a content header before it',
+        channel,
+      );
     }
     const size = end - start;
     const received = content.received + size;

@@ -132,7 +132,10 @@ export class FrameWriter {
     const w = this.w;
     checkChannel(channel);
     if (METHOD_INFO[method.name]?.content !== false) {
-      throw new EncodeError('INVALID_METHOD', `${String(method.name)} is not a method without content: use writeContent for content methods`);
+      throw new EncodeError(
+        'INVALID_METHOD',
+        `${String(method.name)} is not a method without content: use writeContent for content methods`,
+      );
     }
     w.reserve(FRAME_ESTIMATE);
     const mark = w.pos;
@@ -168,7 +171,10 @@ export class FrameWriter {
   writeContent(channel: number, method: MethodInit, properties: BasicProperties, body: Uint8Array): void {
     checkChannel(channel);
     if (METHOD_INFO[method.name]?.content !== true) {
-      throw new EncodeError('NOT_CONTENT_METHOD', `${String(method.name)} carries no content: use writeMethod`);
+      throw new EncodeError(
+        'NOT_CONTENT_METHOD',
+        `${String(method.name)} carries no content: use writeMethod`,
+      );
     }
     this.checkBody(body);
     const w = this.w;
@@ -325,7 +331,8 @@ export class FrameWriter {
 }
 
 function checkChannel(channel: number): void {
-  if ((channel & 0xffff) !== channel) throw new EncodeError('VALUE_OUT_OF_RANGE', `channel out of range: ${channel}`);
+  if ((channel & 0xffff) !== channel)
+    throw new EncodeError('VALUE_OUT_OF_RANGE', `channel out of range: ${channel}`);
 }
 
 function rollback(w: Writer, mark: number, e: unknown): unknown {

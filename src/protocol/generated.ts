@@ -1212,6 +1212,89 @@ export const METHOD_INFO: Readonly<Record<MethodName, MethodInfo>> = {
   'confirm.select-ok': { classId: 85, methodId: 11, synchronous: false, content: false, replies: [] },
 };
 
+/** The wire type of a method argument or property, after resolving the spec's domains. */
+export type ArgumentType = 'octet' | 'short' | 'long' | 'longlong' | 'bit' | 'shortstr' | 'longstr' | 'longbytes' | 'table' | 'timestamp';
+/** One argument of a method, in wire order. */
+export interface ArgumentInfo {
+  /** The camelCase property name. */
+  readonly name: string;
+  /** The name in the specification. */
+  readonly specName: string;
+  readonly type: ArgumentType;
+  /** The default the encoder uses when the argument is left out; absent for required arguments. */
+  readonly default?: unknown;
+}
+
+/** The arguments of every method, in wire order. */
+export const METHOD_ARGUMENTS: Readonly<Record<MethodName, readonly ArgumentInfo[]>> = {
+  'connection.start': [{ name: 'versionMajor', specName: 'version-major', type: 'octet', default: 0 }, { name: 'versionMinor', specName: 'version-minor', type: 'octet', default: 9 }, { name: 'serverProperties', specName: 'server-properties', type: 'table' }, { name: 'mechanisms', specName: 'mechanisms', type: 'longstr', default: "PLAIN" }, { name: 'locales', specName: 'locales', type: 'longstr', default: "en_US" }],
+  'connection.start-ok': [{ name: 'clientProperties', specName: 'client-properties', type: 'table' }, { name: 'mechanism', specName: 'mechanism', type: 'shortstr', default: "PLAIN" }, { name: 'response', specName: 'response', type: 'longbytes' }, { name: 'locale', specName: 'locale', type: 'shortstr', default: "en_US" }],
+  'connection.secure': [{ name: 'challenge', specName: 'challenge', type: 'longbytes' }],
+  'connection.secure-ok': [{ name: 'response', specName: 'response', type: 'longbytes' }],
+  'connection.tune': [{ name: 'channelMax', specName: 'channel-max', type: 'short', default: 0 }, { name: 'frameMax', specName: 'frame-max', type: 'long', default: 0 }, { name: 'heartbeat', specName: 'heartbeat', type: 'short', default: 0 }],
+  'connection.tune-ok': [{ name: 'channelMax', specName: 'channel-max', type: 'short', default: 0 }, { name: 'frameMax', specName: 'frame-max', type: 'long', default: 0 }, { name: 'heartbeat', specName: 'heartbeat', type: 'short', default: 0 }],
+  'connection.open': [{ name: 'virtualHost', specName: 'virtual-host', type: 'shortstr', default: "/" }, { name: 'capabilities', specName: 'capabilities', type: 'shortstr', default: "" }, { name: 'insist', specName: 'insist', type: 'bit', default: false }],
+  'connection.open-ok': [{ name: 'knownHosts', specName: 'known-hosts', type: 'shortstr', default: "" }],
+  'connection.close': [{ name: 'replyCode', specName: 'reply-code', type: 'short' }, { name: 'replyText', specName: 'reply-text', type: 'shortstr', default: "" }, { name: 'classId', specName: 'class-id', type: 'short' }, { name: 'methodId', specName: 'method-id', type: 'short' }],
+  'connection.close-ok': [],
+  'connection.blocked': [{ name: 'reason', specName: 'reason', type: 'shortstr', default: "" }],
+  'connection.unblocked': [],
+  'connection.update-secret': [{ name: 'newSecret', specName: 'new-secret', type: 'longbytes' }, { name: 'reason', specName: 'reason', type: 'shortstr' }],
+  'connection.update-secret-ok': [],
+  'channel.open': [{ name: 'outOfBand', specName: 'out-of-band', type: 'shortstr', default: "" }],
+  'channel.open-ok': [{ name: 'channelId', specName: 'channel-id', type: 'longstr', default: "" }],
+  'channel.flow': [{ name: 'active', specName: 'active', type: 'bit' }],
+  'channel.flow-ok': [{ name: 'active', specName: 'active', type: 'bit' }],
+  'channel.close': [{ name: 'replyCode', specName: 'reply-code', type: 'short' }, { name: 'replyText', specName: 'reply-text', type: 'shortstr', default: "" }, { name: 'classId', specName: 'class-id', type: 'short' }, { name: 'methodId', specName: 'method-id', type: 'short' }],
+  'channel.close-ok': [],
+  'access.request': [{ name: 'realm', specName: 'realm', type: 'shortstr', default: "/data" }, { name: 'exclusive', specName: 'exclusive', type: 'bit', default: false }, { name: 'passive', specName: 'passive', type: 'bit', default: true }, { name: 'active', specName: 'active', type: 'bit', default: true }, { name: 'write', specName: 'write', type: 'bit', default: true }, { name: 'read', specName: 'read', type: 'bit', default: true }],
+  'access.request-ok': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 1 }],
+  'exchange.declare': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'type', specName: 'type', type: 'shortstr', default: "direct" }, { name: 'passive', specName: 'passive', type: 'bit', default: false }, { name: 'durable', specName: 'durable', type: 'bit', default: false }, { name: 'autoDelete', specName: 'auto-delete', type: 'bit', default: false }, { name: 'internal', specName: 'internal', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
+  'exchange.declare-ok': [],
+  'exchange.delete': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'ifUnused', specName: 'if-unused', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
+  'exchange.delete-ok': [],
+  'exchange.bind': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'destination', specName: 'destination', type: 'shortstr' }, { name: 'source', specName: 'source', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
+  'exchange.bind-ok': [],
+  'exchange.unbind': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'destination', specName: 'destination', type: 'shortstr' }, { name: 'source', specName: 'source', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
+  'exchange.unbind-ok': [],
+  'queue.declare': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'passive', specName: 'passive', type: 'bit', default: false }, { name: 'durable', specName: 'durable', type: 'bit', default: false }, { name: 'exclusive', specName: 'exclusive', type: 'bit', default: false }, { name: 'autoDelete', specName: 'auto-delete', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
+  'queue.declare-ok': [{ name: 'queue', specName: 'queue', type: 'shortstr' }, { name: 'messageCount', specName: 'message-count', type: 'long' }, { name: 'consumerCount', specName: 'consumer-count', type: 'long' }],
+  'queue.bind': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
+  'queue.bind-ok': [],
+  'queue.purge': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
+  'queue.purge-ok': [{ name: 'messageCount', specName: 'message-count', type: 'long' }],
+  'queue.delete': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'ifUnused', specName: 'if-unused', type: 'bit', default: false }, { name: 'ifEmpty', specName: 'if-empty', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
+  'queue.delete-ok': [{ name: 'messageCount', specName: 'message-count', type: 'long' }],
+  'queue.unbind': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
+  'queue.unbind-ok': [],
+  'basic.qos': [{ name: 'prefetchSize', specName: 'prefetch-size', type: 'long', default: 0 }, { name: 'prefetchCount', specName: 'prefetch-count', type: 'short', default: 0 }, { name: 'global', specName: 'global', type: 'bit', default: false }],
+  'basic.qos-ok': [],
+  'basic.consume': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr', default: "" }, { name: 'noLocal', specName: 'no-local', type: 'bit', default: false }, { name: 'noAck', specName: 'no-ack', type: 'bit', default: false }, { name: 'exclusive', specName: 'exclusive', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
+  'basic.consume-ok': [{ name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr' }],
+  'basic.cancel': [{ name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr' }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
+  'basic.cancel-ok': [{ name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr' }],
+  'basic.publish': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'exchange', specName: 'exchange', type: 'shortstr', default: "" }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'mandatory', specName: 'mandatory', type: 'bit', default: false }, { name: 'immediate', specName: 'immediate', type: 'bit', default: false }],
+  'basic.return': [{ name: 'replyCode', specName: 'reply-code', type: 'short' }, { name: 'replyText', specName: 'reply-text', type: 'shortstr', default: "" }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr' }],
+  'basic.deliver': [{ name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr' }, { name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong' }, { name: 'redelivered', specName: 'redelivered', type: 'bit', default: false }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr' }],
+  'basic.get': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'noAck', specName: 'no-ack', type: 'bit', default: false }],
+  'basic.get-ok': [{ name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong' }, { name: 'redelivered', specName: 'redelivered', type: 'bit', default: false }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr' }, { name: 'messageCount', specName: 'message-count', type: 'long' }],
+  'basic.get-empty': [{ name: 'clusterId', specName: 'cluster-id', type: 'shortstr', default: "" }],
+  'basic.ack': [{ name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong', default: 0 }, { name: 'multiple', specName: 'multiple', type: 'bit', default: false }],
+  'basic.reject': [{ name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong' }, { name: 'requeue', specName: 'requeue', type: 'bit', default: true }],
+  'basic.recover-async': [{ name: 'requeue', specName: 'requeue', type: 'bit', default: false }],
+  'basic.recover': [{ name: 'requeue', specName: 'requeue', type: 'bit', default: false }],
+  'basic.recover-ok': [],
+  'basic.nack': [{ name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong', default: 0 }, { name: 'multiple', specName: 'multiple', type: 'bit', default: false }, { name: 'requeue', specName: 'requeue', type: 'bit', default: true }],
+  'tx.select': [],
+  'tx.select-ok': [],
+  'tx.commit': [],
+  'tx.commit-ok': [],
+  'tx.rollback': [],
+  'tx.rollback-ok': [],
+  'confirm.select': [{ name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
+  'confirm.select-ok': [],
+};
+
 /** The name of the method with these ids, or undefined when the spec has none. */
 export function methodName(classId: number, methodId: number): MethodName | undefined {
   switch ((classId << 16) | methodId) {

@@ -7,7 +7,13 @@
  * @internal
  */
 import { FRAME_ERROR, FrameError, SYNTAX_ERROR } from './errors.js';
-import { Decimal, type FieldTable, type FieldType, type FieldValue, rememberFieldType } from './field-table.js';
+import {
+  Decimal,
+  type FieldTable,
+  type FieldType,
+  type FieldValue,
+  rememberFieldType,
+} from './field-table.js';
 
 /** Deepest nesting of tables and arrays accepted from the peer. */
 export const MAX_TABLE_DEPTH = 32;
@@ -158,7 +164,11 @@ export class Reader {
     const len = this.u32();
     this.need(len, 'a field table');
     if (++this.depth > MAX_TABLE_DEPTH) {
-      throw new FrameError(SYNTAX_ERROR, 'TABLE_TOO_DEEP', `field tables nest deeper than ${MAX_TABLE_DEPTH}`);
+      throw new FrameError(
+        SYNTAX_ERROR,
+        'TABLE_TOO_DEEP',
+        `field tables nest deeper than ${MAX_TABLE_DEPTH}`,
+      );
     }
     const outerEnd = this.end;
     this.end = this.pos + len;
@@ -181,7 +191,11 @@ export class Reader {
     const len = this.u32();
     this.need(len, 'a field array');
     if (++this.depth > MAX_TABLE_DEPTH) {
-      throw new FrameError(SYNTAX_ERROR, 'TABLE_TOO_DEEP', `field tables nest deeper than ${MAX_TABLE_DEPTH}`);
+      throw new FrameError(
+        SYNTAX_ERROR,
+        'TABLE_TOO_DEEP',
+        `field tables nest deeper than ${MAX_TABLE_DEPTH}`,
+      );
     }
     const outerEnd = this.end;
     this.end = this.pos + len;
@@ -215,22 +229,25 @@ export class Reader {
         return this.i32();
       case 0x69 /* i */:
         return this.remember(owner, key, 'i', this.u32());
-      case 0x6c /* l */: {
-        const v = this.i64();
-        if (typeof v === 'number' && v >= INT32_MIN && v <= INT32_MAX) rememberFieldType(owner, key, 'l');
-        return v;
-      }
+      case 0x6c /* l */:
+        {
+          const v = this.i64();
+          if (typeof v === 'number' && v >= INT32_MIN && v <= INT32_MAX) rememberFieldType(owner, key, 'l');
+          return v;
+        }
       case 0x66 /* f */:
         return this.remember(owner, key, 'f', this.f32());
-      case 0x64 /* d */: {
-        const v = this.f64();
-        if (Number.isInteger(v) && Number.isSafeInteger(v)) rememberFieldType(owner, key, 'd');
-        return v;
-      }
-      case 0x44 /* D */: {
-        const scale = this.u8();
-        return new Decimal(scale, this.u32());
-      }
+      case 0x64 /* d */:
+        {
+          const v = this.f64();
+          if (Number.isInteger(v) && Number.isSafeInteger(v)) rememberFieldType(owner, key, 'd');
+          return v;
+        }
+      case 0x44 /* D */:
+        {
+          const scale = this.u8();
+          return new Decimal(scale, this.u32());
+        }
       case 0x53 /* S */:
         return this.longstr();
       case 0x78 /* x */:

@@ -26,7 +26,8 @@ function rangeError(what: string, value: unknown): EncodeError {
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return `a string of ${value.length} characters`;
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return String(value);
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
   return `a ${Object.prototype.toString.call(value).slice(8, -1)}`;
@@ -140,7 +141,8 @@ export class Writer {
 
   /** A short string: at most 255 UTF-8 bytes after a length octet. */
   shortstr(s: string, what = 'short string'): void {
-    if (typeof s !== 'string') throw new EncodeError('INVALID_VALUE', `${what} must be a string, got ${describe(s)}`);
+    if (typeof s !== 'string')
+      throw new EncodeError('INVALID_VALUE', `${what} must be a string, got ${describe(s)}`);
     const n = s.length;
     if (n > 255) throw tooLong(what);
     this.ensure(1 + n * 3);

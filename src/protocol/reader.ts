@@ -6,7 +6,7 @@
  * @module
  * @internal
  */
-import { FRAME_ERROR, FrameError, SYNTAX_ERROR } from './errors.js';
+import { FrameError, SYNTAX_ERROR } from './errors.js';
 import {
   Decimal,
   type FieldTable,
@@ -278,9 +278,4 @@ export class Reader {
 /** @internal A reply code for "the payload had bytes left over after its last field". */
 export function trailingBytes(what: string, channel: number): FrameError {
   return new FrameError(SYNTAX_ERROR, 'TRAILING_BYTES', `${what} has bytes after its last field`, channel);
-}
-
-/** @internal */
-export function frameError(code: string, message: string, channel?: number): FrameError {
-  return new FrameError(FRAME_ERROR, code, message, channel);
 }

@@ -242,7 +242,7 @@ export class FrameDecoder {
         throw new FrameError(
           FRAME_ERROR,
           'PROTOCOL_MISMATCH',
-          `the server does not accept AMQP 0-9-1: it answered with protocol header AMQP ${buf[off + 5]}-${buf[off + 6]}`,
+          `the server answered with a protocol header (AMQP ${buf[off + 4]} ${buf[off + 5]} ${buf[off + 6]} ...) instead of a frame: it does not accept the protocol version the client sent`,
         );
       }
       throw new FrameError(FRAME_ERROR, 'UNKNOWN_FRAME_TYPE', `unknown frame type ${type}`);

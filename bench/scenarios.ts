@@ -1,0 +1,25 @@
+/**
+ * The registry of bench scenarios, in the order `npm run bench` runs them. Scenarios are loaded
+ * lazily, so one whose dependencies (a peer client, a broker library) are missing does not stop the
+ * others from running.
+ *
+ * To add one: write `bench/<name>.ts` with a default export implementing `Scenario` (see
+ * `lib/types.ts`) and list it here.
+ *
+ * @module
+ */
+import type { Scenario } from './lib/types.js';
+
+export interface ScenarioEntry {
+  readonly name: string;
+  readonly description: string;
+  load(): Promise<Scenario>;
+}
+
+export const SCENARIOS: readonly ScenarioEntry[] = [
+  {
+    name: 'codec',
+    description: 'FrameWriter/FrameDecoder throughput: publish triplets encoded, deliver triplets decoded',
+    load: async () => (await import('./codec.js')).default,
+  },
+];

@@ -147,7 +147,7 @@ function profiler(dir: string, scenario: string, workload: string): MeasureHooks
     async beforeRounds() {
       session.connect();
       await session.post('Profiler.enable');
-      await session.post('Profiler.setSamplingInterval', { interval: 100 });
+      await session.post('Profiler.setSamplingInterval', { interval: 200 });
       await session.post('Profiler.start');
     },
     async afterRounds() {

@@ -199,8 +199,3 @@ export function rememberFieldType(target: object, key: string, type: FieldType):
   }
   map[key] = type;
 }
-
-/** @internal The remembered tag of one key or index, if any. */
-export function rememberedFieldType(target: object, key: string): FieldType | undefined {
-  return (target as WithFieldTypes)[FIELD_TYPES]?.[key];
-}

@@ -60,6 +60,41 @@ export const DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024;
 const HEADER_SIZE = 7;
 const NO_LIMIT = 0xffffffff;
 
+/** Bodies up to this size are carved from a shared slab rather than allocated one by one. */
+const SLAB_BODY_MAX = 2048;
+const SLAB_SIZE = 32 * 1024;
+
+/**
+ * Content being assembled, by channel: an array indexed by channel number (a Map pays for the delete
+ * and re-insert of the same key on every message), with a count of the channels in use.
+ */
+class PendingByChannel {
+  private readonly slots: (PendingContent | undefined)[] = [];
+  size = 0;
+
+  get(channel: number): PendingContent | undefined {
+    return this.slots[channel];
+  }
+
+  set(channel: number, content: PendingContent): void {
+    while (this.slots.length <= channel) this.slots.push(undefined);
+    if (this.slots[channel] === undefined) this.size++;
+    this.slots[channel] = content;
+  }
+
+  delete(channel: number): void {
+    if (this.slots[channel] !== undefined) {
+      this.slots[channel] = undefined;
+      this.size--;
+    }
+  }
+
+  clear(): void {
+    this.slots.length = 0;
+    this.size = 0;
+  }
+}
+
 /** Content being assembled on one channel. */
 interface PendingContent {
   method: ContentMethod;
@@ -94,7 +129,9 @@ export class FrameDecoder {
   maxBodySize: number;
   private limit: number;
   private readonly reader = new Reader();
-  private readonly pending = new Map<number, PendingContent>();
+  private readonly pending = new PendingByChannel();
+  private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  private slabOffset = 0;
   /** Bytes of an incomplete frame carried over from the previous chunk. */
   private partial: Buffer;
   private partialLength = 0;
@@ -247,7 +284,7 @@ export class FrameDecoder {
       }
       throw new FrameError(FRAME_ERROR, 'UNKNOWN_FRAME_TYPE', `unknown frame type ${type}`);
     }
-    const size = buf.readUInt32BE(off + 3);
+    const size = buf[off + 3]! * 0x1000000 + ((buf[off + 4]! << 16) | (buf[off + 5]! << 8) | buf[off + 6]!);
     const total = size + HEADER_SIZE + 1;
     if (total > this.limit) {
       const channel = buf.readUInt16BE(off + 1);
@@ -300,7 +337,7 @@ export class FrameDecoder {
   }
 
   private methodFrame(buf: Buffer, start: number, end: number, channel: number): void {
-    if (this.pending.size > 0 && this.pending.has(channel)) {
+    if (this.pending.size > 0 && this.pending.get(channel) !== undefined) {
       throw new FrameError(
         UNEXPECTED_FRAME,
         'UNEXPECTED_FRAME',
@@ -400,6 +437,21 @@ export class FrameDecoder {
     content.bodySize = bodySize;
   }
 
+  /**
+   * A buffer for a body. Small bodies are carved from a slab (as Node's own pool does, a live body
+   * keeps its slab alive); larger ones get their own memory.
+   */
+  private allocBody(size: number): Buffer {
+    if (size > SLAB_BODY_MAX) return Buffer.allocUnsafeSlow(size);
+    if (this.slabOffset + size > SLAB_SIZE) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.slabOffset = 0;
+    }
+    const body = this.slab.subarray(this.slabOffset, this.slabOffset + size);
+    this.slabOffset = (this.slabOffset + size + 7) & ~7;
+    return body;
+  }
+
   private bodyFrame(buf: Buffer, start: number, end: number, channel: number): void {
     const content = this.pending.get(channel);
     if (content === undefined || content.properties === undefined) {
@@ -421,14 +473,14 @@ export class FrameDecoder {
       );
     }
     if (received === content.bodySize && content.body === undefined) {
-      // The whole body in one frame: copy it out of the chunk (small copies come from Node's pool).
-      const body = Buffer.allocUnsafe(size);
-      buf.copy(body, 0, start, end);
+      // The whole body in one frame: copy it out of the chunk, which the socket may reuse.
+      const body = this.allocBody(size);
+      body.set(new Uint8Array(buf.buffer, buf.byteOffset + start, size));
       this.pending.delete(channel);
       this.handler.onContent(channel, content.method, content.properties, body);
       return;
     }
-    if (content.body === undefined) content.body = Buffer.allocUnsafe(content.bodySize);
+    if (content.body === undefined) content.body = this.allocBody(content.bodySize);
     buf.copy(content.body, content.received, start, end);
     content.received = received;
     if (received === content.bodySize) {

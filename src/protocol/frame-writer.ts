@@ -34,6 +34,8 @@ export interface FrameWriterOptions {
 }
 
 const NO_LIMIT = 0xffffffff;
+/** Matches no destination, so the publish-arguments cache starts empty. */
+const NOTHING_CACHED = Symbol('nothing cached');
 const EMPTY_PROPERTIES: BasicProperties = Object.freeze({});
 
 class PooledWriter extends Writer {
@@ -91,6 +93,11 @@ export class FrameWriter {
   private readonly w: PooledWriter;
   /** Frames written so far. */
   framesWritten = 0;
+  /** The last publish destination and its encoded exchange, routing key and flags. */
+  private lastExchange: unknown = NOTHING_CACHED;
+  private lastRoutingKey: unknown = NOTHING_CACHED;
+  private lastMandatory = false;
+  private lastArgs: Uint8Array = new Uint8Array(0);
 
   constructor(options: FrameWriterOptions = {}) {
     this.w = new PooledWriter(options.chunkSize ?? 256 * 1024);
@@ -220,9 +227,26 @@ export class FrameWriter {
       b[start + 11] = 0;
       b[start + 12] = 0;
       w.pos = start + 13;
-      w.shortstr(exchange, 'exchange');
-      w.shortstr(routingKey, 'routing key');
-      w.u8(mandatory ? 1 : 0);
+      if (
+        exchange === this.lastExchange &&
+        routingKey === this.lastRoutingKey &&
+        mandatory === this.lastMandatory
+      ) {
+        // Most publishers send to the same destination again and again: reuse its encoded arguments.
+        const args = this.lastArgs;
+        w.ensure(args.length);
+        w.buf.set(args, w.pos);
+        w.pos += args.length;
+      } else {
+        const argsStart = w.pos;
+        w.shortstr(exchange, 'exchange');
+        w.shortstr(routingKey, 'routing key');
+        w.u8(mandatory ? 1 : 0);
+        this.lastArgs = Uint8Array.prototype.slice.call(w.buf, argsStart, w.pos);
+        this.lastExchange = exchange;
+        this.lastRoutingKey = routingKey;
+        this.lastMandatory = mandatory;
+      }
       this.endFrame(start);
       this.content(channel, properties, body);
     } catch (e) {

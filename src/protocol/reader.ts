@@ -18,7 +18,43 @@ import {
 /** Deepest nesting of tables and arrays accepted from the peer. */
 export const MAX_TABLE_DEPTH = 32;
 
+declare global {
+  interface Buffer {
+    /** Node's own UTF-8 decoder without the argument checks of toString(). */
+    utf8Slice(start: number, end: number): string;
+    /** Node's own UTF-8 encoder without the argument checks of write(); returns bytes written. */
+    utf8Write(s: string, offset: number, maxLength: number): number;
+  }
+}
+
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Short strings repeat across frames (consumer tags, exchanges, routing keys, content types, header
+ * names): a small direct-mapped cache returns the same string for the same bytes without decoding
+ * them again. Slot i keeps a copy of its bytes in a fixed arena at i * CACHEABLE_LENGTH, so neither a
+ * hit nor a miss allocates anything but the decoded string, and nothing refers to the input.
+ */
+const CACHE_SLOTS = 512;
+const CACHEABLE_LENGTH = 48;
+const cacheArena = new Uint8Array(CACHE_SLOTS * CACHEABLE_LENGTH);
+const cacheLengths = new Int16Array(CACHE_SLOTS).fill(-1);
+const cachedStrings: string[] = new Array<string>(CACHE_SLOTS).fill('');
+
+function cachedString(b: Buffer, p: number, len: number): string {
+  const slot = (len * 7 + b[p]! * 31 + b[p + len - 1]! * 17 + b[p + (len >> 1)]! * 3) & (CACHE_SLOTS - 1);
+  const base = slot * CACHEABLE_LENGTH;
+  if (cacheLengths[slot] === len) {
+    let i = 0;
+    while (i < len && cacheArena[base + i] === b[p + i]) i++;
+    if (i === len) return cachedStrings[slot]!;
+  }
+  const s = b.utf8Slice(p, p + len);
+  for (let i = 0; i < len; i++) cacheArena[base + i] = b[p + i]!;
+  cacheLengths[slot] = len;
+  cachedStrings[slot] = s;
+  return s;
+}
 const TWO_32 = 4294967296;
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
@@ -90,9 +126,10 @@ export class Reader {
 
   i32(): number {
     this.need(4, 'a long');
-    const v = this.buf.readInt32BE(this.pos);
-    this.pos += 4;
-    return v;
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 4;
+    return (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
   }
 
   /**
@@ -133,18 +170,20 @@ export class Reader {
 
   shortstr(): string {
     const len = this.u8();
+    if (len === 0) return '';
     this.need(len, 'a short string');
     const p = this.pos;
     this.pos = p + len;
-    return this.buf.toString('utf8', p, p + len);
+    return len <= CACHEABLE_LENGTH ? cachedString(this.buf, p, len) : this.buf.utf8Slice(p, p + len);
   }
 
   longstr(): string {
     const len = this.u32();
+    if (len === 0) return '';
     this.need(len, 'a long string');
     const p = this.pos;
     this.pos = p + len;
-    return this.buf.toString('utf8', p, p + len);
+    return len <= CACHEABLE_LENGTH ? cachedString(this.buf, p, len) : this.buf.utf8Slice(p, p + len);
   }
 
   /** A long string kept as bytes (SASL responses and challenges). The bytes are copied. */

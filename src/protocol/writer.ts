@@ -8,10 +8,11 @@
 import { EncodeError } from './errors.js';
 import {
   Decimal,
+  FIELD_TYPES,
   type FieldTable,
   type FieldType,
+  type FieldTypeMap,
   type FieldValue,
-  rememberedFieldType,
   TypedField,
 } from './field-table.js';
 import { MAX_TABLE_DEPTH } from './reader.js';
@@ -163,10 +164,27 @@ export class Writer {
   /** A long string: a 32-bit length and UTF-8 bytes (or the bytes given). */
   longstr(s: string | Uint8Array, what = 'long string'): void {
     if (typeof s === 'string') {
+      const n = s.length;
+      if (n <= 64) {
+        // Short strings: copy ASCII directly, patch the length after.
+        this.ensure(4 + n * 3);
+        const b = this.buf;
+        const start = this.pos + 4;
+        let i = 0;
+        for (; i < n; i++) {
+          const c = s.charCodeAt(i);
+          if (c > 0x7f) break;
+          b[start + i] = c;
+        }
+        const len = i === n ? n : b.utf8Write(s, start, n * 3);
+        this.pos = start + len;
+        this.patchLength(start - 4);
+        return;
+      }
       const len = Buffer.byteLength(s, 'utf8');
       this.ensure(4 + len);
       this.u32(len);
-      this.pos += this.buf.write(s, this.pos, 'utf8');
+      this.pos += this.buf.utf8Write(s, this.pos, len);
     } else if (s instanceof Uint8Array) {
       this.ensure(4 + s.length);
       this.u32(s.length);
@@ -191,12 +209,15 @@ export class Writer {
     this.ensure(4);
     const lenAt = this.pos;
     this.pos += 4;
-    for (const key in t) {
-      if (!Object.hasOwn(t, key)) continue;
+    const types = fieldTypeMap(t);
+    const keys = Object.keys(t);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
       const value = t[key];
       if (value === undefined) continue;
-      this.shortstr(key, `field table key "${key.slice(0, 32)}"`);
-      this.fieldValue(value, rememberedFieldType(t, key));
+      if (key.length > 255) throw tooLong(`field table key "${key.slice(0, 32)}"`);
+      this.shortstr(key, 'field table key');
+      this.fieldValue(value, types?.[key]);
     }
     this.patchLength(lenAt);
     this.depth--;
@@ -207,9 +228,10 @@ export class Writer {
     this.ensure(4);
     const lenAt = this.pos;
     this.pos += 4;
+    const types = fieldTypeMap(a);
     for (let i = 0; i < a.length; i++) {
       const value = a[i];
-      this.fieldValue(value === undefined ? null : value, rememberedFieldType(a, String(i)));
+      this.fieldValue(value === undefined ? null : value, types?.[i]);
     }
     this.patchLength(lenAt);
     this.depth--;
@@ -320,6 +342,10 @@ export class Writer {
         throw new EncodeError('INVALID_VALUE', `unknown field type tag ${describe(type)}`);
     }
   }
+}
+
+function fieldTypeMap(target: object): FieldTypeMap | undefined {
+  return (target as { [FIELD_TYPES]?: FieldTypeMap })[FIELD_TYPES];
 }
 
 function tooLong(what: string): EncodeError {

@@ -98,6 +98,32 @@ describe('FrameWriter', () => {
     expect(events.map((e) => e.kind)).toEqual(['method', 'content']);
   });
 
+  it('reuses the encoded destination of repeated publishes and re-encodes when it changes', () => {
+    const writer = new FrameWriter();
+    const bad = thrown(() => writer.writePublish(1, undefined as never, undefined as never, Buffer.alloc(1)));
+    expect((bad as EncodeError).code).toBe('INVALID_VALUE');
+    const sends: [string, string, boolean][] = [
+      ['ex', 'a', false],
+      ['ex', 'a', false],
+      ['ex', 'b', false],
+      ['ex', 'b', true],
+      ['', 'b', true],
+      ['', 'b', true],
+    ];
+    for (const [exchange, routingKey, mandatory] of sends)
+      writer.writePublish(1, exchange, routingKey, Buffer.from('x'), {}, mandatory);
+    const events = decodeInChunks(writer.take()!, []);
+    expect(
+      events.map(
+        (e) => (e as { method: { exchange: string; routingKey: string; mandatory: boolean } }).method,
+      ),
+    ).toEqual(
+      sends.map(([exchange, routingKey, mandatory]) =>
+        expect.objectContaining({ exchange, routingKey, mandatory }),
+      ),
+    );
+  });
+
   it('rejects a header frame larger than frame_max and a body over the maximum', () => {
     const writer = new FrameWriter({ frameMax: 4096, maxBodySize: 1000 });
     const big = thrown(() =>

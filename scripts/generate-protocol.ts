@@ -168,21 +168,38 @@ export function generate(spec: Spec, specText: string): string {
   emit("import type { Reader } from './reader.js';");
   emit("import type { Writer } from './writer.js';");
   emit();
-  emit(`/** Protocol version: ${spec['major-version']}-${spec['minor-version']}-${spec.revision}. */`);
+  emit(
+    `/** Protocol version: ${spec['major-version']}-${spec['minor-version']}-${spec.revision}, as [major, minor, revision]. */`,
+  );
   emit(
     `export const PROTOCOL_VERSION = [${spec['major-version']}, ${spec['minor-version']}, ${spec.revision}] as const;`,
   );
-  emit('/** The 8 bytes a client sends first: "AMQP", 0, major, minor, revision. */');
+  emit('/**');
+  emit(' * The 8 bytes a client sends first: "AMQP", 0, major, minor, revision.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(' * socket.write(PROTOCOL_HEADER); // the broker answers with connection.start');
+  emit(' * ```');
+  emit(' */');
   emit(
     `export const PROTOCOL_HEADER: Buffer = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, ${spec['major-version']}, ${spec['minor-version']}, ${spec.revision}]);`,
   );
   emit();
   const replyCodes = spec.constants.filter((c) => c.class !== undefined || c.name === 'REPLY-SUCCESS');
   for (const c of spec.constants.filter((k) => !replyCodes.includes(k))) {
+    emit(`/** The spec's ${c.name} constant: \`${constName(c.name)} === ${c.value}\`. */`);
     emit(`export const ${constName(c.name)} = ${c.value};`);
   }
   emit();
-  emit('/** AMQP reply codes, by name. */');
+  emit('/**');
+  emit(' * AMQP reply codes, by name.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(" * if (close.replyCode === ReplyCode.NOT_FOUND) console.log('no such queue');");
+  emit(' * ```');
+  emit(' */');
   emit('export const ReplyCode = {');
   for (const c of replyCodes) emit(`  ${constName(c.name)}: ${c.value},`);
   emit('} as const;');
@@ -190,7 +207,14 @@ export function generate(spec: Spec, specText: string): string {
   emit('/** Whether a reply code closes a channel (`soft`) or the whole connection (`hard`). */');
   emit("export type ReplyCodeKind = 'success' | 'soft' | 'hard';");
   emit();
-  emit('/** Name and kind of every reply code the specification defines. */');
+  emit('/**');
+  emit(' * Name and kind of every reply code the specification defines.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(" * REPLY_CODES[406]; // { name: 'PRECONDITION_FAILED', kind: 'soft' }");
+  emit(' * ```');
+  emit(' */');
   emit(
     'export const REPLY_CODES: Readonly<Record<number, { readonly name: string; readonly kind: ReplyCodeKind }>> = {',
   );
@@ -216,7 +240,14 @@ export function generate(spec: Spec, specText: string): string {
   emit("  return REPLY_CODES[replyCode]?.kind !== 'soft' && replyCode !== ReplyCode.REPLY_SUCCESS;");
   emit('}');
   emit();
-  emit('/** Class ids. */');
+  emit('/**');
+  emit(' * Class ids.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(' * ClassId.BASIC; // 60');
+  emit(' * ```');
+  emit(' */');
   emit('export const ClassId = {');
   for (const cls of spec.classes) emit(`  ${constName(cls.name)}: ${cls.id},`);
   emit('} as const;');
@@ -244,10 +275,27 @@ export function generate(spec: Spec, specText: string): string {
     emit();
   }
 
-  emit('/** Every method, as decoded from the wire, discriminated by `name`. */');
+  emit('/**');
+  emit(' * Every method, as decoded from the wire, discriminated by `name`.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(' * function onMethod(channel: number, method: Method): void {');
+  emit(" *   if (method.name === 'channel.close') console.log(channel, method.replyCode, method.replyText);");
+  emit(' * }');
+  emit(' * ```');
+  emit(' */');
   emit(`export type Method =\n${methods.map((x) => `  | ${x.type}`).join('\n')};`);
   emit();
-  emit('/** Every method, as given to the encoder. */');
+  emit('/**');
+  emit(' * Every method, as given to the encoder: arguments the spec gives a default may be left out.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(" * const declare: MethodInit = { name: 'queue.declare', queue: 'jobs', durable: true };");
+  emit(' * writer.writeMethod(1, declare);');
+  emit(' * ```');
+  emit(' */');
   emit(`export type MethodInit =\n${methods.map((x) => `  | ${x.type}Init`).join('\n')};`);
   emit();
   emit("/** A method's full name, such as `'basic.publish'`. */");
@@ -269,7 +317,14 @@ export function generate(spec: Spec, specText: string): string {
   emit('  readonly replies: readonly MethodName[];');
   emit('}');
   emit();
-  emit('/** Ids, synchronicity, content and replies of every method, by name. */');
+  emit('/**');
+  emit(' * Ids, synchronicity, content and replies of every method, by name.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(" * METHOD_INFO['basic.get'].replies; // ['basic.get-ok', 'basic.get-empty']");
+  emit(' * ```');
+  emit(' */');
   emit('export const METHOD_INFO: Readonly<Record<MethodName, MethodInfo>> = {');
   for (const { cls, m, full } of methods) {
     let replies: string[] = [];
@@ -300,7 +355,14 @@ export function generate(spec: Spec, specText: string): string {
   emit('  readonly default?: unknown;');
   emit('}');
   emit();
-  emit('/** The arguments of every method, in wire order. */');
+  emit('/**');
+  emit(' * The arguments of every method, in wire order.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(" * METHOD_ARGUMENTS['basic.ack'].map((a) => a.name); // ['deliveryTag', 'multiple']");
+  emit(' * ```');
+  emit(' */');
   emit('export const METHOD_ARGUMENTS: Readonly<Record<MethodName, readonly ArgumentInfo[]>> = {');
   for (const { full, args } of methods) {
     const items = args.map((a) => {
@@ -311,7 +373,14 @@ export function generate(spec: Spec, specText: string): string {
   }
   emit('};');
   emit();
-  emit('/** The name of the method with these ids, or undefined when the spec has none. */');
+  emit('/**');
+  emit(' * The name of the method with these ids, or undefined when the spec has none.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(" * methodName(60, 60); // 'basic.deliver'");
+  emit(' * ```');
+  emit(' */');
   emit('export function methodName(classId: number, methodId: number): MethodName | undefined {');
   emit('  switch ((classId << 16) | methodId) {');
   for (const { cls, m, full } of methods)
@@ -320,7 +389,14 @@ export function generate(spec: Spec, specText: string): string {
   emit('  }');
   emit('}');
   emit();
-  emit('/** True when the method with these ids is followed by content (a header and body frames). */');
+  emit('/**');
+  emit(' * True when the method with these ids is followed by content (a header and body frames).');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(' * isContentMethod(60, 40); // true: basic.publish');
+  emit(' * ```');
+  emit(' */');
   emit('export function isContentMethod(classId: number, methodId: number): boolean {');
   const contentIds = methods.filter((x) => x.m.content).map((x) => hex((x.cls.id << 16) | x.m.id, 8));
   emit(`  const id = (classId << 16) | methodId;`);
@@ -417,7 +493,14 @@ export function generate(spec: Spec, specText: string): string {
     );
   emit('}');
   emit();
-  emit('/** The property names in wire order (property flag bit 15 first). */');
+  emit('/**');
+  emit(' * The property names in wire order (property flag bit 15 first).');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(" * BASIC_PROPERTY_NAMES[0]; // 'contentType'");
+  emit(' * ```');
+  emit(' */');
   emit(
     `export const BASIC_PROPERTY_NAMES = [${props.map((p) => `'${camel(p.name)}'`).join(', ')}] as const;`,
   );

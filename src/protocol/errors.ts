@@ -5,13 +5,41 @@
  * @module
  */
 
-/** AMQP reply code for a malformed frame (size, frame-end, frame type, heartbeat). */
+/**
+ * AMQP reply code for a malformed frame (size, frame-end, frame type, heartbeat).
+ *
+ * @example
+ * ```ts
+ * if (error.replyCode === FRAME_ERROR) console.log('501');
+ * ```
+ */
 export const FRAME_ERROR = 501;
-/** AMQP reply code for a frame whose fields cannot be parsed. */
+/**
+ * AMQP reply code for a frame whose fields cannot be parsed.
+ *
+ * @example
+ * ```ts
+ * if (error.replyCode === SYNTAX_ERROR) console.log('502');
+ * ```
+ */
 export const SYNTAX_ERROR = 502;
-/** AMQP reply code for a method the peer sent that the protocol does not define. */
+/**
+ * AMQP reply code for a method the peer sent that the protocol does not define.
+ *
+ * @example
+ * ```ts
+ * if (error.replyCode === COMMAND_INVALID) console.log('503');
+ * ```
+ */
 export const COMMAND_INVALID = 503;
-/** AMQP reply code for a frame that arrived out of order (content frames out of sequence). */
+/**
+ * AMQP reply code for a frame that arrived out of order (content frames out of sequence).
+ *
+ * @example
+ * ```ts
+ * if (error.replyCode === UNEXPECTED_FRAME) console.log('505');
+ * ```
+ */
 export const UNEXPECTED_FRAME = 505;
 
 /**

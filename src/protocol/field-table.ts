@@ -27,7 +27,14 @@
  * @module
  */
 
-/** The RabbitMQ field value type tags. */
+/**
+ * The RabbitMQ field value type tags.
+ *
+ * @example
+ * ```ts
+ * const tag: FieldType = 'l'; // a signed 64-bit integer
+ * ```
+ */
 export type FieldType =
   | 't'
   | 'b'
@@ -49,6 +56,11 @@ export type FieldType =
 
 /**
  * A value in a field table or array. See the module documentation for how each maps to a wire type.
+ *
+ * @example
+ * ```ts
+ * const values: FieldValue[] = [true, 42, 2n ** 60n, 'text', new Date(), null, [1, 2], { nested: 'table' }];
+ * ```
  */
 export type FieldValue =
   | boolean
@@ -109,6 +121,12 @@ export class Decimal {
 /**
  * A value with an explicit field type tag, for the tags that inference from the JavaScript type does
  * not choose (int8, uint16, float32, ...). Create them with {@link field}.
+ *
+ * @example
+ * ```ts
+ * const priority = field.uint8(5); // new TypedField('B', 5)
+ * priority.type; // 'B'
+ * ```
  */
 export class TypedField {
   constructor(
@@ -160,11 +178,23 @@ export const field = {
 
 /**
  * Where a decoded table or array keeps the wire tags that inference would not reproduce. Not
- * enumerable, so JSON, spreading and equality checks do not see it.
+ * enumerable, so JSON, spreading and equality checks do not see it. Read it with {@link fieldTypesOf}.
+ *
+ * @example
+ * ```ts
+ * const tags = (headers as { [FIELD_TYPES]?: FieldTypeMap })[FIELD_TYPES]; // same as fieldTypesOf(headers)
+ * ```
  */
 export const FIELD_TYPES: unique symbol = Symbol.for('rxamqp.fieldTypes');
 
-/** The wire tags a decoded table or array remembers, by key or index. */
+/**
+ * The wire tags a decoded table or array remembers, by key or index.
+ *
+ * @example
+ * ```ts
+ * const tags: FieldTypeMap = { 'x-priority': 'b' };
+ * ```
+ */
 export type FieldTypeMap = Record<string, FieldType>;
 
 interface WithFieldTypes {

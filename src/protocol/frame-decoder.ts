@@ -23,7 +23,16 @@ import {
 } from './generated.js';
 import { Reader, trailingBytes } from './reader.js';
 
-/** Methods that are followed by content: a header frame and body frames. */
+/**
+ * Methods that are followed by content: a header frame and body frames.
+ *
+ * @example
+ * ```ts
+ * function onContent(channel: number, method: ContentMethod): void {
+ *   if (method.name === 'basic.deliver') console.log(method.deliveryTag);
+ * }
+ * ```
+ */
 export type ContentMethod =
   | MethodOf<'basic.publish'>
   | MethodOf<'basic.return'>
@@ -33,6 +42,15 @@ export type ContentMethod =
 /**
  * Receives what the decoder parses. Handlers should not throw: an exception from a handler leaves the
  * decoder failed with that exception, as if the stream were corrupt.
+ *
+ * @example
+ * ```ts
+ * const handler: FrameHandler = {
+ *   onMethod: (channel, method) => console.log(channel, method.name),
+ *   onContent: (channel, method, properties, body) => console.log(method.name, body.length),
+ *   onHeartbeat: () => {},
+ * };
+ * ```
  */
 export interface FrameHandler {
   /** A method frame without content. */
@@ -43,7 +61,14 @@ export interface FrameHandler {
   onHeartbeat(): void;
 }
 
-/** Options of a {@link FrameDecoder}. */
+/**
+ * Options of a {@link FrameDecoder}.
+ *
+ * @example
+ * ```ts
+ * const decoder = new FrameDecoder(handler, { maxBodySize: 16 * 1024 * 1024 });
+ * ```
+ */
 export interface FrameDecoderOptions {
   /**
    * Largest frame accepted, header and frame-end included. 4096 (the protocol minimum) until the
@@ -54,7 +79,14 @@ export interface FrameDecoderOptions {
   maxBodySize?: number;
 }
 
-/** Default largest message body accepted: 128 MiB. */
+/**
+ * Default largest message body accepted: 128 MiB.
+ *
+ * @example
+ * ```ts
+ * new FrameDecoder(handler).maxBodySize === DEFAULT_MAX_BODY_SIZE; // true
+ * ```
+ */
 export const DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024;
 
 const HEADER_SIZE = 7;

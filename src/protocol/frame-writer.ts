@@ -23,7 +23,14 @@ import {
 } from './generated.js';
 import { Writer } from './writer.js';
 
-/** Options of a {@link FrameWriter}. */
+/**
+ * Options of a {@link FrameWriter}.
+ *
+ * @example
+ * ```ts
+ * const writer = new FrameWriter({ frameMax: 131072, maxBodySize: 16 * 1024 * 1024 });
+ * ```
+ */
 export interface FrameWriterOptions {
   /** Largest frame written, header and frame-end included. 4096 until the connection is tuned. */
   frameMax?: number;

@@ -6,19 +6,39 @@ import type { FieldTable } from './field-table.js';
 import type { Reader } from './reader.js';
 import type { Writer } from './writer.js';
 
-/** Protocol version: 0-9-1. */
+/** Protocol version: 0-9-1, as [major, minor, revision]. */
 export const PROTOCOL_VERSION = [0, 9, 1] as const;
-/** The 8 bytes a client sends first: "AMQP", 0, major, minor, revision. */
+/**
+ * The 8 bytes a client sends first: "AMQP", 0, major, minor, revision.
+ *
+ * @example
+ * ```ts
+ * socket.write(PROTOCOL_HEADER); // the broker answers with connection.start
+ * ```
+ */
 export const PROTOCOL_HEADER: Buffer = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]);
 
+/** The spec's FRAME-METHOD constant: `FRAME_METHOD === 1`. */
 export const FRAME_METHOD = 1;
+/** The spec's FRAME-HEADER constant: `FRAME_HEADER === 2`. */
 export const FRAME_HEADER = 2;
+/** The spec's FRAME-BODY constant: `FRAME_BODY === 3`. */
 export const FRAME_BODY = 3;
+/** The spec's FRAME-HEARTBEAT constant: `FRAME_HEARTBEAT === 8`. */
 export const FRAME_HEARTBEAT = 8;
+/** The spec's FRAME-MIN-SIZE constant: `FRAME_MIN_SIZE === 4096`. */
 export const FRAME_MIN_SIZE = 4096;
+/** The spec's FRAME-END constant: `FRAME_END === 206`. */
 export const FRAME_END = 206;
 
-/** AMQP reply codes, by name. */
+/**
+ * AMQP reply codes, by name.
+ *
+ * @example
+ * ```ts
+ * if (close.replyCode === ReplyCode.NOT_FOUND) console.log('no such queue');
+ * ```
+ */
 export const ReplyCode = {
   REPLY_SUCCESS: 200,
   CONTENT_TOO_LARGE: 311,
@@ -44,7 +64,14 @@ export const ReplyCode = {
 /** Whether a reply code closes a channel (`soft`) or the whole connection (`hard`). */
 export type ReplyCodeKind = 'success' | 'soft' | 'hard';
 
-/** Name and kind of every reply code the specification defines. */
+/**
+ * Name and kind of every reply code the specification defines.
+ *
+ * @example
+ * ```ts
+ * REPLY_CODES[406]; // { name: 'PRECONDITION_FAILED', kind: 'soft' }
+ * ```
+ */
 export const REPLY_CODES: Readonly<Record<number, { readonly name: string; readonly kind: ReplyCodeKind }>> = {
   200: { name: 'REPLY_SUCCESS', kind: 'success' },
   311: { name: 'CONTENT_TOO_LARGE', kind: 'soft' },
@@ -81,7 +108,14 @@ export function isHardError(replyCode: number): boolean {
   return REPLY_CODES[replyCode]?.kind !== 'soft' && replyCode !== ReplyCode.REPLY_SUCCESS;
 }
 
-/** Class ids. */
+/**
+ * Class ids.
+ *
+ * @example
+ * ```ts
+ * ClassId.BASIC; // 60
+ * ```
+ */
 export const ClassId = {
   CONNECTION: 10,
   CHANNEL: 20,
@@ -985,7 +1019,16 @@ export interface ConfirmSelectOkInit {
   readonly name: 'confirm.select-ok';
 }
 
-/** Every method, as decoded from the wire, discriminated by `name`. */
+/**
+ * Every method, as decoded from the wire, discriminated by `name`.
+ *
+ * @example
+ * ```ts
+ * function onMethod(channel: number, method: Method): void {
+ *   if (method.name === 'channel.close') console.log(channel, method.replyCode, method.replyText);
+ * }
+ * ```
+ */
 export type Method =
   | ConnectionStart
   | ConnectionStartOk
@@ -1054,7 +1097,15 @@ export type Method =
   | ConfirmSelect
   | ConfirmSelectOk;
 
-/** Every method, as given to the encoder. */
+/**
+ * Every method, as given to the encoder: arguments the spec gives a default may be left out.
+ *
+ * @example
+ * ```ts
+ * const declare: MethodInit = { name: 'queue.declare', queue: 'jobs', durable: true };
+ * writer.writeMethod(1, declare);
+ * ```
+ */
 export type MethodInit =
   | ConnectionStartInit
   | ConnectionStartOkInit
@@ -1142,7 +1193,14 @@ export interface MethodInfo {
   readonly replies: readonly MethodName[];
 }
 
-/** Ids, synchronicity, content and replies of every method, by name. */
+/**
+ * Ids, synchronicity, content and replies of every method, by name.
+ *
+ * @example
+ * ```ts
+ * METHOD_INFO['basic.get'].replies; // ['basic.get-ok', 'basic.get-empty']
+ * ```
+ */
 export const METHOD_INFO: Readonly<Record<MethodName, MethodInfo>> = {
   'connection.start': { classId: 10, methodId: 10, synchronous: true, content: false, replies: ['connection.start-ok'] },
   'connection.start-ok': { classId: 10, methodId: 11, synchronous: false, content: false, replies: [] },
@@ -1225,7 +1283,14 @@ export interface ArgumentInfo {
   readonly default?: unknown;
 }
 
-/** The arguments of every method, in wire order. */
+/**
+ * The arguments of every method, in wire order.
+ *
+ * @example
+ * ```ts
+ * METHOD_ARGUMENTS['basic.ack'].map((a) => a.name); // ['deliveryTag', 'multiple']
+ * ```
+ */
 export const METHOD_ARGUMENTS: Readonly<Record<MethodName, readonly ArgumentInfo[]>> = {
   'connection.start': [{ name: 'versionMajor', specName: 'version-major', type: 'octet', default: 0 }, { name: 'versionMinor', specName: 'version-minor', type: 'octet', default: 9 }, { name: 'serverProperties', specName: 'server-properties', type: 'table' }, { name: 'mechanisms', specName: 'mechanisms', type: 'longstr', default: "PLAIN" }, { name: 'locales', specName: 'locales', type: 'longstr', default: "en_US" }],
   'connection.start-ok': [{ name: 'clientProperties', specName: 'client-properties', type: 'table' }, { name: 'mechanism', specName: 'mechanism', type: 'shortstr', default: "PLAIN" }, { name: 'response', specName: 'response', type: 'longbytes' }, { name: 'locale', specName: 'locale', type: 'shortstr', default: "en_US" }],
@@ -1295,7 +1360,14 @@ export const METHOD_ARGUMENTS: Readonly<Record<MethodName, readonly ArgumentInfo
   'confirm.select-ok': [],
 };
 
-/** The name of the method with these ids, or undefined when the spec has none. */
+/**
+ * The name of the method with these ids, or undefined when the spec has none.
+ *
+ * @example
+ * ```ts
+ * methodName(60, 60); // 'basic.deliver'
+ * ```
+ */
 export function methodName(classId: number, methodId: number): MethodName | undefined {
   switch ((classId << 16) | methodId) {
     case 0x000a000a: return 'connection.start';
@@ -1368,7 +1440,14 @@ export function methodName(classId: number, methodId: number): MethodName | unde
   }
 }
 
-/** True when the method with these ids is followed by content (a header and body frames). */
+/**
+ * True when the method with these ids is followed by content (a header and body frames).
+ *
+ * @example
+ * ```ts
+ * isContentMethod(60, 40); // true: basic.publish
+ * ```
+ */
 export function isContentMethod(classId: number, methodId: number): boolean {
   const id = (classId << 16) | methodId;
   return id === 0x003c0028 || id === 0x003c0032 || id === 0x003c003c || id === 0x003c0047;
@@ -2207,7 +2286,14 @@ export interface BasicProperties {
   clusterId?: string | undefined;
 }
 
-/** The property names in wire order (property flag bit 15 first). */
+/**
+ * The property names in wire order (property flag bit 15 first).
+ *
+ * @example
+ * ```ts
+ * BASIC_PROPERTY_NAMES[0]; // 'contentType'
+ * ```
+ */
 export const BASIC_PROPERTY_NAMES = ['contentType', 'contentEncoding', 'headers', 'deliveryMode', 'priority', 'correlationId', 'replyTo', 'expiration', 'messageId', 'timestamp', 'type', 'userId', 'appId', 'clusterId'] as const;
 
 /**

@@ -15,7 +15,14 @@ import {
   rememberFieldType,
 } from './field-table.js';
 
-/** Deepest nesting of tables and arrays accepted from the peer. */
+/**
+ * Deepest nesting of tables and arrays accepted from the peer (and written by the encoder).
+ *
+ * @example
+ * ```ts
+ * MAX_TABLE_DEPTH; // 32: a table nested 33 deep is a FrameError (502) or an EncodeError
+ * ```
+ */
 export const MAX_TABLE_DEPTH = 32;
 
 declare global {

@@ -1,0 +1,48 @@
+/**
+ * A secret (password, passphrase) that does not show itself: `String()`, template literals, JSON and
+ * `util.inspect` all print `***`. Only {@link Secret.reveal} returns the value, for the one place that
+ * must send it.
+ *
+ * @module
+ */
+import { inspect } from 'node:util';
+
+const values = new WeakMap<Secret, string>();
+
+/**
+ * Holds a secret string without exposing it to logs, errors or `inspect`.
+ *
+ * @example
+ * ```ts
+ * const password = new Secret('s3cret');
+ * console.log(`${password}`, JSON.stringify({ password })); // *** {"password":"***"}
+ * password.reveal(); // 's3cret'
+ * ```
+ */
+export class Secret {
+  constructor(value: string) {
+    values.set(this, value);
+  }
+
+  /** The secret itself. Call it only where the value is sent to the broker or to TLS. */
+  reveal(): string {
+    return values.get(this) ?? '';
+  }
+
+  /** True when the secret is the empty string. */
+  get isEmpty(): boolean {
+    return this.reveal() === '';
+  }
+
+  toString(): string {
+    return '***';
+  }
+
+  toJSON(): string {
+    return '***';
+  }
+
+  [inspect.custom](): string {
+    return 'Secret(***)';
+  }
+}

@@ -1,14 +1,51 @@
 /**
  * rxamqp: an AMQP 0-9-1 (RabbitMQ) client whose whole surface is RxJS.
  *
- * This release ships the wire codec (`FrameDecoder`, `FrameWriter`, the spec-generated method types and
- * field tables); connections, channels, consumers and confirms build on it.
- *
  * @example
  * ```ts
- * import { FrameDecoder, PROTOCOL_HEADER } from 'rxamqp';
+ * import { connect } from 'rxamqp';
+ * import { switchMap } from 'rxjs';
+ *
+ * connect('amqp://localhost').pipe(
+ *   switchMap((conn) => conn.channel()),
+ *   switchMap((ch) => ch.queueDeclare('jobs')),
+ * ).subscribe(({ queue }) => console.log('declared', queue));
  * ```
  *
  * @module
  */
+export {
+  Channel,
+  type ExchangeDeclareOptions,
+  type NoWait,
+  type PublishOptions,
+  type QueueDeclareOk,
+  type QueueDeclareOptions,
+  type ReturnedMessage,
+} from './channel.js';
+export {
+  type ChannelOptions,
+  Connection,
+  type ConnectionCounters,
+  connect,
+  type Tune,
+} from './connection.js';
+export { Delivery, type DeliveryFields } from './delivery.js';
+export {
+  AuthenticationError,
+  ChannelClosedError,
+  type CloseInitiator,
+  type CloseReason,
+  ConfigurationError,
+  ConnectionClosedError,
+} from './errors.js';
+export * from './options.js';
 export * from './protocol/index.js';
+export { Secret } from './secret.js';
+export type {
+  Transport,
+  TransportConnector,
+  TransportHandler,
+  TransportTarget,
+} from './transport/transport.js';
+export { VERSION } from './version.js';

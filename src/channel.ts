@@ -1,0 +1,690 @@
+/**
+ * The public channel: every AMQP channel method as an Observable that sends the method when subscribed
+ * and emits the reply. Operations on one channel run in the order they were subscribed, one
+ * synchronous method at a time.
+ *
+ * @module
+ */
+import { inspect } from 'node:util';
+import { AsyncSubject, Observable, Subject } from 'rxjs';
+import type { ChannelCore, Reply } from './channel/channel-core.js';
+import { Delivery, type Settler } from './delivery.js';
+import type { FieldTable } from './protocol/field-table.js';
+import type { BasicProperties, MethodInit, MethodName, MethodOf } from './protocol/generated.js';
+
+/** Options of `exchangeDeclare`. */
+export interface ExchangeDeclareOptions {
+  /** Survive a broker restart. Default false. */
+  durable?: boolean;
+  /** Deleted when its last binding is removed. Default false. */
+  autoDelete?: boolean;
+  /** Only other exchanges may publish to it. Default false. */
+  internal?: boolean;
+  /** Only check that it exists (404 closes the channel if not). Default false. */
+  passive?: boolean;
+  /** Extra arguments, such as `alternate-exchange`. */
+  arguments?: FieldTable;
+}
+
+/** Options of `queueDeclare`. */
+export interface QueueDeclareOptions {
+  /** Survive a broker restart. Default false. */
+  durable?: boolean;
+  /** Used only by this connection and deleted when it closes. Default false. */
+  exclusive?: boolean;
+  /** Deleted when its last consumer goes. Default false. */
+  autoDelete?: boolean;
+  /** Only check that it exists (404 closes the channel if not). Default false. */
+  passive?: boolean;
+  /** Extra arguments: `x-queue-type`, `x-message-ttl`, `x-dead-letter-exchange`, ... */
+  arguments?: FieldTable;
+}
+
+/** What queue.declare-ok reports. */
+export interface QueueDeclareOk {
+  /** The queue's name (the generated one for a server-named queue). */
+  readonly queue: string;
+  readonly messageCount: number;
+  readonly consumerCount: number;
+}
+
+/** Options of `publish`. */
+export interface PublishOptions {
+  /** Return the message (see `returns$`) when no queue is bound to receive it. Default false. */
+  mandatory?: boolean;
+}
+
+/** A `mandatory` message the broker could not route, sent back by basic.return. */
+export interface ReturnedMessage {
+  readonly replyCode: number;
+  readonly replyText: string;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly properties: BasicProperties;
+  readonly body: Buffer;
+}
+
+/** With `nowait: true` the broker sends no reply: the Observable emits once the method is on the socket. */
+export interface NoWait {
+  nowait?: boolean;
+}
+
+type Void = Observable<void>;
+
+/**
+ * An open AMQP channel. Get one from `connection.channel()`; it closes when that subscription ends.
+ * Each method returns a cold Observable: subscribing sends the method, the reply is emitted, then it
+ * completes. A broker error closes the channel: the operation and every later one on this channel fail
+ * with a `ChannelClosedError` (sibling channels are not affected).
+ *
+ * @example
+ * ```ts
+ * connection.channel().pipe(
+ *   switchMap((ch) =>
+ *     ch.queueDeclare('jobs', { durable: true }).pipe(
+ *       switchMap(() => ch.publish('', 'jobs', 'hello', { deliveryMode: 2 })),
+ *     ),
+ *   ),
+ * ).subscribe();
+ * ```
+ */
+export class Channel {
+  private readonly returnsSubject = new Subject<ReturnedMessage>();
+  private readonly settler: Settler;
+
+  /**
+   * Unroutable `mandatory` messages returned by the broker, as they arrive. Completes when the channel
+   * closes.
+   */
+  readonly returns$: Observable<ReturnedMessage> = this.returnsSubject.asObservable();
+
+  /** @internal */
+  constructor(private readonly core: ChannelCore) {
+    this.settler = {
+      settle: (kind, deliveryTag, multiple, requeue) => {
+        switch (kind) {
+          case 'ack':
+            return this.core.send({ name: 'basic.ack', deliveryTag, multiple });
+          case 'nack':
+            return this.core.send({ name: 'basic.nack', deliveryTag, multiple, requeue });
+          default:
+            return this.core.send({ name: 'basic.reject', deliveryTag, requeue });
+        }
+      },
+    };
+  }
+
+  /** @internal Called by the connection layer for basic.return. */
+  emitReturn(message: ReturnedMessage): void {
+    this.returnsSubject.next(message);
+  }
+
+  /** @internal Called when the channel ends. */
+  complete(): void {
+    this.returnsSubject.complete();
+  }
+
+  /** The channel number. */
+  get id(): number {
+    return this.core.id;
+  }
+
+  /** True until the channel is closed (by either side or with its connection). */
+  get isOpen(): boolean {
+    return this.core.isOpen;
+  }
+
+  // ---- exchanges --------------------------------------------------------------------------------
+
+  /**
+   * Declares an exchange (`type`: direct, fanout, topic, headers, or a plugin type).
+   *
+   * @example
+   * ```ts
+   * ch.exchangeDeclare('logs', 'fanout', { durable: true }).subscribe();
+   * ```
+   */
+  exchangeDeclare(exchange: string, type = 'direct', options: ExchangeDeclareOptions & NoWait = {}): Void {
+    return this.call(
+      {
+        name: 'exchange.declare',
+        exchange,
+        type,
+        passive: options.passive ?? false,
+        durable: options.durable ?? false,
+        autoDelete: options.autoDelete ?? false,
+        internal: options.internal ?? false,
+        nowait: options.nowait ?? false,
+        arguments: options.arguments ?? {},
+      },
+      options.nowait ? [] : ['exchange.declare-ok'],
+      toVoid,
+    );
+  }
+
+  /**
+   * Deletes an exchange (`ifUnused`: only when it has no bindings).
+   *
+   * @example
+   * ```ts
+   * ch.exchangeDelete('logs').subscribe();
+   * ```
+   */
+  exchangeDelete(exchange: string, options: { ifUnused?: boolean } & NoWait = {}): Void {
+    return this.call(
+      {
+        name: 'exchange.delete',
+        exchange,
+        ifUnused: options.ifUnused ?? false,
+        nowait: options.nowait ?? false,
+      },
+      options.nowait ? [] : ['exchange.delete-ok'],
+      toVoid,
+    );
+  }
+
+  /**
+   * Binds exchange `destination` to exchange `source` (a RabbitMQ extension).
+   *
+   * @example
+   * ```ts
+   * ch.exchangeBind('audit', 'orders', 'order.*').subscribe();
+   * ```
+   */
+  exchangeBind(
+    destination: string,
+    source: string,
+    routingKey = '',
+    options: { arguments?: FieldTable } & NoWait = {},
+  ): Void {
+    return this.call(
+      {
+        name: 'exchange.bind',
+        destination,
+        source,
+        routingKey,
+        nowait: options.nowait ?? false,
+        arguments: options.arguments ?? {},
+      },
+      options.nowait ? [] : ['exchange.bind-ok'],
+      toVoid,
+    );
+  }
+
+  /**
+   * Removes an exchange-to-exchange binding.
+   *
+   * @example
+   * ```ts
+   * ch.exchangeUnbind('audit', 'orders', 'order.*').subscribe();
+   * ```
+   */
+  exchangeUnbind(
+    destination: string,
+    source: string,
+    routingKey = '',
+    options: { arguments?: FieldTable } & NoWait = {},
+  ): Void {
+    return this.call(
+      {
+        name: 'exchange.unbind',
+        destination,
+        source,
+        routingKey,
+        nowait: options.nowait ?? false,
+        arguments: options.arguments ?? {},
+      },
+      options.nowait ? [] : ['exchange.unbind-ok'],
+      toVoid,
+    );
+  }
+
+  // ---- queues -----------------------------------------------------------------------------------
+
+  /**
+   * Declares a queue; `''` asks the broker to name it. Emits the name and the counts.
+   *
+   * @example
+   * ```ts
+   * ch.queueDeclare('', { exclusive: true }).subscribe(({ queue }) => console.log(queue)); // amq.gen-...
+   * ```
+   */
+  queueDeclare(queue = '', options: QueueDeclareOptions = {}): Observable<QueueDeclareOk> {
+    return this.call(
+      {
+        name: 'queue.declare',
+        queue,
+        passive: options.passive ?? false,
+        durable: options.durable ?? false,
+        exclusive: options.exclusive ?? false,
+        autoDelete: options.autoDelete ?? false,
+        nowait: false,
+        arguments: options.arguments ?? {},
+      },
+      ['queue.declare-ok'],
+      (reply) => {
+        const ok = reply as MethodOf<'queue.declare-ok'>;
+        return { queue: ok.queue, messageCount: ok.messageCount, consumerCount: ok.consumerCount };
+      },
+    );
+  }
+
+  /**
+   * Declares a queue without waiting for the broker's answer (queue.declare with nowait). Emits once the
+   * method is on the socket; a problem closes the channel later. The queue must be named.
+   *
+   * @example
+   * ```ts
+   * ch.queueDeclareNoWait('jobs', { durable: true }).subscribe();
+   * ```
+   */
+  queueDeclareNoWait(queue: string, options: QueueDeclareOptions = {}): Void {
+    return this.call(
+      {
+        name: 'queue.declare',
+        queue,
+        passive: options.passive ?? false,
+        durable: options.durable ?? false,
+        exclusive: options.exclusive ?? false,
+        autoDelete: options.autoDelete ?? false,
+        nowait: true,
+        arguments: options.arguments ?? {},
+      },
+      [],
+      toVoid,
+    );
+  }
+
+  /**
+   * Binds a queue to an exchange.
+   *
+   * @example
+   * ```ts
+   * ch.queueBind('audit-log', 'logs').subscribe();
+   * ```
+   */
+  queueBind(
+    queue: string,
+    exchange: string,
+    routingKey = '',
+    options: { arguments?: FieldTable } & NoWait = {},
+  ): Void {
+    return this.call(
+      {
+        name: 'queue.bind',
+        queue,
+        exchange,
+        routingKey,
+        nowait: options.nowait ?? false,
+        arguments: options.arguments ?? {},
+      },
+      options.nowait ? [] : ['queue.bind-ok'],
+      toVoid,
+    );
+  }
+
+  /**
+   * Removes a binding of a queue to an exchange.
+   *
+   * @example
+   * ```ts
+   * ch.queueUnbind('audit-log', 'logs').subscribe();
+   * ```
+   */
+  queueUnbind(
+    queue: string,
+    exchange: string,
+    routingKey = '',
+    options: { arguments?: FieldTable } = {},
+  ): Void {
+    return this.call(
+      { name: 'queue.unbind', queue, exchange, routingKey, arguments: options.arguments ?? {} },
+      ['queue.unbind-ok'],
+      toVoid,
+    );
+  }
+
+  /**
+   * Removes every ready message from a queue; emits how many were removed.
+   *
+   * @example
+   * ```ts
+   * ch.queuePurge('jobs').subscribe(({ messageCount }) => console.log(messageCount));
+   * ```
+   */
+  queuePurge(queue: string): Observable<{ readonly messageCount: number }> {
+    return this.call({ name: 'queue.purge', queue, nowait: false }, ['queue.purge-ok'], (reply) => ({
+      messageCount: (reply as MethodOf<'queue.purge-ok'>).messageCount,
+    }));
+  }
+
+  /**
+   * Deletes a queue (`ifUnused`: only without consumers; `ifEmpty`: only when empty); emits how many
+   * messages it held.
+   *
+   * @example
+   * ```ts
+   * ch.queueDelete('jobs').subscribe();
+   * ```
+   */
+  queueDelete(
+    queue: string,
+    options: { ifUnused?: boolean; ifEmpty?: boolean } = {},
+  ): Observable<{ readonly messageCount: number }> {
+    return this.call(
+      {
+        name: 'queue.delete',
+        queue,
+        ifUnused: options.ifUnused ?? false,
+        ifEmpty: options.ifEmpty ?? false,
+        nowait: false,
+      },
+      ['queue.delete-ok'],
+      (reply) => ({ messageCount: (reply as MethodOf<'queue.delete-ok'>).messageCount }),
+    );
+  }
+
+  // ---- basic ------------------------------------------------------------------------------------
+
+  /**
+   * Sets the prefetch: how many unacknowledged messages the broker sends to this channel's consumers
+   * (per consumer; `global: true` for the whole channel).
+   *
+   * @example
+   * ```ts
+   * ch.qos(50).subscribe();
+   * ```
+   */
+  qos(prefetchCount: number, options: { prefetchSize?: number; global?: boolean } = {}): Void {
+    return this.call(
+      {
+        name: 'basic.qos',
+        prefetchCount,
+        prefetchSize: options.prefetchSize ?? 0,
+        global: options.global ?? false,
+      },
+      ['basic.qos-ok'],
+      toVoid,
+    );
+  }
+
+  /**
+   * Asks the broker to redeliver this channel's unacknowledged messages (`requeue: false` is not
+   * supported by RabbitMQ).
+   *
+   * @example
+   * ```ts
+   * ch.recover().subscribe();
+   * ```
+   */
+  recover(options: { requeue?: boolean } = {}): Void {
+    return this.call(
+      { name: 'basic.recover', requeue: options.requeue ?? true },
+      ['basic.recover-ok'],
+      toVoid,
+    );
+  }
+
+  /**
+   * Pauses (`false`) or resumes (`true`) deliveries to this channel; emits the state the broker reports.
+   *
+   * @example
+   * ```ts
+   * ch.flow(false).subscribe((active) => console.log(active));
+   * ```
+   */
+  flow(active: boolean): Observable<boolean> {
+    return this.call(
+      { name: 'channel.flow', active },
+      ['channel.flow-ok'],
+      (reply) => (reply as MethodOf<'channel.flow-ok'>).active,
+    );
+  }
+
+  /**
+   * Fetches one message: emits it, or completes without emitting when the queue is empty. Without
+   * `noAck`, settle it with `ack()` / `nack()` / `reject()`.
+   *
+   * @example
+   * ```ts
+   * ch.get('jobs').subscribe({ next: (d) => d.ack(), complete: () => console.log('done') });
+   * ```
+   */
+  get(queue: string, options: { noAck?: boolean } = {}): Observable<Delivery> {
+    const noAck = options.noAck ?? false;
+    return new Observable<Delivery>((subscriber) => {
+      const handle = this.core.call(
+        { name: 'basic.get', queue, noAck },
+        ['basic.get-ok', 'basic.get-empty'],
+        (reply) => {
+          if (reply !== undefined && 'method' in reply) {
+            const m = reply.method as MethodOf<'basic.get-ok'>;
+            subscriber.next(
+              new Delivery(
+                reply.body,
+                reply.properties,
+                {
+                  deliveryTag: m.deliveryTag,
+                  redelivered: m.redelivered,
+                  exchange: m.exchange,
+                  routingKey: m.routingKey,
+                  messageCount: m.messageCount,
+                },
+                noAck ? undefined : this.settler,
+              ),
+            );
+          }
+          subscriber.complete();
+        },
+        (error) => subscriber.error(error),
+      );
+      return () => handle.cancel();
+    });
+  }
+
+  /**
+   * Publishes a message. Emits once its frames are handed to the socket (waiting while the socket is
+   * backed up), then completes. A string body is sent as UTF-8.
+   *
+   * @example
+   * ```ts
+   * ch.publish('', 'jobs', JSON.stringify({ id: 1 }), { contentType: 'application/json', deliveryMode: 2 }).subscribe();
+   * ```
+   */
+  publish(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array | string,
+    properties?: BasicProperties,
+    options: PublishOptions = {},
+  ): Void {
+    return new Observable<void>((subscriber) => {
+      let cancelled = false;
+      const connection = this.core.connection;
+      connection.whenWritable((error) => {
+        if (cancelled) return;
+        if (error !== undefined || !this.core.isOpen) {
+          subscriber.error(this.core.error?.forLaterUse('publish') ?? this.core.laterUseError('publish'));
+          return;
+        }
+        try {
+          const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+          connection.sendPublish(
+            this.core.id,
+            exchange,
+            routingKey,
+            bytes,
+            properties,
+            options.mandatory ?? false,
+          );
+        } catch (e) {
+          subscriber.error(e);
+          return;
+        }
+        connection.afterFlush((flushError) => {
+          if (flushError !== undefined) {
+            subscriber.error(this.core.laterUseError('publish'));
+            return;
+          }
+          subscriber.next();
+          subscriber.complete();
+        });
+      });
+      return () => {
+        cancelled = true;
+      };
+    });
+  }
+
+  /**
+   * Acknowledges a delivery by tag. Returns false when nothing was sent (the channel is closed).
+   *
+   * @example
+   * ```ts
+   * ch.ack(delivery.fields.deliveryTag);
+   * ```
+   */
+  ack(deliveryTag: number, options: { multiple?: boolean } = {}): boolean {
+    return this.core.send({ name: 'basic.ack', deliveryTag, multiple: options.multiple ?? false });
+  }
+
+  /**
+   * Negatively acknowledges a delivery by tag (requeued unless `requeue: false`).
+   *
+   * @example
+   * ```ts
+   * ch.nack(delivery.fields.deliveryTag, { requeue: false });
+   * ```
+   */
+  nack(deliveryTag: number, options: { multiple?: boolean; requeue?: boolean } = {}): boolean {
+    return this.core.send({
+      name: 'basic.nack',
+      deliveryTag,
+      multiple: options.multiple ?? false,
+      requeue: options.requeue ?? true,
+    });
+  }
+
+  /**
+   * Rejects a delivery by tag (requeued unless `requeue: false`).
+   *
+   * @example
+   * ```ts
+   * ch.reject(delivery.fields.deliveryTag, { requeue: false });
+   * ```
+   */
+  reject(deliveryTag: number, options: { requeue?: boolean } = {}): boolean {
+    return this.core.send({ name: 'basic.reject', deliveryTag, requeue: options.requeue ?? true });
+  }
+
+  // ---- tx and confirm ---------------------------------------------------------------------------
+
+  /**
+   * Puts the channel in transaction mode.
+   *
+   * @example
+   * ```ts
+   * ch.txSelect().pipe(switchMap(() => ch.publish('', 'q', 'x')), switchMap(() => ch.txCommit())).subscribe();
+   * ```
+   */
+  txSelect(): Void {
+    return this.call({ name: 'tx.select' }, ['tx.select-ok'], toVoid);
+  }
+
+  /**
+   * Commits the current transaction.
+   *
+   * @example
+   * ```ts
+   * ch.txCommit().subscribe();
+   * ```
+   */
+  txCommit(): Void {
+    return this.call({ name: 'tx.commit' }, ['tx.commit-ok'], toVoid);
+  }
+
+  /**
+   * Rolls back the current transaction.
+   *
+   * @example
+   * ```ts
+   * ch.txRollback().subscribe();
+   * ```
+   */
+  txRollback(): Void {
+    return this.call({ name: 'tx.rollback' }, ['tx.rollback-ok'], toVoid);
+  }
+
+  /**
+   * Puts the channel in publisher-confirm mode.
+   *
+   * @example
+   * ```ts
+   * ch.confirmSelect().subscribe();
+   * ```
+   */
+  confirmSelect(options: NoWait = {}): Void {
+    return this.call(
+      { name: 'confirm.select', nowait: options.nowait ?? false },
+      options.nowait ? [] : ['confirm.select-ok'],
+      toVoid,
+    );
+  }
+
+  /**
+   * Closes the channel now (the channel.close handshake), whether or not the result is subscribed to.
+   * The returned Observable emits once the channel is closed. Unsubscribing from `connection.channel()`
+   * closes it too.
+   *
+   * @example
+   * ```ts
+   * await lastValueFrom(ch.close());
+   * ```
+   */
+  close(): Void {
+    const closed = new AsyncSubject<void>();
+    this.core.close(() => {
+      closed.next();
+      closed.complete();
+    });
+    return closed.asObservable();
+  }
+
+  /** Sends a method and maps its reply; the shape of every one-shot operation. */
+  private call<T>(
+    method: MethodInit,
+    replies: readonly MethodName[],
+    map: (reply: Reply | undefined) => T,
+  ): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      const handle = this.core.call(
+        method,
+        replies,
+        (reply) => {
+          let value: T;
+          try {
+            value = map(reply);
+          } catch (e) {
+            subscriber.error(e);
+            return;
+          }
+          subscriber.next(value);
+          subscriber.complete();
+        },
+        (error) => subscriber.error(error),
+      );
+      return () => handle.cancel();
+    });
+  }
+
+  /** @internal */
+  get settlerForDeliveries(): Settler {
+    return this.settler;
+  }
+
+  [inspect.custom](): string {
+    return `Channel { id: ${this.core.id}, open: ${this.core.isOpen} }`;
+  }
+}
+
+function toVoid(): void {}

@@ -1,0 +1,372 @@
+/**
+ * The channel state machine: channel.open, one synchronous method in flight with the rest queued in
+ * order, `nowait` methods kept in that order, the close handshakes in both directions, and routing of
+ * asynchronous methods and content (returns, deliveries, confirms). Callback based, like the
+ * connection core, so that nothing becomes an unhandled rejection.
+ *
+ * @module
+ * @internal
+ */
+import type { ChannelEndpoint, ConnectionCore } from '../connection/connection-core.js';
+import { ChannelClosedError, type CloseReason, type ConnectionClosedError } from '../errors.js';
+import type { ContentMethod } from '../protocol/frame-decoder.js';
+import type { BasicProperties, Method, MethodInit, MethodName } from '../protocol/generated.js';
+import { ReplyCode } from '../protocol/generated.js';
+
+/** A reply: a method, or a basic.get-ok with its content. */
+export type Reply =
+  | Method
+  | {
+      readonly name: 'basic.get-ok';
+      readonly method: ContentMethod;
+      readonly properties: BasicProperties;
+      readonly body: Buffer;
+    };
+
+/** A synchronous (or nowait) method waiting for its turn or its reply. */
+interface Rpc {
+  readonly method: MethodInit;
+  /** The methods that answer it; empty for nowait methods (done once flushed). */
+  readonly replies: readonly MethodName[];
+  readonly onReply: (reply: Reply | undefined) => void;
+  readonly onError: (error: Error) => void;
+  /** Where the operation was started, for errors that close the channel. */
+  readonly stack: string | undefined;
+  cancelled: boolean;
+}
+
+/** A handle to cancel an operation: before it is sent it is dropped; after, its reply is ignored. */
+export interface RpcHandle {
+  cancel(): void;
+}
+
+/** What the channel tells the layer above. */
+export interface ChannelListener {
+  opened(): void;
+  /** The channel ended: undefined when the client closed it. Called once. */
+  closed(error: ChannelClosedError | undefined): void;
+  /** A mandatory message came back unroutable. */
+  returned?(
+    method: Extract<ContentMethod, { name: 'basic.return' }>,
+    properties: BasicProperties,
+    body: Buffer,
+  ): void;
+  /** A message for a consumer. */
+  delivered?(
+    method: Extract<ContentMethod, { name: 'basic.deliver' }>,
+    properties: BasicProperties,
+    body: Buffer,
+  ): void;
+  /** A publisher confirm (basic.ack / basic.nack from the broker). */
+  confirmed?(method: Extract<Method, { name: 'basic.ack' | 'basic.nack' }>): void;
+  /** The broker cancelled a consumer. */
+  consumerCancelled?(consumerTag: string): void;
+  /** channel.flow from the broker. */
+  flow?(active: boolean): void;
+}
+
+type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
+
+/** @internal */
+export class ChannelCore implements ChannelEndpoint {
+  id = 0;
+  private state: State = 'new';
+  private readonly queue: Rpc[] = [];
+  private inFlight: Rpc | undefined;
+  private closeRequested = false;
+  private closeError: ChannelClosedError | undefined;
+  private readonly closeWaiters: (() => void)[] = [];
+  /** False after channel.flow(active=false) from the broker. */
+  flowActive = true;
+
+  constructor(
+    readonly connection: ConnectionCore,
+    private readonly listener: ChannelListener,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Why the channel closed (undefined while open or after a client close). */
+  get error(): ChannelClosedError | undefined {
+    return this.closeError;
+  }
+
+  /** Attaches to the connection and sends channel.open. Throws when that is impossible. */
+  open(id?: number): void {
+    if (!this.connection.isOpen) throw this.connection.channelError();
+    this.id = this.connection.attachChannel(this, id);
+    this.state = 'opening';
+    this.inFlight = {
+      method: { name: 'channel.open' },
+      replies: ['channel.open-ok'],
+      onReply: () => {
+        this.state = 'open';
+        if (this.closeRequested) {
+          this.startClose();
+          return;
+        }
+        this.listener.opened();
+        this.pump();
+      },
+      onError: () => {},
+      stack: undefined,
+      cancelled: false,
+    };
+    this.connection.sendMethod(this.id, { name: 'channel.open' });
+  }
+
+  /**
+   * Queues a synchronous method; `onReply` gets the reply (or undefined for `nowait` methods, once
+   * the method has been handed to the socket). Errors (closed channel, invalid arguments) go to
+   * `onError`. Returns a handle to cancel.
+   */
+  call(
+    method: MethodInit,
+    replies: readonly MethodName[],
+    onReply: (reply: Reply | undefined) => void,
+    onError: (error: Error) => void,
+  ): RpcHandle {
+    const rpc: Rpc = { method, replies, onReply, onError, stack: captureStack(), cancelled: false };
+    if (this.state === 'closed' || this.state === 'closing' || this.closeRequested) {
+      onError(this.laterUseError(method.name));
+      return { cancel: () => {} };
+    }
+    this.queue.push(rpc);
+    this.pump();
+    return {
+      cancel: () => {
+        rpc.cancelled = true;
+      },
+    };
+  }
+
+  /** Sends an asynchronous method now (ack, nack, reject, recover-async). False when the channel is not open. */
+  send(method: MethodInit): boolean {
+    if (this.state !== 'open') return false;
+    this.connection.sendMethod(this.id, method);
+    return true;
+  }
+
+  /** The error for an operation attempted on this channel once it is closed or closing. */
+  laterUseError(operation: string): ChannelClosedError {
+    if (this.closeError !== undefined) return this.closeError.forLaterUse(operation);
+    return new ChannelClosedError(
+      'CHANNEL_CLOSED',
+      `${operation} on channel ${this.id}, which the client closed`,
+      {
+        channel: this.id,
+        initiator: 'client',
+        ...(this.closedAt === undefined ? {} : { closedAt: this.closedAt }),
+      },
+    );
+  }
+
+  private closedAt: string | undefined;
+
+  private pump(): void {
+    while (this.state === 'open' && this.inFlight === undefined && this.queue.length > 0) {
+      const rpc = this.queue.shift()!;
+      if (rpc.cancelled) continue;
+      try {
+        this.connection.sendMethod(this.id, rpc.method);
+      } catch (e) {
+        rpc.onError(e as Error);
+        continue;
+      }
+      if (rpc.replies.length === 0) {
+        this.connection.afterFlush((error) => {
+          if (rpc.cancelled) return;
+          if (error !== undefined) rpc.onError(this.closeError ?? this.connectionClosed(error));
+          else rpc.onReply(undefined);
+        });
+        continue;
+      }
+      this.inFlight = rpc;
+    }
+  }
+
+  // ---- from the connection ----------------------------------------------------------------------
+
+  handleMethod(method: Method): void {
+    switch (method.name) {
+      case 'channel.close':
+        this.onServerClose(method);
+        return;
+      case 'channel.close-ok':
+        if (this.state === 'closing') this.finish(undefined);
+        return;
+      default:
+        break;
+    }
+    if (this.state === 'closing' || this.state === 'closed') return; // dropped after our close
+    switch (method.name) {
+      case 'channel.flow':
+        this.flowActive = method.active;
+        this.connection.sendMethod(this.id, { name: 'channel.flow-ok', active: method.active });
+        this.listener.flow?.(method.active);
+        return;
+      case 'basic.ack':
+      case 'basic.nack':
+        this.listener.confirmed?.(method);
+        return;
+      case 'basic.cancel':
+        if (!method.nowait)
+          this.connection.sendMethod(this.id, { name: 'basic.cancel-ok', consumerTag: method.consumerTag });
+        this.listener.consumerCancelled?.(method.consumerTag);
+        return;
+      default:
+        this.reply(method);
+    }
+  }
+
+  handleContent(method: ContentMethod, properties: BasicProperties, body: Buffer): void {
+    if (this.state !== 'open') return;
+    switch (method.name) {
+      case 'basic.deliver':
+        this.listener.delivered?.(method, properties, body);
+        return;
+      case 'basic.return':
+        this.listener.returned?.(method, properties, body);
+        return;
+      case 'basic.get-ok':
+        this.reply({ name: 'basic.get-ok', method, properties, body });
+        return;
+      default:
+        this.unexpected(method.name);
+    }
+  }
+
+  handleConnectionClosed(error: ConnectionClosedError): void {
+    if (this.state === 'closed') return;
+    this.closeWith(this.connectionClosed(error));
+  }
+
+  private connectionClosed(error: ConnectionClosedError): ChannelClosedError {
+    return new ChannelClosedError(
+      'CONNECTION_CLOSED',
+      `channel ${this.id} closed with its connection: ${error.message}`,
+      {
+        channel: this.id,
+        initiator: error.initiator,
+        cause: error,
+        ...(error.replyCode === undefined
+          ? {}
+          : {
+              reason: {
+                replyCode: error.replyCode,
+                replyText: error.replyText ?? '',
+                classId: error.classId ?? 0,
+                methodId: error.methodId ?? 0,
+              },
+            }),
+      },
+    );
+  }
+
+  private reply(reply: Reply): void {
+    const rpc = this.inFlight;
+    if (rpc === undefined || !rpc.replies.includes(reply.name)) {
+      this.unexpected(reply.name);
+      return;
+    }
+    this.inFlight = undefined;
+    if (!rpc.cancelled) rpc.onReply(reply);
+    this.pump();
+  }
+
+  /** A method the channel did not ask for: a protocol violation that ends the connection. */
+  private unexpected(name: string): void {
+    this.connection.channelProtocolError(this.id, `unexpected ${name} on channel ${this.id}`);
+  }
+
+  private onServerClose(close: CloseReason): void {
+    try {
+      this.connection.sendMethod(this.id, { name: 'channel.close-ok' });
+    } catch {
+      // the connection is going away; nothing more to tell the broker
+    }
+    if (this.state === 'closing') {
+      // Both sides closed at once: our close-ok answers theirs; theirs answers ours.
+      this.finish(undefined);
+      return;
+    }
+    // The operation in flight is the one the broker objected to: point at where it was started.
+    this.closeWith(ChannelClosedError.fromServer(this.id, close, this.inFlight?.stack));
+  }
+
+  // ---- closing --------------------------------------------------------------------------------
+
+  /** Client close: the channel.close handshake; `done` once closed. Idempotent. */
+  close(done?: () => void): void {
+    if (done !== undefined) {
+      if (this.state === 'closed') {
+        done();
+        return;
+      }
+      this.closeWaiters.push(done);
+    }
+    if (this.closeRequested || this.state === 'closed') return;
+    this.closeRequested = true;
+    this.closedAt = captureStack();
+    if (this.state === 'new') {
+      this.finish(undefined);
+      return;
+    }
+    if (this.state === 'open') this.startClose();
+    // While opening, the close starts when channel.open-ok arrives.
+  }
+
+  private startClose(): void {
+    this.state = 'closing';
+    const error = this.laterUseError('the operation');
+    this.failPending(error);
+    try {
+      this.connection.sendMethod(this.id, {
+        name: 'channel.close',
+        replyCode: ReplyCode.REPLY_SUCCESS,
+        replyText: 'closed by the client',
+        classId: 0,
+        methodId: 0,
+      });
+    } catch {
+      this.finish(undefined);
+    }
+  }
+
+  private failPending(error: ChannelClosedError): void {
+    const pending =
+      this.inFlight === undefined ? this.queue.splice(0) : [this.inFlight, ...this.queue.splice(0)];
+    this.inFlight = undefined;
+    for (const rpc of pending) if (!rpc.cancelled) rpc.onError(error);
+  }
+
+  private closeWith(error: ChannelClosedError): void {
+    if (this.state === 'closed') return;
+    this.closeError = error;
+    this.failPending(error);
+    this.finish(error);
+  }
+
+  private finish(error: ChannelClosedError | undefined): void {
+    if (this.state === 'closed') return;
+    const wasOpened = this.state !== 'new';
+    this.state = 'closed';
+    if (error !== undefined) this.closeError = error;
+    this.failPending(this.laterUseError('the operation'));
+    if (wasOpened) this.connection.detachChannel(this.id, this);
+    this.listener.closed(error);
+    for (const cb of this.closeWaiters.splice(0)) cb();
+  }
+}
+
+function captureStack(): string | undefined {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, captureStack);
+  return holder.stack?.split('\n').slice(1).join('\n');
+}

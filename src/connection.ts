@@ -1,0 +1,177 @@
+/**
+ * The public connection and `connect()`: an AMQP connection as a cold Observable.
+ *
+ * @module
+ */
+import { inspect } from 'node:util';
+import { AsyncSubject, Observable } from 'rxjs';
+import { ChannelCore } from './channel/channel-core.js';
+import { Channel } from './channel.js';
+import { ConnectionCore, type ConnectionCounters, type Tune } from './connection/connection-core.js';
+import { Delivery } from './delivery.js';
+import type { ConnectOptions } from './options.js';
+import type { FieldTable } from './protocol/field-table.js';
+import { resolveOptions } from './resolve-options.js';
+
+export type { ConnectionCounters, Tune } from './connection/connection-core.js';
+
+/** Options of `connection.channel()`. */
+export interface ChannelOptions {
+  /** Use this channel number instead of the lowest free one (1..channelMax). */
+  id?: number;
+}
+
+/**
+ * An open AMQP connection, as emitted by {@link connect}. It lives as long as that subscription.
+ *
+ * @example
+ * ```ts
+ * connect('amqp://localhost').pipe(
+ *   tap((conn) => console.log(conn.serverProperties.product, conn.tune.heartbeat)),
+ *   switchMap((conn) => conn.channel()),
+ * ).subscribe();
+ * ```
+ */
+export class Connection {
+  /** @internal */
+  constructor(private readonly core: ConnectionCore) {}
+
+  /** What the broker said about itself in connection.start (product, version, capabilities...). */
+  get serverProperties(): FieldTable {
+    return this.core.serverProperties;
+  }
+
+  /** The negotiated channel_max, frame_max and heartbeat. */
+  get tune(): Tune {
+    return this.core.tune;
+  }
+
+  /** Bytes, frames and heartbeats sent and received so far. */
+  get counters(): ConnectionCounters {
+    return this.core.counters;
+  }
+
+  /** True until the connection closes. */
+  get isOpen(): boolean {
+    return this.core.isOpen;
+  }
+
+  /** True while the broker has blocked publishing on this connection (resource alarm). */
+  get isBlocked(): boolean {
+    return this.core.blocked;
+  }
+
+  /** The URL of the broker, without the password. */
+  get url(): string {
+    return this.core.options.displayUrl;
+  }
+
+  /**
+   * Opens a channel when subscribed (emitting it once the broker has opened it) and closes it when
+   * the subscription ends. Errors with a `ChannelClosedError` when the broker closes the channel or
+   * the connection ends.
+   *
+   * @example
+   * ```ts
+   * conn.channel().pipe(switchMap((ch) => ch.queueDeclare('jobs'))).subscribe();
+   * ```
+   */
+  channel(options: ChannelOptions = {}): Observable<Channel> {
+    return new Observable<Channel>((subscriber) => {
+      let channel: Channel | undefined;
+      const core = new ChannelCore(this.core, {
+        opened: () => subscriber.next(channel!),
+        closed: (error) => {
+          channel?.complete();
+          if (error === undefined) subscriber.complete();
+          else subscriber.error(error);
+        },
+        returned: (method, properties, body) =>
+          channel?.emitReturn({
+            replyCode: method.replyCode,
+            replyText: method.replyText,
+            exchange: method.exchange,
+            routingKey: method.routingKey,
+            properties,
+            body,
+          }),
+      });
+      channel = new Channel(core);
+      try {
+        core.open(options.id);
+      } catch (e) {
+        subscriber.error(e);
+        return;
+      }
+      return () => core.close();
+    });
+  }
+
+  /**
+   * Closes the connection now (the connection.close handshake), whether or not the result is
+   * subscribed to; the {@link connect} Observable then completes. The returned Observable emits once
+   * the connection is closed.
+   *
+   * @example
+   * ```ts
+   * await lastValueFrom(conn.close());
+   * ```
+   */
+  close(): Observable<void> {
+    const closed = new AsyncSubject<void>();
+    this.core.close(() => {
+      closed.next();
+      closed.complete();
+    });
+    return closed.asObservable();
+  }
+
+  [inspect.custom](): string {
+    return `Connection { url: '${this.core.options.displayUrl}', open: ${this.core.isOpen} }`;
+  }
+}
+
+/**
+ * Connects to a broker. Cold: each subscription opens its own connection and emits the `Connection`
+ * once the handshake is done; unsubscribing closes it with the connection.close handshake. It completes
+ * when the client closes the connection (`connection.close()`), and errors with a typed error when the
+ * broker or the network ends it: `ConnectionClosedError`, `AuthenticationError`, or a
+ * `ConfigurationError` for a bad URL or option (passwords are never shown).
+ *
+ * @param url a RabbitMQ URI (`amqp://user:pass@host:5672/vhost?heartbeat=30`), or an options object.
+ * @param options options that override those of the URL.
+ *
+ * @example
+ * ```ts
+ * connect('amqp://guest:guest@localhost:5672', { name: 'orders' }).pipe(
+ *   switchMap((conn) => conn.channel()),
+ *   switchMap((ch) => ch.queueDeclare('orders', { durable: true })),
+ * ).subscribe(({ queue, messageCount }) => console.log(queue, messageCount));
+ * ```
+ */
+export function connect(url?: string | ConnectOptions, options?: ConnectOptions): Observable<Connection> {
+  return new Observable<Connection>((subscriber) => {
+    let resolved: ReturnType<typeof resolveOptions>;
+    try {
+      resolved = resolveOptions(url ?? {}, options);
+    } catch (e) {
+      subscriber.error(e);
+      return;
+    }
+    let connection: Connection | undefined;
+    const core = new ConnectionCore(resolved, {
+      opened: () => {
+        connection = new Connection(core);
+        subscriber.next(connection);
+      },
+      closed: (error) => {
+        if (error === undefined) subscriber.complete();
+        else subscriber.error(error);
+      },
+    });
+    core.start();
+    return () => core.close();
+  });
+}
+
+export { Delivery };

@@ -1,0 +1,778 @@
+/**
+ * The connection state machine: the AMQP handshake, tune negotiation, heartbeats, output batching with
+ * backpressure, the close handshakes, and routing frames to channels. It owns the codec and talks to a
+ * {@link Transport}; it never touches a socket. It uses callbacks, not promises, so that nothing it does
+ * can become an unhandled rejection; the Observable layer above turns its events into notifications.
+ *
+ * @module
+ * @internal
+ */
+import { AuthenticationError, type CloseReason, ConnectionClosedError } from '../errors.js';
+import type { ResolvedOptions, SaslMechanism } from '../options.js';
+import { FrameError } from '../protocol/errors.js';
+import type { FieldTable } from '../protocol/field-table.js';
+import { type ContentMethod, FrameDecoder, type FrameHandler } from '../protocol/frame-decoder.js';
+import { FrameWriter } from '../protocol/frame-writer.js';
+import {
+  type BasicProperties,
+  FRAME_MIN_SIZE,
+  type Method,
+  type MethodInit,
+  PROTOCOL_HEADER,
+  ReplyCode,
+} from '../protocol/generated.js';
+import { connectTransport } from '../transport/index.js';
+import type { Transport, TransportHandler } from '../transport/transport.js';
+
+/** The values both sides agreed on in connection.tune / tune-ok. */
+export interface Tune {
+  /** Highest channel number usable (1..65535). */
+  readonly channelMax: number;
+  /** Largest frame, header and frame-end included; 0 means no limit. */
+  readonly frameMax: number;
+  /** Heartbeat interval in seconds; 0 means none. */
+  readonly heartbeat: number;
+}
+
+/** Traffic counters of a connection. */
+export interface ConnectionCounters {
+  bytesSent: number;
+  bytesReceived: number;
+  framesSent: number;
+  framesReceived: number;
+  heartbeatsSent: number;
+  heartbeatsReceived: number;
+}
+
+/** What a channel state machine receives from the connection. */
+export interface ChannelEndpoint {
+  handleMethod(method: Method): void;
+  handleContent(method: ContentMethod, properties: BasicProperties, body: Buffer): void;
+  /** The connection is gone: fail everything with this error. */
+  handleConnectionClosed(error: ConnectionClosedError): void;
+}
+
+type State = 'connecting' | 'start' | 'secure' | 'tune' | 'open-wait' | 'open' | 'closing' | 'closed';
+
+/** RabbitMQ's rule for channel_max, frame_max and heartbeat: 0 means "no preference / no limit". */
+export function negotiate(client: number, server: number): number {
+  return client === 0 || server === 0 ? Math.max(client, server) : Math.min(client, server);
+}
+
+/** Listeners of the connection's lifecycle. */
+export interface ConnectionListener {
+  /** The handshake finished: the connection is open. */
+  opened(): void;
+  /** The connection ended: undefined when the client closed it, else why it ended. Called once. */
+  closed(error: ConnectionClosedError | AuthenticationError | undefined): void;
+  /** connection.blocked / connection.unblocked from the broker. */
+  blocked?(reason: string | undefined): void;
+}
+
+/** @internal */
+export class ConnectionCore implements FrameHandler, TransportHandler {
+  private state: State = 'connecting';
+  private transport: Transport | undefined;
+  private readonly decoder: FrameDecoder;
+  readonly writer: FrameWriter;
+  private readonly channels: (ChannelEndpoint | undefined)[] = [];
+  private mechanism: SaslMechanism | undefined;
+  private readonly abort = new AbortController();
+  private connectTimer: NodeJS.Timeout | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private sentSinceTick = false;
+  private receivedSinceTick = false;
+  private silentTicks = 0;
+  private flushScheduled = false;
+  private readonly flushCallbacks: ((error?: ConnectionClosedError) => void)[] = [];
+  private drainWaiters: ((error?: ConnectionClosedError) => void)[] = [];
+  private closeError: ConnectionClosedError | AuthenticationError | undefined;
+  private closedNotified = false;
+  /** Set once the client asked to close: the close is then orderly, whatever the broker says. */
+  private clientClosing = false;
+  private readonly closeWaiters: (() => void)[] = [];
+
+  /** Traffic counters (framesSent is read from the writer). */
+  private readonly traffic = {
+    bytesSent: 0,
+    bytesReceived: 0,
+    framesReceived: 0,
+    heartbeatsSent: 0,
+    heartbeatsReceived: 0,
+  };
+
+  /** A snapshot of the traffic counters. */
+  get counters(): ConnectionCounters {
+    return { ...this.traffic, framesSent: this.writer.framesWritten };
+  }
+  serverProperties: FieldTable = {};
+  tune: Tune = { channelMax: 0, frameMax: FRAME_MIN_SIZE, heartbeat: 0 };
+  /** False while the transport's outbound buffer is above its high-water mark. */
+  writable = true;
+  /** True between connection.blocked and connection.unblocked. */
+  blocked = false;
+
+  constructor(
+    readonly options: ResolvedOptions,
+    private readonly listener: ConnectionListener,
+  ) {
+    this.decoder = new FrameDecoder(this, { maxBodySize: options.maxBodySize });
+    this.writer = new FrameWriter({ maxBodySize: options.maxBodySize });
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Why the connection ended (undefined while open, or after an orderly client close). */
+  get error(): ConnectionClosedError | AuthenticationError | undefined {
+    return this.closeError;
+  }
+
+  /** Starts connecting: transport, protocol header, handshake. The listener hears the outcome. */
+  start(): void {
+    const o = this.options;
+    this.connectTimer = setTimeout(() => {
+      this.fail(
+        new ConnectionClosedError(
+          'CONNECT_TIMEOUT',
+          `could not open a connection to ${o.displayUrl} within ${o.connectionTimeout} ms`,
+          { initiator: 'network' },
+        ),
+      );
+    }, o.connectionTimeout);
+    const connector = o.transport ?? connectTransport;
+    let attempt: Promise<Transport>;
+    try {
+      attempt = connector(
+        {
+          hostname: o.hostname,
+          port: o.port,
+          tls: o.tls,
+          socket: o.socket,
+          timeoutMs: o.connectionTimeout,
+          writeHighWaterMark: o.writeHighWaterMark,
+        },
+        this,
+        this.abort.signal,
+      );
+    } catch (e) {
+      attempt = Promise.reject(e);
+    }
+    attempt.then(
+      (transport) => {
+        if (this.state !== 'connecting') {
+          transport.destroy();
+          return;
+        }
+        this.transport = transport;
+        this.state = 'start';
+        this.writeRaw(PROTOCOL_HEADER);
+      },
+      (error: unknown) => {
+        if (this.state === 'closed') return;
+        this.fail(
+          error instanceof ConnectionClosedError
+            ? error
+            : new ConnectionClosedError(
+                'CONNECTION_LOST',
+                `could not connect to ${o.displayUrl}: ${messageOf(error)}`,
+                {
+                  initiator: 'network',
+                  cause: error,
+                },
+              ),
+        );
+      },
+    );
+  }
+
+  // ---- channels -------------------------------------------------------------------------------
+
+  /** Allocates a free channel number (or checks an explicit one) and registers the endpoint. */
+  attachChannel(endpoint: ChannelEndpoint, id?: number): number {
+    const max = this.tune.channelMax === 0 ? 65535 : this.tune.channelMax;
+    if (id !== undefined) {
+      if (!Number.isInteger(id) || id < 1 || id > max) {
+        throw new RangeError(`channel id ${id} is outside 1..${max} (the negotiated channel_max)`);
+      }
+      if (this.channels[id] !== undefined) throw new RangeError(`channel ${id} is already open`);
+      this.channels[id] = endpoint;
+      return id;
+    }
+    for (let i = 1; i <= max; i++) {
+      if (this.channels[i] === undefined) {
+        this.channels[i] = endpoint;
+        return i;
+      }
+    }
+    throw new RangeError(`all ${max} channels (the negotiated channel_max) are in use`);
+  }
+
+  /** Frees a channel number for reuse (after channel.close-ok went either way). */
+  detachChannel(id: number, endpoint: ChannelEndpoint): void {
+    if (this.channels[id] === endpoint) this.channels[id] = undefined;
+  }
+
+  /** Number of channels attached. */
+  get channelCount(): number {
+    let n = 0;
+    for (const c of this.channels) if (c !== undefined) n++;
+    return n;
+  }
+
+  // ---- output ---------------------------------------------------------------------------------
+
+  /** Encodes a method for sending (in this turn's batch). Throws EncodeError for invalid arguments. */
+  sendMethod(channel: number, method: MethodInit): void {
+    this.writer.writeMethod(channel, method);
+    this.scheduleFlush();
+  }
+
+  /** Encodes a publish triplet for sending. Throws EncodeError for invalid arguments. */
+  sendPublish(
+    channel: number,
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+  ): void {
+    this.writer.writePublish(channel, exchange, routingKey, body, properties, mandatory);
+    this.scheduleFlush();
+  }
+
+  /**
+   * Calls `callback` once the bytes written so far have been handed to the transport, or with the
+   * error if the connection ends first.
+   */
+  afterFlush(callback: (error?: ConnectionClosedError) => void): void {
+    if (this.state === 'closed') {
+      callback(this.channelError());
+      return;
+    }
+    this.flushCallbacks.push(callback);
+    this.scheduleFlush();
+  }
+
+  /**
+   * Calls `callback` when the transport can take more bytes (at once if it can now), or with the error
+   * if the connection ends first.
+   */
+  whenWritable(callback: (error?: ConnectionClosedError) => void): void {
+    if (this.state === 'closed') callback(this.channelError());
+    else if (this.writable) callback();
+    else this.drainWaiters.push(callback);
+  }
+
+  /** The error that operations on this closed connection fail with. */
+  channelError(): ConnectionClosedError {
+    const error = this.closeError;
+    if (error instanceof ConnectionClosedError) return error;
+    return new ConnectionClosedError(
+      error === undefined ? 'CLIENT_CLOSED' : 'CONNECTION_LOST',
+      error === undefined ? 'the client closed the connection' : error.message,
+      {
+        initiator: error === undefined ? 'client' : 'server',
+        ...(error === undefined ? {} : { cause: error }),
+      },
+    );
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  /** Hands everything written so far to the transport. */
+  flush(): void {
+    this.flushScheduled = false;
+    const bytes = this.writer.take();
+    if (bytes !== undefined && this.transport !== undefined && this.state !== 'closed') {
+      this.writeRaw(bytes);
+    }
+    if (this.flushCallbacks.length > 0) {
+      const callbacks = this.flushCallbacks.splice(0);
+      for (const cb of callbacks) cb();
+    }
+  }
+
+  private writeRaw(bytes: Buffer): void {
+    const transport = this.transport;
+    if (transport === undefined) return;
+    this.traffic.bytesSent += bytes.length;
+    this.sentSinceTick = true;
+    if (!transport.write(bytes)) this.writable = false;
+  }
+
+  // ---- transport events -----------------------------------------------------------------------
+
+  onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.traffic.bytesReceived += chunk.length;
+    this.receivedSinceTick = true;
+    const before = this.decoder.framesDecoded;
+    try {
+      this.decoder.push(chunk);
+    } catch (e) {
+      this.traffic.framesReceived += this.decoder.framesDecoded - before;
+      this.protocolError(e);
+      return;
+    }
+    this.traffic.framesReceived += this.decoder.framesDecoded - before;
+  }
+
+  onDrain(): void {
+    this.writable = true;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (let i = 0; i < waiters.length; i++) {
+      if (!this.writable) {
+        // The socket filled up again: keep the rest waiting, in order.
+        this.drainWaiters = waiters.slice(i).concat(this.drainWaiters);
+        return;
+      }
+      waiters[i]!();
+    }
+  }
+
+  onClose(error: Error | undefined): void {
+    this.transport = undefined;
+    if (this.state === 'closed') return;
+    if (this.clientClosing) {
+      this.finish(undefined);
+      return;
+    }
+    const o = this.options;
+    if (this.state === 'secure' || this.state === 'tune') {
+      // The broker hung up after our credentials: how brokers without authentication_failure_close refuse a login.
+      this.fail(
+        new AuthenticationError(
+          `the broker at ${o.displayUrl} closed the connection after the ${this.mechanism?.name ?? 'SASL'} login: the credentials were probably refused`,
+          { mechanism: this.mechanism?.name ?? '', ...(error === undefined ? {} : { cause: error }) },
+        ),
+      );
+      return;
+    }
+    this.fail(
+      new ConnectionClosedError(
+        'CONNECTION_LOST',
+        error === undefined
+          ? `the connection to ${o.displayUrl} was closed by the peer`
+          : `the connection to ${o.displayUrl} failed: ${messageOf(error)}`,
+        { initiator: 'network', ...(error === undefined ? {} : { cause: error }) },
+      ),
+    );
+  }
+
+  // ---- frames ---------------------------------------------------------------------------------
+
+  onHeartbeat(): void {
+    this.traffic.heartbeatsReceived++;
+  }
+
+  onMethod(channel: number, method: Method): void {
+    if (channel === 0) {
+      this.connectionMethod(method);
+      return;
+    }
+    if (this.state !== 'open' && this.state !== 'closing') {
+      this.protocolError(
+        new FrameError(
+          ReplyCode.UNEXPECTED_FRAME,
+          'UNEXPECTED_FRAME',
+          `${method.name} on channel ${channel} before the connection was open`,
+          channel,
+        ),
+      );
+      return;
+    }
+    const endpoint = this.channels[channel];
+    if (endpoint === undefined) {
+      if (this.state === 'closing') return;
+      this.protocolError(
+        new FrameError(
+          ReplyCode.CHANNEL_ERROR,
+          'CHANNEL_ERROR',
+          `${method.name} on channel ${channel}, which is not open`,
+          channel,
+        ),
+      );
+      return;
+    }
+    endpoint.handleMethod(method);
+  }
+
+  onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Buffer): void {
+    const endpoint = this.channels[channel];
+    if (endpoint === undefined || channel === 0) {
+      if (this.state === 'closing') return;
+      this.protocolError(
+        new FrameError(
+          ReplyCode.CHANNEL_ERROR,
+          'CHANNEL_ERROR',
+          `${method.name} on channel ${channel}, which is not open`,
+          channel,
+        ),
+      );
+      return;
+    }
+    endpoint.handleContent(method, properties, body);
+  }
+
+  private connectionMethod(method: Method): void {
+    switch (method.name) {
+      case 'connection.start':
+        if (this.state !== 'start') break;
+        this.onStart(method);
+        return;
+      case 'connection.secure':
+        if (this.state !== 'secure') break;
+        this.onSecure(method.challenge);
+        return;
+      case 'connection.tune':
+        if (this.state !== 'secure' && this.state !== 'tune') break;
+        this.onTune(method);
+        return;
+      case 'connection.open-ok':
+        if (this.state !== 'open-wait') break;
+        this.state = 'open';
+        this.clearConnectTimer();
+        this.listener.opened();
+        return;
+      case 'connection.close':
+        this.onServerClose(method);
+        return;
+      case 'connection.close-ok':
+        if (this.state !== 'closing') break;
+        this.transport?.end();
+        this.finish(undefined);
+        return;
+      case 'connection.blocked':
+        this.blocked = true;
+        this.listener.blocked?.(method.reason);
+        return;
+      case 'connection.unblocked':
+        this.blocked = false;
+        this.listener.blocked?.(undefined);
+        return;
+      case 'connection.update-secret-ok':
+        return;
+      default:
+        break;
+    }
+    if (this.state === 'closing') return; // after our close, everything but close/close-ok is dropped
+    this.protocolError(
+      new FrameError(
+        ReplyCode.COMMAND_INVALID,
+        'UNEXPECTED_METHOD',
+        `unexpected ${method.name} on channel 0 (connection state ${this.state})`,
+        0,
+      ),
+    );
+  }
+
+  private onStart(start: Extract<Method, { name: 'connection.start' }>): void {
+    const o = this.options;
+    this.serverProperties = start.serverProperties;
+    if (start.versionMajor !== 0 || start.versionMinor !== 9) {
+      this.protocolError(
+        new FrameError(
+          ReplyCode.NOT_IMPLEMENTED,
+          'PROTOCOL_MISMATCH',
+          `the broker speaks AMQP ${start.versionMajor}-${start.versionMinor}, not 0-9`,
+          0,
+        ),
+      );
+      return;
+    }
+    const offered = start.mechanisms.split(' ').filter((m) => m !== '');
+    const mechanism = o.mechanisms.find((m) => offered.includes(m.name));
+    if (mechanism === undefined) {
+      this.fail(
+        new AuthenticationError(
+          `the broker offers the SASL mechanisms ${offered.join(', ') || '(none)'}, none of which the client is configured for (${o.mechanisms.map((m) => m.name).join(', ')})`,
+          { mechanism: o.mechanisms[0]?.name ?? '' },
+        ),
+      );
+      return;
+    }
+    this.mechanism = mechanism;
+    let response: Uint8Array;
+    try {
+      response = mechanism.response(o.credentials);
+    } catch (e) {
+      this.fail(
+        new AuthenticationError(
+          `the ${mechanism.name} mechanism failed to build its response: ${messageOf(e)}`,
+          { mechanism: mechanism.name, cause: e },
+        ),
+      );
+      return;
+    }
+    this.state = 'secure';
+    this.sendMethod(0, {
+      name: 'connection.start-ok',
+      clientProperties: o.clientProperties,
+      mechanism: mechanism.name,
+      response,
+      locale: o.locale,
+    });
+  }
+
+  private onSecure(challenge: Buffer): void {
+    const mechanism = this.mechanism!;
+    if (mechanism.challenge === undefined) {
+      this.fail(
+        new AuthenticationError(
+          `the broker sent a challenge, which the ${mechanism.name} mechanism does not answer`,
+          { mechanism: mechanism.name },
+        ),
+      );
+      return;
+    }
+    let response: Uint8Array;
+    try {
+      response = mechanism.challenge(challenge, this.options.credentials);
+    } catch (e) {
+      this.fail(
+        new AuthenticationError(
+          `the ${mechanism.name} mechanism failed to answer the challenge: ${messageOf(e)}`,
+          { mechanism: mechanism.name, cause: e },
+        ),
+      );
+      return;
+    }
+    this.sendMethod(0, { name: 'connection.secure-ok', response });
+  }
+
+  private onTune(tune: Extract<Method, { name: 'connection.tune' }>): void {
+    const o = this.options;
+    if (tune.frameMax !== 0 && tune.frameMax < FRAME_MIN_SIZE) {
+      this.protocolError(
+        new FrameError(
+          ReplyCode.SYNTAX_ERROR,
+          'BAD_TUNE',
+          `the broker proposed frame_max ${tune.frameMax}, below the protocol minimum of ${FRAME_MIN_SIZE}`,
+          0,
+        ),
+      );
+      return;
+    }
+    const channelMax = negotiate(o.channelMax, tune.channelMax);
+    const frameMax = negotiate(o.frameMax, tune.frameMax);
+    const heartbeat = negotiate(o.heartbeat, tune.heartbeat);
+    this.tune = { channelMax: channelMax === 0 ? 65535 : channelMax, frameMax, heartbeat };
+    this.state = 'open-wait';
+    this.sendMethod(0, { name: 'connection.tune-ok', channelMax, frameMax, heartbeat });
+    // The tune-ok goes out under the old limit; everything after it may use the negotiated one.
+    this.flush();
+    this.writer.frameMax = frameMax;
+    this.decoder.frameMax = frameMax;
+    this.sendMethod(0, { name: 'connection.open', virtualHost: o.vhost });
+    this.startHeartbeats(heartbeat);
+  }
+
+  private onServerClose(close: CloseReason): void {
+    // Answer close-ok in every state, then end: the broker closes the socket after it.
+    this.writer.writeMethod(0, { name: 'connection.close-ok' });
+    this.flush();
+    this.transport?.end();
+    if (this.clientClosing) {
+      this.finish(undefined);
+      return;
+    }
+    const o = this.options;
+    if (close.replyCode === ReplyCode.ACCESS_REFUSED && (this.state === 'secure' || this.state === 'tune')) {
+      this.fail(
+        new AuthenticationError(
+          `the broker at ${o.displayUrl} refused the ${this.mechanism?.name ?? ''} login: ${close.replyText}`,
+          {
+            mechanism: this.mechanism?.name ?? '',
+            replyCode: close.replyCode,
+          },
+        ),
+      );
+      return;
+    }
+    this.fail(ConnectionClosedError.fromServer(close));
+  }
+
+  // ---- heartbeats -----------------------------------------------------------------------------
+
+  private startHeartbeats(seconds: number): void {
+    if (seconds === 0) return;
+    const tickMs = (seconds * 1000) / 2;
+    // Two ticks per interval: send when nothing was sent for a tick; the peer is dead after two
+    // intervals (four ticks) without a byte from it.
+    this.heartbeatTimer = setInterval(() => this.heartbeatTick(seconds), tickMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private heartbeatTick(seconds: number): void {
+    if (this.state === 'closed') return;
+    if (this.receivedSinceTick) {
+      this.receivedSinceTick = false;
+      this.silentTicks = 0;
+    } else if (++this.silentTicks >= 4) {
+      this.fail(
+        new ConnectionClosedError(
+          'HEARTBEAT_TIMEOUT',
+          `no data or heartbeat from ${this.options.displayUrl} for ${2 * seconds} s (two heartbeat intervals): the peer is unreachable`,
+          { initiator: 'network' },
+        ),
+      );
+      return;
+    }
+    if (!this.sentSinceTick) {
+      this.writer.writeHeartbeat();
+      this.traffic.heartbeatsSent++;
+      this.flush();
+    }
+    this.sentSinceTick = false;
+  }
+
+  // ---- closing --------------------------------------------------------------------------------
+
+  /**
+   * Closes the connection: the connection.close handshake when open (bounded by closeTimeout), else
+   * dropping the attempt. `done` is called once closed. Idempotent.
+   */
+  close(done?: () => void): void {
+    if (done !== undefined) {
+      if (this.state === 'closed') {
+        done();
+        return;
+      }
+      this.closeWaiters.push(done);
+    }
+    if (this.clientClosing || this.state === 'closed') return;
+    this.clientClosing = true;
+    if (this.state !== 'open') {
+      // Still connecting: abandon the attempt.
+      this.abort.abort(
+        new ConnectionClosedError('CLIENT_CLOSED', 'the client closed the connection while it was opening', {
+          initiator: 'client',
+        }),
+      );
+      this.transport?.destroy();
+      this.finish(undefined);
+      return;
+    }
+    this.state = 'closing';
+    this.closeChannels(
+      new ConnectionClosedError('CLIENT_CLOSED', 'the client closed the connection', { initiator: 'client' }),
+    );
+    try {
+      this.writer.writeMethod(0, {
+        name: 'connection.close',
+        replyCode: ReplyCode.REPLY_SUCCESS,
+        replyText: 'closed by the client',
+        classId: 0,
+        methodId: 0,
+      });
+    } catch {
+      // nothing to do: the connection is torn down below in any case
+    }
+    this.flush();
+    this.closeTimer = setTimeout(() => {
+      this.transport?.destroy();
+      this.finish(undefined);
+    }, this.options.closeTimeout);
+    this.closeTimer.unref();
+  }
+
+  /** A channel saw a method it did not expect: a protocol violation that ends the connection (503). */
+  channelProtocolError(channel: number, message: string): void {
+    this.protocolError(new FrameError(ReplyCode.COMMAND_INVALID, 'UNEXPECTED_METHOD', message, channel));
+  }
+
+  /** A decoding or protocol violation: tell the broker why (connection.close) and end everything. */
+  private protocolError(e: unknown): void {
+    if (this.state === 'closed') return;
+    const frameError = e instanceof FrameError ? e : undefined;
+    const code = frameError?.replyCode ?? ReplyCode.INTERNAL_ERROR;
+    const error = new ConnectionClosedError(
+      'PROTOCOL_ERROR',
+      `protocol error on the connection to ${this.options.displayUrl}: ${messageOf(e)}`,
+      {
+        initiator: 'network',
+        reason: { replyCode: code, replyText: messageOf(e), classId: 0, methodId: 0 },
+        cause: e,
+      },
+    );
+    if (this.transport !== undefined && this.state !== 'connecting' && this.state !== 'start') {
+      try {
+        this.writer.writeMethod(0, {
+          name: 'connection.close',
+          replyCode: code,
+          replyText: messageOf(e).slice(0, 255),
+          classId: 0,
+          methodId: 0,
+        });
+        this.flush();
+      } catch {
+        // the close is a courtesy; the socket goes either way
+      }
+      this.transport.end();
+    }
+    this.fail(error);
+  }
+
+  /** Ends the connection with an error. */
+  private fail(error: ConnectionClosedError | AuthenticationError): void {
+    if (this.state === 'closed') return;
+    this.abort.abort(error);
+    this.transport?.destroy();
+    this.finish(error);
+  }
+
+  private closeChannels(error: ConnectionClosedError): void {
+    for (let i = 0; i < this.channels.length; i++) {
+      const endpoint = this.channels[i];
+      if (endpoint === undefined) continue;
+      this.channels[i] = undefined;
+      endpoint.handleConnectionClosed(error);
+    }
+  }
+
+  private finish(error: ConnectionClosedError | AuthenticationError | undefined): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.closeError = error;
+    this.clearConnectTimer();
+    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    this.transport = undefined;
+    const channelError = this.channelError();
+    this.closeChannels(channelError);
+    // Waiters for flush or drain fail, so that nothing waits forever on a dead connection.
+    const flushCallbacks = this.flushCallbacks.splice(0);
+    for (const cb of flushCallbacks) cb(channelError);
+    const drainWaiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const cb of drainWaiters) cb(channelError);
+    if (!this.closedNotified) {
+      this.closedNotified = true;
+      this.listener.closed(error);
+    }
+    for (const cb of this.closeWaiters.splice(0)) cb();
+  }
+
+  private clearConnectTimer(): void {
+    if (this.connectTimer !== undefined) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+    }
+  }
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -129,6 +129,11 @@ export class Channel {
     return this.core.id;
   }
 
+  /** Why the channel closed, when it was not the client closing it; undefined while open. */
+  get error(): Error | undefined {
+    return this.core.error;
+  }
+
   /** True until the channel is closed (by either side or with its connection). */
   get isOpen(): boolean {
     return this.core.isOpen;

@@ -108,6 +108,28 @@ export class Connection {
   }
 
   /**
+   * Opens a channel for async/await code: resolves with it once open, and keeps it open until
+   * `channel.close()` or the end of the connection (then `channel.error` says why, if it was not the
+   * client). Prefer `channel()` in pipelines: `firstValueFrom(connection.channel())` would close the
+   * channel as soon as the promise resolves, because it unsubscribes.
+   *
+   * @example
+   * ```ts
+   * const ch = await conn.openChannel();
+   * await lastValueFrom(ch.queueDeclare('jobs'));
+   * await lastValueFrom(ch.close());
+   * ```
+   */
+  openChannel(options: ChannelOptions = {}): Promise<Channel> {
+    return keepFirst(this.channel(options));
+  }
+
+  /** Why the connection ended, when it was not the client closing it; undefined while open. */
+  get error(): Error | undefined {
+    return this.core.error;
+  }
+
+  /**
    * Closes the connection now (the connection.close handshake), whether or not the result is
    * subscribed to; the {@link connect} Observable then completes. The returned Observable emits once
    * the connection is closed.
@@ -171,6 +193,40 @@ export function connect(url?: string | ConnectOptions, options?: ConnectOptions)
     });
     core.start();
     return () => core.close();
+  });
+}
+
+/**
+ * Connects for async/await code: resolves with the connection once open, and keeps it open until
+ * `connection.close()` or until the broker or the network ends it (then `connection.error` says why).
+ * Rejects with the typed error when it cannot connect. In pipelines prefer {@link connect}:
+ * `firstValueFrom(connect(url))` would close the connection as soon as the promise resolves.
+ *
+ * @example
+ * ```ts
+ * const conn = await openConnection('amqp://localhost');
+ * const ch = await conn.openChannel();
+ * await lastValueFrom(ch.publish('', 'jobs', 'hello'));
+ * await lastValueFrom(conn.close());
+ * ```
+ */
+export function openConnection(url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
+  return keepFirst(connect(url, options));
+}
+
+/** Subscribes for good and resolves with the first value; errors after it are left to the resource. */
+function keepFirst<T>(source: Observable<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let opened = false;
+    source.subscribe({
+      next: (value) => {
+        opened = true;
+        resolve(value);
+      },
+      error: (error: unknown) => {
+        if (!opened) reject(error);
+      },
+    });
   });
 }
 

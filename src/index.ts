@@ -41,6 +41,7 @@ export {
 } from './errors.js';
 export * from './options.js';
 export * from './protocol/index.js';
+export { amqplain, BUILTIN_MECHANISMS, chooseMechanism, external, plain } from './sasl.js';
 export { Secret } from './secret.js';
 export type {
   Transport,
@@ -48,4 +49,5 @@ export type {
   TransportHandler,
   TransportTarget,
 } from './transport/transport.js';
+export { parseUrl, redactUrl } from './url.js';
 export { VERSION } from './version.js';

@@ -21,6 +21,7 @@ import {
   PROTOCOL_HEADER,
   ReplyCode,
 } from '../protocol/generated.js';
+import { chooseMechanism } from '../sasl.js';
 import { connectTransport } from '../transport/index.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
 
@@ -492,9 +493,9 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       );
       return;
     }
-    const offered = start.mechanisms.split(' ').filter((m) => m !== '');
-    const mechanism = o.mechanisms.find((m) => offered.includes(m.name));
+    const mechanism = chooseMechanism(start.mechanisms, o.mechanisms);
     if (mechanism === undefined) {
+      const offered = start.mechanisms.split(/\s+/).filter((m) => m !== '');
       this.fail(
         new AuthenticationError(
           `the broker offers the SASL mechanisms ${offered.join(', ') || '(none)'}, none of which the client is configured for (${o.mechanisms.map((m) => m.name).join(', ')})`,

@@ -1,0 +1,547 @@
+/**
+ * Turns what `connect()` is given (a URL, an options object, or a URL and an options object) into the
+ * {@link ResolvedOptions} the connection uses: defaults applied, every value validated, TLS files read,
+ * SASL mechanisms built, client properties assembled. Every problem is a {@link ConfigurationError}
+ * naming the option; none of them shows a password, a passphrase or the contents of a file.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { isIP, isIPv6 } from 'node:net';
+import { inspect } from 'node:util';
+import { ConfigurationError } from './errors.js';
+import {
+  type ConnectOptions,
+  DEFAULT_CHANNEL_MAX,
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_CONNECTION_TIMEOUT,
+  DEFAULT_FRAME_MAX,
+  DEFAULT_HEARTBEAT,
+  DEFAULT_WRITE_HIGH_WATER_MARK,
+  type ResolvedOptions,
+  type ResolvedSocketOptions,
+  type ResolvedTlsOptions,
+  type SaslMechanism,
+  type SocketOptions,
+  type TlsOptions,
+} from './options.js';
+import {
+  Decimal,
+  type FieldTable,
+  type FieldValue,
+  fieldTypesOf,
+  rememberFieldType,
+  TypedField,
+} from './protocol/field-table.js';
+import { DEFAULT_MAX_BODY_SIZE } from './protocol/frame-decoder.js';
+import { BUILTIN_MECHANISMS } from './sasl.js';
+import { Secret } from './secret.js';
+import { parseUrl } from './url.js';
+import { VERSION } from './version.js';
+
+/** Longest timer Node accepts: larger delays overflow and fire after 1 ms. */
+const MAX_TIMEOUT = 0x7fffffff;
+
+// Exhaustive key lists: adding a field to an options interface without listing it here fails to compile.
+const CONNECT_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {
+  hostname: true,
+  port: true,
+  vhost: true,
+  username: true,
+  password: true,
+  tls: true,
+  heartbeat: true,
+  frameMax: true,
+  channelMax: true,
+  connectionTimeout: true,
+  closeTimeout: true,
+  authMechanism: true,
+  sasl: true,
+  clientProperties: true,
+  name: true,
+  locale: true,
+  socket: true,
+  maxBodySize: true,
+  writeHighWaterMark: true,
+  transport: true,
+};
+const TLS_KEYS: { readonly [K in keyof TlsOptions]-?: true } = {
+  ca: true,
+  cert: true,
+  key: true,
+  passphrase: true,
+  pfx: true,
+  caFile: true,
+  certFile: true,
+  keyFile: true,
+  rejectUnauthorized: true,
+  servername: true,
+  minVersion: true,
+  checkServerIdentity: true,
+};
+const SOCKET_KEYS: { readonly [K in keyof SocketOptions]-?: true } = {
+  noDelay: true,
+  keepAlive: true,
+  localAddress: true,
+  family: true,
+};
+
+function fail(message: string, cause?: unknown): never {
+  throw new ConfigurationError(message, cause === undefined ? undefined : { cause });
+}
+
+/** A short description of a value for messages: numbers and booleans as they are, strings quoted. */
+function show(value: unknown): string {
+  if (typeof value === 'string') {
+    return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
+  }
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return String(value);
+  }
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value === 'function' ? 'function' : Object.prototype.toString.call(value).slice(8, -1)}`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function checkKeys(value: Record<string, unknown>, known: object, what: string): void {
+  for (const key of Object.keys(value)) {
+    if (!Object.hasOwn(known, key)) {
+      fail(`unknown ${what} ${JSON.stringify(key)}; the accepted ones are ${Object.keys(known).join(', ')}`);
+    }
+  }
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) if (v !== undefined) out[key] = v;
+  return out as Partial<T>;
+}
+
+function integer(name: string, value: unknown, min: number, max: number, unit = ''): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(`${name} must be an integer from ${min} to ${max}${unit}, got ${show(value)}`);
+  }
+  return value;
+}
+
+function timeout(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT) {
+    fail(`${name} must be a positive number of milliseconds up to ${MAX_TIMEOUT}, got ${show(value)}`);
+  }
+  return value;
+}
+
+function shortString(name: string, value: unknown): string {
+  if (typeof value !== 'string') fail(`${name} must be a string, got ${show(value)}`);
+  if (Buffer.byteLength(value, 'utf8') > 255) {
+    fail(`${name} must be at most 255 bytes in UTF-8, got ${Buffer.byteLength(value, 'utf8')}`);
+  }
+  return value;
+}
+
+function secret(name: string, value: unknown): Secret {
+  if (value instanceof Secret) return value;
+  if (typeof value === 'string') return new Secret(value);
+  // Never show the value: it is meant to be secret even when it has the wrong type.
+  fail(`${name} must be a string or a Secret, got ${value === null ? 'null' : typeof value}`);
+}
+
+/** Merges the URL's (or first object's) settings with the overrides, field by field. */
+function merge(
+  base: ConnectOptions,
+  overrides: ConnectOptions,
+  urlScheme: string | undefined,
+): ConnectOptions {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    if (key === 'tls') {
+      out[key] = mergeTls(current, value, urlScheme);
+    } else if (
+      (key === 'socket' || key === 'clientProperties') &&
+      isPlainObject(current) &&
+      isPlainObject(value)
+    ) {
+      out[key] = { ...current, ...withoutUndefined(value) };
+    } else {
+      out[key] = value;
+    }
+  }
+  return out as ConnectOptions;
+}
+
+function mergeTls(current: unknown, value: unknown, urlScheme: string | undefined): unknown {
+  if (value === false) {
+    if (urlScheme === 'amqps') {
+      fail('tls: false contradicts the amqps:// URL; use an amqp:// URL for a connection without TLS');
+    }
+    return false;
+  }
+  if (value === true) return isPlainObject(current) ? current : true;
+  if (isPlainObject(value)) {
+    return { ...(isPlainObject(current) ? current : {}), ...withoutUndefined(value) };
+  }
+  return value; // invalid: reported by resolveTls
+}
+
+function readTlsFile(option: string, path: unknown): Buffer {
+  if (typeof path !== 'string' || path === '') fail(`tls.${option} must be a file path, got ${show(path)}`);
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException | undefined)?.code ?? 'unknown error';
+    return fail(`cannot read tls.${option} ${JSON.stringify(path)}: ${code}`, e);
+  }
+}
+
+function pem(option: string, value: unknown): string | Buffer {
+  if (typeof value === 'string' || Buffer.isBuffer(value)) return value;
+  // Not shown: it may be a private key.
+  return fail(
+    `tls.${option} must be a string or a Buffer (PEM), got ${value === null ? 'null' : typeof value}`,
+  );
+}
+
+function resolveTls(tls: unknown, hostname: string): ResolvedTlsOptions | undefined {
+  if (tls === undefined || tls === false) return undefined;
+  if (tls !== true && !isPlainObject(tls)) fail(`tls must be a boolean or an object, got ${show(tls)}`);
+  const o: TlsOptions = tls === true ? {} : (tls as TlsOptions);
+  if (tls !== true) checkKeys(tls, TLS_KEYS, 'tls option');
+
+  let ca: (string | Buffer)[] | undefined;
+  if (o.ca !== undefined) ca = (Array.isArray(o.ca) ? o.ca : [o.ca]).map((c) => pem('ca', c));
+  if (o.caFile !== undefined) ca = [...(ca ?? []), readTlsFile('caFile', o.caFile)];
+
+  if (o.cert !== undefined && o.certFile !== undefined) fail('give tls.cert or tls.certFile, not both');
+  if (o.key !== undefined && o.keyFile !== undefined) fail('give tls.key or tls.keyFile, not both');
+  const cert =
+    o.certFile !== undefined
+      ? readTlsFile('certFile', o.certFile)
+      : o.cert === undefined
+        ? undefined
+        : pem('cert', o.cert);
+  const key =
+    o.keyFile !== undefined
+      ? readTlsFile('keyFile', o.keyFile)
+      : o.key === undefined
+        ? undefined
+        : pem('key', o.key);
+
+  const passphrase = o.passphrase === undefined ? undefined : secret('tls.passphrase', o.passphrase);
+  if (o.pfx !== undefined && !Buffer.isBuffer(o.pfx))
+    fail(`tls.pfx must be a Buffer, got ${o.pfx === null ? 'null' : typeof o.pfx}`);
+
+  const rejectUnauthorized = o.rejectUnauthorized ?? true;
+  if (typeof rejectUnauthorized !== 'boolean') {
+    fail(`tls.rejectUnauthorized must be a boolean, got ${show(rejectUnauthorized)}`);
+  }
+
+  let servername: string | undefined;
+  if (o.servername === undefined) {
+    // SNI carries host names only (RFC 6066): none for an IP address, which Node then verifies as is.
+    servername = isIP(hostname) === 0 ? hostname : undefined;
+  } else if (o.servername !== false) {
+    if (typeof o.servername !== 'string' || o.servername === '') {
+      fail(`tls.servername must be a host name or false, got ${show(o.servername)}`);
+    }
+    if (isIP(o.servername) !== 0) {
+      fail(
+        `tls.servername cannot be an IP address (${o.servername}): SNI carries host names only; ` +
+          'leave it out to verify the certificate against the address',
+      );
+    }
+    servername = o.servername;
+  }
+
+  if (o.minVersion !== undefined && o.minVersion !== 'TLSv1.2' && o.minVersion !== 'TLSv1.3') {
+    fail(`tls.minVersion must be 'TLSv1.2' or 'TLSv1.3', got ${show(o.minVersion)}`);
+  }
+  if (o.checkServerIdentity !== undefined && typeof o.checkServerIdentity !== 'function') {
+    fail(`tls.checkServerIdentity must be a function, got ${show(o.checkServerIdentity)}`);
+  }
+
+  const resolved: ResolvedTlsOptions = {
+    ca,
+    cert,
+    key,
+    passphrase,
+    pfx: o.pfx,
+    rejectUnauthorized,
+    servername,
+    minVersion: o.minVersion,
+    checkServerIdentity: o.checkServerIdentity,
+  };
+  // The private key is as secret as a password: keep it out of logs and JSON.
+  const masked = (): Record<string, unknown> => ({
+    ...resolved,
+    key: key === undefined ? undefined : '***',
+    pfx: o.pfx === undefined ? undefined : '***',
+  });
+  Object.defineProperties(resolved, {
+    toJSON: { value: masked },
+    [inspect.custom]: {
+      value: (depth: number, options: object, inspectFn: typeof inspect = inspect) =>
+        inspectFn(masked(), { ...options, depth }),
+    },
+  });
+  return Object.freeze(resolved);
+}
+
+function resolveSocket(socket: unknown): ResolvedSocketOptions {
+  if (socket === undefined)
+    return Object.freeze({ noDelay: true, keepAlive: false, localAddress: undefined, family: 0 });
+  if (!isPlainObject(socket)) fail(`socket must be an object, got ${show(socket)}`);
+  checkKeys(socket, SOCKET_KEYS, 'socket option');
+  const s = socket as SocketOptions;
+  const noDelay = s.noDelay ?? true;
+  if (typeof noDelay !== 'boolean') fail(`socket.noDelay must be a boolean, got ${show(noDelay)}`);
+  const keepAlive = s.keepAlive ?? false;
+  if (
+    typeof keepAlive !== 'boolean' &&
+    (typeof keepAlive !== 'number' || !Number.isFinite(keepAlive) || keepAlive < 0)
+  ) {
+    fail(
+      `socket.keepAlive must be a boolean or a non-negative number of milliseconds, got ${show(keepAlive)}`,
+    );
+  }
+  if (s.localAddress !== undefined && (typeof s.localAddress !== 'string' || s.localAddress === '')) {
+    fail(`socket.localAddress must be an address, got ${show(s.localAddress)}`);
+  }
+  const family = s.family ?? 0;
+  if (family !== 0 && family !== 4 && family !== 6)
+    fail(`socket.family must be 0, 4 or 6, got ${show(family)}`);
+  return Object.freeze({ noDelay, keepAlive, localAddress: s.localAddress, family });
+}
+
+function resolveMechanisms(sasl: unknown, authMechanism: unknown): readonly SaslMechanism[] {
+  if (sasl !== undefined) {
+    if (!Array.isArray(sasl) || sasl.length === 0) fail('sasl must be a non-empty array of SASL mechanisms');
+    for (const m of sasl as unknown[]) {
+      const candidate = m as Partial<SaslMechanism> | null;
+      if (
+        typeof candidate !== 'object' ||
+        candidate === null ||
+        typeof candidate.name !== 'string' ||
+        candidate.name === '' ||
+        typeof candidate.response !== 'function'
+      ) {
+        fail('each sasl mechanism must be an object with a name and a response(credentials) function');
+      }
+    }
+    return Object.freeze([...(sasl as SaslMechanism[])]);
+  }
+  const names =
+    authMechanism === undefined
+      ? ['PLAIN']
+      : typeof authMechanism === 'string'
+        ? [authMechanism]
+        : authMechanism;
+  if (!Array.isArray(names) || names.length === 0) {
+    fail(`authMechanism must be a mechanism name or a non-empty array of them, got ${show(authMechanism)}`);
+  }
+  const mechanisms: SaslMechanism[] = [];
+  const seen = new Set<string>();
+  for (const raw of names as unknown[]) {
+    const name = typeof raw === 'string' ? raw.toUpperCase() : '';
+    if (!Object.hasOwn(BUILTIN_MECHANISMS, name)) {
+      fail(
+        `unknown authMechanism ${show(raw)}: the built-in mechanisms are ${Object.keys(BUILTIN_MECHANISMS).join(', ')}; ` +
+          'pass a custom mechanism in the sasl option',
+      );
+    }
+    if (seen.has(name)) continue;
+    seen.add(name);
+    mechanisms.push(BUILTIN_MECHANISMS[name as keyof typeof BUILTIN_MECHANISMS]());
+  }
+  return Object.freeze(mechanisms);
+}
+
+/** A field table value that is a nested table (not an array, bytes, date, decimal or typed field). */
+function isTable(value: FieldValue | undefined): value is FieldTable {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof Uint8Array) &&
+    !(value instanceof Date) &&
+    !(value instanceof Decimal) &&
+    !(value instanceof TypedField)
+  );
+}
+
+/**
+ * Copies the entries of `source` over `target`, with the wire tags a decoded table remembers (which
+ * spreading would lose). `special` handles a key itself when it returns true.
+ */
+function mergeTable(
+  target: FieldTable,
+  source: FieldTable,
+  special?: (key: string, value: FieldValue | undefined) => boolean,
+): void {
+  const tags = fieldTypesOf(source);
+  for (const [key, value] of Object.entries(source)) {
+    if (special?.(key, value)) continue;
+    target[key] = value;
+    const tag = tags[key];
+    if (tag !== undefined) rememberFieldType(target, key, tag);
+  }
+}
+
+function clientProperties(user: unknown, name: string | undefined): FieldTable {
+  const properties: FieldTable = {
+    product: 'rxamqp',
+    version: VERSION,
+    platform: `Node.js ${process.version}`,
+    information: 'https://www.npmjs.com/package/rxamqp',
+    capabilities: {
+      publisher_confirms: true,
+      exchange_exchange_bindings: true,
+      'basic.nack': true,
+      consumer_cancel_notify: true,
+      'connection.blocked': true,
+      authentication_failure_close: true,
+      per_consumer_qos: true,
+    },
+  };
+  if (name !== undefined) properties.connection_name = name;
+  if (user === undefined) return properties;
+  if (!isPlainObject(user)) fail(`clientProperties must be a field table (an object), got ${show(user)}`);
+  mergeTable(properties, user as FieldTable, (key, value) => {
+    if (key !== 'capabilities' || value === undefined) return false;
+    if (!isTable(value)) fail(`clientProperties.capabilities must be a field table, got ${show(value)}`);
+    const capabilities: FieldTable = { ...(properties.capabilities as FieldTable) };
+    mergeTable(capabilities, value);
+    properties.capabilities = capabilities;
+    return true;
+  });
+  return properties;
+}
+
+function displayUrl(
+  secure: boolean,
+  username: string,
+  hostname: string,
+  port: number,
+  vhost: string,
+): string {
+  const host = isIPv6(hostname) ? `[${hostname.replace(/%/g, '%25')}]` : hostname;
+  const user = username === '' ? '' : `${encodeURIComponent(username)}@`;
+  return `${secure ? 'amqps' : 'amqp'}://${user}${host}:${port}/${encodeURIComponent(vhost)}`;
+}
+
+/**
+ * Resolves what `connect()` was given into the settings the connection uses. A string is parsed as an
+ * AMQP URL ({@link parseUrl}); an object is taken as it is. `overrides` (the options object of
+ * `connect(url, options)`) win field by field: a `tls`, `socket` or `clientProperties` object merges
+ * over the one from the URL, and `tls: false` is refused when the URL is `amqps://`.
+ *
+ * Defaults: `localhost`, port 5672 (5671 with TLS), vhost `/`, user and password `guest`, heartbeat 60 s,
+ * frame max 131072, channel max 2047, connection timeout 30 s, close timeout 5 s, locale `en_US`,
+ * mechanism PLAIN, TLS verification on with SNI set to the host name (unless it is an IP address). TLS
+ * certificate files are read here, so a missing file fails before any connection attempt.
+ *
+ * @throws ConfigurationError naming the option for any invalid value, unknown option, unreadable file.
+ *
+ * @example
+ * ```ts
+ * const options = resolveOptions('amqps://app:s3cret@mq.example.com/orders', { heartbeat: 30, name: 'orders-api' });
+ * options.port;        // 5671
+ * options.displayUrl;  // 'amqps://app@mq.example.com:5671/orders'
+ * options.tls?.servername; // 'mq.example.com'
+ * options.clientProperties.connection_name; // 'orders-api'
+ * ```
+ */
+export function resolveOptions(input: string | ConnectOptions, overrides?: ConnectOptions): ResolvedOptions {
+  let options: ConnectOptions;
+  let urlScheme: string | undefined;
+  if (typeof input === 'string') {
+    options = parseUrl(input);
+    urlScheme = options.tls === undefined ? 'amqp' : 'amqps';
+  } else if (isPlainObject(input)) {
+    checkKeys(input, CONNECT_KEYS, 'option');
+    options = input;
+  } else {
+    return fail(`connect() takes an AMQP URL or an options object, got ${show(input)}`);
+  }
+  if (overrides !== undefined) {
+    if (!isPlainObject(overrides)) fail(`the options must be an object, got ${show(overrides)}`);
+    checkKeys(overrides, CONNECT_KEYS, 'option');
+    options = merge(options, overrides, urlScheme);
+  }
+
+  let hostname = options.hostname ?? 'localhost';
+  if (typeof hostname !== 'string' || hostname === '')
+    fail(`hostname must be a host name or address, got ${show(hostname)}`);
+  if (hostname.startsWith('[') && hostname.endsWith(']')) hostname = hostname.slice(1, -1);
+
+  const tls = resolveTls(options.tls, hostname);
+  const port = integer('port', options.port ?? (tls === undefined ? 5672 : 5671), 1, 65535);
+  const vhost = shortString('vhost', options.vhost ?? '/');
+
+  const username = options.username ?? 'guest';
+  if (typeof username !== 'string') fail(`username must be a string, got ${show(username)}`);
+  const password = secret('password', options.password ?? 'guest');
+  if (username.includes('\0')) fail('username must not contain a NUL character');
+  if (password.reveal().includes('\0')) fail('password must not contain a NUL character');
+
+  const name = options.name === undefined ? undefined : shortString('name', options.name);
+  const locale = shortString('locale', options.locale ?? 'en_US');
+
+  if (options.transport !== undefined && typeof options.transport !== 'function') {
+    fail(`transport must be a function (a TransportConnector), got ${show(options.transport)}`);
+  }
+
+  const resolved: ResolvedOptions = {
+    hostname,
+    port,
+    vhost,
+    credentials: Object.freeze({ username, password }),
+    tls,
+    heartbeat: integer('heartbeat', options.heartbeat ?? DEFAULT_HEARTBEAT, 0, 65535, ' (seconds)'),
+    frameMax: frameMax(options.frameMax ?? DEFAULT_FRAME_MAX),
+    channelMax: integer('channelMax', options.channelMax ?? DEFAULT_CHANNEL_MAX, 0, 65535),
+    connectionTimeout: timeout('connectionTimeout', options.connectionTimeout ?? DEFAULT_CONNECTION_TIMEOUT),
+    closeTimeout: timeout('closeTimeout', options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT),
+    mechanisms: resolveMechanisms(options.sasl, options.authMechanism),
+    clientProperties: clientProperties(options.clientProperties, name),
+    name,
+    locale,
+    socket: resolveSocket(options.socket),
+    maxBodySize: integer(
+      'maxBodySize',
+      options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
+      1,
+      Number.MAX_SAFE_INTEGER,
+      ' (bytes)',
+    ),
+    writeHighWaterMark: integer(
+      'writeHighWaterMark',
+      options.writeHighWaterMark ?? DEFAULT_WRITE_HIGH_WATER_MARK,
+      0,
+      Number.MAX_SAFE_INTEGER,
+      ' (bytes)',
+    ),
+    transport: options.transport,
+    displayUrl: displayUrl(tls !== undefined, username, hostname, port, vhost),
+  };
+  return Object.freeze(resolved);
+}
+
+function frameMax(value: unknown): number {
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    !(value === 0 || (value >= 4096 && value <= 0xffffffff))
+  ) {
+    fail(`frameMax must be 0 (no limit) or an integer from 4096 to 4294967295 (bytes), got ${show(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,382 @@
+/**
+ * AMQP URLs as the RabbitMQ URI specification defines them:
+ *
+ * ```text
+ * amqp[s]://[user[:password]@][host][:port][/vhost][?key=value&key=value...]
+ * ```
+ *
+ * Every component is percent-decoded (`%2F` in the vhost is `/`, `%40` in a password is `@`). The query
+ * keys are those of RabbitMQ's URI query parameters that make sense for this client: `heartbeat`,
+ * `frame_max`, `channel_max`, `connection_timeout`, `auth_mechanism` and, for `amqps://` only,
+ * `cacertfile`, `certfile`, `keyfile`, `verify` and `server_name_indication`. Any other key is an error,
+ * so a misspelt parameter never passes silently.
+ *
+ * Errors are {@link ConfigurationError}s whose message shows the URL with its password replaced by `***`
+ * (see {@link redactUrl}); no error ever carries the password.
+ *
+ * @module
+ */
+import { isIPv6 } from 'node:net';
+import { ConfigurationError } from './errors.js';
+import type { ConnectOptions, TlsOptions } from './options.js';
+import { Secret } from './secret.js';
+
+/**
+ * The query parameters `parseUrl` accepts, as RabbitMQ's URI query parameters name them.
+ *
+ * @example
+ * ```ts
+ * URL_QUERY_KEYS.includes('heartbeat'); // true
+ * ```
+ */
+export const URL_QUERY_KEYS: readonly string[] = Object.freeze([
+  'heartbeat',
+  'frame_max',
+  'channel_max',
+  'connection_timeout',
+  'auth_mechanism',
+  'cacertfile',
+  'certfile',
+  'keyfile',
+  'verify',
+  'server_name_indication',
+]);
+
+const TLS_KEYS = new Set(['cacertfile', 'certfile', 'keyfile', 'verify', 'server_name_indication']);
+
+/** Numeric query parameters: option name and accepted range. */
+const NUMERIC_KEYS: Record<
+  string,
+  {
+    option: 'heartbeat' | 'frameMax' | 'channelMax' | 'connectionTimeout';
+    check: (n: number) => boolean;
+    range: string;
+  }
+> = {
+  heartbeat: { option: 'heartbeat', check: (n) => n <= 65535, range: 'an integer from 0 to 65535 (seconds)' },
+  frame_max: {
+    option: 'frameMax',
+    check: (n) => n === 0 || (n >= 4096 && n <= 0xffffffff),
+    range: '0 or an integer from 4096 to 4294967295 (bytes)',
+  },
+  channel_max: { option: 'channelMax', check: (n) => n <= 65535, range: 'an integer from 0 to 65535' },
+  connection_timeout: {
+    option: 'connectionTimeout',
+    check: (n) => n >= 1 && n <= 0x7fffffff,
+    range: 'an integer from 1 to 2147483647 (milliseconds)',
+  },
+};
+
+// RFC 3986 character classes (percent-escapes are matched separately).
+const UNRESERVED_SUB_DELIMS = "A-Za-z0-9\\-._~!$&'()*+,;=";
+/** User name and password. `@` and `:` are tolerated: the last `@` and the first `:` split them. */
+const USERINFO = new RegExp(`^(?:[${UNRESERVED_SUB_DELIMS}:@]|%[0-9A-Fa-f]{2})*$`);
+/** A registered host name (or IPv4 address). */
+const REG_NAME = new RegExp(`^(?:[${UNRESERVED_SUB_DELIMS}]|%[0-9A-Fa-f]{2})*$`);
+/** A path segment (the vhost). */
+const SEGMENT = new RegExp(`^(?:[${UNRESERVED_SUB_DELIMS}:@]|%[0-9A-Fa-f]{2})*$`);
+/** The query. */
+const QUERY = new RegExp(`^(?:[${UNRESERVED_SUB_DELIMS}:@/?]|%[0-9A-Fa-f]{2})*$`);
+/** An RFC 4422 SASL mechanism name. */
+const SASL_NAME = /^[A-Z0-9_-]{1,20}$/;
+
+/**
+ * The spans of `url` that {@link redactUrl} hides: the password, between `://user:` and the last `@`
+ * (greedy, so that a password with an unescaped `/`, `?` or `#` is hidden whole), and the value of any
+ * query parameter whose name contains "pass".
+ */
+function secretSpans(url: string): [number, number][] {
+  const spans: [number, number][] = [];
+  const sep = url.indexOf('://');
+  const start = sep < 0 ? 0 : sep + 3;
+  const at = url.lastIndexOf('@');
+  if (at >= start) {
+    const colon = url.indexOf(':', start);
+    if (colon >= 0 && colon < at) spans.push([colon + 1, at]);
+  }
+  const passParam = /[?&;]([^=&#]*pass[^=&#]*)=([^&#]*)/gi;
+  for (let m = passParam.exec(url); m !== null; m = passParam.exec(url)) {
+    const valueStart = m.index + m[0].length - m[2]!.length;
+    if (m[2] !== '') spans.push([valueStart, valueStart + m[2]!.length]);
+  }
+  return spans;
+}
+
+/**
+ * The URL with its password replaced by `***`, fit for messages and logs. It copes with text that is
+ * not a valid URL: anything between `://user:` and the last `@` is masked, so a password holding an
+ * unescaped `/`, `?`, `#` or `@` is still hidden whole (at the price of masking a little more than the
+ * password when a valid URL has an `@` in its vhost or query). The values of query parameters whose
+ * name contains "pass" are masked too.
+ *
+ * @example
+ * ```ts
+ * redactUrl('amqp://app:s3cret@mq.example.com/orders'); // 'amqp://app:***@mq.example.com/orders'
+ * redactUrl('amqp://app:a/b?c@host');                    // 'amqp://app:***@host'
+ * redactUrl('amqp://mq.example.com');                    // unchanged
+ * ```
+ */
+export function redactUrl(url: string): string {
+  const spans = secretSpans(url).sort((a, b) => a[0] - b[0]);
+  let out = '';
+  let pos = 0;
+  for (const [start, end] of spans) {
+    if (end <= pos) continue;
+    out += `${url.slice(pos, Math.max(pos, start))}***`;
+    pos = end;
+  }
+  return out + url.slice(pos);
+}
+
+const MASKED = '(masked)';
+
+/** Builds errors for one URL: every message shows the redacted URL, and quotes only visible text. */
+class UrlErrors {
+  private readonly spans: [number, number][];
+  private readonly shown: string;
+
+  constructor(private readonly url: string) {
+    this.spans = secretSpans(url);
+    this.shown = redactUrl(url);
+  }
+
+  error(detail: string): ConfigurationError {
+    return new ConfigurationError(`invalid AMQP URL "${this.shown}": ${detail}`);
+  }
+
+  /** `"text"` for url[start, end), or a neutral word when that span overlaps a masked part. */
+  quote(start: number, end: number, text = this.url.slice(start, end)): string {
+    const hidden = this.spans.some(([s, e]) => start < e && end > s);
+    return hidden ? MASKED : JSON.stringify(text);
+  }
+}
+
+function decode(raw: string, what: string, errors: UrlErrors): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw errors.error(`${what} is not valid percent-encoded UTF-8`);
+  }
+}
+
+/** First index at or after `from` of any character in `chars`, or `text.length`. */
+function indexOfAny(text: string, chars: string, from: number): number {
+  for (let i = from; i < text.length; i++) if (chars.includes(text[i]!)) return i;
+  return text.length;
+}
+
+/**
+ * Parses an `amqp://` or `amqps://` URL into connect options, following the RabbitMQ URI specification.
+ * Components the URL leaves out are left out of the result, so that defaults (or other options) apply:
+ * `amqp://host` has no vhost (the default `/` applies) while `amqp://host/` names the empty vhost, as the
+ * specification says. `amqps://` sets `tls` (`true`, or a {@link TlsOptions} object when TLS query
+ * parameters are given). The password is returned as a {@link Secret}.
+ *
+ * @throws ConfigurationError for anything the specification does not allow: another scheme, a bad
+ * port, a vhost with an unescaped `/`, an unknown query parameter, a TLS parameter on `amqp://`...
+ * The message shows the URL with the password replaced by `***`.
+ *
+ * @example
+ * ```ts
+ * const options = parseUrl('amqps://app:p%40ss@mq.example.com/orders?heartbeat=30&cacertfile=/etc/ca.pem');
+ * // { hostname: 'mq.example.com', vhost: 'orders', username: 'app',
+ * //   password: Secret(***), heartbeat: 30, tls: { caFile: '/etc/ca.pem' } }  (no port: 5671 applies)
+ * options.password?.toString(); // '***'
+ * ```
+ */
+export function parseUrl(url: string): ConnectOptions {
+  if (typeof url !== 'string') {
+    throw new ConfigurationError(`the AMQP URL must be a string, got ${url === null ? 'null' : typeof url}`);
+  }
+  const text = url.trim();
+  const errors = new UrlErrors(text);
+
+  const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text);
+  if (schemeMatch === null) throw errors.error('it does not start with amqp:// or amqps://');
+  const rawScheme = schemeMatch[1]!;
+  const scheme = rawScheme.toLowerCase();
+  if (scheme !== 'amqp' && scheme !== 'amqps') {
+    throw errors.error(
+      `the scheme must be amqp or amqps, not ${errors.quote(0, rawScheme.length)} (an AMQP URL starts with amqp:// or amqps://)`,
+    );
+  }
+  const secure = scheme === 'amqps';
+  let pos = rawScheme.length + 1;
+  if (!text.startsWith('//', pos)) throw errors.error(`expected "//" after "${scheme}:"`);
+  pos += 2;
+
+  const result: ConnectOptions = {};
+
+  // Authority: [userinfo@]host[:port]
+  const authorityEnd = indexOfAny(text, '/?#', pos);
+  const authority = text.slice(pos, authorityEnd);
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = authority.slice(0, at);
+    if (!USERINFO.test(userinfo)) {
+      throw errors.error(
+        'the user name or password holds a character that must be percent-encoded ' +
+          '(such as a space, "%", "/", "?", "#", "[" or "]")',
+      );
+    }
+    const colon = userinfo.indexOf(':');
+    result.username = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), 'the user name', errors);
+    if (colon >= 0) result.password = new Secret(decode(userinfo.slice(colon + 1), 'the password', errors));
+  }
+  const hostStart = pos + at + 1;
+  const hostPort = authority.slice(at + 1);
+  let portText: string | undefined;
+  let portStart = 0;
+  if (hostPort.startsWith('[')) {
+    const close = hostPort.indexOf(']');
+    if (close < 0) throw errors.error('the IPv6 address in brackets has no closing "]"');
+    const inner = hostPort.slice(1, close);
+    const address = /^[0-9A-Fa-f:.]*(?:%25[^\]]*)?$/.test(inner) ? decode(inner, 'the host', errors) : '';
+    if (!isIPv6(address)) {
+      throw errors.error(
+        `${errors.quote(hostStart, hostStart + close + 1)} is not an IPv6 address (only IPv6 addresses go in brackets)`,
+      );
+    }
+    result.hostname = address;
+    const rest = hostPort.slice(close + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) throw errors.error('only ":port" may follow the IPv6 address in brackets');
+      portText = rest.slice(1);
+      portStart = hostStart + close + 2;
+    }
+  } else {
+    const colon = hostPort.indexOf(':');
+    const rawHost = colon < 0 ? hostPort : hostPort.slice(0, colon);
+    if (colon >= 0) {
+      portText = hostPort.slice(colon + 1);
+      portStart = hostStart + colon + 1;
+    }
+    if (portText?.includes(':')) {
+      throw errors.error('write an IPv6 address in brackets, such as amqp://[::1]:5672');
+    }
+    if (!REG_NAME.test(rawHost)) {
+      throw errors.error('the host holds a character that must be percent-encoded');
+    }
+    const hostname = decode(rawHost, 'the host', errors);
+    if (hostname !== '') result.hostname = hostname;
+  }
+  if (portText !== undefined && portText !== '') {
+    const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
+    if (port < 1 || port > 65535) {
+      const shown = errors.quote(portStart, portStart + portText.length);
+      throw errors.error(
+        shown === MASKED
+          ? 'the host and port cannot be told apart from the password: percent-encode any "/", "?" or "#" ' +
+              'in the user name or password (as %2F, %3F, %23)'
+          : `the port must be an integer from 1 to 65535, not ${shown}`,
+      );
+    }
+    result.port = port;
+  }
+  pos = authorityEnd;
+
+  // Path: "/" vhost, a single segment.
+  if (text[pos] === '/') {
+    const pathEnd = indexOfAny(text, '?#', pos + 1);
+    const rawVhost = text.slice(pos + 1, pathEnd);
+    if (rawVhost.includes('/')) {
+      throw errors.error('the vhost is a single path segment: write a "/" inside it as %2F');
+    }
+    if (!SEGMENT.test(rawVhost))
+      throw errors.error('the vhost holds a character that must be percent-encoded');
+    result.vhost = decode(rawVhost, 'the vhost', errors);
+    pos = pathEnd;
+  }
+
+  // Query.
+  let tls: TlsOptions | undefined;
+  if (text[pos] === '?') {
+    const queryEnd = indexOfAny(text, '#', pos + 1);
+    const query = text.slice(pos + 1, queryEnd);
+    if (!QUERY.test(query)) {
+      throw errors.error('the query holds a character that must be percent-encoded');
+    }
+    const seen = new Set<string>();
+    const mechanisms: string[] = [];
+    let paramStart = pos + 1;
+    for (const param of query.split('&')) {
+      const start = paramStart;
+      paramStart += param.length + 1;
+      if (param === '') continue;
+      const eq = param.indexOf('=');
+      const rawKey = eq < 0 ? param : param.slice(0, eq);
+      const key = decode(rawKey, 'a query parameter name', errors);
+      const keyText = errors.quote(start, start + rawKey.length, key);
+      if (!URL_QUERY_KEYS.includes(key)) {
+        throw errors.error(
+          `unknown query parameter ${keyText}; the accepted parameters are ${URL_QUERY_KEYS.join(', ')}`,
+        );
+      }
+      if (eq < 0) throw errors.error(`the query parameter ${keyText} has no value`);
+      const value = decode(param.slice(eq + 1), `the value of ${key}`, errors);
+      const valueText = errors.quote(start + eq + 1, start + param.length, value);
+      if (key !== 'auth_mechanism') {
+        if (seen.has(key)) throw errors.error(`the query parameter ${keyText} is given more than once`);
+        seen.add(key);
+      }
+      if (TLS_KEYS.has(key) && !secure) {
+        throw errors.error(`${key} is a TLS parameter: use an amqps:// URL for TLS`);
+      }
+
+      const numeric = NUMERIC_KEYS[key];
+      if (numeric !== undefined) {
+        const n = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
+        if (!Number.isSafeInteger(n) || !numeric.check(n)) {
+          throw errors.error(`${key} must be ${numeric.range}, not ${valueText}`);
+        }
+        result[numeric.option] = n;
+        continue;
+      }
+      switch (key) {
+        case 'auth_mechanism': {
+          const name = value.toUpperCase();
+          if (!SASL_NAME.test(name)) {
+            throw errors.error(
+              `auth_mechanism must be a SASL mechanism name (such as PLAIN or EXTERNAL), not ${valueText}`,
+            );
+          }
+          if (!mechanisms.includes(name)) mechanisms.push(name);
+          break;
+        }
+        case 'cacertfile':
+        case 'certfile':
+        case 'keyfile': {
+          if (value === '') throw errors.error(`${key} must be a file path`);
+          tls ??= {};
+          if (key === 'cacertfile') tls.caFile = value;
+          else if (key === 'certfile') tls.certFile = value;
+          else tls.keyFile = value;
+          break;
+        }
+        case 'verify':
+          if (value !== 'verify_peer' && value !== 'verify_none') {
+            throw errors.error(`verify must be verify_peer or verify_none, not ${valueText}`);
+          }
+          tls ??= {};
+          tls.rejectUnauthorized = value === 'verify_peer';
+          break;
+        case 'server_name_indication':
+          if (value === '') {
+            throw errors.error('server_name_indication must be a host name, or "disable" to send none');
+          }
+          tls ??= {};
+          tls.servername = value === 'disable' ? false : value;
+          break;
+      }
+    }
+    if (mechanisms.length > 0) result.authMechanism = mechanisms;
+    pos = queryEnd;
+  }
+
+  if (pos < text.length) {
+    // Only a fragment can be left.
+    throw errors.error('an AMQP URL has no fragment ("#..."): percent-encode a "#" as %23');
+  }
+  if (secure) result.tls = tls ?? true;
+  return result;
+}

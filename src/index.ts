@@ -28,6 +28,7 @@ export {
   Connection,
   type ConnectionCounters,
   connect,
+  openConnection,
   type Tune,
 } from './connection.js';
 export { Delivery, type DeliveryFields } from './delivery.js';

@@ -10,6 +10,7 @@ import {
   type Delivery,
   field,
   fieldTypesOf,
+  openConnection,
 } from '../../src/index.js';
 import { brokerUrl } from '../support/broker.js';
 import { openSession, type Session, uniqueName } from '../support/session.js';
@@ -89,6 +90,16 @@ describe('connection', () => {
     for (const text of [String(e), (e as Error).stack ?? '', inspect(e), JSON.stringify(e)]) {
       expect(text).not.toContain('Wr0ngPa55word');
     }
+  });
+
+  it('authenticates with AMQPLAIN as well as PLAIN', async () => {
+    const url = await brokerUrl();
+    const conn = await openConnection(url, { authMechanism: 'AMQPLAIN' });
+    expect(conn.isOpen).toBe(true);
+    await lastValueFrom(conn.close());
+    const refused = await openConnection(url, { authMechanism: 'AMQPLAIN', password: 'not-the-password' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AuthenticationError);
+    expect((refused as AuthenticationError).mechanism).toBe('AMQPLAIN');
   });
 
   it('errors with CONNECTION_FORCED when an operator closes the connection', async () => {

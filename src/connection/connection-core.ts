@@ -294,9 +294,9 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   /** Hands everything written so far to the transport. */
   flush(): void {
     this.flushScheduled = false;
-    const bytes = this.writer.take();
-    if (bytes !== undefined && this.transport !== undefined && this.state !== 'closed') {
-      this.writeRaw(bytes);
+    const segments = this.writer.takeSegments();
+    if (this.transport !== undefined && this.state !== 'closed') {
+      for (let i = 0; i < segments.length; i++) this.writeRaw(segments[i]!);
     }
     if (this.flushCallbacks.length > 0) {
       const callbacks = this.flushCallbacks.splice(0);

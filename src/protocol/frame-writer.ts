@@ -53,19 +53,28 @@ class PooledWriter extends Writer {
     super(chunkSize);
   }
 
+  /** Filled regions of earlier buffers not yet handed out, oldest first. */
+  readonly sealed: Buffer[] = [];
+
   /**
    * Called between frames, when no offsets into the buffer are held: when `n` more bytes do not fit,
-   * moves the pending bytes to the start of a fresh buffer (a dedicated one when the operation is
-   * larger than a chunk, so one huge message does not keep a huge pooled buffer alive).
+   * seals the pending bytes as a segment (no copy) and continues in a fresh buffer (a dedicated one
+   * when the operation is larger than a chunk, so one huge message does not keep a huge pooled buffer
+   * alive).
    */
   reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    const pendingLength = this.pos - this.taken;
-    const next = Buffer.allocUnsafe(Math.max(this.chunkSize, pendingLength + n));
-    this.buf.copy(next, 0, this.taken, this.pos);
-    this.buf = next;
+    if (this.pos > this.taken) this.sealed.push(this.buf.subarray(this.taken, this.pos));
+    this.buf = Buffer.allocUnsafe(Math.max(this.chunkSize, n));
     this.taken = 0;
-    this.pos = pendingLength;
+    this.pos = 0;
+  }
+
+  /** Bytes written and not yet handed out, sealed segments included. */
+  get pendingLength(): number {
+    let n = this.pos - this.taken;
+    for (const segment of this.sealed) n += segment.length;
+    return n;
   }
 
   /**
@@ -126,18 +135,31 @@ export class FrameWriter {
 
   /** Bytes written and not yet taken. */
   get pendingBytes(): number {
-    return this.w.pos - this.w.taken;
+    return this.w.pendingLength;
   }
 
   /**
-   * Hands out everything written since the last call, as a view of the pooled buffer that is never
-   * written again. Undefined when nothing is pending.
+   * Hands out everything written since the last call as one buffer: a view of the pooled buffer that
+   * is never written again (copied together only when a burst spilled over into several buffers; a
+   * transport should prefer {@link takeSegments}). Undefined when nothing is pending.
    */
   take(): Buffer | undefined {
+    const segments = this.takeSegments();
+    if (segments.length <= 1) return segments[0];
+    return Buffer.concat(segments);
+  }
+
+  /**
+   * Hands out everything written since the last call as views of the pooled buffers, in order, without
+   * copying. Empty when nothing is pending.
+   */
+  takeSegments(): Buffer[] {
     const w = this.w;
-    if (w.pos === w.taken) return undefined;
-    const out = w.buf.subarray(w.taken, w.pos);
-    w.taken = w.pos;
+    const out = w.sealed.length === 0 ? [] : w.sealed.splice(0);
+    if (w.pos > w.taken) {
+      out.push(w.buf.subarray(w.taken, w.pos));
+      w.taken = w.pos;
+    }
     return out;
   }
 

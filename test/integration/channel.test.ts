@@ -97,7 +97,10 @@ describe('connection', () => {
     const conn = await openConnection(url, { authMechanism: 'AMQPLAIN' });
     expect(conn.isOpen).toBe(true);
     await lastValueFrom(conn.close());
-    const refused = await openConnection(url, { authMechanism: 'AMQPLAIN', password: 'not-the-password' }).catch((e: unknown) => e);
+    const refused = await openConnection(url, {
+      authMechanism: 'AMQPLAIN',
+      password: 'not-the-password',
+    }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(AuthenticationError);
     expect((refused as AuthenticationError).mechanism).toBe('AMQPLAIN');
   });

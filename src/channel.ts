@@ -6,7 +6,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { AsyncSubject, Observable, Subject } from 'rxjs';
+import { Observable, Subject } from 'rxjs';
 import type { ChannelCore, Reply } from './channel/channel-core.js';
 import { Delivery, type Settler } from './delivery.js';
 import type { FieldTable } from './protocol/field-table.js';
@@ -414,8 +414,8 @@ export class Channel {
   }
 
   /**
-   * Asks the broker to redeliver this channel's unacknowledged messages (`requeue: false` is not
-   * supported by RabbitMQ).
+   * Asks the broker to redeliver this channel's unacknowledged messages. RabbitMQ answers
+   * `requeue: false` with 540 NOT_IMPLEMENTED, a connection error.
    *
    * @example
    * ```ts
@@ -432,10 +432,12 @@ export class Channel {
 
   /**
    * Pauses (`false`) or resumes (`true`) deliveries to this channel; emits the state the broker reports.
+   * RabbitMQ does not implement `flow(false)`: it closes the whole connection with 540 NOT_IMPLEMENTED.
+   * Use `qos` or unsubscribe consumers to pause instead.
    *
    * @example
    * ```ts
-   * ch.flow(false).subscribe((active) => console.log(active));
+   * ch.flow(true).subscribe((active) => console.log(active));
    * ```
    */
   flow(active: boolean): Observable<boolean> {
@@ -506,37 +508,46 @@ export class Channel {
     return new Observable<void>((subscriber) => {
       let cancelled = false;
       const connection = this.core.connection;
+      let handle: { cancel(): void } | undefined;
       connection.whenWritable((error) => {
         if (cancelled) return;
-        if (error !== undefined || !this.core.isOpen) {
-          subscriber.error(this.core.error?.forLaterUse('publish') ?? this.core.laterUseError('publish'));
+        if (error !== undefined || this.core.isClosed) {
+          subscriber.error(this.core.laterUseError('publish'));
           return;
         }
-        try {
-          const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-          connection.sendPublish(
-            this.core.id,
-            exchange,
-            routingKey,
-            bytes,
-            properties,
-            options.mandatory ?? false,
-          );
-        } catch (e) {
-          subscriber.error(e);
-          return;
-        }
-        connection.afterFlush((flushError) => {
-          if (flushError !== undefined) {
-            subscriber.error(this.core.laterUseError('publish'));
-            return;
-          }
-          subscriber.next();
-          subscriber.complete();
-        });
+        // Kept behind synchronous methods subscribed earlier on this channel, so that a publish never
+        // overtakes the declaration it depends on.
+        handle = this.core.ordered(
+          () => {
+            try {
+              const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+              connection.sendPublish(
+                this.core.id,
+                exchange,
+                routingKey,
+                bytes,
+                properties,
+                options.mandatory ?? false,
+              );
+            } catch (e) {
+              subscriber.error(e);
+              return;
+            }
+            connection.afterFlush((flushError) => {
+              if (flushError !== undefined) {
+                subscriber.error(this.core.laterUseError('publish'));
+                return;
+              }
+              subscriber.next();
+              subscriber.complete();
+            });
+          },
+          (e) => subscriber.error(e),
+        );
       });
       return () => {
         cancelled = true;
+        handle?.cancel();
       };
     });
   }
@@ -637,9 +648,8 @@ export class Channel {
   }
 
   /**
-   * Closes the channel now (the channel.close handshake), whether or not the result is subscribed to.
-   * The returned Observable emits once the channel is closed. Unsubscribing from `connection.channel()`
-   * closes it too.
+   * Closes the channel (the channel.close handshake) when subscribed, like every operation; emits once
+   * closed. Unsubscribing from `connection.channel()` closes it too.
    *
    * @example
    * ```ts
@@ -647,12 +657,12 @@ export class Channel {
    * ```
    */
   close(): Void {
-    const closed = new AsyncSubject<void>();
-    this.core.close(() => {
-      closed.next();
-      closed.complete();
+    return new Observable<void>((subscriber) => {
+      this.core.close(() => {
+        subscriber.next();
+        subscriber.complete();
+      });
     });
-    return closed.asObservable();
   }
 
   /** Sends a method and maps its reply; the shape of every one-shot operation. */

@@ -4,7 +4,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { AsyncSubject, Observable } from 'rxjs';
+import { Observable } from 'rxjs';
 import { ChannelCore } from './channel/channel-core.js';
 import { Channel } from './channel.js';
 import { ConnectionCore, type ConnectionCounters, type Tune } from './connection/connection-core.js';
@@ -69,7 +69,9 @@ export class Connection {
   /**
    * Opens a channel when subscribed (emitting it once the broker has opened it) and closes it when
    * the subscription ends. Errors with a `ChannelClosedError` when the broker closes the channel or
-   * the connection ends.
+   * the connection fails, and completes when the client closes the connection. Subscribing on a closed
+   * connection errors with its `ConnectionClosedError`; when no channel number is free (or an explicit
+   * `id` is taken or out of range) it errors with an `AmqpError` coded `CHANNEL_UNAVAILABLE`.
    *
    * @example
    * ```ts
@@ -130,8 +132,8 @@ export class Connection {
   }
 
   /**
-   * Closes the connection now (the connection.close handshake), whether or not the result is
-   * subscribed to; the {@link connect} Observable then completes. The returned Observable emits once
+   * Closes the connection (the connection.close handshake) when subscribed, like every operation; the
+   * {@link connect} Observable then completes, and so do the channels still open on it. Emits once
    * the connection is closed.
    *
    * @example
@@ -140,12 +142,12 @@ export class Connection {
    * ```
    */
   close(): Observable<void> {
-    const closed = new AsyncSubject<void>();
-    this.core.close(() => {
-      closed.next();
-      closed.complete();
+    return new Observable<void>((subscriber) => {
+      this.core.close(() => {
+        subscriber.next();
+        subscriber.complete();
+      });
     });
-    return closed.asObservable();
   }
 
   [inspect.custom](): string {

@@ -24,7 +24,9 @@ export interface CloseReason {
 
 function describeReply(reason: CloseReason): string {
   const name = REPLY_CODES[reason.replyCode]?.name;
-  return `${reason.replyCode}${name === undefined ? '' : ` ${name}`}${reason.replyText ? `: ${reason.replyText}` : ''}`;
+  // RabbitMQ's texts start with the reply name already ("NOT_FOUND - no queue ..."): say it once.
+  const named = name === undefined || reason.replyText.startsWith(name) ? '' : ` ${name}`;
+  return `${reason.replyCode}${named}${reason.replyText ? ` ${reason.replyText}` : ''}`;
 }
 
 /**

@@ -50,5 +50,5 @@ export type {
   TransportHandler,
   TransportTarget,
 } from './transport/transport.js';
-export { parseUrl, redactUrl } from './url.js';
+export { parseUrl, redactUrl, URL_QUERY_KEYS } from './url.js';
 export { VERSION } from './version.js';

@@ -138,7 +138,11 @@ export interface ConnectOptions {
   password?: string | Secret;
   /** TLS: true for the defaults (verification on), or settings. Default false (`amqps://` turns it on). */
   tls?: boolean | TlsOptions;
-  /** Heartbeat to ask for, in seconds; 0 asks for none. Default 60. */
+  /**
+   * Heartbeat to ask for, in seconds. Default 60. Negotiated as RabbitMQ's clients do: the lower of the
+   * two values, except that 0 on one side means the other side decides, so 0 disables heartbeats only
+   * when the broker also proposes 0.
+   */
   heartbeat?: number;
   /** Largest frame to ask for, in bytes (at least 4096, or 0 for no limit). Default 131072. */
   frameMax?: number;

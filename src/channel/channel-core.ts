@@ -33,7 +33,12 @@ interface Rpc {
   /** Where the operation was started, for errors that close the channel. */
   readonly stack: string | undefined;
   cancelled: boolean;
+  /** For an asynchronous send kept in order (a publish): what to run when its turn comes. */
+  readonly run?: () => void;
 }
+
+const ORDERED: MethodInit = { name: 'basic.publish' };
+const NO_HANDLE: RpcHandle = { cancel: () => {} };
 
 /** A handle to cancel an operation: before it is sent it is dropped; after, its reply is ignored. */
 export interface RpcHandle {
@@ -146,6 +151,38 @@ export class ChannelCore implements ChannelEndpoint {
     };
   }
 
+  /**
+   * Runs `send` (which writes an asynchronous method such as basic.publish) after the synchronous
+   * methods queued before it have been sent, so that the wire order is the subscription order. Runs
+   * at once when nothing is queued. `onError` hears when the channel closes first.
+   */
+  ordered(send: () => void, onError: (error: Error) => void): RpcHandle {
+    if (this.state === 'open' && this.queue.length === 0) {
+      send();
+      return NO_HANDLE;
+    }
+    if (this.state === 'closed' || this.state === 'closing' || this.closeRequested) {
+      onError(this.laterUseError('publish'));
+      return NO_HANDLE;
+    }
+    const rpc: Rpc = {
+      method: ORDERED,
+      replies: [],
+      onReply: () => {},
+      onError,
+      stack: undefined,
+      cancelled: false,
+      run: send,
+    };
+    this.queue.push(rpc);
+    this.pump();
+    return {
+      cancel: () => {
+        rpc.cancelled = true;
+      },
+    };
+  }
+
   /** Sends an asynchronous method now (ack, nack, reject, recover-async). False when the channel is not open. */
   send(method: MethodInit): boolean {
     if (this.state !== 'open') return false;
@@ -173,6 +210,10 @@ export class ChannelCore implements ChannelEndpoint {
     while (this.state === 'open' && this.inFlight === undefined && this.queue.length > 0) {
       const rpc = this.queue.shift()!;
       if (rpc.cancelled) continue;
+      if (rpc.run !== undefined) {
+        rpc.run();
+        continue;
+      }
       try {
         this.connection.sendMethod(this.id, rpc.method);
       } catch (e) {
@@ -244,7 +285,10 @@ export class ChannelCore implements ChannelEndpoint {
 
   handleConnectionClosed(error: ConnectionClosedError): void {
     if (this.state === 'closed') return;
-    this.closeWith(this.connectionClosed(error));
+    const channelError = this.connectionClosed(error);
+    // The client closing its connection ends its channels in order (they complete); pending
+    // operations still fail, since they will never be answered.
+    this.closeWith(error.initiator === 'client' ? undefined : channelError, channelError);
   }
 
   private connectionClosed(error: ConnectionClosedError): ChannelClosedError {
@@ -297,7 +341,8 @@ export class ChannelCore implements ChannelEndpoint {
       return;
     }
     // The operation in flight is the one the broker objected to: point at where it was started.
-    this.closeWith(ChannelClosedError.fromServer(this.id, close, this.inFlight?.stack));
+    const error = ChannelClosedError.fromServer(this.id, close, this.inFlight?.stack);
+    this.closeWith(error, error);
   }
 
   // ---- closing --------------------------------------------------------------------------------
@@ -339,18 +384,28 @@ export class ChannelCore implements ChannelEndpoint {
     }
   }
 
-  private failPending(error: ChannelClosedError): void {
+  private takePending(): Rpc[] {
     const pending =
       this.inFlight === undefined ? this.queue.splice(0) : [this.inFlight, ...this.queue.splice(0)];
     this.inFlight = undefined;
-    for (const rpc of pending) if (!rpc.cancelled) rpc.onError(error);
+    return pending;
   }
 
-  private closeWith(error: ChannelClosedError): void {
+  private failPending(error: ChannelClosedError): void {
+    for (const rpc of this.takePending()) if (!rpc.cancelled) rpc.onError(error);
+  }
+
+  /**
+   * The channel is gone (the broker closed it, or its connection ended). The state is `closed` before
+   * anyone hears of it, so that a subscriber tearing down in response (catchError, retry) does not
+   * send a channel.close for a channel the broker already considers closed.
+   */
+  private closeWith(error: ChannelClosedError | undefined, pendingError: ChannelClosedError): void {
     if (this.state === 'closed') return;
-    this.closeError = error;
-    this.failPending(error);
+    if (error !== undefined) this.closeError = error;
+    const pending = this.takePending();
     this.finish(error);
+    for (const rpc of pending) if (!rpc.cancelled) rpc.onError(pendingError);
   }
 
   private finish(error: ChannelClosedError | undefined): void {
@@ -365,8 +420,17 @@ export class ChannelCore implements ChannelEndpoint {
   }
 }
 
+/** Frames of rxamqp itself and of RxJS, left out of `closedAt` so that the user's code shows. */
+const INTERNAL_FRAME =
+  /[/\\](node_modules[/\\]rxjs|src[/\\](channel|connection|delivery)|dist[/\\](esm|cjs)[/\\]src)[/\\.]|\(node:|^\s+at node:/;
+
 function captureStack(): string | undefined {
   const holder: { stack?: string } = {};
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 40;
   Error.captureStackTrace(holder, captureStack);
-  return holder.stack?.split('\n').slice(1).join('\n');
+  Error.stackTraceLimit = limit;
+  const frames = holder.stack?.split('\n').slice(1) ?? [];
+  const user = frames.filter((f) => !INTERNAL_FRAME.test(f));
+  return (user.length > 0 ? user : frames).slice(0, 10).join('\n');
 }

@@ -7,7 +7,7 @@
  * @module
  * @internal
  */
-import { AuthenticationError, type CloseReason, ConnectionClosedError } from '../errors.js';
+import { AmqpError, AuthenticationError, type CloseReason, ConnectionClosedError } from '../errors.js';
 import type { ResolvedOptions, SaslMechanism } from '../options.js';
 import { FrameError } from '../protocol/errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
@@ -200,9 +200,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     const max = this.tune.channelMax === 0 ? 65535 : this.tune.channelMax;
     if (id !== undefined) {
       if (!Number.isInteger(id) || id < 1 || id > max) {
-        throw new RangeError(`channel id ${id} is outside 1..${max} (the negotiated channel_max)`);
+        throw new AmqpError(
+          'CHANNEL_UNAVAILABLE',
+          `channel id ${id} is outside 1..${max} (the negotiated channel_max)`,
+        );
       }
-      if (this.channels[id] !== undefined) throw new RangeError(`channel ${id} is already open`);
+      if (this.channels[id] !== undefined)
+        throw new AmqpError('CHANNEL_UNAVAILABLE', `channel ${id} is already open`);
       this.channels[id] = endpoint;
       return id;
     }
@@ -212,7 +216,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
         return i;
       }
     }
-    throw new RangeError(`all ${max} channels (the negotiated channel_max) are in use`);
+    throw new AmqpError('CHANNEL_UNAVAILABLE', `all ${max} channels (the negotiated channel_max) are in use`);
   }
 
   /** Frees a channel number for reuse (after channel.close-ok went either way). */

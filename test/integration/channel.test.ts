@@ -1,7 +1,19 @@
 import { execFileSync } from 'node:child_process';
 import { inspect } from 'node:util';
-import { firstValueFrom, lastValueFrom, merge, toArray } from 'rxjs';
 import {
+  catchError,
+  firstValueFrom,
+  lastValueFrom,
+  map,
+  merge,
+  of,
+  retry,
+  switchMap,
+  take,
+  toArray,
+} from 'rxjs';
+import {
+  AmqpError,
   AuthenticationError,
   ChannelClosedError,
   ConnectionClosedError,
@@ -132,6 +144,17 @@ describe('connection', () => {
     expect(conn.isOpen).toBe(false);
   }, 30_000);
 
+  it('completes its channels when the client closes it', async () => {
+    const own = await openSession();
+    const extra = await own.openChannel();
+    await lastValueFrom(own.connection.close());
+    expect(await firstValueFrom(own.channelEvents)).toBe('complete');
+    expect(await firstValueFrom(extra.events)).toBe('complete');
+    expect(await firstValueFrom(own.connectionEvents)).toBe('complete');
+    expect(own.channel.error).toBeUndefined();
+    own.close();
+  });
+
   it('allocates, recycles and bounds channel ids, and accepts explicit ids', async () => {
     const small = await openSession({ channelMax: 3 });
     try {
@@ -141,13 +164,14 @@ describe('connection', () => {
       const third = await small.openChannel();
       expect([second.channel.id, third.channel.id]).toEqual([2, 3]);
       const e = await firstValueFrom(small.connection.channel()).catch((x: unknown) => x);
-      expect(e).toBeInstanceOf(RangeError);
+      expect(e).toBeInstanceOf(AmqpError);
+      expect((e as AmqpError).code).toBe('CHANNEL_UNAVAILABLE');
       await lastValueFrom(second.channel.close());
       expect(await firstValueFrom(second.events)).toBe('complete');
       const reused = await small.openChannel();
       expect(reused.channel.id).toBe(2);
       const explicit = await firstValueFrom(small.connection.channel({ id: 3 })).catch((x: unknown) => x);
-      expect(explicit).toBeInstanceOf(RangeError); // 3 is in use
+      expect((explicit as AmqpError).code).toBe('CHANNEL_UNAVAILABLE'); // 3 is in use
     } finally {
       small.close();
     }
@@ -345,6 +369,53 @@ describe('channel methods', () => {
 });
 
 describe('channel errors', () => {
+  it('keeps the connection when a soft error is caught in a pipeline, and retry reopens a channel', async () => {
+    const missing = uniqueName('missing');
+    let attempts = 0;
+    const result = await lastValueFrom(
+      session.connection.channel().pipe(
+        switchMap((ch) => {
+          attempts++;
+          return attempts === 1
+            ? ch.queueDeclare(missing, { passive: true })
+            : ch.queueDeclare('', { exclusive: true });
+        }),
+        retry(1),
+        take(1),
+      ),
+    );
+    expect(attempts).toBe(2);
+    expect(result.queue).toMatch(/^amq\.gen-/);
+    const caught = await lastValueFrom(
+      session.connection.channel().pipe(
+        switchMap((ch) => ch.queueDeclare(missing, { passive: true })),
+        map(() => 'found'),
+        catchError(() => of('caught')),
+      ),
+    );
+    expect(caught).toBe('caught');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(session.connection.isOpen).toBe(true);
+    expect((await lastValueFrom(session.channel.queueDeclare('', { exclusive: true }))).queue).toMatch(
+      /^amq\.gen-/,
+    );
+  });
+
+  it('keeps a publish behind the declarations subscribed before it', async () => {
+    const { channel } = await session.openChannel();
+    const a = uniqueName('order-a');
+    const b = uniqueName('order-b');
+    await lastValueFrom(
+      merge(
+        channel.queueDeclare(a, { exclusive: true }),
+        channel.queueDeclare(b, { exclusive: true }),
+        channel.publish('', b, 'after the declare'),
+      ),
+      { defaultValue: undefined },
+    );
+    expect((await getWait(b, { noAck: true, channel })).text()).toBe('after the declare');
+  });
+
   it('closes only the offending channel on 404, and later use says where it closed', async () => {
     const doomed = await session.openChannel();
     const e = await lastValueFrom(

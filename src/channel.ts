@@ -6,9 +6,10 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { Observable, Subject } from 'rxjs';
+import { Observable, Subject, share } from 'rxjs';
 import type { ChannelCore, Reply } from './channel/channel-core.js';
 import { Delivery, type Settler } from './delivery.js';
+import { ConsumerCancelledError } from './errors.js';
 import type { FieldTable } from './protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from './protocol/generated.js';
 
@@ -62,6 +63,36 @@ export interface ReturnedMessage {
   readonly routingKey: string;
   readonly properties: BasicProperties;
   readonly body: Buffer;
+}
+
+/** Options of `consume`. */
+export interface ConsumeOptions {
+  /**
+   * How many unacknowledged messages the broker may send to this consumer (basic.qos per consumer,
+   * set just before basic.consume). Default: the channel's current setting (unlimited unless `qos` set it).
+   */
+  prefetch?: number;
+  /** A consumer tag of your choice; default: one the broker generates. */
+  consumerTag?: string;
+  /** Deliveries count as acknowledged on sending (no `ack()` needed, at-most-once). Default false. */
+  noAck?: boolean;
+  /** Be the queue's only consumer (403 ACCESS_REFUSED closes the channel if another exists). Default false. */
+  exclusive?: boolean;
+  /** Do not receive messages published on this connection. RabbitMQ ignores it. Default false. */
+  noLocal?: boolean;
+  /** Consumer arguments: `x-priority`, `x-stream-offset`, `x-cancel-on-ha-failover`, ... */
+  arguments?: FieldTable;
+}
+
+/** A consumer of this channel: where its deliveries go. */
+interface ConsumerSink {
+  readonly queue: string;
+  readonly noAck: boolean;
+  deliver(delivery: Delivery): void;
+  /** The broker cancelled it. */
+  cancelled(): void;
+  /** The channel ended (error undefined: the client closed it). */
+  ended(error: Error | undefined): void;
 }
 
 /** With `nowait: true` the broker sends no reply: the Observable emits once the method is on the socket. */
@@ -119,9 +150,146 @@ export class Channel {
     this.returnsSubject.next(message);
   }
 
-  /** @internal Called when the channel ends. */
-  complete(): void {
+  /** @internal Called when the channel ends: completes `returns$` and ends every consumer. */
+  complete(error?: Error): void {
     this.returnsSubject.complete();
+    const sinks = [...this.consumers.values()];
+    this.consumers.clear();
+    for (const sink of sinks) sink.ended(error);
+  }
+
+  /** @internal A basic.deliver from the broker. */
+  dispatchDelivery(method: MethodOf<'basic.deliver'>, properties: BasicProperties, body: Buffer): void {
+    const sink = this.consumers.get(method.consumerTag);
+    const fields = {
+      deliveryTag: method.deliveryTag,
+      redelivered: method.redelivered,
+      exchange: method.exchange,
+      routingKey: method.routingKey,
+      consumerTag: method.consumerTag,
+    };
+    if (sink === undefined) {
+      // A delivery that raced our basic.cancel: give it back to the queue rather than hold it (a
+      // noAck delivery is already settled, and nacking it would be a protocol error).
+      if (this.cancelling.get(method.consumerTag) === false) {
+        this.core.send({
+          name: 'basic.nack',
+          deliveryTag: method.deliveryTag,
+          multiple: false,
+          requeue: true,
+        });
+      }
+      return;
+    }
+    sink.deliver(new Delivery(body, properties, fields, sink.noAck ? undefined : this.settler));
+  }
+
+  /** @internal A basic.cancel from the broker. */
+  dispatchCancel(consumerTag: string): void {
+    const sink = this.consumers.get(consumerTag);
+    if (sink === undefined) return;
+    this.consumers.delete(consumerTag);
+    sink.cancelled();
+  }
+
+  private readonly consumers = new Map<string, ConsumerSink>();
+  /** Consumers whose basic.cancel awaits its cancel-ok, with their noAck setting. */
+  private readonly cancelling = new Map<string, boolean>();
+
+  /**
+   * Consumes a queue: a hot, reference-counted stream of deliveries. The first subscriber starts the
+   * consumer (basic.qos for `prefetch`, then basic.consume); later subscribers share it; when the last
+   * one unsubscribes, basic.cancel is sent (and awaited). The stream errors with
+   * `ConsumerCancelledError` when the broker cancels the consumer (its queue was deleted), with the
+   * channel's error when the channel or connection fails, and completes when the client closes them.
+   * Without `noAck`, settle each delivery with `ack()`, `nack()` or `reject()`.
+   *
+   * @example
+   * ```ts
+   * ch.consume('jobs', { prefetch: 50 }).subscribe((delivery) => {
+   *   handle(delivery.json());
+   *   delivery.ack();
+   * });
+   * ```
+   */
+  consume(queue: string, options: ConsumeOptions = {}): Observable<Delivery> {
+    return new Observable<Delivery>((subscriber) => {
+      let consumerTag: string | undefined;
+      let stopped = false;
+      const noAck = options.noAck ?? false;
+      const sink: ConsumerSink = {
+        queue,
+        noAck,
+        deliver: (delivery) => subscriber.next(delivery),
+        cancelled: () => {
+          stopped = true;
+          subscriber.error(new ConsumerCancelledError(consumerTag ?? '', queue));
+        },
+        ended: (error) => {
+          stopped = true;
+          if (error === undefined) subscriber.complete();
+          else subscriber.error(error);
+        },
+      };
+      const start = (): void => {
+        this.core.call(
+          {
+            name: 'basic.consume',
+            queue,
+            consumerTag: options.consumerTag ?? '',
+            noLocal: options.noLocal ?? false,
+            noAck,
+            exclusive: options.exclusive ?? false,
+            nowait: false,
+            arguments: options.arguments ?? {},
+          },
+          ['basic.consume-ok'],
+          (reply) => {
+            consumerTag = (reply as MethodOf<'basic.consume-ok'>).consumerTag;
+            if (stopped) {
+              // Unsubscribed while basic.consume was in flight: cancel at once.
+              this.cancelConsumer(consumerTag, noAck);
+              return;
+            }
+            this.consumers.set(consumerTag, sink);
+          },
+          (error) => {
+            stopped = true;
+            subscriber.error(error);
+          },
+        );
+      };
+      if (options.prefetch !== undefined) {
+        this.core.call(
+          { name: 'basic.qos', prefetchCount: options.prefetch, prefetchSize: 0, global: false },
+          ['basic.qos-ok'],
+          () => undefined,
+          (error) => {
+            stopped = true;
+            subscriber.error(error);
+          },
+        );
+      }
+      start();
+      return () => {
+        if (stopped) return;
+        stopped = true;
+        if (consumerTag !== undefined) {
+          this.consumers.delete(consumerTag);
+          this.cancelConsumer(consumerTag, noAck);
+        }
+      };
+    }).pipe(share());
+  }
+
+  /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */
+  private cancelConsumer(consumerTag: string, noAck: boolean): void {
+    if (!this.core.isOpen) return;
+    this.cancelling.set(consumerTag, noAck);
+    const done = (): void => {
+      this.cancelling.delete(consumerTag);
+    };
+    this.core.call({ name: 'basic.cancel', consumerTag, nowait: false }, ['basic.cancel-ok'], done, done);
   }
 
   /** The channel number. */

@@ -84,10 +84,12 @@ export class Connection {
       const core = new ChannelCore(this.core, {
         opened: () => subscriber.next(channel!),
         closed: (error) => {
-          channel?.complete();
+          channel?.complete(error);
           if (error === undefined) subscriber.complete();
           else subscriber.error(error);
         },
+        delivered: (method, properties, body) => channel?.dispatchDelivery(method, properties, body),
+        consumerCancelled: (consumerTag) => channel?.dispatchCancel(consumerTag),
         returned: (method, properties, body) =>
           channel?.emitReturn({
             replyCode: method.replyCode,

@@ -178,6 +178,32 @@ export class ChannelClosedError extends AmqpError {
 }
 
 /**
+ * The broker cancelled a consumer: its queue was deleted, or (for classic mirrored queues) it failed
+ * over, and the broker told the client with basic.cancel (consumer_cancel_notify). The delivery stream
+ * of that consumer errors with this; the channel stays open.
+ *
+ * @example
+ * ```ts
+ * ch.consume('jobs').subscribe({
+ *   error: (e) => e instanceof ConsumerCancelledError && console.log(`consumer ${e.consumerTag} was cancelled`),
+ * });
+ * ```
+ */
+export class ConsumerCancelledError extends AmqpError {
+  readonly consumerTag: string;
+  readonly queue: string;
+
+  constructor(consumerTag: string, queue: string) {
+    super(
+      'CONSUMER_CANCELLED',
+      `the broker cancelled consumer ${consumerTag} of queue ${queue} (was the queue deleted?)`,
+    );
+    this.consumerTag = consumerTag;
+    this.queue = queue;
+  }
+}
+
+/**
  * The broker refused the credentials (wrong user name or password, or a SASL mechanism it does not
  * offer). The password never appears in the message, the properties or the stack.
  *

@@ -16,6 +16,7 @@
  */
 export {
   Channel,
+  type ConsumeOptions,
   type ExchangeDeclareOptions,
   type NoWait,
   type PublishOptions,
@@ -39,6 +40,7 @@ export {
   type CloseReason,
   ConfigurationError,
   ConnectionClosedError,
+  ConsumerCancelledError,
 } from './errors.js';
 export * from './options.js';
 export * from './protocol/index.js';

@@ -1,0 +1,148 @@
+import { firstValueFrom, lastValueFrom, merge } from 'rxjs';
+import { type Channel, ConsumerCancelledError, type Delivery } from '../../src/index.js';
+import { openSession, type Session } from '../support/session.js';
+
+let session: Session;
+
+beforeAll(async () => {
+  session = await openSession({ name: 'rxamqp consume tests' });
+});
+
+afterAll(() => {
+  session?.close();
+});
+
+async function publishMany(ch: Channel, queue: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i += 500) {
+    const batch = [];
+    for (let j = i; j < Math.min(count, i + 500); j++) batch.push(ch.publish('', queue, `m${j}`));
+    await lastValueFrom(merge(...batch), { defaultValue: undefined });
+  }
+}
+
+async function consumerCount(queue: string): Promise<number> {
+  return (await lastValueFrom(session.channel.queueDeclare(queue, { passive: true }))).consumerCount;
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('consume (real broker)', () => {
+  it('consumes 10,000 messages with prefetch 100, acking each, and leaves the queue empty', async () => {
+    const ch = (await session.openChannel()).channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    await publishMany(ch, queue, 10_000);
+    const seen = new Set<string>();
+    await new Promise<void>((resolve, reject) => {
+      const subscription = ch.consume(queue, { prefetch: 100 }).subscribe({
+        next: (d) => {
+          seen.add(d.text());
+          expect(d.ack()).toBe(true);
+          if (seen.size === 10_000) {
+            subscription.unsubscribe();
+            resolve();
+          }
+        },
+        error: reject,
+      });
+    });
+    expect(seen.size).toBe(10_000);
+    await waitFor(
+      async () => (await lastValueFrom(ch.queueDeclare(queue, { passive: true }))).messageCount === 0,
+      'an empty queue',
+    );
+    await waitFor(async () => (await consumerCount(queue)) === 0, 'the consumer to be cancelled');
+  }, 60_000);
+
+  it('redelivers a nacked message with redelivered set, and sends one ack for two settles', async () => {
+    const ch = (await session.openChannel()).channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    await lastValueFrom(ch.publish('', queue, 'again'));
+    const received: Delivery[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const subscription = ch.consume(queue).subscribe({
+        next: (d) => {
+          received.push(d);
+          if (received.length === 1) {
+            expect(d.nack({ requeue: true })).toBe(true);
+            expect(d.ack()).toBe(false);
+          } else {
+            expect(d.ack()).toBe(true);
+            expect(d.ack()).toBe(false);
+            subscription.unsubscribe();
+            resolve();
+          }
+        },
+        error: reject,
+      });
+    });
+    expect(received.map((d) => [d.text(), d.fields.redelivered])).toEqual([
+      ['again', false],
+      ['again', true],
+    ]);
+    expect(received[0]!.fields.consumerTag).toMatch(/^amq\.ctag-/);
+    // A second ack would have been an unknown delivery tag: 406 and a closed channel.
+    await lastValueFrom(ch.queueDeclare(queue, { passive: true }));
+    expect(ch.isOpen).toBe(true);
+  });
+
+  it('sends basic.cancel when the last subscriber leaves, and shares one consumer among subscribers', async () => {
+    const ch = (await session.openChannel()).channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    const deliveries$ = ch.consume(queue, { consumerTag: 'shared-tag', noAck: true });
+    const a: string[] = [];
+    const b: string[] = [];
+    const subA = deliveries$.subscribe((d) => a.push(d.text()));
+    const subB = deliveries$.subscribe((d) => b.push(d.text()));
+    await waitFor(async () => (await consumerCount(queue)) === 1, 'the consumer');
+    await publishMany(ch, queue, 3);
+    await waitFor(async () => a.length === 3 && b.length === 3, 'both subscribers to see 3 messages');
+    expect(a).toEqual(b);
+    expect(await consumerCount(queue)).toBe(1);
+    subA.unsubscribe();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await consumerCount(queue)).toBe(1);
+    subB.unsubscribe();
+    await waitFor(async () => (await consumerCount(queue)) === 0, 'basic.cancel');
+  });
+
+  it('ends the stream with ConsumerCancelledError when the queue is deleted, leaving the channel open', async () => {
+    const ch = (await session.openChannel()).channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    const ended = new Promise<unknown>((resolve) =>
+      ch.consume(queue).subscribe({ error: resolve, complete: () => resolve('complete') }),
+    );
+    await waitFor(async () => (await consumerCount(queue)) === 1, 'the consumer');
+    await lastValueFrom(session.channel.queueDelete(queue));
+    const e = await ended;
+    expect(e).toBeInstanceOf(ConsumerCancelledError);
+    expect(e).toMatchObject({ queue, code: 'CONSUMER_CANCELLED' });
+    expect((await lastValueFrom(ch.queueDeclare('', { exclusive: true }))).queue).toMatch(/^amq\.gen-/);
+  });
+
+  it('delivers already-settled messages to a noAck consumer', async () => {
+    const ch = (await session.openChannel()).channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    await lastValueFrom(ch.publish('', queue, 'fire and forget'));
+    const d = await firstValueFrom(ch.consume(queue, { noAck: true }));
+    expect(d.settled).toBe(true);
+    expect(d.ack()).toBe(false);
+    expect(d.text()).toBe('fire and forget');
+  });
+
+  it('completes the stream when the client closes the channel', async () => {
+    const opened = await session.openChannel();
+    const { queue } = await lastValueFrom(opened.channel.queueDeclare('', { exclusive: true }));
+    const ended = new Promise<unknown>((resolve) =>
+      opened.channel.consume(queue).subscribe({ error: resolve, complete: () => resolve('complete') }),
+    );
+    await waitFor(async () => (await consumerCount(queue).catch(() => 1)) === 1, 'the consumer');
+    await lastValueFrom(opened.channel.close());
+    expect(await ended).toBe('complete');
+  });
+});

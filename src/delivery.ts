@@ -85,6 +85,16 @@ export class Delivery {
     return this.settle('reject', false, options.requeue ?? true);
   }
 
+  /**
+   * @internal Marks the delivery settled without sending anything: for a delivery covered by another
+   * delivery's `multiple: true` settlement (ack batching). Returns false when it was already settled.
+   */
+  markSettled(): boolean {
+    if (this.isSettled) return false;
+    this.isSettled = true;
+    return true;
+  }
+
   private settle(kind: 'ack' | 'nack' | 'reject', multiple: boolean, requeue: boolean): boolean {
     if (this.isSettled || this.settler === undefined) return false;
     this.isSettled = true;

@@ -6,7 +6,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { Observable, Subject, share } from 'rxjs';
+import { Observable, Subject, type Subscription, share, timeout } from 'rxjs';
 import type { ChannelCore, Reply } from './channel/channel-core.js';
 import { Delivery, type Settler } from './delivery.js';
 import { ConsumerCancelledError } from './errors.js';
@@ -280,6 +280,87 @@ export class Channel {
         }
       };
     }).pipe(share());
+  }
+
+  /** Pending requests by correlation id, answered through the direct reply-to consumer. */
+  private readonly requests = new Map<string, { answer(reply: Delivery): void; fail(error: Error): void }>();
+  private replyConsumer: Subscription | undefined;
+  private requestCounter = 0;
+
+  /**
+   * Sends a request and emits the reply (RPC over RabbitMQ's direct reply-to): the message goes out
+   * with `replyTo: 'amq.rabbitmq.reply-to'` and a fresh `correlationId`, and the reply with that
+   * correlation id is emitted, then the Observable completes. Unsubscribing before the reply abandons
+   * the request (a late reply is dropped). With `timeoutMs`, the request carries that expiration, so
+   * that a request nobody picked up in time is discarded by the broker, and the Observable errors with
+   * a `TimeoutError` from RxJS if no reply comes in time. The channel keeps one reply consumer while
+   * requests are pending.
+   *
+   * @example
+   * ```ts
+   * ch.request('', 'rpc_queue', JSON.stringify({ n: 30 }), { contentType: 'application/json' }, { timeoutMs: 5000 })
+   *   .subscribe((reply) => console.log(reply.json()));
+   * ```
+   */
+  request(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array | string,
+    properties: BasicProperties = {},
+    options: { timeoutMs?: number; mandatory?: boolean } = {},
+  ): Observable<Delivery> {
+    const reply$ = new Observable<Delivery>((subscriber) => {
+      const correlationId = `${process.pid}.${Date.now().toString(36)}.${(++this.requestCounter).toString(36)}`;
+      this.requests.set(correlationId, {
+        answer: (reply) => {
+          subscriber.next(reply);
+          subscriber.complete();
+        },
+        fail: (error) => subscriber.error(error),
+      });
+      this.ensureReplyConsumer();
+      const publication = this.publish(
+        exchange,
+        routingKey,
+        body,
+        {
+          ...properties,
+          replyTo: 'amq.rabbitmq.reply-to',
+          correlationId,
+          ...(options.timeoutMs === undefined
+            ? {}
+            : { expiration: String(Math.max(0, Math.ceil(options.timeoutMs))) }),
+        },
+        options.mandatory === undefined ? {} : { mandatory: options.mandatory },
+      ).subscribe({ error: (error: unknown) => subscriber.error(error) });
+      return () => {
+        publication.unsubscribe();
+        this.requests.delete(correlationId);
+      };
+    });
+    return options.timeoutMs === undefined ? reply$ : reply$.pipe(timeout(options.timeoutMs));
+  }
+
+  /** Starts the direct reply-to consumer once: noAck, on this channel, kept for the channel's life. */
+  private ensureReplyConsumer(): void {
+    if (this.replyConsumer !== undefined && !this.replyConsumer.closed) return;
+    // When the reply consumer ends (channel closed or failed), every pending request fails with it.
+    const failAll = (error: Error): void => {
+      const pending = [...this.requests.values()];
+      this.requests.clear();
+      for (const request of pending) request.fail(error);
+    };
+    this.replyConsumer = this.consume('amq.rabbitmq.reply-to', { noAck: true }).subscribe({
+      next: (reply) => {
+        const id = reply.properties.correlationId;
+        const request = id === undefined ? undefined : this.requests.get(id);
+        if (request === undefined) return; // abandoned or unknown: dropped
+        this.requests.delete(id!);
+        request.answer(reply);
+      },
+      error: (error: Error) => failAll(error),
+      complete: () => failAll(this.core.laterUseError('request')),
+    });
   }
 
   /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */

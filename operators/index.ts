@@ -2,9 +2,25 @@
  * `rxamqp/operators`: the RxJS operators users pipe deliveries and publishes through (settling,
  * concurrency, ack batching, decoding, confirm windows). One operator per file, each exported here.
  *
- * The first operators arrive with consumers (see the README's status table); the subpath exists now
- * so that its ESM and CJS builds and type declarations are part of the package from the start.
+ * @example
+ * ```ts
+ * import { ackOnSuccess } from 'rxamqp/operators';
+ *
+ * channel.consume('orders', { prefetch: 20 }).pipe(
+ *   ackOnSuccess((d) => handle(d.json()), { concurrency: 10 }),
+ * ).subscribe();
+ * ```
  *
  * @module
  */
-export {};
+export { ackAll } from './ackAll.js';
+export {
+  type AckOnSuccessOptions,
+  ackOnSuccess,
+  type FailurePolicy,
+  type HandlerResult,
+} from './ackOnSuccess.js';
+export { type BatchAckOptions, batchAck } from './batchAck.js';
+export { type DecodedJson, type DecodeJsonOptions, decodeJson } from './decodeJson.js';
+export { type NackAllOptions, nackAll } from './nackAll.js';
+export { type RejectAllOptions, rejectAll } from './rejectAll.js';

@@ -1,0 +1,30 @@
+import { type MonoTypeOperatorFunction, tap } from 'rxjs';
+import type { Delivery } from '../src/index.js';
+
+/** Options of {@link nackAll}. */
+export interface NackAllOptions {
+  /** Put the messages back in the queue. Default true (as `Delivery.nack`); false drops or dead-letters them. */
+  requeue?: boolean;
+}
+
+/**
+ * Negatively acknowledges each delivery (basic.nack, one at a time) as it passes, then emits it
+ * unchanged. A delivery that is already settled (or whose channel has closed) passes without anything
+ * being sent.
+ *
+ * @param options `requeue` (default true).
+ *
+ * @example
+ * ```ts
+ * import { nackAll } from 'rxamqp/operators';
+ *
+ * // Shutting down: give what is still buffered back to the queue.
+ * pending$.pipe(nackAll({ requeue: true })).subscribe();
+ * ```
+ */
+export function nackAll(options: NackAllOptions = {}): MonoTypeOperatorFunction<Delivery> {
+  const requeue = options.requeue ?? true;
+  return tap((delivery) => {
+    delivery.nack({ requeue });
+  });
+}

@@ -1,0 +1,32 @@
+import { type MonoTypeOperatorFunction, tap } from 'rxjs';
+import type { Delivery } from '../src/index.js';
+
+/** Options of {@link rejectAll}. */
+export interface RejectAllOptions {
+  /** Put the messages back in the queue. Default true (as `Delivery.reject`); false drops or dead-letters them. */
+  requeue?: boolean;
+}
+
+/**
+ * Rejects each delivery (basic.reject) as it passes, then emits it unchanged. A delivery that is
+ * already settled (or whose channel has closed) passes without anything being sent. Note that the
+ * default, like `Delivery.reject`'s, requeues: pass `requeue: false` to dead-letter.
+ *
+ * @param options `requeue` (default true).
+ *
+ * @example
+ * ```ts
+ * import { rejectAll } from 'rxamqp/operators';
+ *
+ * channel.consume('inbox').pipe(
+ *   filter((d) => d.properties.contentType !== 'application/json'),
+ *   rejectAll({ requeue: false }), // to the queue's dead-letter exchange
+ * ).subscribe((d) => log.warn('not JSON', d.fields.deliveryTag));
+ * ```
+ */
+export function rejectAll(options: RejectAllOptions = {}): MonoTypeOperatorFunction<Delivery> {
+  const requeue = options.requeue ?? true;
+  return tap((delivery) => {
+    delivery.reject({ requeue });
+  });
+}

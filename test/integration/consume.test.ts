@@ -1,4 +1,5 @@
-import { firstValueFrom, lastValueFrom, merge } from 'rxjs';
+import { firstValueFrom, lastValueFrom, merge, take, toArray } from 'rxjs';
+import { ackOnSuccess, batchAck } from '../../operators/index.js';
 import { type Channel, ConsumerCancelledError, type Delivery } from '../../src/index.js';
 import { openSession, type Session } from '../support/session.js';
 
@@ -57,6 +58,57 @@ describe('consume (real broker)', () => {
       'an empty queue',
     );
     await waitFor(async () => (await consumerCount(queue)) === 0, 'the consumer to be cancelled');
+  }, 60_000);
+
+  it('processes 10,000 messages through ackOnSuccess at concurrency 10 with prefetch 100, all acked', async () => {
+    const ch = (await session.openChannel()).channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    await publishMany(ch, queue, 10_000);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const results = await lastValueFrom(
+      ch.consume(queue, { prefetch: 100 }).pipe(
+        ackOnSuccess(
+          async (d) => {
+            inFlight++;
+            maxInFlight = Math.max(maxInFlight, inFlight);
+            await new Promise((r) => setImmediate(r));
+            inFlight--;
+            return d.text();
+          },
+          { concurrency: 10 },
+        ),
+        take(10_000),
+        toArray(),
+      ),
+    );
+    expect(new Set(results).size).toBe(10_000);
+    expect(maxInFlight).toBe(10);
+    await waitFor(
+      async () => (await lastValueFrom(ch.queueDeclare(queue, { passive: true }))).messageCount === 0,
+      'an empty queue',
+    );
+    // Nothing left unacknowledged: closing the channel requeues nothing.
+    await lastValueFrom(ch.close());
+    expect((await lastValueFrom(session.channel.queueDeclare(queue, { passive: true }))).messageCount).toBe(
+      0,
+    );
+  }, 60_000);
+
+  it('acks 5,000 messages in multiple-acks with batchAck and leaves nothing unacknowledged', async () => {
+    const ch = (await session.openChannel()).channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    await publishMany(ch, queue, 5_000);
+    const acked = await lastValueFrom(
+      ch.consume(queue, { prefetch: 200 }).pipe(batchAck({ count: 50, timeMs: 20 }), take(5_000), toArray()),
+    );
+    expect(acked.every((d) => d.settled)).toBe(true);
+    await lastValueFrom(ch.close());
+    await waitFor(
+      async () =>
+        (await lastValueFrom(session.channel.queueDeclare(queue, { passive: true }))).messageCount === 0,
+      'no message requeued by the close',
+    );
   }, 60_000);
 
   it('redelivers a nacked message with redelivered set, and sends one ack for two settles', async () => {

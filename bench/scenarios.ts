@@ -22,4 +22,10 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     description: 'FrameWriter/FrameDecoder throughput: publish triplets encoded, deliver triplets decoded',
     load: async () => (await import('./codec.js')).default,
   },
+  {
+    name: 'consume',
+    description:
+      'real broker: consume a prefilled queue, prefetch 1000, ack each; client CPU per 1,000 deliveries',
+    load: async () => (await import('./consume.js')).default,
+  },
 ];

@@ -504,23 +504,10 @@ export class Channel {
    * ```
    */
   queueDeclare(queue = '', options: QueueDeclareOptions = {}): Observable<QueueDeclareOk> {
-    return this.call(
-      {
-        name: 'queue.declare',
-        queue,
-        passive: options.passive ?? false,
-        durable: options.durable ?? false,
-        exclusive: options.exclusive ?? false,
-        autoDelete: options.autoDelete ?? false,
-        nowait: false,
-        arguments: options.arguments ?? {},
-      },
-      ['queue.declare-ok'],
-      (reply) => {
-        const ok = reply as MethodOf<'queue.declare-ok'>;
-        return { queue: ok.queue, messageCount: ok.messageCount, consumerCount: ok.consumerCount };
-      },
-    );
+    return this.call(queueDeclareMethod(queue, options, false), ['queue.declare-ok'], (reply) => {
+      const ok = reply as MethodOf<'queue.declare-ok'>;
+      return { queue: ok.queue, messageCount: ok.messageCount, consumerCount: ok.consumerCount };
+    });
   }
 
   /**
@@ -533,20 +520,7 @@ export class Channel {
    * ```
    */
   queueDeclareNoWait(queue: string, options: QueueDeclareOptions = {}): Void {
-    return this.call(
-      {
-        name: 'queue.declare',
-        queue,
-        passive: options.passive ?? false,
-        durable: options.durable ?? false,
-        exclusive: options.exclusive ?? false,
-        autoDelete: options.autoDelete ?? false,
-        nowait: true,
-        arguments: options.arguments ?? {},
-      },
-      [],
-      toVoid,
-    );
+    return this.call(queueDeclareMethod(queue, options, true), [], toVoid);
   }
 
   /**
@@ -952,3 +926,16 @@ export class Channel {
 }
 
 function toVoid(): void {}
+
+function queueDeclareMethod(queue: string, options: QueueDeclareOptions, nowait: boolean): MethodInit {
+  return {
+    name: 'queue.declare',
+    queue,
+    passive: options.passive ?? false,
+    durable: options.durable ?? false,
+    exclusive: options.exclusive ?? false,
+    autoDelete: options.autoDelete ?? false,
+    nowait,
+    arguments: options.arguments ?? {},
+  };
+}

@@ -399,7 +399,7 @@ export class Channel {
    * ```
    */
   exchangeDeclare(exchange: string, type = 'direct', options: ExchangeDeclareOptions & NoWait = {}): Void {
-    return this.call(
+    return this.voidCall(
       {
         name: 'exchange.declare',
         exchange,
@@ -411,8 +411,8 @@ export class Channel {
         nowait: options.nowait ?? false,
         arguments: options.arguments ?? {},
       },
-      options.nowait ? [] : ['exchange.declare-ok'],
-      toVoid,
+      'exchange.declare-ok',
+      options.nowait,
     );
   }
 
@@ -425,15 +425,15 @@ export class Channel {
    * ```
    */
   exchangeDelete(exchange: string, options: { ifUnused?: boolean } & NoWait = {}): Void {
-    return this.call(
+    return this.voidCall(
       {
         name: 'exchange.delete',
         exchange,
         ifUnused: options.ifUnused ?? false,
         nowait: options.nowait ?? false,
       },
-      options.nowait ? [] : ['exchange.delete-ok'],
-      toVoid,
+      'exchange.delete-ok',
+      options.nowait,
     );
   }
 
@@ -451,7 +451,7 @@ export class Channel {
     routingKey = '',
     options: { arguments?: FieldTable } & NoWait = {},
   ): Void {
-    return this.call(
+    return this.voidCall(
       {
         name: 'exchange.bind',
         destination,
@@ -460,8 +460,8 @@ export class Channel {
         nowait: options.nowait ?? false,
         arguments: options.arguments ?? {},
       },
-      options.nowait ? [] : ['exchange.bind-ok'],
-      toVoid,
+      'exchange.bind-ok',
+      options.nowait,
     );
   }
 
@@ -479,7 +479,7 @@ export class Channel {
     routingKey = '',
     options: { arguments?: FieldTable } & NoWait = {},
   ): Void {
-    return this.call(
+    return this.voidCall(
       {
         name: 'exchange.unbind',
         destination,
@@ -488,8 +488,8 @@ export class Channel {
         nowait: options.nowait ?? false,
         arguments: options.arguments ?? {},
       },
-      options.nowait ? [] : ['exchange.unbind-ok'],
-      toVoid,
+      'exchange.unbind-ok',
+      options.nowait,
     );
   }
 
@@ -537,7 +537,7 @@ export class Channel {
     routingKey = '',
     options: { arguments?: FieldTable } & NoWait = {},
   ): Void {
-    return this.call(
+    return this.voidCall(
       {
         name: 'queue.bind',
         queue,
@@ -546,8 +546,8 @@ export class Channel {
         nowait: options.nowait ?? false,
         arguments: options.arguments ?? {},
       },
-      options.nowait ? [] : ['queue.bind-ok'],
-      toVoid,
+      'queue.bind-ok',
+      options.nowait,
     );
   }
 
@@ -863,10 +863,10 @@ export class Channel {
    * ```
    */
   confirmSelect(options: NoWait = {}): Void {
-    return this.call(
+    return this.voidCall(
       { name: 'confirm.select', nowait: options.nowait ?? false },
-      options.nowait ? [] : ['confirm.select-ok'],
-      toVoid,
+      'confirm.select-ok',
+      options.nowait,
     );
   }
 
@@ -886,6 +886,11 @@ export class Channel {
         subscriber.complete();
       });
     });
+  }
+
+  /** A method whose reply carries nothing: emits once answered, or once sent when `nowait`. */
+  private voidCall(method: MethodInit, reply: MethodName, nowait: boolean | undefined): Void {
+    return this.call(method, nowait === true ? [] : [reply], toVoid);
   }
 
   /** Sends a method and maps its reply; the shape of every one-shot operation. */

@@ -122,7 +122,8 @@ export function ackOnSuccess<R>(
 
 const NOTHING: unique symbol = Symbol('nothing');
 
-function toObservable<R>(result: HandlerResult<R>): Observable<R> {
+/** @internal A handler's result (value, Promise or Observable) as an Observable; shared by the operators. */
+export function toObservable<R>(result: HandlerResult<R>): Observable<R> {
   if (isObservable(result)) return result;
   if (isPromiseLike(result)) return from(result);
   return of(result);

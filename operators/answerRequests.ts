@@ -3,18 +3,14 @@ import {
   concatMap,
   defer,
   EMPTY,
-  from,
-  isObservable,
   map,
   mergeMap,
-  type Observable,
   type OperatorFunction,
-  of,
   take,
   throwIfEmpty,
 } from 'rxjs';
 import { type BasicProperties, type Channel, ConfigurationError, type Delivery } from '../src/index.js';
-import { type FailurePolicy, type HandlerResult, settleFailed } from './ackOnSuccess.js';
+import { type FailurePolicy, type HandlerResult, settleFailed, toObservable } from './ackOnSuccess.js';
 
 /** Options of {@link answerRequests}. */
 export interface AnswerRequestsOptions<R> {
@@ -130,16 +126,4 @@ export function answerRequests<R>(
         );
       }, concurrency),
     );
-}
-
-function toObservable<R>(result: HandlerResult<R>): Observable<R> {
-  if (isObservable(result)) return result;
-  if (
-    result !== null &&
-    (typeof result === 'object' || typeof result === 'function') &&
-    typeof (result as { then?: unknown }).then === 'function'
-  ) {
-    return from(result as PromiseLike<R>);
-  }
-  return of(result as R);
 }

@@ -2,36 +2,11 @@ import { EMPTY, firstValueFrom, type Observable, of, Subject, throwError, toArra
 import { marbles } from 'rxjs-marbles/jest';
 import { answerRequests } from '../../operators/index.js';
 import { type BasicProperties, ConfigurationError, Delivery } from '../../src/index.js';
-import type { SettleCall } from './fakeDeliveries.js';
-
-type PublishCall = [
-  exchange: string,
-  routingKey: string,
-  body: string,
-  properties: BasicProperties | undefined,
-];
+import { fakePublisher } from './fakeDeliveries.js';
 
 /** A fake channel: `publish` records its calls and returns `reply()`; requests record settle calls. */
 function fake(reply: () => Observable<void>) {
-  const published: PublishCall[] = [];
-  const settled: SettleCall[] = [];
-  const channel = {
-    publish: (
-      exchange: string,
-      routingKey: string,
-      body: Uint8Array | string,
-      properties?: BasicProperties,
-    ) => {
-      published.push([exchange, routingKey, Buffer.from(body).toString('utf8'), properties]);
-      return reply();
-    },
-  };
-  const settler = {
-    settle: (kind: 'ack' | 'nack' | 'reject', tag: number, multiple: boolean, requeue: boolean) => {
-      settled.push([kind, tag, multiple, requeue]);
-      return true;
-    },
-  };
+  const { channel, published, settled, settler } = fakePublisher(reply);
   /** A request with replyTo `reply-<tag>` and correlationId `c<tag>` unless given. */
   const request = (tag: number, body = `m${tag}`, properties?: BasicProperties, redelivered = false) =>
     new Delivery(

@@ -1,4 +1,6 @@
-import { Delivery } from '../../src/index.js';
+import type { Observable } from 'rxjs';
+import type { Settler } from '../../src/delivery.js';
+import { type BasicProperties, Delivery } from '../../src/index.js';
 
 /** One settle call a delivery made: kind, tag, multiple, requeue. */
 export type SettleCall = [kind: 'ack' | 'nack' | 'reject', tag: number, multiple: boolean, requeue: boolean];
@@ -29,4 +31,39 @@ export function fakeChannel(options: { consumerTag?: string; sent?: boolean } = 
       settler,
     );
   return { calls, delivery };
+}
+
+/** One publish a fake channel recorded: exchange, routing key, body as text, properties. */
+export type PublishCall = [
+  exchange: string,
+  routingKey: string,
+  body: string,
+  properties: BasicProperties | undefined,
+];
+
+/**
+ * A fake channel for the operators that publish: `publish` records its calls and returns `reply()`;
+ * `settler` records the settle calls of the deliveries built with it.
+ */
+export function fakePublisher(reply: () => Observable<void>) {
+  const published: PublishCall[] = [];
+  const settled: SettleCall[] = [];
+  const channel = {
+    publish: (
+      exchange: string,
+      routingKey: string,
+      body: Uint8Array | string,
+      properties?: BasicProperties,
+    ) => {
+      published.push([exchange, routingKey, Buffer.from(body).toString('utf8'), properties]);
+      return reply();
+    },
+  };
+  const settler: Settler = {
+    settle: (kind, tag, multiple, requeue) => {
+      settled.push([kind, tag, multiple, requeue]);
+      return true;
+    },
+  };
+  return { channel, published, settled, settler };
 }

@@ -920,11 +920,6 @@ export class Channel {
     });
   }
 
-  /** @internal */
-  get settlerForDeliveries(): Settler {
-    return this.settler;
-  }
-
   [inspect.custom](): string {
     return `Channel { id: ${this.core.id}, open: ${this.core.isOpen} }`;
   }

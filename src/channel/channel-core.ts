@@ -66,8 +66,6 @@ export interface ChannelListener {
   confirmed?(method: Extract<Method, { name: 'basic.ack' | 'basic.nack' }>): void;
   /** The broker cancelled a consumer. */
   consumerCancelled?(consumerTag: string): void;
-  /** channel.flow from the broker. */
-  flow?(active: boolean): void;
 }
 
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
@@ -81,8 +79,6 @@ export class ChannelCore implements ChannelEndpoint {
   private closeRequested = false;
   private closeError: ChannelClosedError | undefined;
   private readonly closeWaiters: (() => void)[] = [];
-  /** False after channel.flow(active=false) from the broker. */
-  flowActive = true;
 
   constructor(
     readonly connection: ConnectionCore,
@@ -248,9 +244,7 @@ export class ChannelCore implements ChannelEndpoint {
     if (this.state === 'closing' || this.state === 'closed') return; // dropped after our close
     switch (method.name) {
       case 'channel.flow':
-        this.flowActive = method.active;
         this.connection.sendMethod(this.id, { name: 'channel.flow-ok', active: method.active });
-        this.listener.flow?.(method.active);
         return;
       case 'basic.ack':
       case 'basic.nack':

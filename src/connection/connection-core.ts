@@ -224,13 +224,6 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     if (this.channels[id] === endpoint) this.channels[id] = undefined;
   }
 
-  /** Number of channels attached. */
-  get channelCount(): number {
-    let n = 0;
-    for (const c of this.channels) if (c !== undefined) n++;
-    return n;
-  }
-
   // ---- output ---------------------------------------------------------------------------------
 
   /** Encodes a method for sending (in this turn's batch). Throws EncodeError for invalid arguments. */

@@ -31,7 +31,7 @@ interface Rpc {
   readonly onReply: (reply: Reply | undefined) => void;
   readonly onError: (error: Error) => void;
   /** Where the operation was started, for errors that close the channel. */
-  readonly stack: string | undefined;
+  readonly stack: CapturedStack | undefined;
   cancelled: boolean;
   /** For an asynchronous send kept in order (a publish): what to run when its turn comes. */
   readonly run?: () => void;
@@ -335,7 +335,7 @@ export class ChannelCore implements ChannelEndpoint {
       return;
     }
     // The operation in flight is the one the broker objected to: point at where it was started.
-    const error = ChannelClosedError.fromServer(this.id, close, this.inFlight?.stack);
+    const error = ChannelClosedError.fromServer(this.id, close, userFrames(this.inFlight?.stack));
     this.closeWith(error, error);
   }
 
@@ -352,7 +352,7 @@ export class ChannelCore implements ChannelEndpoint {
     }
     if (this.closeRequested || this.state === 'closed') return;
     this.closeRequested = true;
-    this.closedAt = captureStack();
+    this.closedAt = userFrames(captureStack());
     if (this.state === 'new') {
       this.finish(undefined);
       return;
@@ -418,13 +418,24 @@ export class ChannelCore implements ChannelEndpoint {
 const INTERNAL_FRAME =
   /[/\\](node_modules[/\\]rxjs|src[/\\](channel|connection|delivery)|dist[/\\](esm|cjs)[/\\]src)[/\\.]|\(node:|^\s+at node:/;
 
-function captureStack(): string | undefined {
-  const holder: { stack?: string } = {};
+/** The frames of a call site, recorded now and formatted only if an error needs them. */
+interface CapturedStack {
+  stack?: string;
+}
+
+function captureStack(): CapturedStack {
+  const holder: CapturedStack = {};
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 40;
-  Error.captureStackTrace(holder, captureStack);
+  Error.captureStackTrace(holder, captureStack); // V8 formats `stack` lazily, on first read
   Error.stackTraceLimit = limit;
-  const frames = holder.stack?.split('\n').slice(1) ?? [];
+  return holder;
+}
+
+/** The user's frames of a captured stack (rxamqp's and RxJS's own left out), at most 10. */
+function userFrames(captured: CapturedStack | undefined): string | undefined {
+  if (captured === undefined) return undefined;
+  const frames = captured.stack?.split('\n').slice(1) ?? [];
   const user = frames.filter((f) => !INTERNAL_FRAME.test(f));
   return (user.length > 0 ? user : frames).slice(0, 10).join('\n');
 }

@@ -8,7 +8,7 @@
 import { inspect } from 'node:util';
 import { Observable, Subject, type Subscription, share, timeout } from 'rxjs';
 import type { ChannelCore, Reply } from './channel/channel-core.js';
-import { Delivery, type Settler } from './delivery.js';
+import { Delivery } from './delivery.js';
 import { ConsumerCancelledError } from './errors.js';
 import type { FieldTable } from './protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from './protocol/generated.js';
@@ -121,7 +121,6 @@ type Void = Observable<void>;
  */
 export class Channel {
   private readonly returnsSubject = new Subject<ReturnedMessage>();
-  private readonly settler: Settler;
 
   /**
    * Unroutable `mandatory` messages returned by the broker, as they arrive. Completes when the channel
@@ -130,20 +129,7 @@ export class Channel {
   readonly returns$: Observable<ReturnedMessage> = this.returnsSubject.asObservable();
 
   /** @internal */
-  constructor(private readonly core: ChannelCore) {
-    this.settler = {
-      settle: (kind, deliveryTag, multiple, requeue) => {
-        switch (kind) {
-          case 'ack':
-            return this.core.send({ name: 'basic.ack', deliveryTag, multiple });
-          case 'nack':
-            return this.core.send({ name: 'basic.nack', deliveryTag, multiple, requeue });
-          default:
-            return this.core.send({ name: 'basic.reject', deliveryTag, requeue });
-        }
-      },
-    };
-  }
+  constructor(private readonly core: ChannelCore) {}
 
   /** @internal Called by the connection layer for basic.return. */
   emitReturn(message: ReturnedMessage): void {
@@ -161,6 +147,9 @@ export class Channel {
   /** @internal A basic.deliver from the broker. */
   dispatchDelivery(method: MethodOf<'basic.deliver'>, properties: BasicProperties, body: Buffer): void {
     const sink = this.consumers.get(method.consumerTag);
+    // A delivery nobody claims is kept as needing a settlement: no `multiple` ack may cover it.
+    const noAck = sink === undefined ? this.cancelling.get(method.consumerTag) === true : sink.noAck;
+    this.core.delivered(method.deliveryTag, !noAck);
     const fields = {
       deliveryTag: method.deliveryTag,
       redelivered: method.redelivered,
@@ -172,16 +161,11 @@ export class Channel {
       // A delivery that raced our basic.cancel: give it back to the queue rather than hold it (a
       // noAck delivery is already settled, and nacking it would be a protocol error).
       if (this.cancelling.get(method.consumerTag) === false) {
-        this.core.send({
-          name: 'basic.nack',
-          deliveryTag: method.deliveryTag,
-          multiple: false,
-          requeue: true,
-        });
+        this.core.settle('nack', method.deliveryTag, false, true);
       }
       return;
     }
-    sink.deliver(new Delivery(body, properties, fields, sink.noAck ? undefined : this.settler));
+    sink.deliver(new Delivery(body, properties, fields, noAck ? undefined : this.core));
   }
 
   /** @internal A basic.cancel from the broker. */
@@ -689,6 +673,7 @@ export class Channel {
         (reply) => {
           if (reply !== undefined && 'method' in reply) {
             const m = reply.method as MethodOf<'basic.get-ok'>;
+            this.core.delivered(m.deliveryTag, !noAck);
             subscriber.next(
               new Delivery(
                 reply.body,
@@ -700,7 +685,7 @@ export class Channel {
                   routingKey: m.routingKey,
                   messageCount: m.messageCount,
                 },
-                noAck ? undefined : this.settler,
+                noAck ? undefined : this.core,
               ),
             );
           }
@@ -784,7 +769,7 @@ export class Channel {
    * ```
    */
   ack(deliveryTag: number, options: { multiple?: boolean } = {}): boolean {
-    return this.core.send({ name: 'basic.ack', deliveryTag, multiple: options.multiple ?? false });
+    return this.core.settle('ack', deliveryTag, options.multiple ?? false, false);
   }
 
   /**
@@ -796,12 +781,7 @@ export class Channel {
    * ```
    */
   nack(deliveryTag: number, options: { multiple?: boolean; requeue?: boolean } = {}): boolean {
-    return this.core.send({
-      name: 'basic.nack',
-      deliveryTag,
-      multiple: options.multiple ?? false,
-      requeue: options.requeue ?? true,
-    });
+    return this.core.settle('nack', deliveryTag, options.multiple ?? false, options.requeue ?? true);
   }
 
   /**
@@ -813,7 +793,7 @@ export class Channel {
    * ```
    */
   reject(deliveryTag: number, options: { requeue?: boolean } = {}): boolean {
-    return this.core.send({ name: 'basic.reject', deliveryTag, requeue: options.requeue ?? true });
+    return this.core.settle('reject', deliveryTag, false, options.requeue ?? true);
   }
 
   // ---- tx and confirm ---------------------------------------------------------------------------

@@ -20,6 +20,10 @@ export const DEFAULT_CONNECTION_TIMEOUT = 30_000;
 export const DEFAULT_CLOSE_TIMEOUT = 5_000;
 /** Default outbound buffer high-water mark, in bytes. */
 export const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024;
+/** Default longest hold of a consumer's ack, in milliseconds. */
+export const DEFAULT_ACK_DELAY = 1;
+/** Default read batching of dense streams. */
+export const DEFAULT_READ_BATCHING = Object.freeze({ minMessages: 4, delayMs: 1 });
 
 /**
  * Credentials as a SASL mechanism sees them.
@@ -168,6 +172,23 @@ export interface ConnectOptions {
   maxBodySize?: number;
   /** Outbound buffer size above which publishing waits for the socket to drain. Default 1 MiB. */
   writeHighWaterMark?: number;
+  /**
+   * Longest time, in milliseconds, a consumer's `ack()` is held so that it goes out with later ones as
+   * one `basic.ack` with `multiple: true` (only where that acks exactly the same messages). Held acks
+   * also go out as soon as they reach a quarter of the channel's prefetch, and before any other method
+   * of their channel (so a `txCommit` follows them). 0 sends them at the end of the current turn (the
+   * acks of one turn are still merged). Default 1.
+   */
+  ackDelay?: number;
+  /**
+   * Batches the reads of dense message streams, to spend less CPU per message: when one read brings at
+   * least `minMessages` messages without filling the read buffer (a dense stream the client keeps up
+   * with), reading pauses for `delayMs` so that the next read takes a larger batch. It adds at most
+   * `delayMs` of latency, and only to messages of such streams: sparse traffic (request/reply, one
+   * message at a time), large messages and a backlog (full reads) are read without pause. Set `false`
+   * for the lowest latency on dense streams. Default `{ minMessages: 4, delayMs: 1 }`.
+   */
+  readBatching?: false | { minMessages?: number; delayMs?: number };
   /** A custom transport instead of TCP/TLS. */
   transport?: TransportConnector;
 }
@@ -216,6 +237,9 @@ export interface ResolvedOptions {
   readonly socket: ResolvedSocketOptions;
   readonly maxBodySize: number;
   readonly writeHighWaterMark: number;
+  readonly ackDelay: number;
+  /** Undefined when read batching is off. */
+  readonly readBatching: { readonly minMessages: number; readonly delayMs: number } | undefined;
   readonly transport: TransportConnector | undefined;
   /** `amqp[s]://user@host:port/vhost`, with no password: for messages and logs. */
   readonly displayUrl: string;

@@ -12,11 +12,13 @@ import { inspect } from 'node:util';
 import { ConfigurationError } from './errors.js';
 import {
   type ConnectOptions,
+  DEFAULT_ACK_DELAY,
   DEFAULT_CHANNEL_MAX,
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_CONNECTION_TIMEOUT,
   DEFAULT_FRAME_MAX,
   DEFAULT_HEARTBEAT,
+  DEFAULT_READ_BATCHING,
   DEFAULT_WRITE_HIGH_WATER_MARK,
   type ResolvedOptions,
   type ResolvedSocketOptions,
@@ -63,6 +65,8 @@ const CONNECT_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {
   socket: true,
   maxBodySize: true,
   writeHighWaterMark: true,
+  ackDelay: true,
+  readBatching: true,
   transport: true,
 };
 const TLS_KEYS: { readonly [K in keyof TlsOptions]-?: true } = {
@@ -529,10 +533,39 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
       Number.MAX_SAFE_INTEGER,
       ' (bytes)',
     ),
+    ackDelay: integer('ackDelay', options.ackDelay ?? DEFAULT_ACK_DELAY, 0, 1000, ' (milliseconds)'),
+    readBatching: readBatching(options.readBatching),
     transport: options.transport,
     displayUrl: displayUrl(tls !== undefined, username, hostname, port, vhost),
   };
   return Object.freeze(resolved);
+}
+
+function readBatching(value: unknown): ResolvedOptions['readBatching'] {
+  if (value === false) return undefined;
+  if (value === undefined || value === true) return DEFAULT_READ_BATCHING;
+  if (typeof value !== 'object' || value === null) {
+    fail(`readBatching must be false or { minMessages?, delayMs? }, got ${show(value)}`);
+  }
+  const o = value as { minMessages?: unknown; delayMs?: unknown };
+  for (const key of Object.keys(o)) {
+    if (key !== 'minMessages' && key !== 'delayMs') fail(`readBatching has no option ${show(key)}`);
+  }
+  return Object.freeze({
+    minMessages: integer(
+      'readBatching.minMessages',
+      o.minMessages ?? DEFAULT_READ_BATCHING.minMessages,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    delayMs: integer(
+      'readBatching.delayMs',
+      o.delayMs ?? DEFAULT_READ_BATCHING.delayMs,
+      1,
+      1000,
+      ' (milliseconds)',
+    ),
+  });
 }
 
 function frameMax(value: unknown): number {

@@ -12,6 +12,7 @@ import { ChannelClosedError, type CloseReason, type ConnectionClosedError } from
 import type { ContentMethod } from '../protocol/frame-decoder.js';
 import type { BasicProperties, Method, MethodInit, MethodName } from '../protocol/generated.js';
 import { ReplyCode } from '../protocol/generated.js';
+import { AckTracker, type SettleKind } from './ack-tracker.js';
 
 /** A reply: a method, or a basic.get-ok with its content. */
 export type Reply =
@@ -79,6 +80,25 @@ export class ChannelCore implements ChannelEndpoint {
   private closeRequested = false;
   private closeError: ChannelClosedError | undefined;
   private readonly closeWaiters: (() => void)[] = [];
+  /** Outstanding delivery tags, and the acks held until the connection flushes. */
+  private readonly acks = new AckTracker((kind, deliveryTag, multiple, requeue) =>
+    this.connection.sendMethod(this.id, settlement(kind, deliveryTag, multiple, requeue)),
+  );
+  /** The held acks go out at the next connection flush. */
+  private acksQueued = false;
+  /** Sends the held acks after `ackDelay` (made once, then refreshed). */
+  private ackTimer: NodeJS.Timeout | undefined;
+  private ackTimerArmed = false;
+  /** The smallest prefetch sent with basic.qos on this channel (0: none, no limit). */
+  private prefetch = 0;
+  private readonly flushAcks = (): void => {
+    this.acksQueued = false;
+    if (this.ackTimerArmed) {
+      this.ackTimerArmed = false;
+      clearTimeout(this.ackTimer);
+    }
+    if (this.state === 'open') this.acks.flush();
+  };
 
   constructor(
     readonly connection: ConnectionCore,
@@ -179,11 +199,42 @@ export class ChannelCore implements ChannelEndpoint {
     };
   }
 
-  /** Sends an asynchronous method now (ack, nack, reject, recover-async). False when the channel is not open. */
-  send(method: MethodInit): boolean {
+  /** A delivery (basic.deliver or basic.get-ok) arrived with this tag. */
+  delivered(deliveryTag: number, needsAck: boolean): void {
+    this.acks.delivered(deliveryTag, needsAck);
+  }
+
+  /**
+   * Settles a delivery. Single acks are held until the connection flushes, so that those of one turn
+   * go out as one `multiple` ack where that acks the same messages. False when the channel is not open.
+   */
+  settle(kind: SettleKind, deliveryTag: number, multiple: boolean, requeue: boolean): boolean {
     if (this.state !== 'open') return false;
-    this.connection.sendMethod(this.id, method);
+    this.acks.settle(kind, deliveryTag, multiple, requeue);
+    const held = this.acks.pending;
+    if (held === 0 || this.acksQueued) return true;
+    const delay = this.connection.options.ackDelay;
+    if (delay === 0 || (this.prefetch > 0 && held * 4 >= this.prefetch)) {
+      this.acksQueued = true;
+      this.connection.beforeFlush(this.flushAcks);
+    } else if (!this.ackTimerArmed) {
+      this.ackTimerArmed = true;
+      if (this.ackTimer === undefined) this.ackTimer = setTimeout(this.flushAcks, delay);
+      else this.ackTimer.refresh();
+    }
     return true;
+  }
+
+  /** The smallest prefetch limit decides how many acks may be held before they are sent. */
+  private noteQos(prefetch: number): void {
+    if (prefetch > 0 && (this.prefetch === 0 || prefetch < this.prefetch)) this.prefetch = prefetch;
+  }
+
+  /** Writes a method of this channel, after the acks held so far (so that tx.commit follows them). */
+  private write(method: MethodInit): void {
+    if (this.acks.pending > 0) this.acks.flush();
+    if (method.name === 'basic.qos') this.noteQos(method.prefetchCount ?? 0);
+    this.connection.sendMethod(this.id, method);
   }
 
   /** The error for an operation attempted on this channel once it is closed or closing. */
@@ -211,7 +262,7 @@ export class ChannelCore implements ChannelEndpoint {
         continue;
       }
       try {
-        this.connection.sendMethod(this.id, rpc.method);
+        this.write(rpc.method);
       } catch (e) {
         rpc.onError(e as Error);
         continue;
@@ -244,15 +295,14 @@ export class ChannelCore implements ChannelEndpoint {
     if (this.state === 'closing' || this.state === 'closed') return; // dropped after our close
     switch (method.name) {
       case 'channel.flow':
-        this.connection.sendMethod(this.id, { name: 'channel.flow-ok', active: method.active });
+        this.write({ name: 'channel.flow-ok', active: method.active });
         return;
       case 'basic.ack':
       case 'basic.nack':
         this.listener.confirmed?.(method);
         return;
       case 'basic.cancel':
-        if (!method.nowait)
-          this.connection.sendMethod(this.id, { name: 'basic.cancel-ok', consumerTag: method.consumerTag });
+        if (!method.nowait) this.write({ name: 'basic.cancel-ok', consumerTag: method.consumerTag });
         this.listener.consumerCancelled?.(method.consumerTag);
         return;
       default:
@@ -279,6 +329,8 @@ export class ChannelCore implements ChannelEndpoint {
 
   handleConnectionClosed(error: ConnectionClosedError): void {
     if (this.state === 'closed') return;
+    // A client close sends the held acks ahead of its connection.close.
+    if (error.initiator === 'client' && this.state === 'open') this.acks.flush();
     const channelError = this.connectionClosed(error);
     // The client closing its connection ends its channels in order (they complete); pending
     // operations still fail, since they will never be answered.
@@ -314,6 +366,8 @@ export class ChannelCore implements ChannelEndpoint {
       return;
     }
     this.inFlight = undefined;
+    // Redelivered messages get new tags: the outstanding ones are no longer valid.
+    if (reply.name === 'basic.recover-ok') this.acks.forgetAll();
     if (!rpc.cancelled) rpc.onReply(reply);
     this.pump();
   }
@@ -366,7 +420,7 @@ export class ChannelCore implements ChannelEndpoint {
     const error = this.laterUseError('the operation');
     this.failPending(error);
     try {
-      this.connection.sendMethod(this.id, {
+      this.write({
         name: 'channel.close',
         replyCode: ReplyCode.REPLY_SUCCESS,
         replyText: 'closed by the client',
@@ -406,6 +460,10 @@ export class ChannelCore implements ChannelEndpoint {
     if (this.state === 'closed') return;
     const wasOpened = this.state !== 'new';
     this.state = 'closed';
+    if (this.ackTimerArmed) {
+      this.ackTimerArmed = false;
+      clearTimeout(this.ackTimer);
+    }
     if (error !== undefined) this.closeError = error;
     this.failPending(this.laterUseError('the operation'));
     if (wasOpened) this.connection.detachChannel(this.id, this);
@@ -438,4 +496,16 @@ function userFrames(captured: CapturedStack | undefined): string | undefined {
   const frames = captured.stack?.split('\n').slice(1) ?? [];
   const user = frames.filter((f) => !INTERNAL_FRAME.test(f));
   return (user.length > 0 ? user : frames).slice(0, 10).join('\n');
+}
+
+/** The frame of a settlement. */
+function settlement(kind: SettleKind, deliveryTag: number, multiple: boolean, requeue: boolean): MethodInit {
+  switch (kind) {
+    case 'ack':
+      return { name: 'basic.ack', deliveryTag, multiple };
+    case 'nack':
+      return { name: 'basic.nack', deliveryTag, multiple, requeue };
+    default:
+      return { name: 'basic.reject', deliveryTag, requeue };
+  }
 }

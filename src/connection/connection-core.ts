@@ -39,6 +39,8 @@ export interface Tune {
 export interface ConnectionCounters {
   bytesSent: number;
   bytesReceived: number;
+  /** Reads from the transport (chunks handed to the decoder): bytesReceived / this is the batch size. */
+  chunksReceived: number;
   framesSent: number;
   framesReceived: number;
   heartbeatsSent: number;
@@ -82,11 +84,18 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private connectTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Resumes reading after a read-batching pause (made once, then refreshed). */
+  private readTimer: NodeJS.Timeout | undefined;
+  private readsPaused = false;
+  /** Messages (content frames completed) received so far. */
+  private messagesReceived = 0;
   private sentSinceTick = false;
   private receivedSinceTick = false;
   private silentTicks = 0;
   private flushScheduled = false;
   private readonly flushCallbacks: ((error?: ConnectionClosedError) => void)[] = [];
+  /** Run at the start of the next flush, to write what was held for it (a channel's acks). */
+  private beforeFlushHooks: (() => void)[] = [];
   private drainWaiters: ((error?: ConnectionClosedError) => void)[] = [];
   private closeError: ConnectionClosedError | AuthenticationError | undefined;
   private closedNotified = false;
@@ -98,6 +107,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private readonly traffic = {
     bytesSent: 0,
     bytesReceived: 0,
+    chunksReceived: 0,
     framesReceived: 0,
     heartbeatsSent: 0,
     heartbeatsReceived: 0,
@@ -282,6 +292,12 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     );
   }
 
+  /** Runs `hook` at the start of the next flush, before the bytes are taken (once per call). */
+  beforeFlush(hook: () => void): void {
+    this.beforeFlushHooks.push(hook);
+    this.scheduleFlush();
+  }
+
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -291,6 +307,11 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   /** Hands everything written so far to the transport. */
   flush(): void {
     this.flushScheduled = false;
+    if (this.beforeFlushHooks.length > 0) {
+      const hooks = this.beforeFlushHooks;
+      this.beforeFlushHooks = [];
+      for (let i = 0; i < hooks.length; i++) hooks[i]!();
+    }
     const segments = this.writer.takeSegments();
     if (this.transport !== undefined && this.state !== 'closed') {
       for (let i = 0; i < segments.length; i++) this.writeRaw(segments[i]!);
@@ -314,8 +335,10 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.traffic.bytesReceived += chunk.length;
+    this.traffic.chunksReceived++;
     this.receivedSinceTick = true;
     const before = this.decoder.framesDecoded;
+    const messagesBefore = this.messagesReceived;
     try {
       this.decoder.push(chunk);
     } catch (e) {
@@ -324,7 +347,39 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       return;
     }
     this.traffic.framesReceived += this.decoder.framesDecoded - before;
+    const batching = this.options.readBatching;
+    if (batching !== undefined && this.messagesReceived - messagesBefore >= batching.minMessages) {
+      this.pauseReads(chunk.length, batching.delayMs);
+    }
   }
+
+  /**
+   * Read batching: a read that brought many messages without filling the read buffer means a dense
+   * stream the client keeps up with; waiting a moment before the next read lets it take a larger batch
+   * (fewer wake-ups and reads per message). A full read means more is waiting already: no pause.
+   */
+  private pauseReads(chunkLength: number, delayMs: number): void {
+    const transport = this.transport;
+    if (
+      transport?.pauseReading === undefined ||
+      this.state !== 'open' ||
+      chunkLength >= (transport.readChunkLimit ?? Number.POSITIVE_INFINITY)
+    ) {
+      return;
+    }
+    transport.pauseReading();
+    this.readsPaused = true;
+    if (this.readTimer === undefined) {
+      // Not unref'd: a paused socket does not keep the process alive, this timer must.
+      this.readTimer = setTimeout(this.resumeReads, delayMs);
+    } else this.readTimer.refresh();
+  }
+
+  private readonly resumeReads = (): void => {
+    if (!this.readsPaused) return;
+    this.readsPaused = false;
+    if (this.state !== 'closed') this.transport?.resumeReading?.();
+  };
 
   onDrain(): void {
     this.writable = true;
@@ -408,6 +463,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   }
 
   onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Buffer): void {
+    this.messagesReceived++;
     const endpoint = this.channels[channel];
     if (endpoint === undefined || channel === 0) {
       if (this.state === 'closing') return;
@@ -747,6 +803,8 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     this.clearConnectTimer();
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    if (this.readTimer !== undefined) clearTimeout(this.readTimer);
+    this.readsPaused = false;
     this.transport = undefined;
     const channelError = this.channelError();
     this.closeChannels(channelError);

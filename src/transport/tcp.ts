@@ -13,6 +13,57 @@ import type { Transport, TransportConnector, TransportHandler, TransportTarget }
 /** Longest delay `setTimeout` honours (larger values fire after 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Size of the buffer a plain TCP transport reads into (reused for every read). */
+export const READ_BUFFER_SIZE = 128 * 1024;
+
+/** The largest chunk a TLS socket hands out at once (one TLS record). */
+const TLS_RECORD_SIZE = 16 * 1024;
+
+/**
+ * Reading into one reused buffer (net's `onread` option) rather than a new buffer per read through the
+ * stream machinery: each read reaches the sink as a view of that buffer, valid during the call. Bytes
+ * read before a sink is attached (a peer that talks first) are copied and replayed on attaching.
+ *
+ * @example
+ * ```ts
+ * const reads = new ReusedReadBuffer(64 * 1024);
+ * const socket = net.connect({ host, port, onread: reads.options });
+ * reads.attach((chunk) => decoder.push(chunk));
+ * ```
+ */
+export class ReusedReadBuffer {
+  /** What to pass as `onread` to `net.connect`. */
+  readonly options: { buffer: Buffer; callback: (bytes: number, buffer: Uint8Array) => boolean };
+  private sink: ((chunk: Buffer) => void) | undefined;
+  private early: Buffer[] | undefined;
+
+  constructor(size: number) {
+    const buffer = Buffer.allocUnsafeSlow(size);
+    this.options = {
+      buffer,
+      callback: (bytes) => {
+        const chunk = buffer.subarray(0, bytes);
+        if (this.sink !== undefined) this.sink(chunk);
+        else (this.early ??= []).push(Buffer.from(chunk));
+        return true;
+      },
+    };
+  }
+
+  /** The most bytes one read returns. */
+  get size(): number {
+    return this.options.buffer.length;
+  }
+
+  /** Sends every later read to `sink`, after the ones that came before. */
+  attach(sink: (chunk: Buffer) => void): void {
+    const early = this.early;
+    this.early = undefined;
+    this.sink = sink;
+    if (early !== undefined) for (const chunk of early) sink(chunk);
+  }
+}
+
 /**
  * `host:port` for messages, with an IPv6 address in brackets.
  *
@@ -68,13 +119,26 @@ export class SocketTransport implements Transport {
   private stopped = false;
   /** The first socket error, reported by `onClose`. */
   private error: Error | undefined = undefined;
+  readonly readChunkLimit: number;
 
-  constructor(socket: Socket, handler: TransportHandler, remote: string, secure: boolean) {
+  /**
+   * @param reads The socket's reused read buffer when it was opened with one (plain TCP); else its
+   * reads come as `data` events.
+   */
+  constructor(
+    socket: Socket,
+    handler: TransportHandler,
+    remote: string,
+    secure: boolean,
+    reads?: ReusedReadBuffer,
+  ) {
     this.socket = socket;
     this.handler = handler;
     this.remote = remote;
     this.secure = secure;
-    socket.on('data', this.handleData);
+    this.readChunkLimit = reads?.size ?? TLS_RECORD_SIZE;
+    if (reads !== undefined) reads.attach(this.handleData);
+    else socket.on('data', this.handleData);
     socket.on('drain', this.handleDrain);
     socket.on('error', this.handleError);
     socket.on('end', this.handleEnd);
@@ -103,6 +167,14 @@ export class SocketTransport implements Transport {
 
   get bufferedBytes(): number {
     return this.socket.writableLength;
+  }
+
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.stopped) this.socket.resume();
   }
 
   private readonly handleData = (chunk: Buffer): void => {
@@ -150,6 +222,8 @@ export interface ConnectPlan {
   readonly secure: boolean;
   /** Creates the socket and starts connecting. Called at most once, synchronously. */
   readonly open: () => Socket;
+  /** The reused buffer `open` gave the socket to read into, if it did. */
+  readonly reads?: ReusedReadBuffer;
 }
 
 function abortError(signal: AbortSignal, remote: string): Error {
@@ -237,7 +311,7 @@ export function establishTransport(
     };
     const onReady = (): void => {
       cleanup();
-      resolve(new SocketTransport(socket, handler, remote, secure));
+      resolve(new SocketTransport(socket, handler, remote, secure, plan.reads));
     };
     const onConnect = (): void => {
       connected = true;
@@ -290,17 +364,21 @@ export function establishTransport(
  * transport.write(PROTOCOL_HEADER);
  * ```
  */
-export const connectTcp: TransportConnector = (target, handler, signal) =>
-  establishTransport(target, handler, signal, {
+export const connectTcp: TransportConnector = (target, handler, signal) => {
+  const reads = new ReusedReadBuffer(READ_BUFFER_SIZE);
+  return establishTransport(target, handler, signal, {
     secure: false,
+    reads,
     open: () => {
       const options: TcpNetConnectOpts & { writableHighWaterMark: number } = {
         host: target.hostname,
         port: target.port,
         family: target.socket.family,
         writableHighWaterMark: target.writeHighWaterMark,
+        onread: reads.options,
       };
       if (target.socket.localAddress !== undefined) options.localAddress = target.socket.localAddress;
       return netConnect(options);
     },
   });
+};

@@ -21,7 +21,10 @@ import type { ResolvedSocketOptions, ResolvedTlsOptions } from '../options.js';
  * ```
  */
 export interface TransportHandler {
-  /** Bytes from the peer, in order. */
+  /**
+   * Bytes from the peer, in order. The chunk may be a view of a buffer the transport reuses for its
+   * next read: copy what must outlive the call.
+   */
   onData(chunk: Buffer): void;
   /** The outbound buffer dropped below its high-water mark after `write` returned false. */
   onDrain(): void;
@@ -50,6 +53,15 @@ export interface Transport {
   readonly remote: string;
   /** True for TLS. */
   readonly secure: boolean;
+  /**
+   * Stops reading from the peer until {@link resumeReading} (bytes wait in the kernel meanwhile).
+   * Optional: a transport without it is never paused.
+   */
+  pauseReading?(): void;
+  /** Reads again after {@link pauseReading}. */
+  resumeReading?(): void;
+  /** The most bytes one read can return: a chunk this large means more may be waiting already. */
+  readonly readChunkLimit?: number;
 }
 
 /** Where and how a transport connects. */

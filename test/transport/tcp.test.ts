@@ -21,7 +21,7 @@ class Recorder implements TransportHandler {
   private readonly waiters: (() => void)[] = [];
 
   onData(chunk: Buffer): void {
-    this.chunks.push(chunk);
+    this.chunks.push(Buffer.from(chunk)); // the transport reuses its read buffer
     this.received += chunk.length;
     this.wake();
   }

@@ -44,7 +44,10 @@ export class ReusedReadBuffer {
       callback: (bytes) => {
         const chunk = buffer.subarray(0, bytes);
         if (this.sink !== undefined) this.sink(chunk);
-        else (this.early ??= []).push(Buffer.from(chunk));
+        else {
+          this.early ??= [];
+          this.early.push(Buffer.from(chunk));
+        }
         return true;
       },
     };

@@ -6,7 +6,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { Observable, Subject, type Subscription, share, timeout } from 'rxjs';
+import { Observable, type Observer, Subject, type Subscriber, type Subscription, timeout } from 'rxjs';
 import type { ChannelCore, Reply } from './channel/channel-core.js';
 import { Delivery } from './delivery.js';
 import { ConsumerCancelledError } from './errors.js';
@@ -197,73 +197,113 @@ export class Channel {
    * ```
    */
   consume(queue: string, options: ConsumeOptions = {}): Observable<Delivery> {
+    // A hand-made share(): the subscribers in an array copied on change, so that delivering to them
+    // is a plain loop (this is the path of every message).
+    let group: Subscriber<Delivery>[] = [];
+    let stop: (() => void) | undefined;
+    const downstream: Observer<Delivery> = {
+      next: (delivery) => {
+        const subscribers = group;
+        for (let i = 0; i < subscribers.length; i++) subscribers[i]!.next(delivery);
+      },
+      error: (error: unknown) => {
+        const subscribers = group;
+        group = [];
+        stop = undefined;
+        for (const s of subscribers) s.error(error);
+      },
+      complete: () => {
+        const subscribers = group;
+        group = [];
+        stop = undefined;
+        for (const s of subscribers) s.complete();
+      },
+    };
     return new Observable<Delivery>((subscriber) => {
-      let consumerTag: string | undefined;
-      let stopped = false;
-      const noAck = options.noAck ?? false;
-      const sink: ConsumerSink = {
-        queue,
-        noAck,
-        deliver: (delivery) => subscriber.next(delivery),
-        cancelled: () => {
-          stopped = true;
-          subscriber.error(new ConsumerCancelledError(consumerTag ?? '', queue));
-        },
-        ended: (error) => {
-          stopped = true;
-          if (error === undefined) subscriber.complete();
-          else subscriber.error(error);
-        },
-      };
-      const start = (): void => {
-        this.core.call(
-          {
-            name: 'basic.consume',
-            queue,
-            consumerTag: options.consumerTag ?? '',
-            noLocal: options.noLocal ?? false,
-            noAck,
-            exclusive: options.exclusive ?? false,
-            nowait: false,
-            arguments: options.arguments ?? {},
-          },
-          ['basic.consume-ok'],
-          (reply) => {
-            consumerTag = (reply as MethodOf<'basic.consume-ok'>).consumerTag;
-            if (stopped) {
-              // Unsubscribed while basic.consume was in flight: cancel at once.
-              this.cancelConsumer(consumerTag, noAck);
-              return;
-            }
-            this.consumers.set(consumerTag, sink);
-          },
-          (error) => {
-            stopped = true;
-            subscriber.error(error);
-          },
-        );
-      };
-      if (options.prefetch !== undefined) {
-        this.core.call(
-          { name: 'basic.qos', prefetchCount: options.prefetch, prefetchSize: 0, global: false },
-          ['basic.qos-ok'],
-          () => undefined,
-          (error) => {
-            stopped = true;
-            subscriber.error(error);
-          },
-        );
+      group = [...group, subscriber];
+      if (group.length === 1) {
+        const teardown = this.startConsumer(queue, options, downstream);
+        // It may have failed at once (a closed channel): then it is over already.
+        if (group.includes(subscriber)) stop = teardown;
       }
-      start();
       return () => {
-        if (stopped) return;
-        stopped = true;
-        if (consumerTag !== undefined) {
-          this.consumers.delete(consumerTag);
-          this.cancelConsumer(consumerTag, noAck);
-        }
+        if (!group.includes(subscriber)) return;
+        group = group.filter((s) => s !== subscriber);
+        if (group.length > 0) return;
+        const end = stop;
+        stop = undefined;
+        end?.();
       };
-    }).pipe(share());
+    });
+  }
+
+  /** Starts a consumer that reports to `subscriber`; returns what cancels it. */
+  private startConsumer(queue: string, options: ConsumeOptions, subscriber: Observer<Delivery>): () => void {
+    let consumerTag: string | undefined;
+    let stopped = false;
+    const noAck = options.noAck ?? false;
+    const sink: ConsumerSink = {
+      queue,
+      noAck,
+      deliver: (delivery) => subscriber.next(delivery),
+      cancelled: () => {
+        stopped = true;
+        subscriber.error(new ConsumerCancelledError(consumerTag ?? '', queue));
+      },
+      ended: (error) => {
+        stopped = true;
+        if (error === undefined) subscriber.complete();
+        else subscriber.error(error);
+      },
+    };
+    const start = (): void => {
+      this.core.call(
+        {
+          name: 'basic.consume',
+          queue,
+          consumerTag: options.consumerTag ?? '',
+          noLocal: options.noLocal ?? false,
+          noAck,
+          exclusive: options.exclusive ?? false,
+          nowait: false,
+          arguments: options.arguments ?? {},
+        },
+        ['basic.consume-ok'],
+        (reply) => {
+          consumerTag = (reply as MethodOf<'basic.consume-ok'>).consumerTag;
+          if (stopped) {
+            // Unsubscribed while basic.consume was in flight: cancel at once.
+            this.cancelConsumer(consumerTag, noAck);
+            return;
+          }
+          this.consumers.set(consumerTag, sink);
+        },
+        (error) => {
+          stopped = true;
+          subscriber.error(error);
+        },
+      );
+    };
+    if (options.prefetch !== undefined) {
+      this.core.call(
+        { name: 'basic.qos', prefetchCount: options.prefetch, prefetchSize: 0, global: false },
+        ['basic.qos-ok'],
+        () => undefined,
+        (error) => {
+          stopped = true;
+          subscriber.error(error);
+        },
+      );
+    }
+    start();
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      if (consumerTag !== undefined) {
+        this.consumers.delete(consumerTag);
+        this.cancelConsumer(consumerTag, noAck);
+      }
+    };
   }
 
   /** Pending requests by correlation id, answered through the direct reply-to consumer. */

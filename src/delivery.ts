@@ -71,18 +71,18 @@ export class Delivery {
   }
 
   /** Acknowledges the message (with `multiple`, every unsettled one up to it on the channel). */
-  ack(options: { multiple?: boolean } = {}): boolean {
-    return this.settle('ack', options.multiple ?? false, false);
+  ack(options?: { multiple?: boolean }): boolean {
+    return this.settle('ack', options?.multiple ?? false, false);
   }
 
   /** Rejects the message, requeueing it unless `requeue: false` (then it is dropped or dead-lettered). */
-  nack(options: { requeue?: boolean; multiple?: boolean } = {}): boolean {
-    return this.settle('nack', options.multiple ?? false, options.requeue ?? true);
+  nack(options?: { requeue?: boolean; multiple?: boolean }): boolean {
+    return this.settle('nack', options?.multiple ?? false, options?.requeue ?? true);
   }
 
   /** Rejects this one message (basic.reject), requeueing it unless `requeue: false`. */
-  reject(options: { requeue?: boolean } = {}): boolean {
-    return this.settle('reject', false, options.requeue ?? true);
+  reject(options?: { requeue?: boolean }): boolean {
+    return this.settle('reject', false, options?.requeue ?? true);
   }
 
   /**

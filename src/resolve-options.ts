@@ -544,13 +544,11 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
 function readBatching(value: unknown): ResolvedOptions['readBatching'] {
   if (value === false) return undefined;
   if (value === undefined || value === true) return DEFAULT_READ_BATCHING;
-  if (typeof value !== 'object' || value === null) {
+  if (!isPlainObject(value)) {
     fail(`readBatching must be false or { minMessages?, delayMs? }, got ${show(value)}`);
   }
+  checkKeys(value, DEFAULT_READ_BATCHING, 'readBatching option');
   const o = value as { minMessages?: unknown; delayMs?: unknown };
-  for (const key of Object.keys(o)) {
-    if (key !== 'minMessages' && key !== 'delayMs') fail(`readBatching has no option ${show(key)}`);
-  }
   return Object.freeze({
     minMessages: integer(
       'readBatching.minMessages',

@@ -479,7 +479,8 @@ export class FrameDecoder {
       this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
       this.slabOffset = 0;
     }
-    const body = this.slab.subarray(this.slabOffset, this.slabOffset + size);
+    const slab = this.slab;
+    const body = new BodyView(slab.buffer, slab.byteOffset + this.slabOffset, size);
     this.slabOffset = (this.slabOffset + size + 7) & ~7;
     return body;
   }
@@ -523,6 +524,18 @@ export class FrameDecoder {
 }
 
 const EMPTY_BODY = Buffer.alloc(0);
+
+/**
+ * A `Buffer` view made the way Node makes its own (a `Uint8Array` subclass whose prototype chain runs
+ * through `Buffer.prototype`): `instanceof Buffer`, every Buffer method, printed as a Buffer, and about
+ * three times cheaper to create than `buffer.subarray()`, which matters once per message.
+ */
+const BodyView = class Buffer extends Uint8Array {} as unknown as new (
+  buffer: ArrayBufferLike,
+  byteOffset: number,
+  length: number,
+) => Buffer;
+Object.setPrototypeOf(BodyView.prototype, Buffer.prototype);
 
 function withChannel(e: unknown, channel: number): unknown {
   if (e instanceof FrameError && e.channel === undefined) {

@@ -1,4 +1,4 @@
-import { firstValueFrom, lastValueFrom, merge, take, toArray } from 'rxjs';
+import { count, firstValueFrom, lastValueFrom, merge, take, tap, toArray } from 'rxjs';
 import { ackOnSuccess, batchAck } from '../../operators/index.js';
 import { type Channel, ConsumerCancelledError, type Delivery } from '../../src/index.js';
 import { openSession, type Session } from '../support/session.js';
@@ -197,4 +197,129 @@ describe('consume (real broker)', () => {
     await lastValueFrom(opened.channel.close());
     expect(await ended).toBe('complete');
   });
+});
+
+describe('ack merging against the real broker', () => {
+  async function readyCount(queue: string): Promise<number> {
+    return (await lastValueFrom(session.channel.queueDeclare(queue, { passive: true }))).messageCount;
+  }
+
+  it('sends 5,000 one-by-one acks in far fewer frames, and leaves nothing unacknowledged', async () => {
+    const opened = await session.openChannel();
+    const ch = opened.channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    await publishMany(ch, queue, 5_000);
+    const before = session.connection.counters.framesSent;
+    const consumed = await lastValueFrom(
+      ch.consume(queue, { prefetch: 100 }).pipe(
+        tap((d) => expect(d.ack()).toBe(true)),
+        take(5_000),
+        count(),
+      ),
+    );
+    const framesForAcks = session.connection.counters.framesSent - before;
+    expect(consumed).toBe(5_000);
+    await lastValueFrom(ch.close());
+    const events: ('complete' | Error)[] = [];
+    opened.events.subscribe((e) => events.push(e));
+    expect(events).toEqual(['complete']);
+    expect(await readyCount(queue)).toBe(0);
+    expect(framesForAcks).toBeLessThan(1_000);
+  }, 60_000);
+
+  it('acks around a delivery held back, then acks it: no message requeued, none acked twice', async () => {
+    const opened = await session.openChannel();
+    const ch = opened.channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    await publishMany(ch, queue, 2_000);
+    let held: Delivery | undefined;
+    await new Promise<void>((resolve, reject) => {
+      let n = 0;
+      const subscription = ch.consume(queue, { prefetch: 500 }).subscribe({
+        next: (d) => {
+          n++;
+          if (n === 10) held = d;
+          else d.ack();
+          if (n === 2_000) {
+            subscription.unsubscribe();
+            resolve();
+          }
+        },
+        error: reject,
+      });
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(held!.ack()).toBe(true);
+    await lastValueFrom(ch.close());
+    const events: ('complete' | Error)[] = [];
+    opened.events.subscribe((e) => events.push(e));
+    expect(events).toEqual(['complete']); // no 406 for an unknown or twice-acked tag
+    expect(await readyCount(queue)).toBe(0);
+  }, 60_000);
+
+  it('settles a random mix of acks, rejects and requeueing nacks exactly as chosen', async () => {
+    const opened = await session.openChannel();
+    const ch = opened.channel;
+    const dlq = (await lastValueFrom(ch.queueDeclare('', { exclusive: true }))).queue;
+    const { queue } = await lastValueFrom(
+      ch.queueDeclare('', {
+        exclusive: true,
+        arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq },
+      }),
+    );
+    const total = 3_000;
+    await publishMany(ch, queue, total);
+    let seed = 42;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const acked = new Set<string>();
+    const rejected = new Set<string>();
+    const requeued = new Set<string>();
+    const slow: Delivery[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const subscription = ch.consume(queue, { prefetch: 200 }).subscribe({
+        next: (d) => {
+          const id = d.text();
+          const r = random();
+          if (d.fields.redelivered || r < 0.5) {
+            d.ack();
+            acked.add(id);
+          } else if (r < 0.65) {
+            d.reject({ requeue: false });
+            rejected.add(id);
+          } else if (r < 0.8) {
+            d.nack({ requeue: true });
+            requeued.add(id);
+          } else {
+            slow.push(d); // settled later, out of order
+            acked.add(id);
+          }
+          if (slow.length > 0 && random() < 0.3) slow.splice(Math.floor(random() * slow.length), 1)[0]!.ack();
+          if (acked.size + rejected.size === total) {
+            for (const late of slow.splice(0)) late.ack();
+            subscription.unsubscribe();
+            resolve();
+          }
+        },
+        error: reject,
+      });
+    });
+    expect(requeued.size).toBeGreaterThan(100);
+    await lastValueFrom(ch.close());
+    const events: ('complete' | Error)[] = [];
+    opened.events.subscribe((e) => events.push(e));
+    expect(events).toEqual(['complete']); // no 406 for an unknown or twice-acked tag
+    expect(await readyCount(queue)).toBe(0);
+    await waitFor(async () => (await readyCount(dlq)) === rejected.size, 'the rejected messages in the DLQ');
+    const dead = new Set<string>();
+    for (;;) {
+      const d = await lastValueFrom(session.channel.get(dlq, { noAck: true }), { defaultValue: undefined });
+      if (d === undefined) break;
+      dead.add(d.text());
+    }
+    expect([...dead].sort()).toEqual([...rejected].sort());
+    for (const id of dead) expect(acked.has(id)).toBe(false);
+  }, 60_000);
 });

@@ -10,6 +10,7 @@ import { networkInterfaces } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ConnectionClosedError } from '../../src/errors.js';
 import { connectTcp, connectTransport } from '../../src/transport/index.js';
+import { ReusedReadBuffer } from '../../src/transport/tcp.js';
 import type { Transport, TransportHandler, TransportTarget } from '../../src/transport/transport.js';
 
 /** Records what the transport reports. */
@@ -378,5 +379,28 @@ describe('connectTcp: socket options', () => {
     await new Promise((resolve) => setImmediate(resolve));
     await delay(20);
     expect(test.accepted[0]?.remoteAddress).toBe('127.0.0.2');
+  });
+});
+
+describe('ReusedReadBuffer', () => {
+  it('hands reads to the sink as views of one buffer, and replays copies of reads made before attaching', () => {
+    const reads = new ReusedReadBuffer(8);
+    const { buffer, callback } = reads.options;
+    buffer.write('early');
+    expect(callback(5, buffer)).toBe(true);
+    buffer.write('again');
+    callback(3, buffer);
+    const got: string[] = [];
+    const views: Buffer[] = [];
+    reads.attach((chunk) => {
+      got.push(chunk.toString());
+      views.push(chunk);
+    });
+    expect(got).toEqual(['early', 'aga']); // copies: the buffer has been overwritten since
+    buffer.write('later');
+    callback(5, buffer);
+    expect(got).toEqual(['early', 'aga', 'later']);
+    expect(views[2]!.buffer).toBe(buffer.buffer); // no copy once attached
+    expect(reads.size).toBe(8);
   });
 });

@@ -76,6 +76,8 @@ describe('resolveOptions: defaults', () => {
     expect(r.socket).toEqual({ noDelay: true, keepAlive: false, localAddress: undefined, family: 0 });
     expect(r.maxBodySize).toBe(128 * 1024 * 1024);
     expect(r.writeHighWaterMark).toBe(DEFAULT_WRITE_HIGH_WATER_MARK);
+    expect(r.ackDelay).toBe(1);
+    expect(r.readBatching).toEqual({ minMessages: 4, delayMs: 1 });
     expect(r.transport).toBeUndefined();
     expect(r.mechanisms.map((m) => m.name)).toEqual(['PLAIN']);
     expect(r.displayUrl).toBe('amqp://guest@localhost:5672/%2F');
@@ -690,5 +692,48 @@ describe('resolveOptions: no secret in inspect or JSON', () => {
   it('an error raised after the URL is parsed does not show its password', () => {
     const e = resolveError('amqp://app:Sup3rS3cret@h', { heartbeat: -1 });
     expect(everyFormOf(e)).not.toContain('Sup3rS3cret');
+  });
+});
+
+describe('consume tuning options', () => {
+  it('takes ackDelay from 0 to 1000 ms', () => {
+    expect(resolveOptions({ ackDelay: 0 }).ackDelay).toBe(0);
+    expect(resolveOptions({ ackDelay: 1000 }).ackDelay).toBe(1000);
+    for (const bad of [-1, 1001, 0.5, Number.NaN, '1']) {
+      expect(resolveError({ ackDelay: bad as number }).message).toMatch(
+        /^ackDelay must be an integer from 0 to 1000/,
+      );
+    }
+  });
+
+  it('takes readBatching as false or a partial object, filling in the defaults', () => {
+    expect(resolveOptions({ readBatching: false }).readBatching).toBeUndefined();
+    expect(resolveOptions({ readBatching: { minMessages: 16 } }).readBatching).toEqual({
+      minMessages: 16,
+      delayMs: 1,
+    });
+    expect(resolveOptions({ readBatching: { delayMs: 5 } }).readBatching).toEqual({
+      minMessages: 4,
+      delayMs: 5,
+    });
+  });
+
+  it('rejects a readBatching that is not false or an object of known, valid fields', () => {
+    expect(resolveError({ readBatching: 'on' as unknown as false }).message).toMatch(
+      /^readBatching must be false/,
+    );
+    expect(resolveError({ readBatching: null as unknown as false }).message).toMatch(
+      /^readBatching must be false/,
+    );
+    expect(resolveError({ readBatching: { minMessage: 3 } as never }).message).toMatch(
+      /^unknown readBatching option "minMessage"; the accepted ones are minMessages, delayMs/,
+    );
+    expect(resolveError({ readBatching: { minMessages: 0 } }).message).toMatch(
+      /^readBatching.minMessages must be/,
+    );
+    expect(resolveError({ readBatching: { delayMs: 0 } }).message).toMatch(/^readBatching.delayMs must be/);
+    expect(resolveError({ readBatching: { delayMs: 1001 } }).message).toMatch(
+      /^readBatching.delayMs must be/,
+    );
   });
 });

@@ -39,6 +39,7 @@ const scenario: Scenario = {
         name: 'consume + ack each',
         unit: 'message',
         opsPerRound: ctx.quick ? 10_000 : 50_000,
+        warmupBatches: ctx.quick ? 1 : 3,
         params: { bodySize: BODY.length, prefetch: 1000, target: '≤ 4 ms client CPU per 1,000' },
         async setup() {
           conn = await openConnection(url, { name: 'rxamqp bench consume' });

@@ -127,7 +127,7 @@ export async function measure(
     batches++;
     rate = Math.max(rate, s.ops / (s.wallMs / 1000));
     if (workload.opsPerRound === undefined && s.wallMs < options.roundMs / 10) n *= 2;
-  } while (performance.now() < warmEnd);
+  } while (performance.now() < warmEnd || batches < (workload.warmupBatches ?? 1));
   const opsPerRound = workload.opsPerRound ?? Math.max(1, Math.round((rate * options.roundMs) / 1000));
   progress(
     `${label}  warm-up: ${batches} batches, ~${si(rate)} ${workload.unit}/s → ${si(opsPerRound)} per round`,

@@ -60,6 +60,11 @@ export interface Workload {
    */
   readonly opsPerRound?: number;
   /**
+   * Fewest warm-up batches, whatever the warm-up time (default 1): for workloads whose one batch is
+   * longer than the warm-up but not enough for the JIT to settle (a round of I/O).
+   */
+  readonly warmupBatches?: number;
+  /**
    * True for a synchronous CPU-bound loop (no I/O): its process should keep a core busy, so CPU time
    * well under wall time means the machine was busy, and the runner says so.
    */

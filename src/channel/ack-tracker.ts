@@ -97,13 +97,17 @@ export class AckTracker {
     const offset = tag - this.base;
     if (tag <= this.top && offset >= 0) {
       const slot = (this.head + offset) & this.mask;
-      if (this.ring[slot] === UNSETTLED) {
+      const state = this.ring[slot];
+      if (state === UNSETTLED) {
         if (kind === 'ack') {
           this.ring[slot] = PENDING;
           this.held.push(tag);
           return;
         }
         this.ring[slot] = DONE;
+      } else if (state === PENDING) {
+        // Settled again while its ack is held: the held ack goes first, as it was made first.
+        this.flush();
       }
     } else if (offset < 0) {
       this.stragglers.delete(tag);

@@ -24,5 +24,12 @@ export { type AnswerRequestsOptions, answerRequests } from './answerRequests.js'
 export { type BatchAckOptions, batchAck } from './batchAck.js';
 export { type DecodedJson, type DecodeJsonOptions, decodeJson } from './decodeJson.js';
 export { type NackAllOptions, nackAll } from './nackAll.js';
+export {
+  type NackPolicy,
+  type OutgoingMessage,
+  type PublishConfirmedOptions,
+  type PublishResult,
+  publishConfirmed,
+} from './publishConfirmed.js';
 export { type RejectAllOptions, rejectAll } from './rejectAll.js';
 export { type RetryOutcome, type RetryWithDelayOptions, retryWithDelay } from './retryWithDelay.js';

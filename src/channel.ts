@@ -8,6 +8,7 @@
 import { inspect } from 'node:util';
 import { Observable, type Observer, Subject, type Subscriber, type Subscription, timeout } from 'rxjs';
 import type { ChannelCore, Reply } from './channel/channel-core.js';
+import { ConfirmSmoother, type ConfirmStatus, ConfirmTagError } from './channel/confirm-smoother.js';
 import { Delivery } from './delivery.js';
 import { ConsumerCancelledError } from './errors.js';
 import type { FieldTable } from './protocol/field-table.js';
@@ -53,6 +54,34 @@ export interface QueueDeclareOk {
 export interface PublishOptions {
   /** Return the message (see `returns$`) when no queue is bound to receive it. Default false. */
   mandatory?: boolean;
+}
+
+/**
+ * How a publish ended. Without confirm mode, `sent`: its frames were handed to the socket. On a channel
+ * in confirm mode (`confirmSelect()`), the broker's answer for its sequence number `seq`: `acked`
+ * (the broker took responsibility for it), `nacked` (it could not), or `returned` (a `mandatory`
+ * message no queue was bound to receive: the broker returned it, then acked it).
+ */
+export type PublishOutcome =
+  | { readonly status: 'sent' }
+  | { readonly status: 'acked' | 'nacked'; readonly seq: number }
+  | { readonly status: 'returned'; readonly seq: number; readonly returned: ReturnedMessage };
+
+/**
+ * One publish of a confirm-mode channel, as `confirms$` reports it: the outcome from the broker, or
+ * `failed` when the channel or connection went away before the broker answered.
+ */
+export type Confirmation =
+  | Exclude<PublishOutcome, { readonly status: 'sent' }>
+  | { readonly status: 'failed'; readonly seq: number; readonly error: Error };
+
+/** A publish waiting for its confirm. */
+interface AwaitingConfirm {
+  subscriber: Subscriber<PublishOutcome> | undefined;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly mandatory: boolean;
+  returned: ReturnedMessage | undefined;
 }
 
 /** A `mandatory` message the broker could not route, sent back by basic.return. */
@@ -102,6 +131,8 @@ export interface NoWait {
 
 type Void = Observable<void>;
 
+const SENT: PublishOutcome = Object.freeze({ status: 'sent' });
+
 /**
  * An open AMQP channel. Get one from `connection.channel()`; it closes when that subscription ends.
  * Each method returns a cold Observable: subscribing sends the method, the reply is emitted, then it
@@ -121,6 +152,27 @@ type Void = Observable<void>;
  */
 export class Channel {
   private readonly returnsSubject = new Subject<ReturnedMessage>();
+  private readonly confirmsSubject = new Subject<Confirmation>();
+  /** Set once confirm.select has been sent: numbers the publishes and orders the broker's answers. */
+  private smoother: ConfirmSmoother | undefined;
+  /** Publishes waiting for their confirm, in sequence order (settled in that order), from `awaitingHead`. */
+  private awaiting: (AwaitingConfirm | undefined)[] = [];
+  private awaitingHead = 0;
+  /** Why the outstanding publishes failed (set when the channel ends). */
+  private failure: Error | undefined;
+
+  /**
+   * After `confirmSelect()`: every publish of this channel, in publish order, once the broker has
+   * answered it (or `failed` when the channel ended first). Each sequence number is emitted exactly
+   * once, smoothed from what the broker sends (out-of-order confirms, `multiple` acks and nacks over
+   * ranges). Hot; completes when the channel closes.
+   *
+   * @example
+   * ```ts
+   * ch.confirms$.subscribe((c) => { if (c.status !== 'acked') console.warn('publish', c.seq, c.status); });
+   * ```
+   */
+  readonly confirms$: Observable<Confirmation> = this.confirmsSubject.asObservable();
 
   /**
    * Unroutable `mandatory` messages returned by the broker, as they arrive. Completes when the channel
@@ -133,11 +185,86 @@ export class Channel {
 
   /** @internal Called by the connection layer for basic.return. */
   emitReturn(message: ReturnedMessage): void {
+    // In confirm mode the return comes before the ack of the same publish: it belongs to the oldest
+    // unanswered mandatory publish to that exchange and routing key.
+    if (this.smoother !== undefined) {
+      const awaiting = this.awaiting;
+      for (let i = this.awaitingHead; i < awaiting.length; i++) {
+        const entry = awaiting[i];
+        if (
+          entry?.mandatory === true &&
+          entry.returned === undefined &&
+          entry.exchange === message.exchange &&
+          entry.routingKey === message.routingKey
+        ) {
+          entry.returned = message;
+          break;
+        }
+      }
+    }
     this.returnsSubject.next(message);
   }
 
+  /** @internal confirm.select is on its way: the publishes written from now on are numbered. */
+  startConfirms(): void {
+    this.smoother ??= new ConfirmSmoother(this.confirmSettled);
+  }
+
+  /** @internal A basic.ack or basic.nack from the broker (a publisher confirm). */
+  dispatchConfirm(method: MethodOf<'basic.ack'> | MethodOf<'basic.nack'>): void {
+    const smoother = this.smoother;
+    try {
+      if (smoother === undefined) {
+        this.core.connection.channelProtocolError(
+          this.core.id,
+          `${method.name} for delivery tag ${method.deliveryTag} on channel ${this.core.id}, which is not in confirm mode`,
+        );
+        return;
+      }
+      if (method.name === 'basic.ack') smoother.ack(method.deliveryTag, method.multiple);
+      else smoother.nack(method.deliveryTag, method.multiple);
+    } catch (e) {
+      if (!(e instanceof ConfirmTagError)) throw e;
+      this.core.connection.channelProtocolError(this.core.id, e.message);
+    }
+  }
+
+  /** The smoother settles publishes in sequence order: the oldest awaiting one is this one. */
+  private readonly confirmSettled = (seq: number, status: ConfirmStatus): void => {
+    const entry = this.awaiting[this.awaitingHead];
+    this.awaiting[this.awaitingHead] = undefined;
+    this.awaitingHead++;
+    if (this.awaitingHead >= 1024 && this.awaitingHead * 2 >= this.awaiting.length) {
+      this.awaiting = this.awaiting.slice(this.awaitingHead);
+      this.awaitingHead = 0;
+    }
+    if (status === 'fail') {
+      const error = this.failure ?? this.core.laterUseError('publish');
+      entry?.subscriber?.error(error);
+      this.confirmsSubject.next({ status: 'failed', seq, error });
+      return;
+    }
+    const returned = entry?.returned;
+    const outcome: Exclude<PublishOutcome, { readonly status: 'sent' }> =
+      returned !== undefined
+        ? { status: 'returned', seq, returned }
+        : { status: status === 'ack' ? 'acked' : 'nacked', seq };
+    const subscriber = entry?.subscriber;
+    if (subscriber !== undefined) {
+      subscriber.next(outcome);
+      subscriber.complete();
+    }
+    this.confirmsSubject.next(outcome);
+  };
+
   /** @internal Called when the channel ends: completes `returns$` and ends every consumer. */
   complete(error?: Error): void {
+    if (this.smoother !== undefined) {
+      // Every publish still waiting for its confirm fails now, in order.
+      this.failure = error ?? this.core.laterUseError('publish');
+      this.smoother.fail();
+    }
+    this.confirmsSubject.complete();
     this.returnsSubject.complete();
     const sinks = [...this.consumers.values()];
     this.consumers.clear();
@@ -738,12 +865,27 @@ export class Channel {
   }
 
   /**
-   * Publishes a message. Emits once its frames are handed to the socket (waiting while the socket is
-   * backed up), then completes. A string body is sent as UTF-8.
+   * Publishes a message (a string body is sent as UTF-8), then emits how it ended and completes:
+   *
+   * - without confirm mode, `{ status: 'sent' }` once its frames are handed to the socket (waiting
+   *   while the socket is backed up);
+   * - after `confirmSelect()`, the broker's answer: `acked`, `nacked`, or `returned` (a `mandatory`
+   *   message that no queue received, with the returned message), with the publish's sequence number.
+   *   If the channel or connection goes away before the broker answers, it errors with the channel's
+   *   `ChannelClosedError`: no publish is left waiting.
+   *
+   * Unsubscribing before the answer only stops listening: the message may already be on its way.
    *
    * @example
    * ```ts
    * ch.publish('', 'jobs', JSON.stringify({ id: 1 }), { contentType: 'application/json', deliveryMode: 2 }).subscribe();
+   * ```
+   * @example
+   * ```ts
+   * // After confirmSelect():
+   * ch.publish('', 'jobs', 'payload', {}, { mandatory: true }).subscribe((outcome) => {
+   *   if (outcome.status !== 'acked') console.warn('not delivered:', outcome.status);
+   * });
    * ```
    */
   publish(
@@ -752,11 +894,12 @@ export class Channel {
     body: Uint8Array | string,
     properties?: BasicProperties,
     options: PublishOptions = {},
-  ): Void {
-    return new Observable<void>((subscriber) => {
+  ): Observable<PublishOutcome> {
+    return new Observable<PublishOutcome>((subscriber) => {
       let cancelled = false;
       const connection = this.core.connection;
       let handle: { cancel(): void } | undefined;
+      let awaiting: AwaitingConfirm | undefined;
       connection.whenWritable((error) => {
         if (cancelled) return;
         if (error !== undefined || this.core.isClosed) {
@@ -781,12 +924,26 @@ export class Channel {
               subscriber.error(e);
               return;
             }
+            const smoother = this.smoother;
+            if (smoother !== undefined) {
+              // Confirm mode: the outcome comes with the broker's answer for this sequence number.
+              awaiting = {
+                subscriber,
+                exchange,
+                routingKey,
+                mandatory: options.mandatory ?? false,
+                returned: undefined,
+              };
+              this.awaiting.push(awaiting);
+              smoother.publish();
+              return;
+            }
             connection.afterFlush((flushError) => {
               if (flushError !== undefined) {
                 subscriber.error(this.core.laterUseError('publish'));
                 return;
               }
-              subscriber.next();
+              subscriber.next(SENT);
               subscriber.complete();
             });
           },
@@ -796,6 +953,7 @@ export class Channel {
       return () => {
         cancelled = true;
         handle?.cancel();
+        if (awaiting !== undefined) awaiting.subscriber = undefined;
       };
     });
   }

@@ -90,6 +90,8 @@ export class Connection {
         },
         delivered: (method, properties, body) => channel?.dispatchDelivery(method, properties, body),
         consumerCancelled: (consumerTag) => channel?.dispatchCancel(consumerTag),
+        confirmSelected: () => channel?.startConfirms(),
+        confirmed: (method) => channel?.dispatchConfirm(method),
         returned: (method, properties, body) =>
           channel?.emitReturn({
             replyCode: method.replyCode,

@@ -178,6 +178,33 @@ export class ChannelClosedError extends AmqpError {
 }
 
 /**
+ * A publish the broker answered with basic.nack (it could not take responsibility for the message),
+ * raised by the `publishConfirmed` operator under its default nack policy.
+ *
+ * @example
+ * ```ts
+ * messages$.pipe(publishConfirmed(ch)).subscribe({
+ *   error: (e) => { if (e instanceof PublishNackedError) console.error('nacked after', e.attempts, 'attempts'); },
+ * });
+ * ```
+ */
+export class PublishNackedError extends AmqpError {
+  /** The sequence number of the last attempt. */
+  readonly seq: number;
+  /** How many times it was published. */
+  readonly attempts: number;
+
+  constructor(exchange: string, routingKey: string, seq: number, attempts: number) {
+    super(
+      'PUBLISH_NACKED',
+      `the broker nacked the publish to exchange '${exchange}' with routing key '${routingKey}' (sequence ${seq}, after ${attempts} attempt${attempts === 1 ? '' : 's'})`,
+    );
+    this.seq = seq;
+    this.attempts = attempts;
+  }
+}
+
+/**
  * The broker cancelled a consumer: its queue was deleted, or (for classic mirrored queues) it failed
  * over, and the broker told the client with basic.cancel (consumer_cancel_notify). The delivery stream
  * of that consumer errors with this; the channel stays open.

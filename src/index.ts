@@ -16,10 +16,12 @@
  */
 export {
   Channel,
+  type Confirmation,
   type ConsumeOptions,
   type ExchangeDeclareOptions,
   type NoWait,
   type PublishOptions,
+  type PublishOutcome,
   type QueueDeclareOk,
   type QueueDeclareOptions,
   type ReturnedMessage,
@@ -41,6 +43,7 @@ export {
   ConfigurationError,
   ConnectionClosedError,
   ConsumerCancelledError,
+  PublishNackedError,
 } from './errors.js';
 export * from './options.js';
 export * from './protocol/index.js';

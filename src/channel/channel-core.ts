@@ -65,6 +65,8 @@ export interface ChannelListener {
   ): void;
   /** A publisher confirm (basic.ack / basic.nack from the broker). */
   confirmed?(method: Extract<Method, { name: 'basic.ack' | 'basic.nack' }>): void;
+  /** confirm.select is being written: the publishes written after it are numbered by the broker. */
+  confirmSelected?(): void;
   /** The broker cancelled a consumer. */
   consumerCancelled?(consumerTag: string): void;
 }
@@ -234,6 +236,7 @@ export class ChannelCore implements ChannelEndpoint {
   private write(method: MethodInit): void {
     if (this.acks.pending > 0) this.acks.flush();
     if (method.name === 'basic.qos') this.noteQos(method.prefetchCount ?? 0);
+    else if (method.name === 'confirm.select') this.listener.confirmSelected?.();
     this.connection.sendMethod(this.id, method);
   }
 

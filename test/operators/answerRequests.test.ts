@@ -5,7 +5,7 @@ import { type BasicProperties, ConfigurationError, Delivery } from '../../src/in
 import { fakePublisher } from './fakeDeliveries.js';
 
 /** A fake channel: `publish` records its calls and returns `reply()`; requests record settle calls. */
-function fake(reply: () => Observable<void>) {
+function fake(reply: () => Observable<unknown>) {
   const { channel, published, settled, settler } = fakePublisher(reply);
   /** A request with replyTo `reply-<tag>` and correlationId `c<tag>` unless given. */
   const request = (tag: number, body = `m${tag}`, properties?: BasicProperties, redelivered = false) =>
@@ -259,7 +259,7 @@ describe('answerRequests', () => {
   });
 
   it('refuses a concurrency below 1', () => {
-    const channel = { publish: () => of(undefined) };
+    const channel = { publish: () => of({ status: 'sent' as const }) };
     expect(() => answerRequests(channel, () => 1, { concurrency: 0 })).toThrow(ConfigurationError);
     expect(() => answerRequests(channel, () => 1, { concurrency: 2.5 })).toThrow(ConfigurationError);
     expect(() => answerRequests(channel, () => 1, { concurrency: Infinity })).not.toThrow();

@@ -1,6 +1,6 @@
-import type { Observable } from 'rxjs';
+import { map, type Observable } from 'rxjs';
 import type { Settler } from '../../src/delivery.js';
-import { type BasicProperties, Delivery } from '../../src/index.js';
+import { type BasicProperties, Delivery, type PublishOutcome } from '../../src/index.js';
 
 /** One settle call a delivery made: kind, tag, multiple, requeue. */
 export type SettleCall = [kind: 'ack' | 'nack' | 'reject', tag: number, multiple: boolean, requeue: boolean];
@@ -45,7 +45,7 @@ export type PublishCall = [
  * A fake channel for the operators that publish: `publish` records its calls and returns `reply()`;
  * `settler` records the settle calls of the deliveries built with it.
  */
-export function fakePublisher(reply: () => Observable<void>) {
+export function fakePublisher(reply: () => Observable<unknown>) {
   const published: PublishCall[] = [];
   const settled: SettleCall[] = [];
   const channel = {
@@ -56,7 +56,7 @@ export function fakePublisher(reply: () => Observable<void>) {
       properties?: BasicProperties,
     ) => {
       published.push([exchange, routingKey, Buffer.from(body).toString('utf8'), properties]);
-      return reply();
+      return reply().pipe(map((): PublishOutcome => ({ status: 'sent' })));
     },
   };
   const settler: Settler = {

@@ -228,7 +228,7 @@ describe('retryWithDelay', () => {
   );
 
   it('refuses bad delays', () => {
-    const channel = { publish: () => of(undefined) };
+    const channel = { publish: () => of({ status: 'sent' as const }) };
     expect(() => retryWithDelay(channel, { queue: 'q', delays: [1, -1] })).toThrow(ConfigurationError);
     expect(() => retryWithDelay(channel, { queue: 'q', delays: [Number.NaN] })).toThrow(ConfigurationError);
     expect(() => retryWithDelay(channel, { queue: 'q', delays: [Infinity] })).toThrow(ConfigurationError);

@@ -28,4 +28,10 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
       'real broker: consume a prefilled queue, prefetch 1000, ack each; client CPU per 1,000 deliveries',
     load: async () => (await import('./consume.js')).default,
   },
+  {
+    name: 'confirm',
+    description:
+      'real broker: confirmed publishing with a window of 1000, rxamqp and the peer clients; CPU per 1,000',
+    load: async () => (await import('./confirm.js')).default,
+  },
 ];

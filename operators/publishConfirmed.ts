@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { defer, mergeMap, type Observable, type OperatorFunction } from 'rxjs';
+import { Observable, type OperatorFunction, type Subscription } from 'rxjs';
 import type { Channel, PublishOutcome } from '../src/channel.js';
 import { PublishNackedError } from '../src/errors.js';
 import type { BasicProperties } from '../src/protocol/generated.js';
@@ -68,7 +68,7 @@ export interface PublishConfirmedOptions {
  * ```
  */
 export function publishConfirmed<M extends OutgoingMessage>(
-  channel: Pick<Channel, 'publish'>,
+  channel: Pick<Channel, 'publish'> & Partial<Pick<Channel, 'publishWith'>>,
   options: PublishConfirmedOptions = {},
 ): OperatorFunction<M, PublishResult<M>> {
   const window = options.window ?? 1000;
@@ -84,48 +84,139 @@ export function publishConfirmed<M extends OutgoingMessage>(
     );
   }
 
-  /** Publishes `message` until it is not nacked or the retries are spent. */
-  const attempt = (message: M, attempts: number): Observable<PublishResult<M>> =>
-    channel
-      .publish(message.exchange, message.routingKey, message.body, message.properties, {
-        mandatory: message.mandatory ?? false,
-      })
-      .pipe(
-        mergeMap((outcome) => {
-          if (outcome.status !== 'nacked') return [{ message, outcome, attempts }];
-          if (attempts <= retries) return attempt(message, attempts + 1);
-          if (exhausted === 'emit') return [{ message, outcome, attempts }];
-          throw new PublishNackedError(message.exchange, message.routingKey, outcome.seq, attempts);
-        }),
-      );
-
+  // A hand-written operator rather than mergeMap over publish(): no Observable, subscriber or closure
+  // per message, which is most of the cost of a confirmed publish.
   return (source) =>
-    defer(() => {
-      // Outcomes come back in confirm order, which is publish order except after a retry: hold the
-      // early ones until those before them are in.
-      let index = 0;
+    new Observable<PublishResult<M>>((subscriber) => {
+      /** Messages published and not yet emitted, in source order, from `head`. */
+      let slots: (Slot<M> | undefined)[] = [];
+      let head = 0;
+      /** Messages waiting for room in the window, from `next`. */
+      let waiting: (M | undefined)[] = [];
       let next = 0;
-      const early = new Map<number, PublishResult<M>>();
-      return source.pipe(
-        mergeMap((message) => {
-          const position = index++;
-          return attempt(message, 1).pipe(
-            mergeMap((result) => {
-              if (position !== next) {
-                early.set(position, result);
-                return [];
-              }
-              const ready = [result];
-              next++;
-              for (let r = early.get(next); r !== undefined; r = early.get(next)) {
-                early.delete(next);
-                ready.push(r);
-                next++;
-              }
-              return ready;
-            }),
+      let inFlight = 0;
+      let sourceDone = false;
+      let stopped = false;
+
+      const stop = (error: unknown): void => {
+        if (stopped) return;
+        stopped = true;
+        subscriber.error(error);
+      };
+
+      const settle = (slot: Slot<M>, outcome: PublishOutcome | undefined, error?: Error): void => {
+        if (stopped) return;
+        inFlight--;
+        slot.subscription = undefined;
+        if (outcome === undefined) {
+          stop(error);
+          return;
+        }
+        if (outcome.status === 'nacked') {
+          if (slot.attempts <= retries) {
+            slot.attempts++;
+            send(slot);
+            return;
+          }
+          if (exhausted === 'error') {
+            const { exchange, routingKey } = slot.message;
+            stop(new PublishNackedError(exchange, routingKey, outcome.seq, slot.attempts));
+            return;
+          }
+        }
+        slot.result = { message: slot.message, outcome, attempts: slot.attempts };
+        // Emit what is ready, in source order.
+        while (head < slots.length) {
+          const ready = slots[head]?.result;
+          if (ready === undefined) break;
+          slots[head++] = undefined;
+          subscriber.next(ready);
+          if (stopped) return;
+        }
+        if (head >= 1024 && head * 2 >= slots.length) {
+          slots = slots.slice(head);
+          head = 0;
+        }
+        fill();
+        if (sourceDone && inFlight === 0 && next === waiting.length) subscriber.complete();
+      };
+
+      const send = (slot: Slot<M>): void => {
+        inFlight++;
+        const m = slot.message;
+        if (channel.publishWith !== undefined) {
+          channel.publishWith(
+            m.exchange,
+            m.routingKey,
+            slot.body,
+            m.properties,
+            m.mandatory ?? false,
+            slot,
+            settle,
           );
-        }, window),
-      );
+          return;
+        }
+        let outcome: PublishOutcome | undefined;
+        const subscription = channel
+          .publish(m.exchange, m.routingKey, slot.body, m.properties, { mandatory: m.mandatory ?? false })
+          .subscribe({
+            next: (o) => {
+              outcome = o;
+            },
+            error: (e: Error) => settle(slot, undefined, e),
+            complete: () => settle(slot, outcome ?? SENT),
+          });
+        if (!subscription.closed) slot.subscription = subscription;
+      };
+
+      const start = (message: M): void => {
+        const body = typeof message.body === 'string' ? Buffer.from(message.body, 'utf8') : message.body;
+        const slot: Slot<M> = { message, body, attempts: 1, result: undefined, subscription: undefined };
+        slots.push(slot);
+        send(slot);
+      };
+
+      /** Starts waiting messages while the window has room. */
+      const fill = (): void => {
+        while (inFlight < window && next < waiting.length && !stopped) {
+          const message = waiting[next]!;
+          waiting[next++] = undefined;
+          start(message);
+        }
+        if (next === waiting.length && next > 0) {
+          waiting = [];
+          next = 0;
+        }
+      };
+
+      const upstream = source.subscribe({
+        next: (message) => {
+          if (inFlight < window && next === waiting.length) start(message);
+          else waiting.push(message);
+        },
+        error: (error: unknown) => stop(error),
+        complete: () => {
+          sourceDone = true;
+          if (!stopped && inFlight === 0 && next === waiting.length) subscriber.complete();
+        },
+      });
+
+      return () => {
+        stopped = true;
+        upstream.unsubscribe();
+        for (let i = head; i < slots.length; i++) slots[i]?.subscription?.unsubscribe();
+      };
     });
 }
+
+/** A message on its way: its bytes, how many times it was published, its result once known. */
+interface Slot<M extends OutgoingMessage> {
+  readonly message: M;
+  readonly body: Uint8Array;
+  attempts: number;
+  result: PublishResult<M> | undefined;
+  /** The publish() subscription, for a channel without the callback path. */
+  subscription: Subscription | undefined;
+}
+
+const SENT: PublishOutcome = { status: 'sent' };

@@ -75,9 +75,16 @@ export type Confirmation =
   | Exclude<PublishOutcome, { readonly status: 'sent' }>
   | { readonly status: 'failed'; readonly seq: number; readonly error: Error };
 
+/**
+ * @internal How a publish made with {@link Channel.publishWith} reports back: once, with the outcome or
+ * the error, and the `context` it was given.
+ */
+export type PublishCallback<C> = (context: C, outcome: PublishOutcome | undefined, error?: Error) => void;
+
 /** A publish waiting for its confirm. */
 interface AwaitingConfirm {
-  subscriber: Subscriber<PublishOutcome> | undefined;
+  done: PublishCallback<unknown> | undefined;
+  readonly context: unknown;
   readonly exchange: string;
   readonly routingKey: string;
   readonly mandatory: boolean;
@@ -132,6 +139,19 @@ export interface NoWait {
 type Void = Observable<void>;
 
 const SENT: PublishOutcome = Object.freeze({ status: 'sent' });
+
+/** How `publish()` hands a publish's end to its subscriber. */
+function settlePublish(
+  subscriber: Subscriber<PublishOutcome>,
+  outcome: PublishOutcome | undefined,
+  error?: Error,
+): void {
+  if (outcome === undefined) subscriber.error(error);
+  else {
+    subscriber.next(outcome);
+    subscriber.complete();
+  }
+}
 
 /**
  * An open AMQP channel. Get one from `connection.channel()`; it closes when that subscription ends.
@@ -240,8 +260,9 @@ export class Channel {
     }
     if (status === 'fail') {
       const error = this.failure ?? this.core.laterUseError('publish');
-      entry?.subscriber?.error(error);
+      entry?.done?.(entry.context, undefined, error);
       this.confirmsSubject.next({ status: 'failed', seq, error });
+      if (this.smoother?.outstanding === 0) this.confirmsSubject.complete();
       return;
     }
     const returned = entry?.returned;
@@ -249,22 +270,20 @@ export class Channel {
       returned !== undefined
         ? { status: 'returned', seq, returned }
         : { status: status === 'ack' ? 'acked' : 'nacked', seq };
-    const subscriber = entry?.subscriber;
-    if (subscriber !== undefined) {
-      subscriber.next(outcome);
-      subscriber.complete();
-    }
+    entry?.done?.(entry.context, outcome);
     this.confirmsSubject.next(outcome);
   };
 
   /** @internal Called when the channel ends: completes `returns$` and ends every consumer. */
   complete(error?: Error): void {
     if (this.smoother !== undefined) {
-      // Every publish still waiting for its confirm fails now, in order.
+      // Every publish still waiting for its confirm fails now, in order. When this runs from inside a
+      // confirm being reported (a subscriber closing the connection), the smoother reports the
+      // failures once that one returns: confirms$ completes after the last of them.
       this.failure = error ?? this.core.laterUseError('publish');
       this.smoother.fail();
     }
-    this.confirmsSubject.complete();
+    if (this.smoother === undefined || this.smoother.outstanding === 0) this.confirmsSubject.complete();
     this.returnsSubject.complete();
     const sinks = [...this.consumers.values()];
     this.consumers.clear();
@@ -896,65 +915,100 @@ export class Channel {
     options: PublishOptions = {},
   ): Observable<PublishOutcome> {
     return new Observable<PublishOutcome>((subscriber) => {
-      let cancelled = false;
-      const connection = this.core.connection;
-      let handle: { cancel(): void } | undefined;
-      let awaiting: AwaitingConfirm | undefined;
-      connection.whenWritable((error) => {
-        if (cancelled) return;
-        if (error !== undefined || this.core.isClosed) {
-          subscriber.error(this.core.laterUseError('publish'));
-          return;
-        }
-        // Kept behind synchronous methods subscribed earlier on this channel, so that a publish never
-        // overtakes the declaration it depends on.
-        handle = this.core.ordered(
-          () => {
-            try {
-              const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-              connection.sendPublish(
-                this.core.id,
-                exchange,
-                routingKey,
-                bytes,
-                properties,
-                options.mandatory ?? false,
-              );
-            } catch (e) {
-              subscriber.error(e);
-              return;
-            }
-            const smoother = this.smoother;
-            if (smoother !== undefined) {
-              // Confirm mode: the outcome comes with the broker's answer for this sequence number.
-              awaiting = {
-                subscriber,
-                exchange,
-                routingKey,
-                mandatory: options.mandatory ?? false,
-                returned: undefined,
-              };
-              this.awaiting.push(awaiting);
-              smoother.publish();
-              return;
-            }
-            connection.afterFlush((flushError) => {
-              if (flushError !== undefined) {
-                subscriber.error(this.core.laterUseError('publish'));
-                return;
-              }
-              subscriber.next(SENT);
-              subscriber.complete();
-            });
-          },
-          (e) => subscriber.error(e),
-        );
-      });
-      return () => {
+      const handle = this.publishWith(
+        exchange,
+        routingKey,
+        typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
+        properties,
+        options.mandatory ?? false,
+        subscriber,
+        settlePublish,
+      );
+      return () => handle?.cancel();
+    });
+  }
+
+  /**
+   * @internal The publish under `publish()` and `publishConfirmed`, without an Observable: writes the
+   * message as soon as the socket takes more and the synchronous methods queued before it have gone,
+   * then calls `done(context, outcome)` once (`sent` after the flush; in confirm mode, the broker's
+   * answer), or `done(context, undefined, error)`. When the message has to wait, returns a handle that
+   * drops it if it has not been written yet; `done` is called in any case (for a dropped message, never),
+   * so a caller that stops listening ignores it.
+   */
+  publishWith<C>(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
+  ): { cancel(): void } | undefined {
+    const core = this.core;
+    const connection = core.connection;
+    if (core.isOpen && connection.writable && core.idle) {
+      // The fast path: nothing to wait for.
+      this.writePublish(exchange, routingKey, body, properties, mandatory, context, done);
+      return undefined;
+    }
+    let cancelled = false;
+    let handle: { cancel(): void } | undefined;
+    connection.whenWritable((error) => {
+      if (cancelled) return;
+      if (error !== undefined || core.isClosed) {
+        done(context, undefined, core.laterUseError('publish'));
+        return;
+      }
+      // Kept behind synchronous methods subscribed earlier on this channel, so that a publish never
+      // overtakes the declaration it depends on.
+      handle = core.ordered(
+        () => this.writePublish(exchange, routingKey, body, properties, mandatory, context, done),
+        (e) => done(context, undefined, e),
+      );
+    });
+    return {
+      cancel: () => {
         cancelled = true;
         handle?.cancel();
-        if (awaiting !== undefined) awaiting.subscriber = undefined;
-      };
+      },
+    };
+  }
+
+  /** Writes a publish now; the outcome goes to `done`. */
+  private writePublish<C>(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
+  ): void {
+    const connection = this.core.connection;
+    try {
+      connection.sendPublish(this.core.id, exchange, routingKey, body, properties, mandatory);
+    } catch (e) {
+      done(context, undefined, e as Error);
+      return;
+    }
+    const smoother = this.smoother;
+    if (smoother !== undefined) {
+      // Confirm mode: the outcome comes with the broker's answer for this sequence number.
+      this.awaiting.push({
+        done: done as PublishCallback<unknown>,
+        context,
+        exchange,
+        routingKey,
+        mandatory,
+        returned: undefined,
+      });
+      smoother.publish();
+      return;
+    }
+    connection.afterFlush((flushError) => {
+      if (flushError !== undefined) done(context, undefined, this.core.laterUseError('publish'));
+      else done(context, SENT);
     });
   }
 

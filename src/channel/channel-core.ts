@@ -115,6 +115,11 @@ export class ChannelCore implements ChannelEndpoint {
     return this.state === 'closed';
   }
 
+  /** Open with nothing queued: an asynchronous method written now keeps its place behind the others. */
+  get idle(): boolean {
+    return this.state === 'open' && this.queue.length === 0;
+  }
+
   /** Why the channel closed (undefined while open or after a client close). */
   get error(): ChannelClosedError | undefined {
     return this.closeError;

@@ -1,0 +1,572 @@
+import fc from 'fast-check';
+import { from, map, Observable, of, tap, timer } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { marbles } from 'rxjs-marbles/jest';
+import {
+  type NackPolicy,
+  type OutgoingMessage,
+  type PublishResult,
+  publishConfirmed,
+} from '../../operators/index.js';
+import {
+  type BasicProperties,
+  type Channel,
+  PublishNackedError,
+  type PublishOutcome,
+  type ReturnedMessage,
+} from '../../src/index.js';
+
+/** One publish the fake channel was asked for. */
+interface PublishCall {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly body: string;
+  readonly properties: BasicProperties | undefined;
+  readonly mandatory: boolean | undefined;
+}
+
+/**
+ * A fake confirm-mode channel. `publish` records its call and returns the reply scripted for the
+ * message's body: `replies[body][n]` for the n-th publish of that body (the last one once the list is
+ * used up). It counts the publishes awaiting their answer at once (`active`, `maxActive`): subscribed,
+ * and neither answered, failed nor unsubscribed.
+ */
+function fakeConfirmChannel(replies: Record<string, readonly Observable<PublishOutcome>[]>) {
+  const calls: PublishCall[] = [];
+  const publishesOf = new Map<string, number>();
+  const stats = { active: 0, maxActive: 0 };
+  const publish: Channel['publish'] = (exchange, routingKey, body, properties, options) => {
+    const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
+    calls.push({ exchange, routingKey, body: text, properties, mandatory: options?.mandatory });
+    const n = publishesOf.get(text) ?? 0;
+    publishesOf.set(text, n + 1);
+    const list = replies[text] ?? [];
+    const reply = list[Math.min(n, list.length - 1)];
+    if (reply === undefined) throw new Error(`no reply scripted for '${text}'`);
+    return new Observable<PublishOutcome>((subscriber) => {
+      // Awaiting its answer from subscription until it emits, errors or is unsubscribed.
+      let awaiting = true;
+      const settle = () => {
+        if (awaiting) stats.active--;
+        awaiting = false;
+      };
+      stats.active++;
+      stats.maxActive = Math.max(stats.maxActive, stats.active);
+      const subscription = reply.pipe(tap({ next: settle, error: settle })).subscribe(subscriber);
+      return () => {
+        settle();
+        subscription.unsubscribe();
+      };
+    });
+  };
+  /** How many times each body was published, in first-publish order. */
+  const publishCounts = () => Object.fromEntries(publishesOf);
+  return { channel: { publish }, calls, stats, publishCounts };
+}
+
+const message = (body: string, extra: Partial<OutgoingMessage> = {}): OutgoingMessage => ({
+  exchange: 'ex',
+  routingKey: `rk.${body}`,
+  body,
+  ...extra,
+});
+
+/** The policy `{ retry, then: 'emit' }`, written once: biome flags any object with a `then` property. */
+const retryThenEmit = (retry: number): NackPolicy =>
+  // biome-ignore lint/suspicious/noThenProperty: `then` is the name of publishConfirmed's option.
+  ({ retry, then: 'emit' });
+
+const acked = (seq: number): PublishOutcome => ({ status: 'acked', seq });
+const nacked = (seq: number): PublishOutcome => ({ status: 'nacked', seq });
+
+const result = <M extends OutgoingMessage>(
+  msg: M,
+  outcome: PublishOutcome,
+  attempts = 1,
+): PublishResult<M> => ({ message: msg, outcome, attempts });
+
+describe('publishConfirmed', () => {
+  it(
+    'publishes each message with its properties and mandatory flag, emits outcomes in source order with attempts 1',
+    marbles((m) => {
+      const a = message('a', { properties: { contentType: 'text/plain', deliveryMode: 2 } });
+      const b = message('b', { mandatory: true });
+      const c = { ...message('c', { mandatory: false }), id: 42 };
+      const { channel, calls } = fakeConfirmChannel({
+        a: [m.cold('-(x|)', { x: acked(1) })],
+        b: [m.cold('-(x|)', { x: acked(2) })],
+        c: [m.cold('-(x|)', { x: acked(3) })],
+      });
+      const emitted: PublishResult<typeof c | OutgoingMessage>[] = [];
+      const out = m.cold('-a-b-c---|', { a, b, c }).pipe(
+        publishConfirmed(channel),
+        tap((r) => emitted.push(r)),
+      );
+      // Completes when the source does, not before.
+      m.expect(out).toBeObservable('--x-y-z--|', {
+        x: result(a, acked(1)),
+        y: result(b, acked(2)),
+        z: result(c, acked(3)),
+      });
+      m.flush();
+      expect(calls).toEqual([
+        {
+          exchange: 'ex',
+          routingKey: 'rk.a',
+          body: 'a',
+          properties: { contentType: 'text/plain', deliveryMode: 2 },
+          mandatory: false,
+        },
+        { exchange: 'ex', routingKey: 'rk.b', body: 'b', properties: undefined, mandatory: true },
+        { exchange: 'ex', routingKey: 'rk.c', body: 'c', properties: undefined, mandatory: false },
+      ]);
+      // The message emitted is the source's own object (extra fields kept).
+      expect(emitted.map((r) => r.message)).toEqual([a, b, c]);
+      expect(emitted[2]?.message).toBe(c);
+    }),
+  );
+
+  it(
+    'completes only once every outcome is in when the source completes first',
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const { channel } = fakeConfirmChannel({
+        a: [m.cold('---(x|)', { x: acked(1) })],
+        b: [m.cold('---(x|)', { x: acked(2) })],
+      });
+      const out = m.cold('-ab|', { a, b }).pipe(publishConfirmed(channel));
+      m.expect(out).toBeObservable('----x(y|)', { x: result(a, acked(1)), y: result(b, acked(2)) });
+      m.flush();
+    }),
+  );
+
+  it(
+    'completes at once for an empty source, publishing nothing',
+    marbles((m) => {
+      const { channel, calls } = fakeConfirmChannel({});
+      m.expect(m.cold<OutgoingMessage>('--|').pipe(publishConfirmed(channel))).toBeObservable('--|');
+      m.flush();
+      expect(calls).toEqual([]);
+    }),
+  );
+
+  it(
+    'keeps at most `window` publishes subscribed at once; the next starts as one completes',
+    marbles((m) => {
+      const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((body) => message(body)) as [
+        OutgoingMessage,
+        OutgoingMessage,
+        OutgoingMessage,
+        OutgoingMessage,
+      ];
+      const ra = m.cold('-----(x|)', { x: acked(1) });
+      const rb = m.cold('--(x|)', { x: acked(2) });
+      const rc = m.cold('--(x|)', { x: acked(3) });
+      const rd = m.cold('-(x|)', { x: acked(4) });
+      const { channel, calls, stats } = fakeConfirmChannel({ a: [ra], b: [rb], c: [rc], d: [rd] });
+      const out = m.cold('(abcd|)', { a, b, c, d }).pipe(publishConfirmed(channel, { window: 2 }));
+      const publishedBy: number[] = [];
+      for (let frame = 0; frame <= 6; frame++) {
+        m.scheduler.schedule(() => publishedBy.push(calls.length), frame);
+      }
+      // c waits for b's confirm (frame 2), d for c's (frame 4); b, c and d are confirmed before a (frame 5).
+      m.expect(out).toBeObservable('-----(wxyz|)', {
+        w: result(a, acked(1)),
+        x: result(b, acked(2)),
+        y: result(c, acked(3)),
+        z: result(d, acked(4)),
+      });
+      m.expect(ra).toHaveSubscriptions('^----!');
+      m.expect(rb).toHaveSubscriptions('^-!');
+      m.expect(rc).toHaveSubscriptions('--^-!');
+      m.expect(rd).toHaveSubscriptions('----^!');
+      m.flush();
+      expect(stats.maxActive).toBe(2);
+      expect(stats.active).toBe(0);
+      // Probes run before what else happens in their frame.
+      expect(publishedBy).toEqual([0, 2, 2, 3, 3, 4, 4]);
+    }),
+  );
+
+  it(
+    'subscribes up to 1000 publishes at once by default',
+    marbles((m) => {
+      const bodies = Array.from({ length: 1001 }, (_, i) => `m${i}`);
+      const replies = Object.fromEntries(
+        bodies.map((body, i) => [body, [m.cold('--(x|)', { x: acked(i) })]]),
+      );
+      const { channel, stats } = fakeConfirmChannel(replies);
+      const count = { n: 0 };
+      from(bodies.map((body) => message(body)))
+        .pipe(publishConfirmed(channel))
+        .subscribe(() => count.n++);
+      m.flush();
+      expect(stats.maxActive).toBe(1000);
+      expect(count.n).toBe(1001);
+    }),
+  );
+
+  it(
+    'holds back a result confirmed early and emits it right after the earlier ones',
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const c = message('c');
+      const d = message('d');
+      const { channel } = fakeConfirmChannel({
+        a: [m.cold('-(x|)', { x: acked(1) })],
+        b: [m.cold('----(x|)', { x: acked(2) })],
+        c: [m.cold('-(x|)', { x: acked(3) })],
+        d: [m.cold('--(x|)', { x: acked(4) })],
+      });
+      const out = m.cold('(abcd)----|', { a, b, c, d }).pipe(publishConfirmed(channel));
+      m.expect(out).toBeObservable('-w--(xyz)-|', {
+        w: result(a, acked(1)),
+        x: result(b, acked(2)),
+        y: result(c, acked(3)),
+        z: result(d, acked(4)),
+      });
+      m.flush();
+    }),
+  );
+
+  it.each([
+    ['by default', {}],
+    ["with onNack: 'error'", { onNack: 'error' as const }],
+  ])(
+    'errors with PublishNackedError (seq, attempts 1) on a nack %s, unsubscribing the publishes in flight',
+    (_, options) =>
+      marbles((m) => {
+        const a = message('a');
+        const b = message('b');
+        const ra = m.cold('--(n|)', { n: nacked(7) });
+        const rb = m.cold('-----(x|)', { x: acked(8) });
+        const { channel, calls } = fakeConfirmChannel({ a: [ra], b: [rb] });
+        const errors: unknown[] = [];
+        const out = m
+          .cold('(ab|)', { a, b })
+          .pipe(publishConfirmed(channel, options), tap({ error: (e) => errors.push(e) }));
+        m.expect(out).toBeObservable('--#', undefined, new PublishNackedError('ex', 'rk.a', 7, 1));
+        m.expect(rb).toHaveSubscriptions('^-!');
+        m.flush();
+        expect(errors).toHaveLength(1);
+        expect(errors[0]).toBeInstanceOf(PublishNackedError);
+        expect(errors[0]).toMatchObject({ code: 'PUBLISH_NACKED', seq: 7, attempts: 1 });
+        expect((errors[0] as Error).message).toContain("exchange 'ex' with routing key 'rk.a'");
+        expect(calls).toHaveLength(2);
+      })(),
+  );
+
+  it(
+    "emits the nacked outcome and goes on with onNack: 'emit', without republishing",
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const { channel, calls } = fakeConfirmChannel({
+        a: [m.cold('-(n|)', { n: nacked(1) })],
+        b: [m.cold('--(x|)', { x: acked(2) })],
+      });
+      const out = m.cold('(ab|)', { a, b }).pipe(publishConfirmed(channel, { onNack: 'emit' }));
+      m.expect(out).toBeObservable('-x(y|)', { x: result(a, nacked(1)), y: result(b, acked(2)) });
+      m.flush();
+      expect(calls.map((call) => call.body)).toEqual(['a', 'b']);
+    }),
+  );
+
+  it(
+    'republishes a nacked message under { retry: 2 } and emits the ack with its attempts, in source order',
+    marbles((m) => {
+      const a = message('a', { properties: { messageId: 'id-a' }, mandatory: true });
+      const b = message('b');
+      const c = message('c');
+      const { channel, calls, publishCounts } = fakeConfirmChannel({
+        a: [
+          m.cold('-(n|)', { n: nacked(1) }),
+          m.cold('-(n|)', { n: nacked(4) }),
+          m.cold('-(x|)', { x: acked(6) }),
+        ],
+        b: [m.cold('-(n|)', { n: nacked(2) }), m.cold('-(x|)', { x: acked(5) })],
+        c: [m.cold('-(x|)', { x: acked(3) })],
+      });
+      const out = m.cold('(abc|)', { a, b, c }).pipe(publishConfirmed(channel, { onNack: { retry: 2 } }));
+      // a is acked at its third attempt (frame 3); b (second attempt, frame 2) and c wait for it.
+      m.expect(out).toBeObservable('---(xyz|)', {
+        x: result(a, acked(6), 3),
+        y: result(b, acked(5), 2),
+        z: result(c, acked(3), 1),
+      });
+      m.flush();
+      expect(publishCounts()).toEqual({ a: 3, b: 2, c: 1 });
+      // Every attempt publishes the same message.
+      const republished = calls.filter((call) => call.body === 'a');
+      expect(republished).toEqual([
+        { exchange: 'ex', routingKey: 'rk.a', body: 'a', properties: { messageId: 'id-a' }, mandatory: true },
+        { exchange: 'ex', routingKey: 'rk.a', body: 'a', properties: { messageId: 'id-a' }, mandatory: true },
+        { exchange: 'ex', routingKey: 'rk.a', body: 'a', properties: { messageId: 'id-a' }, mandatory: true },
+      ]);
+    }),
+  );
+
+  it(
+    'keeps a retried message in its place when a later one is confirmed meanwhile',
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const { channel } = fakeConfirmChannel({
+        a: [m.cold('-(n|)', { n: nacked(1) }), m.cold('---(x|)', { x: acked(3) })],
+        b: [m.cold('--(x|)', { x: acked(2) })],
+      });
+      const out = m.cold('(ab)-----|', { a, b }).pipe(publishConfirmed(channel, { onNack: { retry: 1 } }));
+      m.expect(out).toBeObservable('----(xy)-|', { x: result(a, acked(3), 2), y: result(b, acked(2)) });
+      m.flush();
+    }),
+  );
+
+  it(
+    'errors with PublishNackedError (attempts retry + 1, seq of the last attempt) once the retries are spent',
+    marbles((m) => {
+      const a = message('a');
+      const { channel, publishCounts } = fakeConfirmChannel({
+        a: [
+          m.cold('-(n|)', { n: nacked(1) }),
+          m.cold('-(n|)', { n: nacked(2) }),
+          m.cold('-(n|)', { n: nacked(3) }),
+        ],
+      });
+      const errors: unknown[] = [];
+      const out = m
+        .cold('a|', { a })
+        .pipe(publishConfirmed(channel, { onNack: { retry: 2 } }), tap({ error: (e) => errors.push(e) }));
+      m.expect(out).toBeObservable('---#', undefined, new PublishNackedError('ex', 'rk.a', 3, 3));
+      m.flush();
+      expect(publishCounts()).toEqual({ a: 3 });
+      expect(errors[0]).toBeInstanceOf(PublishNackedError);
+      expect(errors[0]).toMatchObject({ seq: 3, attempts: 3 });
+    }),
+  );
+
+  it(
+    "emits the last nack with attempts 2 under { retry: 1, then: 'emit' } and goes on",
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const { channel, publishCounts } = fakeConfirmChannel({
+        a: [m.cold('-(n|)', { n: nacked(1) }), m.cold('-(n|)', { n: nacked(3) })],
+        b: [m.cold('-(x|)', { x: acked(2) })],
+      });
+      const out = m.cold('(ab|)', { a, b }).pipe(publishConfirmed(channel, { onNack: retryThenEmit(1) }));
+      m.expect(out).toBeObservable('--(xy|)', { x: result(a, nacked(3), 2), y: result(b, acked(2)) });
+      m.flush();
+      expect(publishCounts()).toEqual({ a: 2, b: 1 });
+    }),
+  );
+
+  it(
+    'treats { retry: 0 } like no retry: error by default, emit with then: emit',
+    marbles((m) => {
+      const a = message('a');
+      const failing = fakeConfirmChannel({ a: [m.cold('-(n|)', { n: nacked(1) })] });
+      const emitting = fakeConfirmChannel({ a: [m.cold('-(n|)', { n: nacked(1) })] });
+      m.expect(
+        m.cold('a|', { a }).pipe(publishConfirmed(failing.channel, { onNack: { retry: 0 } })),
+      ).toBeObservable('-#', undefined, new PublishNackedError('ex', 'rk.a', 1, 1));
+      m.expect(
+        m.cold('a|', { a }).pipe(publishConfirmed(emitting.channel, { onNack: retryThenEmit(0) })),
+      ).toBeObservable('-(x|)', { x: result(a, nacked(1)) });
+      m.flush();
+      expect([failing.calls.length, emitting.calls.length]).toEqual([1, 1]);
+    }),
+  );
+
+  it.each([['error' as const], ['emit' as const], [{ retry: 3 }]])(
+    "emits 'returned' and 'sent' outcomes as they are and never retries them (onNack %p)",
+    (onNack) =>
+      marbles((m) => {
+        const returned: ReturnedMessage = {
+          replyCode: 312,
+          replyText: 'NO_ROUTE',
+          exchange: 'ex',
+          routingKey: 'rk.a',
+          properties: {},
+          body: Buffer.from('a'),
+        };
+        const returnedOutcome: PublishOutcome = { status: 'returned', seq: 1, returned };
+        const sentOutcome: PublishOutcome = { status: 'sent' };
+        const a = message('a', { mandatory: true });
+        const b = message('b');
+        const { channel, publishCounts } = fakeConfirmChannel({
+          a: [m.cold('-(r|)', { r: returnedOutcome })],
+          b: [m.cold('-(s|)', { s: sentOutcome })],
+        });
+        const emitted: PublishResult[] = [];
+        const out = m.cold('(ab|)', { a, b }).pipe(
+          publishConfirmed(channel, { onNack }),
+          tap((r) => emitted.push(r)),
+        );
+        m.expect(out).toBeObservable('-(xy|)', { x: result(a, returnedOutcome), y: result(b, sentOutcome) });
+        m.flush();
+        expect(publishCounts()).toEqual({ a: 1, b: 1 });
+        expect(emitted[0]?.outcome).toBe(returnedOutcome);
+      })(),
+  );
+
+  it(
+    'errors with the publish error (channel closed) at once and unsubscribes the other publishes',
+    marbles((m) => {
+      const closed = new Error('channel closed');
+      const a = message('a');
+      const b = message('b');
+      const c = message('c');
+      const ra = m.cold('----(x|)', { x: acked(1) });
+      const rb = m.cold<PublishOutcome>('--#', undefined, closed);
+      const rc = m.cold('-(x|)', { x: acked(3) });
+      const { channel, stats } = fakeConfirmChannel({ a: [ra], b: [rb], c: [rc] });
+      const errors: unknown[] = [];
+      const out = m
+        .cold('(abc|)', { a, b, c })
+        .pipe(publishConfirmed(channel), tap({ error: (e) => errors.push(e) }));
+      m.expect(out).toBeObservable('--#', undefined, closed);
+      m.expect(ra).toHaveSubscriptions('^-!');
+      m.flush();
+      expect(errors).toEqual([closed]);
+      expect(errors[0]).toBe(closed);
+      expect(stats.active).toBe(0);
+    }),
+  );
+
+  it(
+    'errors with the error of a republish',
+    marbles((m) => {
+      const closed = new Error('connection lost');
+      const a = message('a');
+      const { channel, publishCounts } = fakeConfirmChannel({
+        a: [m.cold('-(n|)', { n: nacked(1) }), m.cold<PublishOutcome>('-#', undefined, closed)],
+      });
+      const out = m.cold('a|', { a }).pipe(publishConfirmed(channel, { onNack: { retry: 5 } }));
+      m.expect(out).toBeObservable('--#', undefined, closed);
+      m.flush();
+      expect(publishCounts()).toEqual({ a: 2 });
+    }),
+  );
+
+  it(
+    'unsubscribes the publishes in flight and the source when unsubscribed, and publishes nothing more',
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const c = message('c');
+      const ra = m.cold('------(x|)', { x: acked(1) });
+      const rb1 = m.cold('-(n|)', { n: nacked(2) });
+      const rb2 = m.cold('------(x|)', { x: acked(3) });
+      const rc = m.cold('-(x|)', { x: acked(4) });
+      const { channel, calls, stats } = fakeConfirmChannel({ a: [ra], b: [rb1, rb2], c: [rc] });
+      const source = m.cold('(abc)----|', { a, b, c });
+      const out = source.pipe(publishConfirmed(channel, { window: 2, onNack: { retry: 1 } }));
+      m.expect(out, '^--!').toBeObservable('');
+      m.expect(source).toHaveSubscriptions('^--!');
+      m.expect(ra).toHaveSubscriptions('^--!');
+      m.expect(rb1).toHaveSubscriptions('^!');
+      // The republish in flight is unsubscribed too.
+      m.expect(rb2).toHaveSubscriptions('-^-!');
+      m.expect(rc).toHaveSubscriptions([]);
+      m.flush();
+      expect(calls.map((call) => call.body)).toEqual(['a', 'b', 'b']);
+      expect(stats.active).toBe(0);
+    }),
+  );
+
+  it(
+    'keeps separate order state for each subscription',
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const { channel } = fakeConfirmChannel({
+        a: [m.cold('-(x|)', { x: acked(1) })],
+        b: [m.cold('--(x|)', { x: acked(2) })],
+      });
+      const out = m.cold('(ab|)', { a, b }).pipe(publishConfirmed(channel));
+      const expected = { x: result(a, acked(1)), y: result(b, acked(2)) };
+      m.expect(out).toBeObservable('-x(y|)', expected);
+      m.expect(out).toBeObservable('-x(y|)', expected);
+      m.flush();
+    }),
+  );
+
+  it('works with publishes that answer synchronously', async () => {
+    const { channel } = fakeConfirmChannel({
+      a: [of(nacked(1)), of(acked(2))],
+      b: [of(acked(3))],
+    });
+    const emitted: PublishResult[] = [];
+    from([message('a'), message('b')])
+      .pipe(publishConfirmed(channel, { window: 1, onNack: { retry: 1 } }))
+      .subscribe((r) => emitted.push(r));
+    expect(emitted).toEqual([result(message('a'), acked(2), 2), result(message('b'), acked(3))]);
+  });
+
+  it('refuses a window that is not a positive integer and a retry count that is not a non-negative integer', () => {
+    const { channel, calls } = fakeConfirmChannel({});
+    for (const window of [0, 1.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => publishConfirmed(channel, { window })).toThrow(RangeError);
+    }
+    expect(() => publishConfirmed(channel, { window: 0 })).toThrow(
+      /window must be a positive integer, got 0/,
+    );
+    for (const retry of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => publishConfirmed(channel, { onNack: { retry } })).toThrow(RangeError);
+      expect(() => publishConfirmed(channel, { onNack: retryThenEmit(retry) })).toThrow(RangeError);
+    }
+    expect(() => publishConfirmed(channel, { onNack: { retry: -1 } })).toThrow(
+      /onNack.retry must be a non-negative integer, got -1/,
+    );
+    expect(() => publishConfirmed(channel, { window: 1, onNack: { retry: 0 } })).not.toThrow();
+    expect(() => publishConfirmed(channel)).not.toThrow();
+    expect(calls).toEqual([]);
+  });
+
+  it('emits every message once, in source order, within the window, whatever the confirm timing and nacks', () => {
+    const scenario = fc.record({
+      messages: fc.array(fc.record({ delays: fc.array(fc.nat(8), { minLength: 1, maxLength: 4 }) }), {
+        maxLength: 25,
+      }),
+      window: fc.integer({ min: 1, max: 6 }),
+      retry: fc.nat(3),
+    });
+    fc.assert(
+      fc.property(scenario, ({ messages, window, retry }) => {
+        // Message i's attempt k answers after delays[k] frames: nacked, except the last attempt scripted.
+        let seq = 0;
+        const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+        scheduler.run(() => {
+          const replies = Object.fromEntries(
+            messages.map(({ delays }, i) => [
+              `m${i}`,
+              delays.map((delay, k) =>
+                timer(delay).pipe(map(() => (k === delays.length - 1 ? acked(++seq) : nacked(++seq)))),
+              ),
+            ]),
+          );
+          const { channel, publishCounts, stats } = fakeConfirmChannel(replies);
+          const emitted: PublishResult[] = [];
+          let completed = false;
+          from(messages.map((_, i) => message(`m${i}`)))
+            .pipe(publishConfirmed(channel, { window, onNack: retryThenEmit(retry) }))
+            .subscribe({ next: (r) => emitted.push(r), complete: () => (completed = true) });
+          scheduler.flush();
+          expect(completed).toBe(true);
+          expect(emitted.map((r) => r.message.body)).toEqual(messages.map((_, i) => `m${i}`));
+          messages.forEach(({ delays }, i) => {
+            const attempts = Math.min(delays.length, retry + 1);
+            expect(emitted[i]?.attempts).toBe(attempts);
+            expect(emitted[i]?.outcome.status).toBe(attempts === delays.length ? 'acked' : 'nacked');
+            expect(publishCounts()[`m${i}`]).toBe(attempts);
+          });
+          expect(stats.maxActive).toBeLessThanOrEqual(window);
+          expect(stats.maxActive).toBe(Math.min(window, messages.length));
+        });
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -54,9 +54,9 @@ export interface PublishConfirmedOptions {
  * with the channel's error if the channel or connection goes away (every publish in flight settles
  * then), and completes once the source has completed and every message has its outcome.
  *
- * RxJS cannot slow down a push source: messages beyond the window wait in the operator. Feed it from
- * a lazy source (a generator through `from`, a paged query) when the whole stream would not fit in
- * memory.
+ * RxJS cannot slow down a push source: messages beyond the window wait in the operator (and `from()`
+ * runs a whole generator at once). When the stream would not fit in memory, produce it in pages, one
+ * page per `concatMap` step, each page through `publishConfirmed`.
  *
  * @example
  * ```ts

@@ -180,6 +180,8 @@ export class Channel {
   private awaitingHead = 0;
   /** Why the outstanding publishes failed (set when the channel ends). */
   private failure: Error | undefined;
+  /** Returns received in confirm mode, waiting for the confirm of their publish. */
+  private pendingReturns: ReturnedMessage[] = [];
 
   /**
    * After `confirmSelect()`: every publish of this channel, in publish order, once the broker has
@@ -205,24 +207,37 @@ export class Channel {
 
   /** @internal Called by the connection layer for basic.return. */
   emitReturn(message: ReturnedMessage): void {
-    // In confirm mode the return comes before the ack of the same publish: it belongs to the oldest
-    // unanswered mandatory publish to that exchange and routing key.
-    if (this.smoother !== undefined) {
-      const awaiting = this.awaiting;
-      for (let i = this.awaitingHead; i < awaiting.length; i++) {
-        const entry = awaiting[i];
+    // In confirm mode RabbitMQ sends the return just before the confirm of the same publish: it is
+    // matched when that confirm arrives (see dispatchConfirm).
+    if (this.smoother !== undefined) this.pendingReturns.push(message);
+    this.returnsSubject.next(message);
+  }
+
+  /**
+   * Attaches the returns received since the last confirm to the publishes this confirm answers: for
+   * each, the oldest publish the confirm covers that was mandatory, went to the return's exchange and
+   * routing key, and has no return yet. A routed publish still waiting for its confirm is never taken.
+   */
+  private matchReturns(smoother: ConfirmSmoother, deliveryTag: number, multiple: boolean): void {
+    const returns = this.pendingReturns;
+    this.pendingReturns = [];
+    const first = smoother.firstOutstanding;
+    const from = multiple ? first : deliveryTag;
+    for (const message of returns) {
+      for (let seq = from; seq <= deliveryTag; seq++) {
+        const entry = this.awaiting[this.awaitingHead + seq - first];
         if (
           entry?.mandatory === true &&
           entry.returned === undefined &&
           entry.exchange === message.exchange &&
-          entry.routingKey === message.routingKey
+          entry.routingKey === message.routingKey &&
+          smoother.isUnconfirmed(seq)
         ) {
           entry.returned = message;
           break;
         }
       }
     }
-    this.returnsSubject.next(message);
   }
 
   /** @internal confirm.select is on its way: the publishes written from now on are numbered. */
@@ -240,6 +255,9 @@ export class Channel {
           `${method.name} for delivery tag ${method.deliveryTag} on channel ${this.core.id}, which is not in confirm mode`,
         );
         return;
+      }
+      if (this.pendingReturns.length > 0 && method.deliveryTag <= smoother.lastPublished) {
+        this.matchReturns(smoother, method.deliveryTag, method.multiple);
       }
       if (method.name === 'basic.ack') smoother.ack(method.deliveryTag, method.multiple);
       else smoother.nack(method.deliveryTag, method.multiple);

@@ -121,6 +121,18 @@ export class ConfirmSmoother {
     return this.ring.length;
   }
 
+  /** The lowest sequence number not yet settled (`lastPublished + 1` when none is outstanding). */
+  get firstOutstanding(): number {
+    return this.base;
+  }
+
+  /** True when `seq` was published and the broker has not answered it yet. */
+  isUnconfirmed(seq: number): boolean {
+    return (
+      seq >= this.base && seq <= this.last && this.ring[(this.head + seq - this.base) & this.mask] === PENDING
+    );
+  }
+
   /** Registers the next publish and returns its sequence number (1, 2, ...). */
   publish(): number {
     const seq = this.last + 1;

@@ -153,6 +153,33 @@ describe('publisher confirms on the wire', () => {
     expect(returns).toEqual(['b']);
   });
 
+  it('gives a return to the publish its confirm answers, not to an older one still waiting', async () => {
+    // A routed mandatory publish waiting for its queue (1) and an unroutable one to the same exchange
+    // and key (2): RabbitMQ returns 2 and acks it at once; 1 is acked later.
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await acceptConfirmChannel(peer);
+        await publishes(peer, 3);
+        peer.sendContent(
+          1,
+          { name: 'basic.return', replyCode: 312, replyText: 'NO_ROUTE', exchange: 'x', routingKey: 'k' },
+          {},
+          Buffer.from('body'),
+        );
+        peer.send(1, { name: 'basic.ack', deliveryTag: 2, multiple: false });
+        peer.send(1, { name: 'basic.ack', deliveryTag: 3, multiple: true });
+        await closeBoth(peer);
+      },
+      { maxConnections: 1 },
+    );
+    const { connection, channel } = await open();
+    const outcomes = await publishAll(channel, ['k', 'k', 'k'], true);
+    await lastValueFrom(channel.close());
+    await lastValueFrom(connection.close());
+    await server.done();
+    expect(outcomes.map(show)).toEqual(['1 acked', '2 returned', '3 acked']);
+  });
+
   it('fails every unanswered publish, in order, when the broker closes the channel', async () => {
     server = await ScriptedServer.start(
       async (peer) => {

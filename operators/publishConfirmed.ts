@@ -34,8 +34,8 @@ export type NackPolicy =
   | 'error'
   /** Emit the `nacked` outcome and go on. */
   | 'emit'
-  /** Publish it again, up to `retry` more times; then do `then` (default `'error'`). */
-  | { readonly retry: number; readonly then?: 'error' | 'emit' };
+  /** Publish it again, up to `retry` more times; then do `exhausted` (default `'error'`). */
+  | { readonly retry: number; readonly exhausted?: 'error' | 'emit' };
 
 /** Options of {@link publishConfirmed}. */
 export interface PublishConfirmedOptions {
@@ -77,7 +77,7 @@ export function publishConfirmed<M extends OutgoingMessage>(
   }
   const policy = options.onNack ?? 'error';
   const retries = typeof policy === 'object' ? policy.retry : 0;
-  const exhausted = typeof policy === 'object' ? (policy.then ?? 'error') : policy;
+  const exhausted = typeof policy === 'object' ? (policy.exhausted ?? 'error') : policy;
   if (!Number.isInteger(retries) || retries < 0) {
     throw new RangeError(
       `publishConfirmed: onNack.retry must be a non-negative integer, got ${String(retries)}`,
@@ -108,6 +108,7 @@ export function publishConfirmed<M extends OutgoingMessage>(
         if (stopped) return;
         inFlight--;
         slot.subscription = undefined;
+        slot.waiting = undefined;
         if (outcome === undefined) {
           stop(error);
           return;
@@ -145,7 +146,7 @@ export function publishConfirmed<M extends OutgoingMessage>(
         inFlight++;
         const m = slot.message;
         if (channel.publishWith !== undefined) {
-          channel.publishWith(
+          slot.waiting = channel.publishWith(
             m.exchange,
             m.routingKey,
             slot.body,
@@ -171,7 +172,14 @@ export function publishConfirmed<M extends OutgoingMessage>(
 
       const start = (message: M): void => {
         const body = typeof message.body === 'string' ? Buffer.from(message.body, 'utf8') : message.body;
-        const slot: Slot<M> = { message, body, attempts: 1, result: undefined, subscription: undefined };
+        const slot: Slot<M> = {
+          message,
+          body,
+          attempts: 1,
+          result: undefined,
+          subscription: undefined,
+          waiting: undefined,
+        };
         slots.push(slot);
         send(slot);
       };
@@ -191,6 +199,7 @@ export function publishConfirmed<M extends OutgoingMessage>(
 
       const upstream = source.subscribe({
         next: (message) => {
+          if (stopped || subscriber.closed) return; // a synchronous source still emitting after the end
           if (inFlight < window && next === waiting.length) start(message);
           else waiting.push(message);
         },
@@ -204,7 +213,11 @@ export function publishConfirmed<M extends OutgoingMessage>(
       return () => {
         stopped = true;
         upstream.unsubscribe();
-        for (let i = head; i < slots.length; i++) slots[i]?.subscription?.unsubscribe();
+        for (let i = head; i < slots.length; i++) {
+          const slot = slots[i];
+          slot?.subscription?.unsubscribe();
+          slot?.waiting?.cancel(); // a message not written yet is dropped
+        }
       };
     });
 }
@@ -217,6 +230,8 @@ interface Slot<M extends OutgoingMessage> {
   result: PublishResult<M> | undefined;
   /** The publish() subscription, for a channel without the callback path. */
   subscription: Subscription | undefined;
+  /** What drops the message while it waits to be written (callback path). */
+  waiting: { cancel(): void } | undefined;
 }
 
 const SENT: PublishOutcome = { status: 'sent' };

@@ -106,7 +106,7 @@ describe('publisher confirms (real broker)', () => {
 
     const retried = await lastValueFrom(
       from(messages.slice(0, 2)).pipe(
-        publishConfirmed(ch, { onNack: { retry: 2, then: 'emit' } }),
+        publishConfirmed(ch, { onNack: { retry: 2, exhausted: 'emit' } }),
         toArray(),
       ),
     );

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { from, map, Observable, of, tap, timer } from 'rxjs';
+import { from, map, NEVER, Observable, of, take, tap, throwError, timer } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { marbles } from 'rxjs-marbles/jest';
 import {
@@ -26,42 +26,86 @@ interface PublishCall {
 }
 
 /**
- * A fake confirm-mode channel. `publish` records its call and returns the reply scripted for the
- * message's body: `replies[body][n]` for the n-th publish of that body (the last one once the list is
- * used up). It counts the publishes awaiting their answer at once (`active`, `maxActive`): subscribed,
- * and neither answered, failed nor unsubscribed.
+ * How the fake channel publishes: `publish` only (the Observable path), or also `publishWith` (the
+ * callback path the operator takes when the channel has it, as a real `Channel` does).
  */
-function fakeConfirmChannel(replies: Record<string, readonly Observable<PublishOutcome>[]>) {
+type Path = 'publish' | 'publishWith';
+
+/**
+ * A fake confirm-mode channel. Each publish records its call and answers with the reply scripted for
+ * the message's body: `replies[body][n]` for the n-th publish of that body (an error past the script).
+ * The reply is subscribed while the publish is in flight: `publish()` returns it, `publishWith()`
+ * subscribes it, reports to `done` and returns a handle whose `cancel()` unsubscribes it (as if every
+ * publish had to wait to be written). `stats` counts the publishes awaiting their answer at once
+ * (subscribed, neither answered, failed nor unsubscribed), the cancels, and the paths used.
+ */
+function fakeConfirmChannel(replies: Record<string, readonly Observable<PublishOutcome>[]>, path: Path) {
   const calls: PublishCall[] = [];
   const publishesOf = new Map<string, number>();
-  const stats = { active: 0, maxActive: 0 };
-  const publish: Channel['publish'] = (exchange, routingKey, body, properties, options) => {
+  const stats = { active: 0, maxActive: 0, cancels: 0, paths: new Set<Path>() };
+  const reply = (
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array | string,
+    properties: BasicProperties | undefined,
+    mandatory: boolean | undefined,
+  ): Observable<PublishOutcome> => {
     const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
-    calls.push({ exchange, routingKey, body: text, properties, mandatory: options?.mandatory });
+    calls.push({ exchange, routingKey, body: text, properties, mandatory });
     const n = publishesOf.get(text) ?? 0;
     publishesOf.set(text, n + 1);
-    const list = replies[text] ?? [];
-    const reply = list[Math.min(n, list.length - 1)];
-    if (reply === undefined) throw new Error(`no reply scripted for '${text}'`);
+    const scripted = replies[text]?.[n];
+    if (scripted === undefined) {
+      return throwError(() => new Error(`no reply scripted for publish ${n + 1} of '${text}'`));
+    }
     return new Observable<PublishOutcome>((subscriber) => {
-      // Awaiting its answer from subscription until it emits, errors or is unsubscribed.
       let awaiting = true;
-      const settle = () => {
+      const answered = () => {
         if (awaiting) stats.active--;
         awaiting = false;
       };
       stats.active++;
       stats.maxActive = Math.max(stats.maxActive, stats.active);
-      const subscription = reply.pipe(tap({ next: settle, error: settle })).subscribe(subscriber);
+      const subscription = scripted.pipe(tap({ next: answered, error: answered })).subscribe(subscriber);
       return () => {
-        settle();
+        answered();
         subscription.unsubscribe();
       };
     });
   };
+  const publish: Channel['publish'] = (exchange, routingKey, body, properties, options) => {
+    stats.paths.add('publish');
+    return reply(exchange, routingKey, body, properties, options?.mandatory);
+  };
+  const publishWith: Channel['publishWith'] = (
+    exchange,
+    routingKey,
+    body,
+    properties,
+    mandatory,
+    context,
+    done,
+  ) => {
+    stats.paths.add('publishWith');
+    let outcome: PublishOutcome | undefined;
+    const subscription = reply(exchange, routingKey, body, properties, mandatory).subscribe({
+      next: (o) => {
+        outcome = o;
+      },
+      error: (e: Error) => done(context, undefined, e),
+      complete: () => done(context, outcome ?? { status: 'sent' }),
+    });
+    return {
+      cancel: () => {
+        stats.cancels++;
+        subscription.unsubscribe();
+      },
+    };
+  };
   /** How many times each body was published, in first-publish order. */
   const publishCounts = () => Object.fromEntries(publishesOf);
-  return { channel: { publish }, calls, stats, publishCounts };
+  const channel = path === 'publish' ? { publish } : { publish, publishWith };
+  return { channel, calls, stats, publishCounts };
 }
 
 const message = (body: string, extra: Partial<OutgoingMessage> = {}): OutgoingMessage => ({
@@ -71,10 +115,8 @@ const message = (body: string, extra: Partial<OutgoingMessage> = {}): OutgoingMe
   ...extra,
 });
 
-/** The policy `{ retry, then: 'emit' }`, written once: biome flags any object with a `then` property. */
-const retryThenEmit = (retry: number): NackPolicy =>
-  // biome-ignore lint/suspicious/noThenProperty: `then` is the name of publishConfirmed's option.
-  ({ retry, then: 'emit' });
+/** The policy `{ retry, exhausted: 'emit' }`. */
+const retryThenEmit = (retry: number): NackPolicy => ({ retry, exhausted: 'emit' });
 
 const acked = (seq: number): PublishOutcome => ({ status: 'acked', seq });
 const nacked = (seq: number): PublishOutcome => ({ status: 'nacked', seq });
@@ -85,14 +127,20 @@ const result = <M extends OutgoingMessage>(
   attempts = 1,
 ): PublishResult<M> => ({ message: msg, outcome, attempts });
 
-describe('publishConfirmed', () => {
+describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (path) => {
+  const fake = (replies: Record<string, readonly Observable<PublishOutcome>[]>) =>
+    fakeConfirmChannel(replies, path);
+  // On both paths, ending the stream stops the publishes in flight (on the publishWith path, a
+  // message still waiting to be written is dropped through the handle publishWith returns).
+  const itStopsInFlight = it;
+
   it(
     'publishes each message with its properties and mandatory flag, emits outcomes in source order with attempts 1',
     marbles((m) => {
       const a = message('a', { properties: { contentType: 'text/plain', deliveryMode: 2 } });
       const b = message('b', { mandatory: true });
       const c = { ...message('c', { mandatory: false }), id: 42 };
-      const { channel, calls } = fakeConfirmChannel({
+      const { channel, calls, stats } = fake({
         a: [m.cold('-(x|)', { x: acked(1) })],
         b: [m.cold('-(x|)', { x: acked(2) })],
         c: [m.cold('-(x|)', { x: acked(3) })],
@@ -123,6 +171,8 @@ describe('publishConfirmed', () => {
       // The message emitted is the source's own object (extra fields kept).
       expect(emitted.map((r) => r.message)).toEqual([a, b, c]);
       expect(emitted[2]?.message).toBe(c);
+      // The path under test is the one taken.
+      expect([...stats.paths]).toEqual([path]);
     }),
   );
 
@@ -131,7 +181,7 @@ describe('publishConfirmed', () => {
     marbles((m) => {
       const a = message('a');
       const b = message('b');
-      const { channel } = fakeConfirmChannel({
+      const { channel } = fake({
         a: [m.cold('---(x|)', { x: acked(1) })],
         b: [m.cold('---(x|)', { x: acked(2) })],
       });
@@ -144,7 +194,7 @@ describe('publishConfirmed', () => {
   it(
     'completes at once for an empty source, publishing nothing',
     marbles((m) => {
-      const { channel, calls } = fakeConfirmChannel({});
+      const { channel, calls } = fake({});
       m.expect(m.cold<OutgoingMessage>('--|').pipe(publishConfirmed(channel))).toBeObservable('--|');
       m.flush();
       expect(calls).toEqual([]);
@@ -164,7 +214,7 @@ describe('publishConfirmed', () => {
       const rb = m.cold('--(x|)', { x: acked(2) });
       const rc = m.cold('--(x|)', { x: acked(3) });
       const rd = m.cold('-(x|)', { x: acked(4) });
-      const { channel, calls, stats } = fakeConfirmChannel({ a: [ra], b: [rb], c: [rc], d: [rd] });
+      const { channel, calls, stats } = fake({ a: [ra], b: [rb], c: [rc], d: [rd] });
       const out = m.cold('(abcd|)', { a, b, c, d }).pipe(publishConfirmed(channel, { window: 2 }));
       const publishedBy: number[] = [];
       for (let frame = 0; frame <= 6; frame++) {
@@ -196,7 +246,7 @@ describe('publishConfirmed', () => {
       const replies = Object.fromEntries(
         bodies.map((body, i) => [body, [m.cold('--(x|)', { x: acked(i) })]]),
       );
-      const { channel, stats } = fakeConfirmChannel(replies);
+      const { channel, stats } = fake(replies);
       const count = { n: 0 };
       from(bodies.map((body) => message(body)))
         .pipe(publishConfirmed(channel))
@@ -214,7 +264,7 @@ describe('publishConfirmed', () => {
       const b = message('b');
       const c = message('c');
       const d = message('d');
-      const { channel } = fakeConfirmChannel({
+      const { channel } = fake({
         a: [m.cold('-(x|)', { x: acked(1) })],
         b: [m.cold('----(x|)', { x: acked(2) })],
         c: [m.cold('-(x|)', { x: acked(3) })],
@@ -234,28 +284,25 @@ describe('publishConfirmed', () => {
   it.each([
     ['by default', {}],
     ["with onNack: 'error'", { onNack: 'error' as const }],
-  ])(
-    'errors with PublishNackedError (seq, attempts 1) on a nack %s, unsubscribing the publishes in flight',
-    (_, options) =>
-      marbles((m) => {
-        const a = message('a');
-        const b = message('b');
-        const ra = m.cold('--(n|)', { n: nacked(7) });
-        const rb = m.cold('-----(x|)', { x: acked(8) });
-        const { channel, calls } = fakeConfirmChannel({ a: [ra], b: [rb] });
-        const errors: unknown[] = [];
-        const out = m
-          .cold('(ab|)', { a, b })
-          .pipe(publishConfirmed(channel, options), tap({ error: (e) => errors.push(e) }));
-        m.expect(out).toBeObservable('--#', undefined, new PublishNackedError('ex', 'rk.a', 7, 1));
-        m.expect(rb).toHaveSubscriptions('^-!');
-        m.flush();
-        expect(errors).toHaveLength(1);
-        expect(errors[0]).toBeInstanceOf(PublishNackedError);
-        expect(errors[0]).toMatchObject({ code: 'PUBLISH_NACKED', seq: 7, attempts: 1 });
-        expect((errors[0] as Error).message).toContain("exchange 'ex' with routing key 'rk.a'");
-        expect(calls).toHaveLength(2);
-      })(),
+  ])('errors with PublishNackedError (seq, attempts 1) at once on a nack %s', (_, options) =>
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const ra = m.cold('--(n|)', { n: nacked(7) });
+      const rb = m.cold('-----(x|)', { x: acked(8) });
+      const { channel, calls } = fake({ a: [ra], b: [rb] });
+      const errors: unknown[] = [];
+      const out = m
+        .cold('(ab|)', { a, b })
+        .pipe(publishConfirmed(channel, options), tap({ error: (e) => errors.push(e) }));
+      m.expect(out).toBeObservable('--#', undefined, new PublishNackedError('ex', 'rk.a', 7, 1));
+      m.flush();
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toBeInstanceOf(PublishNackedError);
+      expect(errors[0]).toMatchObject({ code: 'PUBLISH_NACKED', seq: 7, attempts: 1 });
+      expect((errors[0] as Error).message).toContain("exchange 'ex' with routing key 'rk.a'");
+      expect(calls).toHaveLength(2);
+    })(),
   );
 
   it(
@@ -263,7 +310,7 @@ describe('publishConfirmed', () => {
     marbles((m) => {
       const a = message('a');
       const b = message('b');
-      const { channel, calls } = fakeConfirmChannel({
+      const { channel, calls } = fake({
         a: [m.cold('-(n|)', { n: nacked(1) })],
         b: [m.cold('--(x|)', { x: acked(2) })],
       });
@@ -280,7 +327,7 @@ describe('publishConfirmed', () => {
       const a = message('a', { properties: { messageId: 'id-a' }, mandatory: true });
       const b = message('b');
       const c = message('c');
-      const { channel, calls, publishCounts } = fakeConfirmChannel({
+      const { channel, calls, publishCounts } = fake({
         a: [
           m.cold('-(n|)', { n: nacked(1) }),
           m.cold('-(n|)', { n: nacked(4) }),
@@ -313,7 +360,7 @@ describe('publishConfirmed', () => {
     marbles((m) => {
       const a = message('a');
       const b = message('b');
-      const { channel } = fakeConfirmChannel({
+      const { channel } = fake({
         a: [m.cold('-(n|)', { n: nacked(1) }), m.cold('---(x|)', { x: acked(3) })],
         b: [m.cold('--(x|)', { x: acked(2) })],
       });
@@ -327,7 +374,7 @@ describe('publishConfirmed', () => {
     'errors with PublishNackedError (attempts retry + 1, seq of the last attempt) once the retries are spent',
     marbles((m) => {
       const a = message('a');
-      const { channel, publishCounts } = fakeConfirmChannel({
+      const { channel, publishCounts } = fake({
         a: [
           m.cold('-(n|)', { n: nacked(1) }),
           m.cold('-(n|)', { n: nacked(2) }),
@@ -347,11 +394,11 @@ describe('publishConfirmed', () => {
   );
 
   it(
-    "emits the last nack with attempts 2 under { retry: 1, then: 'emit' } and goes on",
+    "emits the last nack with attempts 2 under { retry: 1, exhausted: 'emit' } and goes on",
     marbles((m) => {
       const a = message('a');
       const b = message('b');
-      const { channel, publishCounts } = fakeConfirmChannel({
+      const { channel, publishCounts } = fake({
         a: [m.cold('-(n|)', { n: nacked(1) }), m.cold('-(n|)', { n: nacked(3) })],
         b: [m.cold('-(x|)', { x: acked(2) })],
       });
@@ -363,11 +410,11 @@ describe('publishConfirmed', () => {
   );
 
   it(
-    'treats { retry: 0 } like no retry: error by default, emit with then: emit',
+    'treats { retry: 0 } like no retry: error by default, emit with exhausted: emit',
     marbles((m) => {
       const a = message('a');
-      const failing = fakeConfirmChannel({ a: [m.cold('-(n|)', { n: nacked(1) })] });
-      const emitting = fakeConfirmChannel({ a: [m.cold('-(n|)', { n: nacked(1) })] });
+      const failing = fake({ a: [m.cold('-(n|)', { n: nacked(1) })] });
+      const emitting = fake({ a: [m.cold('-(n|)', { n: nacked(1) })] });
       m.expect(
         m.cold('a|', { a }).pipe(publishConfirmed(failing.channel, { onNack: { retry: 0 } })),
       ).toBeObservable('-#', undefined, new PublishNackedError('ex', 'rk.a', 1, 1));
@@ -395,7 +442,7 @@ describe('publishConfirmed', () => {
         const sentOutcome: PublishOutcome = { status: 'sent' };
         const a = message('a', { mandatory: true });
         const b = message('b');
-        const { channel, publishCounts } = fakeConfirmChannel({
+        const { channel, publishCounts } = fake({
           a: [m.cold('-(r|)', { r: returnedOutcome })],
           b: [m.cold('-(s|)', { s: sentOutcome })],
         });
@@ -412,7 +459,7 @@ describe('publishConfirmed', () => {
   );
 
   it(
-    'errors with the publish error (channel closed) at once and unsubscribes the other publishes',
+    'errors with the publish error (channel closed) at once, before the outcomes of earlier messages',
     marbles((m) => {
       const closed = new Error('channel closed');
       const a = message('a');
@@ -421,17 +468,31 @@ describe('publishConfirmed', () => {
       const ra = m.cold('----(x|)', { x: acked(1) });
       const rb = m.cold<PublishOutcome>('--#', undefined, closed);
       const rc = m.cold('-(x|)', { x: acked(3) });
-      const { channel, stats } = fakeConfirmChannel({ a: [ra], b: [rb], c: [rc] });
+      const { channel } = fake({ a: [ra], b: [rb], c: [rc] });
       const errors: unknown[] = [];
       const out = m
         .cold('(abc|)', { a, b, c })
         .pipe(publishConfirmed(channel), tap({ error: (e) => errors.push(e) }));
       m.expect(out).toBeObservable('--#', undefined, closed);
-      m.expect(ra).toHaveSubscriptions('^-!');
       m.flush();
       expect(errors).toEqual([closed]);
       expect(errors[0]).toBe(closed);
-      expect(stats.active).toBe(0);
+    }),
+  );
+
+  it(
+    "errors with the source's error at once",
+    marbles((m) => {
+      const failed = new Error('source failed');
+      const a = message('a');
+      const b = message('b');
+      const { channel } = fake({
+        a: [m.cold('-(x|)', { x: acked(1) })],
+        b: [m.cold('-----(x|)', { x: acked(2) })],
+      });
+      const out = m.cold('ab#', { a, b }, failed).pipe(publishConfirmed(channel));
+      m.expect(out).toBeObservable('-x#', { x: result(a, acked(1)) }, failed);
+      m.flush();
     }),
   );
 
@@ -440,7 +501,7 @@ describe('publishConfirmed', () => {
     marbles((m) => {
       const closed = new Error('connection lost');
       const a = message('a');
-      const { channel, publishCounts } = fakeConfirmChannel({
+      const { channel, publishCounts } = fake({
         a: [m.cold('-(n|)', { n: nacked(1) }), m.cold<PublishOutcome>('-#', undefined, closed)],
       });
       const out = m.cold('a|', { a }).pipe(publishConfirmed(channel, { onNack: { retry: 5 } }));
@@ -451,40 +512,151 @@ describe('publishConfirmed', () => {
   );
 
   it(
-    'unsubscribes the publishes in flight and the source when unsubscribed, and publishes nothing more',
+    'unsubscribes the source when unsubscribed, and publishes nothing more',
     marbles((m) => {
       const a = message('a');
       const b = message('b');
       const c = message('c');
-      const ra = m.cold('------(x|)', { x: acked(1) });
-      const rb1 = m.cold('-(n|)', { n: nacked(2) });
-      const rb2 = m.cold('------(x|)', { x: acked(3) });
       const rc = m.cold('-(x|)', { x: acked(4) });
-      const { channel, calls, stats } = fakeConfirmChannel({ a: [ra], b: [rb1, rb2], c: [rc] });
+      const { channel, calls } = fake({
+        a: [m.cold('------(x|)', { x: acked(1) })],
+        b: [m.cold('-(n|)', { n: nacked(2) }), m.cold('------(x|)', { x: acked(3) })],
+        c: [rc],
+      });
       const source = m.cold('(abc)----|', { a, b, c });
       const out = source.pipe(publishConfirmed(channel, { window: 2, onNack: { retry: 1 } }));
       m.expect(out, '^--!').toBeObservable('');
       m.expect(source).toHaveSubscriptions('^--!');
-      m.expect(ra).toHaveSubscriptions('^--!');
-      m.expect(rb1).toHaveSubscriptions('^!');
-      // The republish in flight is unsubscribed too.
-      m.expect(rb2).toHaveSubscriptions('-^-!');
       m.expect(rc).toHaveSubscriptions([]);
       m.flush();
       expect(calls.map((call) => call.body)).toEqual(['a', 'b', 'b']);
+    }),
+  );
+
+  const closed = new Error('channel closed');
+  const sourceFailed = new Error('source failed');
+  itStopsInFlight.each([
+    // [why it stops, source, a's reply, unsubscription, error, a's subscription, b's subscription]
+    [
+      'a nack errors it',
+      '(ab|)',
+      '--(n|)',
+      undefined,
+      new PublishNackedError('ex', 'rk.a', 1, 1),
+      '^-!',
+      '^-!',
+    ],
+    ['a publish errors', '(ab|)', '--#', undefined, closed, '^-!', '^-!'],
+    ['the source errors', 'ab#', '-----(x|)', undefined, sourceFailed, '^-!', '-^!'],
+    ['it is unsubscribed', '(ab|)', '-----(x|)', '^-!', undefined, '^-!', '^-!'],
+  ] as const)('stops the publishes in flight when %s', (_, source, replyA, until, error, subsA, subsB) =>
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const ra = m.cold(replyA, { x: acked(1), n: nacked(1) }, closed);
+      const rb = m.cold('-----(x|)', { x: acked(2) });
+      const { channel, stats } = fake({ a: [ra], b: [rb] });
+      const out = m.cold(source, { a, b }, sourceFailed).pipe(publishConfirmed(channel));
+      if (until === undefined) m.expect(out).toBeObservable('--#', undefined, error);
+      else m.expect(out, until).toBeObservable('');
+      m.expect(ra).toHaveSubscriptions(subsA);
+      m.expect(rb).toHaveSubscriptions(subsB);
+      m.flush();
+      expect(stats.active).toBe(0);
+    })(),
+  );
+
+  itStopsInFlight(
+    'stops a republish in flight when unsubscribed',
+    marbles((m) => {
+      const a = message('a');
+      const ra1 = m.cold('-(n|)', { n: nacked(1) });
+      const ra2 = m.cold('-----(x|)', { x: acked(2) });
+      const { channel, stats } = fake({ a: [ra1, ra2] });
+      const out = m.cold('a', { a }).pipe(publishConfirmed(channel, { onNack: { retry: 1 } }));
+      m.expect(out, '^--!').toBeObservable('');
+      m.expect(ra1).toHaveSubscriptions('^!');
+      m.expect(ra2).toHaveSubscriptions('-^-!');
+      m.flush();
       expect(stats.active).toBe(0);
     }),
   );
+
+  // An error or an unsubscription while a synchronous source is still emitting stops it: the
+  // source's next messages are not published.
+  it('publishes nothing more once a synchronous nack has errored it', () => {
+    const { channel, calls } = fake({ a: [of(nacked(1))], b: [NEVER], c: [NEVER] });
+    const errors: unknown[] = [];
+    from([message('a'), message('b'), message('c')])
+      .pipe(publishConfirmed(channel))
+      .subscribe({ error: (e) => errors.push(e) });
+    expect(errors).toEqual([new PublishNackedError('ex', 'rk.a', 1, 1)]);
+    expect(calls.map((call) => call.body)).toEqual(['a']);
+  });
+
+  it('publishes nothing more once unsubscribed by take(1) during a synchronous source', () => {
+    const { channel, calls } = fake({ a: [of(acked(1))], b: [of(acked(2))], c: [of(acked(3))] });
+    const emitted: PublishResult[] = [];
+    from([message('a'), message('b'), message('c')])
+      .pipe(publishConfirmed(channel), take(1))
+      .subscribe((r) => emitted.push(r));
+    expect(emitted).toEqual([result(message('a'), acked(1))]);
+    expect(calls.map((call) => call.body)).toEqual(['a']);
+  });
+
+  it(
+    'ignores the answers that still come in after it has errored: no emission, no republish, no next publish',
+    marbles((m) => {
+      const a = message('a');
+      const b = message('b');
+      const c = message('c');
+      const rb = m.cold('---(n|)', { n: nacked(2) });
+      const { channel, calls } = fake({
+        a: [m.cold<PublishOutcome>('-#', undefined, closed)],
+        b: [rb, m.cold('-(x|)', { x: acked(3) })],
+        c: [m.cold('-(x|)', { x: acked(4) })],
+      });
+      const out = m
+        .cold('(abc|)', { a, b, c })
+        .pipe(publishConfirmed(channel, { window: 2, onNack: { retry: 1 } }));
+      m.expect(out).toBeObservable('-#', undefined, closed);
+      m.flush();
+      expect(calls.map((call) => call.body)).toEqual(['a', 'b']);
+    }),
+  );
+
+  it('keeps source order over a long stream with answers out of order (thousands of messages)', () => {
+    const count = 5000;
+    const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+    scheduler.run(() => {
+      // Every 7th message answers late, after 20 frames; the others after 0 to 2 frames.
+      const replies = Object.fromEntries(
+        Array.from({ length: count }, (_, i) => [
+          `m${i}`,
+          [timer(i % 7 === 0 ? 20 : i % 3).pipe(map(() => acked(i + 1)))],
+        ]),
+      );
+      const { channel, stats } = fake(replies);
+      const bodies: string[] = [];
+      let completed = false;
+      from(Array.from({ length: count }, (_, i) => message(`m${i}`)))
+        .pipe(publishConfirmed(channel, { window: 64 }))
+        .subscribe({ next: (r) => bodies.push(String(r.message.body)), complete: () => (completed = true) });
+      scheduler.flush();
+      expect(bodies).toEqual(Array.from({ length: count }, (_, i) => `m${i}`));
+      expect(completed).toBe(true);
+      expect(stats.maxActive).toBe(64);
+    });
+  });
 
   it(
     'keeps separate order state for each subscription',
     marbles((m) => {
       const a = message('a');
       const b = message('b');
-      const { channel } = fakeConfirmChannel({
-        a: [m.cold('-(x|)', { x: acked(1) })],
-        b: [m.cold('--(x|)', { x: acked(2) })],
-      });
+      const ra = m.cold('-(x|)', { x: acked(1) });
+      const rb = m.cold('--(x|)', { x: acked(2) });
+      const { channel } = fake({ a: [ra, ra], b: [rb, rb] });
       const out = m.cold('(ab|)', { a, b }).pipe(publishConfirmed(channel));
       const expected = { x: result(a, acked(1)), y: result(b, acked(2)) };
       m.expect(out).toBeObservable('-x(y|)', expected);
@@ -493,8 +665,8 @@ describe('publishConfirmed', () => {
     }),
   );
 
-  it('works with publishes that answer synchronously', async () => {
-    const { channel } = fakeConfirmChannel({
+  it('works with publishes that answer synchronously', () => {
+    const { channel } = fake({
       a: [of(nacked(1)), of(acked(2))],
       b: [of(acked(3))],
     });
@@ -503,26 +675,6 @@ describe('publishConfirmed', () => {
       .pipe(publishConfirmed(channel, { window: 1, onNack: { retry: 1 } }))
       .subscribe((r) => emitted.push(r));
     expect(emitted).toEqual([result(message('a'), acked(2), 2), result(message('b'), acked(3))]);
-  });
-
-  it('refuses a window that is not a positive integer and a retry count that is not a non-negative integer', () => {
-    const { channel, calls } = fakeConfirmChannel({});
-    for (const window of [0, 1.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(() => publishConfirmed(channel, { window })).toThrow(RangeError);
-    }
-    expect(() => publishConfirmed(channel, { window: 0 })).toThrow(
-      /window must be a positive integer, got 0/,
-    );
-    for (const retry of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(() => publishConfirmed(channel, { onNack: { retry } })).toThrow(RangeError);
-      expect(() => publishConfirmed(channel, { onNack: retryThenEmit(retry) })).toThrow(RangeError);
-    }
-    expect(() => publishConfirmed(channel, { onNack: { retry: -1 } })).toThrow(
-      /onNack.retry must be a non-negative integer, got -1/,
-    );
-    expect(() => publishConfirmed(channel, { window: 1, onNack: { retry: 0 } })).not.toThrow();
-    expect(() => publishConfirmed(channel)).not.toThrow();
-    expect(calls).toEqual([]);
   });
 
   it('emits every message once, in source order, within the window, whatever the confirm timing and nacks', () => {
@@ -547,7 +699,7 @@ describe('publishConfirmed', () => {
               ),
             ]),
           );
-          const { channel, publishCounts, stats } = fakeConfirmChannel(replies);
+          const { channel, publishCounts, stats } = fake(replies);
           const emitted: PublishResult[] = [];
           let completed = false;
           from(messages.map((_, i) => message(`m${i}`)))
@@ -568,5 +720,27 @@ describe('publishConfirmed', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('publishConfirmed options', () => {
+  it('refuses a window that is not a positive integer and a retry count that is not a non-negative integer', () => {
+    const { channel, calls } = fakeConfirmChannel({}, 'publish');
+    for (const window of [0, 1.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => publishConfirmed(channel, { window })).toThrow(RangeError);
+    }
+    expect(() => publishConfirmed(channel, { window: 0 })).toThrow(
+      /window must be a positive integer, got 0/,
+    );
+    for (const retry of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => publishConfirmed(channel, { onNack: { retry } })).toThrow(RangeError);
+      expect(() => publishConfirmed(channel, { onNack: retryThenEmit(retry) })).toThrow(RangeError);
+    }
+    expect(() => publishConfirmed(channel, { onNack: { retry: -1 } })).toThrow(
+      /onNack.retry must be a non-negative integer, got -1/,
+    );
+    expect(() => publishConfirmed(channel, { window: 1, onNack: { retry: 0 } })).not.toThrow();
+    expect(() => publishConfirmed(channel)).not.toThrow();
+    expect(calls).toEqual([]);
   });
 });

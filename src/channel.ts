@@ -289,7 +289,7 @@ export class Channel {
         ? { status: 'returned', seq, returned }
         : { status: status === 'ack' ? 'acked' : 'nacked', seq };
     entry?.done?.(entry.context, outcome);
-    this.confirmsSubject.next(outcome);
+    if (this.confirmsSubject.observed) this.confirmsSubject.next(outcome);
   };
 
   /** @internal Called when the channel ends: completes `returns$` and ends every consumer. */

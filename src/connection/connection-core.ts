@@ -459,6 +459,9 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       );
       return;
     }
+    // Publisher confirms count as messages for read batching: a dense stream of them is worth
+    // batching as much as a dense stream of deliveries.
+    if (method.name === 'basic.ack' || method.name === 'basic.nack') this.messagesReceived++;
     endpoint.handleMethod(method);
   }
 

@@ -360,12 +360,16 @@ describe('read batching', () => {
   it('pauses reading for a moment after a read that brought a dense batch, then resumes', async () => {
     const log: string[] = [];
     await run({ transport: recordingTransport(log) }, 20, 3);
-    expect(log).toEqual(['pause', 'resume', 'pause', 'resume', 'pause', 'resume']);
+    // One pause per dense read: three writes 20 ms apart make one to three reads (a loaded machine
+    // may read two writes at once), each followed by a pause and then a resume.
+    expect(log.length).toBeGreaterThanOrEqual(2);
+    expect(log.length).toBeLessThanOrEqual(6);
+    expect(log).toEqual(log.map((_, i) => (i % 2 === 0 ? 'pause' : 'resume')));
   });
 
   it('does not pause for sparse traffic, a full read, or when turned off', async () => {
     const sparse: string[] = [];
-    await run({ transport: recordingTransport(sparse) }, 2, 3);
+    await run({ transport: recordingTransport(sparse) }, 1, 3); // even read together: 3 < 4
     expect(sparse).toEqual([]);
     await server?.close();
     const full: string[] = [];
@@ -379,7 +383,7 @@ describe('read batching', () => {
 
   it('honours minMessages', async () => {
     const log: string[] = [];
-    await run({ transport: recordingTransport(log), readBatching: { minMessages: 30 } }, 20, 2);
+    await run({ transport: recordingTransport(log), readBatching: { minMessages: 50 } }, 20, 2); // 40 at most
     expect(log).toEqual([]);
   });
 

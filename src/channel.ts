@@ -365,23 +365,20 @@ export class Channel {
     // is a plain loop (this is the path of every message).
     let group: Subscriber<Delivery>[] = [];
     let stop: (() => void) | undefined;
+    /** The consumer ended: tell every subscriber; a later subscriber starts a new one. */
+    const end = (tell: (s: Subscriber<Delivery>) => void): void => {
+      const subscribers = group;
+      group = [];
+      stop = undefined;
+      for (const s of subscribers) tell(s);
+    };
     const downstream: Observer<Delivery> = {
       next: (delivery) => {
         const subscribers = group;
         for (let i = 0; i < subscribers.length; i++) subscribers[i]!.next(delivery);
       },
-      error: (error: unknown) => {
-        const subscribers = group;
-        group = [];
-        stop = undefined;
-        for (const s of subscribers) s.error(error);
-      },
-      complete: () => {
-        const subscribers = group;
-        group = [];
-        stop = undefined;
-        for (const s of subscribers) s.complete();
-      },
+      error: (error: unknown) => end((s) => s.error(error)),
+      complete: () => end((s) => s.complete()),
     };
     return new Observable<Delivery>((subscriber) => {
       group = [...group, subscriber];
@@ -965,7 +962,7 @@ export class Channel {
   ): { cancel(): void } | undefined {
     const core = this.core;
     const connection = core.connection;
-    if (core.isOpen && connection.writable && core.idle) {
+    if (core.idle && connection.writable) {
       // The fast path: nothing to wait for.
       this.writePublish(exchange, routingKey, body, properties, mandatory, context, done);
       return undefined;

@@ -95,10 +95,7 @@ export class ChannelCore implements ChannelEndpoint {
   private prefetch = 0;
   private readonly flushAcks = (): void => {
     this.acksQueued = false;
-    if (this.ackTimerArmed) {
-      this.ackTimerArmed = false;
-      clearTimeout(this.ackTimer);
-    }
+    this.disarmAckTimer();
     if (this.state === 'open') this.acks.flush();
   };
 
@@ -180,7 +177,7 @@ export class ChannelCore implements ChannelEndpoint {
    * at once when nothing is queued. `onError` hears when the channel closes first.
    */
   ordered(send: () => void, onError: (error: Error) => void): RpcHandle {
-    if (this.state === 'open' && this.queue.length === 0) {
+    if (this.idle) {
       send();
       return NO_HANDLE;
     }
@@ -230,6 +227,12 @@ export class ChannelCore implements ChannelEndpoint {
       else this.ackTimer.refresh();
     }
     return true;
+  }
+
+  private disarmAckTimer(): void {
+    if (!this.ackTimerArmed) return;
+    this.ackTimerArmed = false;
+    clearTimeout(this.ackTimer);
   }
 
   /** The smallest prefetch limit decides how many acks may be held before they are sent. */
@@ -468,10 +471,7 @@ export class ChannelCore implements ChannelEndpoint {
     if (this.state === 'closed') return;
     const wasOpened = this.state !== 'new';
     this.state = 'closed';
-    if (this.ackTimerArmed) {
-      this.ackTimerArmed = false;
-      clearTimeout(this.ackTimer);
-    }
+    this.disarmAckTimer();
     if (error !== undefined) this.closeError = error;
     this.failPending(this.laterUseError('the operation'));
     if (wasOpened) this.connection.detachChannel(this.id, this);

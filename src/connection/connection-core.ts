@@ -86,7 +86,6 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** Resumes reading after a read-batching pause (made once, then refreshed). */
   private readTimer: NodeJS.Timeout | undefined;
-  private readsPaused = false;
   /** Messages (content frames completed) received so far. */
   private messagesReceived = 0;
   private sentSinceTick = false;
@@ -368,17 +367,15 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       return;
     }
     transport.pauseReading();
-    this.readsPaused = true;
     if (this.readTimer === undefined) {
       // Not unref'd: a paused socket does not keep the process alive, this timer must.
       this.readTimer = setTimeout(this.resumeReads, delayMs);
     } else this.readTimer.refresh();
   }
 
+  /** The timer only runs after a pause, and is cleared when the connection ends. */
   private readonly resumeReads = (): void => {
-    if (!this.readsPaused) return;
-    this.readsPaused = false;
-    if (this.state !== 'closed') this.transport?.resumeReading?.();
+    this.transport?.resumeReading?.();
   };
 
   onDrain(): void {
@@ -807,7 +804,6 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     if (this.readTimer !== undefined) clearTimeout(this.readTimer);
-    this.readsPaused = false;
     this.transport = undefined;
     const channelError = this.channelError();
     this.closeChannels(channelError);

@@ -12,6 +12,7 @@ import { Connection as RabbitConnection } from 'rabbitmq-client';
 import { count, lastValueFrom, range, map as rxMap } from 'rxjs';
 import { publishConfirmed } from '../operators/index.js';
 import { type Channel, type Connection, openConnection } from '../src/index.js';
+import { openRawConfirmClient, type RawConfirmClient } from './lib/raw-client.js';
 import type { Scenario, Workload } from './lib/types.js';
 
 const BODY = Buffer.alloc(256, 0x61);
@@ -183,7 +184,29 @@ const scenario: Scenario = {
       },
     };
 
-    return [rxamqp, amqplibWorkload, rabbitmqClient, cloudamqp];
+    // The ceiling: pre-encoded publish frames written straight to a socket, acks counted, nothing else.
+    let raw: RawConfirmClient | undefined;
+    const rawWorkload: Workload = {
+      ...base,
+      name: 'confirmed publish raw (broker ceiling)',
+      client: 'raw',
+      async setup() {
+        raw = await openRawConfirmClient(new URL(url), BODY);
+        await raw.declare(queue('raw'));
+      },
+      async run(n) {
+        await raw!.purge(queue('raw'));
+        await raw!.publishConfirmed(queue('raw'), n, WINDOW);
+        return { ops: n };
+      },
+      async teardown() {
+        if (raw === undefined) return;
+        await raw.delete(queue('raw')).catch(() => undefined);
+        await raw.close();
+      },
+    };
+
+    return [rxamqp, amqplibWorkload, rabbitmqClient, cloudamqp, rawWorkload];
   },
 };
 

@@ -27,10 +27,7 @@ export interface RawConfirmClient {
 }
 
 /** Connects to `host:port` as `user`/`password` and opens channel 1 in confirm mode. */
-export async function openRawConfirmClient(
-  url: URL,
-  body: Buffer,
-): Promise<RawConfirmClient> {
+export async function openRawConfirmClient(url: URL, body: Buffer): Promise<RawConfirmClient> {
   const socket = net.connect({ host: url.hostname, port: Number(url.port || 5672), noDelay: true });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);

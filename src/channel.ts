@@ -10,7 +10,7 @@ import { Observable, type Observer, Subject, type Subscriber, type Subscription,
 import type { ChannelCore, Reply } from './channel/channel-core.js';
 import { ConfirmSmoother, type ConfirmStatus, ConfirmTagError } from './channel/confirm-smoother.js';
 import { Delivery } from './delivery.js';
-import { ConsumerCancelledError } from './errors.js';
+import { ConsumerCancelledError, PublishBlockedError } from './errors.js';
 import type { FieldTable } from './protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from './protocol/generated.js';
 
@@ -962,15 +962,19 @@ export class Channel {
   ): { cancel(): void } | undefined {
     const core = this.core;
     const connection = core.connection;
-    if (core.idle && connection.writable) {
+    if (core.idle && connection.publishable) {
       // The fast path: nothing to wait for.
       this.writePublish(exchange, routingKey, body, properties, mandatory, context, done);
       return undefined;
     }
     let cancelled = false;
     let handle: { cancel(): void } | undefined;
-    connection.whenWritable((error) => {
+    const dropWait = connection.whenPublishable((error) => {
       if (cancelled) return;
+      if (error instanceof PublishBlockedError) {
+        done(context, undefined, error);
+        return;
+      }
       if (error !== undefined || core.isClosed) {
         done(context, undefined, core.laterUseError('publish'));
         return;
@@ -985,6 +989,7 @@ export class Channel {
     return {
       cancel: () => {
         cancelled = true;
+        dropWait?.();
         handle?.cancel();
       },
     };

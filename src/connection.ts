@@ -4,16 +4,28 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { Observable } from 'rxjs';
+import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs';
 import { ChannelCore } from './channel/channel-core.js';
 import { Channel } from './channel.js';
-import { ConnectionCore, type ConnectionCounters, type Tune } from './connection/connection-core.js';
+import type { ConnectionCore, ConnectionCounters, Tune } from './connection/connection-core.js';
+import { type ConnectionState, hostLabel, Supervisor } from './connection/supervisor.js';
 import { Delivery } from './delivery.js';
-import type { ConnectOptions } from './options.js';
+import type { ConnectOptions, ResolvedOptions } from './options.js';
 import type { FieldTable } from './protocol/field-table.js';
 import { resolveOptions } from './resolve-options.js';
 
 export type { ConnectionCounters, Tune } from './connection/connection-core.js';
+export type { ConnectionState, ConnectionStatus } from './connection/supervisor.js';
+
+/**
+ * A blocked or unblocked notification (see {@link Connection.blocked$}).
+ *
+ * @example
+ * ```ts
+ * conn.blocked$.pipe(filter((e) => e.blocked)).subscribe((e) => alert(e.reason));
+ * ```
+ */
+export type BlockedEvent = { readonly blocked: true; readonly reason: string } | { readonly blocked: false };
 
 /** Options of `connection.channel()`. */
 export interface ChannelOptions {
@@ -33,8 +45,45 @@ export interface ChannelOptions {
  * ```
  */
 export class Connection {
+  private readonly blockedSubject = new Subject<BlockedEvent>();
+
+  /**
+   * connection.blocked and connection.unblocked from the broker, as events: the broker blocks
+   * publishing on every connection while a resource alarm (memory or disk) is on. A subscriber that
+   * comes while the connection is blocked gets `{ blocked: true, reason }` at once. Completes when the
+   * connection ends. While blocked, publishes wait (see `whenBlocked` and `blockedTimeout`).
+   *
+   * @example
+   * ```ts
+   * conn.blocked$.subscribe((e) => console.warn(e.blocked ? `blocked: ${e.reason}` : 'unblocked'));
+   * ```
+   */
+  readonly blocked$: Observable<BlockedEvent> = new Observable<BlockedEvent>((subscriber) => {
+    if (this.core.blocked) subscriber.next({ blocked: true, reason: this.core.blockedReason ?? '' });
+    if (this.core.isClosed) {
+      subscriber.complete();
+      return;
+    }
+    return this.blockedSubject.subscribe(subscriber);
+  });
+
   /** @internal */
   constructor(private readonly core: ConnectionCore) {}
+
+  /** @internal connection.blocked (reason) or unblocked (undefined) from the broker. */
+  dispatchBlocked(reason: string | undefined): void {
+    this.blockedSubject.next(reason === undefined ? { blocked: false } : { blocked: true, reason });
+  }
+
+  /** @internal The connection ended: blocked$ completes. */
+  ended(): void {
+    this.blockedSubject.complete();
+  }
+
+  /** `host:port` of the broker this connection went to (with several hosts, the one that answered). */
+  get host(): string {
+    return hostLabel(this.core.options);
+  }
 
   /** What the broker said about itself in connection.start (product, version, capabilities...). */
   get serverProperties(): FieldTable {
@@ -160,11 +209,18 @@ export class Connection {
 }
 
 /**
- * Connects to a broker. Cold: each subscription opens its own connection and emits the `Connection`
- * once the handshake is done; unsubscribing closes it with the connection.close handshake. It completes
- * when the client closes the connection (`connection.close()`), and errors with a typed error when the
- * broker or the network ends it: `ConnectionClosedError`, `AuthenticationError`, or a
- * `ConfigurationError` for a bad URL or option (passwords are never shown).
+ * Connects to a broker, and emits the open `Connection`. Without `recovery` it is cold: each
+ * subscription opens its own connection (unless `shared: true`); unsubscribing closes it with the
+ * connection.close handshake. It completes when the client closes the connection
+ * (`connection.close()`), and errors with a typed error when the broker or the network ends it:
+ * `ConnectionClosedError`, `AuthenticationError`, or a `ConfigurationError` for a bad URL or option
+ * (passwords are never shown).
+ *
+ * With `recovery`, it emits a fresh `Connection` after every reconnect: a lost connection's channels
+ * and consumer streams complete (rather than error), so a pipeline built with `switchMap` re-opens
+ * them on the next `Connection` by itself. It errors only when an error cannot be retried (a refused
+ * login, say) or the retries run out. Recovering connections are shared: every subscriber gets the
+ * same socket, closed after the last one leaves. `state$` tells where it stands.
  *
  * @param url a RabbitMQ URI (`amqp://user:pass@host:5672/vhost?heartbeat=30`), or an options object.
  * @param options options that override those of the URL.
@@ -176,30 +232,118 @@ export class Connection {
  *   switchMap((ch) => ch.queueDeclare('orders', { durable: true })),
  * ).subscribe(({ queue, messageCount }) => console.log(queue, messageCount));
  * ```
+ * @example
+ * ```ts
+ * const connection$ = connect(url, { recovery: true, heartbeat: 10 });
+ * connection$.state$.subscribe((s) => console.log(s.status, s.host, s.cause?.message));
+ * connection$.pipe(
+ *   switchMap((conn) => conn.channel()),
+ *   switchMap((ch) => ch.consume('orders', { prefetch: 50 })), // resumes after every reconnect
+ *   ackOnSuccess((d) => handle(d)),
+ * ).subscribe();
+ * ```
  */
-export function connect(url?: string | ConnectOptions, options?: ConnectOptions): Observable<Connection> {
-  return new Observable<Connection>((subscriber) => {
-    let resolved: ReturnType<typeof resolveOptions>;
-    try {
-      resolved = resolveOptions(url ?? {}, options);
-    } catch (e) {
-      subscriber.error(e);
-      return;
-    }
-    let connection: Connection | undefined;
-    const core = new ConnectionCore(resolved, {
-      opened: () => {
-        connection = new Connection(core);
-        subscriber.next(connection);
-      },
-      closed: (error) => {
-        if (error === undefined) subscriber.complete();
-        else subscriber.error(error);
-      },
+export function connect(url?: string | ConnectOptions, options?: ConnectOptions): ConnectionObservable {
+  return new ConnectionObservable(url, options);
+}
+
+/**
+ * What {@link connect} returns: an `Observable<Connection>` that also reports its state.
+ *
+ * @example
+ * ```ts
+ * const connection$ = connect(url, { recovery: true });
+ * connection$.state$.pipe(filter((s) => s.status === 'RECONNECTING')).subscribe((s) => log.warn(s.cause));
+ * ```
+ */
+export class ConnectionObservable extends Observable<Connection> {
+  private readonly states = new BehaviorSubject<ConnectionState>({ status: 'INITIAL' });
+
+  /**
+   * The state of this Observable's connection: the current state at once, then every change
+   * (`CONNECTING`, `CONNECTED`, `RECONNECTING`, `CLOSING`, `CLOSED`, with the host and the cause). It
+   * never completes: subscribing again to the connection Observable starts again. Without `shared`,
+   * each subscription has its own connection and all of them report here.
+   */
+  readonly state$: Observable<ConnectionState> = this.states.asObservable();
+
+  /** @internal */
+  constructor(url: string | ConnectOptions | undefined, options: ConnectOptions | undefined) {
+    let group: ConnectionGroup | undefined;
+    super((subscriber) => {
+      let resolved: ResolvedOptions;
+      try {
+        resolved = resolveOptions(url ?? {}, options);
+      } catch (e) {
+        subscriber.error(e);
+        return;
+      }
+      const report = (state: ConnectionState) => this.states.next(state);
+      if (!resolved.shared) return new ConnectionGroup(resolved, report).add(subscriber);
+      if (group === undefined || group.isOver) group = new ConnectionGroup(resolved, report);
+      return group.add(subscriber);
     });
-    core.start();
-    return () => core.close();
-  });
+  }
+}
+
+/** The subscribers of one connection lifetime, and the supervisor that opens their connections. */
+class ConnectionGroup {
+  private readonly subscribers: Subscriber<Connection>[] = [];
+  private current: Connection | undefined;
+  private supervisor: Supervisor | undefined;
+  private readonly connections = new WeakMap<ConnectionCore, Connection>();
+  isOver = false;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly report: (state: ConnectionState) => void,
+  ) {}
+
+  add(subscriber: Subscriber<Connection>): () => void {
+    this.subscribers.push(subscriber);
+    if (this.current !== undefined) subscriber.next(this.current);
+    if (this.supervisor === undefined && !this.isOver) {
+      this.supervisor = new Supervisor(
+        this.options,
+        {
+          opened: (core) => {
+            const connection = new Connection(core);
+            this.connections.set(core, connection);
+            this.current = connection;
+            for (const s of this.subscribers.slice()) s.next(connection);
+          },
+          lost: (core) => {
+            const connection = this.connections.get(core);
+            if (this.current === connection) this.current = undefined;
+            connection?.ended();
+          },
+          ended: (error) => {
+            this.isOver = true;
+            const connection = this.current;
+            this.current = undefined;
+            connection?.ended();
+            this.supervisor = undefined;
+            const subscribers = this.subscribers.splice(0);
+            for (const s of subscribers) {
+              if (error === undefined) s.complete();
+              else s.error(error);
+            }
+          },
+          blocked: (core, reason) => this.connections.get(core)?.dispatchBlocked(reason),
+        },
+        this.report,
+      );
+      this.supervisor.start();
+    }
+    return () => {
+      const i = this.subscribers.indexOf(subscriber);
+      if (i >= 0) this.subscribers.splice(i, 1);
+      if (this.subscribers.length === 0) {
+        this.isOver = true;
+        this.supervisor?.stop();
+      }
+    };
+  }
 }
 
 /**

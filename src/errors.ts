@@ -205,6 +205,30 @@ export class PublishNackedError extends AmqpError {
 }
 
 /**
+ * A publish could not be written because the broker blocks the connection (a memory or disk alarm,
+ * announced by connection.blocked): `code` is `CONNECTION_BLOCKED` with `whenBlocked: 'fail'`, or
+ * `BLOCKED_TIMEOUT` when the broker stayed blocked longer than `blockedTimeout`. Nothing was sent.
+ *
+ * @example
+ * ```ts
+ * ch.publish('', 'jobs', 'payload').subscribe({
+ *   error: (e) => {
+ *     if (e instanceof PublishBlockedError) console.warn('broker alarm:', e.reason, '- try later');
+ *   },
+ * });
+ * ```
+ */
+export class PublishBlockedError extends AmqpError {
+  /** The broker's reason for blocking (e.g. `low on memory`), when it gave one. */
+  readonly reason: string | undefined;
+
+  constructor(code: 'CONNECTION_BLOCKED' | 'BLOCKED_TIMEOUT', message: string, reason: string | undefined) {
+    super(code, message);
+    this.reason = reason;
+  }
+}
+
+/**
  * The broker cancelled a consumer: its queue was deleted, or (for classic mirrored queues) it failed
  * over, and the broker told the client with basic.cancel (consumer_cancel_notify). The delivery stream
  * of that consumer errors with this; the channel stays open.

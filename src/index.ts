@@ -27,9 +27,13 @@ export {
   type ReturnedMessage,
 } from './channel.js';
 export {
+  type BlockedEvent,
   type ChannelOptions,
   Connection,
   type ConnectionCounters,
+  ConnectionObservable,
+  type ConnectionState,
+  type ConnectionStatus,
   connect,
   openConnection,
   type Tune,
@@ -43,12 +47,14 @@ export {
   ConfigurationError,
   ConnectionClosedError,
   ConsumerCancelledError,
+  PublishBlockedError,
   PublishNackedError,
 } from './errors.js';
 export * from './options.js';
 export * from './protocol/index.js';
 export { amqplain, BUILTIN_MECHANISMS, chooseMechanism, external, plain } from './sasl.js';
 export { Secret } from './secret.js';
+export * from './topology/index.js';
 export type {
   Transport,
   TransportConnector,

@@ -4,7 +4,9 @@
  *
  * @module
  */
+import type { SchedulerLike } from 'rxjs';
 import type { FieldTable } from './protocol/field-table.js';
+import type { RetryPolicy, RetryPolicyOptions } from './recovery/retry-policy.js';
 import type { Secret } from './secret.js';
 import type { TransportConnector } from './transport/transport.js';
 
@@ -22,6 +24,8 @@ export const DEFAULT_CLOSE_TIMEOUT = 5_000;
 export const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024;
 /** Default longest hold of a consumer's ack, in milliseconds. */
 export const DEFAULT_ACK_DELAY = 1;
+/** Default longest wait of a publish while the broker blocks the connection, in milliseconds. */
+export const DEFAULT_BLOCKED_TIMEOUT = 60_000;
 /** Default read batching of dense streams. */
 export const DEFAULT_READ_BATCHING = Object.freeze({ minMessages: 4, delayMs: 1 });
 
@@ -191,6 +195,80 @@ export interface ConnectOptions {
   readBatching?: false | { minMessages?: number; delayMs?: number };
   /** A custom transport instead of TCP/TLS. */
   transport?: TransportConnector;
+  /**
+   * The brokers of a cluster, tried in turn (see {@link RecoveryOptions.hostOrder}): `'host'`,
+   * `'host:port'`, `'[::1]:5672'` or `{ hostname, port }`. A host without a port takes the URL's (or
+   * `port`'s) port. Left out, the URL's host is the only one. Everything else (credentials, vhost,
+   * TLS) is shared; with TLS, each host is verified under its own name.
+   */
+  hosts?: readonly (string | HostAddress)[];
+  /**
+   * Automatic recovery: `true` for the defaults, or settings. `connect()` then emits a fresh
+   * `Connection` after every reconnect, and what was opened on a lost connection (channels, consumer
+   * streams) completes instead of erroring, so pipelines built with `switchMap` re-open by themselves.
+   * Default off.
+   */
+  recovery?: boolean | RecoveryOptions;
+  /**
+   * One socket for every subscriber of the `connect()` Observable: the first subscriber opens it, later
+   * ones get the open `Connection` at once, and the last unsubscribe closes it. Default: on with
+   * `recovery`, off without (each subscription is then its own connection).
+   */
+  shared?: boolean;
+  /**
+   * What a publish does while the broker blocks the connection (a resource alarm, `blocked$`):
+   * `'wait'` holds it until the broker unblocks (at most `blockedTimeout`), `'fail'` errors at once with
+   * a `PublishBlockedError`. Default `'wait'`.
+   */
+  whenBlocked?: 'wait' | 'fail';
+  /**
+   * Longest time, in milliseconds, a publish waits for the broker to unblock before it errors with a
+   * `PublishBlockedError` (code `BLOCKED_TIMEOUT`). Default 60000.
+   */
+  blockedTimeout?: number;
+}
+
+/** A broker's address, for {@link ConnectOptions.hosts}. */
+export interface HostAddress {
+  readonly hostname: string;
+  readonly port?: number;
+}
+
+/**
+ * Settings of automatic recovery ({@link ConnectOptions.recovery}).
+ *
+ * @example
+ * ```ts
+ * connect(url, {
+ *   hosts: ['rabbit-1', 'rabbit-2', 'rabbit-3'],
+ *   recovery: {
+ *     initial: { delays: [100, 1000, 5000], maxAttempts: 10 },
+ *     reconnect: { backoff: { initialDelay: 200, maxDelay: 10_000 } },
+ *     hostOrder: 'round-robin',
+ *   },
+ * });
+ * ```
+ */
+export interface RecoveryOptions {
+  /**
+   * Retries of the first connection, or `false` to fail at the first error. Default
+   * `{ backoff: { initialDelay: 100, maxDelay: 5000 }, maxAttempts: 5 }` (about 3 s).
+   */
+  initial?: RetryPolicyOptions | false;
+  /**
+   * Retries after an established connection is lost. Default: exponential backoff from 100 ms doubling
+   * to 30 s, with jitter, and no limit on attempts. Errors that retrying cannot fix (a refused login,
+   * access refused, an unknown vhost, a certificate that does not verify) are never retried.
+   */
+  reconnect?: RetryPolicyOptions;
+  /**
+   * How {@link ConnectOptions.hosts} are tried: `'in-order'` (default) starts every recovery at the
+   * first host and moves on to the next after each failed attempt; `'round-robin'` starts at the host
+   * after the one last used, spreading reconnects over the cluster.
+   */
+  hostOrder?: 'in-order' | 'round-robin';
+  /** The scheduler of the retry delays (tests pass a virtual-time scheduler). Default `asyncScheduler`. */
+  scheduler?: SchedulerLike;
 }
 
 /** Resolved TLS settings: files read, defaults applied. */
@@ -243,4 +321,28 @@ export interface ResolvedOptions {
   readonly transport: TransportConnector | undefined;
   /** `amqp[s]://user@host:port/vhost`, with no password: for messages and logs. */
   readonly displayUrl: string;
+  /** Every host to try, the first being the one above. */
+  readonly endpoints: readonly ResolvedEndpoint[];
+  /** Undefined when recovery is off. */
+  readonly recovery: ResolvedRecovery | undefined;
+  readonly shared: boolean;
+  readonly whenBlocked: 'wait' | 'fail';
+  readonly blockedTimeout: number;
+}
+
+/** One broker address with what depends on it. */
+export interface ResolvedEndpoint {
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls: ResolvedTlsOptions | undefined;
+  readonly displayUrl: string;
+}
+
+/** Recovery settings with their policies built. */
+export interface ResolvedRecovery {
+  /** Undefined: the first connection is not retried. */
+  readonly initial: RetryPolicy | undefined;
+  readonly reconnect: RetryPolicy;
+  readonly hostOrder: 'in-order' | 'round-robin';
+  readonly scheduler: SchedulerLike | undefined;
 }

@@ -13,6 +13,7 @@ import { ConfigurationError } from './errors.js';
 import {
   type ConnectOptions,
   DEFAULT_ACK_DELAY,
+  DEFAULT_BLOCKED_TIMEOUT,
   DEFAULT_CHANNEL_MAX,
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_CONNECTION_TIMEOUT,
@@ -20,7 +21,10 @@ import {
   DEFAULT_HEARTBEAT,
   DEFAULT_READ_BATCHING,
   DEFAULT_WRITE_HIGH_WATER_MARK,
+  type RecoveryOptions,
+  type ResolvedEndpoint,
   type ResolvedOptions,
+  type ResolvedRecovery,
   type ResolvedSocketOptions,
   type ResolvedTlsOptions,
   type SaslMechanism,
@@ -36,6 +40,7 @@ import {
   TypedField,
 } from './protocol/field-table.js';
 import { DEFAULT_MAX_BODY_SIZE } from './protocol/frame-decoder.js';
+import { type RetryPolicyOptions, retryPolicy } from './recovery/retry-policy.js';
 import { BUILTIN_MECHANISMS } from './sasl.js';
 import { Secret } from './secret.js';
 import { parseUrl } from './url.js';
@@ -68,6 +73,17 @@ const CONNECT_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {
   ackDelay: true,
   readBatching: true,
   transport: true,
+  hosts: true,
+  recovery: true,
+  shared: true,
+  whenBlocked: true,
+  blockedTimeout: true,
+};
+const RECOVERY_KEYS: { readonly [K in keyof RecoveryOptions]-?: true } = {
+  initial: true,
+  reconnect: true,
+  hostOrder: true,
+  scheduler: true,
 };
 const TLS_KEYS: { readonly [K in keyof TlsOptions]-?: true } = {
   ca: true,
@@ -503,12 +519,28 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
     fail(`transport must be a function (a TransportConnector), got ${show(options.transport)}`);
   }
 
-  const resolved: ResolvedOptions = {
+  const endpoints = resolveHosts(options.hosts, {
     hostname,
     port,
+    tls,
+    username,
+    vhost,
+    tlsInput: options.tls,
+  });
+  const recovery = resolveRecovery(options.recovery);
+  const shared = options.shared ?? recovery !== undefined;
+  if (typeof shared !== 'boolean') fail(`shared must be a boolean, got ${show(shared)}`);
+  const whenBlocked = options.whenBlocked ?? 'wait';
+  if (whenBlocked !== 'wait' && whenBlocked !== 'fail') {
+    fail(`whenBlocked must be 'wait' or 'fail', got ${show(whenBlocked)}`);
+  }
+
+  const resolved: ResolvedOptions = {
+    hostname: endpoints[0]!.hostname,
+    port: endpoints[0]!.port,
     vhost,
     credentials: Object.freeze({ username, password }),
-    tls,
+    tls: endpoints[0]!.tls,
     heartbeat: integer('heartbeat', options.heartbeat ?? DEFAULT_HEARTBEAT, 0, 65535, ' (seconds)'),
     frameMax: frameMax(options.frameMax ?? DEFAULT_FRAME_MAX),
     channelMax: integer('channelMax', options.channelMax ?? DEFAULT_CHANNEL_MAX, 0, 65535),
@@ -536,9 +568,115 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
     ackDelay: integer('ackDelay', options.ackDelay ?? DEFAULT_ACK_DELAY, 0, 1000, ' (milliseconds)'),
     readBatching: readBatching(options.readBatching),
     transport: options.transport,
-    displayUrl: displayUrl(tls !== undefined, username, hostname, port, vhost),
+    displayUrl: endpoints[0]!.displayUrl,
+    endpoints,
+    recovery,
+    shared,
+    whenBlocked,
+    blockedTimeout: timeout('blockedTimeout', options.blockedTimeout ?? DEFAULT_BLOCKED_TIMEOUT),
   };
   return Object.freeze(resolved);
+}
+
+/** The hosts to try: the URL's alone, or those of `hosts` (each with its own TLS name and URL). */
+function resolveHosts(
+  hosts: unknown,
+  base: {
+    hostname: string;
+    port: number;
+    tls: ResolvedTlsOptions | undefined;
+    username: string;
+    vhost: string;
+    tlsInput: unknown;
+  },
+): readonly ResolvedEndpoint[] {
+  const endpoint = (hostname: string, port: number): ResolvedEndpoint => {
+    const tls = hostname === base.hostname ? base.tls : resolveTls(base.tlsInput, hostname);
+    return Object.freeze({
+      hostname,
+      port,
+      tls,
+      displayUrl: displayUrl(tls !== undefined, base.username, hostname, port, base.vhost),
+    });
+  };
+  if (hosts === undefined) return Object.freeze([endpoint(base.hostname, base.port)]);
+  if (!Array.isArray(hosts) || hosts.length === 0) {
+    fail(`hosts must be a non-empty array of 'host', 'host:port' or { hostname, port }, got ${show(hosts)}`);
+  }
+  return Object.freeze(
+    hosts.map((h: unknown, i: number) => {
+      const { hostname, port } = hostAddress(h, `hosts[${i}]`);
+      return endpoint(hostname, port ?? base.port);
+    }),
+  );
+}
+
+/** Parses one entry of `hosts`. */
+function hostAddress(value: unknown, name: string): { hostname: string; port: number | undefined } {
+  if (isPlainObject(value)) {
+    checkKeys(value, { hostname: true, port: true }, `${name} key`);
+    const hostname = value.hostname;
+    if (typeof hostname !== 'string' || hostname === '') {
+      fail(`${name}.hostname must be a host name or address, got ${show(hostname)}`);
+    }
+    const port = value.port === undefined ? undefined : integer(`${name}.port`, value.port, 1, 65535);
+    return { hostname: hostname.replace(/^\[(.*)\]$/, '$1'), port };
+  }
+  if (typeof value !== 'string' || value.trim() === '') {
+    fail(`${name} must be 'host', 'host:port' or { hostname, port }, got ${show(value)}`);
+  }
+  const text = value.trim();
+  if (isIP(text) === 6) return { hostname: text, port: undefined };
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(text);
+  if (match === null) fail(`${name} must be 'host', 'host:port' or '[IPv6]:port', got ${show(value)}`);
+  const hostname = match[1] ?? match[2]!;
+  const port = match[3] === undefined ? undefined : integer(`${name} port`, Number(match[3]), 1, 65535);
+  return { hostname, port };
+}
+
+const DEFAULT_INITIAL_RETRY: RetryPolicyOptions = Object.freeze({
+  backoff: Object.freeze({ initialDelay: 100, maxDelay: 5000 }),
+  maxAttempts: 5,
+});
+const DEFAULT_RECONNECT_RETRY: RetryPolicyOptions = Object.freeze({
+  backoff: Object.freeze({ initialDelay: 100, multiplier: 2, maxDelay: 30_000, jitter: 0.5 }),
+  maxAttempts: Number.POSITIVE_INFINITY,
+});
+
+function resolveRecovery(value: unknown): ResolvedRecovery | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value !== true && !isPlainObject(value)) {
+    fail(`recovery must be a boolean or an object, got ${show(value)}`);
+  }
+  const o: RecoveryOptions = value === true ? {} : (value as RecoveryOptions);
+  if (value !== true) checkKeys(value as Record<string, unknown>, RECOVERY_KEYS, 'recovery option');
+  const hostOrder = o.hostOrder ?? 'in-order';
+  if (hostOrder !== 'in-order' && hostOrder !== 'round-robin') {
+    fail(`recovery.hostOrder must be 'in-order' or 'round-robin', got ${show(hostOrder)}`);
+  }
+  const policy = (name: string, options: unknown, defaults: RetryPolicyOptions) => {
+    if (options !== undefined && !isPlainObject(options)) {
+      fail(`recovery.${name} must be an object (a retry policy), got ${show(options)}`);
+    }
+    try {
+      return retryPolicy(options as RetryPolicyOptions | undefined, defaults);
+    } catch (e) {
+      return fail(`recovery.${name}: ${e instanceof Error ? e.message : String(e)}`, e);
+    }
+  };
+  const scheduler = o.scheduler;
+  if (
+    scheduler !== undefined &&
+    (typeof scheduler !== 'object' || typeof scheduler.schedule !== 'function')
+  ) {
+    fail(`recovery.scheduler must be an RxJS scheduler, got ${show(scheduler)}`);
+  }
+  return Object.freeze({
+    initial: o.initial === false ? undefined : policy('initial', o.initial, DEFAULT_INITIAL_RETRY),
+    reconnect: policy('reconnect', o.reconnect, DEFAULT_RECONNECT_RETRY),
+    hostOrder,
+    scheduler,
+  });
 }
 
 function readBatching(value: unknown): ResolvedOptions['readBatching'] {

@@ -338,14 +338,16 @@ export class ChannelCore implements ChannelEndpoint {
     }
   }
 
-  handleConnectionClosed(error: ConnectionClosedError): void {
+  handleConnectionClosed(error: ConnectionClosedError, recovering: boolean): void {
     if (this.state === 'closed') return;
     // A client close sends the held acks ahead of its connection.close.
     if (error.initiator === 'client' && this.state === 'open') this.acks.flush();
     const channelError = this.connectionClosed(error);
-    // The client closing its connection ends its channels in order (they complete); pending
-    // operations still fail, since they will never be answered.
-    this.closeWith(error.initiator === 'client' ? undefined : channelError, channelError);
+    // The client closing its connection ends its channels in order (they complete), and so does the
+    // loss of a recovering connection (its replacement re-opens them); pending operations still fail,
+    // since they will never be answered.
+    if (recovering) this.closeError = channelError;
+    this.closeWith(error.initiator === 'client' || recovering ? undefined : channelError, channelError);
   }
 
   private connectionClosed(error: ConnectionClosedError): ChannelClosedError {

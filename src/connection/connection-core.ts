@@ -7,7 +7,13 @@
  * @module
  * @internal
  */
-import { AmqpError, AuthenticationError, type CloseReason, ConnectionClosedError } from '../errors.js';
+import {
+  AmqpError,
+  AuthenticationError,
+  type CloseReason,
+  ConnectionClosedError,
+  PublishBlockedError,
+} from '../errors.js';
 import type { ResolvedOptions, SaslMechanism } from '../options.js';
 import { FrameError } from '../protocol/errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
@@ -51,8 +57,11 @@ export interface ConnectionCounters {
 export interface ChannelEndpoint {
   handleMethod(method: Method): void;
   handleContent(method: ContentMethod, properties: BasicProperties, body: Buffer): void;
-  /** The connection is gone: fail everything with this error. */
-  handleConnectionClosed(error: ConnectionClosedError): void;
+  /**
+   * The connection is gone: fail everything with this error. `recovering`: a recovering connection
+   * replaces it, so the channel's long-lived streams complete instead of erroring.
+   */
+  handleConnectionClosed(error: ConnectionClosedError, recovering: boolean): void;
 }
 
 type State = 'connecting' | 'start' | 'secure' | 'tune' | 'open-wait' | 'open' | 'closing' | 'closed';
@@ -70,6 +79,13 @@ export interface ConnectionListener {
   closed(error: ConnectionClosedError | AuthenticationError | undefined): void;
   /** connection.blocked / connection.unblocked from the broker. */
   blocked?(reason: string | undefined): void;
+  /** The client started closing the connection (close() or unsubscribing). */
+  closing?(): void;
+  /**
+   * Asked once as the connection ends with an error, before its channels hear of it: true when a
+   * recovering connection will replace this one (the channels then complete instead of erroring).
+   */
+  willRecover?(error: ConnectionClosedError | AuthenticationError): boolean;
 }
 
 /** @internal */
@@ -122,6 +138,16 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   writable = true;
   /** True between connection.blocked and connection.unblocked. */
   blocked = false;
+  /** Why the broker blocked the connection (connection.blocked's reason), while blocked. */
+  blockedReason: string | undefined;
+  /** writable and not blocked: a publish can be written now. */
+  publishable = true;
+  /** Publishes waiting for the broker to unblock the connection. */
+  private blockedWaiters: BlockedWaiter[] = [];
+  /** True once the connection ended and a recovering connection replaces it. */
+  recovering = false;
+  /** True once the handshake finished (it stays true after the connection ends). */
+  everOpened = false;
 
   constructor(
     readonly options: ResolvedOptions,
@@ -277,6 +303,66 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     else this.drainWaiters.push(callback);
   }
 
+  /**
+   * Like {@link whenWritable}, and also waits while the broker blocks the connection: at most
+   * `blockedTimeout`, or not at all with `whenBlocked: 'fail'` (then `callback` gets a
+   * PublishBlockedError). Returns a function that drops the wait.
+   */
+  whenPublishable(callback: (error?: Error) => void): (() => void) | undefined {
+    if (this.state === 'closed') {
+      callback(this.channelError());
+      return undefined;
+    }
+    if (!this.blocked) {
+      this.whenWritable(callback);
+      return undefined;
+    }
+    const reason = this.blockedReason;
+    if (this.options.whenBlocked === 'fail') {
+      callback(
+        new PublishBlockedError(
+          'CONNECTION_BLOCKED',
+          `the broker blocks publishing on this connection${reason ? ` (${reason})` : ''}; whenBlocked is 'fail'`,
+          reason,
+        ),
+      );
+      return undefined;
+    }
+    const waiter: BlockedWaiter = { callback, timer: undefined };
+    waiter.timer = setTimeout(() => {
+      const i = this.blockedWaiters.indexOf(waiter);
+      if (i >= 0) this.blockedWaiters.splice(i, 1);
+      callback(
+        new PublishBlockedError(
+          'BLOCKED_TIMEOUT',
+          `the broker blocked publishing on this connection${reason ? ` (${reason})` : ''} for longer than blockedTimeout (${this.options.blockedTimeout} ms)`,
+          reason,
+        ),
+      );
+    }, this.options.blockedTimeout);
+    this.blockedWaiters.push(waiter);
+    return () => {
+      const i = this.blockedWaiters.indexOf(waiter);
+      if (i >= 0) {
+        this.blockedWaiters.splice(i, 1);
+        clearTimeout(waiter.timer);
+      }
+    };
+  }
+
+  private setBlocked(blocked: boolean, reason: string | undefined): void {
+    this.blocked = blocked;
+    this.blockedReason = blocked ? reason : undefined;
+    this.publishable = this.writable && !blocked;
+    if (blocked) return;
+    const waiters = this.blockedWaiters;
+    this.blockedWaiters = [];
+    for (const w of waiters) {
+      clearTimeout(w.timer);
+      this.whenWritable(w.callback);
+    }
+  }
+
   /** The error that operations on this closed connection fail with. */
   channelError(): ConnectionClosedError {
     const error = this.closeError;
@@ -326,7 +412,10 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     if (transport === undefined) return;
     this.traffic.bytesSent += bytes.length;
     this.sentSinceTick = true;
-    if (!transport.write(bytes)) this.writable = false;
+    if (!transport.write(bytes)) {
+      this.writable = false;
+      this.publishable = false;
+    }
   }
 
   // ---- transport events -----------------------------------------------------------------------
@@ -380,6 +469,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
   onDrain(): void {
     this.writable = true;
+    this.publishable = !this.blocked;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (let i = 0; i < waiters.length; i++) {
@@ -497,6 +587,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       case 'connection.open-ok':
         if (this.state !== 'open-wait') break;
         this.state = 'open';
+        this.everOpened = true;
         this.clearConnectTimer();
         this.listener.opened();
         return;
@@ -509,11 +600,11 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
         this.finish(undefined);
         return;
       case 'connection.blocked':
-        this.blocked = true;
+        this.setBlocked(true, method.reason);
         this.listener.blocked?.(method.reason);
         return;
       case 'connection.unblocked':
-        this.blocked = false;
+        this.setBlocked(false, undefined);
         this.listener.blocked?.(undefined);
         return;
       case 'connection.update-secret-ok':
@@ -708,6 +799,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     }
     if (this.clientClosing || this.state === 'closed') return;
     this.clientClosing = true;
+    this.listener.closing?.();
     if (this.state !== 'open') {
       // Still connecting: abandon the attempt.
       this.abort.abort(
@@ -792,7 +884,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       const endpoint = this.channels[i];
       if (endpoint === undefined) continue;
       this.channels[i] = undefined;
-      endpoint.handleConnectionClosed(error);
+      endpoint.handleConnectionClosed(error, this.recovering);
     }
   }
 
@@ -805,6 +897,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     if (this.readTimer !== undefined) clearTimeout(this.readTimer);
     this.transport = undefined;
+    if (error !== undefined && this.listener.willRecover !== undefined) {
+      try {
+        this.recovering = this.listener.willRecover(error);
+      } catch {
+        this.recovering = false;
+      }
+    }
     const channelError = this.channelError();
     this.closeChannels(channelError);
     // Waiters for flush or drain fail, so that nothing waits forever on a dead connection.
@@ -813,6 +912,12 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     const drainWaiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const cb of drainWaiters) cb(channelError);
+    const blockedWaiters = this.blockedWaiters;
+    this.blockedWaiters = [];
+    for (const w of blockedWaiters) {
+      clearTimeout(w.timer);
+      w.callback(channelError);
+    }
     if (!this.closedNotified) {
       this.closedNotified = true;
       this.listener.closed(error);
@@ -826,6 +931,11 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       this.connectTimer = undefined;
     }
   }
+}
+
+interface BlockedWaiter {
+  readonly callback: (error?: Error) => void;
+  timer: NodeJS.Timeout | undefined;
 }
 
 function messageOf(e: unknown): string {

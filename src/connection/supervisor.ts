@@ -1,0 +1,220 @@
+/**
+ * The connection supervisor: opens connections one after the other for one `connect()` lifetime,
+ * choosing the host, retrying by the recovery policies, and reporting the state. It knows nothing of
+ * RxJS subscribers: {@link ConnectionGroup} hands what it opens to them.
+ *
+ * @module
+ * @internal
+ */
+import { asyncScheduler, type Subscription } from 'rxjs';
+import type { AuthenticationError, ConnectionClosedError } from '../errors.js';
+import type { ResolvedEndpoint, ResolvedOptions } from '../options.js';
+import { isRetryableError, type RetryPolicy } from '../recovery/retry-policy.js';
+import { ConnectionCore } from './connection-core.js';
+
+/**
+ * Where a connection Observable stands:
+ *
+ * - `INITIAL`: nobody subscribed yet;
+ * - `CONNECTING`: an attempt is under way (`host`, `attempt`);
+ * - `CONNECTED`: open (`host`);
+ * - `RECONNECTING`: the connection was lost or an attempt failed (`cause`), and the next attempt starts
+ *   after `delay` ms on `host` (`attempt` counts the retries since the last open connection);
+ * - `CLOSING`: the last subscriber left, or `close()` was called: the close handshake is under way;
+ * - `CLOSED`: over; `cause` says why when it was not the client (an error that was not retried, or
+ *   the retries ran out).
+ */
+export type ConnectionStatus = 'INITIAL' | 'CONNECTING' | 'CONNECTED' | 'RECONNECTING' | 'CLOSING' | 'CLOSED';
+
+/**
+ * One event of `state$`.
+ *
+ * @example
+ * ```ts
+ * const connection$ = connect(url, { recovery: true });
+ * connection$.state$.subscribe(({ status, host, cause }) => console.log(status, host ?? '', cause?.message ?? ''));
+ * ```
+ */
+export interface ConnectionState {
+  readonly status: ConnectionStatus;
+  /** `host:port` of the attempt or of the open connection. */
+  readonly host?: string;
+  /** Why the connection was lost, an attempt failed, or it closed. */
+  readonly cause?: Error;
+  /** CONNECTING: the attempt number since the last open connection (1 for the first try). RECONNECTING: the retry number. */
+  readonly attempt?: number;
+  /** RECONNECTING: milliseconds until the next attempt. */
+  readonly delay?: number;
+}
+
+/** What the supervisor tells the group. */
+export interface SupervisorSink {
+  /** A connection opened. */
+  opened(core: ConnectionCore): void;
+  /** The open connection was lost; recovery will open another one. */
+  lost(core: ConnectionCore): void;
+  /** The lifetime is over: the client closed it (undefined) or an error ended it. */
+  ended(error: Error | undefined): void;
+  /** connection.blocked / unblocked on the open connection. */
+  blocked(core: ConnectionCore, reason: string | undefined): void;
+}
+
+/** `host:port`, with IPv6 addresses in brackets. */
+export function hostLabel(endpoint: { readonly hostname: string; readonly port: number }): string {
+  const host = endpoint.hostname.includes(':') ? `[${endpoint.hostname}]` : endpoint.hostname;
+  return `${host}:${endpoint.port}`;
+}
+
+interface Decision {
+  /** Undefined: give up. */
+  readonly delay: number | undefined;
+  readonly retry: number;
+}
+
+/** @internal */
+export class Supervisor {
+  private core: ConnectionCore | undefined;
+  /** Retries since the last open connection (or since the start). */
+  private retries = 0;
+  /** Attempts since the last open connection (or since the start). */
+  private attempts = 0;
+  /** Index (into the endpoints) of the next attempt. */
+  private next = 0;
+  private connectedOnce = false;
+  private timer: Subscription | undefined;
+  private stopped = false;
+  private finished = false;
+  private readonly decisions = new WeakMap<ConnectionCore, Decision>();
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly sink: SupervisorSink,
+    private readonly report: (state: ConnectionState) => void,
+  ) {}
+
+  start(): void {
+    this.attempt();
+  }
+
+  /** The subscribers left: close what is open (the close handshake), stop retrying. */
+  stop(): void {
+    if (this.stopped || this.finished) return;
+    this.stopped = true;
+    this.timer?.unsubscribe();
+    this.timer = undefined;
+    const core = this.core;
+    if (core === undefined || core.isClosed) {
+      this.finish(undefined);
+      return;
+    }
+    this.report({ status: 'CLOSING', host: hostLabel(core.options) });
+    core.close();
+  }
+
+  private attempt(): void {
+    const endpoints = this.options.endpoints;
+    const index = this.next % endpoints.length;
+    const endpoint = endpoints[index]!;
+    this.attempts++;
+    this.report({ status: 'CONNECTING', host: hostLabel(endpoint), attempt: this.attempts });
+    const core: ConnectionCore = new ConnectionCore(withEndpoint(this.options, endpoint), {
+      opened: () => {
+        if (this.stopped) return;
+        this.connectedOnce = true;
+        this.retries = 0;
+        this.attempts = 0;
+        this.next = index;
+        this.report({ status: 'CONNECTED', host: hostLabel(endpoint) });
+        this.sink.opened(core);
+      },
+      closed: (error) => this.closed(core, index, error),
+      blocked: (reason) => this.sink.blocked(core, reason),
+      closing: () => {
+        if (!this.stopped) this.report({ status: 'CLOSING', host: hostLabel(endpoint) });
+      },
+      willRecover: (error) => this.decide(core, error).delay !== undefined,
+    });
+    this.core = core;
+    core.start();
+  }
+
+  /** Whether and when to retry after `core` ended with `error` (asked once per core). */
+  private decide(core: ConnectionCore, error: ConnectionClosedError | AuthenticationError): Decision {
+    let decision = this.decisions.get(core);
+    if (decision !== undefined) return decision;
+    const recovery = this.options.recovery;
+    const policy: RetryPolicy | undefined =
+      recovery === undefined ? undefined : this.connectedOnce ? recovery.reconnect : recovery.initial;
+    const retry = this.retries + 1;
+    let delay: number | undefined;
+    if (!this.stopped && policy !== undefined && isRetryableError(error)) {
+      try {
+        delay = policy.delayFor(retry, error);
+      } catch {
+        delay = undefined;
+      }
+    }
+    decision = { delay, retry };
+    this.decisions.set(core, decision);
+    return decision;
+  }
+
+  private closed(
+    core: ConnectionCore,
+    index: number,
+    error: ConnectionClosedError | AuthenticationError | undefined,
+  ): void {
+    if (this.core === core) this.core = undefined;
+    const wasOpen = core.everOpened;
+    if (this.stopped || error === undefined) {
+      if (wasOpen && !this.stopped) this.sink.lost(core);
+      this.finish(undefined);
+      return;
+    }
+    const { delay, retry } = this.decide(core, error);
+    if (wasOpen) this.sink.lost(core);
+    if (delay === undefined) {
+      this.finish(error);
+      return;
+    }
+    this.retries = retry;
+    const endpoints = this.options.endpoints.length;
+    if (wasOpen) {
+      this.attempts = 0;
+      this.next = this.options.recovery?.hostOrder === 'round-robin' ? index + 1 : 0;
+    } else {
+      this.next = index + 1;
+    }
+    this.report({
+      status: 'RECONNECTING',
+      host: hostLabel(this.options.endpoints[this.next % endpoints]!),
+      cause: error,
+      attempt: retry,
+      delay,
+    });
+    const scheduler = this.options.recovery?.scheduler ?? asyncScheduler;
+    this.timer = scheduler.schedule(() => {
+      this.timer = undefined;
+      if (!this.stopped) this.attempt();
+    }, delay);
+  }
+
+  private finish(error: Error | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.report(error === undefined ? { status: 'CLOSED' } : { status: 'CLOSED', cause: error });
+    this.sink.ended(error);
+  }
+}
+
+/** The options of one attempt: the endpoint's host, port, TLS name and URL. */
+function withEndpoint(options: ResolvedOptions, endpoint: ResolvedEndpoint): ResolvedOptions {
+  if (options.hostname === endpoint.hostname && options.port === endpoint.port) return options;
+  return Object.freeze({
+    ...options,
+    hostname: endpoint.hostname,
+    port: endpoint.port,
+    tls: endpoint.tls,
+    displayUrl: endpoint.displayUrl,
+  });
+}

@@ -10,7 +10,7 @@ import { asyncScheduler, type Subscription } from 'rxjs';
 import type { AuthenticationError, ConnectionClosedError } from '../errors.js';
 import type { ResolvedEndpoint, ResolvedOptions } from '../options.js';
 import { isRetryableError, type RetryPolicy } from '../recovery/retry-policy.js';
-import { ConnectionCore } from './connection-core.js';
+import { ConnectionCore, type ConnectionListener } from './connection-core.js';
 
 /**
  * Where a connection Observable stands:
@@ -48,15 +48,15 @@ export interface ConnectionState {
 }
 
 /** What the supervisor tells the group. */
-export interface SupervisorSink {
+export interface SupervisorSink<C> {
   /** A connection opened. */
-  opened(core: ConnectionCore): void;
+  opened(core: C): void;
   /** The open connection was lost; recovery will open another one. */
-  lost(core: ConnectionCore): void;
+  lost(core: C): void;
   /** The lifetime is over: the client closed it (undefined) or an error ended it. */
   ended(error: Error | undefined): void;
   /** connection.blocked / unblocked on the open connection. */
-  blocked(core: ConnectionCore, reason: string | undefined): void;
+  blocked(core: C, reason: string | undefined): void;
 }
 
 /** `host:port`, with IPv6 addresses in brackets. */
@@ -71,9 +71,26 @@ interface Decision {
   readonly retry: number;
 }
 
+/** What the supervisor needs of a connection: the state machine, or a stand-in in tests. */
+export interface SupervisedCore {
+  readonly options: ResolvedOptions;
+  readonly isClosed: boolean;
+  readonly everOpened: boolean;
+  start(): void;
+  close(): void;
+}
+
+/** Makes the connection of one attempt. */
+export type CoreFactory<C extends SupervisedCore> = (
+  options: ResolvedOptions,
+  listener: ConnectionListener,
+) => C;
+
+const makeCore: CoreFactory<ConnectionCore> = (options, listener) => new ConnectionCore(options, listener);
+
 /** @internal */
-export class Supervisor {
-  private core: ConnectionCore | undefined;
+export class Supervisor<C extends SupervisedCore = ConnectionCore> {
+  private core: C | undefined;
   /** Retries since the last open connection (or since the start). */
   private retries = 0;
   /** Attempts since the last open connection (or since the start). */
@@ -84,12 +101,13 @@ export class Supervisor {
   private timer: Subscription | undefined;
   private stopped = false;
   private finished = false;
-  private readonly decisions = new WeakMap<ConnectionCore, Decision>();
+  private readonly decisions = new WeakMap<C, Decision>();
 
   constructor(
     private readonly options: ResolvedOptions,
-    private readonly sink: SupervisorSink,
+    private readonly sink: SupervisorSink<C>,
     private readonly report: (state: ConnectionState) => void,
+    private readonly factory: CoreFactory<C> = makeCore as unknown as CoreFactory<C>,
   ) {}
 
   start(): void {
@@ -117,7 +135,7 @@ export class Supervisor {
     const endpoint = endpoints[index]!;
     this.attempts++;
     this.report({ status: 'CONNECTING', host: hostLabel(endpoint), attempt: this.attempts });
-    const core: ConnectionCore = new ConnectionCore(withEndpoint(this.options, endpoint), {
+    const core: C = this.factory(withEndpoint(this.options, endpoint), {
       opened: () => {
         if (this.stopped) return;
         this.connectedOnce = true;
@@ -139,7 +157,7 @@ export class Supervisor {
   }
 
   /** Whether and when to retry after `core` ended with `error` (asked once per core). */
-  private decide(core: ConnectionCore, error: ConnectionClosedError | AuthenticationError): Decision {
+  private decide(core: C, error: ConnectionClosedError | AuthenticationError): Decision {
     let decision = this.decisions.get(core);
     if (decision !== undefined) return decision;
     const recovery = this.options.recovery;
@@ -160,7 +178,7 @@ export class Supervisor {
   }
 
   private closed(
-    core: ConnectionCore,
+    core: C,
     index: number,
     error: ConnectionClosedError | AuthenticationError | undefined,
   ): void {

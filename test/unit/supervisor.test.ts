@@ -1,0 +1,328 @@
+/**
+ * The connection supervisor's state machine in virtual time: attempts, retry delays, host order, loss
+ * and recovery, giving up, and stopping, with stand-in connections driven by the test scheduler.
+ */
+import type { SchedulerLike } from 'rxjs';
+import { marbles } from 'rxjs-marbles/jest';
+import type { ConnectionListener } from '../../src/connection/connection-core.js';
+import {
+  type ConnectionState,
+  type SupervisedCore,
+  Supervisor,
+  type SupervisorSink,
+} from '../../src/connection/supervisor.js';
+import {
+  AuthenticationError,
+  ConnectionClosedError,
+  type ConnectOptions,
+  type ResolvedOptions,
+} from '../../src/index.js';
+import { resolveOptions } from '../../src/resolve-options.js';
+
+/** What one attempt does, at which virtual time after it starts (`loseAt` too counts from the start). */
+type Step = { at: number; does: 'open' | 'refuse' | 'auth' } | { at: number; does: 'open'; loseAt: number };
+
+const refused = () =>
+  new ConnectionClosedError('CONNECTION_LOST', 'connect ECONNREFUSED', { initiator: 'network' });
+const lost = () =>
+  new ConnectionClosedError('CONNECTION_LOST', 'the peer closed the connection', { initiator: 'network' });
+const badLogin = () =>
+  new AuthenticationError('the broker refused the credentials', { mechanism: 'PLAIN', replyCode: 403 });
+
+class FakeCore implements SupervisedCore {
+  isClosed = false;
+  everOpened = false;
+  recovering: boolean | undefined;
+
+  constructor(
+    readonly options: ResolvedOptions,
+    private readonly listener: ConnectionListener,
+    private readonly scheduler: SchedulerLike,
+    private readonly step: Step | undefined,
+  ) {}
+
+  start(): void {
+    const step = this.step;
+    if (step === undefined) return; // hangs: the test stops the supervisor
+    this.scheduler.schedule(() => {
+      if (this.isClosed) return;
+      if (step.does === 'refuse') this.end(refused());
+      else if (step.does === 'auth') this.end(badLogin());
+      else {
+        this.everOpened = true;
+        this.listener.opened();
+        if ('loseAt' in step)
+          this.scheduler.schedule(() => !this.isClosed && this.end(lost()), step.loseAt - step.at);
+      }
+    }, step.at);
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.listener.closing?.();
+    this.isClosed = true;
+    this.listener.closed(undefined);
+  }
+
+  private end(error: ConnectionClosedError | AuthenticationError): void {
+    this.isClosed = true;
+    this.recovering = this.listener.willRecover?.(error) ?? false;
+    this.listener.closed(error);
+  }
+}
+
+interface Run {
+  readonly states: (readonly [number, string, string?, number?, number?])[];
+  readonly events: string[];
+  readonly cores: FakeCore[];
+  readonly supervisor: Supervisor<FakeCore>;
+}
+
+/** Starts a supervisor whose attempts follow `steps` in order. */
+function run(m: { scheduler: SchedulerLike }, options: ConnectOptions, steps: Step[]): Run {
+  const scheduler = m.scheduler;
+  const resolved = resolveOptions('amqp://localhost', {
+    ...options,
+    ...(options.recovery === undefined || options.recovery === false
+      ? {}
+      : { recovery: { ...(options.recovery === true ? {} : options.recovery), scheduler } }),
+  });
+  const states: Run['states'] = [];
+  const events: string[] = [];
+  const cores: FakeCore[] = [];
+  const sink: SupervisorSink<FakeCore> = {
+    opened: (core) => events.push(`opened ${cores.indexOf(core)}`),
+    lost: (core) => events.push(`lost ${cores.indexOf(core)}`),
+    ended: (error) => events.push(error === undefined ? 'ended' : `ended ${error.constructor.name}`),
+    blocked: () => {},
+  };
+  const report = (s: ConnectionState) =>
+    states.push(
+      [scheduler.now(), s.status, s.host, s.attempt, s.delay].filter(
+        (v, i) => i < 2 || v !== undefined,
+      ) as never,
+    );
+  const supervisor = new Supervisor<FakeCore>(resolved, sink, report, (o, listener) => {
+    const core = new FakeCore(o, listener, scheduler, steps[cores.length]);
+    cores.push(core);
+    return core;
+  });
+  supervisor.start();
+  return { states, events, cores, supervisor };
+}
+
+describe('Supervisor (virtual time)', () => {
+  it(
+    'retries the first connection with the initial policy, moving through the hosts',
+    marbles((m) => {
+      const r = run(m, { hosts: ['a', 'b'], recovery: { initial: { delays: [10, 20] } } }, [
+        { at: 3, does: 'refuse' },
+        { at: 3, does: 'refuse' },
+        { at: 1, does: 'open' },
+      ]);
+      m.flush();
+      expect(r.states).toEqual([
+        [0, 'CONNECTING', 'a:5672', 1],
+        [3, 'RECONNECTING', 'b:5672', 1, 10],
+        [13, 'CONNECTING', 'b:5672', 2],
+        [16, 'RECONNECTING', 'a:5672', 2, 20],
+        [36, 'CONNECTING', 'a:5672', 3],
+        [37, 'CONNECTED', 'a:5672'],
+      ]);
+      expect(r.events).toEqual(['opened 2']);
+    }),
+  );
+
+  it(
+    'after a loss uses the reconnect policy, starts again at the first host (in order), and the count restarts',
+    marbles((m) => {
+      const r = run(m, { hosts: ['a', 'b'], recovery: { initial: false, reconnect: { delays: [5, 7] } } }, [
+        { at: 1, does: 'open', loseAt: 50 },
+        { at: 2, does: 'refuse' },
+        { at: 1, does: 'open', loseAt: 100 },
+        { at: 1, does: 'open' },
+      ]);
+      m.flush();
+      expect(r.states).toEqual([
+        [0, 'CONNECTING', 'a:5672', 1],
+        [1, 'CONNECTED', 'a:5672'],
+        [50, 'RECONNECTING', 'a:5672', 1, 5],
+        [55, 'CONNECTING', 'a:5672', 1],
+        [57, 'RECONNECTING', 'b:5672', 2, 7],
+        [64, 'CONNECTING', 'b:5672', 2],
+        [65, 'CONNECTED', 'b:5672'],
+        [164, 'RECONNECTING', 'a:5672', 1, 5],
+        [169, 'CONNECTING', 'a:5672', 1],
+        [170, 'CONNECTED', 'a:5672'],
+      ]);
+      expect(r.events).toEqual(['opened 0', 'lost 0', 'opened 2', 'lost 2', 'opened 3']);
+      // The lost connections were told a recovering connection replaces them (their channels complete).
+      expect(r.cores[0]!.recovering).toBe(true);
+      expect(r.cores[2]!.recovering).toBe(true);
+    }),
+  );
+
+  it(
+    'round robin: a recovery starts at the host after the one last used',
+    marbles((m) => {
+      const r = run(
+        m,
+        { hosts: ['a', 'b', 'c'], recovery: { reconnect: { delays: [5] }, hostOrder: 'round-robin' } },
+        [
+          { at: 1, does: 'refuse' },
+          { at: 1, does: 'open', loseAt: 20 },
+          { at: 1, does: 'open' },
+        ],
+      );
+      m.flush();
+      expect(r.states.map(([, status, host]) => `${status} ${host ?? ''}`.trim())).toEqual([
+        'CONNECTING a:5672',
+        'RECONNECTING b:5672',
+        'CONNECTING b:5672',
+        'CONNECTED b:5672',
+        'RECONNECTING c:5672',
+        'CONNECTING c:5672',
+        'CONNECTED c:5672',
+      ]);
+    }),
+  );
+
+  it(
+    'never retries a refused login: it ends with the error, and a lost connection is not told to recover',
+    marbles((m) => {
+      const r = run(m, { recovery: { initial: { delays: [1] }, reconnect: { delays: [1] } } }, [
+        { at: 1, does: 'open', loseAt: 10 },
+        { at: 2, does: 'auth' },
+        { at: 1, does: 'open' },
+      ]);
+      m.flush();
+      expect(r.states.map(([t, s]) => `${t} ${s}`)).toEqual([
+        '0 CONNECTING',
+        '1 CONNECTED',
+        '10 RECONNECTING',
+        '11 CONNECTING',
+        '13 CLOSED',
+      ]);
+      expect(r.events).toEqual(['opened 0', 'lost 0', 'ended AuthenticationError']);
+      expect(r.cores).toHaveLength(2);
+      expect(r.cores[1]!.recovering).toBe(false);
+    }),
+  );
+
+  it(
+    'gives up when the attempts run out, and ends with the last error',
+    marbles((m) => {
+      const r = run(m, { recovery: { initial: { delays: [4], maxAttempts: 2 } } }, [
+        { at: 1, does: 'refuse' },
+        { at: 1, does: 'refuse' },
+        { at: 1, does: 'refuse' },
+        { at: 1, does: 'open' },
+      ]);
+      m.flush();
+      expect(r.states.map(([t, s]) => `${t} ${s}`)).toEqual([
+        '0 CONNECTING',
+        '1 RECONNECTING',
+        '5 CONNECTING',
+        '6 RECONNECTING',
+        '10 CONNECTING',
+        '11 CLOSED',
+      ]);
+      expect(r.events).toEqual(['ended ConnectionClosedError']);
+      expect(r.cores).toHaveLength(3);
+    }),
+  );
+
+  it(
+    'without recovery the first error ends it, and a loss is not recovered',
+    marbles((m) => {
+      const first = run(m, {}, [{ at: 1, does: 'refuse' }]);
+      const second = run(m, {}, [{ at: 1, does: 'open', loseAt: 5 }]);
+      m.flush();
+      expect(first.states.map(([, s]) => s)).toEqual(['CONNECTING', 'CLOSED']);
+      expect(first.events).toEqual(['ended ConnectionClosedError']);
+      expect(second.states.map(([, s]) => s)).toEqual(['CONNECTING', 'CONNECTED', 'CLOSED']);
+      expect(second.events).toEqual(['opened 0', 'lost 0', 'ended ConnectionClosedError']);
+      expect(second.cores[0]!.recovering).toBe(false);
+    }),
+  );
+
+  it(
+    'stop() during a retry wait ends it at once, and no attempt starts afterwards',
+    marbles((m) => {
+      const r = run(m, { recovery: { initial: { delays: [100] } } }, [{ at: 1, does: 'refuse' }]);
+      m.scheduler.schedule(() => r.supervisor.stop(), 20);
+      m.flush();
+      expect(r.states.map(([t, s]) => `${t} ${s}`)).toEqual(['0 CONNECTING', '1 RECONNECTING', '20 CLOSED']);
+      expect(r.events).toEqual(['ended']);
+      expect(r.cores).toHaveLength(1);
+    }),
+  );
+
+  it(
+    'stop() on an open connection closes it (CLOSING, then CLOSED) without recovering',
+    marbles((m) => {
+      const r = run(m, { recovery: true }, [{ at: 1, does: 'open' }]);
+      m.scheduler.schedule(() => r.supervisor.stop(), 5);
+      m.flush();
+      expect(r.states.map(([t, s]) => `${t} ${s}`)).toEqual([
+        '0 CONNECTING',
+        '1 CONNECTED',
+        '5 CLOSING',
+        '5 CLOSED',
+      ]);
+      expect(r.events).toEqual(['opened 0', 'ended']);
+    }),
+  );
+
+  it(
+    'stop() during an attempt abandons it',
+    marbles((m) => {
+      const r = run(m, { recovery: true }, []); // the attempt never answers
+      m.scheduler.schedule(() => r.supervisor.stop(), 5);
+      m.flush();
+      expect(r.states.map(([t, s]) => `${t} ${s}`)).toEqual(['0 CONNECTING', '5 CLOSING', '5 CLOSED']);
+      expect(r.events).toEqual(['ended']);
+      expect(r.cores[0]!.isClosed).toBe(true);
+    }),
+  );
+
+  it(
+    'the client closing an open recovering connection ends it for good',
+    marbles((m) => {
+      const r = run(m, { recovery: { reconnect: { delays: [1] } } }, [{ at: 1, does: 'open' }]);
+      m.scheduler.schedule(() => r.cores[0]!.close(), 5);
+      m.flush();
+      expect(r.states.map(([t, s]) => `${t} ${s}`)).toEqual([
+        '0 CONNECTING',
+        '1 CONNECTED',
+        '5 CLOSING',
+        '5 CLOSED',
+      ]);
+      expect(r.events).toEqual(['opened 0', 'lost 0', 'ended']);
+      expect(r.cores).toHaveLength(1);
+    }),
+  );
+
+  it(
+    'backoff delays grow to the cap (jitter off)',
+    marbles((m) => {
+      const r = run(
+        m,
+        {
+          recovery: {
+            initial: {
+              backoff: { initialDelay: 10, multiplier: 3, maxDelay: 100, jitter: 0 },
+              maxAttempts: 4,
+            },
+          },
+        },
+        [1, 2, 3, 4, 5].map(() => ({ at: 0, does: 'refuse' as const })),
+      );
+      m.flush();
+      expect(r.states.filter(([, s]) => s === 'RECONNECTING').map(([, , , , delay]) => delay)).toEqual([
+        10, 30, 90, 100,
+      ]);
+      expect(r.events).toEqual(['ended ConnectionClosedError']);
+    }),
+  );
+});

@@ -179,6 +179,65 @@ export class Connection {
     return keepFirst(this.channel(options));
   }
 
+  /** The cached channel while open, or being opened. */
+  private cached:
+    | { channel: Channel | undefined; waiters: Subscriber<Channel>[]; error?: unknown }
+    | undefined;
+
+  /**
+   * The connection's cached channel, for one-shot operations (declarations, bindings, purges, a
+   * `get`): emits it and completes. The first call opens it; later calls reuse it; when an error closes
+   * it (a 404 on a passive declare, say), the next call opens a fresh one. It closes with the
+   * connection. Consumers and publishers that want their own flow control should use
+   * {@link channel} instead: one channel each.
+   *
+   * @example
+   * ```ts
+   * conn.cachedChannel().pipe(switchMap((ch) => ch.queueDeclare('jobs', { durable: true }))).subscribe();
+   * ```
+   */
+  cachedChannel(): Observable<Channel> {
+    return new Observable<Channel>((subscriber) => {
+      const cached = this.cached;
+      if (cached?.channel?.isOpen) {
+        subscriber.next(cached.channel);
+        subscriber.complete();
+        return;
+      }
+      if (cached !== undefined && cached.channel === undefined && cached.error === undefined) {
+        cached.waiters.push(subscriber);
+        return () => {
+          const i = cached.waiters.indexOf(subscriber);
+          if (i >= 0) cached.waiters.splice(i, 1);
+        };
+      }
+      const entry: NonNullable<Connection['cached']> = { channel: undefined, waiters: [subscriber] };
+      this.cached = entry;
+      this.channel().subscribe({
+        next: (channel) => {
+          entry.channel = channel;
+          for (const w of entry.waiters.splice(0)) {
+            w.next(channel);
+            w.complete();
+          }
+        },
+        error: (error: unknown) => {
+          entry.error = error;
+          if (this.cached === entry) this.cached = undefined;
+          for (const w of entry.waiters.splice(0)) w.error(error);
+        },
+        complete: () => {
+          if (this.cached === entry) this.cached = undefined;
+          for (const w of entry.waiters.splice(0)) w.error(this.core.channelError());
+        },
+      });
+      return () => {
+        const i = entry.waiters.indexOf(subscriber);
+        if (i >= 0) entry.waiters.splice(i, 1);
+      };
+    });
+  }
+
   /** Why the connection ended, when it was not the client closing it; undefined while open. */
   get error(): Error | undefined {
     return this.core.error;

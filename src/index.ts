@@ -52,6 +52,15 @@ export {
 } from './errors.js';
 export * from './options.js';
 export * from './protocol/index.js';
+export { createPublisher, Publisher, PublisherError, type PublisherOptions } from './publisher.js';
+export {
+  type BackoffOptions,
+  isRetryableError,
+  type RetryPolicy,
+  type RetryPolicyOptions,
+  retryPolicy,
+  retryWithPolicy,
+} from './recovery/retry-policy.js';
 export { amqplain, BUILTIN_MECHANISMS, chooseMechanism, external, plain } from './sasl.js';
 export { Secret } from './secret.js';
 export * from './topology/index.js';

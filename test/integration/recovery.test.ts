@@ -8,12 +8,19 @@ import { randomUUID } from 'node:crypto';
 import { firstValueFrom, lastValueFrom, type Subscription, switchMap, tap } from 'rxjs';
 import {
   AuthenticationError,
+  applyTopology,
+  binding,
   type Channel,
   type Connection,
   type ConnectionState,
   connect,
+  consumer,
+  consumeSpec,
   type Delivery,
+  defineTopology,
+  exchange,
   openConnection,
+  queue,
 } from '../../src/index.js';
 import { brokerEndpoint, brokerUrl } from '../support/broker.js';
 import { closeConnectionsNamed, connectionPids, eventually } from '../support/rabbitmqctl.js';
@@ -142,6 +149,64 @@ describe('recovery (real broker)', () => {
       ).toBe(true);
     } finally {
       sub.unsubscribe();
+      await lastValueFrom(publisher.close());
+    }
+  }, 60_000);
+
+  it('restores a spec topology after a reconnect: exchanges, queues (new server names), bindings, qos, consumers', async () => {
+    const name = uniqueName('topology');
+    const ex = exchange({ name: uniqueName('topic'), type: 'topic', autoDelete: true });
+    const durable = queue({ name: uniqueName('durable'), autoDelete: true });
+    const mine = queue({ name: '', exclusive: true });
+    const worker = consumer({ queue: mine, prefetch: 1 });
+    const topology = defineTopology({
+      exchanges: [ex],
+      queues: [durable, mine],
+      bindings: [
+        binding({ exchange: ex, queue: mine, routingKey: 'job.*' }),
+        binding({ exchange: ex, queue: durable, routingKey: '#' }),
+      ],
+      consumers: [worker],
+    });
+    const connection$ = connect(url, { name, recovery: FAST });
+    const names: string[] = [];
+    const received: Delivery[] = [];
+    const sub = connection$
+      .pipe(
+        switchMap((conn) =>
+          applyTopology(conn, topology).pipe(
+            tap((applied) => names.push(applied.queueName(mine))),
+            switchMap((applied) => conn.channel().pipe(switchMap((ch) => consumeSpec(ch, worker, applied)))),
+          ),
+        ),
+      )
+      .subscribe((d) => received.push(d));
+    const publisher = await openConnection(url);
+    const pch = await publisher.openChannel();
+    try {
+      for (const round of [1, 2]) {
+        expect(await eventually(() => names.length === round)).toBe(true);
+        const before = received.length;
+        // prefetch 1: of two messages only one is delivered until it is acked.
+        expect(
+          await eventually(() => {
+            if (received.length === before) pch.publish(ex.name, 'job.a', `r${round}-1`).subscribe();
+            return received.length === before + 1;
+          }),
+        ).toBe(true);
+        pch.publish(ex.name, 'job.b', `r${round}-2`).subscribe();
+        await eventually(() => false, 150);
+        expect(received.length).toBe(before + 1);
+        received.at(-1)!.ack();
+        expect(await eventually(() => received.length === before + 2)).toBe(true);
+        received.at(-1)!.ack();
+        if (round === 1) await closeConnectionsNamed(name);
+      }
+      expect(names[1]).not.toBe(names[0]);
+      expect(names.every((n) => n.startsWith('amq.gen-'))).toBe(true);
+    } finally {
+      sub.unsubscribe();
+      await lastValueFrom(pch.queueDelete(durable.name));
       await lastValueFrom(publisher.close());
     }
   }, 60_000);

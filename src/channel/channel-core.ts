@@ -98,6 +98,11 @@ export class ChannelCore implements ChannelEndpoint {
     this.disarmAckTimer();
     if (this.state === 'open') this.acks.flush();
   };
+  /** The ack timer fired: it stays usable (refresh() re-arms a timer that fired, not one cleared). */
+  private readonly ackTimerFired = (): void => {
+    this.ackTimerArmed = false;
+    this.flushAcks();
+  };
 
   constructor(
     readonly connection: ConnectionCore,
@@ -223,7 +228,7 @@ export class ChannelCore implements ChannelEndpoint {
       this.connection.beforeFlush(this.flushAcks);
     } else if (!this.ackTimerArmed) {
       this.ackTimerArmed = true;
-      if (this.ackTimer === undefined) this.ackTimer = setTimeout(this.flushAcks, delay);
+      if (this.ackTimer === undefined) this.ackTimer = setTimeout(this.ackTimerFired, delay);
       else this.ackTimer.refresh();
     }
     return true;
@@ -232,7 +237,9 @@ export class ChannelCore implements ChannelEndpoint {
   private disarmAckTimer(): void {
     if (!this.ackTimerArmed) return;
     this.ackTimerArmed = false;
+    // A cleared timer cannot be refreshed: the next hold makes a new one.
     clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
   }
 
   /** The smallest prefetch limit decides how many acks may be held before they are sent. */

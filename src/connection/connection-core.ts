@@ -490,7 +490,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       return;
     }
     const o = this.options;
-    if (this.state === 'secure' || this.state === 'tune') {
+    if ((this.state === 'secure' || this.state === 'tune') && !this.refusesLoginWithClose()) {
       // The broker hung up after our credentials: how brokers without authentication_failure_close refuse a login.
       this.fail(
         new AuthenticationError(
@@ -512,6 +512,19 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   }
 
   // ---- frames ---------------------------------------------------------------------------------
+
+  /**
+   * True when the broker said (connection.start's capabilities) that it refuses a login with a
+   * connection.close: then a bare hang-up during the handshake is the network, not the credentials.
+   */
+  private refusesLoginWithClose(): boolean {
+    const capabilities = this.serverProperties.capabilities;
+    return (
+      typeof capabilities === 'object' &&
+      capabilities !== null &&
+      (capabilities as Record<string, unknown>).authentication_failure_close === true
+    );
+  }
 
   onHeartbeat(): void {
     this.traffic.heartbeatsReceived++;

@@ -145,6 +145,24 @@ describe('handshake', () => {
     expect(error).toBeInstanceOf(AuthenticationError);
   });
 
+  it('a hang-up after the credentials from a broker that refuses logins with a close is a lost connection, not a refused login', async () => {
+    await serve(async (peer) => {
+      await peer.expectProtocolHeader();
+      peer.send(0, {
+        name: 'connection.start',
+        serverProperties: { capabilities: { authentication_failure_close: true } },
+        mechanisms: 'PLAIN',
+        locales: 'en_US',
+      });
+      await peer.expect('connection.start-ok');
+      peer.end();
+    });
+    const { error } = await outcome(connect(options()));
+    await server!.done();
+    expect(error).toBeInstanceOf(ConnectionClosedError);
+    expect((error as ConnectionClosedError).code).toBe('CONNECTION_LOST');
+  });
+
   it('fails with the close reason when the vhost is refused on connection.open', async () => {
     await serve(async (peer) => {
       await peer.expectProtocolHeader();

@@ -278,6 +278,33 @@ describe('ack coalescing on the wire', () => {
     expect(arrivals[1]!.at).toBeLessThan(300);
   });
 
+  it('sends every lone ack on its own timer, again and again (a fired timer is re-armed)', async () => {
+    const gaps: number[] = [];
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await acceptConsumer(peer);
+        for (let tag = 1; tag <= 4; tag++) {
+          const sentAt = performance.now();
+          deliveries(peer, tag, tag);
+          const m = await peer.expect('basic.ack');
+          expect(m.deliveryTag).toBe(tag);
+          gaps.push(performance.now() - sentAt);
+        }
+        await closeBoth(peer, []);
+      },
+      { maxConnections: 1 },
+    );
+    const { connection, channel } = await open({ ackDelay: 20 });
+    await consumeSome(channel, 4, (d) => d.ack(), 0);
+    await new Promise((r) => setTimeout(r, 50));
+    await lastValueFrom(channel.close());
+    await lastValueFrom(connection.close());
+    await server.done();
+    // Each ack came by its timer, not by the channel closing: the last one long before the close.
+    expect(gaps).toHaveLength(4);
+    for (const gap of gaps) expect(gap).toBeLessThan(1000);
+  });
+
   it('with ackDelay 0 sends the acks at the end of the turn', async () => {
     let at = 0;
     let sentAt = 0;

@@ -10,7 +10,7 @@ import { Observable, type Observer, Subject, type Subscriber, type Subscription,
 import type { ChannelCore, Reply } from './channel/channel-core.js';
 import { ConfirmSmoother, type ConfirmStatus, ConfirmTagError } from './channel/confirm-smoother.js';
 import { Delivery } from './delivery.js';
-import { ConsumerCancelledError, PublishBlockedError } from './errors.js';
+import { ConsumerCancelledError, causedByConnectionLoss, PublishBlockedError } from './errors.js';
 import type { FieldTable } from './protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from './protocol/generated.js';
 
@@ -298,7 +298,7 @@ export class Channel {
       // Every publish still waiting for its confirm fails now, in order. When this runs from inside a
       // confirm being reported (a subscriber closing the connection), the smoother reports the
       // failures once that one returns: confirms$ completes after the last of them.
-      this.failure = error ?? this.core.laterUseError('publish');
+      this.failure = error ?? this.core.error ?? this.core.laterUseError('publish');
       this.smoother.fail();
     }
     if (this.smoother === undefined || this.smoother.outstanding === 0) this.confirmsSubject.complete();
@@ -441,7 +441,7 @@ export class Channel {
         },
         (error) => {
           stopped = true;
-          subscriber.error(error);
+          this.failOperation(subscriber, error);
         },
       );
     };
@@ -452,7 +452,7 @@ export class Channel {
         () => undefined,
         (error) => {
           stopped = true;
-          subscriber.error(error);
+          this.failOperation(subscriber, error);
         },
       );
     }
@@ -892,7 +892,7 @@ export class Channel {
           }
           subscriber.complete();
         },
-        (error) => subscriber.error(error),
+        (error) => this.failOperation(subscriber, error),
       );
       return () => handle.cancel();
     });
@@ -1166,10 +1166,20 @@ export class Channel {
           subscriber.next(value);
           subscriber.complete();
         },
-        (error) => subscriber.error(error),
+        (error) => this.failOperation(subscriber, error),
       );
       return () => handle.cancel();
     });
+  }
+
+  /**
+   * Ends a one-shot operation that failed: with the error, except when a recovering connection was
+   * lost under it. Then it completes without a value, like the channel and its consumers, so that a
+   * `switchMap` pipeline waits for the next connection instead of ending.
+   */
+  private failOperation(subscriber: Observer<never>, error: Error): void {
+    if (this.core.connection.recovering && causedByConnectionLoss(error)) subscriber.complete();
+    else subscriber.error(error);
   }
 
   [inspect.custom](): string {

@@ -10,6 +10,7 @@ import { Channel } from './channel.js';
 import type { ConnectionCore, ConnectionCounters, Tune } from './connection/connection-core.js';
 import { type ConnectionState, hostLabel, Supervisor } from './connection/supervisor.js';
 import { Delivery } from './delivery.js';
+import { ConfigurationError, causedByConnectionLoss } from './errors.js';
 import type { ConnectOptions, ResolvedOptions } from './options.js';
 import type { FieldTable } from './protocol/field-table.js';
 import { resolveOptions } from './resolve-options.js';
@@ -134,7 +135,8 @@ export class Connection {
         opened: () => subscriber.next(channel!),
         closed: (error) => {
           channel?.complete(error);
-          if (error === undefined) subscriber.complete();
+          if (error === undefined || (this.core.recovering && causedByConnectionLoss(error)))
+            subscriber.complete();
           else subscriber.error(error);
         },
         delivered: (method, properties, body) => channel?.dispatchDelivery(method, properties, body),
@@ -155,7 +157,9 @@ export class Connection {
       try {
         core.open(options.id);
       } catch (e) {
-        subscriber.error(e);
+        // On a lost recovering connection the next Connection brings the next channel.
+        if (this.core.recovering && causedByConnectionLoss(e)) subscriber.complete();
+        else subscriber.error(e);
         return;
       }
       return () => core.close();
@@ -334,6 +338,7 @@ export class ConnectionObservable extends Observable<Connection> {
       try {
         resolved = resolveOptions(url ?? {}, options);
       } catch (e) {
+        this.states.next({ status: 'CLOSED', cause: e as Error });
         subscriber.error(e);
         return;
       }
@@ -420,6 +425,15 @@ class ConnectionGroup {
  * ```
  */
 export function openConnection(url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
+  const recovery = options?.recovery ?? (typeof url === 'object' ? url.recovery : undefined);
+  if (recovery !== undefined && recovery !== false) {
+    // The promise can hold one Connection only: the ones recovery opens later would be out of reach.
+    return Promise.reject(
+      new ConfigurationError(
+        'openConnection() does not recover: use connect(url, { recovery }) and switchMap, or createPublisher, to carry on across reconnects',
+      ),
+    );
+  }
   return keepFirst(connect(url, options));
 }
 

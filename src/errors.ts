@@ -303,3 +303,16 @@ export class ConfigurationError extends AmqpError {
 
 /** True when a reply code closes the whole connection (a hard error). Re-exported for convenience. */
 export { isHardError };
+
+/**
+ * @internal True when `error` (or an error it was caused by) is the loss of a connection: a
+ * `ConnectionClosedError` the client did not cause.
+ */
+export function causedByConnectionLoss(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+    if (e instanceof ConnectionClosedError) return e.initiator !== 'client';
+    e = e.cause;
+  }
+  return false;
+}

@@ -9,7 +9,7 @@
 import { Observable, type Subscription } from 'rxjs';
 import type { Channel, PublishCallback, PublishOptions, PublishOutcome } from './channel.js';
 import type { Connection } from './connection.js';
-import { AmqpError, ConfigurationError, ConnectionClosedError } from './errors.js';
+import { AmqpError, ConfigurationError, causedByConnectionLoss } from './errors.js';
 import type { BasicProperties } from './protocol/generated.js';
 
 /** Options of {@link createPublisher}. */
@@ -364,7 +364,7 @@ export class Publisher {
         settled = true;
         it.handle = undefined;
         this.inFlight--;
-        if (outcome === undefined && this.republish && !this.closed && lostWithConnection(error)) {
+        if (outcome === undefined && this.republish && !this.closed && causedByConnectionLoss(error)) {
           this.republished++;
           this.hold(it, true);
         } else {
@@ -426,16 +426,6 @@ export class Publisher {
       item.done(item.context, undefined, reason);
     }
   }
-}
-
-/** True for the error of a publish whose channel went away with its connection (not a channel error). */
-function lostWithConnection(error: Error | undefined): boolean {
-  let e: unknown = error;
-  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
-    if (e instanceof ConnectionClosedError) return e.initiator !== 'client';
-    e = e.cause;
-  }
-  return false;
 }
 
 function positiveInteger(name: string, value: number): number {

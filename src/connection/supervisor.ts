@@ -165,12 +165,17 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
       recovery === undefined ? undefined : this.connectedOnce ? recovery.reconnect : recovery.initial;
     const retry = this.retries + 1;
     let delay: number | undefined;
-    if (!this.stopped && policy !== undefined && isRetryableError(error)) {
+    if (this.stopped) delay = undefined;
+    else if (policy !== undefined) {
+      // The policy's `retryable` (by default isRetryableError) decides which errors are retried.
       try {
         delay = policy.delayFor(retry, error);
       } catch {
         delay = undefined;
       }
+    } else if (!this.connectedOnce && !core.everOpened && this.attempts < this.options.endpoints.length) {
+      // No retry policy: the first connection still tries each host once, in order, without delay.
+      delay = isRetryableError(error) ? 0 : undefined;
     }
     decision = { delay, retry };
     this.decisions.set(core, decision);

@@ -5,12 +5,24 @@
  * retrying are not retried, several hosts are tried in turn, and a shared connection is one socket.
  */
 import { randomUUID } from 'node:crypto';
-import { firstValueFrom, lastValueFrom, type Subscription, switchMap, tap } from 'rxjs';
+import {
+  BehaviorSubject,
+  filter,
+  firstValueFrom,
+  lastValueFrom,
+  map,
+  type Subscription,
+  switchMap,
+  take,
+  tap,
+} from 'rxjs';
 import {
   AuthenticationError,
   applyTopology,
   binding,
   type Channel,
+  ChannelClosedError,
+  ConfigurationError,
   type Connection,
   type ConnectionState,
   connect,
@@ -24,6 +36,7 @@ import {
 } from '../../src/index.js';
 import { brokerEndpoint, brokerUrl } from '../support/broker.js';
 import { closeConnectionsNamed, connectionPids, eventually } from '../support/rabbitmqctl.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 const FAST = { reconnect: { delays: [50, 100, 200] } } as const;
 
@@ -247,6 +260,70 @@ describe('recovery (real broker)', () => {
       await deleteQueue(queue);
     }
   }, 60_000);
+
+  it('an operation in flight when the connection is lost completes instead of erroring, so the pipeline waits for the next connection', async () => {
+    const endpoint = await brokerEndpoint();
+    const proxy = await startTcpProxy(endpoint);
+    const queue = uniqueName('in-flight');
+    const go = new BehaviorSubject(false);
+    const connection$ = connect(proxy.url(url), { recovery: FAST });
+    const states: ConnectionState[] = [];
+    connection$.state$.subscribe((s) => states.push(s));
+    const channels: Channel[] = [];
+    const received: string[] = [];
+    const errors: unknown[] = [];
+    const publishErrors: unknown[] = [];
+    const sub = connection$
+      .pipe(
+        switchMap((conn) => conn.channel()),
+        switchMap((ch) => ch.confirmSelect().pipe(map(() => ch))),
+        tap((ch) => channels.push(ch)),
+        switchMap((ch) =>
+          go.pipe(
+            filter(Boolean),
+            take(1),
+            tap(() => {
+              // A publish on the channel, not confirmed yet when the connection goes: it errors, typed.
+              ch.publish('', queue, 'in flight').subscribe({ error: (e) => publishErrors.push(e) });
+            }),
+            switchMap(() => ch.queueDeclare(queue)),
+            switchMap(() => ch.consume(queue, { noAck: true })),
+          ),
+        ),
+      )
+      .subscribe({ next: (d) => received.push(d.body.toString()), error: (e) => errors.push(e) });
+    try {
+      expect(await eventually(() => channels.length === 1)).toBe(true);
+      proxy.blackhole(); // what the client sends now stays unanswered
+      go.next(true);
+      await eventually(() => false, 100);
+      proxy.reset();
+      proxy.unblackhole();
+      expect(await eventually(() => channels.length === 2, 10_000)).toBe(true);
+      expect(errors).toEqual([]);
+      expect(await eventually(() => publishErrors.length === 1)).toBe(true);
+      expect(publishErrors[0]).toBeInstanceOf(ChannelClosedError);
+      expect((publishErrors[0] as ChannelClosedError).code).toBe('CONNECTION_CLOSED');
+      await publishTo(queue, ['after']);
+      expect(await eventually(() => received.includes('after'))).toBe(true);
+      expect(errors).toEqual([]);
+      expect(states.filter((s) => s.status === 'CONNECTED')).toHaveLength(2);
+    } finally {
+      sub.unsubscribe();
+      await deleteQueue(queue);
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it('openConnection refuses recovery (its promise can hold one Connection only); a bad option is CLOSED on state$', async () => {
+    await expect(openConnection(url, { recovery: true })).rejects.toBeInstanceOf(ConfigurationError);
+    const connection$ = connect(url, { recovery: { hostOrder: 'sideways' as 'in-order' } });
+    const states: ConnectionState[] = [];
+    connection$.state$.subscribe((s) => states.push(s));
+    await expect(firstValueFrom(connection$)).rejects.toBeInstanceOf(ConfigurationError);
+    expect(states.map((s) => s.status)).toEqual(['INITIAL', 'CLOSED']);
+    expect(states[1]!.cause).toBeInstanceOf(ConfigurationError);
+  });
 
   it('does not retry a refused login: it errors with AuthenticationError at once', async () => {
     const endpoint = await brokerEndpoint();

@@ -247,6 +247,49 @@ describe('Supervisor (virtual time)', () => {
   );
 
   it(
+    'without recovery the first connection still tries each host once, in order, without delay',
+    marbles((m) => {
+      const r = run(m, { hosts: ['a', 'b', 'c'] }, [
+        { at: 2, does: 'refuse' },
+        { at: 2, does: 'refuse' },
+        { at: 2, does: 'refuse' },
+      ]);
+      const s = run(m, { hosts: ['a', 'b', 'c'] }, [
+        { at: 2, does: 'refuse' },
+        { at: 2, does: 'open' },
+      ]);
+      m.flush();
+      expect(r.states.map(([t, st, host]) => `${t} ${st} ${host ?? ''}`.trim())).toEqual([
+        '0 CONNECTING a:5672',
+        '2 RECONNECTING b:5672',
+        '2 CONNECTING b:5672',
+        '4 RECONNECTING c:5672',
+        '4 CONNECTING c:5672',
+        '6 CLOSED',
+      ]);
+      expect(r.events).toEqual(['ended ConnectionClosedError']);
+      expect(s.events).toEqual(['opened 1']);
+    }),
+  );
+
+  it(
+    'a policy whose retryable accepts every error retries even a refused login',
+    marbles((m) => {
+      const r = run(m, { recovery: { initial: { delays: [3], retryable: () => true } } }, [
+        { at: 1, does: 'auth' },
+        { at: 1, does: 'open' },
+      ]);
+      m.flush();
+      expect(r.states.map(([t, st]) => `${t} ${st}`)).toEqual([
+        '0 CONNECTING',
+        '1 RECONNECTING',
+        '4 CONNECTING',
+        '5 CONNECTED',
+      ]);
+    }),
+  );
+
+  it(
     'stop() during a retry wait ends it at once, and no attempt starts afterwards',
     marbles((m) => {
       const r = run(m, { recovery: { initial: { delays: [100] } } }, [{ at: 1, does: 'refuse' }]);

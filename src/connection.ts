@@ -49,8 +49,8 @@ export class Connection {
   private readonly blockedSubject = new Subject<BlockedEvent>();
 
   /**
-   * connection.blocked and connection.unblocked from the broker, as events: the broker blocks
-   * publishing on every connection while a resource alarm (memory or disk) is on. A subscriber that
+   * connection.blocked and connection.unblocked from the broker, as events: while a resource alarm
+   * (memory or disk) is on, the broker blocks each connection that publishes, and says so. A subscriber that
    * comes while the connection is blocked gets `{ blocked: true, reason }` at once. Completes when the
    * connection ends. While blocked, publishes wait (see `whenBlocked` and `blockedTimeout`).
    *
@@ -232,7 +232,12 @@ export class Connection {
         },
         complete: () => {
           if (this.cached === entry) this.cached = undefined;
-          for (const w of entry.waiters.splice(0)) w.error(this.core.channelError());
+          // Lost with a recovering connection: complete like channel() (the next Connection has its own).
+          const recovering = this.core.recovering;
+          for (const w of entry.waiters.splice(0)) {
+            if (recovering) w.complete();
+            else w.error(this.core.channelError());
+          }
         },
       });
       return () => {

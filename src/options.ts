@@ -251,14 +251,16 @@ export interface HostAddress {
  */
 export interface RecoveryOptions {
   /**
-   * Retries of the first connection, or `false` to fail at the first error. Default
+   * Retries of the first connection, or `false` for none (each of several `hosts` is still tried
+   * once, as without recovery). Default
    * `{ backoff: { initialDelay: 100, maxDelay: 5000 }, maxAttempts: 5 }` (about 3 s).
    */
   initial?: RetryPolicyOptions | false;
   /**
    * Retries after an established connection is lost. Default: exponential backoff from 100 ms doubling
-   * to 30 s, with jitter, and no limit on attempts. Errors that retrying cannot fix (a refused login,
-   * access refused, an unknown vhost, a certificate that does not verify) are never retried.
+   * to 30 s, with jitter, and no limit on attempts. By default (`isRetryableError`), errors that
+   * retrying cannot fix (a refused login, access refused, an unknown vhost, a certificate that does not
+   * verify) are not retried; a policy's own `retryable` replaces that check.
    */
   reconnect?: RetryPolicyOptions;
   /**

@@ -41,7 +41,8 @@ export interface PublisherOptions {
  * `whileDisconnected: 'fail'`), `BUFFER_FULL` (`maxBuffered` messages were already held),
  * `BUFFER_TIMEOUT` (no connection came within `bufferTimeout`), `PUBLISHER_CLOSED` (`close()` was
  * called before it went out) or `CONNECTION_ENDED` (the connection Observable ended: recovery gave up
- * or the connection was closed). The message was not sent.
+ * or the connection was closed). The message was not sent (except, with `republish`, an earlier copy
+ * published before a connection was lost, which the broker may have kept).
  *
  * @example
  * ```ts
@@ -115,6 +116,11 @@ export class Publisher {
     this.failFast = mode === 'fail';
     this.maxBuffered = positiveInteger('maxBuffered', options.maxBuffered ?? 10_000);
     this.bufferTimeout = positiveInteger('bufferTimeout', options.bufferTimeout ?? 30_000);
+    if (this.bufferTimeout > MAX_TIMEOUT) {
+      throw new ConfigurationError(
+        `bufferTimeout must be at most ${MAX_TIMEOUT} ms, got ${this.bufferTimeout}`,
+      );
+    }
     this.republish = options.republish ?? false;
   }
 
@@ -225,7 +231,7 @@ export class Publisher {
       this.send(channel, item);
       return item.handle === undefined ? undefined : cancel;
     }
-    if (this.failFast && this.everReady) {
+    if (this.failFast && this.everReady && this.connection?.isOpen !== true) {
       done(
         context,
         undefined,
@@ -427,6 +433,9 @@ export class Publisher {
     }
   }
 }
+
+/** Longest timer Node accepts: larger delays overflow and fire after 1 ms. */
+const MAX_TIMEOUT = 0x7fffffff;
 
 function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { lastValueFrom, switchMap } from 'rxjs';
 import {
   ChannelClosedError,
+  ConfigurationError,
   type Connection,
   ConnectionClosedError,
   type ConnectionState,
@@ -205,6 +206,15 @@ describe('createPublisher (real broker)', () => {
     expect(await eventually(() => ended.error !== undefined)).toBe(true);
     expect((ended.error as PublisherError).code).toBe('CONNECTION_ENDED');
     await removeQueue(url, queue);
+  });
+});
+
+describe('createPublisher options', () => {
+  it('refuses bad options with a ConfigurationError', () => {
+    const never = connect('amqp://127.0.0.1:1');
+    expect(() => createPublisher(never, { maxBuffered: 0 })).toThrow(ConfigurationError);
+    expect(() => createPublisher(never, { bufferTimeout: 2 ** 31 })).toThrow(/at most 2147483647/);
+    expect(() => createPublisher(never, { whileDisconnected: 'drop' as 'fail' })).toThrow(ConfigurationError);
   });
 });
 

@@ -98,6 +98,9 @@ describe('recovery (real broker)', () => {
       expect(await eventually(() => connections.length === 2)).toBe(true);
       expect(connections[0]!.isOpen).toBe(false);
       expect(connections[1]!.isOpen).toBe(true);
+      // What is asked of the lost connection completes without a value (the new one serves instead).
+      expect(await lastValueFrom(connections[0]!.channel(), { defaultValue: 'none' })).toBe('none');
+      expect(await lastValueFrom(connections[0]!.cachedChannel(), { defaultValue: 'none' })).toBe('none');
 
       await publishTo(queue, ['after']);
       expect(await eventually(() => received.includes('after'))).toBe(true);

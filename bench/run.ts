@@ -15,8 +15,23 @@ import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  chart,
+  checkTargets as checkIssueTargets,
+  compare,
+  comparisonTable,
+  PEERS,
+  targetsTable,
+} from './lib/compare.js';
 import { type MeasureHooks, type MeasureOptions, measure } from './lib/measure.js';
 import { bytes, fixed, si, table } from './lib/stats.js';
+import {
+  BLOCKED_BROKER_ENV,
+  MEMORY_BLOCK_AFTER,
+  NULL_BROKER_ENV,
+  needsNullBroker,
+  TARGETS_ENV,
+} from './lib/suite-env.js';
 import type { Scenario, ScenarioContext, Workload, WorkloadResult } from './lib/types.js';
 import { SCENARIOS } from './scenarios.js';
 
@@ -46,6 +61,8 @@ Options:
   --inline            run every workload in this process instead of one child process each
   --profile           write a CPU profile of each workload's measured rounds (not its warm-up) to
                       bench/results/profiles/<timestamp>/<scenario>-<workload>.cpuprofile
+  --target <t>        real, null or real,null (default): the brokers of the peer suite's scenarios
+  --docs              also write the chart and the comparison to docs/benchmarks.svg and docs/benchmarks.md
   --check             exit with status 1 when a workload misses its target
   --list              list the scenarios and their workloads, and exit
   -h, --help          this text`;
@@ -57,6 +74,8 @@ interface Options extends MeasureOptions {
   readonly inline: boolean;
   readonly check: boolean;
   readonly list: boolean;
+  readonly targets: string;
+  readonly docs: boolean;
   readonly scenarios: readonly string[];
   /** Where to write CPU profiles of the measured rounds, when profiling. */
   readonly profileDir: string | undefined;
@@ -85,6 +104,8 @@ function parseOptions(argv: string[]): Options | undefined {
       inline: { type: 'boolean', default: false },
       check: { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
+      target: { type: 'string' },
+      docs: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'profile-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -108,6 +129,8 @@ function parseOptions(argv: string[]): Options | undefined {
     inline: values.inline === true,
     check: values.check === true,
     list: values.list === true,
+    targets: checkTargets(values.target ?? process.env[TARGETS_ENV] ?? 'real,null'),
+    docs: values.docs === true,
     scenarios: positionals.length > 0 ? positionals : SCENARIOS.map((s) => s.name),
     profileDir:
       values['profile-dir'] ??
@@ -120,6 +143,43 @@ function parseOptions(argv: string[]): Options | undefined {
         ? { scenario: values.child, workload: values.workload }
         : undefined,
   };
+}
+
+function checkTargets(value: string): string {
+  const parts = value.split(',').map((t) => t.trim());
+  for (const t of parts)
+    if (t !== 'real' && t !== 'null')
+      throw new Error(`--target takes real, null or real,null, got "${value}"`);
+  return parts.join(',');
+}
+
+/** Starts a null broker in a process of its own (so that its CPU is not the client's); resolves with its URL. */
+function startNullBrokerProcess(extra: string[]): Promise<{ url: string; stop(): void }> {
+  const entry = join(dirname(fileURLToPath(import.meta.url)), 'null-broker-process.js');
+  return new Promise((resolvePromise, reject) => {
+    const proc = fork(entry, extra, { stdio: ['pipe', 'pipe', 'inherit', 'ipc'] });
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error('the null broker did not start within 10 s')), 10_000);
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const line = buffered.split('\n')[0];
+      if (line === undefined || !buffered.includes('\n')) return;
+      clearTimeout(timer);
+      const { port } = JSON.parse(line) as { port: number };
+      resolvePromise({ url: `amqp://guest:guest@127.0.0.1:${port}`, stop: () => proc.kill('SIGTERM') });
+    });
+    proc.on('error', reject);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the null broker exited with code ${code}`));
+    });
+  });
+}
+
+/** A bar like [██████░░░░] 12/40 for the progress lines. */
+function bar(done: number, total: number, width = 24): string {
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${done}/${total}`;
 }
 
 function context(scenario: string, quick: boolean): ScenarioContext {
@@ -285,7 +345,9 @@ async function main(): Promise<number> {
   if (options === undefined) return 0;
   if (options.child !== undefined) {
     await child(options, options.child);
-    return 0;
+    // A client whose socket the broker stopped reading (the memory scenario) can keep handles open:
+    // the result is sent, so end the process rather than wait for them.
+    process.exit(0);
   }
 
   const started = new Date();
@@ -301,6 +363,26 @@ async function main(): Promise<number> {
     );
   }
 
+  process.env[TARGETS_ENV] = options.targets;
+  const brokers: { stop(): void }[] = [];
+  if (
+    !options.list &&
+    options.child === undefined &&
+    options.targets.includes('null') &&
+    options.scenarios.some(needsNullBroker)
+  ) {
+    const plain = await startNullBrokerProcess([]);
+    const blocked = await startNullBrokerProcess(['--block-after', String(MEMORY_BLOCK_AFTER)]);
+    brokers.push(plain, blocked);
+    process.env[NULL_BROKER_ENV] = plain.url;
+    process.env[BLOCKED_BROKER_ENV] = blocked.url;
+  }
+  const stopBrokers = () => {
+    for (const b of brokers) b.stop();
+  };
+  process.once('exit', stopBrokers);
+
+  const plan: { name: string; scenario: Scenario; workloads: Workload[] }[] = [];
   for (const name of options.scenarios) {
     const scenario = await loadScenario(name);
     const workloads = await scenario.workloads(context(name, options.quick));
@@ -317,7 +399,14 @@ async function main(): Promise<number> {
       for (const w of workloads) console.log(`  ${w.name}${w.client !== undefined ? ` [${w.client}]` : ''}`);
       continue;
     }
+    plan.push({ name, scenario, workloads: selected });
+  }
+  const total = plan.reduce((n, p) => n + p.workloads.length, 0);
+  let done = 0;
+  for (const { name, workloads: selected } of plan) {
     for (const workload of selected) {
+      console.log(`${bar(done, total)}  ${name}/${workload.name}`);
+      done++;
       try {
         results.push(
           options.inline
@@ -331,9 +420,18 @@ async function main(): Promise<number> {
       }
     }
   }
+  stopBrokers();
   if (options.list) return 0;
+  console.log(bar(done, total));
 
   console.log(`\n${report(results)}`);
+  const rows = compare(results);
+  const checks = checkIssueTargets(rows);
+  if (rows.length > 0) {
+    console.log(`\nComparison (median of the rounds; ratios against the best of ${PEERS.join(', ')}):\n`);
+    console.log(comparisonTable(rows));
+    console.log(`\nIssue 7's targets:\n\n${targetsTable(checks)}`);
+  }
   const contended = results.filter((r) => r.cpuBound && r.cpuUtilization.median < 0.9);
   if (contended.length > 0) {
     console.log(
@@ -374,6 +472,8 @@ async function main(): Promise<number> {
       isolated: !options.inline,
     },
     results,
+    comparison: rows,
+    targets: checks,
     skipped,
     failures,
   };
@@ -382,6 +482,24 @@ async function main(): Promise<number> {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`\nresults: ${relative(process.cwd(), path)}`);
+  if (rows.length > 0) {
+    const title = `rxamqp vs peers, ${cpus().length} cores, node ${process.version}, ${started.toISOString().slice(0, 10)}${options.quick ? ' (quick)' : ''}`;
+    const svgPath = path.replace(/\.json$/, '.svg');
+    writeFileSync(svgPath, chart(rows, title));
+    console.log(`chart: ${relative(process.cwd(), svgPath)}`);
+    if (options.docs) {
+      writeFileSync(join(ROOT, 'docs', 'benchmarks.svg'), chart(rows, title));
+      writeFileSync(
+        join(ROOT, 'docs', 'benchmarks.md'),
+        `# Benchmarks\n\nGenerated by \`npm run bench -- --docs${options.quick ? ' --quick' : ''}\` on ${started.toISOString()} ` +
+          `(${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, node ${process.version}, commit ` +
+          `${gitDescription()?.commit.slice(0, 10) ?? 'unknown'}). See [bench/README.md](../bench/README.md) for the method.\n\n` +
+          `![rxamqp vs peers](benchmarks.svg)\n\n## Comparison\n\n\`\`\`\n${comparisonTable(rows)}\n\`\`\`\n\n` +
+          `## Issue 7's targets\n\n\`\`\`\n${targetsTable(checks)}\n\`\`\`\n`,
+      );
+      console.log('docs: docs/benchmarks.svg, docs/benchmarks.md');
+    }
+  }
 
   const missed = results.filter((r) => r.targetMet === false);
   if (failures.length > 0) return 1;

@@ -16,22 +16,43 @@ export interface ScenarioEntry {
   load(): Promise<Scenario>;
 }
 
+/** The peer suite's scenarios (see `suite.ts`): every client, real broker and null broker. */
+const SUITE_SCENARIOS: readonly { name: string; description: string }[] = [
+  {
+    name: 'publish',
+    description: 'publish without confirms until the broker holds all N; every client, both brokers',
+  },
+  { name: 'confirm', description: 'confirmed publishing, window 1000; every client, both brokers' },
+  {
+    name: 'consume',
+    description: 'consume a prefilled queue, prefetch 1000, ack each; every client, both brokers',
+  },
+  {
+    name: 'latency',
+    description: 'round trips one at a time (publish, deliver, ack), p50/p99; every client, both brokers',
+  },
+  {
+    name: 'large',
+    description: '1 MiB messages, confirmed publish then consume; every client, both brokers',
+  },
+  { name: 'memory', description: '1,000,000 publishes of 1 KiB into a blocked (null) broker: RSS growth' },
+];
+
 export const SCENARIOS: readonly ScenarioEntry[] = [
   {
     name: 'codec',
     description: 'FrameWriter/FrameDecoder throughput: publish triplets encoded, deliver triplets decoded',
     load: async () => (await import('./codec.js')).default,
   },
-  {
-    name: 'consume',
-    description:
-      'real broker: consume a prefilled queue, prefetch 1000, ack each; client CPU per 1,000 deliveries',
-    load: async () => (await import('./consume.js')).default,
-  },
-  {
-    name: 'confirm',
-    description:
-      'real broker: confirmed publishing with a window of 1000, rxamqp and the peer clients; CPU per 1,000',
-    load: async () => (await import('./confirm.js')).default,
-  },
+  ...SUITE_SCENARIOS.map(
+    (entry): ScenarioEntry => ({
+      ...entry,
+      load: async () => {
+        const { SUITE } = await import('./suite.js');
+        const scenario = SUITE.find((s) => s.name === entry.name);
+        if (scenario === undefined) throw new Error(`no suite scenario ${entry.name}`);
+        return scenario;
+      },
+    }),
+  ),
 ];

@@ -73,8 +73,8 @@ async function sample(workload: Workload, n: number): Promise<Sample> {
   allocBytes += heapAfter - last;
   return {
     ops: result?.ops ?? n,
-    wallMs: Number(t1 - t0) / 1e6,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs: result?.timing?.wallMs ?? Number(t1 - t0) / 1e6,
+    cpuMs: result?.timing?.cpuMs ?? (cpu.user + cpu.system) / 1000,
     gcMs: gcMicros / 1000,
     gcCount: gc.statistics.length,
     allocBytes: Math.max(0, allocBytes),
@@ -118,16 +118,18 @@ export async function measure(
 
   // Warm-up: batches that double until one takes a tenth of a round, for at least warmupMs. Rounds
   // are sized from the best rate seen (a late deopt or a busy machine would otherwise make them tiny).
-  let n = workload.opsPerRound ?? 1000;
+  let n = workload.warmupOps ?? workload.opsPerRound ?? 1000;
   let rate = 0;
   const warmEnd = performance.now() + options.warmupMs;
   let batches = 0;
-  do {
-    const s = await sample(workload, n);
-    batches++;
-    rate = Math.max(rate, s.ops / (s.wallMs / 1000));
-    if (workload.opsPerRound === undefined && s.wallMs < options.roundMs / 10) n *= 2;
-  } while (performance.now() < warmEnd || batches < (workload.warmupBatches ?? 1));
+  if (workload.once !== true) {
+    do {
+      const s = await sample(workload, n);
+      batches++;
+      rate = Math.max(rate, s.ops / (s.wallMs / 1000));
+      if (workload.opsPerRound === undefined && s.wallMs < options.roundMs / 10) n *= 2;
+    } while (performance.now() < warmEnd || batches < (workload.warmupBatches ?? 1));
+  }
   const opsPerRound = workload.opsPerRound ?? Math.max(1, Math.round((rate * options.roundMs) / 1000));
   progress(
     `${label}  warm-up: ${batches} batches, ~${si(rate)} ${workload.unit}/s → ${si(opsPerRound)} per round`,
@@ -139,11 +141,12 @@ export async function measure(
   let rssPeak = rssStart;
   const samples: Sample[] = [];
   await hooks.beforeRounds?.();
-  for (let i = 0; i < options.rounds; i++) {
+  const rounds = workload.once === true ? 1 : (workload.rounds ?? options.rounds);
+  for (let i = 0; i < rounds; i++) {
     const s = await sample(workload, opsPerRound);
     samples.push(s);
     rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
-    progress(`${label}  round ${i + 1}/${options.rounds}  ${describeRound(workload, s)}`);
+    progress(`${label}  round ${i + 1}/${rounds}  ${describeRound(workload, s)}`);
   }
   const rssEnd = process.memoryUsage.rss();
   await hooks.afterRounds?.();
@@ -180,6 +183,7 @@ export async function measure(
     heapDelta: heapEnd - heapStart,
     rssDelta: rssEnd - rssStart,
     rssPeak,
+    maxRss: process.resourceUsage().maxRSS * 1024,
     ...(workload.target !== undefined
       ? { target: workload.target, targetMet: opsPerSec.median >= workload.target.opsPerSec }
       : {}),

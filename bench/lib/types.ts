@@ -40,6 +40,12 @@ export interface RoundResult {
    * medians across rounds.
    */
   readonly metrics?: Readonly<Record<string, number>>;
+  /**
+   * The wall and process CPU time of the part of the round that is measured, when the round also does
+   * work that is not (filling a queue before consuming it): the rate and CPU per operation then come
+   * from these instead of the whole round. Allocation and GC figures still cover the whole round.
+   */
+  readonly timing?: { readonly wallMs: number; readonly cpuMs: number };
 }
 
 /** One measured thing: a row of the results table. */
@@ -69,6 +75,12 @@ export interface Workload {
    * well under wall time means the machine was busy, and the runner says so.
    */
   readonly cpuBound?: boolean;
+  /** One round and no warm-up: an observation rather than a rate (the memory scenario). */
+  readonly once?: boolean;
+  /** Measured rounds, instead of the runner's `--rounds` (a long round of latency samples). */
+  readonly rounds?: number;
+  /** Operations per warm-up batch, instead of `opsPerRound`. */
+  readonly warmupOps?: number;
   /** Called once before the warm-up. */
   setup?(): Promise<void> | void;
   /**
@@ -129,6 +141,8 @@ export interface WorkloadResult {
   readonly rssDelta: number;
   /** Largest RSS seen at the end of a round, in bytes. */
   readonly rssPeak: number;
+  /** Largest RSS of the whole process (setup, warm-up and rounds: the OS's high-water mark), in bytes. */
+  readonly maxRss: number;
   readonly target?: Target;
   /** True when the median meets the target; undefined without one. */
   readonly targetMet?: boolean;

@@ -9,7 +9,7 @@
  * @module
  */
 import { execFileSync, fork } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -62,6 +62,7 @@ Options:
   --profile           write a CPU profile of each workload's measured rounds (not its warm-up) to
                       bench/results/profiles/<timestamp>/<scenario>-<workload>.cpuprofile
   --target <t>        real, null or real,null (default): the brokers of the peer suite's scenarios
+  --from <json>       print the comparison of an earlier run's results and write its charts (with --docs too)
   --docs              also write the chart and the comparison to docs/benchmarks.svg and docs/benchmarks.md
   --check             exit with status 1 when a workload misses its target
   --list              list the scenarios and their workloads, and exit
@@ -76,6 +77,7 @@ interface Options extends MeasureOptions {
   readonly list: boolean;
   readonly targets: string;
   readonly docs: boolean;
+  readonly from: string | undefined;
   readonly scenarios: readonly string[];
   /** Where to write CPU profiles of the measured rounds, when profiling. */
   readonly profileDir: string | undefined;
@@ -106,6 +108,7 @@ function parseOptions(argv: string[]): Options | undefined {
       list: { type: 'boolean', default: false },
       target: { type: 'string' },
       docs: { type: 'boolean', default: false },
+      from: { type: 'string' },
       profile: { type: 'boolean', default: false },
       'profile-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -131,6 +134,7 @@ function parseOptions(argv: string[]): Options | undefined {
     list: values.list === true,
     targets: checkTargets(values.target ?? process.env[TARGETS_ENV] ?? 'real,null'),
     docs: values.docs === true,
+    from: values.from,
     scenarios: positionals.length > 0 ? positionals : SCENARIOS.map((s) => s.name),
     profileDir:
       values['profile-dir'] ??
@@ -340,9 +344,52 @@ function report(results: readonly WorkloadResult[]): string {
   return table([head, ...rows]);
 }
 
+/** Writes the chart next to the results JSON and, with `docs`, docs/benchmarks.svg and docs/benchmarks.md. */
+function writeCharts(
+  path: string,
+  meta: { startedAt: string; cpu: string; cores: number; node: string; git: { commit: string } | undefined },
+  quick: boolean,
+  rows: ReturnType<typeof compare>,
+  checks: ReturnType<typeof checkIssueTargets>,
+  docs: boolean,
+): void {
+  const title = `rxamqp vs peers, ${meta.cores} cores, node ${meta.node}, ${meta.startedAt.slice(0, 10)}${quick ? ' (quick)' : ''}`;
+  const svgPath = path.replace(/\.json$/, '.svg');
+  writeFileSync(svgPath, chart(rows, title));
+  console.log(`chart: ${relative(process.cwd(), svgPath)}`);
+  if (!docs) return;
+  writeFileSync(join(ROOT, 'docs', 'benchmarks.svg'), chart(rows, title));
+  writeFileSync(
+    join(ROOT, 'docs', 'benchmarks.md'),
+    `# Benchmarks\n\nMeasured with \`npm run bench${quick ? ' -- --quick' : ''}\` on ${meta.startedAt} ` +
+      `(${meta.cpu}, ${meta.cores} cores, node ${meta.node}, commit ${meta.git?.commit.slice(0, 10) ?? 'unknown'}), ` +
+      'RabbitMQ and the clients on the same machine. Medians of the rounds; peers at their defaults. ' +
+      'See [bench/README.md](../bench/README.md) for the method.\n\n' +
+      `![rxamqp vs peers](benchmarks.svg)\n\n## Comparison\n\n\`\`\`\n${comparisonTable(rows)}\n\`\`\`\n\n` +
+      `## Issue 7's targets\n\n\`\`\`\n${targetsTable(checks)}\n\`\`\`\n`,
+  );
+  console.log('docs: docs/benchmarks.svg, docs/benchmarks.md');
+}
+
+/** `--from <json>`: the comparison, targets and charts of an earlier run, without running anything. */
+function fromResults(file: string, docs: boolean): number {
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as {
+    meta: Parameters<typeof writeCharts>[1];
+    options: { quick: boolean };
+    results: WorkloadResult[];
+  };
+  const rows = compare(saved.results);
+  const checks = checkIssueTargets(rows);
+  console.log(comparisonTable(rows));
+  console.log(`\n${targetsTable(checks)}`);
+  writeCharts(resolve(file), saved.meta, saved.options.quick, rows, checks, docs);
+  return 0;
+}
+
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   if (options === undefined) return 0;
+  if (options.from !== undefined) return fromResults(options.from, options.docs);
   if (options.child !== undefined) {
     await child(options, options.child);
     // A client whose socket the broker stopped reading (the memory scenario) can keep handles open:
@@ -482,24 +529,7 @@ async function main(): Promise<number> {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`\nresults: ${relative(process.cwd(), path)}`);
-  if (rows.length > 0) {
-    const title = `rxamqp vs peers, ${cpus().length} cores, node ${process.version}, ${started.toISOString().slice(0, 10)}${options.quick ? ' (quick)' : ''}`;
-    const svgPath = path.replace(/\.json$/, '.svg');
-    writeFileSync(svgPath, chart(rows, title));
-    console.log(`chart: ${relative(process.cwd(), svgPath)}`);
-    if (options.docs) {
-      writeFileSync(join(ROOT, 'docs', 'benchmarks.svg'), chart(rows, title));
-      writeFileSync(
-        join(ROOT, 'docs', 'benchmarks.md'),
-        `# Benchmarks\n\nGenerated by \`npm run bench -- --docs${options.quick ? ' --quick' : ''}\` on ${started.toISOString()} ` +
-          `(${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, node ${process.version}, commit ` +
-          `${gitDescription()?.commit.slice(0, 10) ?? 'unknown'}). See [bench/README.md](../bench/README.md) for the method.\n\n` +
-          `![rxamqp vs peers](benchmarks.svg)\n\n## Comparison\n\n\`\`\`\n${comparisonTable(rows)}\n\`\`\`\n\n` +
-          `## Issue 7's targets\n\n\`\`\`\n${targetsTable(checks)}\n\`\`\`\n`,
-      );
-      console.log('docs: docs/benchmarks.svg, docs/benchmarks.md');
-    }
-  }
+  if (rows.length > 0) writeCharts(path, out.meta, options.quick, rows, checks, options.docs);
 
   const missed = results.filter((r) => r.targetMet === false);
   if (failures.length > 0) return 1;

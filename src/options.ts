@@ -186,7 +186,7 @@ export interface ConnectOptions {
   ackDelay?: number;
   /**
    * Batches the reads of dense message streams, to spend less CPU per message: when one read brings at
-   * least `minMessages` messages (deliveries, returns and publisher confirms) without filling the read buffer (a dense stream the client keeps up
+   * least `minMessages` messages (deliveries and returns; not publisher confirms, which a confirmed publisher waits for) without filling the read buffer (a dense stream the client keeps up
    * with), reading pauses for `delayMs` so that the next read takes a larger batch. It adds at most
    * `delayMs` of latency, and only to messages of such streams: sparse traffic (request/reply, one
    * message at a time), large messages and a backlog (full reads) are read without pause. Set `false`

@@ -398,8 +398,18 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       for (let i = 0; i < hooks.length; i++) hooks[i]!();
     }
     const segments = this.writer.takeSegments();
-    if (this.transport !== undefined && this.state !== 'closed') {
-      for (let i = 0; i < segments.length; i++) this.writeRaw(segments[i]!);
+    const transport = this.transport;
+    if (transport !== undefined && this.state !== 'closed' && segments.length > 0) {
+      if (segments.length > 1 && transport.writeMany !== undefined) {
+        let bytes = 0;
+        for (let i = 0; i < segments.length; i++) bytes += segments[i]!.length;
+        this.traffic.bytesSent += bytes;
+        this.sentSinceTick = true;
+        if (!transport.writeMany(segments)) {
+          this.writable = false;
+          this.publishable = false;
+        }
+      } else for (let i = 0; i < segments.length; i++) this.writeRaw(segments[i]!);
     }
     if (this.flushCallbacks.length > 0) {
       const callbacks = this.flushCallbacks.splice(0);
@@ -559,9 +569,9 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       );
       return;
     }
-    // Publisher confirms count as messages for read batching: a dense stream of them is worth
-    // batching as much as a dense stream of deliveries.
-    if (method.name === 'basic.ack' || method.name === 'basic.nack') this.messagesReceived++;
+    // Publisher confirms do not count for read batching: a confirmed publisher waits for them to send
+    // more, so pausing its reads stalls it (measured: 0.67M confirmed publishes/s against the null
+    // broker with the pause, 3M without, for less CPU; the same rate against RabbitMQ).
     endpoint.handleMethod(method);
   }
 

@@ -175,6 +175,14 @@ export class FrameDecoder {
   private partialLength = 0;
   /** Total size of the incomplete frame, or 0 while its 7-byte header is still incomplete. */
   private partialNeed = 0;
+  /**
+   * A body frame split across chunks is not gathered whole: its payload is copied straight into the
+   * body being assembled as the chunks come (one copy instead of two). The content it goes to, the
+   * payload bytes still to come, and then the frame-end byte.
+   */
+  private streamContent: PendingContent | undefined;
+  private streamChannel = 0;
+  private streamRemaining = 0;
   private readonly headerScratch = Buffer.alloc(HEADER_SIZE);
   private started = false;
   private failure: unknown;
@@ -203,7 +211,7 @@ export class FrameDecoder {
     this.limit = value === 0 ? NO_LIMIT : value;
   }
 
-  /** Bytes held from an incomplete frame. */
+  /** Bytes held from an incomplete frame (a body frame streaming into its body holds none). */
   get bufferedBytes(): number {
     return this.partialLength;
   }
@@ -241,6 +249,7 @@ export class FrameDecoder {
     this.failure = undefined;
     this.started = false;
     this.pending.clear();
+    this.streamContent = undefined;
     this.partial = this.headerScratch;
     this.partialLength = 0;
     this.partialNeed = 0;
@@ -250,6 +259,10 @@ export class FrameDecoder {
   private consume(buf: Buffer): void {
     const len = buf.length;
     let off = 0;
+    if (this.streamContent !== undefined) {
+      off = this.continueStream(buf, 0);
+      if (this.streamContent !== undefined) return;
+    }
     if (this.partialLength > 0) {
       off = this.continuePartial(buf);
       if (this.partialLength > 0) return;
@@ -273,6 +286,12 @@ export class FrameDecoder {
       off = take;
       if (this.partialLength < HEADER_SIZE) return off;
       const total = this.frameSize(this.headerScratch, 0);
+      if (this.headerScratch[0] === FRAME_BODY) {
+        // The header came in pieces; the payload streams into the body.
+        this.partialLength = 0;
+        this.beginStream(this.headerScratch, 0, total);
+        return this.continueStream(buf, off);
+      }
       this.partial = Buffer.allocUnsafe(total);
       this.headerScratch.copy(this.partial, 0, 0, HEADER_SIZE);
       this.partialNeed = total;
@@ -299,11 +318,75 @@ export class FrameDecoder {
       this.partialNeed = 0;
     } else {
       const total = this.frameSize(buf, off);
+      if (buf[off] === FRAME_BODY) {
+        this.beginStream(buf, off, total);
+        this.continueStream(buf, off + HEADER_SIZE);
+        return;
+      }
       this.partial = Buffer.allocUnsafe(total);
       buf.copy(this.partial, 0, off);
       this.partialNeed = total;
     }
     this.partialLength = rest;
+  }
+
+  /** Starts streaming the body frame whose header is at `off` (validated as bodyFrame would). */
+  private beginStream(buf: Buffer, off: number, total: number): void {
+    const channel = (buf[off + 1]! << 8) | buf[off + 2]!;
+    const content = this.pending.get(channel);
+    if (content === undefined || content.properties === undefined) {
+      throw new FrameError(
+        UNEXPECTED_FRAME,
+        'UNEXPECTED_FRAME',
+        'body frame without a content header before it',
+        channel,
+      );
+    }
+    const size = total - HEADER_SIZE - 1;
+    if (content.received + size > content.bodySize) {
+      throw new FrameError(
+        FRAME_ERROR,
+        'BODY_OVERRUN',
+        `body frames carry more than the ${content.bodySize} bytes the content header declared`,
+        channel,
+      );
+    }
+    if (content.body === undefined) content.body = this.allocBody(content.bodySize);
+    this.streamContent = content;
+    this.streamChannel = channel;
+    this.streamRemaining = size;
+  }
+
+  /** Copies what `buf` holds of the streaming body frame from `off`; returns where it stopped. */
+  private continueStream(buf: Buffer, off: number): number {
+    const content = this.streamContent!;
+    const take = Math.min(this.streamRemaining, buf.length - off);
+    if (take > 0) {
+      buf.copy(content.body!, content.received, off, off + take);
+      content.received += take;
+      this.streamRemaining -= take;
+      off += take;
+    }
+    if (this.streamRemaining > 0 || off >= buf.length) return off;
+    // The payload is in: the frame-end byte closes the frame.
+    const channel = this.streamChannel;
+    if (buf[off] !== FRAME_END) {
+      throw new FrameError(
+        FRAME_ERROR,
+        'BAD_FRAME_END',
+        `body frame ends with 0x${buf[off]!.toString(16)} instead of 0xce`,
+        channel,
+      );
+    }
+    off++;
+    this.streamContent = undefined;
+    this.started = true;
+    this.framesDecoded++;
+    if (content.received === content.bodySize) {
+      this.pending.delete(channel);
+      this.handler.onContent(channel, content.method, content.properties!, content.body!);
+    }
+    return off;
   }
 
   /** Validates a frame header and returns the whole frame's size. Nothing is allocated before this. */

@@ -70,6 +70,16 @@ class PooledWriter extends Writer {
     this.pos = 0;
   }
 
+  /**
+   * Hands out the pending bytes as a segment, then `external` as the next one (not copied); writing
+   * goes on in the same buffer after them.
+   */
+  appendExternal(external: Buffer): void {
+    if (this.pos > this.taken) this.sealed.push(this.buf.subarray(this.taken, this.pos));
+    this.sealed.push(external);
+    this.taken = this.pos;
+  }
+
   /** Bytes written and not yet handed out, sealed segments included. */
   get pendingLength(): number {
     let n = this.pos - this.taken;
@@ -90,6 +100,11 @@ class PooledWriter extends Writer {
 
 /** A generous estimate of a method or header frame without large tables; grow() covers the rest. */
 const FRAME_ESTIMATE = 512;
+/**
+ * Body frames with at least this many payload bytes are not copied into the pooled buffers: their
+ * payload goes out as a view of the caller's body, between a copied frame header and frame end.
+ */
+export const ZERO_COPY_MIN = 64 * 1024;
 
 /**
  * Encodes frames for the wire.
@@ -283,10 +298,13 @@ export class FrameWriter {
     }
   }
 
-  /** Bytes a content triplet is likely to take: two small frames plus the body frames. */
+  /** Bytes a content triplet is likely to take in the pooled buffer: two small frames plus the body frames. */
   private contentEstimate(body: Uint8Array): number {
     const size = body.length;
-    return 2 * FRAME_ESTIMATE + size + 8 * Math.ceil(size / (this.limit - 8));
+    const frames = Math.ceil(size / (this.limit - 8));
+    // Payloads of ZERO_COPY_MIN or more are not copied (see content()); only their framing is.
+    const copied = Math.min(size, this.limit - 8) >= ZERO_COPY_MIN ? 0 : size;
+    return 2 * FRAME_ESTIMATE + copied + 8 * frames;
   }
 
   private checkBody(body: Uint8Array): void {
@@ -335,6 +353,26 @@ export class FrameWriter {
     const maxPayload = this.limit - 8;
     for (let off = 0; off < size; off += maxPayload) {
       const n = Math.min(maxPayload, size - off);
+      if (n >= ZERO_COPY_MIN) {
+        // A large payload: frame header and end in the pooled buffer, the payload itself a view of the
+        // body (like socket.write, the caller must not change the body until it has been written).
+        w.reserve(8);
+        const q = w.pos;
+        const buf = w.buf;
+        buf[q] = FRAME_BODY;
+        buf[q + 1] = channel >>> 8;
+        buf[q + 2] = channel & 0xff;
+        buf[q + 3] = n >>> 24;
+        buf[q + 4] = (n >>> 16) & 0xff;
+        buf[q + 5] = (n >>> 8) & 0xff;
+        buf[q + 6] = n & 0xff;
+        w.pos = q + 7;
+        w.appendExternal(Buffer.from(body.buffer, body.byteOffset + off, n));
+        w.reserve(1);
+        w.buf[w.pos++] = FRAME_END;
+        this.framesWritten++;
+        continue;
+      }
       w.ensure(n + 8);
       const buf = w.buf;
       const q = w.pos;

@@ -157,6 +157,17 @@ export class SocketTransport implements Transport {
     return this.socket.write(chunk);
   }
 
+  /** Several chunks in one writev (corked while they are queued). */
+  writeMany(chunks: readonly Buffer[]): boolean {
+    if (this.stopped) return false;
+    const socket = this.socket;
+    socket.cork();
+    let ok = true;
+    for (let i = 0; i < chunks.length; i++) ok = socket.write(chunks[i]!);
+    socket.uncork();
+    return ok;
+  }
+
   end(): void {
     if (this.stopped) return;
     this.stopped = true;

@@ -43,6 +43,11 @@ export interface TransportHandler {
 export interface Transport {
   /** Queues bytes for the peer. False when the outbound buffer is above its high-water mark. */
   write(chunk: Buffer): boolean;
+  /**
+   * Queues several chunks at once, in order (a TCP transport sends them with one writev). Optional:
+   * without it, each chunk goes through `write`. Same return value as `write`.
+   */
+  writeMany?(chunks: readonly Buffer[]): boolean;
   /** Ends the stream after the queued bytes are sent. */
   end(): void;
   /** Closes at once, dropping queued bytes. Idempotent. */

@@ -98,6 +98,43 @@ describe('hostile input', () => {
     );
   });
 
+  it('checks a body frame split across chunks (streamed into its body) as strictly as a whole one', () => {
+    const split = (bytes: Buffer, at: number[]): FrameError => {
+      const { decoder } = collectingDecoder();
+      let off = 0;
+      return thrown(() => {
+        for (const cut of [...at, bytes.length]) {
+          decoder.push(bytes.subarray(off, cut));
+          off = cut;
+        }
+      }) as FrameError;
+    };
+    const overrun = Buffer.concat([deliverFrame, header('0000000000000002'), frame(3, 1, Buffer.alloc(3))]);
+    const bodyAt = deliverFrame.length + header('0000000000000002').length;
+    // Cut inside the body frame's header, and just after it.
+    for (const cut of [bodyAt + 3, bodyAt + 7, bodyAt + 8])
+      expect(split(overrun, [cut]).code).toBe('BODY_OVERRUN');
+    const noHeader = Buffer.concat([deliverFrame, frame(3, 1, Buffer.alloc(5))]);
+    expect(split(noHeader, [deliverFrame.length + 9]).code).toBe('UNEXPECTED_FRAME');
+    const badEnd = Buffer.concat([
+      deliverFrame,
+      header('0000000000000004'),
+      frame(3, 1, Buffer.alloc(4), 0x00),
+    ]);
+    for (const cut of [bodyAt + 9, bodyAt + 11, bodyAt + 12]) {
+      const e = split(badEnd, [cut]);
+      expect([e.code, e.replyCode]).toEqual(['BAD_FRAME_END', 501]);
+    }
+    // And a good one, split at every offset, gives the same body.
+    const good = Buffer.concat([deliverFrame, header('0000000000000004'), frame(3, 1, Buffer.from('abcd'))]);
+    for (let cut = 1; cut < good.length; cut++) {
+      const { decoder, events } = collectingDecoder();
+      decoder.push(good.subarray(0, cut));
+      decoder.push(good.subarray(cut));
+      expect((events[0] as { body: Buffer }).body.toString()).toBe('abcd');
+    }
+  });
+
   it('rejects content frames out of sequence with 505', () => {
     expectFrameError(header('0000000000000001'), 505, 'UNEXPECTED_FRAME');
     expectFrameError(frame(3, 1, Buffer.alloc(1)), 505, 'UNEXPECTED_FRAME');

@@ -140,6 +140,32 @@ type Void = Observable<void>;
 
 const SENT: PublishOutcome = Object.freeze({ status: 'sent' });
 
+/**
+ * @internal `publish()` over any `publishWith` (a channel's, a publisher's): an Observable of the
+ * outcome, whose unsubscribe drops the message if it has not been written yet.
+ */
+export function publishObservable(
+  target: { publishWith: Channel['publishWith'] },
+  exchange: string,
+  routingKey: string,
+  body: Uint8Array | string,
+  properties: BasicProperties | undefined,
+  options: PublishOptions,
+): Observable<PublishOutcome> {
+  return new Observable<PublishOutcome>((subscriber) => {
+    const handle = target.publishWith(
+      exchange,
+      routingKey,
+      typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
+      properties,
+      options.mandatory ?? false,
+      subscriber,
+      settlePublish,
+    );
+    return () => handle?.cancel();
+  });
+}
+
 /** How `publish()` hands a publish's end to its subscriber. */
 function settlePublish(
   subscriber: Subscriber<PublishOutcome>,
@@ -929,18 +955,7 @@ export class Channel {
     properties?: BasicProperties,
     options: PublishOptions = {},
   ): Observable<PublishOutcome> {
-    return new Observable<PublishOutcome>((subscriber) => {
-      const handle = this.publishWith(
-        exchange,
-        routingKey,
-        typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
-        properties,
-        options.mandatory ?? false,
-        subscriber,
-        settlePublish,
-      );
-      return () => handle?.cancel();
-    });
+    return publishObservable(this, exchange, routingKey, body, properties, options);
   }
 
   /**

@@ -7,7 +7,13 @@
  * @module
  */
 import { Observable, type Subscription } from 'rxjs';
-import type { Channel, PublishCallback, PublishOptions, PublishOutcome } from './channel.js';
+import {
+  type Channel,
+  type PublishCallback,
+  type PublishOptions,
+  type PublishOutcome,
+  publishObservable,
+} from './channel.js';
 import type { Connection } from './connection.js';
 import { AmqpError, ConfigurationError, causedByConnectionLoss } from './errors.js';
 import type { BasicProperties } from './protocol/generated.js';
@@ -161,24 +167,7 @@ export class Publisher {
     properties?: BasicProperties,
     options: PublishOptions = {},
   ): Observable<PublishOutcome> {
-    return new Observable<PublishOutcome>((subscriber) => {
-      const handle = this.publishWith(
-        exchange,
-        routingKey,
-        typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
-        properties,
-        options.mandatory ?? false,
-        subscriber,
-        (s, outcome, error) => {
-          if (outcome === undefined) s.error(error);
-          else {
-            s.next(outcome);
-            s.complete();
-          }
-        },
-      );
-      return () => handle?.cancel();
-    });
+    return publishObservable(this, exchange, routingKey, body, properties, options);
   }
 
   /** @internal The callback path under `publish()` and `publishConfirmed` (see `Channel.publishWith`). */

@@ -50,6 +50,26 @@ const PUBLISH_WINDOW = 1000;
 /** Messages handed to `publishConfirmed` at once by `publish` (docs: "much larger than the window"). */
 const PUBLISH_PAGE = 10_000;
 
+/**
+ * `n` messages through `publishConfirmed(channel, { window })`, fed in pages of PUBLISH_PAGE, one
+ * page per `concatMap` step, so that memory holds one page whatever `n`.
+ */
+function paged(channel: Channel, queue: string, body: Buffer, n: number, window: number): Promise<void> {
+  const pages = Math.ceil(n / PUBLISH_PAGE);
+  return lastValueFrom(
+    range(0, pages).pipe(
+      concatMap((page) =>
+        range(0, Math.min(PUBLISH_PAGE, n - page * PUBLISH_PAGE)).pipe(
+          map(() => ({ exchange: '', routingKey: queue, body })),
+          publishConfirmed(channel, { window }),
+        ),
+      ),
+      ignoreElements(),
+    ),
+    { defaultValue: undefined },
+  );
+}
+
 export const connectClient: BenchClientFactory = async (url) => {
   const conn: Connection = await openConnection(url);
   const failure = new Failure(NAME, () => conn.close().subscribe({ error: () => undefined }));
@@ -102,44 +122,12 @@ export const connectClient: BenchClientFactory = async (url) => {
       ),
 
     publish: (queue, body, n) =>
-      failure.guard('publish', async ({ signal }) => {
-        const pages = Math.ceil(n / PUBLISH_PAGE);
-        await orAbort(
-          lastValueFrom(
-            range(0, pages).pipe(
-              concatMap((page) =>
-                range(0, Math.min(PUBLISH_PAGE, n - page * PUBLISH_PAGE)).pipe(
-                  map(() => ({ exchange: '', routingKey: queue, body })),
-                  publishConfirmed(ch, { window: PUBLISH_WINDOW }),
-                ),
-              ),
-              ignoreElements(),
-            ),
-            { defaultValue: undefined },
-          ),
-          signal,
-        );
-      }),
+      failure.guard('publish', ({ signal }) => orAbort(paged(ch, queue, body, n, PUBLISH_WINDOW), signal)),
 
     publishConfirmed: (queue, body, n, window) =>
       failure.guard('publishConfirmed', async ({ signal }) => {
         const cch = await confirmCh();
-        const pages = Math.ceil(n / PUBLISH_PAGE);
-        await orAbort(
-          lastValueFrom(
-            range(0, pages).pipe(
-              concatMap((page) =>
-                range(0, Math.min(PUBLISH_PAGE, n - page * PUBLISH_PAGE)).pipe(
-                  map(() => ({ exchange: '', routingKey: queue, body })),
-                  publishConfirmed(cch, { window }),
-                ),
-              ),
-              ignoreElements(),
-            ),
-            { defaultValue: undefined },
-          ),
-          signal,
-        );
+        await orAbort(paged(cch, queue, body, n, window), signal);
       }),
 
     consume: (queue, n, prefetch) =>

@@ -223,7 +223,7 @@ export function chart(rows: readonly ComparisonRow[], title: string): string {
     const parts: string[] = [];
     const groupWidth = 110;
     const barWidth = Math.floor((groupWidth - 20) / Math.max(1, clients.length));
-    parts.push(`<text x="10" y="${y0 - 8}" font-size="13" font-weight="bold">${escapeXml(label)}</text>`);
+    parts.push(`<text x="10" y="${y0 - 20}" font-size="13" font-weight="bold">${escapeXml(label)}</text>`);
     groups.forEach((g, gi) => {
       const inGroup = rows.filter((r) => `${r.scenario} @${r.target}` === g);
       const max = Math.max(...inGroup.map(metric), 1e-9);
@@ -251,15 +251,16 @@ export function chart(rows: readonly ComparisonRow[], title: string): string {
   const legend = clients
     .map(
       (c, i) =>
-        `<rect x="${60 + i * 150}" y="34" width="12" height="12" fill="${COLORS[c] ?? '#000'}"/><text x="${76 + i * 150}" y="44" font-size="11">${escapeXml(c)}</text>`,
+        `<rect x="${60 + i * 175}" y="34" width="12" height="12" fill="${COLORS[c] ?? '#000'}"/><text x="${76 + i * 175}" y="44" font-size="11">${escapeXml(c)}</text>`,
     )
     .join('\n');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${Math.max(width, 820)}" height="520" font-family="sans-serif">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${Math.max(width, 820)}" height="580" font-family="sans-serif" role="img">
+<title>${escapeXml(title)}: messages per second and client CPU per 1,000 messages, by scenario and broker</title>
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="10" y="20" font-size="15" font-weight="bold">${escapeXml(title)}</text>
 ${legend}
-${panel((r) => r.msgPerSec, 'messages per second (higher is better)', 80, 170)}
-${panel((r) => r.cpuMsPer1k, 'client CPU ms per 1,000 messages (lower is better)', 320, 170)}
+${panel((r) => r.msgPerSec, 'messages per second (higher is better; each group scaled to its own maximum)', 100, 170)}
+${panel((r) => r.cpuMsPer1k, 'client CPU ms per 1,000 messages (lower is better; each group scaled to its own maximum)', 370, 170)}
 </svg>
 `;
 }

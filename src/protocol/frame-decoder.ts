@@ -333,24 +333,8 @@ export class FrameDecoder {
   /** Starts streaming the body frame whose header is at `off` (validated as bodyFrame would). */
   private beginStream(buf: Buffer, off: number, total: number): void {
     const channel = (buf[off + 1]! << 8) | buf[off + 2]!;
-    const content = this.pending.get(channel);
-    if (content === undefined || content.properties === undefined) {
-      throw new FrameError(
-        UNEXPECTED_FRAME,
-        'UNEXPECTED_FRAME',
-        'body frame without a content header before it',
-        channel,
-      );
-    }
     const size = total - HEADER_SIZE - 1;
-    if (content.received + size > content.bodySize) {
-      throw new FrameError(
-        FRAME_ERROR,
-        'BODY_OVERRUN',
-        `body frames carry more than the ${content.bodySize} bytes the content header declared`,
-        channel,
-      );
-    }
+    const content = this.contentForBody(channel, size);
     if (content.body === undefined) content.body = this.allocBody(content.bodySize);
     this.streamContent = content;
     this.streamChannel = channel;
@@ -580,7 +564,8 @@ export class FrameDecoder {
     return body;
   }
 
-  private bodyFrame(buf: Buffer, start: number, end: number, channel: number): void {
+  /** The content a body frame of `size` bytes on `channel` belongs to, checked. */
+  private contentForBody(channel: number, size: number): PendingContent & { properties: BasicProperties } {
     const content = this.pending.get(channel);
     if (content === undefined || content.properties === undefined) {
       throw new FrameError(
@@ -590,9 +575,7 @@ export class FrameDecoder {
         channel,
       );
     }
-    const size = end - start;
-    const received = content.received + size;
-    if (received > content.bodySize) {
+    if (content.received + size > content.bodySize) {
       throw new FrameError(
         FRAME_ERROR,
         'BODY_OVERRUN',
@@ -600,6 +583,13 @@ export class FrameDecoder {
         channel,
       );
     }
+    return content as PendingContent & { properties: BasicProperties };
+  }
+
+  private bodyFrame(buf: Buffer, start: number, end: number, channel: number): void {
+    const size = end - start;
+    const content = this.contentForBody(channel, size);
+    const received = content.received + size;
     if (received === content.bodySize && content.body === undefined) {
       // The whole body in one frame: copy it out of the chunk, which the socket may reuse.
       const body = this.allocBody(size);

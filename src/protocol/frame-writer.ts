@@ -357,16 +357,8 @@ export class FrameWriter {
         // A large payload: frame header and end in the pooled buffer, the payload itself a view of the
         // body (like socket.write, the caller must not change the body until it has been written).
         w.reserve(8);
-        const q = w.pos;
-        const buf = w.buf;
-        buf[q] = FRAME_BODY;
-        buf[q + 1] = channel >>> 8;
-        buf[q + 2] = channel & 0xff;
-        buf[q + 3] = n >>> 24;
-        buf[q + 4] = (n >>> 16) & 0xff;
-        buf[q + 5] = (n >>> 8) & 0xff;
-        buf[q + 6] = n & 0xff;
-        w.pos = q + 7;
+        bodyFrameHeader(w.buf, w.pos, channel, n);
+        w.pos += 7;
         w.appendExternal(Buffer.from(body.buffer, body.byteOffset + off, n));
         w.reserve(1);
         w.buf[w.pos++] = FRAME_END;
@@ -376,13 +368,7 @@ export class FrameWriter {
       w.ensure(n + 8);
       const buf = w.buf;
       const q = w.pos;
-      buf[q] = FRAME_BODY;
-      buf[q + 1] = channel >>> 8;
-      buf[q + 2] = channel & 0xff;
-      buf[q + 3] = n >>> 24;
-      buf[q + 4] = (n >>> 16) & 0xff;
-      buf[q + 5] = (n >>> 8) & 0xff;
-      buf[q + 6] = n & 0xff;
+      bodyFrameHeader(buf, q, channel, n);
       buf.set(off === 0 && n === size ? body : body.subarray(off, off + n), q + 7);
       buf[q + 7 + n] = FRAME_END;
       w.pos = q + 8 + n;
@@ -419,6 +405,17 @@ export class FrameWriter {
     b[w.pos++] = FRAME_END;
     this.framesWritten++;
   }
+}
+
+/** The 7-byte header of a body frame carrying `n` payload bytes, at `q`. */
+function bodyFrameHeader(buf: Buffer, q: number, channel: number, n: number): void {
+  buf[q] = FRAME_BODY;
+  buf[q + 1] = channel >>> 8;
+  buf[q + 2] = channel & 0xff;
+  buf[q + 3] = n >>> 24;
+  buf[q + 4] = (n >>> 16) & 0xff;
+  buf[q + 5] = (n >>> 8) & 0xff;
+  buf[q + 6] = n & 0xff;
 }
 
 function checkChannel(channel: number): void {

@@ -231,7 +231,7 @@ interface Slot<M extends OutgoingMessage> {
   /** The publish() subscription, for a channel without the callback path. */
   subscription: Subscription | undefined;
   /** What drops the message while it waits to be written (callback path). */
-  waiting: { cancel(): void } | undefined;
+  waiting: { cancel(): boolean } | undefined;
 }
 
 const SENT: PublishOutcome = { status: 'sent' };

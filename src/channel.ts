@@ -963,8 +963,8 @@ export class Channel {
    * message as soon as the socket takes more and the synchronous methods queued before it have gone,
    * then calls `done(context, outcome)` once (`sent` after the flush; in confirm mode, the broker's
    * answer), or `done(context, undefined, error)`. When the message has to wait, returns a handle that
-   * drops it if it has not been written yet; `done` is called in any case (for a dropped message, never),
-   * so a caller that stops listening ignores it.
+   * drops it if it has not been written yet: `cancel()` returns true then, and `done` is never called
+   * for it; otherwise `done` is called in any case, and a caller that stopped listening ignores it.
    */
   publishWith<C>(
     exchange: string,
@@ -974,7 +974,7 @@ export class Channel {
     mandatory: boolean,
     context: C,
     done: PublishCallback<C>,
-  ): { cancel(): void } | undefined {
+  ): { cancel(): boolean } | undefined {
     const core = this.core;
     const connection = core.connection;
     if (core.idle && connection.publishable) {
@@ -983,29 +983,42 @@ export class Channel {
       return undefined;
     }
     let cancelled = false;
+    /** Written, or `done` called: past the point where cancelling drops the message. */
+    let gone = false;
     let handle: { cancel(): void } | undefined;
     const dropWait = connection.whenPublishable((error) => {
       if (cancelled) return;
       if (error instanceof PublishBlockedError) {
+        gone = true;
         done(context, undefined, error);
         return;
       }
       if (error !== undefined || core.isClosed) {
+        gone = true;
         done(context, undefined, core.laterUseError('publish'));
         return;
       }
       // Kept behind synchronous methods subscribed earlier on this channel, so that a publish never
       // overtakes the declaration it depends on.
       handle = core.ordered(
-        () => this.writePublish(exchange, routingKey, body, properties, mandatory, context, done),
-        (e) => done(context, undefined, e),
+        () => {
+          gone = true;
+          this.writePublish(exchange, routingKey, body, properties, mandatory, context, done);
+        },
+        (e) => {
+          gone = true;
+          done(context, undefined, e);
+        },
       );
     });
     return {
+      // True when the message was dropped unwritten (then `done` is never called).
       cancel: () => {
+        if (cancelled) return false;
         cancelled = true;
         dropWait?.();
         handle?.cancel();
+        return !gone;
       },
     };
   }

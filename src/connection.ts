@@ -349,7 +349,13 @@ export class ConnectionObservable extends Observable<Connection> {
       }
       const report = (state: ConnectionState) => this.states.next(state);
       if (!resolved.shared) return new ConnectionGroup(resolved, report).add(subscriber);
-      if (group === undefined || group.isOver) group = new ConnectionGroup(resolved, report);
+      if (group === undefined || group.isOver) {
+        // A group still closing when the next one starts no longer speaks for this Observable.
+        const next: ConnectionGroup = new ConnectionGroup(resolved, (state) => {
+          if (group === next) report(state);
+        });
+        group = next;
+      }
       return group.add(subscriber);
     });
   }

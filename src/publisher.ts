@@ -79,7 +79,7 @@ interface Item {
   /** Held: the buffer timer. */
   timer: NodeJS.Timeout | undefined;
   /** Handed to a channel: its handle (drops it if not yet written). */
-  handle: { cancel(): void } | undefined;
+  handle: { cancel(): boolean } | undefined;
   /** Times it was handed to a channel. */
   attempts: number;
   cancelled: boolean;
@@ -106,6 +106,8 @@ export class Publisher {
   private closed = false;
   private ended: Error | undefined;
   private inFlight = 0;
+  /** Wait before opening another channel after one failed on a live connection (ms). */
+  private reopenDelay = 0;
   private readonly idleWaiters: (() => void)[] = [];
   private republished = 0;
 
@@ -179,7 +181,9 @@ export class Publisher {
     mandatory: boolean,
     context: C,
     done: PublishCallback<C>,
-  ): { cancel(): void } | undefined {
+  ): { cancel(): boolean } | undefined {
+    // Subscribing to the connection may end the publisher at once (a bad option): check after it.
+    if (!this.closed) this.start();
     if (this.closed || this.ended !== undefined) {
       done(
         context,
@@ -208,15 +212,22 @@ export class Publisher {
       cancelled: false,
     };
     const cancel = {
-      cancel: () => {
+      // True when the message was dropped before it went out (its `done` is then never called).
+      cancel: (): boolean => {
+        if (item.cancelled) return false;
         item.cancelled = true;
-        if (item.handle !== undefined) item.handle.cancel();
-        else this.unhold(item);
+        const handle = item.handle;
+        if (handle === undefined) return this.unhold(item);
+        if (!handle.cancel()) return false;
+        // The channel dropped it unwritten and will not report it: it is no longer in flight.
+        item.handle = undefined;
+        this.settled();
+        return true;
       },
     };
-    this.start();
     const channel = this.channel;
-    if (channel !== undefined && this.held.length === 0) {
+    // A channel closed under a lost connection is still set while its failures are reported.
+    if (channel?.isOpen === true && this.held.length === 0) {
       this.send(channel, item);
       return item.handle === undefined ? undefined : cancel;
     }
@@ -310,12 +321,13 @@ export class Publisher {
     if (!channel.isOpen || this.closed) return;
     this.channel = channel;
     this.everReady = true;
+    this.reopenDelay = 0;
     const items = this.held;
     this.held = [];
     for (const item of items) {
       this.clearTimer(item);
       if (item.cancelled) continue;
-      if (this.channel !== channel) {
+      if (this.channel !== channel || !channel.isOpen) {
         // The channel went away while sending: keep the rest, in order.
         this.hold(item, false);
         continue;
@@ -330,6 +342,9 @@ export class Publisher {
     // A channel-level error on a live connection: open another channel there. A lost connection:
     // the next one from the connection Observable brings the next channel.
     if (connection === this.connection && connection.isOpen) {
+      // Backing off while the channel keeps failing (a failing confirmSelect, say): 0, 50, 100... 5000 ms.
+      const delay = this.reopenDelay;
+      this.reopenDelay = Math.min(5000, Math.max(50, delay * 2));
       setTimeout(() => {
         if (
           !this.closed &&
@@ -339,7 +354,7 @@ export class Publisher {
         ) {
           this.openChannel(connection);
         }
-      }, 0);
+      }, delay);
     }
   }
 
@@ -358,17 +373,28 @@ export class Publisher {
         if (settled) return;
         settled = true;
         it.handle = undefined;
-        this.inFlight--;
-        if (outcome === undefined && this.republish && !this.closed && causedByConnectionLoss(error)) {
+        if (
+          outcome === undefined &&
+          this.republish &&
+          !this.closed &&
+          !it.cancelled &&
+          causedByConnectionLoss(error)
+        ) {
           this.republished++;
           this.hold(it, true);
         } else {
           it.done(it.context, outcome, error);
         }
-        if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+        this.settled();
       },
     );
     if (!settled) item.handle = handle;
+  }
+
+  /** A publish handed to a channel is over (answered, failed, or dropped unwritten). */
+  private settled(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Keeps a message until a channel is ready; republished ones go before those never sent. */

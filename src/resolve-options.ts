@@ -612,23 +612,31 @@ function resolveHosts(
 }
 
 /** Parses one entry of `hosts`. */
+/** Like show(), but never echoes what may carry credentials (a URL, `user:password@host`). */
+function showHost(value: unknown): string {
+  if (typeof value === 'string' && (value.includes('@') || value.includes('://'))) {
+    return 'a URL or a value with user information (not shown: it may hold a password); give the host alone';
+  }
+  return show(value);
+}
+
 function hostAddress(value: unknown, name: string): { hostname: string; port: number | undefined } {
   if (isPlainObject(value)) {
     checkKeys(value, { hostname: true, port: true }, `${name} key`);
     const hostname = value.hostname;
     if (typeof hostname !== 'string' || hostname === '') {
-      fail(`${name}.hostname must be a host name or address, got ${show(hostname)}`);
+      fail(`${name}.hostname must be a host name or address, got ${showHost(hostname)}`);
     }
     const port = value.port === undefined ? undefined : integer(`${name}.port`, value.port, 1, 65535);
     return { hostname: hostname.replace(/^\[(.*)\]$/, '$1'), port };
   }
   if (typeof value !== 'string' || value.trim() === '') {
-    fail(`${name} must be 'host', 'host:port' or { hostname, port }, got ${show(value)}`);
+    fail(`${name} must be 'host', 'host:port' or { hostname, port }, got ${showHost(value)}`);
   }
   const text = value.trim();
   if (isIP(text) === 6) return { hostname: text, port: undefined };
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(text);
-  if (match === null) fail(`${name} must be 'host', 'host:port' or '[IPv6]:port', got ${show(value)}`);
+  const match = /^(?:\[([^\]@/\s]+)\]|([^:[\]@/\s]+))(?::(\d+))?$/.exec(text);
+  if (match === null) fail(`${name} must be 'host', 'host:port' or '[IPv6]:port', got ${showHost(value)}`);
   const hostname = match[1] ?? match[2]!;
   const port = match[3] === undefined ? undefined : integer(`${name} port`, Number(match[3]), 1, 65535);
   return { hostname, port };

@@ -101,6 +101,8 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
   private timer: Subscription | undefined;
   private stopped = false;
   private finished = false;
+  /** CLOSING was reported (by close() or stop()): once is enough. */
+  private closingReported = false;
   private readonly decisions = new WeakMap<C, Decision>();
 
   constructor(
@@ -125,7 +127,8 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
       this.finish(undefined);
       return;
     }
-    this.report({ status: 'CLOSING', host: hostLabel(core.options) });
+    if (!this.closingReported) this.report({ status: 'CLOSING', host: hostLabel(core.options) });
+    this.closingReported = true;
     core.close();
   }
 
@@ -135,6 +138,8 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
     const endpoint = endpoints[index]!;
     this.attempts++;
     this.report({ status: 'CONNECTING', host: hostLabel(endpoint), attempt: this.attempts });
+    // A subscriber may have left on CONNECTING: then there is nothing to open.
+    if (this.stopped) return;
     const core: C = this.factory(withEndpoint(this.options, endpoint), {
       opened: () => {
         if (this.stopped) return;
@@ -148,7 +153,9 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
       closed: (error) => this.closed(core, index, error),
       blocked: (reason) => this.sink.blocked(core, reason),
       closing: () => {
-        if (!this.stopped) this.report({ status: 'CLOSING', host: hostLabel(endpoint) });
+        if (this.stopped || this.closingReported) return;
+        this.closingReported = true;
+        this.report({ status: 'CLOSING', host: hostLabel(endpoint) });
       },
       willRecover: (error) => this.decide(core, error).delay !== undefined,
     });
@@ -195,7 +202,9 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
       return;
     }
     const { delay, retry } = this.decide(core, error);
+    // Subscribers hear of the loss synchronously and may leave right there (stop() then finished).
     if (wasOpen) this.sink.lost(core);
+    if (this.stopped || this.finished) return;
     if (delay === undefined) {
       this.finish(error);
       return;
@@ -208,6 +217,12 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
     } else {
       this.next = index + 1;
     }
+    // The timer first, so that a subscriber leaving on RECONNECTING (stop()) cancels it.
+    const scheduler = this.options.recovery?.scheduler ?? asyncScheduler;
+    this.timer = scheduler.schedule(() => {
+      this.timer = undefined;
+      if (!this.stopped) this.attempt();
+    }, delay);
     this.report({
       status: 'RECONNECTING',
       host: hostLabel(this.options.endpoints[this.next % endpoints]!),
@@ -215,11 +230,6 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
       attempt: retry,
       delay,
     });
-    const scheduler = this.options.recovery?.scheduler ?? asyncScheduler;
-    this.timer = scheduler.schedule(() => {
-      this.timer = undefined;
-      if (!this.stopped) this.attempt();
-    }, delay);
   }
 
   private finish(error: Error | undefined): void {

@@ -70,16 +70,6 @@ class PooledWriter extends Writer {
     this.pos = 0;
   }
 
-  /**
-   * Hands out the pending bytes as a segment, then `external` as the next one (not copied); writing
-   * goes on in the same buffer after them.
-   */
-  appendExternal(external: Buffer): void {
-    if (this.pos > this.taken) this.sealed.push(this.buf.subarray(this.taken, this.pos));
-    this.sealed.push(external);
-    this.taken = this.pos;
-  }
-
   /** Bytes written and not yet handed out, sealed segments included. */
   get pendingLength(): number {
     let n = this.pos - this.taken;
@@ -100,11 +90,6 @@ class PooledWriter extends Writer {
 
 /** A generous estimate of a method or header frame without large tables; grow() covers the rest. */
 const FRAME_ESTIMATE = 512;
-/**
- * Body frames with at least this many payload bytes are not copied into the pooled buffers: their
- * payload goes out as a view of the caller's body, between a copied frame header and frame end.
- */
-export const ZERO_COPY_MIN = 64 * 1024;
 
 /**
  * Encodes frames for the wire.
@@ -298,13 +283,10 @@ export class FrameWriter {
     }
   }
 
-  /** Bytes a content triplet is likely to take in the pooled buffer: two small frames plus the body frames. */
+  /** Bytes a content triplet is likely to take: two small frames plus the body frames. */
   private contentEstimate(body: Uint8Array): number {
     const size = body.length;
-    const frames = Math.ceil(size / (this.limit - 8));
-    // Payloads of ZERO_COPY_MIN or more are not copied (see content()); only their framing is.
-    const copied = Math.min(size, this.limit - 8) >= ZERO_COPY_MIN ? 0 : size;
-    return 2 * FRAME_ESTIMATE + copied + 8 * frames;
+    return 2 * FRAME_ESTIMATE + size + 8 * Math.ceil(size / (this.limit - 8));
   }
 
   private checkBody(body: Uint8Array): void {
@@ -353,18 +335,6 @@ export class FrameWriter {
     const maxPayload = this.limit - 8;
     for (let off = 0; off < size; off += maxPayload) {
       const n = Math.min(maxPayload, size - off);
-      if (n >= ZERO_COPY_MIN) {
-        // A large payload: frame header and end in the pooled buffer, the payload itself a view of the
-        // body (like socket.write, the caller must not change the body until it has been written).
-        w.reserve(8);
-        bodyFrameHeader(w.buf, w.pos, channel, n);
-        w.pos += 7;
-        w.appendExternal(Buffer.from(body.buffer, body.byteOffset + off, n));
-        w.reserve(1);
-        w.buf[w.pos++] = FRAME_END;
-        this.framesWritten++;
-        continue;
-      }
       w.ensure(n + 8);
       const buf = w.buf;
       const q = w.pos;

@@ -5,7 +5,7 @@
  * `close()`, and the end of the connection Observable. Also the connection's cached channel.
  */
 import { randomUUID } from 'node:crypto';
-import { lastValueFrom, switchMap } from 'rxjs';
+import { lastValueFrom, switchMap, timeout } from 'rxjs';
 import {
   ChannelClosedError,
   ConfigurationError,
@@ -206,6 +206,70 @@ describe('createPublisher (real broker)', () => {
     expect(await eventually(() => ended.error !== undefined)).toBe(true);
     expect((ended.error as PublisherError).code).toBe('CONNECTION_ENDED');
     await removeQueue(url, queue);
+  });
+});
+
+describe('createPublisher edge cases (real broker)', () => {
+  it('a publish dropped while it waits in the channel (unsubscribed) is no longer pending: close() completes', async () => {
+    const url = await brokerUrl();
+    const queue = unique('drop-waiting');
+    await depth(url, queue);
+    // A tiny write buffer: after any write the channel holds later publishes until the socket drains.
+    const publisher = createPublisher(connect(url, { recovery: true, writeHighWaterMark: 1 }), {
+      confirm: false,
+    });
+    await lastValueFrom(publisher.publish('', queue, 'first'));
+    const big = track(publisher.publish('', queue, Buffer.alloc(8 * 1024 * 1024)));
+    publisher.publish('', queue, 'dropped').subscribe().unsubscribe();
+    expect(await eventually(() => big.outcome !== undefined, 10_000)).toBe(true);
+    expect(await eventually(() => publisher.pending === 0)).toBe(true);
+    await lastValueFrom(publisher.close().pipe(timeout(5000)));
+    await removeQueue(url, queue);
+  });
+
+  it('a publish made from the error of one lost with its connection is held for the next connection', async () => {
+    const url = await brokerUrl();
+    const proxy = await startTcpProxy(await brokerEndpoint());
+    const queue = unique('retry-on-loss');
+    await depth(url, queue);
+    const publisher = createPublisher(connect(proxy.url(url), { recovery: { reconnect: { delays: [50] } } }));
+    try {
+      expect((await lastValueFrom(publisher.publish('', queue, 'warm-up'))).status).toBe('acked');
+      proxy.blackhole();
+      const second: Result = {};
+      publisher.publish('', queue, 'lost').subscribe({
+        error: () => {
+          // Published again at once, while the lost connection's failures are still being reported.
+          publisher.publish('', queue, 'again').subscribe({
+            next: (o) => (second.outcome = o),
+            error: (e) => (second.error = e),
+          });
+        },
+      });
+      await eventually(() => false, 100);
+      proxy.reset();
+      proxy.unblackhole();
+      expect(await eventually(() => second.outcome !== undefined || second.error !== undefined, 10_000)).toBe(
+        true,
+      );
+      expect(second.error).toBeUndefined();
+      expect(second.outcome?.status).toBe('acked');
+      await lastValueFrom(publisher.close());
+    } finally {
+      await proxy.close();
+      await removeQueue(url, queue);
+    }
+  });
+
+  it('a connection Observable that fails at once (a bad option) fails the first publish at once', async () => {
+    const publisher = createPublisher(connect('amqp://127.0.0.1', { heartbeat: -1 }), {
+      bufferTimeout: 30_000,
+    });
+    const started = Date.now();
+    await expect(lastValueFrom(publisher.publish('', 'q', 'x'))).rejects.toMatchObject({
+      code: 'CONNECTION_ENDED',
+    });
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });
 

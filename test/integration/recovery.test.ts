@@ -460,6 +460,24 @@ describe('recovery (real broker)', () => {
     subC.unsubscribe();
   }, 30_000);
 
+  it('a shared connection re-subscribed while the previous one closes: state$ ends CONNECTED, not CLOSED', async () => {
+    const connection$ = connect(url, { recovery: true, closeTimeout: 2000 });
+    const states: ConnectionState[] = [];
+    connection$.state$.subscribe((s) => states.push(s));
+    const first = connection$.subscribe();
+    expect(await eventually(() => states.at(-1)?.status === 'CONNECTED')).toBe(true);
+    first.unsubscribe(); // CLOSING: the close handshake is under way
+    const conns: Connection[] = [];
+    const second = connection$.subscribe((c) => conns.push(c));
+    expect(await eventually(() => conns.length === 1)).toBe(true);
+    await eventually(() => false, 300); // the first connection's close-ok has come meanwhile
+    expect(states.at(-1)?.status).toBe('CONNECTED');
+    const afterSecond = states.slice(states.findIndex((s, i) => i > 2 && s.status === 'CONNECTING'));
+    expect(afterSecond.map((s) => s.status)).toEqual(['CONNECTING', 'CONNECTED']);
+    second.unsubscribe();
+    expect(await eventually(() => states.at(-1)?.status === 'CLOSED')).toBe(true);
+  });
+
   it('conn.close() ends a recovering connection for good: the Observable completes', async () => {
     const connection$ = connect(url, { recovery: FAST });
     const states: ConnectionState[] = [];

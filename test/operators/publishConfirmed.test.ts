@@ -88,17 +88,25 @@ function fakeConfirmChannel(replies: Record<string, readonly Observable<PublishO
   ) => {
     stats.paths.add('publishWith');
     let outcome: PublishOutcome | undefined;
+    let finished = false;
     const subscription = reply(exchange, routingKey, body, properties, mandatory).subscribe({
       next: (o) => {
         outcome = o;
       },
-      error: (e: Error) => done(context, undefined, e),
-      complete: () => done(context, outcome ?? { status: 'sent' }),
+      error: (e: Error) => {
+        finished = true;
+        done(context, undefined, e);
+      },
+      complete: () => {
+        finished = true;
+        done(context, outcome ?? { status: 'sent' });
+      },
     });
     return {
       cancel: () => {
         stats.cancels++;
         subscription.unsubscribe();
+        return !finished;
       },
     };
   };

@@ -737,3 +737,88 @@ describe('consume tuning options', () => {
     );
   });
 });
+
+describe('resolveOptions: hosts, recovery and blocked publishing', () => {
+  it('takes hosts as host, host:port, [IPv6]:port, a bare IPv6 address or { hostname, port }', () => {
+    const o = resolveOptions('amqp://u:p@first:5673/v', {
+      hosts: ['a', 'b:5700', '[::1]:5701', '::1', { hostname: 'c' }, { hostname: '[fe80::1]', port: 5702 }],
+    });
+    expect(o.endpoints.map((e) => [e.hostname, e.port])).toEqual([
+      ['a', 5673],
+      ['b', 5700],
+      ['::1', 5701],
+      ['::1', 5673],
+      ['c', 5673],
+      ['fe80::1', 5702],
+    ]);
+    expect([o.hostname, o.port]).toEqual(['a', 5673]);
+    expect(o.endpoints[1]!.displayUrl).toBe('amqp://u@b:5700/v');
+    expect(o.endpoints.every((e) => !e.displayUrl.includes(':p@'))).toBe(true);
+  });
+
+  it('verifies each TLS host under its own name', () => {
+    const o = resolveOptions('amqps://mq-1', { hosts: ['mq-1', 'mq-2', '10.0.0.3'] });
+    expect(o.endpoints.map((e) => e.tls?.servername)).toEqual(['mq-1', 'mq-2', undefined]);
+  });
+
+  it('refuses bad hosts without echoing anything that may hold a password', () => {
+    for (const bad of ['amqp://app:s3cret-pw@rabbit-1:5672', 'app:s3cret-pw@rabbit-1', 'user@host']) {
+      const e = resolveError('amqp://localhost', { hosts: [bad] });
+      expect(e.message).toContain('hosts[0]');
+      expect(everyFormOf(e)).not.toContain('s3cret');
+      expect(everyFormOf(e)).not.toContain(bad);
+    }
+    expect(resolveError('amqp://localhost', { hosts: [] }).message).toContain('non-empty');
+    expect(resolveError('amqp://localhost', { hosts: ['h:0'] }).message).toContain('port');
+    expect(resolveError('amqp://localhost', { hosts: [{ hostname: 'h', port: 70000 }] }).message).toContain(
+      'port',
+    );
+    expect(resolveError('amqp://localhost', { hosts: [{ hostname: '' }] }).message).toContain('hostname');
+  });
+
+  it('defaults: no recovery, cold, whenBlocked wait, blockedTimeout 60 s; recovery makes it shared', () => {
+    const plain = resolveOptions('amqp://localhost');
+    expect([plain.recovery, plain.shared, plain.whenBlocked, plain.blockedTimeout]).toEqual([
+      undefined,
+      false,
+      'wait',
+      60_000,
+    ]);
+    const recovering = resolveOptions('amqp://localhost', { recovery: true });
+    expect(recovering.shared).toBe(true);
+    expect(recovering.recovery?.hostOrder).toBe('in-order');
+    expect(recovering.recovery?.initial).toBeDefined();
+    expect(resolveOptions('amqp://localhost', { recovery: true, shared: false }).shared).toBe(false);
+    expect(
+      resolveOptions('amqp://localhost', { recovery: { initial: false } }).recovery?.initial,
+    ).toBeUndefined();
+  });
+
+  it('builds the retry policies: explicit delays, and the defaults (first connect limited, reconnects not)', () => {
+    const o = resolveOptions('amqp://localhost', { recovery: { reconnect: { delays: [5, 10] } } });
+    expect([1, 2, 3, 100].map((n) => o.recovery!.reconnect.delayFor(n, new Error('x')))).toEqual([
+      5, 10, 10, 10,
+    ]);
+    const d = resolveOptions('amqp://localhost', { recovery: true }).recovery!;
+    expect(d.initial!.delayFor(6, new Error('x'))).toBeUndefined();
+    expect(d.initial!.delayFor(5, new Error('x'))).toBeDefined();
+    expect(d.reconnect.delayFor(1000, new Error('x'))).toBeLessThanOrEqual(30_000);
+  });
+
+  it('refuses bad recovery and blocked-publishing options, naming them', () => {
+    expect(resolveError('amqp://h', { recovery: 'yes' as unknown as boolean }).message).toContain('recovery');
+    expect(resolveError('amqp://h', { recovery: { hostOrder: 'random' as 'in-order' } }).message).toContain(
+      'hostOrder',
+    );
+    expect(resolveError('amqp://h', { recovery: { reconnect: { delays: [-1] } } }).message).toContain(
+      'recovery.reconnect',
+    );
+    expect(resolveError('amqp://h', { recovery: { initial: 3 as unknown as false } }).message).toContain(
+      'recovery.initial',
+    );
+    expect(resolveError('amqp://h', { recovery: { retries: 3 } as never }).message).toContain('retries');
+    expect(resolveError('amqp://h', { whenBlocked: 'drop' as 'fail' }).message).toContain('whenBlocked');
+    expect(resolveError('amqp://h', { blockedTimeout: 0 }).message).toContain('blockedTimeout');
+    expect(resolveError('amqp://h', { shared: 1 as unknown as boolean }).message).toContain('shared');
+  });
+});

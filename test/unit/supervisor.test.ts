@@ -79,7 +79,12 @@ interface Run {
 }
 
 /** Starts a supervisor whose attempts follow `steps` in order. */
-function run(m: { scheduler: SchedulerLike }, options: ConnectOptions, steps: Step[]): Run {
+function run(
+  m: { scheduler: SchedulerLike },
+  options: ConnectOptions,
+  steps: Step[],
+  hooks: { onState?: (s: ConnectionState, r: Run) => void; onLost?: (r: Run) => void } = {},
+): Run {
   const scheduler = m.scheduler;
   const resolved = resolveOptions('amqp://localhost', {
     ...options,
@@ -92,23 +97,29 @@ function run(m: { scheduler: SchedulerLike }, options: ConnectOptions, steps: St
   const cores: FakeCore[] = [];
   const sink: SupervisorSink<FakeCore> = {
     opened: (core) => events.push(`opened ${cores.indexOf(core)}`),
-    lost: (core) => events.push(`lost ${cores.indexOf(core)}`),
+    lost: (core) => {
+      events.push(`lost ${cores.indexOf(core)}`);
+      hooks.onLost?.(result);
+    },
     ended: (error) => events.push(error === undefined ? 'ended' : `ended ${error.constructor.name}`),
     blocked: () => {},
   };
-  const report = (s: ConnectionState) =>
+  const report = (s: ConnectionState) => {
     states.push(
       [scheduler.now(), s.status, s.host, s.attempt, s.delay].filter(
         (v, i) => i < 2 || v !== undefined,
       ) as never,
     );
+    hooks.onState?.(s, result);
+  };
   const supervisor = new Supervisor<FakeCore>(resolved, sink, report, (o, listener) => {
     const core = new FakeCore(o, listener, scheduler, steps[cores.length]);
     cores.push(core);
     return core;
   });
+  const result: Run = { states, events, cores, supervisor };
   supervisor.start();
-  return { states, events, cores, supervisor };
+  return result;
 }
 
 describe('Supervisor (virtual time)', () => {
@@ -343,6 +354,92 @@ describe('Supervisor (virtual time)', () => {
       ]);
       expect(r.events).toEqual(['opened 0', 'lost 0', 'ended']);
       expect(r.cores).toHaveLength(1);
+    }),
+  );
+
+  it(
+    'a subscriber leaving on CONNECTING: no connection is opened, and CLOSED is the last state',
+    marbles((m) => {
+      const r = run(
+        m,
+        { recovery: { initial: { delays: [5] } } },
+        [
+          { at: 1, does: 'refuse' },
+          { at: 1, does: 'open' },
+        ],
+        {
+          onState: (s, run) => {
+            if (s.status === 'CONNECTING' && s.attempt === 2) run.supervisor.stop();
+          },
+        },
+      );
+      m.flush();
+      expect(r.states.map(([t, st]) => `${t} ${st}`)).toEqual([
+        '0 CONNECTING',
+        '1 RECONNECTING',
+        '6 CONNECTING',
+        '6 CLOSED',
+      ]);
+      expect(r.cores).toHaveLength(1);
+      expect(r.events).toEqual(['ended']);
+    }),
+  );
+
+  it(
+    'a subscriber leaving on RECONNECTING: the retry timer is cancelled',
+    marbles((m) => {
+      const r = run(
+        m,
+        { recovery: { initial: { delays: [5] } } },
+        [
+          { at: 1, does: 'refuse' },
+          { at: 1, does: 'open' },
+        ],
+        {
+          onState: (s, run) => {
+            if (s.status === 'RECONNECTING') run.supervisor.stop();
+          },
+        },
+      );
+      m.flush();
+      expect(r.states.map(([t, st]) => `${t} ${st}`)).toEqual(['0 CONNECTING', '1 RECONNECTING', '1 CLOSED']);
+      expect(r.cores).toHaveLength(1);
+    }),
+  );
+
+  it(
+    'a subscriber leaving when told of the loss: CLOSED, and no RECONNECTING after it',
+    marbles((m) => {
+      const r = run(
+        m,
+        { recovery: { reconnect: { delays: [5] } } },
+        [
+          { at: 1, does: 'open', loseAt: 3 },
+          { at: 1, does: 'open' },
+        ],
+        {
+          onLost: (run) => run.supervisor.stop(),
+        },
+      );
+      m.flush();
+      expect(r.states.map(([t, st]) => `${t} ${st}`)).toEqual(['0 CONNECTING', '1 CONNECTED', '3 CLOSED']);
+      expect(r.events).toEqual(['opened 0', 'lost 0', 'ended']);
+      expect(r.cores).toHaveLength(1);
+    }),
+  );
+
+  it(
+    'close() then stop(): CLOSING is reported once',
+    marbles((m) => {
+      const r = run(m, { recovery: true }, [{ at: 1, does: 'open' }], {
+        onState: (s, run) => {
+          if (s.status === 'CLOSING') run.supervisor.stop();
+        },
+      });
+      m.scheduler.schedule(() => r.cores[0]!.close(), 5);
+      m.flush();
+      expect(r.states.map(([, st]) => st).filter((st) => st === 'CLOSING')).toHaveLength(1);
+      expect(r.states.at(-1)![1]).toBe('CLOSED');
     }),
   );
 

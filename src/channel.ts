@@ -10,7 +10,7 @@ import { Observable, type Observer, Subject, type Subscriber, type Subscription,
 import type { ChannelCore, Reply } from './channel/channel-core.js';
 import { ConfirmSmoother, type ConfirmStatus, ConfirmTagError } from './channel/confirm-smoother.js';
 import { Delivery } from './delivery.js';
-import { ConsumerCancelledError, causedByConnectionLoss, PublishBlockedError } from './errors.js';
+import { ConsumerCancelledError, PublishBlockedError } from './errors.js';
 import type { FieldTable } from './protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from './protocol/generated.js';
 
@@ -1206,7 +1206,7 @@ export class Channel {
    * `switchMap` pipeline waits for the next connection instead of ending.
    */
   private failOperation(subscriber: Observer<never>, error: Error): void {
-    if (this.core.connection.recovering && causedByConnectionLoss(error)) subscriber.complete();
+    if (this.core.connection.lostToRecovery(error)) subscriber.complete();
     else subscriber.error(error);
   }
 

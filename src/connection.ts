@@ -10,7 +10,7 @@ import { Channel } from './channel.js';
 import type { ConnectionCore, ConnectionCounters, Tune } from './connection/connection-core.js';
 import { type ConnectionState, hostLabel, Supervisor } from './connection/supervisor.js';
 import { Delivery } from './delivery.js';
-import { ConfigurationError, causedByConnectionLoss } from './errors.js';
+import { ConfigurationError } from './errors.js';
 import type { ConnectOptions, ResolvedOptions } from './options.js';
 import type { FieldTable } from './protocol/field-table.js';
 import { resolveOptions } from './resolve-options.js';
@@ -135,8 +135,7 @@ export class Connection {
         opened: () => subscriber.next(channel!),
         closed: (error) => {
           channel?.complete(error);
-          if (error === undefined || (this.core.recovering && causedByConnectionLoss(error)))
-            subscriber.complete();
+          if (error === undefined || this.core.lostToRecovery(error)) subscriber.complete();
           else subscriber.error(error);
         },
         delivered: (method, properties, body) => channel?.dispatchDelivery(method, properties, body),
@@ -158,7 +157,7 @@ export class Connection {
         core.open(options.id);
       } catch (e) {
         // On a lost recovering connection the next Connection brings the next channel.
-        if (this.core.recovering && causedByConnectionLoss(e)) subscriber.complete();
+        if (this.core.lostToRecovery(e)) subscriber.complete();
         else subscriber.error(e);
         return;
       }
@@ -184,9 +183,7 @@ export class Connection {
   }
 
   /** The cached channel while open, or being opened. */
-  private cached:
-    | { channel: Channel | undefined; waiters: Subscriber<Channel>[]; error?: unknown }
-    | undefined;
+  private cached: { channel: Channel | undefined; waiters: Subscriber<Channel>[] } | undefined;
 
   /**
    * The connection's cached channel, for one-shot operations (declarations, bindings, purges, a
@@ -208,7 +205,7 @@ export class Connection {
         subscriber.complete();
         return;
       }
-      if (cached !== undefined && cached.channel === undefined && cached.error === undefined) {
+      if (cached !== undefined && cached.channel === undefined) {
         cached.waiters.push(subscriber);
         return () => {
           const i = cached.waiters.indexOf(subscriber);
@@ -226,7 +223,6 @@ export class Connection {
           }
         },
         error: (error: unknown) => {
-          entry.error = error;
           if (this.cached === entry) this.cached = undefined;
           for (const w of entry.waiters.splice(0)) w.error(error);
         },

@@ -17,6 +17,7 @@ import {
 import type { Connection } from './connection.js';
 import { AmqpError, ConfigurationError, causedByConnectionLoss } from './errors.js';
 import type { BasicProperties } from './protocol/generated.js';
+import { MAX_TIMEOUT } from './resolve-options.js';
 
 /** Options of {@link createPublisher}. */
 export interface PublisherOptions {
@@ -448,9 +449,6 @@ export class Publisher {
     }
   }
 }
-
-/** Longest timer Node accepts: larger delays overflow and fire after 1 ms. */
-const MAX_TIMEOUT = 0x7fffffff;
 
 function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {

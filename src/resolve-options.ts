@@ -47,7 +47,7 @@ import { parseUrl } from './url.js';
 import { VERSION } from './version.js';
 
 /** Longest timer Node accepts: larger delays overflow and fire after 1 ms. */
-const MAX_TIMEOUT = 0x7fffffff;
+export const MAX_TIMEOUT = 0x7fffffff;
 
 // Exhaustive key lists: adding a field to an options interface without listing it here fails to compile.
 const CONNECT_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {

@@ -345,7 +345,7 @@ export class ChannelCore implements ChannelEndpoint {
     }
   }
 
-  handleConnectionClosed(error: ConnectionClosedError, recovering: boolean): void {
+  handleConnectionClosed(error: ConnectionClosedError): void {
     if (this.state === 'closed') return;
     // A client close sends the held acks ahead of its connection.close.
     if (error.initiator === 'client' && this.state === 'open') this.acks.flush();
@@ -353,6 +353,7 @@ export class ChannelCore implements ChannelEndpoint {
     // The client closing its connection ends its channels in order (they complete), and so does the
     // loss of a recovering connection (its replacement re-opens them); pending operations still fail,
     // since they will never be answered.
+    const recovering = this.connection.recovering;
     if (recovering) this.closeError = channelError;
     this.closeWith(error.initiator === 'client' || recovering ? undefined : channelError, channelError);
   }

@@ -12,6 +12,7 @@ import {
   AuthenticationError,
   type CloseReason,
   ConnectionClosedError,
+  causedByConnectionLoss,
   PublishBlockedError,
 } from '../errors.js';
 import type { ResolvedOptions, SaslMechanism } from '../options.js';
@@ -58,10 +59,10 @@ export interface ChannelEndpoint {
   handleMethod(method: Method): void;
   handleContent(method: ContentMethod, properties: BasicProperties, body: Buffer): void;
   /**
-   * The connection is gone: fail everything with this error. `recovering`: a recovering connection
-   * replaces it, so the channel's long-lived streams complete instead of erroring.
+   * The connection is gone: fail everything with this error (when the connection is `recovering`, a
+   * new one replaces it, and the channel's long-lived streams complete instead of erroring).
    */
-  handleConnectionClosed(error: ConnectionClosedError, recovering: boolean): void;
+  handleConnectionClosed(error: ConnectionClosedError): void;
 }
 
 type State = 'connecting' | 'start' | 'secure' | 'tune' | 'open-wait' | 'open' | 'closing' | 'closed';
@@ -140,8 +141,6 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   blocked = false;
   /** Why the broker blocked the connection (connection.blocked's reason), while blocked. */
   blockedReason: string | undefined;
-  /** writable and not blocked: a publish can be written now. */
-  publishable = true;
   /** Publishes waiting for the broker to unblock the connection. */
   private blockedWaiters: BlockedWaiter[] = [];
   /** True once the connection ended and a recovering connection replaces it. */
@@ -350,10 +349,22 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     };
   }
 
+  /** Writable and not blocked: a publish can be written now. */
+  get publishable(): boolean {
+    return this.writable && !this.blocked;
+  }
+
+  /**
+   * True when `error` is this connection's loss and a recovering connection replaces it: what was
+   * opened on it then completes rather than errors.
+   */
+  lostToRecovery(error: unknown): boolean {
+    return this.recovering && causedByConnectionLoss(error);
+  }
+
   private setBlocked(blocked: boolean, reason: string | undefined): void {
     this.blocked = blocked;
     this.blockedReason = blocked ? reason : undefined;
-    this.publishable = this.writable && !blocked;
     if (blocked) return;
     const waiters = this.blockedWaiters;
     this.blockedWaiters = [];
@@ -403,12 +414,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       if (segments.length > 1 && transport.writeMany !== undefined) {
         let bytes = 0;
         for (let i = 0; i < segments.length; i++) bytes += segments[i]!.length;
-        this.traffic.bytesSent += bytes;
-        this.sentSinceTick = true;
-        if (!transport.writeMany(segments)) {
-          this.writable = false;
-          this.publishable = false;
-        }
+        this.wrote(bytes, transport.writeMany(segments));
       } else for (let i = 0; i < segments.length; i++) this.writeRaw(segments[i]!);
     }
     if (this.flushCallbacks.length > 0) {
@@ -420,12 +426,14 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private writeRaw(bytes: Buffer): void {
     const transport = this.transport;
     if (transport === undefined) return;
-    this.traffic.bytesSent += bytes.length;
+    this.wrote(bytes.length, transport.write(bytes));
+  }
+
+  /** Counts bytes handed to the transport; `accepted` false: its buffer is above the high-water mark. */
+  private wrote(bytes: number, accepted: boolean): void {
+    this.traffic.bytesSent += bytes;
     this.sentSinceTick = true;
-    if (!transport.write(bytes)) {
-      this.writable = false;
-      this.publishable = false;
-    }
+    if (!accepted) this.writable = false;
   }
 
   // ---- transport events -----------------------------------------------------------------------
@@ -479,7 +487,6 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
   onDrain(): void {
     this.writable = true;
-    this.publishable = !this.blocked;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (let i = 0; i < waiters.length; i++) {
@@ -907,7 +914,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       const endpoint = this.channels[i];
       if (endpoint === undefined) continue;
       this.channels[i] = undefined;
-      endpoint.handleConnectionClosed(error, this.recovering);
+      endpoint.handleConnectionClosed(error);
     }
   }
 

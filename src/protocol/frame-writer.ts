@@ -338,7 +338,13 @@ export class FrameWriter {
       w.ensure(n + 8);
       const buf = w.buf;
       const q = w.pos;
-      bodyFrameHeader(buf, q, channel, n);
+      buf[q] = FRAME_BODY;
+      buf[q + 1] = channel >>> 8;
+      buf[q + 2] = channel & 0xff;
+      buf[q + 3] = n >>> 24;
+      buf[q + 4] = (n >>> 16) & 0xff;
+      buf[q + 5] = (n >>> 8) & 0xff;
+      buf[q + 6] = n & 0xff;
       buf.set(off === 0 && n === size ? body : body.subarray(off, off + n), q + 7);
       buf[q + 7 + n] = FRAME_END;
       w.pos = q + 8 + n;
@@ -375,17 +381,6 @@ export class FrameWriter {
     b[w.pos++] = FRAME_END;
     this.framesWritten++;
   }
-}
-
-/** The 7-byte header of a body frame carrying `n` payload bytes, at `q`. */
-function bodyFrameHeader(buf: Buffer, q: number, channel: number, n: number): void {
-  buf[q] = FRAME_BODY;
-  buf[q + 1] = channel >>> 8;
-  buf[q + 2] = channel & 0xff;
-  buf[q + 3] = n >>> 24;
-  buf[q + 4] = (n >>> 16) & 0xff;
-  buf[q + 5] = (n >>> 8) & 0xff;
-  buf[q + 6] = n & 0xff;
 }
 
 function checkChannel(channel: number): void {

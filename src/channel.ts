@@ -10,7 +10,7 @@ import { Observable, type Observer, Subject, type Subscriber, type Subscription,
 import type { ChannelCore, Reply } from './channel/channel-core.js';
 import { ConfirmSmoother, type ConfirmStatus, ConfirmTagError } from './channel/confirm-smoother.js';
 import { Delivery } from './delivery.js';
-import { ConsumerCancelledError, PublishBlockedError } from './errors.js';
+import { ChannelClosedError, ConsumerCancelledError, PublishBlockedError } from './errors.js';
 import type { FieldTable } from './protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from './protocol/generated.js';
 
@@ -443,6 +443,13 @@ export class Channel {
         else subscriber.error(error);
       },
     };
+    // basic.qos or basic.consume failed: the client closing the channel under it ends the consumer
+    // as it ends a running one (it completes); other failures are errors.
+    const fail = (error: Error): void => {
+      stopped = true;
+      if (error instanceof ChannelClosedError && error.initiator === 'client') subscriber.complete();
+      else this.failOperation(subscriber, error);
+    };
     const start = (): void => {
       this.core.call(
         {
@@ -465,10 +472,7 @@ export class Channel {
           }
           this.consumers.set(consumerTag, sink);
         },
-        (error) => {
-          stopped = true;
-          this.failOperation(subscriber, error);
-        },
+        fail,
       );
     };
     if (options.prefetch !== undefined) {
@@ -476,10 +480,7 @@ export class Channel {
         { name: 'basic.qos', prefetchCount: options.prefetch, prefetchSize: 0, global: false },
         ['basic.qos-ok'],
         () => undefined,
-        (error) => {
-          stopped = true;
-          this.failOperation(subscriber, error);
-        },
+        fail,
       );
     }
     start();

@@ -119,6 +119,40 @@ function consumeSome(
   });
 }
 
+describe('consume and the client closing its channel', () => {
+  it('completes a consumer whose basic.consume is still unanswered when the client closes the channel', async () => {
+    let consumeSeen!: () => void;
+    const sawConsume = new Promise<void>((r) => (consumeSeen = r));
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await peer.expectProtocolHeader();
+        await peer.handshake();
+        await peer.expect('channel.open', { channel: 1 });
+        peer.send(1, { name: 'channel.open-ok' });
+        await peer.expect('basic.consume');
+        consumeSeen(); // and not answered yet
+        await peer.expect('channel.close');
+        peer.send(1, { name: 'basic.consume-ok', consumerTag: CONSUMER_TAG });
+        peer.send(1, { name: 'channel.close-ok' });
+        await peer.expect('connection.close');
+        peer.send(0, { name: 'connection.close-ok' });
+      },
+      { maxConnections: 1 },
+    );
+    const { connection, channel } = await open();
+    const ended = new Promise<string>((resolve) => {
+      channel
+        .consume('q')
+        .subscribe({ complete: () => resolve('complete'), error: (e: Error) => resolve(e.message) });
+    });
+    await sawConsume;
+    await lastValueFrom(channel.close());
+    expect(await ended).toBe('complete');
+    await lastValueFrom(connection.close());
+    await server.done();
+  });
+});
+
 describe('ack coalescing on the wire', () => {
   it('sends the acks of a burst as one multiple ack', async () => {
     let seen: string[] = [];

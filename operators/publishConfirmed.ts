@@ -5,7 +5,7 @@
  * @module
  */
 import { Observable, type OperatorFunction, type Subscription } from 'rxjs';
-import type { Channel, PublishOutcome } from '../src/channel.js';
+import type { Channel, PublishOutcome } from '../src/client/channel.js';
 import { PublishNackedError } from '../src/errors.js';
 import type { BasicProperties } from '../src/protocol/generated.js';
 

@@ -1,14 +1,190 @@
 /**
- * The typed errors of the client. Every failure a user can see is one of these classes (or a codec
- * {@link FrameError} / {@link EncodeError}), carrying the protocol data that explains it. None of them
- * ever includes a password or other secret in its message, its properties or its `inspect` output.
+ * Every error class of rxamqp, in one module: one base class, {@link AmqpError}, with a typed `code`.
+ * Each failure a user can see is one of these, carrying the protocol data that explains it. None of
+ * them ever includes a password or other secret in its message, its properties or its `inspect`
+ * output.
  *
  * @module
  */
-import { AmqpError } from './protocol/errors.js';
 import { isHardError, REPLY_CODES } from './protocol/generated.js';
 
-export { AmqpError, EncodeError, FrameError } from './protocol/errors.js';
+/**
+ * AMQP reply code for a malformed frame (size, frame-end, frame type, heartbeat).
+ *
+ * @example
+ * ```ts
+ * if (error.replyCode === FRAME_ERROR) console.log('501');
+ * ```
+ */
+export const FRAME_ERROR = 501;
+/**
+ * AMQP reply code for a frame whose fields cannot be parsed.
+ *
+ * @example
+ * ```ts
+ * if (error.replyCode === SYNTAX_ERROR) console.log('502');
+ * ```
+ */
+export const SYNTAX_ERROR = 502;
+/**
+ * AMQP reply code for a method the peer sent that the protocol does not define.
+ *
+ * @example
+ * ```ts
+ * if (error.replyCode === COMMAND_INVALID) console.log('503');
+ * ```
+ */
+export const COMMAND_INVALID = 503;
+/**
+ * AMQP reply code for a frame that arrived out of order (content frames out of sequence).
+ *
+ * @example
+ * ```ts
+ * if (error.replyCode === UNEXPECTED_FRAME) console.log('505');
+ * ```
+ */
+export const UNEXPECTED_FRAME = 505;
+
+/** Codes of {@link FrameError}: what was wrong with the bytes from the peer. */
+export type FrameErrorCode =
+  | 'TRUNCATED_FIELD'
+  | 'INTEGER_TOO_LARGE'
+  | 'TRAILING_BYTES'
+  | 'UNKNOWN_FIELD_TYPE'
+  | 'TABLE_TOO_DEEP'
+  | 'UNKNOWN_FRAME_TYPE'
+  | 'PROTOCOL_MISMATCH'
+  | 'FRAME_TOO_LARGE'
+  | 'BAD_FRAME_END'
+  | 'BAD_HEARTBEAT'
+  | 'BAD_TUNE'
+  | 'UNEXPECTED_FRAME'
+  | 'UNEXPECTED_METHOD'
+  | 'UNKNOWN_METHOD'
+  | 'BAD_PROPERTY_FLAGS'
+  | 'BODY_TOO_LARGE'
+  | 'BODY_OVERRUN'
+  | 'CHANNEL_ERROR';
+
+/** Codes of {@link EncodeError}: why a value cannot go on the wire. */
+export type EncodeErrorCode =
+  | 'INVALID_VALUE'
+  | 'VALUE_OUT_OF_RANGE'
+  | 'STRING_TOO_LONG'
+  | 'TABLE_TOO_DEEP'
+  | 'FRAME_TOO_LARGE'
+  | 'BODY_TOO_LARGE'
+  | 'INVALID_METHOD'
+  | 'NOT_CONTENT_METHOD';
+
+/** Codes of {@link ConnectionClosedError}. */
+export type ConnectionClosedCode =
+  | 'SERVER_CLOSED'
+  | 'CONNECTION_LOST'
+  | 'HEARTBEAT_TIMEOUT'
+  | 'PROTOCOL_ERROR'
+  | 'CONNECT_TIMEOUT'
+  | 'CLIENT_CLOSED'
+  | 'TLS_HANDSHAKE_FAILED';
+
+/** Codes of {@link ChannelClosedError}. */
+export type ChannelClosedCode = 'SERVER_CLOSED' | 'CHANNEL_CLOSED' | 'CONNECTION_CLOSED';
+
+/** Codes of {@link PublisherError}. */
+export type PublisherErrorCode =
+  | 'DISCONNECTED'
+  | 'BUFFER_FULL'
+  | 'BUFFER_TIMEOUT'
+  | 'PUBLISHER_CLOSED'
+  | 'CONNECTION_ENDED';
+
+/**
+ * Every `code` an rxamqp error can carry: narrow on it after `instanceof AmqpError`.
+ *
+ * @example
+ * ```ts
+ * function retryable(e: unknown): boolean {
+ *   return e instanceof AmqpError && (e.code === 'CONNECTION_LOST' || e.code === 'HEARTBEAT_TIMEOUT');
+ * }
+ * ```
+ */
+export type ErrorCode =
+  | FrameErrorCode
+  | EncodeErrorCode
+  | ConnectionClosedCode
+  | ChannelClosedCode
+  | PublisherErrorCode
+  | 'CHANNEL_UNAVAILABLE'
+  | 'PUBLISH_NACKED'
+  | 'CONNECTION_BLOCKED'
+  | 'BLOCKED_TIMEOUT'
+  | 'CONSUMER_CANCELLED'
+  | 'AUTHENTICATION_FAILED'
+  | 'INVALID_CONFIGURATION'
+  | 'CONFIRM_TAG';
+
+/**
+ * Base class of every error rxamqp raises. `code` is a stable machine-readable string; each subclass
+ * narrows it to its own codes.
+ *
+ * @example
+ * ```ts
+ * try { decoder.push(bytes); } catch (e) { if (e instanceof AmqpError) console.error(e.code); }
+ * ```
+ */
+export class AmqpError<C extends ErrorCode = ErrorCode> extends Error {
+  /** A stable, machine-readable code such as `FRAME_TOO_LARGE`. */
+  readonly code: C;
+
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * Raised by {@link FrameDecoder} when the bytes from the peer do not form valid AMQP 0-9-1 frames.
+ * `replyCode` is the reply code the connection closes with (501 frame error, 502 syntax error,
+ * 503 command invalid, 505 unexpected frame). After a `FrameError` the decoder accepts no more input.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   decoder.push(chunk);
+ * } catch (e) {
+ *   if (e instanceof FrameError) sendConnectionClose(e.replyCode, e.message);
+ * }
+ * ```
+ */
+export class FrameError extends AmqpError<FrameErrorCode> {
+  /** The AMQP reply code for the connection.close this error calls for. */
+  readonly replyCode: number;
+  /** The channel of the offending frame, when it was known. */
+  readonly channel: number | undefined;
+
+  constructor(replyCode: number, code: FrameErrorCode, message: string, channel?: number) {
+    super(code, message);
+    this.replyCode = replyCode;
+    this.channel = channel;
+  }
+}
+
+/**
+ * Raised when a value cannot be encoded for the wire: a short string over 255 bytes, a number out of
+ * the range of its field, a field table value of an unsupported type, a frame larger than frame_max, a
+ * body larger than the configured maximum. Nothing is written when it is raised.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   writer.writePublish(1, '', 'x'.repeat(300), body);
+ * } catch (e) {
+ *   if (e instanceof EncodeError) console.error(e.message); // routing key is longer than 255 bytes
+ * }
+ * ```
+ */
+export class EncodeError extends AmqpError<EncodeErrorCode> {}
 
 /** What the protocol says about a close: the reply and the method that caused it. */
 export interface CloseReason {
@@ -56,7 +232,7 @@ export type CloseInitiator = 'server' | 'client' | 'network';
  * });
  * ```
  */
-export class ConnectionClosedError extends AmqpError {
+export class ConnectionClosedError extends AmqpError<ConnectionClosedCode> {
   /** The reply code of the close, when there was a close method (or a FrameError's code). */
   readonly replyCode: number | undefined;
   readonly replyText: string | undefined;
@@ -65,7 +241,7 @@ export class ConnectionClosedError extends AmqpError {
   readonly initiator: CloseInitiator;
 
   constructor(
-    code: string,
+    code: ConnectionClosedCode,
     message: string,
     options: { initiator: CloseInitiator; reason?: CloseReason; cause?: unknown },
   ) {
@@ -106,7 +282,7 @@ export class ConnectionClosedError extends AmqpError {
  * });
  * ```
  */
-export class ChannelClosedError extends AmqpError {
+export class ChannelClosedError extends AmqpError<ChannelClosedCode> {
   readonly channel: number;
   readonly replyCode: number | undefined;
   readonly replyText: string | undefined;
@@ -117,7 +293,7 @@ export class ChannelClosedError extends AmqpError {
   readonly closedAt: string | undefined;
 
   constructor(
-    code: string,
+    code: ChannelClosedCode,
     message: string,
     options: {
       channel: number;
@@ -188,7 +364,7 @@ export class ChannelClosedError extends AmqpError {
  * });
  * ```
  */
-export class PublishNackedError extends AmqpError {
+export class PublishNackedError extends AmqpError<'PUBLISH_NACKED'> {
   /** The sequence number of the last attempt. */
   readonly seq: number;
   /** How many times it was published. */
@@ -218,7 +394,7 @@ export class PublishNackedError extends AmqpError {
  * });
  * ```
  */
-export class PublishBlockedError extends AmqpError {
+export class PublishBlockedError extends AmqpError<'CONNECTION_BLOCKED' | 'BLOCKED_TIMEOUT'> {
   /** The broker's reason for blocking (e.g. `low on memory`), when it gave one. */
   readonly reason: string | undefined;
 
@@ -240,7 +416,7 @@ export class PublishBlockedError extends AmqpError {
  * });
  * ```
  */
-export class ConsumerCancelledError extends AmqpError {
+export class ConsumerCancelledError extends AmqpError<'CONSUMER_CANCELLED'> {
   readonly consumerTag: string;
   readonly queue: string;
 
@@ -265,7 +441,7 @@ export class ConsumerCancelledError extends AmqpError {
  * });
  * ```
  */
-export class AuthenticationError extends AmqpError {
+export class AuthenticationError extends AmqpError<'AUTHENTICATION_FAILED'> {
   /** The SASL mechanism that was tried. */
   readonly mechanism: string;
   /** The reply code of the broker's close (403 ACCESS_REFUSED), when it sent one. */
@@ -295,9 +471,57 @@ export class AuthenticationError extends AmqpError {
  * }
  * ```
  */
-export class ConfigurationError extends AmqpError {
+export class ConfigurationError extends AmqpError<'INVALID_CONFIGURATION'> {
   constructor(message: string, options?: { cause?: unknown }) {
     super('INVALID_CONFIGURATION', message, options);
+  }
+}
+
+/**
+ * A publish the publisher could not send: `code` is `DISCONNECTED` (no connection and
+ * `whileDisconnected: 'fail'`), `BUFFER_FULL` (`maxBuffered` messages were already held),
+ * `BUFFER_TIMEOUT` (no connection came within `bufferTimeout`), `PUBLISHER_CLOSED` (`close()` was
+ * called before it went out) or `CONNECTION_ENDED` (the connection Observable ended: recovery gave up
+ * or the connection was closed). The message was not sent (except, with `republish`, an earlier copy
+ * published before a connection was lost, which the broker may have kept).
+ *
+ * @example
+ * ```ts
+ * publisher.publish('', 'jobs', 'x').subscribe({
+ *   error: (e) => e instanceof PublisherError && e.code === 'BUFFER_TIMEOUT' && console.warn('broker down'),
+ * });
+ * ```
+ */
+export class PublisherError extends AmqpError<PublisherErrorCode> {
+  constructor(code: PublisherErrorCode, message: string, cause?: unknown) {
+    super(code, message, cause === undefined ? undefined : { cause });
+  }
+}
+
+/**
+ * Thrown for a confirm the broker should never send: a delivery tag that was never published, or a
+ * single confirm of a publish already confirmed. The channel turns it into a protocol error.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   smoother.ack(frame.deliveryTag, frame.multiple);
+ * } catch (e) {
+ *   if (e instanceof ConfirmTagError) closeChannel(406, e.message);
+ *   else throw e;
+ * }
+ * ```
+ */
+export class ConfirmTagError extends AmqpError<'CONFIRM_TAG'> {
+  /** The delivery tag of the offending confirm. */
+  readonly deliveryTag: number;
+  /** Whether the offending confirm had `multiple` set. */
+  readonly multiple: boolean;
+
+  constructor(message: string, deliveryTag: number, multiple: boolean) {
+    super('CONFIRM_TAG', message);
+    this.deliveryTag = deliveryTag;
+    this.multiple = multiple;
   }
 }
 

@@ -25,7 +25,7 @@ export {
   type QueueDeclareOk,
   type QueueDeclareOptions,
   type ReturnedMessage,
-} from './channel.js';
+} from './client/channel.js';
 export {
   type BlockedEvent,
   type ChannelOptions,
@@ -37,22 +37,41 @@ export {
   connect,
   openConnection,
   type Tune,
-} from './connection.js';
-export { Delivery, type DeliveryFields } from './delivery.js';
+} from './client/connection.js';
+export { Delivery, type DeliveryFields } from './client/delivery.js';
+export { createPublisher, Publisher, type PublisherOptions } from './client/publisher.js';
+export * from './config/options.js';
+export { amqplain, BUILTIN_MECHANISMS, chooseMechanism, external, plain } from './config/sasl.js';
+export { Secret } from './config/secret.js';
+export { parseUrl, redactUrl, URL_QUERY_KEYS } from './config/url.js';
 export {
+  AmqpError,
   AuthenticationError,
+  type ChannelClosedCode,
   ChannelClosedError,
   type CloseInitiator,
   type CloseReason,
+  COMMAND_INVALID,
   ConfigurationError,
+  ConfirmTagError,
+  type ConnectionClosedCode,
   ConnectionClosedError,
   ConsumerCancelledError,
+  EncodeError,
+  type EncodeErrorCode,
+  type ErrorCode,
+  FRAME_ERROR,
+  FrameError,
+  type FrameErrorCode,
+  isHardError,
   PublishBlockedError,
+  PublisherError,
+  type PublisherErrorCode,
   PublishNackedError,
+  SYNTAX_ERROR,
+  UNEXPECTED_FRAME,
 } from './errors.js';
-export * from './options.js';
 export * from './protocol/index.js';
-export { createPublisher, Publisher, PublisherError, type PublisherOptions } from './publisher.js';
 export {
   type BackoffOptions,
   isRetryableError,
@@ -61,8 +80,6 @@ export {
   retryPolicy,
   retryWithPolicy,
 } from './recovery/retry-policy.js';
-export { amqplain, BUILTIN_MECHANISMS, chooseMechanism, external, plain } from './sasl.js';
-export { Secret } from './secret.js';
 export * from './topology/index.js';
 export type {
   Transport,
@@ -70,5 +87,4 @@ export type {
   TransportHandler,
   TransportTarget,
 } from './transport/transport.js';
-export { parseUrl, redactUrl, URL_QUERY_KEYS } from './url.js';
 export { VERSION } from './version.js';

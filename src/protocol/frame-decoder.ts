@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { COMMAND_INVALID, FRAME_ERROR, FrameError, SYNTAX_ERROR, UNEXPECTED_FRAME } from './errors.js';
+import { COMMAND_INVALID, FRAME_ERROR, FrameError, SYNTAX_ERROR, UNEXPECTED_FRAME } from '../errors.js';
 import {
   type BasicProperties,
   decodeBasicProperties,

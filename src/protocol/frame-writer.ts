@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { EncodeError } from './errors.js';
+import { EncodeError } from '../errors.js';
 import {
   type BasicProperties,
   encodeBasicProperties,

@@ -4,7 +4,6 @@
  *
  * @module
  */
-export * from './errors.js';
 export {
   Decimal,
   FIELD_TYPES,

@@ -6,7 +6,7 @@
  * @module
  * @internal
  */
-import { FrameError, SYNTAX_ERROR } from './errors.js';
+import { FrameError, SYNTAX_ERROR } from '../errors.js';
 import {
   Decimal,
   type FieldTable,

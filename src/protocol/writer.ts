@@ -5,7 +5,7 @@
  * @module
  * @internal
  */
-import { EncodeError } from './errors.js';
+import { EncodeError } from '../errors.js';
 import {
   Decimal,
   FIELD_TYPES,

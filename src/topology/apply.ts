@@ -18,9 +18,9 @@ import {
   tap,
   throwError,
 } from 'rxjs';
-import type { Channel } from '../channel.js';
-import type { Connection } from '../connection.js';
-import type { Delivery } from '../delivery.js';
+import type { Channel } from '../client/channel.js';
+import type { Connection } from '../client/connection.js';
+import type { Delivery } from '../client/delivery.js';
 import { ChannelClosedError, ConfigurationError } from '../errors.js';
 import {
   type ConsumerSpec,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions } from '../channel.js';
+import type { ConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions } from '../client/channel.js';
 import { ConfigurationError } from '../errors.js';
 import { type FieldTable, field } from '../protocol/field-table.js';
 

@@ -6,8 +6,8 @@
  */
 import { isIPv6, connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { isNativeError } from 'node:util/types';
+import type { ResolvedSocketOptions } from '../config/options.js';
 import { ConnectionClosedError } from '../errors.js';
-import type { ResolvedSocketOptions } from '../options.js';
 import type { Transport, TransportConnector, TransportHandler, TransportTarget } from './transport.js';
 
 /** Longest delay `setTimeout` honours (larger values fire after 1 ms). */

@@ -7,7 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { type ConnectionOptions, checkServerIdentity, connect as tlsConnect } from 'node:tls';
-import type { ResolvedTlsOptions } from '../options.js';
+import type { ResolvedTlsOptions } from '../config/options.js';
 import { establishTransport } from './tcp.js';
 import type { TransportConnector, TransportTarget } from './transport.js';
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ResolvedSocketOptions, ResolvedTlsOptions } from '../options.js';
+import type { ResolvedSocketOptions, ResolvedTlsOptions } from '../config/options.js';
 
 /**
  * What a transport reports to its owner. Called from the transport's I/O callbacks; the owner must not

@@ -1,5 +1,5 @@
 import { map, type Observable } from 'rxjs';
-import type { Settler } from '../../src/delivery.js';
+import type { Settler } from '../../src/client/delivery.js';
 import { type BasicProperties, Delivery, type PublishOutcome } from '../../src/index.js';
 
 /** One settle call a delivery made: kind, tag, multiple, requeue. */

@@ -4,11 +4,11 @@
  * closing from either side, and that closing the server leaves nothing open.
  */
 import { type Socket, connect as tcpConnect } from 'node:net';
+import { FrameError } from '../../src/errors.js';
 import {
   type BasicProperties,
   type ContentMethod,
   FrameDecoder,
-  FrameError,
   FrameWriter,
   type Method,
   type MethodInit,

@@ -5,9 +5,9 @@
  */
 import { once } from 'node:events';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { ResolvedTlsOptions } from '../../src/config/options.js';
 import { ConnectionClosedError } from '../../src/errors.js';
 import { type Method, PROTOCOL_HEADER } from '../../src/index.js';
-import type { ResolvedTlsOptions } from '../../src/options.js';
 import { FrameDecoder } from '../../src/protocol/index.js';
 import { connectTls, connectTransport } from '../../src/transport/index.js';
 import type { Transport, TransportHandler, TransportTarget } from '../../src/transport/transport.js';

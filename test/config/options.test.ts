@@ -2,7 +2,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { ConfigurationError } from '../../src/errors.js';
 import {
   type ConnectOptions,
   DEFAULT_CHANNEL_MAX,
@@ -12,10 +11,11 @@ import {
   DEFAULT_HEARTBEAT,
   DEFAULT_WRITE_HIGH_WATER_MARK,
   type SaslMechanism,
-} from '../../src/options.js';
+} from '../../src/config/options.js';
+import { resolveOptions } from '../../src/config/resolve-options.js';
+import { Secret } from '../../src/config/secret.js';
+import { ConfigurationError } from '../../src/errors.js';
 import { type FieldTable, field, fieldTypesOf, rememberFieldType } from '../../src/protocol/field-table.js';
-import { resolveOptions } from '../../src/resolve-options.js';
-import { Secret } from '../../src/secret.js';
 import type { TransportConnector } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
 

@@ -7,6 +7,9 @@
  * @module
  */
 import { Observable, type Subscription } from 'rxjs';
+import { MAX_TIMEOUT } from '../config/resolve-options.js';
+import { ConfigurationError, causedByConnectionLoss, PublisherError } from '../errors.js';
+import type { BasicProperties } from '../protocol/generated.js';
 import {
   type Channel,
   type PublishCallback,
@@ -15,9 +18,6 @@ import {
   publishObservable,
 } from './channel.js';
 import type { Connection } from './connection.js';
-import { AmqpError, ConfigurationError, causedByConnectionLoss } from './errors.js';
-import type { BasicProperties } from './protocol/generated.js';
-import { MAX_TIMEOUT } from './resolve-options.js';
 
 /** Options of {@link createPublisher}. */
 export interface PublisherOptions {
@@ -41,31 +41,6 @@ export interface PublisherOptions {
    * may then hold a message twice: consumers must tolerate duplicates.
    */
   readonly republish?: boolean;
-}
-
-/**
- * A publish the publisher could not send: `code` is `DISCONNECTED` (no connection and
- * `whileDisconnected: 'fail'`), `BUFFER_FULL` (`maxBuffered` messages were already held),
- * `BUFFER_TIMEOUT` (no connection came within `bufferTimeout`), `PUBLISHER_CLOSED` (`close()` was
- * called before it went out) or `CONNECTION_ENDED` (the connection Observable ended: recovery gave up
- * or the connection was closed). The message was not sent (except, with `republish`, an earlier copy
- * published before a connection was lost, which the broker may have kept).
- *
- * @example
- * ```ts
- * publisher.publish('', 'jobs', 'x').subscribe({
- *   error: (e) => e instanceof PublisherError && e.code === 'BUFFER_TIMEOUT' && console.warn('broker down'),
- * });
- * ```
- */
-export class PublisherError extends AmqpError {
-  constructor(
-    code: 'DISCONNECTED' | 'BUFFER_FULL' | 'BUFFER_TIMEOUT' | 'PUBLISHER_CLOSED' | 'CONNECTION_ENDED',
-    message: string,
-    cause?: unknown,
-  ) {
-    super(code, message, cause === undefined ? undefined : { cause });
-  }
 }
 
 /** One message the publisher has accepted and not yet reported. */

@@ -5,9 +5,9 @@ import {
   type ConfirmOutcome,
   ConfirmSmoother,
   type ConfirmStatus,
-  ConfirmTagError,
   smoothConfirms,
-} from '../../src/channel/confirm-smoother.js';
+} from '../../src/core/confirm-smoother.js';
+import { ConfirmTagError } from '../../src/errors.js';
 
 // Input events of smoothConfirms().
 const P: ConfirmEvent = { kind: 'publish' };

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { AckTracker, MAX_WINDOW, type SettleKind } from '../../src/channel/ack-tracker.js';
+import { AckTracker, MAX_WINDOW, type SettleKind } from '../../src/core/ack-tracker.js';
 
 /** One settlement frame as the tracker sends it: kind, delivery tag, multiple, requeue. */
 type Frame = readonly [kind: SettleKind, tag: number, multiple: boolean, requeue: boolean];

@@ -5,18 +5,18 @@
  */
 import { inspect } from 'node:util';
 import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs';
-import { ChannelCore } from './channel/channel-core.js';
+import type { ConnectOptions, ResolvedOptions } from '../config/options.js';
+import { resolveOptions } from '../config/resolve-options.js';
+import { ChannelCore } from '../core/channel-core.js';
+import type { ConnectionCore, ConnectionCounters, Tune } from '../core/connection-core.js';
+import { type ConnectionState, hostLabel, Supervisor } from '../core/supervisor.js';
+import { ConfigurationError } from '../errors.js';
+import type { FieldTable } from '../protocol/field-table.js';
 import { Channel } from './channel.js';
-import type { ConnectionCore, ConnectionCounters, Tune } from './connection/connection-core.js';
-import { type ConnectionState, hostLabel, Supervisor } from './connection/supervisor.js';
 import { Delivery } from './delivery.js';
-import { ConfigurationError } from './errors.js';
-import type { ConnectOptions, ResolvedOptions } from './options.js';
-import type { FieldTable } from './protocol/field-table.js';
-import { resolveOptions } from './resolve-options.js';
 
-export type { ConnectionCounters, Tune } from './connection/connection-core.js';
-export type { ConnectionState, ConnectionStatus } from './connection/supervisor.js';
+export type { ConnectionCounters, Tune } from '../core/connection-core.js';
+export type { ConnectionState, ConnectionStatus } from '../core/supervisor.js';
 
 /**
  * A blocked or unblocked notification (see {@link Connection.blocked$}).

@@ -7,16 +7,18 @@
  * @module
  * @internal
  */
+
+import type { ResolvedOptions, SaslMechanism } from '../config/options.js';
+import { chooseMechanism } from '../config/sasl.js';
 import {
   AmqpError,
   AuthenticationError,
   type CloseReason,
   ConnectionClosedError,
   causedByConnectionLoss,
+  FrameError,
   PublishBlockedError,
 } from '../errors.js';
-import type { ResolvedOptions, SaslMechanism } from '../options.js';
-import { FrameError } from '../protocol/errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import { type ContentMethod, FrameDecoder, type FrameHandler } from '../protocol/frame-decoder.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
@@ -28,7 +30,6 @@ import {
   PROTOCOL_HEADER,
   ReplyCode,
 } from '../protocol/generated.js';
-import { chooseMechanism } from '../sasl.js';
 import { connectTransport } from '../transport/index.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
 

@@ -9,7 +9,18 @@
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv6 } from 'node:net';
 import { inspect } from 'node:util';
-import { ConfigurationError } from './errors.js';
+import { ConfigurationError } from '../errors.js';
+import {
+  Decimal,
+  type FieldTable,
+  type FieldValue,
+  fieldTypesOf,
+  rememberFieldType,
+  TypedField,
+} from '../protocol/field-table.js';
+import { DEFAULT_MAX_BODY_SIZE } from '../protocol/frame-decoder.js';
+import { type RetryPolicyOptions, retryPolicy } from '../recovery/retry-policy.js';
+import { VERSION } from '../version.js';
 import {
   type ConnectOptions,
   DEFAULT_ACK_DELAY,
@@ -31,20 +42,9 @@ import {
   type SocketOptions,
   type TlsOptions,
 } from './options.js';
-import {
-  Decimal,
-  type FieldTable,
-  type FieldValue,
-  fieldTypesOf,
-  rememberFieldType,
-  TypedField,
-} from './protocol/field-table.js';
-import { DEFAULT_MAX_BODY_SIZE } from './protocol/frame-decoder.js';
-import { type RetryPolicyOptions, retryPolicy } from './recovery/retry-policy.js';
 import { BUILTIN_MECHANISMS } from './sasl.js';
 import { Secret } from './secret.js';
 import { parseUrl } from './url.js';
-import { VERSION } from './version.js';
 
 /** Longest timer Node accepts: larger delays overflow and fire after 1 ms. */
 export const MAX_TIMEOUT = 0x7fffffff;

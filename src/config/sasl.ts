@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { ConfigurationError } from './errors.js';
+import { ConfigurationError } from '../errors.js';
+import { Writer } from '../protocol/writer.js';
 import type { Credentials, SaslMechanism } from './options.js';
-import { Writer } from './protocol/writer.js';
 
 const TAG_LONG_STRING = 0x53; // 'S'
 

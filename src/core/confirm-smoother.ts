@@ -19,37 +19,10 @@
  * @internal
  */
 import { Observable, type OperatorFunction } from 'rxjs';
+import { ConfirmTagError } from '../errors.js';
 
 /** How a publish ended: confirmed by the broker (`ack`), refused by it (`nack`), or lost with the channel (`fail`). */
 export type ConfirmStatus = 'ack' | 'nack' | 'fail';
-
-/**
- * Thrown for a confirm the broker should never send: a delivery tag that was never published, or a
- * single confirm of a publish already confirmed. The channel turns it into a protocol error.
- *
- * @example
- * ```ts
- * try {
- *   smoother.ack(frame.deliveryTag, frame.multiple);
- * } catch (e) {
- *   if (e instanceof ConfirmTagError) closeChannel(406, e.message);
- *   else throw e;
- * }
- * ```
- */
-export class ConfirmTagError extends Error {
-  /** The delivery tag of the offending confirm. */
-  readonly deliveryTag: number;
-  /** Whether the offending confirm had `multiple` set. */
-  readonly multiple: boolean;
-
-  constructor(message: string, deliveryTag: number, multiple: boolean) {
-    super(message);
-    this.name = 'ConfirmTagError';
-    this.deliveryTag = deliveryTag;
-    this.multiple = multiple;
-  }
-}
 
 /** Published, not yet confirmed. */
 const PENDING = 0;

@@ -7,8 +7,8 @@
  * @internal
  */
 import { asyncScheduler, type Subscription } from 'rxjs';
+import type { ResolvedEndpoint, ResolvedOptions } from '../config/options.js';
 import type { AuthenticationError, ConnectionClosedError } from '../errors.js';
-import type { ResolvedEndpoint, ResolvedOptions } from '../options.js';
 import { isRetryableError, type RetryPolicy } from '../recovery/retry-policy.js';
 import { ConnectionCore, type ConnectionListener } from './connection-core.js';
 

@@ -5,10 +5,10 @@
  * @module
  */
 import type { SchedulerLike } from 'rxjs';
-import type { FieldTable } from './protocol/field-table.js';
-import type { RetryPolicy, RetryPolicyOptions } from './recovery/retry-policy.js';
+import type { FieldTable } from '../protocol/field-table.js';
+import type { RetryPolicy, RetryPolicyOptions } from '../recovery/retry-policy.js';
+import type { TransportConnector } from '../transport/transport.js';
 import type { Secret } from './secret.js';
-import type { TransportConnector } from './transport/transport.js';
 
 /** Default heartbeat the client asks for, in seconds (RabbitMQ's own clients use 60). */
 export const DEFAULT_HEARTBEAT = 60;

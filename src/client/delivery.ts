@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { BasicProperties } from './protocol/generated.js';
+import type { BasicProperties } from '../protocol/generated.js';
 
 /** Where a message came from and how it was delivered. */
 export interface DeliveryFields {

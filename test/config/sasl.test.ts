@@ -1,9 +1,9 @@
 import fc from 'fast-check';
+import type { Credentials, SaslMechanism } from '../../src/config/options.js';
+import { amqplain, BUILTIN_MECHANISMS, chooseMechanism, external, plain } from '../../src/config/sasl.js';
+import { Secret } from '../../src/config/secret.js';
 import { ConfigurationError } from '../../src/errors.js';
-import type { Credentials, SaslMechanism } from '../../src/options.js';
 import { Reader } from '../../src/protocol/reader.js';
-import { amqplain, BUILTIN_MECHANISMS, chooseMechanism, external, plain } from '../../src/sasl.js';
-import { Secret } from '../../src/secret.js';
 
 const credentials = (username: string, password: string): Credentials => ({
   username,

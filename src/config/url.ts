@@ -17,7 +17,7 @@
  * @module
  */
 import { isIPv6 } from 'node:net';
-import { ConfigurationError } from './errors.js';
+import { ConfigurationError } from '../errors.js';
 import type { ConnectOptions, TlsOptions } from './options.js';
 import { Secret } from './secret.js';
 

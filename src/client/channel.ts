@@ -7,12 +7,17 @@
  */
 import { inspect } from 'node:util';
 import { Observable, type Observer, Subject, type Subscriber, type Subscription, timeout } from 'rxjs';
-import type { ChannelCore, Reply } from './channel/channel-core.js';
-import { ConfirmSmoother, type ConfirmStatus, ConfirmTagError } from './channel/confirm-smoother.js';
+import type { ChannelCore, Reply } from '../core/channel-core.js';
+import { ConfirmSmoother, type ConfirmStatus } from '../core/confirm-smoother.js';
+import {
+  ChannelClosedError,
+  ConfirmTagError,
+  ConsumerCancelledError,
+  PublishBlockedError,
+} from '../errors.js';
+import type { FieldTable } from '../protocol/field-table.js';
+import type { BasicProperties, MethodInit, MethodName, MethodOf } from '../protocol/generated.js';
 import { Delivery } from './delivery.js';
-import { ChannelClosedError, ConsumerCancelledError, PublishBlockedError } from './errors.js';
-import type { FieldTable } from './protocol/field-table.js';
-import type { BasicProperties, MethodInit, MethodName, MethodOf } from './protocol/generated.js';
 
 /** Options of `exchangeDeclare`. */
 export interface ExchangeDeclareOptions {

@@ -7,12 +7,13 @@
  * @module
  * @internal
  */
-import type { ChannelEndpoint, ConnectionCore } from '../connection/connection-core.js';
+
 import { ChannelClosedError, type CloseReason, type ConnectionClosedError } from '../errors.js';
 import type { ContentMethod } from '../protocol/frame-decoder.js';
 import type { BasicProperties, Method, MethodInit, MethodName } from '../protocol/generated.js';
 import { ReplyCode } from '../protocol/generated.js';
 import { AckTracker, type SettleKind } from './ack-tracker.js';
+import type { ChannelEndpoint, ConnectionCore } from './connection-core.js';
 
 /** A reply: a method, or a basic.get-ok with its content. */
 export type Reply =
@@ -492,7 +493,7 @@ export class ChannelCore implements ChannelEndpoint {
 
 /** Frames of rxamqp itself and of RxJS, left out of `closedAt` so that the user's code shows. */
 const INTERNAL_FRAME =
-  /[/\\](node_modules[/\\]rxjs|src[/\\](channel|connection|delivery)|dist[/\\](esm|cjs)[/\\]src)[/\\.]|\(node:|^\s+at node:/;
+  /[/\\](node_modules[/\\]rxjs|src[/\\](client|core)|dist[/\\](esm|cjs)[/\\]src)[/\\.]|\(node:|^\s+at node:/;
 
 /** The frames of a call site, recorded now and formatted only if an error needs them. */
 interface CapturedStack {

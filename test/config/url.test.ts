@@ -1,9 +1,9 @@
 import { inspect } from 'node:util';
 import fc from 'fast-check';
+import type { ConnectOptions } from '../../src/config/options.js';
+import { Secret } from '../../src/config/secret.js';
+import { parseUrl, redactUrl, URL_QUERY_KEYS } from '../../src/config/url.js';
 import { ConfigurationError } from '../../src/errors.js';
-import type { ConnectOptions } from '../../src/options.js';
-import { Secret } from '../../src/secret.js';
-import { parseUrl, redactUrl, URL_QUERY_KEYS } from '../../src/url.js';
 
 /** The parse result with the password revealed, for comparisons. */
 function parsed(url: string): Record<string, unknown> {

@@ -4,20 +4,20 @@
  */
 import type { SchedulerLike } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
-import type { ConnectionListener } from '../../src/connection/connection-core.js';
+import { resolveOptions } from '../../src/config/resolve-options.js';
+import type { ConnectionListener } from '../../src/core/connection-core.js';
 import {
   type ConnectionState,
   type SupervisedCore,
   Supervisor,
   type SupervisorSink,
-} from '../../src/connection/supervisor.js';
+} from '../../src/core/supervisor.js';
 import {
   AuthenticationError,
   ConnectionClosedError,
   type ConnectOptions,
   type ResolvedOptions,
 } from '../../src/index.js';
-import { resolveOptions } from '../../src/resolve-options.js';
 
 /** What one attempt does, at which virtual time after it starts (`loseAt` too counts from the start). */
 type Step = { at: number; does: 'open' | 'refuse' | 'auth' } | { at: number; does: 'open'; loseAt: number };

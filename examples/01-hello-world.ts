@@ -8,7 +8,7 @@
  * AMQP_URL, or amqp://guest:guest@127.0.0.1:5672.
  */
 import { concat, repeat, switchMap, take, tap, timeout } from 'rxjs';
-import { connect } from '../src/index.js';
+import { connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'hello';

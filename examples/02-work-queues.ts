@@ -17,7 +17,7 @@ import {
   tap,
   timer,
 } from 'rxjs';
-import { type Connection, connect } from '../src/index.js';
+import { type Connection, connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'rxamqp-example-task-queue';

@@ -16,7 +16,7 @@ import {
   take,
   tap,
 } from 'rxjs';
-import { type Connection, connect } from '../src/index.js';
+import { type Connection, connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const exchange = 'rxamqp-example-logs';

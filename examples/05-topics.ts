@@ -28,7 +28,7 @@ import {
   defineTopology,
   exchange,
   queue,
-} from '../src/index.js';
+} from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 

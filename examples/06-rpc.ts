@@ -6,7 +6,7 @@
  * Run: npx tsx examples/06-rpc.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
 import { concat, from, ignoreElements, lastValueFrom, map, mergeMap, switchMap, tap } from 'rxjs';
-import { type Channel, connect } from '../src/index.js';
+import { type Channel, connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'rxamqp-example-rpc-queue';

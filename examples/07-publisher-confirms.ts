@@ -28,7 +28,7 @@ import {
   tap,
 } from 'rxjs';
 import { publishConfirmed } from '../operators/index.js';
-import { type Channel, connect, type PublishOutcome } from '../src/index.js';
+import { type Channel, connect, type PublishOutcome } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const MESSAGE_COUNT = 5_000;

@@ -13,7 +13,7 @@
  * `connection.openChannel()` for channels) subscribe for good instead; you end them with `close()`.
  */
 import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { type Channel, ChannelClosedError, type Delivery, openConnection } from '../src/index.js';
+import { type Channel, ChannelClosedError, type Delivery, openConnection } from '../src/node.js';
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'hello';

@@ -29,7 +29,7 @@ import {
   openConnection,
   PublishBlockedError,
   type PublishOutcome,
-} from '../src/index.js';
+} from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const withAlarm = process.argv.includes('--alarm');

@@ -11,15 +11,13 @@ import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import {
   type BasicProperties,
-  type ContentMethod,
   Decimal,
   EncodeError,
   type FieldTable,
-  FrameDecoder,
-  FrameWriter,
   field,
   fieldTypesOf,
-} from '../src/index.js';
+} from '../src/node.js';
+import { type ContentMethod, FrameDecoder, FrameWriter } from '../src/protocol/index.js';
 
 // Timestamps (tag T) carry whole seconds, so this example uses a Date without milliseconds.
 const sentAt = new Date('2024-05-01T12:00:00Z');

@@ -24,7 +24,7 @@ import {
   tap,
   timeout,
 } from 'rxjs';
-import { AmqpError, type Channel, type Connection, connect, type Delivery, redactUrl } from '../src/index.js';
+import { AmqpError, type Channel, type Connection, connect, type Delivery, redactUrl } from '../src/node.js';
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const TIMEOUT_MS = 10_000;

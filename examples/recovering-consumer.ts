@@ -22,7 +22,7 @@ import {
   connect,
   type Delivery,
   openConnection,
-} from '../src/index.js';
+} from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const runId = randomUUID().slice(0, 8);

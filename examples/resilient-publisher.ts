@@ -37,7 +37,7 @@ import {
   throwError,
 } from 'rxjs';
 import { publishConfirmed } from '../operators/index.js';
-import { type Connection, type ConnectionState, connect, createPublisher } from '../src/index.js';
+import { type Connection, type ConnectionState, connect, createPublisher } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const runId = randomUUID().slice(0, 8);

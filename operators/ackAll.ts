@@ -1,5 +1,5 @@
 import { type MonoTypeOperatorFunction, tap } from 'rxjs';
-import type { Delivery } from '../src/index.js';
+import type { SettleableMessage } from '../src/index.js';
 
 /**
  * Acknowledges each delivery as it passes, then emits it unchanged. A delivery that is already settled
@@ -16,7 +16,7 @@ import type { Delivery } from '../src/index.js';
  * ).subscribe();
  * ```
  */
-export function ackAll(): MonoTypeOperatorFunction<Delivery> {
+export function ackAll<D extends SettleableMessage>(): MonoTypeOperatorFunction<D> {
   return tap((delivery) => {
     delivery.ack();
   });

@@ -13,7 +13,7 @@ import {
   of,
   take,
 } from 'rxjs';
-import { ConfigurationError, type Delivery } from '../src/index.js';
+import { ConfigurationError, type Delivery, type SettleableMessage } from '../src/index.js';
 
 /**
  * How a delivery whose processing failed is settled:
@@ -25,7 +25,7 @@ import { ConfigurationError, type Delivery } from '../src/index.js';
 export type FailurePolicy = 'requeue' | 'reject' | 'dead-letter';
 
 /** Options of {@link ackOnSuccess}. */
-export interface AckOnSuccessOptions {
+export interface AckOnSuccessOptions<D extends SettleableMessage = Delivery> {
   /**
    * How many deliveries are processed at once (`mergeMap` semantics: the others wait, in order, and
    * results are emitted as they complete). Default 1. Set the consumer's `prefetch` to at least this
@@ -44,7 +44,7 @@ export interface AckOnSuccessOptions {
    * Called after a failed delivery was settled, with what the handler threw (or its Promise rejected
    * with, or its Observable errored with): the place for logging. If it throws, the stream errors.
    */
-  onFailure?: (error: unknown, delivery: Delivery) => void;
+  onFailure?: (error: unknown, delivery: D) => void;
 }
 
 /** What a handler may return: the result itself, a Promise of it, or an Observable whose first value is it. */
@@ -86,10 +86,10 @@ export type HandlerResult<R> = R | PromiseLike<R> | Observable<R>;
  * ).subscribe((saved) => log.info(saved.id));
  * ```
  */
-export function ackOnSuccess<R>(
-  handler: (delivery: Delivery) => HandlerResult<R>,
-  options: AckOnSuccessOptions = {},
-): OperatorFunction<Delivery, R> {
+export function ackOnSuccess<R, D extends SettleableMessage = Delivery>(
+  handler: (delivery: D) => HandlerResult<R>,
+  options: AckOnSuccessOptions<D> = {},
+): OperatorFunction<D, R> {
   const concurrency = options.concurrency ?? 1;
   if (!(concurrency >= 1) || (!Number.isInteger(concurrency) && concurrency !== Infinity)) {
     throw new ConfigurationError(`ackOnSuccess: concurrency must be a positive integer, got ${concurrency}`);
@@ -141,7 +141,11 @@ function isPromiseLike<R>(value: HandlerResult<R>): value is PromiseLike<R> {
  * @internal Settles a delivery whose processing failed, by policy (shared by the operators that settle
  * failures). Returns whether anything was sent.
  */
-export function settleFailed(delivery: Delivery, policy: FailurePolicy, requeueRedelivered = true): boolean {
+export function settleFailed(
+  delivery: SettleableMessage,
+  policy: FailurePolicy,
+  requeueRedelivered = true,
+): boolean {
   if (policy === 'requeue' && (requeueRedelivered || !delivery.fields.redelivered)) {
     return delivery.nack({ requeue: true });
   }

@@ -9,7 +9,7 @@ import {
   take,
   throwIfEmpty,
 } from 'rxjs';
-import { type BasicProperties, type Channel, ConfigurationError, type Delivery } from '../src/index.js';
+import { type BasicProperties, ConfigurationError, type Delivery, type PublishTarget } from '../src/index.js';
 import { type FailurePolicy, type HandlerResult, settleFailed, toObservable } from './ackOnSuccess.js';
 
 /** Options of {@link answerRequests}. */
@@ -73,7 +73,7 @@ export interface AnswerRequestsOptions<R> {
  * ```
  */
 export function answerRequests<R>(
-  channel: Pick<Channel, 'publish'>,
+  channel: Pick<PublishTarget, 'publish'>,
   handler: (request: Delivery) => HandlerResult<R>,
   options: AnswerRequestsOptions<R> = {},
 ): OperatorFunction<Delivery, R> {

@@ -1,5 +1,5 @@
 import { type MonoTypeOperatorFunction, Observable, type Subscription, timer } from 'rxjs';
-import { ConfigurationError, type Delivery } from '../src/index.js';
+import { ConfigurationError, type SettleableMessage } from '../src/index.js';
 
 /** Options of {@link batchAck}. */
 export interface BatchAckOptions {
@@ -18,10 +18,10 @@ export interface BatchAckOptions {
 }
 
 /** Processed deliveries of one consumer waiting for their acknowledgement. */
-interface ConsumerState {
+interface ConsumerState<D> {
   /** The lowest delivery tag not yet acknowledged by this operator. */
   next: number;
-  readonly done: Map<number, Delivery>;
+  readonly done: Map<number, D>;
 }
 
 /**
@@ -69,7 +69,9 @@ interface ConsumerState {
  * ).subscribe();
  * ```
  */
-export function batchAck(options: BatchAckOptions = {}): MonoTypeOperatorFunction<Delivery> {
+export function batchAck<D extends SettleableMessage>(
+  options: BatchAckOptions = {},
+): MonoTypeOperatorFunction<D> {
   const { timeMs } = options;
   const count = options.count ?? (timeMs === undefined ? 1 : Infinity);
   if (!(count >= 1)) throw new ConfigurationError(`batchAck: count must be at least 1, got ${count}`);
@@ -77,8 +79,8 @@ export function batchAck(options: BatchAckOptions = {}): MonoTypeOperatorFunctio
     throw new ConfigurationError(`batchAck: timeMs must be a non-negative number, got ${timeMs}`);
   }
   return (source) =>
-    new Observable<Delivery>((subscriber) => {
-      const consumers = new Map<string, ConsumerState>();
+    new Observable<D>((subscriber) => {
+      const consumers = new Map<string, ConsumerState<D>>();
       let waiting = 0;
       let timerSubscription: Subscription | undefined;
 
@@ -88,14 +90,14 @@ export function batchAck(options: BatchAckOptions = {}): MonoTypeOperatorFunctio
       };
 
       /** Acknowledges what can be; returns the covered deliveries, in tag order per consumer. */
-      const flush = (): Delivery[] => {
+      const flush = (): D[] => {
         stopTimer();
-        const covered: Delivery[] = [];
+        const covered: D[] = [];
         for (const state of consumers.values()) {
           let last = state.next;
           while (state.done.has(last)) last++;
           if (last === state.next) continue;
-          const batch: Delivery[] = [];
+          const batch: D[] = [];
           for (let tag = state.next; tag < last; tag++) {
             batch.push(state.done.get(tag)!);
             state.done.delete(tag);
@@ -113,14 +115,14 @@ export function batchAck(options: BatchAckOptions = {}): MonoTypeOperatorFunctio
         return covered;
       };
 
-      const emit = (deliveries: Delivery[]): void => {
+      const emit = (deliveries: D[]): void => {
         for (const delivery of deliveries) {
           if (subscriber.closed) return;
           subscriber.next(delivery);
         }
       };
 
-      const add = (delivery: Delivery): void => {
+      const add = (delivery: D): void => {
         const key = delivery.fields.consumerTag ?? '';
         const tag = delivery.fields.deliveryTag;
         let state = consumers.get(key);

@@ -1,5 +1,5 @@
 import { type MonoTypeOperatorFunction, tap } from 'rxjs';
-import type { Delivery } from '../src/index.js';
+import type { SettleableMessage } from '../src/index.js';
 
 /** Options of {@link nackAll}. */
 export interface NackAllOptions {
@@ -22,7 +22,9 @@ export interface NackAllOptions {
  * pending$.pipe(nackAll({ requeue: true })).subscribe();
  * ```
  */
-export function nackAll(options: NackAllOptions = {}): MonoTypeOperatorFunction<Delivery> {
+export function nackAll<D extends SettleableMessage>(
+  options: NackAllOptions = {},
+): MonoTypeOperatorFunction<D> {
   const requeue = options.requeue ?? true;
   return tap((delivery) => {
     delivery.nack({ requeue });

@@ -5,9 +5,15 @@
  * @module
  */
 import { Observable, type OperatorFunction, type Subscription } from 'rxjs';
-import type { Channel, PublishOutcome } from '../src/client/channel.js';
-import { PublishNackedError } from '../src/errors.js';
-import type { BasicProperties } from '../src/protocol/generated.js';
+import {
+  type BasicProperties,
+  ConfigurationError,
+  PublishNackedError,
+  type PublishOutcome,
+  type PublishTarget,
+} from '../src/index.js';
+
+const utf8 = new TextEncoder();
 
 /** A message to publish. */
 export interface OutgoingMessage {
@@ -68,18 +74,20 @@ export interface PublishConfirmedOptions {
  * ```
  */
 export function publishConfirmed<M extends OutgoingMessage>(
-  channel: Pick<Channel, 'publish'> & Partial<Pick<Channel, 'publishWith'>>,
+  channel: PublishTarget,
   options: PublishConfirmedOptions = {},
 ): OperatorFunction<M, PublishResult<M>> {
   const window = options.window ?? 1000;
   if (!Number.isInteger(window) || window < 1) {
-    throw new RangeError(`publishConfirmed: window must be a positive integer, got ${String(window)}`);
+    throw new ConfigurationError(
+      `publishConfirmed: window must be a positive integer, got ${String(window)}`,
+    );
   }
   const policy = options.onNack ?? 'error';
   const retries = typeof policy === 'object' ? policy.retry : 0;
   const exhausted = typeof policy === 'object' ? (policy.exhausted ?? 'error') : policy;
   if (!Number.isInteger(retries) || retries < 0) {
-    throw new RangeError(
+    throw new ConfigurationError(
       `publishConfirmed: onNack.retry must be a non-negative integer, got ${String(retries)}`,
     );
   }
@@ -171,7 +179,7 @@ export function publishConfirmed<M extends OutgoingMessage>(
       };
 
       const start = (message: M): void => {
-        const body = typeof message.body === 'string' ? Buffer.from(message.body, 'utf8') : message.body;
+        const body = typeof message.body === 'string' ? utf8.encode(message.body) : message.body;
         const slot: Slot<M> = {
           message,
           body,

@@ -1,5 +1,5 @@
 import { type MonoTypeOperatorFunction, tap } from 'rxjs';
-import type { Delivery } from '../src/index.js';
+import type { SettleableMessage } from '../src/index.js';
 
 /** Options of {@link rejectAll}. */
 export interface RejectAllOptions {
@@ -24,7 +24,9 @@ export interface RejectAllOptions {
  * ).subscribe((d) => log.warn('not JSON', d.fields.deliveryTag));
  * ```
  */
-export function rejectAll(options: RejectAllOptions = {}): MonoTypeOperatorFunction<Delivery> {
+export function rejectAll<D extends SettleableMessage>(
+  options: RejectAllOptions = {},
+): MonoTypeOperatorFunction<D> {
   const requeue = options.requeue ?? true;
   return tap((delivery) => {
     delivery.reject({ requeue });

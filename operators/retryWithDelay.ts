@@ -1,12 +1,12 @@
 import { concatMap, map, mergeMap, type OperatorFunction, of, take, timer } from 'rxjs';
 import {
   type BasicProperties,
-  type Channel,
   ConfigurationError,
   type Delivery,
   type FieldTable,
   type FieldValue,
   fieldTypesOf,
+  type PublishTarget,
   TypedField,
 } from '../src/index.js';
 
@@ -80,7 +80,7 @@ export interface RetryOutcome {
  * ```
  */
 export function retryWithDelay(
-  channel: Pick<Channel, 'publish'>,
+  channel: Pick<PublishTarget, 'publish'>,
   options: RetryWithDelayOptions,
 ): OperatorFunction<Delivery, RetryOutcome> {
   const { queue, delays } = options;

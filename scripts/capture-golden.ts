@@ -13,7 +13,8 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BasicProperties, Decimal, type FieldTable, field, type MethodName } from '../src/index.js';
+import { type BasicProperties, Decimal, type FieldTable, field } from '../src/node.js';
+import type { MethodName } from '../src/protocol/index.js';
 import { AmqpTestSocket, type ServerEvent } from '../test/support/amqp-socket.js';
 import { brokerEndpoint, redactUrl, stopBroker } from '../test/support/broker.js';
 

@@ -1,12 +1,15 @@
 /**
- * rxamqp: an AMQP 0-9-1 (RabbitMQ) client whose whole surface is RxJS.
+ * rxamqp: an AMQP 0-9-1 (RabbitMQ) client whose whole surface is RxJS. This is the universal entry,
+ * which runs in browsers and any JavaScript runtime: it has no built-in transport, so `connect` needs
+ * a `transport` connector (a WebSocket one, an in-memory one). In Node, `import 'rxamqp'` resolves to
+ * the Node entry instead, whose `connect` speaks TCP and TLS by default.
  *
  * @example
  * ```ts
  * import { connect } from 'rxamqp';
  * import { switchMap } from 'rxjs';
  *
- * connect('amqp://localhost').pipe(
+ * connect('wss://broker.example/amqp', { transport: myWebSocketConnector }).pipe(
  *   switchMap((conn) => conn.channel()),
  *   switchMap((ch) => ch.queueDeclare('jobs')),
  * ).subscribe(({ queue }) => console.log('declared', queue));
@@ -14,77 +17,41 @@
  *
  * @module
  */
-export {
-  Channel,
-  type Confirmation,
-  type ConsumeOptions,
-  type ExchangeDeclareOptions,
-  type NoWait,
-  type PublishOptions,
-  type PublishOutcome,
-  type QueueDeclareOk,
-  type QueueDeclareOptions,
-  type ReturnedMessage,
-} from './client/channel.js';
-export {
-  type BlockedEvent,
-  type ChannelOptions,
-  Connection,
-  type ConnectionCounters,
-  ConnectionObservable,
-  type ConnectionState,
-  type ConnectionStatus,
-  connect,
-  openConnection,
-  type Tune,
-} from './client/connection.js';
-export { Delivery, type DeliveryFields } from './client/delivery.js';
-export { createPublisher, Publisher, type PublisherOptions } from './client/publisher.js';
-export * from './config/options.js';
-export { amqplain, BUILTIN_MECHANISMS, chooseMechanism, external, plain } from './config/sasl.js';
-export { Secret } from './config/secret.js';
-export { parseUrl, redactUrl, URL_QUERY_KEYS } from './config/url.js';
-export {
-  AmqpError,
-  AuthenticationError,
-  type ChannelClosedCode,
-  ChannelClosedError,
-  type CloseInitiator,
-  type CloseReason,
-  COMMAND_INVALID,
-  ConfigurationError,
-  ConfirmTagError,
-  type ConnectionClosedCode,
-  ConnectionClosedError,
-  ConsumerCancelledError,
-  EncodeError,
-  type EncodeErrorCode,
-  type ErrorCode,
-  FRAME_ERROR,
-  FrameError,
-  type FrameErrorCode,
-  isHardError,
-  PublishBlockedError,
-  PublisherError,
-  type PublisherErrorCode,
-  PublishNackedError,
-  SYNTAX_ERROR,
-  UNEXPECTED_FRAME,
-} from './errors.js';
-export * from './protocol/index.js';
-export {
-  type BackoffOptions,
-  isRetryableError,
-  type RetryPolicy,
-  type RetryPolicyOptions,
-  retryPolicy,
-  retryWithPolicy,
-} from './recovery/retry-policy.js';
-export * from './topology/index.js';
-export type {
-  Transport,
-  TransportConnector,
-  TransportHandler,
-  TransportTarget,
-} from './transport/transport.js';
-export { VERSION } from './version.js';
+import { type ConnectionObservable, connectWith, openConnectionWith } from './client/connect.js';
+import type { Connection } from './client/connection.js';
+import type { ConnectOptions } from './config/options.js';
+import type { Platform } from './config/platform.js';
+
+export * from './surface.js';
+
+/** No built-in transport: every connection names its `transport`. */
+const UNIVERSAL: Platform = Object.freeze({});
+
+/**
+ * Connects to a broker through the `transport` connector given in the options, and emits the open
+ * `Connection` (see the Node entry's `connect` for the whole contract: cold without `recovery`,
+ * re-emitting after every reconnect with it, typed errors that never show a password).
+ *
+ * @example
+ * ```ts
+ * connect('ws://localhost:15670/ws', { transport: webSocketConnector }).pipe(
+ *   switchMap((conn) => conn.channel()),
+ * ).subscribe();
+ * ```
+ */
+export function connect(url?: string | ConnectOptions, options?: ConnectOptions): ConnectionObservable {
+  return connectWith(UNIVERSAL, url, options);
+}
+
+/**
+ * Connects for async/await code through the `transport` connector given in the options; resolves
+ * with the open connection (see `connect`).
+ *
+ * @example
+ * ```ts
+ * const conn = await openConnection('ws://localhost:15670/ws', { transport: webSocketConnector });
+ * ```
+ */
+export function openConnection(url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
+  return openConnectionWith(UNIVERSAL, url, options);
+}

@@ -32,7 +32,7 @@
  */
 import { concatMap, count, ignoreElements, lastValueFrom, map, range, take, tap } from 'rxjs';
 import { publishConfirmed } from '../../operators/index.js';
-import { type Channel, type Connection, type Delivery, openConnection } from '../../src/index.js';
+import { type Channel, type Connection, type Delivery, openConnection } from '../../src/node.js';
 import type { BenchClient, BenchClientFactory } from '../lib/clients.js';
 import {
   CLOSE_GUARD_MS,

@@ -1,187 +1,48 @@
 /**
  * The public channel: every AMQP channel method as an Observable that sends the method when subscribed
  * and emits the reply. Operations on one channel run in the order they were subscribed, one
- * synchronous method at a time.
+ * synchronous method at a time. The channel owns its state machine (`ChannelCore`) and listens to it;
+ * its jobs live in files of their own: the publish path (`publish.ts`), confirms and returns
+ * (`confirms.ts`), consumers (`consumers.ts`) and request/reply (`request-reply.ts`).
  *
  * @module
  */
-import { inspect } from 'node:util';
-import { Observable, type Observer, Subject, type Subscriber, type Subscription, timeout } from 'rxjs';
-import type { ChannelCore, Reply } from '../core/channel-core.js';
-import { ConfirmSmoother, type ConfirmStatus } from '../core/confirm-smoother.js';
-import {
-  ChannelClosedError,
-  ConfirmTagError,
-  ConsumerCancelledError,
-  PublishBlockedError,
-} from '../errors.js';
+import { Observable, type Observer } from 'rxjs';
+import { ChannelCore, type Reply } from '../core/channel-core.js';
+import type { ConnectionCore } from '../core/connection-core.js';
+import type { ChannelClosedError } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from '../protocol/generated.js';
+import { INSPECT } from '../util/runtime.js';
+import { ConfirmTracker } from './confirms.js';
+import { Consumers, type UnclaimedDelivery } from './consumers.js';
 import { Delivery } from './delivery.js';
+import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
+import { PublishPath, publishObservable } from './publish.js';
+import { type RequestOptions, RequestReply } from './request-reply.js';
+import type {
+  Confirmation,
+  ConsumeOptions,
+  ExchangeDeclareOptions,
+  NoWait,
+  PublishOptions,
+  PublishOutcome,
+  QueueDeclareOk,
+  QueueDeclareOptions,
+  ReturnedMessage,
+} from './types.js';
 
-/** Options of `exchangeDeclare`. */
-export interface ExchangeDeclareOptions {
-  /** Survive a broker restart. Default false. */
-  durable?: boolean;
-  /** Deleted when its last binding is removed. Default false. */
-  autoDelete?: boolean;
-  /** Only other exchanges may publish to it. Default false. */
-  internal?: boolean;
-  /** Only check that it exists (404 closes the channel if not). Default false. */
-  passive?: boolean;
-  /** Extra arguments, such as `alternate-exchange`. */
-  arguments?: FieldTable;
-}
-
-/** Options of `queueDeclare`. */
-export interface QueueDeclareOptions {
-  /** Survive a broker restart. Default false. */
-  durable?: boolean;
-  /** Used only by this connection and deleted when it closes. Default false. */
-  exclusive?: boolean;
-  /** Deleted when its last consumer goes. Default false. */
-  autoDelete?: boolean;
-  /** Only check that it exists (404 closes the channel if not). Default false. */
-  passive?: boolean;
-  /** Extra arguments: `x-queue-type`, `x-message-ttl`, `x-dead-letter-exchange`, ... */
-  arguments?: FieldTable;
-}
-
-/** What queue.declare-ok reports. */
-export interface QueueDeclareOk {
-  /** The queue's name (the generated one for a server-named queue). */
-  readonly queue: string;
-  readonly messageCount: number;
-  readonly consumerCount: number;
-}
-
-/** Options of `publish`. */
-export interface PublishOptions {
-  /** Return the message (see `returns$`) when no queue is bound to receive it. Default false. */
-  mandatory?: boolean;
-}
-
-/**
- * How a publish ended. Without confirm mode, `sent`: its frames were handed to the socket. On a channel
- * in confirm mode (`confirmSelect()`), the broker's answer for its sequence number `seq`: `acked`
- * (the broker took responsibility for it), `nacked` (it could not), or `returned` (a `mandatory`
- * message no queue was bound to receive: the broker returned it, then acked it).
- */
-export type PublishOutcome =
-  | { readonly status: 'sent' }
-  | { readonly status: 'acked' | 'nacked'; readonly seq: number }
-  | { readonly status: 'returned'; readonly seq: number; readonly returned: ReturnedMessage };
-
-/**
- * One publish of a confirm-mode channel, as `confirms$` reports it: the outcome from the broker, or
- * `failed` when the channel or connection went away before the broker answered.
- */
-export type Confirmation =
-  | Exclude<PublishOutcome, { readonly status: 'sent' }>
-  | { readonly status: 'failed'; readonly seq: number; readonly error: Error };
-
-/**
- * @internal How a publish made with {@link Channel.publishWith} reports back: once, with the outcome or
- * the error, and the `context` it was given.
- */
-export type PublishCallback<C> = (context: C, outcome: PublishOutcome | undefined, error?: Error) => void;
-
-/** A publish waiting for its confirm. */
-interface AwaitingConfirm {
-  done: PublishCallback<unknown> | undefined;
-  readonly context: unknown;
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly mandatory: boolean;
-  returned: ReturnedMessage | undefined;
-}
-
-/** A `mandatory` message the broker could not route, sent back by basic.return. */
-export interface ReturnedMessage {
-  readonly replyCode: number;
-  readonly replyText: string;
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly properties: BasicProperties;
-  readonly body: Buffer;
-}
-
-/** Options of `consume`. */
-export interface ConsumeOptions {
-  /**
-   * How many unacknowledged messages the broker may send to this consumer (basic.qos per consumer,
-   * set just before basic.consume). Default: the channel's current setting (unlimited unless `qos` set it).
-   */
-  prefetch?: number;
-  /** A consumer tag of your choice; default: one the broker generates. */
-  consumerTag?: string;
-  /** Deliveries count as acknowledged on sending (no `ack()` needed, at-most-once). Default false. */
-  noAck?: boolean;
-  /** Be the queue's only consumer (403 ACCESS_REFUSED closes the channel if another exists). Default false. */
-  exclusive?: boolean;
-  /** Do not receive messages published on this connection. RabbitMQ ignores it. Default false. */
-  noLocal?: boolean;
-  /** Consumer arguments: `x-priority`, `x-stream-offset`, `x-cancel-on-ha-failover`, ... */
-  arguments?: FieldTable;
-}
-
-/** A consumer of this channel: where its deliveries go. */
-interface ConsumerSink {
-  readonly queue: string;
-  readonly noAck: boolean;
-  deliver(delivery: Delivery): void;
-  /** The broker cancelled it. */
-  cancelled(): void;
-  /** The channel ended (error undefined: the client closed it). */
-  ended(error: Error | undefined): void;
-}
-
-/** With `nowait: true` the broker sends no reply: the Observable emits once the method is on the socket. */
-export interface NoWait {
-  nowait?: boolean;
-}
+export type { UnclaimedDelivery } from './consumers.js';
+export type { RequestOptions } from './request-reply.js';
 
 type Void = Observable<void>;
 
-const SENT: PublishOutcome = Object.freeze({ status: 'sent' });
-
-/**
- * @internal `publish()` over any `publishWith` (a channel's, a publisher's): an Observable of the
- * outcome, whose unsubscribe drops the message if it has not been written yet.
- */
-export function publishObservable(
-  target: { publishWith: Channel['publishWith'] },
-  exchange: string,
-  routingKey: string,
-  body: Uint8Array | string,
-  properties: BasicProperties | undefined,
-  options: PublishOptions,
-): Observable<PublishOutcome> {
-  return new Observable<PublishOutcome>((subscriber) => {
-    const handle = target.publishWith(
-      exchange,
-      routingKey,
-      typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
-      properties,
-      options.mandatory ?? false,
-      subscriber,
-      settlePublish,
-    );
-    return () => handle?.cancel();
-  });
-}
-
-/** How `publish()` hands a publish's end to its subscriber. */
-function settlePublish(
-  subscriber: Subscriber<PublishOutcome>,
-  outcome: PublishOutcome | undefined,
-  error?: Error,
-): void {
-  if (outcome === undefined) subscriber.error(error);
-  else {
-    subscriber.next(outcome);
-    subscriber.complete();
-  }
+/** @internal What the connection hears from one of its channels. */
+export interface ChannelEvents {
+  /** channel.open-ok: the channel is ready. */
+  opened(channel: Channel): void;
+  /** The channel ended: undefined when the client closed it. Called once. */
+  closed(error: ChannelClosedError | undefined): void;
 }
 
 /**
@@ -201,18 +62,12 @@ function settlePublish(
  * ).subscribe();
  * ```
  */
-export class Channel {
-  private readonly returnsSubject = new Subject<ReturnedMessage>();
-  private readonly confirmsSubject = new Subject<Confirmation>();
-  /** Set once confirm.select has been sent: numbers the publishes and orders the broker's answers. */
-  private smoother: ConfirmSmoother | undefined;
-  /** Publishes waiting for their confirm, in sequence order (settled in that order), from `awaitingHead`. */
-  private awaiting: (AwaitingConfirm | undefined)[] = [];
-  private awaitingHead = 0;
-  /** Why the outstanding publishes failed (set when the channel ends). */
-  private failure: Error | undefined;
-  /** Returns received in confirm mode, waiting for the confirm of their publish. */
-  private pendingReturns: ReturnedMessage[] = [];
+export class Channel implements PublishTarget {
+  private readonly core: ChannelCore;
+  private readonly confirms: ConfirmTracker;
+  private readonly publishes: PublishPath;
+  private readonly consumers: Consumers;
+  private readonly requests: RequestReply;
 
   /**
    * After `confirmSelect()`: every publish of this channel, in publish order, once the broker has
@@ -225,155 +80,84 @@ export class Channel {
    * ch.confirms$.subscribe((c) => { if (c.status !== 'acked') console.warn('publish', c.seq, c.status); });
    * ```
    */
-  readonly confirms$: Observable<Confirmation> = this.confirmsSubject.asObservable();
+  readonly confirms$: Observable<Confirmation>;
 
   /**
    * Unroutable `mandatory` messages returned by the broker, as they arrive. Completes when the channel
    * closes.
    */
-  readonly returns$: Observable<ReturnedMessage> = this.returnsSubject.asObservable();
-
-  /** @internal */
-  constructor(private readonly core: ChannelCore) {}
-
-  /** @internal Called by the connection layer for basic.return. */
-  emitReturn(message: ReturnedMessage): void {
-    // In confirm mode RabbitMQ sends the return just before the confirm of the same publish: it is
-    // matched when that confirm arrives (see dispatchConfirm).
-    if (this.smoother !== undefined) this.pendingReturns.push(message);
-    this.returnsSubject.next(message);
-  }
+  readonly returns$: Observable<ReturnedMessage>;
 
   /**
-   * Attaches the returns received since the last confirm to the publishes this confirm answers: for
-   * each, the oldest publish the confirm covers that was mandatory, went to the return's exchange and
-   * routing key, and has no return yet. A routed publish still waiting for its confirm is never taken.
+   * Deliveries for a consumer tag this channel does not know (a consumer it never started, or one
+   * it already forgot). Each was given back to its queue with basic.reject and requeue, so that it
+   * does not hold a prefetch slot for good. Completes when the channel closes.
+   *
+   * @example
+   * ```ts
+   * ch.unclaimed$.subscribe((u) => console.warn('unclaimed delivery', u.fields.consumerTag, u.requeued));
+   * ```
    */
-  private matchReturns(smoother: ConfirmSmoother, deliveryTag: number, multiple: boolean): void {
-    const returns = this.pendingReturns;
-    this.pendingReturns = [];
-    const first = smoother.firstOutstanding;
-    const from = multiple ? first : deliveryTag;
-    for (const message of returns) {
-      for (let seq = from; seq <= deliveryTag; seq++) {
-        const entry = this.awaiting[this.awaitingHead + seq - first];
-        if (
-          entry?.mandatory === true &&
-          entry.returned === undefined &&
-          entry.exchange === message.exchange &&
-          entry.routingKey === message.routingKey &&
-          smoother.isUnconfirmed(seq)
-        ) {
-          entry.returned = message;
-          break;
-        }
-      }
-    }
+  readonly unclaimed$: Observable<UnclaimedDelivery>;
+
+  /** @internal Channels come from `connection.channel()`. */
+  constructor(connection: ConnectionCore, events: ChannelEvents) {
+    const core = new ChannelCore(connection, {
+      opened: () => events.opened(this),
+      closed: (error) => {
+        this.ended(error);
+        events.closed(error);
+      },
+      delivered: (method, properties, body) => this.consumers.delivered(method, properties, body),
+      consumerCancelled: (consumerTag) => this.consumers.cancelledByBroker(consumerTag),
+      confirmSelected: () => this.confirms.start(),
+      confirmed: (method) => this.confirms.confirmed(method),
+      returned: (method, properties, body) =>
+        this.confirms.returned({
+          replyCode: method.replyCode,
+          replyText: method.replyText,
+          exchange: method.exchange,
+          routingKey: method.routingKey,
+          properties,
+          body,
+        }),
+    });
+    this.core = core;
+    this.confirms = new ConfirmTracker({
+      get id() {
+        return core.id;
+      },
+      failure: () => core.error ?? core.laterUseError('publish'),
+      protocolError: (message) => core.protocolError(message),
+    });
+    this.publishes = new PublishPath(core, this.confirms);
+    this.consumers = new Consumers(core, (subscriber, error) => this.failOperation(subscriber, error));
+    this.requests = new RequestReply({
+      publish: (exchange, routingKey, body, properties, options) =>
+        this.publish(exchange, routingKey, body, properties, options),
+      consume: (queue, options) => this.consume(queue, options),
+      endedError: () => core.laterUseError('request'),
+    });
+    this.confirms$ = this.confirms.confirms$;
+    this.returns$ = this.confirms.returns$;
+    this.unclaimed$ = this.consumers.unclaimed$;
   }
 
-  /** @internal confirm.select is on its way: the publishes written from now on are numbered. */
-  startConfirms(): void {
-    this.smoother ??= new ConfirmSmoother(this.confirmSettled);
+  /** @internal Sends channel.open (throws when the connection cannot take another channel). */
+  open(id?: number): void {
+    this.core.open(id);
   }
 
-  /** @internal A basic.ack or basic.nack from the broker (a publisher confirm). */
-  dispatchConfirm(method: MethodOf<'basic.ack'> | MethodOf<'basic.nack'>): void {
-    const smoother = this.smoother;
-    try {
-      if (smoother === undefined) {
-        this.core.connection.channelProtocolError(
-          this.core.id,
-          `${method.name} for delivery tag ${method.deliveryTag} on channel ${this.core.id}, which is not in confirm mode`,
-        );
-        return;
-      }
-      if (this.pendingReturns.length > 0 && method.deliveryTag <= smoother.lastPublished) {
-        this.matchReturns(smoother, method.deliveryTag, method.multiple);
-      }
-      if (method.name === 'basic.ack') smoother.ack(method.deliveryTag, method.multiple);
-      else smoother.nack(method.deliveryTag, method.multiple);
-    } catch (e) {
-      if (!(e instanceof ConfirmTagError)) throw e;
-      this.core.connection.channelProtocolError(this.core.id, e.message);
-    }
+  /** @internal Closes the channel without waiting (unsubscribing from `connection.channel()`). */
+  closeNow(): void {
+    this.core.close();
   }
 
-  /** The smoother settles publishes in sequence order: the oldest awaiting one is this one. */
-  private readonly confirmSettled = (seq: number, status: ConfirmStatus): void => {
-    const entry = this.awaiting[this.awaitingHead];
-    this.awaiting[this.awaitingHead] = undefined;
-    this.awaitingHead++;
-    if (this.awaitingHead >= 1024 && this.awaitingHead * 2 >= this.awaiting.length) {
-      this.awaiting = this.awaiting.slice(this.awaitingHead);
-      this.awaitingHead = 0;
-    }
-    if (status === 'fail') {
-      const error = this.failure ?? this.core.laterUseError('publish');
-      entry?.done?.(entry.context, undefined, error);
-      this.confirmsSubject.next({ status: 'failed', seq, error });
-      if (this.smoother?.outstanding === 0) this.confirmsSubject.complete();
-      return;
-    }
-    const returned = entry?.returned;
-    const outcome: Exclude<PublishOutcome, { readonly status: 'sent' }> =
-      returned !== undefined
-        ? { status: 'returned', seq, returned }
-        : { status: status === 'ack' ? 'acked' : 'nacked', seq };
-    entry?.done?.(entry.context, outcome);
-    if (this.confirmsSubject.observed) this.confirmsSubject.next(outcome);
-  };
-
-  /** @internal Called when the channel ends: completes `returns$` and ends every consumer. */
-  complete(error?: Error): void {
-    if (this.smoother !== undefined) {
-      // Every publish still waiting for its confirm fails now, in order. When this runs from inside a
-      // confirm being reported (a subscriber closing the connection), the smoother reports the
-      // failures once that one returns: confirms$ completes after the last of them.
-      this.failure = error ?? this.core.error ?? this.core.laterUseError('publish');
-      this.smoother.fail();
-    }
-    if (this.smoother === undefined || this.smoother.outstanding === 0) this.confirmsSubject.complete();
-    this.returnsSubject.complete();
-    const sinks = [...this.consumers.values()];
-    this.consumers.clear();
-    for (const sink of sinks) sink.ended(error);
+  /** The channel ended: its long-lived streams end with it. */
+  private ended(error: Error | undefined): void {
+    this.confirms.end(error);
+    this.consumers.end(error);
   }
-
-  /** @internal A basic.deliver from the broker. */
-  dispatchDelivery(method: MethodOf<'basic.deliver'>, properties: BasicProperties, body: Buffer): void {
-    const sink = this.consumers.get(method.consumerTag);
-    // A delivery nobody claims is kept as needing a settlement: no `multiple` ack may cover it.
-    const noAck = sink === undefined ? this.cancelling.get(method.consumerTag) === true : sink.noAck;
-    this.core.delivered(method.deliveryTag, !noAck);
-    const fields = {
-      deliveryTag: method.deliveryTag,
-      redelivered: method.redelivered,
-      exchange: method.exchange,
-      routingKey: method.routingKey,
-      consumerTag: method.consumerTag,
-    };
-    if (sink === undefined) {
-      // A delivery that raced our basic.cancel: give it back to the queue rather than hold it (a
-      // noAck delivery is already settled, and nacking it would be a protocol error).
-      if (this.cancelling.get(method.consumerTag) === false) {
-        this.core.settle('nack', method.deliveryTag, false, true);
-      }
-      return;
-    }
-    sink.deliver(new Delivery(body, properties, fields, noAck ? undefined : this.core));
-  }
-
-  /** @internal A basic.cancel from the broker. */
-  dispatchCancel(consumerTag: string): void {
-    const sink = this.consumers.get(consumerTag);
-    if (sink === undefined) return;
-    this.consumers.delete(consumerTag);
-    sink.cancelled();
-  }
-
-  private readonly consumers = new Map<string, ConsumerSink>();
-  /** Consumers whose basic.cancel awaits its cancel-ok, with their noAck setting. */
-  private readonly cancelling = new Map<string, boolean>();
 
   /**
    * Consumes a queue: a hot, reference-counted stream of deliveries. The first subscriber starts the
@@ -392,117 +176,8 @@ export class Channel {
    * ```
    */
   consume(queue: string, options: ConsumeOptions = {}): Observable<Delivery> {
-    // A hand-made share(): the subscribers in an array copied on change, so that delivering to them
-    // is a plain loop (this is the path of every message).
-    let group: Subscriber<Delivery>[] = [];
-    let stop: (() => void) | undefined;
-    /** The consumer ended: tell every subscriber; a later subscriber starts a new one. */
-    const end = (tell: (s: Subscriber<Delivery>) => void): void => {
-      const subscribers = group;
-      group = [];
-      stop = undefined;
-      for (const s of subscribers) tell(s);
-    };
-    const downstream: Observer<Delivery> = {
-      next: (delivery) => {
-        const subscribers = group;
-        for (let i = 0; i < subscribers.length; i++) subscribers[i]!.next(delivery);
-      },
-      error: (error: unknown) => end((s) => s.error(error)),
-      complete: () => end((s) => s.complete()),
-    };
-    return new Observable<Delivery>((subscriber) => {
-      group = [...group, subscriber];
-      if (group.length === 1) {
-        const teardown = this.startConsumer(queue, options, downstream);
-        // It may have failed at once (a closed channel): then it is over already.
-        if (group.includes(subscriber)) stop = teardown;
-      }
-      return () => {
-        if (!group.includes(subscriber)) return;
-        group = group.filter((s) => s !== subscriber);
-        if (group.length > 0) return;
-        const end = stop;
-        stop = undefined;
-        end?.();
-      };
-    });
+    return this.consumers.consume(queue, options);
   }
-
-  /** Starts a consumer that reports to `subscriber`; returns what cancels it. */
-  private startConsumer(queue: string, options: ConsumeOptions, subscriber: Observer<Delivery>): () => void {
-    let consumerTag: string | undefined;
-    let stopped = false;
-    const noAck = options.noAck ?? false;
-    const sink: ConsumerSink = {
-      queue,
-      noAck,
-      deliver: (delivery) => subscriber.next(delivery),
-      cancelled: () => {
-        stopped = true;
-        subscriber.error(new ConsumerCancelledError(consumerTag ?? '', queue));
-      },
-      ended: (error) => {
-        stopped = true;
-        if (error === undefined) subscriber.complete();
-        else subscriber.error(error);
-      },
-    };
-    // basic.qos or basic.consume failed: the client closing the channel under it ends the consumer
-    // as it ends a running one (it completes); other failures are errors.
-    const fail = (error: Error): void => {
-      stopped = true;
-      if (error instanceof ChannelClosedError && error.initiator === 'client') subscriber.complete();
-      else this.failOperation(subscriber, error);
-    };
-    const start = (): void => {
-      this.core.call(
-        {
-          name: 'basic.consume',
-          queue,
-          consumerTag: options.consumerTag ?? '',
-          noLocal: options.noLocal ?? false,
-          noAck,
-          exclusive: options.exclusive ?? false,
-          nowait: false,
-          arguments: options.arguments ?? {},
-        },
-        ['basic.consume-ok'],
-        (reply) => {
-          consumerTag = (reply as MethodOf<'basic.consume-ok'>).consumerTag;
-          if (stopped) {
-            // Unsubscribed while basic.consume was in flight: cancel at once.
-            this.cancelConsumer(consumerTag, noAck);
-            return;
-          }
-          this.consumers.set(consumerTag, sink);
-        },
-        fail,
-      );
-    };
-    if (options.prefetch !== undefined) {
-      this.core.call(
-        { name: 'basic.qos', prefetchCount: options.prefetch, prefetchSize: 0, global: false },
-        ['basic.qos-ok'],
-        () => undefined,
-        fail,
-      );
-    }
-    start();
-    return () => {
-      if (stopped) return;
-      stopped = true;
-      if (consumerTag !== undefined) {
-        this.consumers.delete(consumerTag);
-        this.cancelConsumer(consumerTag, noAck);
-      }
-    };
-  }
-
-  /** Pending requests by correlation id, answered through the direct reply-to consumer. */
-  private readonly requests = new Map<string, { answer(reply: Delivery): void; fail(error: Error): void }>();
-  private replyConsumer: Subscription | undefined;
-  private requestCounter = 0;
 
   /**
    * Sends a request and emits the reply (RPC over RabbitMQ's direct reply-to): the message goes out
@@ -524,70 +199,9 @@ export class Channel {
     routingKey: string,
     body: Uint8Array | string,
     properties: BasicProperties = {},
-    options: { timeoutMs?: number; mandatory?: boolean } = {},
+    options: RequestOptions = {},
   ): Observable<Delivery> {
-    const reply$ = new Observable<Delivery>((subscriber) => {
-      const correlationId = `${process.pid}.${Date.now().toString(36)}.${(++this.requestCounter).toString(36)}`;
-      this.requests.set(correlationId, {
-        answer: (reply) => {
-          subscriber.next(reply);
-          subscriber.complete();
-        },
-        fail: (error) => subscriber.error(error),
-      });
-      this.ensureReplyConsumer();
-      const publication = this.publish(
-        exchange,
-        routingKey,
-        body,
-        {
-          ...properties,
-          replyTo: 'amq.rabbitmq.reply-to',
-          correlationId,
-          ...(options.timeoutMs === undefined
-            ? {}
-            : { expiration: String(Math.max(0, Math.ceil(options.timeoutMs))) }),
-        },
-        options.mandatory === undefined ? {} : { mandatory: options.mandatory },
-      ).subscribe({ error: (error: unknown) => subscriber.error(error) });
-      return () => {
-        publication.unsubscribe();
-        this.requests.delete(correlationId);
-      };
-    });
-    return options.timeoutMs === undefined ? reply$ : reply$.pipe(timeout(options.timeoutMs));
-  }
-
-  /** Starts the direct reply-to consumer once: noAck, on this channel, kept for the channel's life. */
-  private ensureReplyConsumer(): void {
-    if (this.replyConsumer !== undefined && !this.replyConsumer.closed) return;
-    // When the reply consumer ends (channel closed or failed), every pending request fails with it.
-    const failAll = (error: Error): void => {
-      const pending = [...this.requests.values()];
-      this.requests.clear();
-      for (const request of pending) request.fail(error);
-    };
-    this.replyConsumer = this.consume('amq.rabbitmq.reply-to', { noAck: true }).subscribe({
-      next: (reply) => {
-        const id = reply.properties.correlationId;
-        const request = id === undefined ? undefined : this.requests.get(id);
-        if (request === undefined) return; // abandoned or unknown: dropped
-        this.requests.delete(id!);
-        request.answer(reply);
-      },
-      error: (error: Error) => failAll(error),
-      complete: () => failAll(this.core.laterUseError('request')),
-    });
-  }
-
-  /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */
-  private cancelConsumer(consumerTag: string, noAck: boolean): void {
-    if (!this.core.isOpen) return;
-    this.cancelling.set(consumerTag, noAck);
-    const done = (): void => {
-      this.cancelling.delete(consumerTag);
-    };
-    this.core.call({ name: 'basic.cancel', consumerTag, nowait: false }, ['basic.cancel-ok'], done, done);
+    return this.requests.request(exchange, routingKey, body, properties, options);
   }
 
   /** The channel number. */
@@ -965,12 +579,18 @@ export class Channel {
   }
 
   /**
-   * @internal The publish under `publish()` and `publishConfirmed`, without an Observable: writes the
-   * message as soon as the socket takes more and the synchronous methods queued before it have gone,
-   * then calls `done(context, outcome)` once (`sent` after the flush; in confirm mode, the broker's
-   * answer), or `done(context, undefined, error)`. When the message has to wait, returns a handle that
-   * drops it if it has not been written yet: `cancel()` returns true then, and `done` is never called
-   * for it; otherwise `done` is called in any case, and a caller that stopped listening ignores it.
+   * The publish under `publish()` and `publishConfirmed`, without an Observable (see
+   * {@link PublishTarget.publishWith}): writes the message as soon as the socket takes more and the
+   * synchronous methods queued before it have gone, then calls `done(context, outcome)` once (`sent`
+   * after the flush; in confirm mode, the broker's answer), or `done(context, undefined, error)`. When
+   * the message has to wait, returns a handle whose `cancel()` drops it if it has not been written
+   * yet (true then, and `done` is never called for it); otherwise `done` is called in any case.
+   *
+   * @example
+   * ```ts
+   * const done: PublishCallback<string> = (id, outcome, error) => console.log(id, outcome?.status ?? error?.message);
+   * ch.publishWith('', 'jobs', new TextEncoder().encode('x'), undefined, false, 'job-1', done);
+   * ```
    */
   publishWith<C>(
     exchange: string,
@@ -980,90 +600,8 @@ export class Channel {
     mandatory: boolean,
     context: C,
     done: PublishCallback<C>,
-  ): { cancel(): boolean } | undefined {
-    const core = this.core;
-    const connection = core.connection;
-    if (core.idle && connection.publishable) {
-      // The fast path: nothing to wait for.
-      this.writePublish(exchange, routingKey, body, properties, mandatory, context, done);
-      return undefined;
-    }
-    let cancelled = false;
-    /** Written, or `done` called: past the point where cancelling drops the message. */
-    let gone = false;
-    let handle: { cancel(): void } | undefined;
-    const dropWait = connection.whenPublishable((error) => {
-      if (cancelled) return;
-      if (error instanceof PublishBlockedError) {
-        gone = true;
-        done(context, undefined, error);
-        return;
-      }
-      if (error !== undefined || core.isClosed) {
-        gone = true;
-        done(context, undefined, core.laterUseError('publish'));
-        return;
-      }
-      // Kept behind synchronous methods subscribed earlier on this channel, so that a publish never
-      // overtakes the declaration it depends on.
-      handle = core.ordered(
-        () => {
-          gone = true;
-          this.writePublish(exchange, routingKey, body, properties, mandatory, context, done);
-        },
-        (e) => {
-          gone = true;
-          done(context, undefined, e);
-        },
-      );
-    });
-    return {
-      // True when the message was dropped unwritten (then `done` is never called).
-      cancel: () => {
-        if (cancelled) return false;
-        cancelled = true;
-        dropWait?.();
-        handle?.cancel();
-        return !gone;
-      },
-    };
-  }
-
-  /** Writes a publish now; the outcome goes to `done`. */
-  private writePublish<C>(
-    exchange: string,
-    routingKey: string,
-    body: Uint8Array,
-    properties: BasicProperties | undefined,
-    mandatory: boolean,
-    context: C,
-    done: PublishCallback<C>,
-  ): void {
-    const connection = this.core.connection;
-    try {
-      connection.sendPublish(this.core.id, exchange, routingKey, body, properties, mandatory);
-    } catch (e) {
-      done(context, undefined, e as Error);
-      return;
-    }
-    const smoother = this.smoother;
-    if (smoother !== undefined) {
-      // Confirm mode: the outcome comes with the broker's answer for this sequence number.
-      this.awaiting.push({
-        done: done as PublishCallback<unknown>,
-        context,
-        exchange,
-        routingKey,
-        mandatory,
-        returned: undefined,
-      });
-      smoother.publish();
-      return;
-    }
-    connection.afterFlush((flushError) => {
-      if (flushError !== undefined) done(context, undefined, this.core.laterUseError('publish'));
-      else done(context, SENT);
-    });
+  ): PublishHandle | undefined {
+    return this.publishes.publishWith(exchange, routingKey, body, properties, mandatory, context, done);
   }
 
   /**
@@ -1212,11 +750,11 @@ export class Channel {
    * `switchMap` pipeline waits for the next connection instead of ending.
    */
   private failOperation(subscriber: Observer<never>, error: Error): void {
-    if (this.core.connection.lostToRecovery(error)) subscriber.complete();
+    if (this.core.lostToRecovery(error)) subscriber.complete();
     else subscriber.error(error);
   }
 
-  [inspect.custom](): string {
+  [INSPECT](): string {
     return `Channel { id: ${this.core.id}, open: ${this.core.isOpen} }`;
   }
 }

@@ -1,38 +1,17 @@
 /**
- * The public connection and `connect()`: an AMQP connection as a cold Observable.
+ * The public connection: an open AMQP connection, the channels it opens, its blocked notifications.
  *
  * @module
  */
-import { inspect } from 'node:util';
-import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs';
-import type { ConnectOptions, ResolvedOptions } from '../config/options.js';
-import { resolveOptions } from '../config/resolve-options.js';
-import { ChannelCore } from '../core/channel-core.js';
+import { Observable, Subject, type Subscriber } from 'rxjs';
 import type { ConnectionCore, ConnectionCounters, Tune } from '../core/connection-core.js';
-import { type ConnectionState, hostLabel, Supervisor } from '../core/supervisor.js';
-import { ConfigurationError } from '../errors.js';
+import { hostLabel } from '../core/supervisor.js';
 import type { FieldTable } from '../protocol/field-table.js';
+import { INSPECT } from '../util/runtime.js';
 import { Channel } from './channel.js';
-import { Delivery } from './delivery.js';
+import type { BlockedEvent, ChannelOptions } from './types.js';
 
 export type { ConnectionCounters, Tune } from '../core/connection-core.js';
-export type { ConnectionState, ConnectionStatus } from '../core/supervisor.js';
-
-/**
- * A blocked or unblocked notification (see {@link Connection.blocked$}).
- *
- * @example
- * ```ts
- * conn.blocked$.pipe(filter((e) => e.blocked)).subscribe((e) => alert(e.reason));
- * ```
- */
-export type BlockedEvent = { readonly blocked: true; readonly reason: string } | { readonly blocked: false };
-
-/** Options of `connection.channel()`. */
-export interface ChannelOptions {
-  /** Use this channel number instead of the lowest free one (1..channelMax). */
-  id?: number;
-}
 
 /**
  * An open AMQP connection, as emitted by {@link connect}. It lives as long as that subscription.
@@ -130,38 +109,22 @@ export class Connection {
    */
   channel(options: ChannelOptions = {}): Observable<Channel> {
     return new Observable<Channel>((subscriber) => {
-      let channel: Channel | undefined;
-      const core = new ChannelCore(this.core, {
-        opened: () => subscriber.next(channel!),
+      const channel = new Channel(this.core, {
+        opened: (ch) => subscriber.next(ch),
         closed: (error) => {
-          channel?.complete(error);
           if (error === undefined || this.core.lostToRecovery(error)) subscriber.complete();
           else subscriber.error(error);
         },
-        delivered: (method, properties, body) => channel?.dispatchDelivery(method, properties, body),
-        consumerCancelled: (consumerTag) => channel?.dispatchCancel(consumerTag),
-        confirmSelected: () => channel?.startConfirms(),
-        confirmed: (method) => channel?.dispatchConfirm(method),
-        returned: (method, properties, body) =>
-          channel?.emitReturn({
-            replyCode: method.replyCode,
-            replyText: method.replyText,
-            exchange: method.exchange,
-            routingKey: method.routingKey,
-            properties,
-            body,
-          }),
       });
-      channel = new Channel(core);
       try {
-        core.open(options.id);
+        channel.open(options.id);
       } catch (e) {
         // On a lost recovering connection the next Connection brings the next channel.
         if (this.core.lostToRecovery(e)) subscriber.complete();
         else subscriber.error(e);
         return;
       }
-      return () => core.close();
+      return () => channel.closeNow();
     });
   }
 
@@ -267,185 +230,13 @@ export class Connection {
     });
   }
 
-  [inspect.custom](): string {
+  [INSPECT](): string {
     return `Connection { url: '${this.core.options.displayUrl}', open: ${this.core.isOpen} }`;
   }
 }
 
-/**
- * Connects to a broker, and emits the open `Connection`. Without `recovery` it is cold: each
- * subscription opens its own connection (unless `shared: true`); unsubscribing closes it with the
- * connection.close handshake. It completes when the client closes the connection
- * (`connection.close()`), and errors with a typed error when the broker or the network ends it:
- * `ConnectionClosedError`, `AuthenticationError`, or a `ConfigurationError` for a bad URL or option
- * (passwords are never shown).
- *
- * With `recovery`, it emits a fresh `Connection` after every reconnect: a lost connection's channels
- * and consumer streams complete (rather than error), so a pipeline built with `switchMap` re-opens
- * them on the next `Connection` by itself. It errors only when an error cannot be retried (a refused
- * login, say) or the retries run out. Recovering connections are shared: every subscriber gets the
- * same socket, closed after the last one leaves. `state$` tells where it stands.
- *
- * @param url a RabbitMQ URI (`amqp://user:pass@host:5672/vhost?heartbeat=30`), or an options object.
- * @param options options that override those of the URL.
- *
- * @example
- * ```ts
- * connect('amqp://guest:guest@localhost:5672', { name: 'orders' }).pipe(
- *   switchMap((conn) => conn.channel()),
- *   switchMap((ch) => ch.queueDeclare('orders', { durable: true })),
- * ).subscribe(({ queue, messageCount }) => console.log(queue, messageCount));
- * ```
- * @example
- * ```ts
- * const connection$ = connect(url, { recovery: true, heartbeat: 10 });
- * connection$.state$.subscribe((s) => console.log(s.status, s.host, s.cause?.message));
- * connection$.pipe(
- *   switchMap((conn) => conn.channel()),
- *   switchMap((ch) => ch.consume('orders', { prefetch: 50 })), // resumes after every reconnect
- *   ackOnSuccess((d) => handle(d)),
- * ).subscribe();
- * ```
- */
-export function connect(url?: string | ConnectOptions, options?: ConnectOptions): ConnectionObservable {
-  return new ConnectionObservable(url, options);
-}
-
-/**
- * What {@link connect} returns: an `Observable<Connection>` that also reports its state.
- *
- * @example
- * ```ts
- * const connection$ = connect(url, { recovery: true });
- * connection$.state$.pipe(filter((s) => s.status === 'RECONNECTING')).subscribe((s) => log.warn(s.cause));
- * ```
- */
-export class ConnectionObservable extends Observable<Connection> {
-  private readonly states = new BehaviorSubject<ConnectionState>({ status: 'INITIAL' });
-
-  /**
-   * The state of this Observable's connection: the current state at once, then every change
-   * (`CONNECTING`, `CONNECTED`, `RECONNECTING`, `CLOSING`, `CLOSED`, with the host and the cause). It
-   * never completes: subscribing again to the connection Observable starts again. Without `shared`,
-   * each subscription has its own connection and all of them report here.
-   */
-  readonly state$: Observable<ConnectionState> = this.states.asObservable();
-
-  /** @internal */
-  constructor(url: string | ConnectOptions | undefined, options: ConnectOptions | undefined) {
-    let group: ConnectionGroup | undefined;
-    super((subscriber) => {
-      let resolved: ResolvedOptions;
-      try {
-        resolved = resolveOptions(url ?? {}, options);
-      } catch (e) {
-        this.states.next({ status: 'CLOSED', cause: e as Error });
-        subscriber.error(e);
-        return;
-      }
-      const report = (state: ConnectionState) => this.states.next(state);
-      if (!resolved.shared) return new ConnectionGroup(resolved, report).add(subscriber);
-      if (group === undefined || group.isOver) {
-        // A group still closing when the next one starts no longer speaks for this Observable.
-        const next: ConnectionGroup = new ConnectionGroup(resolved, (state) => {
-          if (group === next) report(state);
-        });
-        group = next;
-      }
-      return group.add(subscriber);
-    });
-  }
-}
-
-/** The subscribers of one connection lifetime, and the supervisor that opens their connections. */
-class ConnectionGroup {
-  private readonly subscribers: Subscriber<Connection>[] = [];
-  private current: Connection | undefined;
-  private supervisor: Supervisor | undefined;
-  private readonly connections = new WeakMap<ConnectionCore, Connection>();
-  isOver = false;
-
-  constructor(
-    private readonly options: ResolvedOptions,
-    private readonly report: (state: ConnectionState) => void,
-  ) {}
-
-  add(subscriber: Subscriber<Connection>): () => void {
-    this.subscribers.push(subscriber);
-    if (this.current !== undefined) subscriber.next(this.current);
-    if (this.supervisor === undefined && !this.isOver) {
-      this.supervisor = new Supervisor(
-        this.options,
-        {
-          opened: (core) => {
-            const connection = new Connection(core);
-            this.connections.set(core, connection);
-            this.current = connection;
-            for (const s of this.subscribers.slice()) s.next(connection);
-          },
-          lost: (core) => {
-            const connection = this.connections.get(core);
-            if (this.current === connection) this.current = undefined;
-            connection?.ended();
-          },
-          ended: (error) => {
-            this.isOver = true;
-            const connection = this.current;
-            this.current = undefined;
-            connection?.ended();
-            this.supervisor = undefined;
-            const subscribers = this.subscribers.splice(0);
-            for (const s of subscribers) {
-              if (error === undefined) s.complete();
-              else s.error(error);
-            }
-          },
-          blocked: (core, reason) => this.connections.get(core)?.dispatchBlocked(reason),
-        },
-        this.report,
-      );
-      this.supervisor.start();
-    }
-    return () => {
-      const i = this.subscribers.indexOf(subscriber);
-      if (i >= 0) this.subscribers.splice(i, 1);
-      if (this.subscribers.length === 0) {
-        this.isOver = true;
-        this.supervisor?.stop();
-      }
-    };
-  }
-}
-
-/**
- * Connects for async/await code: resolves with the connection once open, and keeps it open until
- * `connection.close()` or until the broker or the network ends it (then `connection.error` says why).
- * Rejects with the typed error when it cannot connect. In pipelines prefer {@link connect}:
- * `firstValueFrom(connect(url))` would close the connection as soon as the promise resolves.
- *
- * @example
- * ```ts
- * const conn = await openConnection('amqp://localhost');
- * const ch = await conn.openChannel();
- * await lastValueFrom(ch.publish('', 'jobs', 'hello'));
- * await lastValueFrom(conn.close());
- * ```
- */
-export function openConnection(url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
-  const recovery = options?.recovery ?? (typeof url === 'object' ? url.recovery : undefined);
-  if (recovery !== undefined && recovery !== false) {
-    // The promise can hold one Connection only: the ones recovery opens later would be out of reach.
-    return Promise.reject(
-      new ConfigurationError(
-        'openConnection() does not recover: use connect(url, { recovery }) and switchMap, or createPublisher, to carry on across reconnects',
-      ),
-    );
-  }
-  return keepFirst(connect(url, options));
-}
-
-/** Subscribes for good and resolves with the first value; errors after it are left to the resource. */
-function keepFirst<T>(source: Observable<T>): Promise<T> {
+/** @internal Subscribes for good and resolves with the first value; errors after it are left to the resource. */
+export function keepFirst<T>(source: Observable<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let opened = false;
     source.subscribe({
@@ -459,5 +250,3 @@ function keepFirst<T>(source: Observable<T>): Promise<T> {
     });
   });
 }
-
-export { Delivery };

@@ -5,22 +5,10 @@
  * @module
  */
 import type { BasicProperties } from '../protocol/generated.js';
+import { decodeUtf8 } from '../util/runtime.js';
+import type { DeliveryFields, SettleableMessage } from './interfaces.js';
 
-/** Where a message came from and how it was delivered. */
-export interface DeliveryFields {
-  /** The tag to acknowledge it with, scoped to the channel it came on. */
-  readonly deliveryTag: number;
-  /** True when the broker delivered it before (it was requeued). */
-  readonly redelivered: boolean;
-  /** The exchange it was published to (`''` for the default exchange). */
-  readonly exchange: string;
-  /** The routing key it was published with. */
-  readonly routingKey: string;
-  /** The consumer it was delivered to (consumers only). */
-  readonly consumerTag?: string;
-  /** Messages left in the queue after it (`basic.get` only). */
-  readonly messageCount?: number;
-}
+export type { DeliveryFields } from './interfaces.js';
 
 /** @internal How a delivery reaches its channel to settle. */
 export interface Settler {
@@ -40,12 +28,13 @@ export interface Settler {
  * });
  * ```
  */
-export class Delivery {
+export class Delivery implements SettleableMessage {
   private isSettled: boolean;
 
+  /** @internal Deliveries come from channels; tests build messages with `rxamqp/testing`. */
   constructor(
-    /** The message body. */
-    readonly body: Buffer,
+    /** The message body (a `Buffer` in Node). */
+    readonly body: Uint8Array,
     /** The message properties (content type, headers, ...). */
     readonly properties: BasicProperties,
     /** Delivery tag, exchange, routing key, redelivered flag. */
@@ -62,12 +51,12 @@ export class Delivery {
 
   /** The body decoded as UTF-8 text. */
   text(): string {
-    return this.body.toString('utf8');
+    return decodeUtf8(this.body);
   }
 
   /** The body parsed as JSON. Throws a SyntaxError for a body that is not JSON. */
   json<T = unknown>(): T {
-    return JSON.parse(this.body.toString('utf8')) as T;
+    return JSON.parse(decodeUtf8(this.body)) as T;
   }
 
   /** Acknowledges the message (with `multiple`, every unsettled one up to it on the channel). */
@@ -86,8 +75,15 @@ export class Delivery {
   }
 
   /**
-   * @internal Marks the delivery settled without sending anything: for a delivery covered by another
-   * delivery's `multiple: true` settlement (ack batching). Returns false when it was already settled.
+   * Marks the delivery settled without sending anything: for a delivery covered by another
+   * delivery's `multiple: true` settlement (ack batching, as `batchAck` does). Returns false when it
+   * was already settled.
+   *
+   * @example
+   * ```ts
+   * last.ack({ multiple: true });
+   * for (const d of earlier) d.markSettled(); // covered by the multiple ack
+   * ```
    */
   markSettled(): boolean {
     if (this.isSettled) return false;

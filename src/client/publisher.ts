@@ -7,17 +7,14 @@
  * @module
  */
 import { Observable, type Subscription } from 'rxjs';
-import { MAX_TIMEOUT } from '../config/resolve-options.js';
 import { ConfigurationError, causedByConnectionLoss, PublisherError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import {
-  type Channel,
-  type PublishCallback,
-  type PublishOptions,
-  type PublishOutcome,
-  publishObservable,
-} from './channel.js';
+import { MAX_TIMER_MS, type Timer } from '../util/runtime.js';
+import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
+import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
+import { publishObservable } from './publish.js';
+import type { PublishOptions, PublishOutcome } from './types.js';
 
 /** Options of {@link createPublisher}. */
 export interface PublisherOptions {
@@ -53,7 +50,7 @@ interface Item {
   readonly context: unknown;
   readonly done: PublishCallback<unknown>;
   /** Held: the buffer timer. */
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
   /** Handed to a channel: its handle (drops it if not yet written). */
   handle: { cancel(): boolean } | undefined;
   /** Times it was handed to a channel. */
@@ -66,7 +63,7 @@ interface Item {
  * `Channel.publish()` (an Observable of the outcome), and a publisher can be given to the
  * `publishConfirmed` operator in place of a channel.
  */
-export class Publisher {
+export class Publisher implements PublishTarget {
   private readonly confirm: boolean;
   private readonly failFast: boolean;
   private readonly maxBuffered: number;
@@ -100,9 +97,9 @@ export class Publisher {
     this.failFast = mode === 'fail';
     this.maxBuffered = positiveInteger('maxBuffered', options.maxBuffered ?? 10_000);
     this.bufferTimeout = positiveInteger('bufferTimeout', options.bufferTimeout ?? 30_000);
-    if (this.bufferTimeout > MAX_TIMEOUT) {
+    if (this.bufferTimeout > MAX_TIMER_MS) {
       throw new ConfigurationError(
-        `bufferTimeout must be at most ${MAX_TIMEOUT} ms, got ${this.bufferTimeout}`,
+        `bufferTimeout must be at most ${MAX_TIMER_MS} ms, got ${this.bufferTimeout}`,
       );
     }
     this.republish = options.republish ?? false;
@@ -148,7 +145,17 @@ export class Publisher {
     return publishObservable(this, exchange, routingKey, body, properties, options);
   }
 
-  /** @internal The callback path under `publish()` and `publishConfirmed` (see `Channel.publishWith`). */
+  /**
+   * The callback path under `publish()` and `publishConfirmed`, as {@link PublishTarget.publishWith}
+   * describes it (and `Channel.publishWith`).
+   *
+   * @example
+   * ```ts
+   * publisher.publishWith('', 'jobs', new TextEncoder().encode('x'), undefined, false, 1, (id, outcome, error) =>
+   *   console.log(id, outcome?.status ?? error?.message),
+   * );
+   * ```
+   */
   publishWith<C>(
     exchange: string,
     routingKey: string,
@@ -157,7 +164,7 @@ export class Publisher {
     mandatory: boolean,
     context: C,
     done: PublishCallback<C>,
-  ): { cancel(): boolean } | undefined {
+  ): PublishHandle | undefined {
     // Subscribing to the connection may end the publisher at once (a bad option): check after it.
     if (!this.closed) this.start();
     if (this.closed || this.ended !== undefined) {

@@ -12,6 +12,7 @@ import { ChannelClosedError, type CloseReason, type ConnectionClosedError } from
 import type { ContentMethod } from '../protocol/frame-decoder.js';
 import type { BasicProperties, Method, MethodInit, MethodName } from '../protocol/generated.js';
 import { ReplyCode } from '../protocol/generated.js';
+import type { Timer } from '../util/runtime.js';
 import { AckTracker, type SettleKind } from './ack-tracker.js';
 import type { ChannelEndpoint, ConnectionCore } from './connection-core.js';
 
@@ -22,7 +23,7 @@ export type Reply =
       readonly name: 'basic.get-ok';
       readonly method: ContentMethod;
       readonly properties: BasicProperties;
-      readonly body: Buffer;
+      readonly body: Uint8Array;
     };
 
 /** A synchronous (or nowait) method waiting for its turn or its reply. */
@@ -35,16 +36,48 @@ interface Rpc {
   /** Where the operation was started, for errors that close the channel. */
   readonly stack: CapturedStack | undefined;
   cancelled: boolean;
+  /** Handed to the connection's writer: past the point where it can be withdrawn. */
+  written: boolean;
+  /** Written at the next flush rather than at once (see `CallOptions.deferred`). */
+  deferred: boolean;
   /** For an asynchronous send kept in order (a publish): what to run when its turn comes. */
   readonly run?: () => void;
 }
 
+/** Options of {@link ChannelCore.call}. */
+export interface CallOptions {
+  /**
+   * Write the method when the connection flushes (the end of the turn) rather than at once, so that
+   * an operation withdrawn in the turn it was started sends nothing (a consumer subscribed and
+   * unsubscribed at once). Later operations of the channel stay behind it.
+   */
+  readonly deferred?: boolean;
+}
+
 const ORDERED: MethodInit = { name: 'basic.publish' };
-const NO_HANDLE: RpcHandle = { cancel: () => {} };
+const NO_HANDLE: RpcHandle = { cancel: () => {}, withdraw: () => false };
 
 /** A handle to cancel an operation: before it is sent it is dropped; after, its reply is ignored. */
 export interface RpcHandle {
   cancel(): void;
+  /**
+   * Drops the operation if it has not been written yet and returns true; returns false, changing
+   * nothing, when it was (its reply will then be delivered as usual).
+   */
+  withdraw(): boolean;
+}
+
+function handleOf(rpc: Rpc): RpcHandle {
+  return {
+    cancel: () => {
+      rpc.cancelled = true;
+    },
+    withdraw: () => {
+      if (rpc.written || rpc.cancelled) return false;
+      rpc.cancelled = true;
+      return true;
+    },
+  };
 }
 
 /** What the channel tells the layer above. */
@@ -56,13 +89,13 @@ export interface ChannelListener {
   returned?(
     method: Extract<ContentMethod, { name: 'basic.return' }>,
     properties: BasicProperties,
-    body: Buffer,
+    body: Uint8Array,
   ): void;
   /** A message for a consumer. */
   delivered?(
     method: Extract<ContentMethod, { name: 'basic.deliver' }>,
     properties: BasicProperties,
-    body: Buffer,
+    body: Uint8Array,
   ): void;
   /** A publisher confirm (basic.ack / basic.nack from the broker). */
   confirmed?(method: Extract<Method, { name: 'basic.ack' | 'basic.nack' }>): void;
@@ -90,10 +123,18 @@ export class ChannelCore implements ChannelEndpoint {
   /** The held acks go out at the next connection flush. */
   private acksQueued = false;
   /** Sends the held acks after `ackDelay` (made once, then refreshed). */
-  private ackTimer: NodeJS.Timeout | undefined;
+  private ackTimer: Timer | undefined;
   private ackTimerArmed = false;
   /** The smallest prefetch sent with basic.qos on this channel (0: none, no limit). */
   private prefetch = 0;
+  /** A deferred operation waits at the head of the queue for the next flush. */
+  private deferredArmed = false;
+  private readonly writeDeferred = (): void => {
+    this.deferredArmed = false;
+    const head = this.queue[0];
+    if (head !== undefined) head.deferred = false;
+    this.pump();
+  };
   private readonly flushAcks = (): void => {
     this.acksQueued = false;
     this.disarmAckTimer();
@@ -106,9 +147,47 @@ export class ChannelCore implements ChannelEndpoint {
   };
 
   constructor(
-    readonly connection: ConnectionCore,
+    private readonly connection: ConnectionCore,
     private readonly listener: ChannelListener,
   ) {}
+
+  // ---- what the facade needs of the connection, through its channel -----------------------------
+
+  /** Encodes a publish on this channel for the next flush. Throws EncodeError for invalid arguments. */
+  publish(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+  ): void {
+    this.connection.sendPublish(this.id, exchange, routingKey, body, properties, mandatory);
+  }
+
+  /** True when a publish can be written now: open, nothing queued, the socket writable, not blocked. */
+  get canPublishNow(): boolean {
+    return this.state === 'open' && this.queue.length === 0 && this.connection.publishable;
+  }
+
+  /** See {@link ConnectionCore.afterFlush}. */
+  afterFlush(callback: (error?: ConnectionClosedError) => void): void {
+    this.connection.afterFlush(callback);
+  }
+
+  /** See {@link ConnectionCore.whenPublishable}. */
+  whenPublishable(callback: (error?: Error) => void): (() => void) | undefined {
+    return this.connection.whenPublishable(callback);
+  }
+
+  /** True when `error` is the loss of a connection that recovery replaces (see ConnectionCore). */
+  lostToRecovery(error: unknown): boolean {
+    return this.connection.lostToRecovery(error);
+  }
+
+  /** The broker broke the protocol on this channel: the connection closes with 503 and `message`. */
+  protocolError(message: string): void {
+    this.connection.channelProtocolError(this.id, message);
+  }
 
   get isOpen(): boolean {
     return this.state === 'open';
@@ -148,6 +227,8 @@ export class ChannelCore implements ChannelEndpoint {
       onError: () => {},
       stack: undefined,
       cancelled: false,
+      written: true,
+      deferred: false,
     };
     this.connection.sendMethod(this.id, { name: 'channel.open' });
   }
@@ -162,19 +243,25 @@ export class ChannelCore implements ChannelEndpoint {
     replies: readonly MethodName[],
     onReply: (reply: Reply | undefined) => void,
     onError: (error: Error) => void,
+    options?: CallOptions,
   ): RpcHandle {
-    const rpc: Rpc = { method, replies, onReply, onError, stack: captureStack(), cancelled: false };
     if (this.state === 'closed' || this.state === 'closing' || this.closeRequested) {
       onError(this.laterUseError(method.name));
-      return { cancel: () => {} };
+      return NO_HANDLE;
     }
+    const rpc: Rpc = {
+      method,
+      replies,
+      onReply,
+      onError,
+      stack: captureStack(),
+      cancelled: false,
+      written: false,
+      deferred: options?.deferred === true,
+    };
     this.queue.push(rpc);
     this.pump();
-    return {
-      cancel: () => {
-        rpc.cancelled = true;
-      },
-    };
+    return handleOf(rpc);
   }
 
   /**
@@ -198,15 +285,13 @@ export class ChannelCore implements ChannelEndpoint {
       onError,
       stack: undefined,
       cancelled: false,
+      written: false,
+      deferred: false,
       run: send,
     };
     this.queue.push(rpc);
     this.pump();
-    return {
-      cancel: () => {
-        rpc.cancelled = true;
-      },
-    };
+    return handleOf(rpc);
   }
 
   /** A delivery (basic.deliver or basic.get-ok) arrived with this tag. */
@@ -274,8 +359,18 @@ export class ChannelCore implements ChannelEndpoint {
 
   private pump(): void {
     while (this.state === 'open' && this.inFlight === undefined && this.queue.length > 0) {
+      const head = this.queue[0]!;
+      if (!head.cancelled && head.deferred) {
+        // Its turn has come, but it goes out with the flush: until then it may still be withdrawn.
+        if (!this.deferredArmed) {
+          this.deferredArmed = true;
+          this.connection.beforeFlush(this.writeDeferred);
+        }
+        return;
+      }
       const rpc = this.queue.shift()!;
       if (rpc.cancelled) continue;
+      rpc.written = true;
       if (rpc.run !== undefined) {
         rpc.run();
         continue;
@@ -329,7 +424,7 @@ export class ChannelCore implements ChannelEndpoint {
     }
   }
 
-  handleContent(method: ContentMethod, properties: BasicProperties, body: Buffer): void {
+  handleContent(method: ContentMethod, properties: BasicProperties, body: Uint8Array): void {
     if (this.state !== 'open') return;
     switch (method.name) {
       case 'basic.deliver':
@@ -504,7 +599,11 @@ function captureStack(): CapturedStack {
   const holder: CapturedStack = {};
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 40;
-  Error.captureStackTrace(holder, captureStack); // V8 formats `stack` lazily, on first read
+  // V8 formats `stack` lazily, on first read. Engines without captureStackTrace record no stack.
+  (Error as { captureStackTrace?: (target: object, ctor: unknown) => void }).captureStackTrace?.(
+    holder,
+    captureStack,
+  );
   Error.stackTraceLimit = limit;
   return holder;
 }

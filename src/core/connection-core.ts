@@ -32,6 +32,7 @@ import {
 } from '../protocol/generated.js';
 import { connectTransport } from '../transport/index.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
+import { type Timer, unrefTimer } from '../util/runtime.js';
 
 /** The values both sides agreed on in connection.tune / tune-ok. */
 export interface Tune {
@@ -58,7 +59,7 @@ export interface ConnectionCounters {
 /** What a channel state machine receives from the connection. */
 export interface ChannelEndpoint {
   handleMethod(method: Method): void;
-  handleContent(method: ContentMethod, properties: BasicProperties, body: Buffer): void;
+  handleContent(method: ContentMethod, properties: BasicProperties, body: Uint8Array): void;
   /**
    * The connection is gone: fail everything with this error (when the connection is `recovering`, a
    * new one replaces it, and the channel's long-lived streams complete instead of erroring).
@@ -99,11 +100,11 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private readonly channels: (ChannelEndpoint | undefined)[] = [];
   private mechanism: SaslMechanism | undefined;
   private readonly abort = new AbortController();
-  private connectTimer: NodeJS.Timeout | undefined;
-  private closeTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private connectTimer: Timer | undefined;
+  private closeTimer: Timer | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   /** Resumes reading after a read-batching pause (made once, then refreshed). */
-  private readTimer: NodeJS.Timeout | undefined;
+  private readTimer: Timer | undefined;
   /** Messages (content frames completed) received so far. */
   private messagesReceived = 0;
   private sentSinceTick = false;
@@ -424,7 +425,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     }
   }
 
-  private writeRaw(bytes: Buffer): void {
+  private writeRaw(bytes: Uint8Array): void {
     const transport = this.transport;
     if (transport === undefined) return;
     this.wrote(bytes.length, transport.write(bytes));
@@ -439,7 +440,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
   // ---- transport events -----------------------------------------------------------------------
 
-  onData(chunk: Buffer): void {
+  onData(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
     this.traffic.bytesReceived += chunk.length;
     this.traffic.chunksReceived++;
@@ -583,7 +584,23 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     endpoint.handleMethod(method);
   }
 
-  onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Buffer): void {
+  /**
+   * A content-bearing method arrived: content for a channel that is not open is refused before any of
+   * it is assembled (a peer declaring huge bodies on channels it never opened reserves nothing). After
+   * our connection.close such content is skipped instead.
+   */
+  acceptContent(channel: number, method: ContentMethod): boolean {
+    if (channel !== 0 && this.channels[channel] !== undefined) return true;
+    if (this.state === 'closing') return false;
+    throw new FrameError(
+      ReplyCode.CHANNEL_ERROR,
+      'CHANNEL_ERROR',
+      `${method.name} on channel ${channel}, which is not open`,
+      channel,
+    );
+  }
+
+  onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Uint8Array): void {
     this.messagesReceived++;
     const endpoint = this.channels[channel];
     if (endpoint === undefined || channel === 0) {
@@ -702,7 +719,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     });
   }
 
-  private onSecure(challenge: Buffer): void {
+  private onSecure(challenge: Uint8Array): void {
     const mechanism = this.mechanism!;
     if (mechanism.challenge === undefined) {
       this.fail(
@@ -787,8 +804,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     const tickMs = (seconds * 1000) / 2;
     // Two ticks per interval: send when nothing was sent for a tick; the peer is dead after two
     // intervals (four ticks) without a byte from it.
-    this.heartbeatTimer = setInterval(() => this.heartbeatTick(seconds), tickMs);
-    this.heartbeatTimer.unref();
+    this.heartbeatTimer = unrefTimer(setInterval(() => this.heartbeatTick(seconds), tickMs));
   }
 
   private heartbeatTick(seconds: number): void {
@@ -862,7 +878,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       this.transport?.destroy();
       this.finish(undefined);
     }, this.options.closeTimeout);
-    this.closeTimer.unref();
+    unrefTimer(this.closeTimer);
   }
 
   /** A channel saw a method it did not expect: a protocol violation that ends the connection (503). */
@@ -966,7 +982,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
 interface BlockedWaiter {
   readonly callback: (error?: Error) => void;
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
 }
 
 function messageOf(e: unknown): string {

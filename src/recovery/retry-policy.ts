@@ -6,6 +6,7 @@
  *
  * @module
  */
+
 import {
   type MonoTypeOperatorFunction,
   type Observable,
@@ -16,6 +17,7 @@ import {
   timer,
 } from 'rxjs';
 import { AuthenticationError, ConfigurationError, ConnectionClosedError } from '../errors.js';
+import { MAX_TIMER_MS } from '../util/runtime.js';
 
 /**
  * Exponential backoff: delay(n) = min(maxDelay, initialDelay * multiplier^(n-1)), then jitter.
@@ -88,14 +90,12 @@ const DEFAULT_MULTIPLIER = 2;
 const DEFAULT_MAX_DELAY = 30_000;
 /** Default jitter of the backoff. */
 const DEFAULT_JITTER = 0.5;
-/** The longest delay a Node.js timer honours (a longer one fires after 1 ms). */
-const MAX_TIMER_DELAY = 2_147_483_647;
 
-/** A delay in ms a timer can wait: finite, 0..MAX_TIMER_DELAY. */
+/** A delay in ms a timer can wait: finite, 0..MAX_TIMER_MS. */
 function checkDelay(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !(value >= 0) || value > MAX_TIMER_DELAY) {
+  if (typeof value !== 'number' || !(value >= 0) || value > MAX_TIMER_MS) {
     throw new ConfigurationError(
-      `retryPolicy: ${what} must be a number of milliseconds from 0 to ${MAX_TIMER_DELAY}, got ${String(value)}`,
+      `retryPolicy: ${what} must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, got ${String(value)}`,
     );
   }
   return value;
@@ -336,11 +336,11 @@ export function retryWithPolicy<T>(
     try {
       delay = policy.delayFor(attempt, error);
       if (delay === undefined) return throwError(() => error);
-      if (typeof delay !== 'number' || !(delay >= 0) || delay > MAX_TIMER_DELAY) {
+      if (typeof delay !== 'number' || !(delay >= 0) || delay > MAX_TIMER_MS) {
         return throwError(
           () =>
             new ConfigurationError(
-              `retryWithPolicy: the policy gave ${String(delay)} as the delay of attempt ${attempt}; a delay is a number of milliseconds from 0 to ${MAX_TIMER_DELAY}`,
+              `retryWithPolicy: the policy gave ${String(delay)} as the delay of attempt ${attempt}; a delay is a number of milliseconds from 0 to ${MAX_TIMER_MS}`,
               { cause: error },
             ),
         );

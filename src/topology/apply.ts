@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { inspect } from 'node:util';
+
 import {
   catchError,
   concat,
@@ -22,6 +22,7 @@ import type { Channel } from '../client/channel.js';
 import type { Connection } from '../client/connection.js';
 import type { Delivery } from '../client/delivery.js';
 import { ChannelClosedError, ConfigurationError } from '../errors.js';
+import { INSPECT } from '../util/runtime.js';
 import {
   type ConsumerSpec,
   describeStep,
@@ -142,7 +143,7 @@ class Applied implements AppliedTopology {
     return declared.name;
   }
 
-  [inspect.custom](): string {
+  [INSPECT](): string {
     return `AppliedTopology { queues: [${this.queues.map((q) => `'${q.name}'`).join(', ')}]${this.passive ? ', passive' : ''} }`;
   }
 }

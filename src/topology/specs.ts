@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions } from '../client/channel.js';
+import type { ConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions } from '../client/types.js';
 import { ConfigurationError } from '../errors.js';
 import { type FieldTable, field } from '../protocol/field-table.js';
 
@@ -590,7 +590,7 @@ export function describeStep(step: TopologyStep): string {
 
 function checkShortString(what: string, label: string, value: unknown): void {
   if (typeof value !== 'string') fail(what, `${label} must be a string`);
-  if (Buffer.byteLength(value, 'utf8') > 255) fail(what, `${label} is longer than 255 bytes`);
+  if (utf8Length(value) > 255) fail(what, `${label} is longer than 255 bytes`);
 }
 
 function checkInteger(
@@ -1025,4 +1025,11 @@ export function planTopology(topology: Topology): readonly TopologyStep[] {
     ...orderedExchangeBindings.map((spec) => ({ kind: 'exchange-binding' as const, spec })),
     ...queueBindings.map((spec) => ({ kind: 'queue-binding' as const, spec })),
   ];
+}
+
+const utf8 = new TextEncoder();
+
+/** The UTF-8 length of a name (only checked on declaration, never per message). */
+function utf8Length(value: string): number {
+  return utf8.encode(value).length;
 }

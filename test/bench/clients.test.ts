@@ -5,7 +5,7 @@
 import { lastValueFrom, switchMap } from 'rxjs';
 import { CLIENT_FACTORIES } from '../../bench/clients/index.js';
 import { type BenchClient, CLIENT_NAMES, type ClientName } from '../../bench/lib/clients.js';
-import { type Connection, openConnection } from '../../src/index.js';
+import { type Connection, openConnection } from '../../src/node.js';
 import { brokerUrl, stopBroker } from '../support/broker.js';
 
 const BODY = Buffer.alloc(256, 0x61);

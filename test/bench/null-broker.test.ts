@@ -14,12 +14,9 @@ import {
   type Channel,
   type Connection,
   ConsumerCancelledError,
-  FrameDecoder,
-  FrameWriter,
-  type Method,
   openConnection,
-  PROTOCOL_HEADER,
-} from '../../src/index.js';
+} from '../../src/node.js';
+import { FrameDecoder, FrameWriter, type Method, PROTOCOL_HEADER } from '../../src/protocol/index.js';
 
 async function eventually(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -4,6 +4,7 @@
  */
 import type { SchedulerLike } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
+import type { ResolvedOptions } from '../../src/config/options.js';
 import { resolveOptions } from '../../src/config/resolve-options.js';
 import type { ConnectionListener } from '../../src/core/connection-core.js';
 import {
@@ -12,12 +13,7 @@ import {
   Supervisor,
   type SupervisorSink,
 } from '../../src/core/supervisor.js';
-import {
-  AuthenticationError,
-  ConnectionClosedError,
-  type ConnectOptions,
-  type ResolvedOptions,
-} from '../../src/index.js';
+import { AuthenticationError, ConnectionClosedError, type ConnectOptions } from '../../src/node.js';
 
 /** What one attempt does, at which virtual time after it starts (`loseAt` too counts from the start). */
 type Step = { at: number; does: 'open' | 'refuse' | 'auth' } | { at: number; does: 'open'; loseAt: number };

@@ -13,7 +13,7 @@ import {
   openConnection,
   PublishBlockedError,
   type PublishOutcome,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
 import {
   currentWatermark,

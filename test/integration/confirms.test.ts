@@ -9,7 +9,7 @@ import {
   openConnection,
   PublishNackedError,
   type PublishOutcome,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
 import { openSession, type Session } from '../support/session.js';
 

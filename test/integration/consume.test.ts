@@ -1,6 +1,6 @@
 import { count, firstValueFrom, lastValueFrom, merge, take, tap, toArray } from 'rxjs';
 import { ackOnSuccess, batchAck } from '../../operators/index.js';
-import { type Channel, ConsumerCancelledError, type Delivery } from '../../src/index.js';
+import { type Channel, ConsumerCancelledError, type Delivery } from '../../src/node.js';
 import { openSession, type Session } from '../support/session.js';
 
 let session: Session;

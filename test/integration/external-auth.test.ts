@@ -1,5 +1,5 @@
 import { lastValueFrom } from 'rxjs';
-import { AuthenticationError, ConnectionClosedError, openConnection } from '../../src/index.js';
+import { AuthenticationError, ConnectionClosedError, openConnection } from '../../src/node.js';
 import { type ExternalAuthListener, startExternalAuthListener } from '../support/external-auth.js';
 
 let listener: ExternalAuthListener;

@@ -17,7 +17,7 @@ import {
   openConnection,
   PublisherError,
   type PublishOutcome,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { brokerEndpoint, brokerUrl } from '../support/broker.js';
 import { eventually } from '../support/rabbitmqctl.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';

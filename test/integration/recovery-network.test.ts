@@ -19,7 +19,7 @@ import {
   connect,
   type Delivery,
   openConnection,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { brokerEndpoint, brokerUrl } from '../support/broker.js';
 import { connectionPids, eventually, rabbitmqctl } from '../support/rabbitmqctl.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';

@@ -33,7 +33,7 @@ import {
   exchange,
   openConnection,
   queue,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { brokerEndpoint, brokerUrl } from '../support/broker.js';
 import { closeConnectionsNamed, connectionPids, eventually } from '../support/rabbitmqctl.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';

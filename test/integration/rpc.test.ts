@@ -1,5 +1,5 @@
 import { lastValueFrom, merge, TimeoutError, toArray } from 'rxjs';
-import { ChannelClosedError } from '../../src/index.js';
+import { ChannelClosedError } from '../../src/node.js';
 import { openSession, type Session } from '../support/session.js';
 
 let session: Session;

@@ -4,15 +4,8 @@
  * back with basic.get, a clean close, and the decoder's answer to a protocol header the server rejects.
  */
 import { connect, type Socket } from 'node:net';
-import {
-  Decimal,
-  FrameDecoder,
-  FrameError,
-  field,
-  fieldTypesOf,
-  type Method,
-  PROTOCOL_HEADER,
-} from '../../src/index.js';
+import { Decimal, FrameError, field, fieldTypesOf } from '../../src/node.js';
+import { FrameDecoder, type Method, PROTOCOL_HEADER } from '../../src/protocol/index.js';
 import { AmqpTestSocket } from '../support/amqp-socket.js';
 import { type BrokerEndpoint, brokerEndpoint, stopBroker } from '../support/broker.js';
 

@@ -1,5 +1,5 @@
 import { lastValueFrom } from 'rxjs';
-import { ConnectionClosedError, connect, openConnection } from '../../src/index.js';
+import { ConnectionClosedError, connect, openConnection } from '../../src/node.js';
 import { startTlsTerminator, type TlsTerminator } from '../support/tls-terminator.js';
 
 let terminator: TlsTerminator;
@@ -68,7 +68,7 @@ describe('TLS to the real broker through a terminator', () => {
 
   it('completes the connect Observable when the client closes it over TLS', async () => {
     const events: string[] = [];
-    const conn = await new Promise<import('../../src/index.js').Connection>((resolve, reject) =>
+    const conn = await new Promise<import('../../src/node.js').Connection>((resolve, reject) =>
       connect({ hostname: 'localhost', port: terminator.port, tls: { ca: terminator.caPem } }).subscribe({
         next: resolve,
         error: reject,

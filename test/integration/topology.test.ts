@@ -20,7 +20,7 @@ import {
   openConnection,
   queue,
   type Topology,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
 import { openSession, type Session, uniqueName } from '../support/session.js';
 

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { lastValueFrom, Subject, switchMap } from 'rxjs';
 import { publishConfirmed } from '../../operators/index.js';
-import { type ConnectionState, connect, createPublisher, openConnection } from '../../src/index.js';
+import { type ConnectionState, connect, createPublisher, openConnection } from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
 import { closeConnectionsNamed, eventually } from '../support/rabbitmqctl.js';
 

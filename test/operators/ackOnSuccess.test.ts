@@ -1,7 +1,7 @@
 import { EMPTY, firstValueFrom, map, of, Subject, tap, throwError, toArray } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { ackOnSuccess } from '../../operators/index.js';
-import { ConfigurationError, type Delivery } from '../../src/index.js';
+import { ConfigurationError, type Delivery } from '../../src/node.js';
 import { fakeChannel } from './fakeDeliveries.js';
 
 describe('ackOnSuccess', () => {

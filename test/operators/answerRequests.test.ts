@@ -1,7 +1,7 @@
 import { EMPTY, firstValueFrom, type Observable, of, Subject, throwError, toArray } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { answerRequests } from '../../operators/index.js';
-import { type BasicProperties, ConfigurationError, Delivery } from '../../src/index.js';
+import { type BasicProperties, ConfigurationError, Delivery } from '../../src/node.js';
 import { fakePublisher } from './fakeDeliveries.js';
 
 /** A fake channel: `publish` records its calls and returns `reply()`; requests record settle calls. */

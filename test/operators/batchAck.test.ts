@@ -1,6 +1,6 @@
 import { marbles } from 'rxjs-marbles/jest';
 import { batchAck } from '../../operators/index.js';
-import { ConfigurationError } from '../../src/index.js';
+import { ConfigurationError } from '../../src/node.js';
 import { fakeChannel } from './fakeDeliveries.js';
 
 describe('batchAck', () => {

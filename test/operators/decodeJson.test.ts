@@ -1,6 +1,6 @@
 import { marbles } from 'rxjs-marbles/jest';
 import { decodeJson } from '../../operators/index.js';
-import type { Delivery } from '../../src/index.js';
+import type { Delivery } from '../../src/node.js';
 import { fakeChannel } from './fakeDeliveries.js';
 
 describe('decodeJson', () => {

@@ -1,6 +1,6 @@
 import { map, type Observable } from 'rxjs';
 import type { Settler } from '../../src/client/delivery.js';
-import { type BasicProperties, Delivery, type PublishOutcome } from '../../src/index.js';
+import { type BasicProperties, Delivery, type PublishOutcome } from '../../src/node.js';
 
 /** One settle call a delivery made: kind, tag, multiple, requeue. */
 export type SettleCall = [kind: 'ack' | 'nack' | 'reject', tag: number, multiple: boolean, requeue: boolean];

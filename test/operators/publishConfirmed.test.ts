@@ -11,10 +11,11 @@ import {
 import {
   type BasicProperties,
   type Channel,
+  ConfigurationError,
   PublishNackedError,
   type PublishOutcome,
   type ReturnedMessage,
-} from '../../src/index.js';
+} from '../../src/node.js';
 
 /** One publish the fake channel was asked for. */
 interface PublishCall {
@@ -735,14 +736,14 @@ describe('publishConfirmed options', () => {
   it('refuses a window that is not a positive integer and a retry count that is not a non-negative integer', () => {
     const { channel, calls } = fakeConfirmChannel({}, 'publish');
     for (const window of [0, 1.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(() => publishConfirmed(channel, { window })).toThrow(RangeError);
+      expect(() => publishConfirmed(channel, { window })).toThrow(ConfigurationError);
     }
     expect(() => publishConfirmed(channel, { window: 0 })).toThrow(
       /window must be a positive integer, got 0/,
     );
     for (const retry of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(() => publishConfirmed(channel, { onNack: { retry } })).toThrow(RangeError);
-      expect(() => publishConfirmed(channel, { onNack: retryThenEmit(retry) })).toThrow(RangeError);
+      expect(() => publishConfirmed(channel, { onNack: { retry } })).toThrow(ConfigurationError);
+      expect(() => publishConfirmed(channel, { onNack: retryThenEmit(retry) })).toThrow(ConfigurationError);
     }
     expect(() => publishConfirmed(channel, { onNack: { retry: -1 } })).toThrow(
       /onNack.retry must be a non-negative integer, got -1/,

@@ -8,7 +8,7 @@ import {
   FIELD_TYPES,
   fieldTypesOf,
   TypedField,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { fakePublisher } from './fakeDeliveries.js';
 
 /** A fake channel: `publish` records its calls and returns `reply()`; deliveries record settle calls. */

@@ -12,7 +12,7 @@ import {
   ConnectionClosedError,
   openConnection,
   type PublishOutcome,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { type ScriptedPeer, ScriptedServer } from '../support/scripted-server.js';
 
 let server: ScriptedServer | undefined;

@@ -7,7 +7,7 @@ import {
   type ConnectOptions,
   connect,
   FrameError,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { connectTcp } from '../../src/transport/index.js';
 import { type ScriptedPeer, ScriptedServer } from '../support/scripted-server.js';
 

@@ -10,7 +10,7 @@ import {
   type ConnectOptions,
   type Delivery,
   openConnection,
-} from '../../src/index.js';
+} from '../../src/node.js';
 import { FrameWriter, type Method } from '../../src/protocol/index.js';
 import type { Transport, TransportConnector } from '../../src/transport/index.js';
 import { connectTcp } from '../../src/transport/index.js';
@@ -150,6 +150,92 @@ describe('consume and the client closing its channel', () => {
     expect(await ended).toBe('complete');
     await lastValueFrom(connection.close());
     await server.done();
+  });
+});
+
+describe('consumers that never start, and deliveries nobody claims', () => {
+  it('sends nothing for consumers subscribed and unsubscribed in the same turn', async () => {
+    let seen: string[] = [];
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await peer.expectProtocolHeader();
+        await peer.handshake();
+        await peer.expect('channel.open', { channel: 1 });
+        peer.send(1, { name: 'channel.open-ok' });
+        // Everything the client sends on the channel until it closes it.
+        seen = await settlementsUntil(peer, 'channel.close');
+        peer.send(1, { name: 'channel.close-ok' });
+        await peer.expect('connection.close');
+        peer.send(0, { name: 'connection.close-ok' });
+      },
+      { maxConnections: 1 },
+    );
+    const { connection, channel } = await open();
+    for (let i = 0; i < 5000; i++) {
+      channel
+        .consume(`q${i % 7}`, i % 2 === 0 ? { prefetch: 10 } : {})
+        .subscribe()
+        .unsubscribe();
+    }
+    // A later consumer that stays subscribed still starts, after nothing of the withdrawn ones.
+    const kept = channel.consume('kept').subscribe();
+    await new Promise((r) => setTimeout(r, 50));
+    kept.unsubscribe();
+    await lastValueFrom(channel.close());
+    await lastValueFrom(connection.close());
+    await server.done();
+    // Without the deferred write: 5,000 basic.consume (and 2,500 basic.qos) before the kept consumer.
+    expect(seen).toEqual(['basic.consume', 'channel.close']);
+  });
+
+  it('gives a delivery for an unknown consumer tag back to the queue and reports it on unclaimed$', async () => {
+    let seen: string[] = [];
+    let listening!: () => void;
+    const subscribed = new Promise<void>((r) => (listening = r));
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await peer.expectProtocolHeader();
+        await peer.handshake();
+        await peer.expect('channel.open', { channel: 1 });
+        peer.send(1, { name: 'channel.open-ok' });
+        await subscribed;
+        const writer = new FrameWriter();
+        writer.writeContent(
+          1,
+          {
+            name: 'basic.deliver',
+            consumerTag: 'nobody',
+            deliveryTag: 1,
+            redelivered: false,
+            exchange: 'x',
+            routingKey: 'k',
+          },
+          { messageId: 'm-1' },
+          Buffer.from('lost?'),
+        );
+        peer.sendRaw(writer.take()!);
+        seen = await settlementsUntil(peer, 'channel.close');
+        peer.send(1, { name: 'channel.close-ok' });
+        await peer.expect('connection.close');
+        peer.send(0, { name: 'connection.close-ok' });
+      },
+      { maxConnections: 1 },
+    );
+    const { connection, channel } = await open();
+    const unclaimed = await new Promise<unknown>((resolve) => {
+      channel.unclaimed$.subscribe(resolve);
+      listening();
+    });
+    await lastValueFrom(channel.close());
+    await lastValueFrom(connection.close());
+    await server.done();
+    // Before: the delivery was dropped unsettled and held a prefetch slot for the channel's life.
+    expect(seen).toEqual(['reject 1 true', 'channel.close']);
+    expect(unclaimed).toEqual({
+      fields: { deliveryTag: 1, redelivered: false, exchange: 'x', routingKey: 'k', consumerTag: 'nobody' },
+      properties: { messageId: 'm-1' },
+      requeued: true,
+    });
   });
 });
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { type Connection, connect, type MethodInit } from '../../src/index.js';
+import { type Connection, connect } from '../../src/node.js';
+import type { MethodInit } from '../../src/protocol/index.js';
 import { ScriptedServer } from '../support/scripted-server.js';
 
 /** What the hostile server does after the handshake and channel.open. */

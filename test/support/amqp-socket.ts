@@ -7,8 +7,8 @@
  * @module
  */
 import { connect, type Socket } from 'node:net';
+import type { BasicProperties } from '../../src/node.js';
 import {
-  type BasicProperties,
   type ContentMethod,
   FrameDecoder,
   FrameWriter,
@@ -17,7 +17,7 @@ import {
   type MethodName,
   type MethodOf,
   PROTOCOL_HEADER,
-} from '../../src/index.js';
+} from '../../src/protocol/index.js';
 import type { BrokerEndpoint } from './broker.js';
 
 /** Something the decoder handed over, with the bytes of the frames it came from. */

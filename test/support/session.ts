@@ -3,7 +3,7 @@
  * real-broker tests, written once.
  */
 import { firstValueFrom, type Observable, ReplaySubject, type Subscription } from 'rxjs';
-import { type Channel, type Connection, type ConnectOptions, connect } from '../../src/index.js';
+import { type Channel, type Connection, type ConnectOptions, connect } from '../../src/node.js';
 import { brokerUrl } from './broker.js';
 
 export interface Session {

@@ -5,9 +5,10 @@
  */
 import fc from 'fast-check';
 import { firstValueFrom, lastValueFrom, Observable, of, toArray } from 'rxjs';
-import type { Channel, ConsumeOptions } from '../../src/client/channel.js';
+import type { Channel } from '../../src/client/channel.js';
 import type { Connection } from '../../src/client/connection.js';
 import type { Delivery } from '../../src/client/delivery.js';
+import type { ConsumeOptions } from '../../src/client/types.js';
 import { ChannelClosedError, ConfigurationError } from '../../src/errors.js';
 import { type FieldTable, TypedField } from '../../src/protocol/field-table.js';
 import {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { firstValueFrom, ReplaySubject } from 'rxjs';
-import { type Connection, ConnectionClosedError, connect } from '../../src/index.js';
+import { type Connection, ConnectionClosedError, connect } from '../../src/node.js';
 import { brokerEndpoint, brokerUrl, stopBroker } from '../support/broker.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 

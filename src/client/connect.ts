@@ -1,0 +1,154 @@
+/**
+ * `connect()` and `openConnection()`: an AMQP connection as an Observable, and the supervisor group
+ * behind each connection lifetime. The entry points bind them to a {@link Platform}: the Node entry
+ * to the TCP and TLS transports, the universal entry to none (a `transport` option is then needed).
+ *
+ * @module
+ */
+import { BehaviorSubject, Observable, type Subscriber } from 'rxjs';
+import type { ConnectOptions, ResolvedOptions } from '../config/options.js';
+import type { Platform } from '../config/platform.js';
+import { resolveOptions } from '../config/resolve-options.js';
+import type { ConnectionCore } from '../core/connection-core.js';
+import { type ConnectionState, Supervisor } from '../core/supervisor.js';
+import { ConfigurationError } from '../errors.js';
+import { Connection, keepFirst } from './connection.js';
+
+export type { ConnectionState, ConnectionStatus } from '../core/supervisor.js';
+
+/** @internal `connect()` bound to a platform by an entry point (see `src/node.ts`, `src/index.ts`). */
+export function connectWith(
+  platform: Platform,
+  url?: string | ConnectOptions,
+  options?: ConnectOptions,
+): ConnectionObservable {
+  return new ConnectionObservable(url, options, platform);
+}
+
+/**
+ * What {@link connect} returns: an `Observable<Connection>` that also reports its state.
+ *
+ * @example
+ * ```ts
+ * const connection$ = connect(url, { recovery: true });
+ * connection$.state$.pipe(filter((s) => s.status === 'RECONNECTING')).subscribe((s) => log.warn(s.cause));
+ * ```
+ */
+export class ConnectionObservable extends Observable<Connection> {
+  private readonly states = new BehaviorSubject<ConnectionState>({ status: 'INITIAL' });
+
+  /**
+   * The state of this Observable's connection: the current state at once, then every change
+   * (`CONNECTING`, `CONNECTED`, `RECONNECTING`, `CLOSING`, `CLOSED`, with the host and the cause). It
+   * never completes: subscribing again to the connection Observable starts again. Without `shared`,
+   * each subscription has its own connection and all of them report here.
+   */
+  readonly state$: Observable<ConnectionState> = this.states.asObservable();
+
+  /** @internal */
+  constructor(
+    url: string | ConnectOptions | undefined,
+    options: ConnectOptions | undefined,
+    platform: Platform,
+  ) {
+    let group: ConnectionGroup | undefined;
+    super((subscriber) => {
+      let resolved: ResolvedOptions;
+      try {
+        resolved = resolveOptions(url ?? {}, options, platform);
+      } catch (e) {
+        this.states.next({ status: 'CLOSED', cause: e as Error });
+        subscriber.error(e);
+        return;
+      }
+      const report = (state: ConnectionState) => this.states.next(state);
+      if (!resolved.shared) return new ConnectionGroup(resolved, report).add(subscriber);
+      if (group === undefined || group.isOver) {
+        // A group still closing when the next one starts no longer speaks for this Observable.
+        const next: ConnectionGroup = new ConnectionGroup(resolved, (state) => {
+          if (group === next) report(state);
+        });
+        group = next;
+      }
+      return group.add(subscriber);
+    });
+  }
+}
+
+/** The subscribers of one connection lifetime, and the supervisor that opens their connections. */
+class ConnectionGroup {
+  private readonly subscribers: Subscriber<Connection>[] = [];
+  private current: Connection | undefined;
+  private supervisor: Supervisor | undefined;
+  private readonly connections = new WeakMap<ConnectionCore, Connection>();
+  isOver = false;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly report: (state: ConnectionState) => void,
+  ) {}
+
+  add(subscriber: Subscriber<Connection>): () => void {
+    this.subscribers.push(subscriber);
+    if (this.current !== undefined) subscriber.next(this.current);
+    if (this.supervisor === undefined && !this.isOver) {
+      this.supervisor = new Supervisor(
+        this.options,
+        {
+          opened: (core) => {
+            const connection = new Connection(core);
+            this.connections.set(core, connection);
+            this.current = connection;
+            for (const s of this.subscribers.slice()) s.next(connection);
+          },
+          lost: (core) => {
+            const connection = this.connections.get(core);
+            if (this.current === connection) this.current = undefined;
+            connection?.ended();
+          },
+          ended: (error) => {
+            this.isOver = true;
+            const connection = this.current;
+            this.current = undefined;
+            connection?.ended();
+            this.supervisor = undefined;
+            const subscribers = this.subscribers.splice(0);
+            for (const s of subscribers) {
+              if (error === undefined) s.complete();
+              else s.error(error);
+            }
+          },
+          blocked: (core, reason) => this.connections.get(core)?.dispatchBlocked(reason),
+        },
+        this.report,
+      );
+      this.supervisor.start();
+    }
+    return () => {
+      const i = this.subscribers.indexOf(subscriber);
+      if (i >= 0) this.subscribers.splice(i, 1);
+      if (this.subscribers.length === 0) {
+        this.isOver = true;
+        this.supervisor?.stop();
+      }
+    };
+  }
+}
+
+/** @internal `openConnection()` bound to a platform by an entry point. */
+export function openConnectionWith(
+  platform: Platform,
+  url?: string | ConnectOptions,
+  options?: ConnectOptions,
+): Promise<Connection> {
+  const recovery = options?.recovery ?? (typeof url === 'object' ? url.recovery : undefined);
+  if (recovery !== undefined && recovery !== false) {
+    // The promise can hold one Connection only: the ones recovery opens later would be out of reach.
+    return Promise.reject(
+      new ConfigurationError(
+        'openConnection() does not recover: use connect(url, { recovery }) and switchMap, or createPublisher, to carry on across reconnects',
+      ),
+    );
+  }
+  return keepFirst(connectWith(platform, url, options));
+}

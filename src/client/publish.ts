@@ -1,0 +1,147 @@
+/**
+ * The publish path of a channel: `publishWith`, the callback path under `publish()` and the
+ * windowed operators, and `publishObservable`, the Observable over any publish target. A publish is
+ * written at once when nothing stands in the way (the fast path), or waits for the socket to drain,
+ * for the broker to unblock the connection and for the operations queued before it on the channel.
+ *
+ * @module
+ * @internal
+ */
+import { Observable, type Subscriber } from 'rxjs';
+import type { ChannelCore } from '../core/channel-core.js';
+import { PublishBlockedError } from '../errors.js';
+import type { BasicProperties } from '../protocol/generated.js';
+import { encodeUtf8 } from '../util/runtime.js';
+import type { ConfirmTracker } from './confirms.js';
+import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
+import type { PublishOptions, PublishOutcome } from './types.js';
+
+const SENT: PublishOutcome = Object.freeze({ status: 'sent' });
+
+/** @internal The publishes of one channel. */
+export class PublishPath {
+  constructor(
+    private readonly core: ChannelCore,
+    private readonly confirms: ConfirmTracker,
+  ) {}
+
+  /** See `Channel.publishWith`. */
+  publishWith<C>(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
+  ): PublishHandle | undefined {
+    const core = this.core;
+    if (core.canPublishNow) {
+      // The fast path: nothing to wait for.
+      this.write(exchange, routingKey, body, properties, mandatory, context, done);
+      return undefined;
+    }
+    let cancelled = false;
+    /** Written, or `done` called: past the point where cancelling drops the message. */
+    let gone = false;
+    let handle: { cancel(): void } | undefined;
+    const dropWait = core.whenPublishable((error) => {
+      if (cancelled) return;
+      if (error instanceof PublishBlockedError) {
+        gone = true;
+        done(context, undefined, error);
+        return;
+      }
+      if (error !== undefined || core.isClosed) {
+        gone = true;
+        done(context, undefined, core.laterUseError('publish'));
+        return;
+      }
+      // Kept behind synchronous methods subscribed earlier on this channel, so that a publish never
+      // overtakes the declaration it depends on.
+      handle = core.ordered(
+        () => {
+          gone = true;
+          this.write(exchange, routingKey, body, properties, mandatory, context, done);
+        },
+        (e) => {
+          gone = true;
+          done(context, undefined, e);
+        },
+      );
+    });
+    return {
+      // True when the message was dropped unwritten (then `done` is never called).
+      cancel: () => {
+        if (cancelled) return false;
+        cancelled = true;
+        dropWait?.();
+        handle?.cancel();
+        return !gone;
+      },
+    };
+  }
+
+  /** Writes a publish now; the outcome goes to `done`. */
+  private write<C>(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
+  ): void {
+    try {
+      this.core.publish(exchange, routingKey, body, properties, mandatory);
+    } catch (e) {
+      done(context, undefined, e as Error);
+      return;
+    }
+    // Confirm mode: the outcome comes with the broker's answer for this sequence number.
+    if (this.confirms.track(exchange, routingKey, mandatory, context, done)) return;
+    this.core.afterFlush((flushError) => {
+      if (flushError !== undefined) done(context, undefined, this.core.laterUseError('publish'));
+      else done(context, SENT);
+    });
+  }
+}
+
+/**
+ * @internal `publish()` over any `publishWith` (a channel's, a publisher's): an Observable of the
+ * outcome, whose unsubscribe drops the message if it has not been written yet.
+ */
+export function publishObservable(
+  target: Required<Pick<PublishTarget, 'publishWith'>>,
+  exchange: string,
+  routingKey: string,
+  body: Uint8Array | string,
+  properties: BasicProperties | undefined,
+  options: PublishOptions,
+): Observable<PublishOutcome> {
+  return new Observable<PublishOutcome>((subscriber) => {
+    const handle = target.publishWith(
+      exchange,
+      routingKey,
+      typeof body === 'string' ? encodeUtf8(body) : body,
+      properties,
+      options.mandatory ?? false,
+      subscriber,
+      settlePublish,
+    );
+    return () => handle?.cancel();
+  });
+}
+
+/** How `publish()` hands a publish's end to its subscriber. */
+function settlePublish(
+  subscriber: Subscriber<PublishOutcome>,
+  outcome: PublishOutcome | undefined,
+  error?: Error,
+): void {
+  if (outcome === undefined) subscriber.error(error);
+  else {
+    subscriber.next(outcome);
+    subscriber.complete();
+  }
+}

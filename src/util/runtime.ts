@@ -1,0 +1,48 @@
+/**
+ * What differs between JavaScript runtimes, in one place, so that nothing above the transports needs
+ * a Node built-in: timers that may be unref'd, the inspect hook, the longest timer, UTF-8 bytes.
+ *
+ * @module
+ * @internal
+ */
+
+/** A timer handle as this runtime's `setTimeout` returns it (an object in Node, a number in browsers). */
+export type Timer = ReturnType<typeof setTimeout>;
+
+/**
+ * The longest delay a timer keeps (2^31 - 1 ms, about 24.8 days): longer ones fire at once in Node
+ * and in browsers alike.
+ */
+export const MAX_TIMER_MS = 0x7fffffff;
+
+/**
+ * Node's `util.inspect` hook, reached by its registered symbol so that no import of `node:util` is
+ * needed: objects that define it show a redacted summary in logs and the REPL.
+ */
+export const INSPECT: unique symbol = Symbol.for('nodejs.util.inspect.custom') as never;
+
+/** Lets the process exit while `timer` is pending (Node); nothing where timers are plain numbers. */
+export function unrefTimer(timer: Timer): Timer {
+  (timer as { unref?: () => void }).unref?.();
+  return timer;
+}
+
+type NodeBuffer = Uint8Array & { toString(encoding: 'utf8'): string };
+/** Node's Buffer when there is one: its UTF-8 codec is faster than TextEncoder/TextDecoder in Node. */
+const NodeBufferClass = (
+  globalThis as { Buffer?: { from(s: string, encoding: 'utf8'): NodeBuffer; isBuffer(v: unknown): boolean } }
+).Buffer;
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+/** The UTF-8 bytes of a string (a Buffer in Node, so that bodies stay Buffers there). */
+export function encodeUtf8(text: string): Uint8Array {
+  return NodeBufferClass !== undefined ? NodeBufferClass.from(text, 'utf8') : textEncoder.encode(text);
+}
+
+/** UTF-8 bytes as a string (invalid sequences become U+FFFD, as both decoders do). */
+export function decodeUtf8(bytes: Uint8Array): string {
+  return NodeBufferClass?.isBuffer(bytes) === true
+    ? (bytes as NodeBuffer).toString('utf8')
+    : textDecoder.decode(bytes);
+}

@@ -314,6 +314,9 @@ function resolveTls(tls: unknown, hostname: string, platform: Platform): Resolve
     if (typeof o.servername !== 'string' || o.servername === '') {
       fail(`tls.servername must be a host name or false, got ${show(o.servername)}`);
     }
+    // TLS errors quote the server name: a URL or user information pasted here must not get that far.
+    const problem = hostnameProblem(o.servername);
+    if (problem !== undefined) fail(`tls.servername is not a host name: ${problem}`);
     if (ipVersion(o.servername) !== 0) {
       fail(
         `tls.servername cannot be an IP address (${o.servername}): SNI carries host names only; ` +

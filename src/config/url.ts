@@ -98,7 +98,12 @@ function secretSpans(url: string): [number, number][] {
   if (at >= start) {
     const colon = url.indexOf(':', start);
     if (colon >= 0 && colon < at) spans.push([colon + 1, at]);
-  } else if (sep >= 0 && url[start] !== '[') {
+  } else if (sep >= 0 && url[start] === '[') {
+    // `amqp://[user:password]`: brackets that do not hold an IPv6 address are hidden, to the end.
+    const close = url.indexOf(']', start);
+    const inner = url.slice(start + 1, close < 0 ? url.length : close);
+    if (!/^[0-9A-Fa-f:.]*(?:%25[0-9A-Za-z\-._~%]*)?$/.test(inner)) spans.push([start + 1, url.length]);
+  } else if (sep >= 0) {
     // No "@": `amqp://user:password` (the "@host" forgotten) parses as host "user", port "password".
     // Whatever follows a colon of the authority and is not a port is hidden, to the end of the text,
     // since a password may hold an unescaped "/", "?" or "#".

@@ -226,7 +226,7 @@ function mergeTls(current: unknown, value: unknown, urlScheme: string | undefine
     if (urlScheme !== undefined && SECURE_SCHEMES.has(urlScheme)) {
       const plain = urlScheme === 'amqps' ? 'amqp' : urlScheme === 'wss' ? 'ws' : 'http';
       fail(
-        `tls: false contradicts the ${urlScheme}:// URL; use an ${plain}:// URL for a connection without TLS`,
+        `tls: false contradicts the ${urlScheme}:// URL; use ${plain === 'amqp' ? 'an' : 'a'} ${plain}:// URL for a connection without TLS`,
       );
     }
     return false;

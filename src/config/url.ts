@@ -346,7 +346,7 @@ export function parseConnectionUrl(url: string, otherSchemes: boolean): ParsedUr
       }
       if (TLS_KEYS.has(key) && plain) {
         throw errors.error(
-          `${key} is a TLS parameter: use an ${amqp ? 'amqps://' : `${PLAIN_SCHEMES[scheme]}://`} URL for TLS`,
+          `${key} is a TLS parameter: use ${amqp ? 'an amqps://' : `a ${PLAIN_SCHEMES[scheme]}://`} URL for TLS`,
         );
       }
       if (key === 'vhost') {
@@ -406,7 +406,9 @@ export function parseConnectionUrl(url: string, otherSchemes: boolean): ParsedUr
 
   if (pos < text.length) {
     // Only a fragment can be left.
-    throw errors.error(`an ${errors.kind} has no fragment ("#..."): percent-encode a "#" as %23`);
+    throw errors.error(
+      `${errors.kind === 'URL' ? 'a' : 'an'} ${errors.kind} has no fragment ("#..."): percent-encode a "#" as %23`,
+    );
   }
   if (secure) result.tls = tls ?? true;
   else if (tls !== undefined) result.tls = tls; // TLS parameters on a scheme that leaves TLS open

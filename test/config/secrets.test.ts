@@ -5,6 +5,8 @@
  * error shows: its message, String(), util.inspect() and the JSON of its cause chain.
  */
 import { inspect } from 'node:util';
+import { firstValueFrom, take, toArray } from 'rxjs';
+import { connect } from '../../src/client/connection.js';
 import type { ConnectOptions } from '../../src/config/options.js';
 import type { Platform } from '../../src/config/platform.js';
 import { resolveOptions } from '../../src/config/resolve-options.js';
@@ -160,4 +162,19 @@ describe('no error shows a password', () => {
     expect(error.message).toBe('cannot read tls.caFile "/etc/ssl/missing.pem": ENOENT');
     expect((error.cause as { code?: string }).code).toBe('ENOENT');
   });
+
+  it.each<[string, ConnectOptions]>([
+    ['user information as hostname', { hostname: `user:${CANARY}@127.0.0.1` }],
+    ['a URL in hosts[].hostname', { hosts: [{ hostname: `amqp://user:${CANARY}@127.0.0.1` }] }],
+  ])(
+    'connect() with %s fails before any DNS lookup, and its state does not show the password',
+    async (_, o) => {
+      const connection$ = connect({ ...o, recovery: { initial: false } });
+      const states = firstValueFrom(connection$.state$.pipe(take(2), toArray()));
+      const error = await firstValueFrom(connection$).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      for (const text of renderings(error)) expect(text).not.toContain(CANARY);
+      expect(inspect(await states, { depth: 8 })).not.toContain(CANARY);
+    },
+  );
 });

@@ -125,14 +125,17 @@ function secretSpans(url: string): [number, number][] {
  * The URL with its password replaced by `***`, fit for messages and logs. It copes with text that is
  * not a valid URL: anything between `://user:` and the last `@` is masked, so a password holding an
  * unescaped `/`, `?`, `#` or `@` is still hidden whole (at the price of masking a little more than the
- * password when a valid URL has an `@` in its vhost or query). The values of query parameters whose
+ * password when a valid URL has an `@` in its vhost or query). Without any `@`, what follows a `:` of
+ * the authority is masked to the end unless it is a port (`amqp://user:password`, the `@host`
+ * forgotten), and so are brackets that hold no IPv6 address. The values of query parameters whose
  * name contains "pass" are masked too.
  *
  * @example
  * ```ts
  * redactUrl('amqp://app:s3cret@mq.example.com/orders'); // 'amqp://app:***@mq.example.com/orders'
  * redactUrl('amqp://app:a/b?c@host');                    // 'amqp://app:***@host'
- * redactUrl('amqp://mq.example.com');                    // unchanged
+ * redactUrl('amqp://app:s3cret');                        // 'amqp://app:***' (no "@host")
+ * redactUrl('amqp://mq.example.com:5672/orders');       // unchanged
  * ```
  */
 export function redactUrl(url: string): string {
@@ -233,11 +236,38 @@ export interface ParsedUrl {
   readonly query: string | undefined;
 }
 
-/** Schemes other than amqps whose URLs mean TLS: the connector must encrypt. */
+/**
+ * Schemes whose URLs mean TLS (the connector must encrypt; `tls: false` is refused). Decided by name,
+ * never guessed from a trailing "s" (`ws`, `redis` and `nats` end in "s" too).
+ *
+ * @example
+ * ```ts
+ * SECURE_SCHEMES.has('wss'); // true
+ * SECURE_SCHEMES.has('ws');  // false
+ * ```
+ */
 export const SECURE_SCHEMES: ReadonlySet<string> = new Set(['amqps', 'wss', 'https']);
-/** Schemes that mean a plain stream: asking them for TLS is a contradiction (use the secure twin). */
+/**
+ * Schemes that mean a plain stream, with their secure twin: asking them for TLS (the `tls` option, a
+ * TLS query parameter) is refused. `amqp` is not here: `amqp://` with the `tls` option has always
+ * meant TLS.
+ *
+ * @example
+ * ```ts
+ * PLAIN_SCHEMES.ws; // 'wss'
+ * ```
+ */
 export const PLAIN_SCHEMES: Readonly<Record<string, string>> = Object.freeze({ ws: 'wss', http: 'https' });
-/** Default ports of the schemes that have one. */
+/**
+ * Default ports of the schemes that have one. A URL of another scheme that names a host must name a
+ * port too (or the `port` option must); one that names no host (`memory:`) gets port 0.
+ *
+ * @example
+ * ```ts
+ * DEFAULT_PORTS.wss; // 443
+ * DEFAULT_PORTS.memory; // undefined
+ * ```
+ */
 export const DEFAULT_PORTS: Readonly<Record<string, number>> = Object.freeze({
   amqp: 5672,
   amqps: 5671,

@@ -7,8 +7,16 @@
 import type { SchedulerLike } from 'rxjs';
 import type { FieldTable } from '../protocol/field-table.js';
 import type { RetryPolicy, RetryPolicyOptions } from '../recovery/retry-policy.js';
-import type { TransportConnector } from '../transport/transport.js';
+import type {
+  ResolvedSocketOptions,
+  ResolvedTlsOptions,
+  TransportConnector,
+} from '../transport/transport.js';
 import type { Secret } from './secret.js';
+
+// The transport seam owns the resolved TLS and socket settings (so that it imports nothing from the
+// configuration); they are re-exported here, where they have always been found.
+export type { ResolvedSocketOptions, ResolvedTlsOptions } from '../transport/transport.js';
 
 /** Default heartbeat the client asks for, in seconds (RabbitMQ's own clients use 60). */
 export const DEFAULT_HEARTBEAT = 60;
@@ -60,7 +68,7 @@ export interface SaslMechanism {
   /** The initial response sent in connection.start-ok. */
   response(credentials: Credentials): Uint8Array;
   /** The answer to a connection.secure challenge, for mechanisms with several steps. */
-  challenge?(challenge: Buffer, credentials: Credentials): Uint8Array;
+  challenge?(challenge: Uint8Array, credentials: Credentials): Uint8Array;
 }
 
 /**
@@ -74,17 +82,20 @@ export interface SaslMechanism {
  * ```
  */
 export interface TlsOptions {
-  /** CA certificates (PEM) to trust instead of Node's defaults. */
-  ca?: string | Buffer | (string | Buffer)[];
+  /** CA certificates (PEM) to trust instead of the runtime's defaults. A `Buffer` is a `Uint8Array`. */
+  ca?: string | Uint8Array | (string | Uint8Array)[];
   /** Client certificate chain (PEM), for EXTERNAL authentication or mutual TLS. */
-  cert?: string | Buffer;
+  cert?: string | Uint8Array;
   /** Client private key (PEM). */
-  key?: string | Buffer;
+  key?: string | Uint8Array;
   /** Passphrase of the private key. */
   passphrase?: string | Secret;
   /** PKCS#12 bundle instead of cert + key. */
-  pfx?: Buffer;
-  /** Paths read at connect time (the URI's `cacertfile`, `certfile`, `keyfile`). */
+  pfx?: Uint8Array;
+  /**
+   * Paths read when the options are resolved (the URI's `cacertfile`, `certfile`, `keyfile`), with the
+   * platform's `readFile` (Node: `fs.readFileSync`); a runtime without files refuses them.
+   */
   caFile?: string;
   certFile?: string;
   keyFile?: string;
@@ -193,7 +204,12 @@ export interface ConnectOptions {
    * for the lowest latency on dense streams. Default `{ minMessages: 4, delayMs: 1 }`.
    */
   readBatching?: false | { minMessages?: number; delayMs?: number };
-  /** A custom transport instead of TCP/TLS. */
+  /**
+   * A custom transport instead of the platform's (TCP/TLS on Node): a function that opens a byte stream
+   * to the broker. Required in runtimes without TCP (browsers), and for URLs of schemes other than
+   * amqp/amqps (`ws://`, `wss://`, `memory:`...), which only a custom connector can open. See
+   * `docs/transports.md`.
+   */
   transport?: TransportConnector;
   /**
    * The brokers of a cluster, tried in turn (see {@link RecoveryOptions.hostOrder}): `'host'`,
@@ -273,30 +289,6 @@ export interface RecoveryOptions {
   scheduler?: SchedulerLike;
 }
 
-/** Resolved TLS settings: files read, defaults applied. */
-export interface ResolvedTlsOptions {
-  readonly ca: (string | Buffer)[] | undefined;
-  readonly cert: string | Buffer | undefined;
-  readonly key: string | Buffer | undefined;
-  readonly passphrase: Secret | undefined;
-  readonly pfx: Buffer | undefined;
-  readonly rejectUnauthorized: boolean;
-  /** SNI and verification name; undefined sends no SNI. */
-  readonly servername: string | undefined;
-  readonly minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
-  readonly checkServerIdentity:
-    | ((hostname: string, cert: import('node:tls').PeerCertificate) => Error | undefined)
-    | undefined;
-}
-
-/** Resolved socket settings. */
-export interface ResolvedSocketOptions {
-  readonly noDelay: boolean;
-  readonly keepAlive: boolean | number;
-  readonly localAddress: string | undefined;
-  readonly family: 0 | 4 | 6;
-}
-
 /** Every setting the connection uses, with defaults applied and values validated. */
 export interface ResolvedOptions {
   readonly hostname: string;
@@ -320,8 +312,13 @@ export interface ResolvedOptions {
   readonly ackDelay: number;
   /** Undefined when read batching is off. */
   readonly readBatching: { readonly minMessages: number; readonly delayMs: number } | undefined;
-  readonly transport: TransportConnector | undefined;
-  /** `amqp[s]://user@host:port/vhost`, with no password: for messages and logs. */
+  /** The connector to open transports with: the `transport` option, else the platform's. */
+  readonly transport: TransportConnector;
+  /** The URL scheme, lower case (`amqp` or `amqps` for options objects): `TransportTarget.scheme`. */
+  readonly scheme: string;
+  /** The URL for the connector, without user information: `TransportTarget.url` of the first host. */
+  readonly url: string;
+  /** `amqp[s]://user@host:port/vhost` (other schemes: `scheme://user@host:port/path`), with no password: for messages and logs. */
   readonly displayUrl: string;
   /** Every host to try, the first being the one above. */
   readonly endpoints: readonly ResolvedEndpoint[];
@@ -337,6 +334,8 @@ export interface ResolvedEndpoint {
   readonly hostname: string;
   readonly port: number;
   readonly tls: ResolvedTlsOptions | undefined;
+  /** `TransportTarget.url` for this host. */
+  readonly url: string;
   readonly displayUrl: string;
 }
 

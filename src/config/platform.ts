@@ -1,17 +1,36 @@
 /**
- * What a runtime provides to connect: the entry points pass one.
+ * What the configuration needs from the runtime, injected rather than imported so that `src/config`
+ * reaches no Node built-in and runs anywhere (Node, browsers, workers, Deno, Bun). Node's platform is
+ * `nodePlatform` in `src/transport/node.ts`; a browser build passes an empty platform (`{}`) and every
+ * connection then names its `transport`.
  *
  * @module
  */
 import type { TransportConnector } from '../transport/transport.js';
 
 /**
- * What the runtime provides: the Node entry gives the TCP/TLS transports and file reading; the
- * universal (browser) entry gives neither.
+ * The runtime's services the configuration uses.
+ *
+ * @example
+ * ```ts
+ * // Node: TCP/TLS and file reading (what `nodePlatform` is).
+ * const node: Platform = { connector: connectTransport, readFile: (path) => readFileSync(path), name: `Node.js ${process.version}` };
+ * // A browser: nothing built in; connect() must be given a `transport` (a WebSocket connector, say).
+ * const browser: Platform = {};
+ * resolveOptions('wss://mq.example.com/ws', { transport: webSocketConnector }, browser);
+ * ```
  */
 export interface Platform {
   /** Opens transports for amqp: and amqps: URLs when the `transport` option is not given (Node: TCP/TLS). */
   readonly connector?: TransportConnector;
-  /** Reads a file an option names by path (TLS ca/cert/key/pfx files). Absent in browsers. */
+  /**
+   * Reads a file an option names by path (TLS ca/cert/key/pfx files). Absent in browsers. Throws when
+   * the file cannot be read; an error's `code` (such as `ENOENT`) is shown in the message.
+   */
   readonly readFile?: (path: string) => Uint8Array;
+  /**
+   * The runtime as the `platform` client property shows it to the broker (the management UI), such as
+   * `Node.js v22.1.0`. Left out, the property is not sent.
+   */
+  readonly name?: string;
 }

@@ -6,9 +6,6 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
-import { isIP, isIPv6 } from 'node:net';
-import { inspect } from 'node:util';
 import { ConfigurationError } from '../errors.js';
 import {
   Decimal,
@@ -20,7 +17,9 @@ import {
 } from '../protocol/field-table.js';
 import { DEFAULT_MAX_BODY_SIZE } from '../protocol/frame-decoder.js';
 import { type RetryPolicyOptions, retryPolicy } from '../recovery/retry-policy.js';
+import type { TransportTarget } from '../transport/transport.js';
 import { VERSION } from '../version.js';
+import { hostnameProblem, ipVersion, isIPv6 } from './host.js';
 import {
   type ConnectOptions,
   DEFAULT_ACK_DELAY,
@@ -42,9 +41,13 @@ import {
   type SocketOptions,
   type TlsOptions,
 } from './options.js';
+import type { Platform } from './platform.js';
 import { BUILTIN_MECHANISMS } from './sasl.js';
 import { Secret } from './secret.js';
-import { parseUrl } from './url.js';
+import { DEFAULT_PORTS, PLAIN_SCHEMES, parseConnectionUrl, SECURE_SCHEMES } from './url.js';
+
+/** Node's (and Deno's, Bun's) `util.inspect.custom`, without importing `node:util`. */
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 /** Longest timer Node accepts: larger delays overflow and fire after 1 ms. */
 export const MAX_TIMEOUT = 0x7fffffff;
@@ -110,9 +113,21 @@ function fail(message: string, cause?: unknown): never {
   throw new ConfigurationError(message, cause === undefined ? undefined : { cause });
 }
 
-/** A short description of a value for messages: numbers and booleans as they are, strings quoted. */
+/**
+ * True for text that may hold credentials: a URL, `user:password@host`. Such text is never quoted in a
+ * message, whatever option it was given in.
+ */
+function mayHoldCredentials(text: string): boolean {
+  return text.includes('@') || text.includes('://');
+}
+
+/**
+ * A short description of a value for messages: numbers and booleans as they are, strings quoted
+ * (except those that may hold credentials, which are described, not shown).
+ */
 function show(value: unknown): string {
   if (typeof value === 'string') {
+    if (mayHoldCredentials(value)) return 'a string that looks like a URL or user information (not shown)';
     return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
   }
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
@@ -133,7 +148,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function checkKeys(value: Record<string, unknown>, known: object, what: string): void {
   for (const key of Object.keys(value)) {
     if (!Object.hasOwn(known, key)) {
-      fail(`unknown ${what} ${JSON.stringify(key)}; the accepted ones are ${Object.keys(known).join(', ')}`);
+      // A key is quoted only when it looks like an identifier: not a URL or a password pasted as a key.
+      const shown = /^[A-Za-z0-9_$.-]{1,64}$/.test(key) ? JSON.stringify(key) : '(not shown)';
+      fail(`unknown ${what} ${shown}; the accepted ones are ${Object.keys(known).join(', ')}`);
     }
   }
 }
@@ -160,10 +177,16 @@ function timeout(name: string, value: unknown): number {
 
 function shortString(name: string, value: unknown): string {
   if (typeof value !== 'string') fail(`${name} must be a string, got ${show(value)}`);
-  if (Buffer.byteLength(value, 'utf8') > 255) {
-    fail(`${name} must be at most 255 bytes in UTF-8, got ${Buffer.byteLength(value, 'utf8')}`);
-  }
+  const bytes = utf8Length(value);
+  if (bytes > 255) fail(`${name} must be at most 255 bytes in UTF-8, got ${bytes}`);
   return value;
+}
+
+const encoder = new TextEncoder();
+
+/** The length of `text` in UTF-8 (TextEncoder is in every runtime; Buffer only in Node). */
+function utf8Length(text: string): number {
+  return encoder.encode(text).length;
 }
 
 function secret(name: string, value: unknown): Secret {
@@ -200,8 +223,11 @@ function merge(
 
 function mergeTls(current: unknown, value: unknown, urlScheme: string | undefined): unknown {
   if (value === false) {
-    if (urlScheme === 'amqps') {
-      fail('tls: false contradicts the amqps:// URL; use an amqp:// URL for a connection without TLS');
+    if (urlScheme !== undefined && SECURE_SCHEMES.has(urlScheme)) {
+      const plain = urlScheme === 'amqps' ? 'amqp' : urlScheme === 'wss' ? 'ws' : 'http';
+      fail(
+        `tls: false contradicts the ${urlScheme}:// URL; use ${plain === 'amqp' ? 'an' : 'a'} ${plain}:// URL for a connection without TLS`,
+      );
     }
     return false;
   }
@@ -212,51 +238,67 @@ function mergeTls(current: unknown, value: unknown, urlScheme: string | undefine
   return value; // invalid: reported by resolveTls
 }
 
-function readTlsFile(option: string, path: unknown): Buffer {
+/** The option that takes the contents of each file option. */
+const FILE_CONTENT_OPTION: Record<string, string> = { caFile: 'ca', certFile: 'cert', keyFile: 'key' };
+
+function readTlsFile(option: string, path: unknown, platform: Platform): Uint8Array {
   if (typeof path !== 'string' || path === '') fail(`tls.${option} must be a file path, got ${show(path)}`);
+  const { readFile } = platform;
+  if (readFile === undefined) {
+    fail(
+      `tls.${option} names a file, but this runtime cannot read files: ` +
+        `give the contents in tls.${FILE_CONTENT_OPTION[option]} instead`,
+    );
+  }
   try {
-    return readFileSync(path);
+    return readFile(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException | undefined)?.code ?? 'unknown error';
-    return fail(`cannot read tls.${option} ${JSON.stringify(path)}: ${code}`, e);
+    const code = (e as { code?: unknown } | undefined)?.code;
+    // The path is shown (to find the file) unless it looks like a URL; the error that says why it
+    // could not be read then goes too, as its message repeats the path.
+    const shown = show(path);
+    return fail(
+      `cannot read tls.${option} ${shown}: ${typeof code === 'string' ? code : 'unknown error'}`,
+      mayHoldCredentials(path) ? undefined : e,
+    );
   }
 }
 
-function pem(option: string, value: unknown): string | Buffer {
-  if (typeof value === 'string' || Buffer.isBuffer(value)) return value;
+function pem(option: string, value: unknown): string | Uint8Array {
+  if (typeof value === 'string' || value instanceof Uint8Array) return value;
   // Not shown: it may be a private key.
   return fail(
     `tls.${option} must be a string or a Buffer (PEM), got ${value === null ? 'null' : typeof value}`,
   );
 }
 
-function resolveTls(tls: unknown, hostname: string): ResolvedTlsOptions | undefined {
+function resolveTls(tls: unknown, hostname: string, platform: Platform): ResolvedTlsOptions | undefined {
   if (tls === undefined || tls === false) return undefined;
   if (tls !== true && !isPlainObject(tls)) fail(`tls must be a boolean or an object, got ${show(tls)}`);
   const o: TlsOptions = tls === true ? {} : (tls as TlsOptions);
   if (tls !== true) checkKeys(tls, TLS_KEYS, 'tls option');
 
-  let ca: (string | Buffer)[] | undefined;
+  let ca: (string | Uint8Array)[] | undefined;
   if (o.ca !== undefined) ca = (Array.isArray(o.ca) ? o.ca : [o.ca]).map((c) => pem('ca', c));
-  if (o.caFile !== undefined) ca = [...(ca ?? []), readTlsFile('caFile', o.caFile)];
+  if (o.caFile !== undefined) ca = [...(ca ?? []), readTlsFile('caFile', o.caFile, platform)];
 
   if (o.cert !== undefined && o.certFile !== undefined) fail('give tls.cert or tls.certFile, not both');
   if (o.key !== undefined && o.keyFile !== undefined) fail('give tls.key or tls.keyFile, not both');
   const cert =
     o.certFile !== undefined
-      ? readTlsFile('certFile', o.certFile)
+      ? readTlsFile('certFile', o.certFile, platform)
       : o.cert === undefined
         ? undefined
         : pem('cert', o.cert);
   const key =
     o.keyFile !== undefined
-      ? readTlsFile('keyFile', o.keyFile)
+      ? readTlsFile('keyFile', o.keyFile, platform)
       : o.key === undefined
         ? undefined
         : pem('key', o.key);
 
   const passphrase = o.passphrase === undefined ? undefined : secret('tls.passphrase', o.passphrase);
-  if (o.pfx !== undefined && !Buffer.isBuffer(o.pfx))
+  if (o.pfx !== undefined && !(o.pfx instanceof Uint8Array))
     fail(`tls.pfx must be a Buffer, got ${o.pfx === null ? 'null' : typeof o.pfx}`);
 
   const rejectUnauthorized = o.rejectUnauthorized ?? true;
@@ -267,12 +309,15 @@ function resolveTls(tls: unknown, hostname: string): ResolvedTlsOptions | undefi
   let servername: string | undefined;
   if (o.servername === undefined) {
     // SNI carries host names only (RFC 6066): none for an IP address, which Node then verifies as is.
-    servername = isIP(hostname) === 0 ? hostname : undefined;
+    servername = hostname !== '' && ipVersion(hostname) === 0 ? hostname : undefined;
   } else if (o.servername !== false) {
     if (typeof o.servername !== 'string' || o.servername === '') {
       fail(`tls.servername must be a host name or false, got ${show(o.servername)}`);
     }
-    if (isIP(o.servername) !== 0) {
+    // TLS errors quote the server name: a URL or user information pasted here must not get that far.
+    const problem = hostnameProblem(o.servername);
+    if (problem !== undefined) fail(`tls.servername is not a host name: ${problem}`);
+    if (ipVersion(o.servername) !== 0) {
       fail(
         `tls.servername cannot be an IP address (${o.servername}): SNI carries host names only; ` +
           'leave it out to verify the certificate against the address',
@@ -307,9 +352,11 @@ function resolveTls(tls: unknown, hostname: string): ResolvedTlsOptions | undefi
   });
   Object.defineProperties(resolved, {
     toJSON: { value: masked },
-    [inspect.custom]: {
-      value: (depth: number, options: object, inspectFn: typeof inspect = inspect) =>
-        inspectFn(masked(), { ...options, depth }),
+    [INSPECT]: {
+      // Node passes its inspect as the third argument (since 16.14); returning the object lets an
+      // older inspect format it itself.
+      value: (depth: number, options: object, inspectFn?: (value: unknown, options: object) => string) =>
+        inspectFn === undefined ? masked() : inspectFn(masked(), { ...options, depth }),
     },
   });
   return Object.freeze(resolved);
@@ -415,11 +462,12 @@ function mergeTable(
   }
 }
 
-function clientProperties(user: unknown, name: string | undefined): FieldTable {
+function clientProperties(user: unknown, name: string | undefined, platform: Platform): FieldTable {
   const properties: FieldTable = {
     product: 'rxamqp',
     version: VERSION,
-    platform: `Node.js ${process.version}`,
+    // The runtime is the platform's to say (src/config reads no Node global such as process.version).
+    ...(typeof platform.name === 'string' ? { platform: platform.name } : {}),
     information: 'https://www.npmjs.com/package/rxamqp',
     capabilities: {
       publisher_confirms: true,
@@ -445,46 +493,117 @@ function clientProperties(user: unknown, name: string | undefined): FieldTable {
   return properties;
 }
 
+/** How the URL given names the broker, for the connector's URL and the display URL. */
+interface UrlShape {
+  /** Lower case: `amqp`/`amqps` (decided by TLS) or the URL's own scheme. */
+  readonly scheme: string;
+  readonly amqp: boolean;
+  /** Other schemes: whether the URL had `//authority`, and its path and query as written. */
+  readonly authority: boolean;
+  readonly path: string;
+  readonly query: string | undefined;
+}
+
+/** `host`, `host:port` or `[v6]:port` as a URL authority (no port when it is 0: none was given). */
+function hostPort(hostname: string, port: number): string {
+  const host = isIPv6(hostname) ? `[${hostname.replace(/%/g, '%25')}]` : hostname;
+  return port === 0 ? host : `${host}:${port}`;
+}
+
+/** The URL a connector opens: {@link TransportTarget.url}. Never holds user information. */
+function targetUrl(shape: UrlShape, hostname: string, port: number, vhost: string): string {
+  if (shape.amqp) return `${shape.scheme}://${hostPort(hostname, port)}/${encodeURIComponent(vhost)}`;
+  const authority = shape.authority || hostname !== '' ? `//${hostPort(hostname, port)}` : '';
+  return `${shape.scheme}:${authority}${shape.path}${shape.query === undefined ? '' : `?${shape.query}`}`;
+}
+
+/** The URL for messages and logs: the user name, never the password; no query (it may hold a token). */
 function displayUrl(
-  secure: boolean,
+  shape: UrlShape,
   username: string,
   hostname: string,
   port: number,
   vhost: string,
 ): string {
-  const host = isIPv6(hostname) ? `[${hostname.replace(/%/g, '%25')}]` : hostname;
   const user = username === '' ? '' : `${encodeURIComponent(username)}@`;
-  return `${secure ? 'amqps' : 'amqp'}://${user}${host}:${port}/${encodeURIComponent(vhost)}`;
+  if (shape.amqp) {
+    return `${shape.scheme}://${user}${hostPort(hostname, port)}/${encodeURIComponent(vhost)}`;
+  }
+  const authority = shape.authority || hostname !== '' ? `//${user}${hostPort(hostname, port)}` : '';
+  return `${shape.scheme}:${authority}${shape.path}`;
+}
+
+/** The port: given, or the scheme's default, or 0 for a scheme without one when no host is named. */
+function resolvePort(port: unknown, shape: UrlShape, hostname: string): number {
+  if (port !== undefined) return integer('port', port, 1, 65535);
+  const byDefault = DEFAULT_PORTS[shape.scheme];
+  if (byDefault !== undefined) return byDefault;
+  if (hostname === '') return 0; // `memory:` and the like: no host, no port
+  return fail(
+    `the ${shape.scheme}: scheme has no default port: give one in the URL (${shape.scheme}://host:port) ` +
+      'or in the port option',
+  );
+}
+
+/** Checks a host name option; the message never quotes it (see hostnameProblem). */
+function checkHostname(name: string, hostname: string): string {
+  const problem = hostnameProblem(hostname);
+  if (problem !== undefined) fail(`${name} is not a host name or IP address: ${problem}`);
+  return hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
 }
 
 /**
- * Resolves what `connect()` was given into the settings the connection uses. A string is parsed as an
- * AMQP URL ({@link parseUrl}); an object is taken as it is. `overrides` (the options object of
+ * Resolves what `connect()` was given into the settings the connection uses. A string is parsed as a
+ * URL ({@link parseUrl}); an object is taken as it is. `overrides` (the options object of
  * `connect(url, options)`) win field by field: a `tls`, `socket` or `clientProperties` object merges
- * over the one from the URL, and `tls: false` is refused when the URL is `amqps://`.
+ * over the one from the URL, and `tls: false` is refused when the URL is `amqps://` (or `wss://`,
+ * `https://`).
  *
  * Defaults: `localhost`, port 5672 (5671 with TLS), vhost `/`, user and password `guest`, heartbeat 60 s,
  * frame max 131072, channel max 2047, connection timeout 30 s, close timeout 5 s, locale `en_US`,
  * mechanism PLAIN, TLS verification on with SNI set to the host name (unless it is an IP address). TLS
- * certificate files are read here, so a missing file fails before any connection attempt.
+ * certificate files are read here, with `platform.readFile`, so a missing file fails before any
+ * connection attempt.
+ *
+ * The connector is the `transport` option, else `platform.connector` (Node: TCP/TLS); with neither,
+ * a ConfigurationError. URLs of schemes other than amqp/amqps (`ws://`, `wss://`, `memory:`...) are
+ * accepted only with a `transport` option: their path is the connector's, not the vhost (which comes
+ * from the `vhost` option or query parameter, default `/`); their port comes from the URL, the `port`
+ * option or the scheme's default (ws and http 80, wss and https 443), and is 0 when the URL names no
+ * host; TLS is on for wss and https (and whenever the `tls` option or a TLS query parameter asks for
+ * it, except on ws and http). See `docs/transports.md`.
  *
  * @throws ConfigurationError naming the option for any invalid value, unknown option, unreadable file.
+ * No message quotes a password, a key, or a host name or URL that may hold one.
  *
  * @example
  * ```ts
- * const options = resolveOptions('amqps://app:s3cret@mq.example.com/orders', { heartbeat: 30, name: 'orders-api' });
+ * const options = resolveOptions('amqps://app:s3cret@mq.example.com/orders', { heartbeat: 30, name: 'orders-api' }, nodePlatform);
  * options.port;        // 5671
  * options.displayUrl;  // 'amqps://app@mq.example.com:5671/orders'
  * options.tls?.servername; // 'mq.example.com'
  * options.clientProperties.connection_name; // 'orders-api'
+ * options.transport === nodePlatform.connector; // true
+ *
+ * // In a browser: no built-in transport, a WebSocket connector instead.
+ * resolveOptions('wss://mq.example.com/ws?vhost=orders', { transport: webSocketConnector }, {}).url;
+ * // 'wss://mq.example.com:443/ws?vhost=orders'
  * ```
  */
-export function resolveOptions(input: string | ConnectOptions, overrides?: ConnectOptions): ResolvedOptions {
+export function resolveOptions(
+  input: string | ConnectOptions,
+  overrides: ConnectOptions | undefined,
+  platform: Platform,
+): ResolvedOptions {
+  // A caller that predates the platform parameter (plain JavaScript) gets "no built-in transport"
+  // rather than a TypeError.
+  const runtime: Platform = platform ?? {};
   let options: ConnectOptions;
-  let urlScheme: string | undefined;
+  let urlShape: UrlShape | undefined;
   if (typeof input === 'string') {
-    options = parseUrl(input);
-    urlScheme = options.tls === undefined ? 'amqp' : 'amqps';
+    const parsed = parseConnectionUrl(input, true);
+    options = parsed.options;
+    urlShape = parsed;
   } else if (isPlainObject(input)) {
     checkKeys(input, CONNECT_KEYS, 'option');
     options = input;
@@ -494,16 +613,53 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
   if (overrides !== undefined) {
     if (!isPlainObject(overrides)) fail(`the options must be an object, got ${show(overrides)}`);
     checkKeys(overrides, CONNECT_KEYS, 'option');
+    const urlScheme =
+      urlShape === undefined
+        ? undefined
+        : urlShape.amqp
+          ? options.tls === undefined
+            ? 'amqp'
+            : 'amqps'
+          : urlShape.scheme;
     options = merge(options, overrides, urlScheme);
   }
 
-  let hostname = options.hostname ?? 'localhost';
-  if (typeof hostname !== 'string' || hostname === '')
-    fail(`hostname must be a host name or address, got ${show(hostname)}`);
-  if (hostname.startsWith('[') && hostname.endsWith(']')) hostname = hostname.slice(1, -1);
+  if (options.transport !== undefined && typeof options.transport !== 'function') {
+    fail(`transport must be a function (a TransportConnector), got ${show(options.transport)}`);
+  }
+  const amqp = urlShape?.amqp ?? true;
+  if (!amqp) {
+    const scheme = urlShape!.scheme;
+    if (options.transport === undefined) {
+      fail(
+        `rxamqp opens amqp: and amqps: URLs only; a ${scheme}: URL needs a connector in the transport ` +
+          'option (see docs/transports.md)',
+      );
+    }
+    if (Object.hasOwn(PLAIN_SCHEMES, scheme) && options.tls !== undefined && options.tls !== false) {
+      fail(`the tls option contradicts the ${scheme}:// URL; use a ${PLAIN_SCHEMES[scheme]}:// URL for TLS`);
+    }
+  }
 
-  const tls = resolveTls(options.tls, hostname);
-  const port = integer('port', options.port ?? (tls === undefined ? 5672 : 5671), 1, 65535);
+  let hostname = options.hostname ?? (amqp ? 'localhost' : '');
+  if (typeof hostname !== 'string' || (hostname === '' && amqp))
+    fail(`hostname must be a host name or address, got ${show(hostname)}`);
+  hostname = checkHostname('hostname', hostname);
+
+  const tls = resolveTls(options.tls, hostname, runtime);
+  const shape: UrlShape =
+    urlShape === undefined || amqp
+      ? {
+          scheme: tls === undefined ? 'amqp' : 'amqps',
+          amqp: true,
+          authority: true,
+          path: '',
+          query: undefined,
+        }
+      : urlShape;
+  const port = amqp
+    ? integer('port', options.port ?? (tls === undefined ? 5672 : 5671), 1, 65535)
+    : resolvePort(options.port, shape, hostname);
   const vhost = shortString('vhost', options.vhost ?? '/');
 
   const username = options.username ?? 'guest';
@@ -515,8 +671,12 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
   const name = options.name === undefined ? undefined : shortString('name', options.name);
   const locale = shortString('locale', options.locale ?? 'en_US');
 
-  if (options.transport !== undefined && typeof options.transport !== 'function') {
-    fail(`transport must be a function (a TransportConnector), got ${show(options.transport)}`);
+  const transport = options.transport ?? runtime.connector;
+  if (transport === undefined) {
+    fail(
+      `this runtime has no built-in transport for ${shape.scheme}: URLs: pass a connector in the transport ` +
+        'option (a WebSocket one, say; see docs/transports.md)',
+    );
   }
 
   const endpoints = resolveHosts(options.hosts, {
@@ -526,6 +686,8 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
     username,
     vhost,
     tlsInput: options.tls,
+    shape,
+    platform: runtime,
   });
   const recovery = resolveRecovery(options.recovery);
   const shared = options.shared ?? recovery !== undefined;
@@ -547,7 +709,7 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
     connectionTimeout: timeout('connectionTimeout', options.connectionTimeout ?? DEFAULT_CONNECTION_TIMEOUT),
     closeTimeout: timeout('closeTimeout', options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT),
     mechanisms: resolveMechanisms(options.sasl, options.authMechanism),
-    clientProperties: clientProperties(options.clientProperties, name),
+    clientProperties: clientProperties(options.clientProperties, name, runtime),
     name,
     locale,
     socket: resolveSocket(options.socket),
@@ -567,7 +729,9 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
     ),
     ackDelay: integer('ackDelay', options.ackDelay ?? DEFAULT_ACK_DELAY, 0, 1000, ' (milliseconds)'),
     readBatching: readBatching(options.readBatching),
-    transport: options.transport,
+    transport,
+    scheme: shape.scheme,
+    url: endpoints[0]!.url,
     displayUrl: endpoints[0]!.displayUrl,
     endpoints,
     recovery,
@@ -576,6 +740,29 @@ export function resolveOptions(input: string | ConnectOptions, overrides?: Conne
     blockedTimeout: timeout('blockedTimeout', options.blockedTimeout ?? DEFAULT_BLOCKED_TIMEOUT),
   };
   return Object.freeze(resolved);
+}
+
+/**
+ * What a connector is given for a connection attempt with `options` (whose host, port, TLS and URL
+ * are those of the endpoint being tried).
+ *
+ * @example
+ * ```ts
+ * const options = resolveOptions('amqp://localhost', undefined, nodePlatform);
+ * const transport = await options.transport(transportTarget(options), handler, signal);
+ * ```
+ */
+export function transportTarget(options: ResolvedOptions): TransportTarget {
+  return Object.freeze({
+    scheme: options.scheme,
+    url: options.url,
+    hostname: options.hostname,
+    port: options.port,
+    tls: options.tls,
+    socket: options.socket,
+    timeoutMs: options.connectionTimeout,
+    writeHighWaterMark: options.writeHighWaterMark,
+  });
 }
 
 /** The hosts to try: the URL's alone, or those of `hosts` (each with its own TLS name and URL). */
@@ -588,15 +775,18 @@ function resolveHosts(
     username: string;
     vhost: string;
     tlsInput: unknown;
+    shape: UrlShape;
+    platform: Platform;
   },
 ): readonly ResolvedEndpoint[] {
   const endpoint = (hostname: string, port: number): ResolvedEndpoint => {
-    const tls = hostname === base.hostname ? base.tls : resolveTls(base.tlsInput, hostname);
+    const tls = hostname === base.hostname ? base.tls : resolveTls(base.tlsInput, hostname, base.platform);
     return Object.freeze({
       hostname,
       port,
       tls,
-      displayUrl: displayUrl(tls !== undefined, base.username, hostname, port, base.vhost),
+      url: targetUrl(base.shape, hostname, port, base.vhost),
+      displayUrl: displayUrl(base.shape, base.username, hostname, port, base.vhost),
     });
   };
   if (hosts === undefined) return Object.freeze([endpoint(base.hostname, base.port)]);
@@ -611,7 +801,6 @@ function resolveHosts(
   );
 }
 
-/** Parses one entry of `hosts`. */
 /** Like show(), but never echoes what may carry credentials (a URL, `user:password@host`). */
 function showHost(value: unknown): string {
   if (typeof value === 'string' && (value.includes('@') || value.includes('://'))) {
@@ -620,6 +809,7 @@ function showHost(value: unknown): string {
   return show(value);
 }
 
+/** Parses one entry of `hosts`. */
 function hostAddress(value: unknown, name: string): { hostname: string; port: number | undefined } {
   if (isPlainObject(value)) {
     checkKeys(value, { hostname: true, port: true }, `${name} key`);
@@ -628,16 +818,23 @@ function hostAddress(value: unknown, name: string): { hostname: string; port: nu
       fail(`${name}.hostname must be a host name or address, got ${showHost(hostname)}`);
     }
     const port = value.port === undefined ? undefined : integer(`${name}.port`, value.port, 1, 65535);
-    return { hostname: hostname.replace(/^\[(.*)\]$/, '$1'), port };
+    return { hostname: checkHostname(`${name}.hostname`, hostname), port };
   }
   if (typeof value !== 'string' || value.trim() === '') {
     fail(`${name} must be 'host', 'host:port' or { hostname, port }, got ${showHost(value)}`);
   }
   const text = value.trim();
-  if (isIP(text) === 6) return { hostname: text, port: undefined };
+  if (isIPv6(text)) return { hostname: text, port: undefined };
   const match = /^(?:\[([^\]@/\s]+)\]|([^:[\]@/\s]+))(?::(\d+))?$/.exec(text);
-  if (match === null) fail(`${name} must be 'host', 'host:port' or '[IPv6]:port', got ${showHost(value)}`);
-  const hostname = match[1] ?? match[2]!;
+  if (match === null) {
+    // Not quoted even when it holds no "@": `user:password` (the "@host" forgotten) looks like host:port.
+    fail(
+      `${name} must be 'host', 'host:port' or '[IPv6]:port', got ${
+        mayHoldCredentials(text) ? showHost(value) : 'a value not shown here, as it may hold a password'
+      }`,
+    );
+  }
+  const hostname = checkHostname(name, match[1] === undefined ? match[2]! : `[${match[1]}]`);
   const port = match[3] === undefined ? undefined : integer(`${name} port`, Number(match[3]), 1, 65535);
   return { hostname, port };
 }

@@ -13,6 +13,9 @@ import type { Credentials, SaslMechanism } from './options.js';
 
 const TAG_LONG_STRING = 0x53; // 'S'
 
+/** TextEncoder rather than Buffer: the configuration runs in any runtime. */
+const encoder = new TextEncoder();
+
 function assertNoNul(credentials: Credentials, mechanism: string, password: string): void {
   if (credentials.username.includes('\0') || password.includes('\0')) {
     throw new ConfigurationError(
@@ -29,7 +32,7 @@ function assertNoNul(credentials: Credentials, mechanism: string, password: stri
  * ```ts
  * const mechanism = plain();
  * mechanism.response({ username: 'guest', password: new Secret('guest') });
- * // Buffer <00 67 75 65 73 74 00 67 75 65 73 74>
+ * // Uint8Array [0x00, 0x67, 0x75, 0x65, 0x73, 0x74, 0x00, 0x67, 0x75, 0x65, 0x73, 0x74]
  * ```
  */
 export function plain(): SaslMechanism {
@@ -38,7 +41,7 @@ export function plain(): SaslMechanism {
     response(credentials: Credentials): Uint8Array {
       const password = credentials.password.reveal();
       assertNoNul(credentials, 'PLAIN', password);
-      return Buffer.from(`\0${credentials.username}\0${password}`, 'utf8');
+      return encoder.encode(`\0${credentials.username}\0${password}`);
     },
   };
 }
@@ -66,7 +69,8 @@ export function amqplain(): SaslMechanism {
       w.shortstr('PASSWORD');
       w.u8(TAG_LONG_STRING);
       w.longstr(credentials.password.reveal());
-      const bytes = Buffer.from(w.buf.subarray(0, w.pos));
+      const bytes = new Uint8Array(w.pos);
+      bytes.set(w.buf.subarray(0, w.pos));
       w.buf.fill(0); // do not leave a copy of the password in the scratch buffer
       return bytes;
     },
@@ -89,7 +93,7 @@ export function external(): SaslMechanism {
   return {
     name: 'EXTERNAL',
     response(): Uint8Array {
-      return Buffer.alloc(0);
+      return new Uint8Array(0);
     },
   };
 }

@@ -5,7 +5,11 @@
  *
  * @module
  */
-import { inspect } from 'node:util';
+/**
+ * The key Node's `util.inspect` (and Deno's, Bun's) looks up for a custom representation. A global
+ * symbol, so that no `node:util` import is needed and other runtimes load this module too.
+ */
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 const values = new WeakMap<Secret, string>();
 
@@ -42,7 +46,7 @@ export class Secret {
     return '***';
   }
 
-  [inspect.custom](): string {
+  [INSPECT](): string {
     return 'Secret(***)';
   }
 }

@@ -6,9 +6,14 @@
  */
 import { isIPv6, connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { isNativeError } from 'node:util/types';
-import type { ResolvedSocketOptions } from '../config/options.js';
 import { ConnectionClosedError } from '../errors.js';
-import type { Transport, TransportConnector, TransportHandler, TransportTarget } from './transport.js';
+import type {
+  ResolvedSocketOptions,
+  Transport,
+  TransportConnector,
+  TransportHandler,
+  TransportTarget,
+} from './transport.js';
 
 /** Longest delay `setTimeout` honours (larger values fire after 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -152,13 +157,13 @@ export class SocketTransport implements Transport {
    * Queues bytes. Returns false when the socket's buffer has reached the high-water mark (wait for
    * `onDrain`), and also once the transport is ending or closed, when the bytes are dropped.
    */
-  write(chunk: Buffer): boolean {
+  write(chunk: Uint8Array): boolean {
     if (this.stopped) return false;
     return this.socket.write(chunk);
   }
 
   /** Several chunks in one writev (corked while they are queued). */
-  writeMany(chunks: readonly Buffer[]): boolean {
+  writeMany(chunks: readonly Uint8Array[]): boolean {
     if (this.stopped) return false;
     const socket = this.socket;
     socket.cork();
@@ -365,6 +370,8 @@ export function establishTransport(
  * ```ts
  * const transport = await connectTcp(
  *   {
+ *     scheme: 'amqp',
+ *     url: 'amqp://127.0.0.1:5672/%2F',
  *     hostname: '127.0.0.1',
  *     port: 5672,
  *     tls: undefined,

@@ -7,9 +7,8 @@
  */
 import { isIP } from 'node:net';
 import { type ConnectionOptions, checkServerIdentity, connect as tlsConnect } from 'node:tls';
-import type { ResolvedTlsOptions } from '../config/options.js';
 import { establishTransport } from './tcp.js';
-import type { TransportConnector, TransportTarget } from './transport.js';
+import type { ResolvedTlsOptions, TransportConnector, TransportTarget } from './transport.js';
 
 /** Options `tls.connect` passes on to the TCP connection, missing from @types/node's ConnectionOptions. */
 type TlsConnectOptions = ConnectionOptions & {
@@ -32,6 +31,15 @@ const DEFAULT_TLS: ResolvedTlsOptions = {
   checkServerIdentity: undefined,
 };
 
+/** A Uint8Array as the Buffer @types/node asks for: the same memory, no copy (a Buffer stays as it is). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function pem(value: string | Uint8Array): string | Buffer {
+  return typeof value === 'string' ? value : asBuffer(value);
+}
+
 function tlsOptionsFor(target: TransportTarget): TlsConnectOptions {
   const tls = target.tls ?? DEFAULT_TLS;
   const options: TlsConnectOptions = {
@@ -42,11 +50,11 @@ function tlsOptionsFor(target: TransportTarget): TlsConnectOptions {
     rejectUnauthorized: tls.rejectUnauthorized,
   };
   if (target.socket.localAddress !== undefined) options.localAddress = target.socket.localAddress;
-  if (tls.ca !== undefined) options.ca = tls.ca;
-  if (tls.cert !== undefined) options.cert = tls.cert;
-  if (tls.key !== undefined) options.key = tls.key;
+  if (tls.ca !== undefined) options.ca = tls.ca.map(pem);
+  if (tls.cert !== undefined) options.cert = pem(tls.cert);
+  if (tls.key !== undefined) options.key = pem(tls.key);
   if (tls.passphrase !== undefined) options.passphrase = tls.passphrase.reveal();
-  if (tls.pfx !== undefined) options.pfx = tls.pfx;
+  if (tls.pfx !== undefined) options.pfx = asBuffer(tls.pfx);
   if (tls.minVersion !== undefined) options.minVersion = tls.minVersion;
   if (tls.checkServerIdentity !== undefined) options.checkServerIdentity = tls.checkServerIdentity;
   const { servername } = tls;
@@ -78,6 +86,8 @@ function tlsOptionsFor(target: TransportTarget): TlsConnectOptions {
  * ```ts
  * const transport = await connectTls(
  *   {
+ *     scheme: 'amqps',
+ *     url: 'amqps://localhost:5671/%2F',
  *     hostname: 'localhost',
  *     port: 5671,
  *     tls: {

@@ -10,14 +10,21 @@ import {
   DEFAULT_FRAME_MAX,
   DEFAULT_HEARTBEAT,
   DEFAULT_WRITE_HIGH_WATER_MARK,
+  type ResolvedOptions,
   type SaslMechanism,
 } from '../../src/config/options.js';
-import { resolveOptions } from '../../src/config/resolve-options.js';
+import { resolveOptions as resolveWith } from '../../src/config/resolve-options.js';
 import { Secret } from '../../src/config/secret.js';
 import { ConfigurationError } from '../../src/errors.js';
 import { type FieldTable, field, fieldTypesOf, rememberFieldType } from '../../src/protocol/field-table.js';
+import { nodePlatform } from '../../src/transport/node.js';
 import type { TransportConnector } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
+
+/** These tests run on Node: resolve with Node's platform (TCP/TLS, fs). */
+function resolveOptions(input: string | ConnectOptions, overrides?: ConnectOptions): ResolvedOptions {
+  return resolveWith(input, overrides, nodePlatform);
+}
 
 function configError(run: () => unknown): ConfigurationError {
   try {
@@ -78,7 +85,10 @@ describe('resolveOptions: defaults', () => {
     expect(r.writeHighWaterMark).toBe(DEFAULT_WRITE_HIGH_WATER_MARK);
     expect(r.ackDelay).toBe(1);
     expect(r.readBatching).toEqual({ minMessages: 4, delayMs: 1 });
-    expect(r.transport).toBeUndefined();
+    // The platform's connector (Node: TCP/TLS) when no transport is given.
+    expect(r.transport).toBe(nodePlatform.connector);
+    expect(r.scheme).toBe('amqp');
+    expect(r.url).toBe('amqp://localhost:5672/%2F');
     expect(r.mechanisms.map((m) => m.name)).toEqual(['PLAIN']);
     expect(r.displayUrl).toBe('amqp://guest@localhost:5672/%2F');
   });

@@ -573,6 +573,15 @@ describe('redactUrl', () => {
     ['http://user:secret@host', 'http://user:***@host'],
     ['user:secret@host', 'user:***@host'],
     ['amqp:user:secret@host', 'amqp:***@host'],
+    // No "@" at all: what follows a ":" of the authority is masked to the end unless it is a port.
+    ['amqp://user:secret', 'amqp://user:***'],
+    ['amqp://user:secret/vhost?heartbeat=5', 'amqp://user:***'],
+    ['amqp://host:5672:secret', 'amqp://host:***'],
+    ['amqp://host:5672/v?heartbeat=5', 'amqp://host:5672/v?heartbeat=5'],
+    ['amqp://host:/v', 'amqp://host:/v'],
+    // Brackets that hold no IPv6 address are masked to the end; an IPv6 address is not.
+    ['amqp://[user:secret]/v', 'amqp://[***'],
+    ['amqp://[fe80::1%25eth0]:5672/v', 'amqp://[fe80::1%25eth0]:5672/v'],
     // Query parameters named like a password.
     ['amqps://host?password=secret&heartbeat=5', 'amqps://host?password=***&heartbeat=5'],
     ['amqps://host?heartbeat=5&key_passphrase=secret', 'amqps://host?heartbeat=5&key_passphrase=***'],
@@ -582,6 +591,15 @@ describe('redactUrl', () => {
 
   it('masks a little more than the password when a valid URL has an "@" after its authority', () => {
     expect(redactUrl('amqp://user:pw@host:5672/team@x')).toBe('amqp://user:***@x');
+  });
+
+  it('never returns the password of a URL missing its "@host", whatever the password holds', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 20 }), (middle) => {
+        const redacted = redactUrl(`amqp://user:SeKr1t${middle}`);
+        expect(redacted).not.toContain('SeKr1t');
+      }),
+    );
   });
 
   it('never returns the password, whatever it holds', () => {

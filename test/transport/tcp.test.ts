@@ -96,6 +96,8 @@ async function listen(
 
 function target(port: number, overrides: Partial<TransportTarget> = {}): TransportTarget {
   return {
+    scheme: 'amqp',
+    url: `amqp://127.0.0.1:${port}/%2F`,
     hostname: '127.0.0.1',
     port,
     tls: undefined,

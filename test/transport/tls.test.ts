@@ -5,11 +5,15 @@
  */
 import { once } from 'node:events';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import type { ResolvedTlsOptions } from '../../src/config/options.js';
 import { ConnectionClosedError } from '../../src/errors.js';
 import { FrameDecoder, type Method, PROTOCOL_HEADER } from '../../src/protocol/index.js';
 import { connectTls, connectTransport } from '../../src/transport/index.js';
-import type { Transport, TransportHandler, TransportTarget } from '../../src/transport/transport.js';
+import type {
+  ResolvedTlsOptions,
+  Transport,
+  TransportHandler,
+  TransportTarget,
+} from '../../src/transport/transport.js';
 import { stopBroker } from '../support/broker.js';
 import { startTlsTerminator, type TlsTerminator } from '../support/tls-terminator.js';
 
@@ -47,6 +51,8 @@ function tlsOptions(overrides: Partial<ResolvedTlsOptions>): ResolvedTlsOptions 
 
 function target(tls: Partial<ResolvedTlsOptions>, overrides: Partial<TransportTarget> = {}): TransportTarget {
   return {
+    scheme: 'amqps',
+    url: `amqps://127.0.0.1:${terminator.port}/%2F`,
     hostname: '127.0.0.1',
     port: terminator.port,
     tls: tlsOptions(tls),

@@ -1,0 +1,59 @@
+/**
+ * A custom connector through the whole client: `connect()` with a URL of a scheme rxamqp does not
+ * open itself (`memory:`), the connector given in `transport` carrying the bytes (here over TCP to a
+ * scripted broker, standing in for any other byte stream). The vhost comes from the query, not the
+ * path; the connector sees the URL's host and port.
+ */
+import { firstValueFrom } from 'rxjs';
+import {
+  ConnectionClosedError,
+  connect,
+  type TransportConnector,
+  type TransportTarget,
+} from '../../src/index.js';
+import { connectTcp } from '../../src/transport/index.js';
+import { type HandshakeResult, ScriptedServer } from '../support/scripted-server.js';
+
+describe('a custom connector', () => {
+  let server: ScriptedServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  it('carries a connection for a memory: URL, whose vhost comes from the query', async () => {
+    let handshake: HandshakeResult | undefined;
+    const scripted = await ScriptedServer.start(async (peer) => {
+      handshake = await peer.handshake();
+      await peer.expect('connection.close');
+      peer.send(0, { name: 'connection.close-ok' });
+    });
+    server = scripted;
+    const targets: TransportTarget[] = [];
+    const viaScriptedServer: TransportConnector = (target, handler, signal) => {
+      targets.push(target);
+      return connectTcp({ ...target, hostname: '127.0.0.1', port: scripted.port }, handler, signal);
+    };
+
+    const connection$ = connect('memory://app:pw@broker:7/not-a-vhost?vhost=orders&heartbeat=30', {
+      transport: viaScriptedServer,
+    });
+    const connection = await firstValueFrom(connection$); // firstValueFrom unsubscribes: the client closes
+    expect(connection).toBeDefined();
+    await scripted.done();
+
+    expect(handshake?.open.virtualHost).toBe('orders');
+    expect(handshake?.tuneOk.heartbeat).toBe(30); // the AMQP query parameters still apply
+    expect(targets).toHaveLength(1);
+    expect(targets[0]).toMatchObject({ hostname: 'broker', port: 7, tls: undefined });
+  });
+
+  it('reports a plain rejection of the connector as a lost connection, with it as the cause', async () => {
+    const failure = new Error('gateway refused');
+    const refusing: TransportConnector = () => Promise.reject(failure);
+    const error = await firstValueFrom(connect('memory:', { transport: refusing })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectionClosedError);
+    expect((error as ConnectionClosedError).code).toBe('CONNECTION_LOST');
+    expect((error as ConnectionClosedError).cause).toBe(failure);
+  });
+});

@@ -16,21 +16,13 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { type ConnectionObservable, connectWith, openConnectionWith } from './client/connect.js';
 import type { Connection } from './client/connection.js';
 import type { ConnectOptions } from './config/options.js';
-import type { Platform } from './config/platform.js';
-import { connectTransport } from './transport/index.js';
+import { nodePlatform } from './transport/node.js';
 
 export * from './surface.js';
-export { connectTcp, connectTls, connectTransport } from './transport/index.js';
-
-/** Node's transports and file reading. */
-const NODE: Platform = Object.freeze({
-  connector: connectTransport,
-  readFile: (path: string) => readFileSync(path),
-});
+export { connectTcp, connectTls, connectTransport, nodePlatform } from './transport/index.js';
 
 /**
  * Connects to a broker, and emits the open `Connection`. Without `recovery` it is cold: each
@@ -68,7 +60,7 @@ const NODE: Platform = Object.freeze({
  * ```
  */
 export function connect(url?: string | ConnectOptions, options?: ConnectOptions): ConnectionObservable {
-  return connectWith(NODE, url, options);
+  return connectWith(nodePlatform, url, options);
 }
 
 /**
@@ -86,5 +78,5 @@ export function connect(url?: string | ConnectOptions, options?: ConnectOptions)
  * ```
  */
 export function openConnection(url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
-  return openConnectionWith(NODE, url, options);
+  return openConnectionWith(nodePlatform, url, options);
 }

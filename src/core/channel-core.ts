@@ -12,7 +12,7 @@ import { ChannelClosedError, type CloseReason, type ConnectionClosedError } from
 import type { ContentMethod } from '../protocol/frame-decoder.js';
 import type { BasicProperties, Method, MethodInit, MethodName } from '../protocol/generated.js';
 import { ReplyCode } from '../protocol/generated.js';
-import type { Timer } from '../util/runtime.js';
+import { rearm, type Timer } from '../util/runtime.js';
 import { AckTracker, type SettleKind } from './ack-tracker.js';
 import type { ChannelEndpoint, ConnectionCore } from './connection-core.js';
 
@@ -314,8 +314,7 @@ export class ChannelCore implements ChannelEndpoint {
       this.connection.beforeFlush(this.flushAcks);
     } else if (!this.ackTimerArmed) {
       this.ackTimerArmed = true;
-      if (this.ackTimer === undefined) this.ackTimer = setTimeout(this.ackTimerFired, delay);
-      else this.ackTimer.refresh();
+      this.ackTimer = rearm(this.ackTimer, this.ackTimerFired, delay);
     }
     return true;
   }
@@ -595,16 +594,19 @@ interface CapturedStack {
   stack?: string;
 }
 
+/** V8's stack API (Node, Chrome); other engines lack it and record no stack here. */
+const V8Error = Error as unknown as {
+  stackTraceLimit?: number | undefined;
+  captureStackTrace?: (target: object, ctor: unknown) => void;
+};
+
 function captureStack(): CapturedStack {
   const holder: CapturedStack = {};
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 40;
-  // V8 formats `stack` lazily, on first read. Engines without captureStackTrace record no stack.
-  (Error as { captureStackTrace?: (target: object, ctor: unknown) => void }).captureStackTrace?.(
-    holder,
-    captureStack,
-  );
-  Error.stackTraceLimit = limit;
+  if (V8Error.captureStackTrace === undefined) return holder;
+  const limit = V8Error.stackTraceLimit;
+  V8Error.stackTraceLimit = 40;
+  V8Error.captureStackTrace(holder, captureStack); // V8 formats `stack` lazily, on first read
+  V8Error.stackTraceLimit = limit;
   return holder;
 }
 

@@ -9,6 +9,7 @@
  */
 
 import type { ResolvedOptions, SaslMechanism } from '../config/options.js';
+import { transportTarget } from '../config/resolve-options.js';
 import { chooseMechanism } from '../config/sasl.js';
 import {
   AmqpError,
@@ -30,9 +31,8 @@ import {
   PROTOCOL_HEADER,
   ReplyCode,
 } from '../protocol/generated.js';
-import { connectTransport } from '../transport/index.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
-import { type Timer, unrefTimer } from '../util/runtime.js';
+import { rearm, type Timer, unrefTimer } from '../util/runtime.js';
 
 /** The values both sides agreed on in connection.tune / tune-ok. */
 export interface Tune {
@@ -183,21 +183,9 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
         ),
       );
     }, o.connectionTimeout);
-    const connector = o.transport ?? connectTransport;
     let attempt: Promise<Transport>;
     try {
-      attempt = connector(
-        {
-          hostname: o.hostname,
-          port: o.port,
-          tls: o.tls,
-          socket: o.socket,
-          timeoutMs: o.connectionTimeout,
-          writeHighWaterMark: o.writeHighWaterMark,
-        },
-        this,
-        this.abort.signal,
-      );
+      attempt = o.transport(transportTarget(o), this, this.abort.signal);
     } catch (e) {
       attempt = Promise.reject(e);
     }
@@ -476,10 +464,8 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       return;
     }
     transport.pauseReading();
-    if (this.readTimer === undefined) {
-      // Not unref'd: a paused socket does not keep the process alive, this timer must.
-      this.readTimer = setTimeout(this.resumeReads, delayMs);
-    } else this.readTimer.refresh();
+    // Not unref'd: a paused socket does not keep the process alive, this timer must.
+    this.readTimer = rearm(this.readTimer, this.resumeReads, delayMs);
   }
 
   /** The timer only runs after a pause, and is cleared when the connection ends. */

@@ -249,5 +249,6 @@ function withEndpoint(options: ResolvedOptions, endpoint: ResolvedEndpoint): Res
     port: endpoint.port,
     tls: endpoint.tls,
     displayUrl: endpoint.displayUrl,
+    url: endpoint.url,
   });
 }

@@ -46,3 +46,19 @@ export function decodeUtf8(bytes: Uint8Array): string {
     ? (bytes as NodeBuffer).toString('utf8')
     : textDecoder.decode(bytes);
 }
+
+/**
+ * Starts `timer` again for `ms` (Node's `refresh()`, which keeps the timer object), or a new timer
+ * where timers are plain numbers. Returns the timer to keep.
+ */
+export function rearm(timer: Timer | undefined, callback: () => void, ms: number): Timer {
+  if (timer !== undefined) {
+    const refresh = (timer as { refresh?: () => unknown }).refresh;
+    if (refresh !== undefined) {
+      refresh.call(timer);
+      return timer;
+    }
+    clearTimeout(timer);
+  }
+  return setTimeout(callback, ms);
+}

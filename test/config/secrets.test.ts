@@ -6,7 +6,7 @@
  */
 import { inspect } from 'node:util';
 import { firstValueFrom, take, toArray } from 'rxjs';
-import { connect } from '../../src/client/connection.js';
+import { connect } from '../../src/node.js';
 import type { ConnectOptions } from '../../src/config/options.js';
 import type { Platform } from '../../src/config/platform.js';
 import { resolveOptions } from '../../src/config/resolve-options.js';

@@ -2,6 +2,7 @@
  * The connection supervisor's state machine in virtual time: attempts, retry delays, host order, loss
  * and recovery, giving up, and stopping, with stand-in connections driven by the test scheduler.
  */
+
 import type { SchedulerLike } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import type { ResolvedOptions } from '../../src/config/options.js';
@@ -14,6 +15,7 @@ import {
   type SupervisorSink,
 } from '../../src/core/supervisor.js';
 import { AuthenticationError, ConnectionClosedError, type ConnectOptions } from '../../src/node.js';
+import { nodePlatform } from '../../src/transport/node.js';
 
 /** What one attempt does, at which virtual time after it starts (`loseAt` too counts from the start). */
 type Step = { at: number; does: 'open' | 'refuse' | 'auth' } | { at: number; does: 'open'; loseAt: number };
@@ -82,12 +84,16 @@ function run(
   hooks: { onState?: (s: ConnectionState, r: Run) => void; onLost?: (r: Run) => void } = {},
 ): Run {
   const scheduler = m.scheduler;
-  const resolved = resolveOptions('amqp://localhost', {
-    ...options,
-    ...(options.recovery === undefined || options.recovery === false
-      ? {}
-      : { recovery: { ...(options.recovery === true ? {} : options.recovery), scheduler } }),
-  });
+  const resolved = resolveOptions(
+    'amqp://localhost',
+    {
+      ...options,
+      ...(options.recovery === undefined || options.recovery === false
+        ? {}
+        : { recovery: { ...(options.recovery === true ? {} : options.recovery), scheduler } }),
+    },
+    nodePlatform,
+  );
   const states: Run['states'] = [];
   const events: string[] = [];
   const cores: FakeCore[] = [];

@@ -10,6 +10,7 @@ import type { RetryPolicy, RetryPolicyOptions } from '../recovery/retry-policy.j
 import type {
   ResolvedSocketOptions,
   ResolvedTlsOptions,
+  ServerIdentityCheck,
   TransportConnector,
 } from '../transport/transport.js';
 import type { Secret } from './secret.js';
@@ -105,8 +106,11 @@ export interface TlsOptions {
   servername?: string | false;
   /** Lowest TLS version accepted. */
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
-  /** A custom host-name check, as in `tls.connect`. */
-  checkServerIdentity?: (hostname: string, cert: import('node:tls').PeerCertificate) => Error | undefined;
+  /**
+   * A custom host-name check, as in `tls.connect` (Node only). `cert` is Node's `tls.PeerCertificate`;
+   * it is typed loosely so that the options type-check where Node's types are absent (browsers).
+   */
+  checkServerIdentity?: ServerIdentityCheck;
 }
 
 /**

@@ -12,6 +12,20 @@
  */
 
 /**
+ * A custom host-name check, as in Node's `tls.connect`: an Error when the broker's certificate does not
+ * fit `hostname`. `cert` is Node's `tls.PeerCertificate`; it is typed loosely so that these types
+ * check where Node's types are absent (browsers).
+ *
+ * @example
+ * ```ts
+ * const check: ServerIdentityCheck = (hostname, cert) =>
+ *   cert.subject?.CN === 'broker.internal' ? undefined : new Error(`unexpected certificate for ${hostname}`);
+ * ```
+ */
+// biome-ignore lint/suspicious/noExplicitAny: Node's tls.PeerCertificate, absent where Node's types are
+export type ServerIdentityCheck = (hostname: string, cert: any) => Error | undefined;
+
+/**
  * A value that hides itself from logs and only gives its text through `reveal()`: rxamqp's `Secret`.
  * Declared here structurally so that the transport seam needs nothing from the configuration.
  *
@@ -59,9 +73,7 @@ export interface ResolvedTlsOptions {
   /** Lowest TLS version accepted; undefined leaves the runtime's default. */
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
   /** A custom host-name check, as in Node's `tls.connect`. */
-  readonly checkServerIdentity:
-    | ((hostname: string, cert: import('node:tls').PeerCertificate) => Error | undefined)
-    | undefined;
+  readonly checkServerIdentity: ServerIdentityCheck | undefined;
 }
 
 /**

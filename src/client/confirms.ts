@@ -5,7 +5,6 @@
  * `returns$`.
  *
  * @module
- * @internal
  */
 import { type Observable, Subject } from 'rxjs';
 import { ConfirmSmoother, type ConfirmStatus } from '../core/confirm-smoother.js';
@@ -24,7 +23,7 @@ interface AwaitingConfirm {
   returned: ReturnedMessage | undefined;
 }
 
-/** What the tracker needs of its channel. */
+/** @internal What the tracker needs of its channel. */
 export interface ConfirmHost {
   /** The error for publishes that fail because the channel ended. */
   failure(): Error;

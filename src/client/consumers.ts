@@ -5,7 +5,6 @@
  * given back to the queue and reported, so that none holds a prefetch slot for good.
  *
  * @module
- * @internal
  */
 import { Observable, type Observer, Subject, type Subscriber } from 'rxjs';
 import type { ChannelCore, RpcHandle } from '../core/channel-core.js';

@@ -5,7 +5,6 @@
  * for the broker to unblock the connection and for the operations queued before it on the channel.
  *
  * @module
- * @internal
  */
 import { Observable, type Subscriber } from 'rxjs';
 import type { ChannelCore } from '../core/channel-core.js';

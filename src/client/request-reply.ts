@@ -3,14 +3,13 @@
  * first request and kept for the channel's life; replies are matched to requests by correlation id.
  *
  * @module
- * @internal
  */
 import { Observable, type Subscription, timeout } from 'rxjs';
 import type { BasicProperties } from '../protocol/generated.js';
 import type { Delivery } from './delivery.js';
 import type { PublishOptions, PublishOutcome } from './types.js';
 
-/** What request/reply needs of its channel. */
+/** @internal What request/reply needs of its channel. */
 export interface RequestHost {
   publish(
     exchange: string,

@@ -3,14 +3,13 @@
  * a Node built-in: timers that may be unref'd, the inspect hook, the longest timer, UTF-8 bytes.
  *
  * @module
- * @internal
  */
 
-/** A timer handle as this runtime's `setTimeout` returns it (an object in Node, a number in browsers). */
+/** @internal A timer handle as this runtime's `setTimeout` returns it (an object in Node, a number in browsers). */
 export type Timer = ReturnType<typeof setTimeout>;
 
 /**
- * The longest delay a timer keeps (2^31 - 1 ms, about 24.8 days): longer ones fire at once in Node
+ * @internal The longest delay a timer keeps (2^31 - 1 ms, about 24.8 days): longer ones fire at once in Node
  * and in browsers alike.
  */
 export const MAX_TIMER_MS = 0x7fffffff;
@@ -21,7 +20,7 @@ export const MAX_TIMER_MS = 0x7fffffff;
  */
 export const INSPECT: unique symbol = Symbol.for('nodejs.util.inspect.custom') as never;
 
-/** Lets the process exit while `timer` is pending (Node); nothing where timers are plain numbers. */
+/** @internal Lets the process exit while `timer` is pending (Node); nothing where timers are plain numbers. */
 export function unrefTimer(timer: Timer): Timer {
   (timer as { unref?: () => void }).unref?.();
   return timer;
@@ -35,12 +34,12 @@ const NodeBufferClass = (
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
-/** The UTF-8 bytes of a string (a Buffer in Node, so that bodies stay Buffers there). */
+/** @internal The UTF-8 bytes of a string (a Buffer in Node, so that bodies stay Buffers there). */
 export function encodeUtf8(text: string): Uint8Array {
   return NodeBufferClass !== undefined ? NodeBufferClass.from(text, 'utf8') : textEncoder.encode(text);
 }
 
-/** UTF-8 bytes as a string (invalid sequences become U+FFFD, as both decoders do). */
+/** @internal UTF-8 bytes as a string (invalid sequences become U+FFFD, as both decoders do). */
 export function decodeUtf8(bytes: Uint8Array): string {
   return NodeBufferClass?.isBuffer(bytes) === true
     ? (bytes as NodeBuffer).toString('utf8')
@@ -48,7 +47,7 @@ export function decodeUtf8(bytes: Uint8Array): string {
 }
 
 /**
- * Starts `timer` again for `ms` (Node's `refresh()`, which keeps the timer object), or a new timer
+ * @internal Starts `timer` again for `ms` (Node's `refresh()`, which keeps the timer object), or a new timer
  * where timers are plain numbers. Returns the timer to keep.
  */
 export function rearm(timer: Timer | undefined, callback: () => void, ms: number): Timer {

@@ -120,17 +120,21 @@ export function internalDeclarations(fileName: string, text: string): string[] {
   return found;
 }
 
-/** The subpath exports of a package.json that have types for `import`: `.` and `./operators` give `name` and `name/operators`. */
+/**
+ * The subpath exports of a package.json that have types under some condition (`types` at any depth,
+ * so that `node` / `browser` / `default` conditions nesting `import` / `require` count): `.` and
+ * `./operators` give `name` and `name/operators`.
+ */
 export function typedEntries(pkg: { name: string; exports?: Record<string, unknown> }): string[] {
+  const hasTypes = (target: unknown): boolean =>
+    typeof target === 'object' &&
+    target !== null &&
+    Object.entries(target as Record<string, unknown>).some(
+      ([key, value]) => (key === 'types' && typeof value === 'string') || hasTypes(value),
+    );
   const entries: string[] = [];
   for (const [subpath, target] of Object.entries(pkg.exports ?? {})) {
-    if (typeof target !== 'object' || target === null) continue;
-    const t = target as Record<string, unknown>;
-    const imp = t.import;
-    const hasTypes =
-      typeof t.types === 'string' ||
-      (typeof imp === 'object' && imp !== null && typeof (imp as Record<string, unknown>).types === 'string');
-    if (hasTypes) entries.push(subpath === '.' ? pkg.name : `${pkg.name}${subpath.slice(1)}`);
+    if (hasTypes(target)) entries.push(subpath === '.' ? pkg.name : `${pkg.name}${subpath.slice(1)}`);
   }
   return entries;
 }

@@ -6,12 +6,12 @@
  */
 import { inspect } from 'node:util';
 import { firstValueFrom, take, toArray } from 'rxjs';
-import { connect } from '../../src/node.js';
 import type { ConnectOptions } from '../../src/config/options.js';
 import type { Platform } from '../../src/config/platform.js';
 import { resolveOptions } from '../../src/config/resolve-options.js';
 import { parseUrl } from '../../src/config/url.js';
 import { ConfigurationError } from '../../src/errors.js';
+import { connect } from '../../src/node.js';
 import type { TransportConnector } from '../../src/transport/transport.js';
 
 const CANARY = 'Canary-S3cret';

@@ -142,31 +142,60 @@ const SLAB_SIZE = 32 * 1024;
 
 /**
  * Content being assembled, by channel: an array indexed by channel number (a Map pays for the delete
- * and re-insert of the same key on every message), with a count of the channels in use.
+ * and re-insert of the same key on every message), with a count of the channels in use. Each channel
+ * keeps its record for the next message, so receiving a message allocates no record.
  */
 class PendingByChannel {
   readonly slots: (PendingContent | undefined)[] = [];
+  /** Each channel's record, in use or not. */
+  private readonly records: (PendingContent | undefined)[] = [];
   size = 0;
 
   get(channel: number): PendingContent | undefined {
     return this.slots[channel];
   }
 
-  set(channel: number, content: PendingContent): void {
-    while (this.slots.length <= channel) this.slots.push(undefined);
-    if (this.slots[channel] === undefined) this.size++;
+  /** Starts content on `channel` (which has none in progress). */
+  start(channel: number, method: ContentMethod, skip: boolean): void {
+    let content = this.records[channel];
+    if (content === undefined) {
+      while (this.records.length <= channel) this.records.push(undefined);
+      while (this.slots.length <= channel) this.slots.push(undefined);
+      content = {
+        method,
+        properties: undefined,
+        bodySize: 0,
+        body: undefined,
+        received: 0,
+        headersError: undefined,
+        skip,
+      };
+      this.records[channel] = content;
+    } else {
+      content.method = method;
+      content.skip = skip;
+    }
     this.slots[channel] = content;
+    this.size++;
   }
 
+  /** Ends the content on `channel`: its record forgets the message, to be reused. */
   delete(channel: number): void {
-    if (this.slots[channel] !== undefined) {
+    const content = this.slots[channel];
+    if (content !== undefined) {
       this.slots[channel] = undefined;
       this.size--;
+      content.properties = undefined;
+      content.bodySize = 0;
+      content.body = undefined;
+      content.received = 0;
+      content.headersError = undefined;
     }
   }
 
   clear(): void {
     this.slots.length = 0;
+    this.records.length = 0;
     this.size = 0;
   }
 }
@@ -457,16 +486,13 @@ export class FrameDecoder {
     this.started = true;
     this.framesDecoded++;
     if (content.received === content.bodySize) {
+      // Read before delete(), which clears the record for its next message.
+      const properties = content.properties!;
+      const body = content.body!;
+      const headersError = content.headersError;
+      const skip = content.skip;
       this.pending.delete(channel);
-      if (!content.skip) {
-        this.handler.onContent(
-          channel,
-          content.method,
-          content.properties!,
-          content.body!,
-          content.headersError,
-        );
-      }
+      if (!skip) this.handler.onContent(channel, content.method, properties, body, headersError);
     }
     return off;
   }
@@ -575,15 +601,7 @@ export class FrameDecoder {
     if (isContentMethod(classId, methodId)) {
       // Asked before anything of the message is kept: a refused message costs no memory.
       const skip = this.handler.acceptContent?.(channel, method as ContentMethod) === false;
-      this.pending.set(channel, {
-        method: method as ContentMethod,
-        properties: undefined,
-        bodySize: 0,
-        body: undefined,
-        received: 0,
-        headersError: undefined,
-        skip,
-      });
+      this.pending.start(channel, method as ContentMethod, skip);
     } else {
       this.handler.onMethod(channel, method);
     }
@@ -641,9 +659,9 @@ export class FrameDecoder {
       );
     }
     if (bodySize === 0) {
+      const skip = content.skip;
       this.pending.delete(channel);
-      if (!content.skip)
-        this.handler.onContent(channel, content.method, properties, EMPTY_BODY, headersError);
+      if (!skip) this.handler.onContent(channel, content.method, properties, EMPTY_BODY, headersError);
       return;
     }
     content.properties = properties;
@@ -729,8 +747,11 @@ export class FrameDecoder {
         const base = this.chunkBase;
         body.set(this.chunkMemory.subarray(base + start, base + end));
       } else body.set(new Uint8Array(buf.buffer, buf.byteOffset + start, size));
+      // Read before delete(), which clears the record for its next message.
+      const properties = content.properties;
+      const headersError = content.headersError;
       this.pending.delete(channel);
-      this.handler.onContent(channel, content.method, content.properties, body, content.headersError);
+      this.handler.onContent(channel, content.method, properties, body, headersError);
       return;
     }
     if (size === 0) return;
@@ -739,8 +760,10 @@ export class FrameDecoder {
     this.unfilled -= size;
     content.received = received;
     if (received === content.bodySize) {
+      const properties = content.properties;
+      const headersError = content.headersError;
       this.pending.delete(channel);
-      this.handler.onContent(channel, content.method, content.properties, body, content.headersError);
+      this.handler.onContent(channel, content.method, properties, body, headersError);
     }
   }
 }

@@ -45,11 +45,32 @@ export interface Spec {
   classes: SpecClass[];
 }
 
-/** The repository root (this script lives in scripts/). */
+/**
+ * The repository root (this script lives in scripts/).
+ *
+ * @example
+ * ```ts
+ * readFileSync(resolve(ROOT, SPEC_FILE), 'utf8');
+ * ```
+ */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/** The specification the generator reads, relative to {@link ROOT}. */
+/**
+ * The specification the generator reads, relative to {@link ROOT}.
+ *
+ * @example
+ * ```ts
+ * const files = generateFiles(readFileSync(resolve(ROOT, SPEC_FILE), 'utf8'));
+ * ```
+ */
 export const SPEC_FILE = 'scripts/amqp-rabbitmq-0.9.1.json';
-/** The files the generator writes, relative to {@link ROOT}. */
+/**
+ * The files the generator writes, relative to {@link ROOT}.
+ *
+ * @example
+ * ```ts
+ * for (const path of GENERATED_FILES) console.log(path, generateFiles(specText)[path].length);
+ * ```
+ */
 export const GENERATED_FILES = ['src/protocol/constants.ts', 'src/protocol/generated.ts'] as const;
 
 /** Long-string arguments that carry bytes (SASL) rather than text. */
@@ -205,7 +226,14 @@ function generateConstants(spec: Spec, specText: string): string {
   emit('/** Whether a reply code closes a channel (`soft`) or the whole connection (`hard`). */');
   emit("export type ReplyCodeKind = 'success' | 'soft' | 'hard';");
   emit();
-  emit('/** The name and kind of a reply code. */');
+  emit('/**');
+  emit(' * The name and kind of a reply code.');
+  emit(' *');
+  emit(' * @example');
+  emit(' * ```ts');
+  emit(' * const info: ReplyCodeInfo | undefined = REPLY_CODES[close.replyCode];');
+  emit(' * ```');
+  emit(' */');
   emit('export interface ReplyCodeInfo {');
   emit('  readonly name: string;');
   emit('  readonly kind: ReplyCodeKind;');

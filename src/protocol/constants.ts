@@ -62,7 +62,14 @@ export const ReplyCode = {
 /** Whether a reply code closes a channel (`soft`) or the whole connection (`hard`). */
 export type ReplyCodeKind = 'success' | 'soft' | 'hard';
 
-/** The name and kind of a reply code. */
+/**
+ * The name and kind of a reply code.
+ *
+ * @example
+ * ```ts
+ * const info: ReplyCodeInfo | undefined = REPLY_CODES[close.replyCode];
+ * ```
+ */
 export interface ReplyCodeInfo {
   readonly name: string;
   readonly kind: ReplyCodeKind;

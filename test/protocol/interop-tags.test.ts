@@ -8,6 +8,9 @@
  * - pika: str `S`, bytes `x`, bool `t`, int `I` within int32 else `l` (signed 64), Decimal `D` (signed
  *   int32), datetime `T`, dict `F`, list `A`, None `V`.
  * - The Java client writes BigDecimal("-1.5") as `D` 01 ff ff ff f1, as pika does.
+ *
+ * Before: U and L were unknown tags (a FrameError that failed the connection on any py-amqp integer
+ * beyond int32), and D's value was read unsigned (-1.5 came out as 429496728.1).
  */
 import { Decimal, EncodeError, type FieldTable, type FieldValue, fieldTypesOf } from '../../src/index.js';
 import { Reader } from '../../src/protocol/reader.js';

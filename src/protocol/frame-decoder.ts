@@ -2,7 +2,14 @@
  * The incremental frame parser. It takes the byte stream from the peer in chunks split anywhere,
  * validates every frame (type, size against frame_max, frame-end octet, payload syntax), assembles
  * content (method, header and body frames on a channel) into whole messages, and hands typed results
- * to a {@link FrameHandler}. It is pure: no sockets, timers or RxJS.
+ * to a {@link FrameHandler}. It is pure: no sockets, timers or RxJS, and no Node built-in (bytes go
+ * through `./bytes.js`).
+ *
+ * Sizes the peer declares (a frame header, a content header's body size) reserve nothing by
+ * themselves: an incomplete frame's buffer grows as its bytes arrive, and a body is allocated whole
+ * up front only when it is at most 1 MiB and the bodies allocated so but not yet filled stay within
+ * 16 MiB; other bodies grow as their frames arrive. A content header whose headers table cannot be
+ * decoded delivers its message without headers and with a `HeadersDecodeError` rather than failing.
  *
  * @module
  */

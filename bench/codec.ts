@@ -93,7 +93,7 @@ function encodeWorkload(variant: Variant): Workload {
         {
           onMethod: unexpected,
           onContent: (_channel, method, props, received) => {
-            published.push({ method, properties: props, body: received });
+            published.push({ method, properties: props, body: received as Buffer });
           },
           onHeartbeat: unexpected,
         },
@@ -142,7 +142,7 @@ function unexpected(): never {
 /** Encodes `count` deliveries (delivery tags 1..count) into one buffer. */
 function encodeDeliveries(count: number, variant: Variant, body: Buffer): Buffer {
   const writer = new FrameWriter({ frameMax: FRAME_MAX });
-  const parts: Buffer[] = [];
+  const parts: Uint8Array[] = [];
   for (let i = 1; i <= count; i++) {
     writer.writeContent(
       CHANNEL,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { isHardError, REPLY_CODES } from './protocol/generated.js';
+import { isHardError, REPLY_CODES } from './protocol/constants.js';
 
 /**
  * AMQP reply code for a malformed frame (size, frame-end, frame type, heartbeat).
@@ -121,7 +121,8 @@ export type ErrorCode =
   | 'CONSUMER_CANCELLED'
   | 'AUTHENTICATION_FAILED'
   | 'INVALID_CONFIGURATION'
-  | 'CONFIRM_TAG';
+  | 'CONFIRM_TAG'
+  | 'HEADERS_UNREADABLE';
 
 /**
  * Base class of every error rxamqp raises. `code` is a stable machine-readable string; each subclass
@@ -185,6 +186,42 @@ export class FrameError extends AmqpError<FrameErrorCode> {
  * ```
  */
 export class EncodeError extends AmqpError<EncodeErrorCode> {}
+
+/**
+ * A message arrived whose `headers` table cannot be decoded (an unknown field type tag, a value
+ * truncated inside the table, nesting deeper than 32). Such a "poison" message does not fail the
+ * connection: the table's length is known, so the decoder skips it, decodes the other properties and
+ * the body, and hands the message over with `properties.headers` undefined and this error beside it.
+ * `raw` holds the table's bytes as they were on the wire (without the 4-byte length), to log, park in
+ * a dead-letter store or decode by other means; `cause` is the {@link FrameError} that describes the
+ * problem. Only the headers table is treated this way: anything else malformed is a FrameError.
+ *
+ * @example
+ * ```ts
+ * const handler: FrameHandler = {
+ *   onMethod: () => {},
+ *   onHeartbeat: () => {},
+ *   onContent: (channel, method, properties, body, headersError) => {
+ *     if (headersError !== undefined) {
+ *       console.warn(headersError.message, headersError.raw.length, (headersError.cause as FrameError).code);
+ *       return; // e.g. reject the delivery instead of processing it
+ *     }
+ *     process(properties, body);
+ *   },
+ * };
+ * ```
+ */
+export class HeadersDecodeError extends AmqpError<'HEADERS_UNREADABLE'> {
+  /** The headers table's bytes as on the wire, without its 4-byte length prefix. */
+  readonly raw: Uint8Array;
+
+  constructor(raw: Uint8Array, cause: FrameError) {
+    super('HEADERS_UNREADABLE', `the message's headers table cannot be decoded: ${cause.message}`, {
+      cause,
+    });
+    this.raw = raw;
+  }
+}
 
 /** What the protocol says about a close: the reply and the method that caused it. */
 export interface CloseReason {

@@ -1,22 +1,27 @@
 /**
  * Field tables and arrays: the typed key/value maps AMQP uses for message headers, queue and exchange
- * arguments and server properties, with RabbitMQ's type tags.
+ * arguments and server properties. The decoder reads every tag of the AMQP 0-9-1 spec and of
+ * RabbitMQ's errata; where they clash, RabbitMQ's meaning wins (it is what brokers and most clients
+ * write).
  *
- * | tag | wire type          | JavaScript value                                       |
- * |-----|--------------------|--------------------------------------------------------|
- * | t   | boolean            | `boolean`                                              |
- * | b B | int8 / uint8       | `number`                                               |
- * | s u | int16 / uint16     | `number`                                               |
- * | I i | int32 / uint32     | `number`                                               |
- * | l   | int64              | `number` when it is a safe integer, else `bigint`       |
- * | f d | float32 / float64  | `number`                                               |
- * | D   | decimal            | {@link Decimal}                                        |
- * | S   | long string        | `string`                                               |
- * | x   | byte array         | `Buffer` (a `Uint8Array` when encoding)                |
- * | A   | array              | `FieldValue[]`                                         |
- * | T   | timestamp (s)      | `Date`                                                 |
- * | F   | nested table       | {@link FieldTable}                                     |
- * | V   | void               | `null`                                                 |
+ * | tag | wire type              | JavaScript value                                          |
+ * |-----|------------------------|-----------------------------------------------------------|
+ * | t   | boolean                | `boolean`                                                 |
+ * | b B | int8 / uint8           | `number`                                                  |
+ * | s   | int16 (RabbitMQ; the spec's short string) | `number`                               |
+ * | U   | int16 (the spec's tag) | `number`                                                  |
+ * | u   | uint16                 | `number`                                                  |
+ * | I i | int32 / uint32         | `number`                                                  |
+ * | l   | int64 (RabbitMQ; the spec says uint64) | `number` when a safe integer, else `bigint` |
+ * | L   | int64 (the spec's tag, as py-amqp writes big integers) | as `l`                    |
+ * | f d | float32 / float64      | `number`                                                  |
+ * | D   | decimal: scale octet, **signed** int32 value (as the Java client and pika write it; the spec says unsigned) | {@link Decimal} |
+ * | S   | long string            | `string`                                                  |
+ * | x   | byte array             | `Uint8Array` (a `Buffer` in Node)                         |
+ * | A   | array                  | `FieldValue[]`                                            |
+ * | T   | timestamp (s)          | `Date`                                                    |
+ * | F   | nested table           | {@link FieldTable}                                        |
+ * | V   | void                   | `null`                                                    |
  *
  * Encoding picks the tag from the JavaScript type (`number` integers in int32 range become `I`, other
  * safe integers `l`, other numbers `d`; `bigint` becomes `l`). Wrap a value with {@link field} to choose
@@ -40,10 +45,12 @@ export type FieldType =
   | 'b'
   | 'B'
   | 's'
+  | 'U'
   | 'u'
   | 'I'
   | 'i'
   | 'l'
+  | 'L'
   | 'f'
   | 'd'
   | 'D'
@@ -89,19 +96,24 @@ export interface FieldTable {
 }
 
 /**
- * An AMQP decimal: `value / 10 ** scale`, with `scale` an octet and `value` an unsigned 32-bit integer.
+ * An AMQP decimal: `value / 10 ** scale`, with `scale` an octet and `value` a **signed** 32-bit
+ * integer. The 0-9-1 spec calls the value unsigned, but the Java client and pika write it signed (a
+ * BigDecimal of -1.5 goes out as scale 1, value bytes `ff ff ff f1`), so rxamqp reads and writes it
+ * signed like them.
  *
  * @example
  * ```ts
  * const price = new Decimal(2, 1999); // 19.99
  * price.toNumber(); // 19.99
+ * new Decimal(1, -15).toString(); // "-1.5"
+ * new Decimal(2, -5).toString(); // "-0.05"
  * ```
  */
 export class Decimal {
   constructor(
     /** Number of decimal digits after the point (0-255). */
     readonly scale: number,
-    /** The unscaled value (0 to 2^32 - 1). */
+    /** The unscaled value, a signed 32-bit integer (-2^31 to 2^31 - 1). */
     readonly value: number,
   ) {}
 
@@ -110,11 +122,12 @@ export class Decimal {
     return this.value / 10 ** this.scale;
   }
 
-  /** The exact decimal as a string, such as `"19.99"`. */
+  /** The exact decimal as a string, such as `"19.99"` or `"-0.05"`. */
   toString(): string {
     if (this.scale === 0) return String(this.value);
-    const digits = String(this.value).padStart(this.scale + 1, '0');
-    return `${digits.slice(0, digits.length - this.scale)}.${digits.slice(digits.length - this.scale)}`;
+    const sign = this.value < 0 ? '-' : '';
+    const digits = String(Math.abs(this.value)).padStart(this.scale + 1, '0');
+    return `${sign}${digits.slice(0, digits.length - this.scale)}.${digits.slice(digits.length - this.scale)}`;
   }
 }
 
@@ -154,7 +167,7 @@ export const field = {
   int8: (v: number): TypedField => new TypedField('b', v),
   /** `B`: unsigned 8-bit integer. */
   uint8: (v: number): TypedField => new TypedField('B', v),
-  /** `s`: signed 16-bit integer. */
+  /** `s`: signed 16-bit integer (RabbitMQ's tag; `new TypedField('U', v)` writes the spec's). */
   int16: (v: number): TypedField => new TypedField('s', v),
   /** `u`: unsigned 16-bit integer. */
   uint16: (v: number): TypedField => new TypedField('u', v),

@@ -2,11 +2,27 @@
  * The incremental frame parser. It takes the byte stream from the peer in chunks split anywhere,
  * validates every frame (type, size against frame_max, frame-end octet, payload syntax), assembles
  * content (method, header and body frames on a channel) into whole messages, and hands typed results
- * to a {@link FrameHandler}. It is pure: no sockets, timers or RxJS.
+ * to a {@link FrameHandler}. It is pure: no sockets, timers or RxJS, and no Node built-in (bytes go
+ * through `./bytes.js`).
+ *
+ * Sizes the peer declares (a frame header, a content header's body size) reserve nothing by
+ * themselves: an incomplete frame's buffer grows as its bytes arrive, and a body is allocated whole
+ * up front only when it is at most 1 MiB and the bodies allocated so but not yet filled stay within
+ * 16 MiB; other bodies grow as their frames arrive. A content header whose headers table cannot be
+ * decoded delivers its message without headers and with a `HeadersDecodeError` rather than failing.
  *
  * @module
  */
-import { COMMAND_INVALID, FRAME_ERROR, FrameError, SYNTAX_ERROR, UNEXPECTED_FRAME } from '../errors.js';
+import {
+  COMMAND_INVALID,
+  ConfigurationError,
+  FRAME_ERROR,
+  FrameError,
+  type HeadersDecodeError,
+  SYNTAX_ERROR,
+  UNEXPECTED_FRAME,
+} from '../errors.js';
+import { allocBytes, allocBytesSlow, asBytes, bytesView, copyBytes } from './bytes.js';
 import {
   type BasicProperties,
   decodeBasicProperties,
@@ -47,18 +63,39 @@ export type ContentMethod =
  * ```ts
  * const handler: FrameHandler = {
  *   onMethod: (channel, method) => console.log(channel, method.name),
- *   onContent: (channel, method, properties, body) => console.log(method.name, body.length),
+ *   onContent: (channel, method, properties, body, headersError) => {
+ *     if (headersError !== undefined) console.warn(headersError.message); // headers skipped
+ *     console.log(method.name, body.length);
+ *   },
  *   onHeartbeat: () => {},
+ *   acceptContent: (channel) => openChannels.has(channel),
  * };
  * ```
  */
 export interface FrameHandler {
   /** A method frame without content. */
   onMethod(channel: number, method: Method): void;
-  /** A whole message: its method, the header's properties and the assembled body. */
-  onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Buffer): void;
+  /**
+   * A whole message: its method, the header's properties and the assembled body (a Buffer in Node).
+   * When the content header's `headers` table could not be decoded, it was skipped:
+   * `properties.headers` is undefined and `headersError` says why and holds the table's raw bytes.
+   */
+  onContent(
+    channel: number,
+    method: ContentMethod,
+    properties: BasicProperties,
+    body: Uint8Array,
+    headersError?: HeadersDecodeError,
+  ): void;
   /** A heartbeat frame (always on channel 0). */
   onHeartbeat(): void;
+  /**
+   * Called when a content-bearing method frame arrives, before anything of its message is assembled.
+   * Returning false makes the decoder skip that message: its header and body frames are still checked
+   * (order, sizes, frame ends) but nothing is decoded, kept or allocated for them, and `onContent` is
+   * not called. Throwing fails the decoder with that error. Absent: every message is accepted.
+   */
+  acceptContent?(channel: number, method: ContentMethod): boolean;
 }
 
 /**
@@ -92,37 +129,80 @@ export const DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024;
 const HEADER_SIZE = 7;
 const NO_LIMIT = 0xffffffff;
 
+/**
+ * An incomplete frame's buffer starts at most this large and doubles as bytes arrive (capped at the
+ * frame's size): the size a peer declares reserves nothing by itself.
+ */
+const PARTIAL_START = 4096;
+/**
+ * A body is allocated whole when its first bytes arrive only when it is at most this large and the
+ * bodies allocated so but not yet filled stay within {@link UPFRONT_BUDGET}: the common case, with no
+ * copy. Other bodies grow (doubling) as their bytes arrive, so what the peer declares reserves at
+ * most the budget.
+ */
+const UPFRONT_BODY_MAX = 1024 * 1024;
+const UPFRONT_BUDGET = 16 * 1024 * 1024;
+
 /** Bodies up to this size are carved from a shared slab rather than allocated one by one. */
 const SLAB_BODY_MAX = 2048;
 const SLAB_SIZE = 32 * 1024;
 
 /**
  * Content being assembled, by channel: an array indexed by channel number (a Map pays for the delete
- * and re-insert of the same key on every message), with a count of the channels in use.
+ * and re-insert of the same key on every message), with a count of the channels in use. Each channel
+ * keeps its record for the next message, so receiving a message allocates no record.
  */
 class PendingByChannel {
-  private readonly slots: (PendingContent | undefined)[] = [];
+  readonly slots: (PendingContent | undefined)[] = [];
+  /** Each channel's record, in use or not. */
+  private readonly records: (PendingContent | undefined)[] = [];
   size = 0;
 
   get(channel: number): PendingContent | undefined {
     return this.slots[channel];
   }
 
-  set(channel: number, content: PendingContent): void {
-    while (this.slots.length <= channel) this.slots.push(undefined);
-    if (this.slots[channel] === undefined) this.size++;
+  /** Starts content on `channel` (which has none in progress). */
+  start(channel: number, method: ContentMethod, skip: boolean): void {
+    let content = this.records[channel];
+    if (content === undefined) {
+      while (this.records.length <= channel) this.records.push(undefined);
+      while (this.slots.length <= channel) this.slots.push(undefined);
+      content = {
+        method,
+        properties: undefined,
+        bodySize: 0,
+        body: undefined,
+        received: 0,
+        headersError: undefined,
+        skip,
+      };
+      this.records[channel] = content;
+    } else {
+      content.method = method;
+      content.skip = skip;
+    }
     this.slots[channel] = content;
+    this.size++;
   }
 
+  /** Ends the content on `channel`: its record forgets the message, to be reused. */
   delete(channel: number): void {
-    if (this.slots[channel] !== undefined) {
+    const content = this.slots[channel];
+    if (content !== undefined) {
       this.slots[channel] = undefined;
       this.size--;
+      content.properties = undefined;
+      content.bodySize = 0;
+      content.body = undefined;
+      content.received = 0;
+      content.headersError = undefined;
     }
   }
 
   clear(): void {
     this.slots.length = 0;
+    this.records.length = 0;
     this.size = 0;
   }
 }
@@ -132,9 +212,17 @@ interface PendingContent {
   method: ContentMethod;
   properties: BasicProperties | undefined;
   bodySize: number;
-  body: Buffer | undefined;
+  /** The body so far: `bodySize` bytes, or fewer while it grows as bytes arrive. */
+  body: Uint8Array | undefined;
   received: number;
+  /** Why the headers table was skipped, if it was. */
+  headersError: HeadersDecodeError | undefined;
+  /** Refused by acceptContent: its frames are checked and counted, nothing is kept. */
+  skip: boolean;
 }
+
+/** The properties of a skipped message (never handed out): marks its header as received. */
+const SKIPPED_PROPERTIES: BasicProperties = Object.freeze({});
 
 const FRAME_NAMES: Record<number, string> = {
   [FRAME_METHOD]: 'method',
@@ -162,16 +250,16 @@ export class FrameDecoder {
   private limit: number;
   private readonly reader = new Reader();
   private readonly pending = new PendingByChannel();
-  private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  private slab: Uint8Array = allocBytesSlow(SLAB_SIZE);
   /** The slab's memory, read once: `.buffer` on a typed array is a slow call, paid per slab, not per body. */
   private slabMemory: ArrayBufferLike = this.slab.buffer;
   private slabOffset = 0;
   /** The chunk being decoded and a Uint8Array over its whole memory (made once per chunk). */
-  private chunk: Buffer | undefined;
+  private chunk: Uint8Array | undefined;
   private chunkMemory: Uint8Array = EMPTY_VIEW;
   private chunkBase = 0;
-  /** Bytes of an incomplete frame carried over from the previous chunk. */
-  private partial: Buffer;
+  /** Bytes of an incomplete frame carried over from the previous chunk (grows as they arrive). */
+  private partial: Uint8Array;
   private partialLength = 0;
   /** Total size of the incomplete frame, or 0 while its 7-byte header is still incomplete. */
   private partialNeed = 0;
@@ -183,7 +271,9 @@ export class FrameDecoder {
   private streamContent: PendingContent | undefined;
   private streamChannel = 0;
   private streamRemaining = 0;
-  private readonly headerScratch = Buffer.alloc(HEADER_SIZE);
+  private readonly headerScratch: Uint8Array = allocBytes(HEADER_SIZE).fill(0);
+  /** Body bytes allocated and not yet filled, across channels (see {@link UPFRONT_BUDGET}). */
+  private unfilled = 0;
   private started = false;
   private failure: unknown;
   /** Frames decoded so far. */
@@ -204,9 +294,10 @@ export class FrameDecoder {
     return this.limit === NO_LIMIT ? 0 : this.limit;
   }
 
+  /** @throws ConfigurationError unless 0 or an integer from 4096 to 2^32 - 1. */
   set frameMax(value: number) {
     if (!Number.isInteger(value) || value < 0 || value > NO_LIMIT || (value > 0 && value < FRAME_MIN_SIZE)) {
-      throw new RangeError(`frameMax must be 0 or an integer from ${FRAME_MIN_SIZE} to ${NO_LIMIT}`);
+      throw new ConfigurationError(`frameMax must be 0 or an integer from ${FRAME_MIN_SIZE} to ${NO_LIMIT}`);
     }
     this.limit = value === 0 ? NO_LIMIT : value;
   }
@@ -214,6 +305,23 @@ export class FrameDecoder {
   /** Bytes held from an incomplete frame (a body frame streaming into its body holds none). */
   get bufferedBytes(): number {
     return this.partialLength;
+  }
+
+  /**
+   * Memory the decoder holds for what is not complete yet: the buffer of an incomplete frame and the
+   * bodies being assembled (their allocated size, filled or not). It is bounded by about twice the
+   * bytes received for them plus 16 MiB, whatever sizes the peer declares.
+   *
+   * @example
+   * ```ts
+   * decoder.push(chunk);
+   * metrics.gauge('amqp.decoder.held', decoder.bytesHeld);
+   * ```
+   */
+  get bytesHeld(): number {
+    let n = this.partialNeed > 0 ? this.partial.length : 0;
+    for (const content of this.pending.slots) n += content?.body?.length ?? 0;
+    return n;
   }
 
   /** True when a message's content is being assembled on some channel. */
@@ -228,9 +336,7 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): void {
     if (this.failure !== undefined) throw this.failure;
-    const buf = Buffer.isBuffer(chunk)
-      ? chunk
-      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = asBytes(chunk);
     this.chunk = buf;
     this.chunkMemory = new Uint8Array(buf.buffer);
     this.chunkBase = buf.byteOffset;
@@ -240,6 +346,11 @@ export class FrameDecoder {
       this.failure = e;
       this.reader.release();
       this.pending.clear();
+      this.unfilled = 0;
+      this.streamContent = undefined;
+      this.partial = this.headerScratch;
+      this.partialLength = 0;
+      this.partialNeed = 0;
       throw e;
     }
   }
@@ -249,6 +360,7 @@ export class FrameDecoder {
     this.failure = undefined;
     this.started = false;
     this.pending.clear();
+    this.unfilled = 0;
     this.streamContent = undefined;
     this.partial = this.headerScratch;
     this.partialLength = 0;
@@ -256,7 +368,7 @@ export class FrameDecoder {
     this.limit = FRAME_MIN_SIZE;
   }
 
-  private consume(buf: Buffer): void {
+  private consume(buf: Uint8Array): void {
     const len = buf.length;
     let off = 0;
     if (this.streamContent !== undefined) {
@@ -277,11 +389,11 @@ export class FrameDecoder {
   }
 
   /** Appends to the carried-over frame; returns how much of `buf` it used. */
-  private continuePartial(buf: Buffer): number {
+  private continuePartial(buf: Uint8Array): number {
     let off = 0;
     if (this.partialNeed === 0) {
       const take = Math.min(HEADER_SIZE - this.partialLength, buf.length);
-      buf.copy(this.headerScratch, this.partialLength, 0, take);
+      copyBytes(buf, 0, take, this.headerScratch, this.partialLength);
       this.partialLength += take;
       off = take;
       if (this.partialLength < HEADER_SIZE) return off;
@@ -292,28 +404,38 @@ export class FrameDecoder {
         this.beginStream(this.headerScratch, 0, total);
         return this.continueStream(buf, off);
       }
-      this.partial = Buffer.allocUnsafe(total);
-      this.headerScratch.copy(this.partial, 0, 0, HEADER_SIZE);
+      const partial = allocBytes(Math.min(total, Math.max(PARTIAL_START, HEADER_SIZE + buf.length - off)));
+      copyBytes(this.headerScratch, 0, HEADER_SIZE, partial, 0);
+      this.partial = partial;
       this.partialNeed = total;
     }
     const take = Math.min(this.partialNeed - this.partialLength, buf.length - off);
-    buf.copy(this.partial, this.partialLength, off, off + take);
+    if (this.partialLength + take > this.partial.length) this.growPartial(this.partialLength + take);
+    copyBytes(buf, off, off + take, this.partial, this.partialLength);
     this.partialLength += take;
     off += take;
     if (this.partialLength === this.partialNeed) {
       const frame = this.partial;
+      const total = this.partialNeed;
       this.partial = this.headerScratch;
       this.partialLength = 0;
       this.partialNeed = 0;
-      this.frame(frame, 0, frame.length);
+      this.frame(frame, 0, total);
     }
     return off;
   }
 
-  private startPartial(buf: Buffer, off: number): void {
+  /** Grows the incomplete frame's buffer to hold `needed` bytes: doubling, capped at the frame's size. */
+  private growPartial(needed: number): void {
+    const next = allocBytes(Math.min(this.partialNeed, Math.max(needed, this.partial.length * 2)));
+    copyBytes(this.partial, 0, this.partialLength, next, 0);
+    this.partial = next;
+  }
+
+  private startPartial(buf: Uint8Array, off: number): void {
     const rest = buf.length - off;
     if (rest < HEADER_SIZE) {
-      buf.copy(this.headerScratch, 0, off);
+      copyBytes(buf, off, buf.length, this.headerScratch, 0);
       this.partial = this.headerScratch;
       this.partialNeed = 0;
     } else {
@@ -323,30 +445,34 @@ export class FrameDecoder {
         this.continueStream(buf, off + HEADER_SIZE);
         return;
       }
-      this.partial = Buffer.allocUnsafe(total);
-      buf.copy(this.partial, 0, off);
+      // Not allocate(total): a frame header claiming 4 GiB (frameMax 0) must not reserve 4 GiB.
+      this.partial = allocBytes(Math.min(total, Math.max(PARTIAL_START, rest)));
+      copyBytes(buf, off, buf.length, this.partial, 0);
       this.partialNeed = total;
     }
     this.partialLength = rest;
   }
 
   /** Starts streaming the body frame whose header is at `off` (validated as bodyFrame would). */
-  private beginStream(buf: Buffer, off: number, total: number): void {
+  private beginStream(buf: Uint8Array, off: number, total: number): void {
     const channel = (buf[off + 1]! << 8) | buf[off + 2]!;
     const size = total - HEADER_SIZE - 1;
-    const content = this.contentForBody(channel, size);
-    if (content.body === undefined) content.body = this.allocBody(content.bodySize);
-    this.streamContent = content;
+    // Nothing is allocated here: the body grows as the frame's bytes arrive (see ensureBody).
+    this.streamContent = this.contentForBody(channel, size);
     this.streamChannel = channel;
     this.streamRemaining = size;
   }
 
   /** Copies what `buf` holds of the streaming body frame from `off`; returns where it stopped. */
-  private continueStream(buf: Buffer, off: number): number {
+  private continueStream(buf: Uint8Array, off: number): number {
     const content = this.streamContent!;
     const take = Math.min(this.streamRemaining, buf.length - off);
     if (take > 0) {
-      buf.copy(content.body!, content.received, off, off + take);
+      if (!content.skip) {
+        const body = this.ensureBody(content, content.received + take);
+        copyBytes(buf, off, off + take, body, content.received);
+        this.unfilled -= take;
+      }
       content.received += take;
       this.streamRemaining -= take;
       off += take;
@@ -367,14 +493,19 @@ export class FrameDecoder {
     this.started = true;
     this.framesDecoded++;
     if (content.received === content.bodySize) {
+      // Read before delete(), which clears the record for its next message.
+      const properties = content.properties!;
+      const body = content.body!;
+      const headersError = content.headersError;
+      const skip = content.skip;
       this.pending.delete(channel);
-      this.handler.onContent(channel, content.method, content.properties!, content.body!);
+      if (!skip) this.handler.onContent(channel, content.method, properties, body, headersError);
     }
     return off;
   }
 
   /** Validates a frame header and returns the whole frame's size. Nothing is allocated before this. */
-  private frameSize(buf: Buffer, off: number): number {
+  private frameSize(buf: Uint8Array, off: number): number {
     const type = buf[off]!;
     if (type !== FRAME_METHOD && type !== FRAME_HEADER && type !== FRAME_BODY && type !== FRAME_HEARTBEAT) {
       if (
@@ -395,7 +526,7 @@ export class FrameDecoder {
     const size = buf[off + 3]! * 0x1000000 + ((buf[off + 4]! << 16) | (buf[off + 5]! << 8) | buf[off + 6]!);
     const total = size + HEADER_SIZE + 1;
     if (total > this.limit) {
-      const channel = buf.readUInt16BE(off + 1);
+      const channel = (buf[off + 1]! << 8) | buf[off + 2]!;
       throw new FrameError(
         FRAME_ERROR,
         'FRAME_TOO_LARGE',
@@ -406,7 +537,7 @@ export class FrameDecoder {
     return total;
   }
 
-  private frame(buf: Buffer, off: number, total: number): void {
+  private frame(buf: Uint8Array, off: number, total: number): void {
     const type = buf[off]!;
     const channel = (buf[off + 1]! << 8) | buf[off + 2]!;
     const start = off + HEADER_SIZE;
@@ -444,7 +575,7 @@ export class FrameDecoder {
     }
   }
 
-  private methodFrame(buf: Buffer, start: number, end: number, channel: number): void {
+  private methodFrame(buf: Uint8Array, start: number, end: number, channel: number): void {
     if (this.pending.size > 0 && this.pending.get(channel) !== undefined) {
       throw new FrameError(
         UNEXPECTED_FRAME,
@@ -475,19 +606,15 @@ export class FrameDecoder {
     if (r.pos !== end) throw trailingBytes(`${method.name} frame`, channel);
     r.release();
     if (isContentMethod(classId, methodId)) {
-      this.pending.set(channel, {
-        method: method as ContentMethod,
-        properties: undefined,
-        bodySize: 0,
-        body: undefined,
-        received: 0,
-      });
+      // Asked before anything of the message is kept: a refused message costs no memory.
+      const skip = this.handler.acceptContent?.(channel, method as ContentMethod) === false;
+      this.pending.start(channel, method as ContentMethod, skip);
     } else {
       this.handler.onMethod(channel, method);
     }
   }
 
-  private headerFrame(buf: Buffer, start: number, end: number, channel: number): void {
+  private headerFrame(buf: Uint8Array, start: number, end: number, channel: number): void {
     const content = this.pending.get(channel);
     if (content === undefined || content.properties !== undefined) {
       throw new FrameError(
@@ -514,7 +641,8 @@ export class FrameDecoder {
           `content header for class ${classId} after a basic method`,
         );
       }
-      properties = decodeBasicProperties(r);
+      // A skipped message's properties are not decoded: nothing of it is kept.
+      properties = content.skip ? SKIPPED_PROPERTIES : decodeBasicProperties(r);
     } catch (e) {
       throw withChannel(e, channel);
     }
@@ -526,7 +654,8 @@ export class FrameDecoder {
         channel,
       );
     }
-    if (r.pos !== end) throw trailingBytes('content header frame', channel);
+    if (r.pos !== end && !content.skip) throw trailingBytes('content header frame', channel);
+    const headersError = r.headersError;
     r.release();
     if (bodySize > this.maxBodySize) {
       throw new FrameError(
@@ -537,29 +666,31 @@ export class FrameDecoder {
       );
     }
     if (bodySize === 0) {
+      const skip = content.skip;
       this.pending.delete(channel);
-      this.handler.onContent(channel, content.method, properties, EMPTY_BODY);
+      if (!skip) this.handler.onContent(channel, content.method, properties, EMPTY_BODY, headersError);
       return;
     }
     content.properties = properties;
     content.bodySize = bodySize;
+    content.headersError = headersError;
   }
 
   /**
    * A buffer for a body. Small bodies are carved from a slab (as Node's own pool does, a live body
    * keeps its slab alive); larger ones get their own memory.
    */
-  private allocBody(size: number): Buffer {
-    if (size > SLAB_BODY_MAX) return Buffer.allocUnsafeSlow(size);
+  private allocBody(size: number): Uint8Array {
+    if (size > SLAB_BODY_MAX) return allocBytesSlow(size);
     if (this.slabOffset + size > SLAB_SIZE) {
-      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.slab = allocBytesSlow(SLAB_SIZE);
       this.slabMemory = this.slab.buffer;
       this.slabOffset = 0;
     }
     // Buffer.from(arrayBuffer, offset, length) makes a view about twice as cheap as subarray(): this
     // runs once per message. (A Uint8Array subclass with Buffer's prototype is cheaper still in plain
     // builds, but several times slower wherever a transpiler re-adds class names, as tsx does.)
-    const body = Buffer.from(this.slabMemory as ArrayBuffer, this.slabOffset, size);
+    const body = bytesView(this.slabMemory, this.slabOffset, size);
     this.slabOffset = (this.slabOffset + size + 7) & ~7;
     return body;
   }
@@ -586,10 +717,36 @@ export class FrameDecoder {
     return content as PendingContent & { properties: BasicProperties };
   }
 
-  private bodyFrame(buf: Buffer, start: number, end: number, channel: number): void {
+  /**
+   * The body of `content`, able to hold `needed` bytes. Allocated whole on its first bytes when small
+   * enough and within the budget of unfilled bodies (no copy later); otherwise grown as bytes arrive,
+   * doubling and capped at the declared size, so a peer that declares a large body and sends little
+   * of it makes the decoder hold little.
+   */
+  private ensureBody(content: PendingContent, needed: number): Uint8Array {
+    const body = content.body;
+    if (body !== undefined && needed <= body.length) return body;
+    const size = content.bodySize;
+    let capacity: number;
+    if (body === undefined && size <= UPFRONT_BODY_MAX && this.unfilled + size <= UPFRONT_BUDGET)
+      capacity = size;
+    else capacity = Math.min(size, Math.max(needed, body === undefined ? 0 : body.length * 2));
+    const next = capacity === size ? this.allocBody(size) : allocBytes(capacity);
+    if (body !== undefined) copyBytes(body, 0, content.received, next, 0);
+    this.unfilled += capacity - (body === undefined ? 0 : body.length);
+    content.body = next;
+    return next;
+  }
+
+  private bodyFrame(buf: Uint8Array, start: number, end: number, channel: number): void {
     const size = end - start;
     const content = this.contentForBody(channel, size);
     const received = content.received + size;
+    if (content.skip) {
+      content.received = received;
+      if (received === content.bodySize) this.pending.delete(channel);
+      return;
+    }
     if (received === content.bodySize && content.body === undefined) {
       // The whole body in one frame: copy it out of the chunk, which the socket may reuse.
       const body = this.allocBody(size);
@@ -597,21 +754,28 @@ export class FrameDecoder {
         const base = this.chunkBase;
         body.set(this.chunkMemory.subarray(base + start, base + end));
       } else body.set(new Uint8Array(buf.buffer, buf.byteOffset + start, size));
+      // Read before delete(), which clears the record for its next message.
+      const properties = content.properties;
+      const headersError = content.headersError;
       this.pending.delete(channel);
-      this.handler.onContent(channel, content.method, content.properties, body);
+      this.handler.onContent(channel, content.method, properties, body, headersError);
       return;
     }
-    if (content.body === undefined) content.body = this.allocBody(content.bodySize);
-    buf.copy(content.body, content.received, start, end);
+    if (size === 0) return;
+    const body = this.ensureBody(content, received);
+    copyBytes(buf, start, end, body, content.received);
+    this.unfilled -= size;
     content.received = received;
     if (received === content.bodySize) {
+      const properties = content.properties;
+      const headersError = content.headersError;
       this.pending.delete(channel);
-      this.handler.onContent(channel, content.method, content.properties, content.body);
+      this.handler.onContent(channel, content.method, properties, body, headersError);
     }
   }
 }
 
-const EMPTY_BODY = Buffer.alloc(0);
+const EMPTY_BODY: Uint8Array = allocBytes(0);
 const EMPTY_VIEW = new Uint8Array(0);
 
 function withChannel(e: unknown, channel: number): unknown {

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { EncodeError } from '../errors.js';
+import { ConfigurationError, EncodeError } from '../errors.js';
+import { allocBytes, concatBytes, copyBytes } from './bytes.js';
 import {
   type BasicProperties,
   encodeBasicProperties,
@@ -54,7 +55,7 @@ class PooledWriter extends Writer {
   }
 
   /** Filled regions of earlier buffers not yet handed out, oldest first. */
-  readonly sealed: Buffer[] = [];
+  readonly sealed: Uint8Array[] = [];
 
   /**
    * Called between frames, when no offsets into the buffer are held: when `n` more bytes do not fit,
@@ -65,7 +66,7 @@ class PooledWriter extends Writer {
   reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     if (this.pos > this.taken) this.sealed.push(this.buf.subarray(this.taken, this.pos));
-    this.buf = Buffer.allocUnsafe(Math.max(this.chunkSize, n));
+    this.buf = allocBytes(Math.max(this.chunkSize, n));
     this.taken = 0;
     this.pos = 0;
   }
@@ -82,8 +83,8 @@ class PooledWriter extends Writer {
    * encoder holds offsets to patch lengths and flags.
    */
   protected override grow(n: number): void {
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(next, this.taken, this.taken, this.pos);
+    const next = allocBytes(Math.max(this.buf.length * 2, this.pos + n));
+    copyBytes(this.buf, this.taken, this.pos, next, this.taken);
     this.buf = next;
   }
 }
@@ -126,9 +127,10 @@ export class FrameWriter {
     return this.limit === NO_LIMIT ? 0 : this.limit;
   }
 
+  /** @throws ConfigurationError unless 0 or an integer from 4096 to 2^32 - 1. */
   set frameMax(value: number) {
     if (!Number.isInteger(value) || value < 0 || value > NO_LIMIT || (value > 0 && value < FRAME_MIN_SIZE)) {
-      throw new RangeError(`frameMax must be 0 or an integer from ${FRAME_MIN_SIZE} to ${NO_LIMIT}`);
+      throw new ConfigurationError(`frameMax must be 0 or an integer from ${FRAME_MIN_SIZE} to ${NO_LIMIT}`);
     }
     this.limit = value === 0 ? NO_LIMIT : value;
   }
@@ -139,21 +141,33 @@ export class FrameWriter {
   }
 
   /**
-   * Hands out everything written since the last call as one buffer: a view of the pooled buffer that
-   * is never written again (copied together only when a burst spilled over into several buffers; a
-   * transport should prefer {@link takeSegments}). Undefined when nothing is pending.
+   * Hands out everything written since the last call as one array of bytes (a Buffer in Node): a view
+   * of the pooled buffer that is never written again (copied together only when a burst spilled over
+   * into several buffers; a transport should prefer {@link takeSegments}). Undefined when nothing is
+   * pending.
+   *
+   * @example
+   * ```ts
+   * writer.writeHeartbeat();
+   * const bytes: Uint8Array | undefined = writer.take(); // 08 00 00 00 00 00 00 ce
+   * ```
    */
-  take(): Buffer | undefined {
+  take(): Uint8Array | undefined {
     const segments = this.takeSegments();
     if (segments.length <= 1) return segments[0];
-    return Buffer.concat(segments);
+    return concatBytes(segments);
   }
 
   /**
-   * Hands out everything written since the last call as views of the pooled buffers, in order, without
-   * copying. Empty when nothing is pending.
+   * Hands out everything written since the last call as views of the pooled buffers (Buffers in Node),
+   * in order, without copying. Empty when nothing is pending.
+   *
+   * @example
+   * ```ts
+   * for (const segment of writer.takeSegments()) socket.write(segment);
+   * ```
    */
-  takeSegments(): Buffer[] {
+  takeSegments(): Uint8Array[] {
     const w = this.w;
     const out = w.sealed.length === 0 ? [] : w.sealed.splice(0);
     if (w.pos > w.taken) {

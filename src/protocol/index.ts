@@ -4,6 +4,9 @@
  *
  * @module
  */
+
+/** The error beside a message whose headers table was skipped (see `FrameHandler.onContent`). */
+export { HeadersDecodeError } from '../errors.js';
 export {
   Decimal,
   FIELD_TYPES,

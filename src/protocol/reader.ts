@@ -6,7 +6,8 @@
  * @module
  * @internal
  */
-import { FrameError, SYNTAX_ERROR } from '../errors.js';
+import { FrameError, HeadersDecodeError, SYNTAX_ERROR } from '../errors.js';
+import { allocBytes, readF32, readF64, readI64, utf8Slice } from './bytes.js';
 import {
   Decimal,
   type FieldTable,
@@ -25,16 +26,7 @@ import {
  */
 export const MAX_TABLE_DEPTH = 32;
 
-declare global {
-  interface Buffer {
-    /** Node's own UTF-8 decoder without the argument checks of toString(). */
-    utf8Slice(start: number, end: number): string;
-    /** Node's own UTF-8 encoder without the argument checks of write(); returns bytes written. */
-    utf8Write(s: string, offset: number, maxLength: number): number;
-  }
-}
-
-const EMPTY = Buffer.alloc(0);
+const EMPTY: Uint8Array = allocBytes(0);
 
 /**
  * Short strings repeat across frames (consumer tags, exchanges, routing keys, content types, header
@@ -48,7 +40,7 @@ const cacheArena = new Uint8Array(CACHE_SLOTS * CACHEABLE_LENGTH);
 const cacheLengths = new Int16Array(CACHE_SLOTS).fill(-1);
 const cachedStrings: string[] = new Array<string>(CACHE_SLOTS).fill('');
 
-function cachedString(b: Buffer, p: number, len: number): string {
+function cachedString(b: Uint8Array, p: number, len: number): string {
   const slot = (len * 7 + b[p]! * 31 + b[p + len - 1]! * 17 + b[p + (len >> 1)]! * 3) & (CACHE_SLOTS - 1);
   const base = slot * CACHEABLE_LENGTH;
   if (cacheLengths[slot] === len) {
@@ -56,7 +48,7 @@ function cachedString(b: Buffer, p: number, len: number): string {
     while (i < len && cacheArena[base + i] === b[p + i]) i++;
     if (i === len) return cachedStrings[slot]!;
   }
-  const s = b.utf8Slice(p, p + len);
+  const s = utf8Slice(b, p, p + len);
   for (let i = 0; i < len; i++) cacheArena[base + i] = b[p + i]!;
   cacheLengths[slot] = len;
   cachedStrings[slot] = s;
@@ -70,18 +62,24 @@ function truncated(what: string): FrameError {
   return new FrameError(SYNTAX_ERROR, 'TRUNCATED_FIELD', `frame payload ends inside ${what}`);
 }
 
-/** @internal */
+/**
+ * @internal In Node, `buf` must be a Buffer (bytes from `./bytes.js` or {@link asBytes}): strings are
+ * decoded with Buffer's own UTF-8 decoder.
+ */
 export class Reader {
-  buf: Buffer = EMPTY;
+  buf: Uint8Array = EMPTY;
   pos = 0;
   end = 0;
   private depth = 0;
+  /** Set by {@link headersTable} when it skipped a headers table it could not decode. */
+  headersError: HeadersDecodeError | undefined = undefined;
 
-  reset(buf: Buffer, pos: number, end: number): this {
+  reset(buf: Uint8Array, pos: number, end: number): this {
     this.buf = buf;
     this.pos = pos;
     this.end = end;
     this.depth = 0;
+    this.headersError = undefined;
     return this;
   }
 
@@ -156,21 +154,21 @@ export class Reader {
   /** A signed 64-bit integer: a number when it is a safe integer, otherwise a bigint. */
   i64(): number | bigint {
     this.need(8, 'a long long');
-    const v = this.buf.readBigInt64BE(this.pos);
+    const v = readI64(this.buf, this.pos);
     this.pos += 8;
-    return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+    return v;
   }
 
   f32(): number {
     this.need(4, 'a float');
-    const v = this.buf.readFloatBE(this.pos);
+    const v = readF32(this.buf, this.pos);
     this.pos += 4;
     return v;
   }
 
   f64(): number {
     this.need(8, 'a double');
-    const v = this.buf.readDoubleBE(this.pos);
+    const v = readF64(this.buf, this.pos);
     this.pos += 8;
     return v;
   }
@@ -181,7 +179,7 @@ export class Reader {
     this.need(len, 'a short string');
     const p = this.pos;
     this.pos = p + len;
-    return len <= CACHEABLE_LENGTH ? cachedString(this.buf, p, len) : this.buf.utf8Slice(p, p + len);
+    return len <= CACHEABLE_LENGTH ? cachedString(this.buf, p, len) : utf8Slice(this.buf, p, p + len);
   }
 
   longstr(): string {
@@ -190,16 +188,21 @@ export class Reader {
     this.need(len, 'a long string');
     const p = this.pos;
     this.pos = p + len;
-    return len <= CACHEABLE_LENGTH ? cachedString(this.buf, p, len) : this.buf.utf8Slice(p, p + len);
+    return len <= CACHEABLE_LENGTH ? cachedString(this.buf, p, len) : utf8Slice(this.buf, p, p + len);
   }
 
-  /** A long string kept as bytes (SASL responses and challenges). The bytes are copied. */
-  longbytes(): Buffer {
+  /**
+   * A long string kept as bytes (SASL responses and challenges, `x` field values). The bytes are
+   * copied (a Buffer in Node).
+   */
+  longbytes(): Uint8Array {
     const len = this.u32();
     this.need(len, 'a long string');
     const p = this.pos;
     this.pos = p + len;
-    return Buffer.from(this.buf.subarray(p, p + len));
+    const out = allocBytes(len);
+    out.set(this.buf.subarray(p, p + len));
+    return out;
   }
 
   timestamp(): Date {
@@ -209,6 +212,37 @@ export class Reader {
   table(): FieldTable {
     const len = this.u32();
     this.need(len, 'a field table');
+    return this.tableOf(len);
+  }
+
+  /**
+   * The `headers` property of a content header. A table that cannot be decoded (an unknown tag, a
+   * value truncated inside it, nesting too deep) is skipped, since its length is known and checked:
+   * this returns undefined and sets {@link headersError}, so that one poison message does not take
+   * the connection down. A length beyond the frame is still a FrameError.
+   */
+  headersTable(): FieldTable | undefined {
+    const len = this.u32();
+    this.need(len, 'a field table');
+    const start = this.pos;
+    const outerEnd = this.end;
+    const depth = this.depth;
+    try {
+      return this.tableOf(len);
+    } catch (e) {
+      if (!(e instanceof FrameError)) throw e;
+      const raw = allocBytes(len);
+      raw.set(this.buf.subarray(start, start + len));
+      this.headersError = new HeadersDecodeError(raw, e);
+      this.pos = start + len;
+      this.end = outerEnd;
+      this.depth = depth;
+      return undefined;
+    }
+  }
+
+  /** The entries of a table of `len` bytes (checked present) from `pos`. */
+  private tableOf(len: number): FieldTable {
     if (++this.depth > MAX_TABLE_DEPTH) {
       throw new FrameError(
         SYNTAX_ERROR,
@@ -268,7 +302,11 @@ export class Reader {
       case 0x42 /* B */:
         return this.remember(owner, key, 'B', this.u8());
       case 0x73 /* s */:
+        // RabbitMQ's errata: a signed 16-bit integer (the 0-9-1 spec's short string).
         return this.remember(owner, key, 's', this.i16());
+      case 0x55 /* U */:
+        // The 0-9-1 spec's signed 16-bit integer (RabbitMQ writes `s`).
+        return this.remember(owner, key, 'U', this.i16());
       case 0x75 /* u */:
         return this.remember(owner, key, 'u', this.u16());
       case 0x49 /* I */:
@@ -276,9 +314,17 @@ export class Reader {
       case 0x69 /* i */:
         return this.remember(owner, key, 'i', this.u32());
       case 0x6c /* l */:
+        // Signed 64-bit, as RabbitMQ reads and writes it (the spec says unsigned).
         {
           const v = this.i64();
           if (typeof v === 'number' && v >= INT32_MIN && v <= INT32_MAX) rememberFieldType(owner, key, 'l');
+          return v;
+        }
+      case 0x4c /* L */:
+        {
+          // The spec's signed 64-bit integer, as py-amqp writes integers beyond int32.
+          const v = this.i64();
+          rememberFieldType(owner, key, 'L');
           return v;
         }
       case 0x66 /* f */:
@@ -291,8 +337,9 @@ export class Reader {
         }
       case 0x44 /* D */:
         {
+          // A scale octet and a signed 32-bit value, as the Java client and pika write it.
           const scale = this.u8();
-          return new Decimal(scale, this.u32());
+          return new Decimal(scale, this.i32());
         }
       case 0x53 /* S */:
         return this.longstr();

@@ -6,6 +6,7 @@
  * @internal
  */
 import { EncodeError } from '../errors.js';
+import { allocBytes, copyBytes, utf8Length, utf8Write, writeF32, writeF64, writeI64 } from './bytes.js';
 import {
   Decimal,
   FIELD_TYPES,
@@ -34,14 +35,17 @@ function describe(value: unknown): string {
   return `a ${Object.prototype.toString.call(value).slice(8, -1)}`;
 }
 
-/** @internal */
+/**
+ * @internal `buf` is always bytes from `./bytes.js` (a Buffer in Node), so strings are encoded with
+ * Buffer's own UTF-8 encoder there.
+ */
 export class Writer {
-  buf: Buffer;
+  buf: Uint8Array;
   pos = 0;
   private depth = 0;
 
   constructor(size = 65536) {
-    this.buf = Buffer.allocUnsafe(size);
+    this.buf = allocBytes(size);
   }
 
   /** Makes room for `n` more bytes, growing (and copying) when needed. */
@@ -52,8 +56,8 @@ export class Writer {
   protected grow(n: number): void {
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
+    const next = allocBytes(size);
+    copyBytes(this.buf, 0, this.pos, next, 0);
     this.buf = next;
   }
 
@@ -112,27 +116,23 @@ export class Writer {
   i64(v: number | bigint): void {
     if (typeof v === 'number') {
       if (!Number.isSafeInteger(v)) throw rangeError('int64', v);
-      this.ensure(8);
-      this.buf.writeBigInt64BE(BigInt(v), this.pos);
-    } else {
-      if (typeof v !== 'bigint' || v < INT64_MIN || v > INT64_MAX) throw rangeError('int64', v);
-      this.ensure(8);
-      this.buf.writeBigInt64BE(v, this.pos);
-    }
+    } else if (typeof v !== 'bigint' || v < INT64_MIN || v > INT64_MAX) throw rangeError('int64', v);
+    this.ensure(8);
+    writeI64(this.buf, this.pos, v);
     this.pos += 8;
   }
 
   f32(v: number): void {
     if (typeof v !== 'number') throw rangeError('float', v);
     this.ensure(4);
-    this.buf.writeFloatBE(v, this.pos);
+    writeF32(this.buf, this.pos, v);
     this.pos += 4;
   }
 
   f64(v: number): void {
     if (typeof v !== 'number') throw rangeError('double', v);
     this.ensure(8);
-    this.buf.writeDoubleBE(v, this.pos);
+    writeF64(this.buf, this.pos, v);
     this.pos += 8;
   }
 
@@ -155,7 +155,7 @@ export class Writer {
       if (c > 0x7f) break;
       b[start + i] = c;
     }
-    const len = i === n ? n : b.write(s, start, 'utf8');
+    const len = i === n ? n : utf8Write(b, s, start, n * 3);
     if (len > 255) throw tooLong(what);
     b[this.pos] = len;
     this.pos = start + len;
@@ -176,15 +176,15 @@ export class Writer {
           if (c > 0x7f) break;
           b[start + i] = c;
         }
-        const len = i === n ? n : b.utf8Write(s, start, n * 3);
+        const len = i === n ? n : utf8Write(b, s, start, n * 3);
         this.pos = start + len;
         this.patchLength(start - 4);
         return;
       }
-      const len = Buffer.byteLength(s, 'utf8');
+      const len = utf8Length(s);
       this.ensure(4 + len);
       this.u32(len);
-      this.pos += this.buf.utf8Write(s, this.pos, len);
+      this.pos += utf8Write(this.buf, s, this.pos, len);
     } else if (s instanceof Uint8Array) {
       this.ensure(4 + s.length);
       this.u32(s.length);
@@ -290,6 +290,7 @@ export class Writer {
         this.u8(num(type, value));
         return;
       case 's':
+      case 'U':
         this.i16(num(type, value));
         return;
       case 'u':
@@ -302,6 +303,7 @@ export class Writer {
         this.u32(num(type, value));
         return;
       case 'l':
+      case 'L':
         if (typeof value !== 'number' && typeof value !== 'bigint') throw mismatch(type, value);
         this.i64(value);
         return;
@@ -314,7 +316,7 @@ export class Writer {
       case 'D':
         if (!(value instanceof Decimal)) throw mismatch(type, value);
         this.u8(value.scale);
-        this.u32(value.value);
+        this.i32(value.value);
         return;
       case 'S':
         if (typeof value !== 'string') throw mismatch(type, value);

@@ -130,8 +130,8 @@ describe('incremental decoding', () => {
       }
       return frames;
     };
-    const [m1, h1, b1] = split(a.take()!);
-    const [m2, h2, b2] = split(b.take()!);
+    const [m1, h1, b1] = split(a.take()! as Buffer);
+    const [m2, h2, b2] = split(b.take()! as Buffer);
     const events = decodeInChunks(Buffer.concat([m1!, m2!, h1!, h2!, b2!, b1!]), [7]);
     expect(events.map((e) => (e.kind === 'content' ? [e.channel, e.body.toString()] : e))).toEqual([
       [2, 'two'],

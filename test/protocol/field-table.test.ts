@@ -155,8 +155,8 @@ describe('field tables', () => {
     w.u32(0);
     w.shortstr('__proto__');
     w.fieldValue({ polluted: true });
-    w.buf.writeUInt32BE(w.pos - 4, 0);
-    const decoded = decodeTable(w.buf.subarray(0, w.pos));
+    (w.buf as Buffer).writeUInt32BE(w.pos - 4, 0);
+    const decoded = decodeTable((w.buf as Buffer).subarray(0, w.pos));
     expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
     expect(Object.hasOwn(decoded, '__proto__')).toBe(true);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();

@@ -1,4 +1,4 @@
-import { EncodeError, FrameWriter } from '../../src/index.js';
+import { ConfigurationError, EncodeError, FrameDecoder, FrameWriter } from '../../src/index.js';
 import { decodeInChunks, thrown } from './support.js';
 
 /** Splits a byte stream into its frames' [type, channel, payload size]. */
@@ -26,7 +26,7 @@ describe('FrameWriter', () => {
     const body = Buffer.alloc(size);
     for (let i = 0; i < size; i++) body[i] = i % 251;
     writer.writePublish(5, 'ex', 'rk', body);
-    const bytes = writer.take()!;
+    const bytes = writer.take()! as Buffer;
     const list = frames(bytes);
     expect(list.slice(0, 2).map((f) => f[0])).toEqual([1, 2]);
     const bodies = list.slice(2);
@@ -60,7 +60,7 @@ describe('FrameWriter', () => {
   it('never writes again into a region it has handed out', () => {
     const writer = new FrameWriter({ frameMax: 131072, chunkSize: 1024 });
     writer.writePublish(1, '', 'q', Buffer.alloc(100, 1));
-    const first = writer.take()!;
+    const first = writer.take()! as Buffer;
     const copy = Buffer.from(first);
     for (let i = 0; i < 200; i++) writer.writePublish(1, '', 'q', Buffer.alloc(100, 2));
     writer.writePublish(1, '', 'q', Buffer.alloc(5000, 3)); // larger than a chunk
@@ -153,12 +153,27 @@ describe('FrameWriter', () => {
     expect(writer.pendingBytes).toBe(0);
   });
 
-  it('validates frame_max', () => {
+  it('validates frame_max, with a ConfigurationError (writer and decoder alike)', () => {
     const writer = new FrameWriter();
     expect(writer.frameMax).toBe(4096);
-    expect(() => {
-      writer.frameMax = 100;
-    }).toThrow(RangeError);
+    for (const bad of [100, -1, 4096.5, 2 ** 32, Number.NaN]) {
+      const e = thrown(() => {
+        writer.frameMax = bad;
+      });
+      expect(e).toBeInstanceOf(ConfigurationError);
+      expect((e as ConfigurationError).code).toBe('INVALID_CONFIGURATION');
+      const decoder = new FrameDecoder({ onMethod() {}, onContent() {}, onHeartbeat() {} });
+      expect(
+        thrown(() => {
+          decoder.frameMax = bad;
+        }),
+      ).toBeInstanceOf(ConfigurationError);
+      expect(
+        thrown(
+          () => new FrameDecoder({ onMethod() {}, onContent() {}, onHeartbeat() {} }, { frameMax: bad }),
+        ),
+      ).toBeInstanceOf(ConfigurationError);
+    }
     writer.frameMax = 0;
     expect(writer.frameMax).toBe(0);
     writer.frameMax = 131072;
@@ -168,6 +183,6 @@ describe('FrameWriter', () => {
   it('writes a heartbeat as the 8 bytes of the spec', () => {
     const writer = new FrameWriter();
     writer.writeHeartbeat();
-    expect(writer.take()!.toString('hex')).toBe('08000000000000ce');
+    expect(Buffer.from(writer.take()!).toString('hex')).toBe('08000000000000ce');
   });
 });

@@ -121,7 +121,7 @@ function encode(events: Decoded[], frameMax: number): Buffer {
     if (e.kind === 'method') writer.writeMethod(e.channel, e.method);
     else writer.writeContent(e.channel, e.method, e.properties, e.body);
   }
-  return writer.take() ?? Buffer.alloc(0);
+  return (writer.take() as Buffer | undefined) ?? Buffer.alloc(0);
 }
 
 /** Frame types, channels and payload sizes, read straight from the bytes (not with the codec). */

@@ -190,7 +190,7 @@ describe('content header properties', () => {
               : 'v';
       const writer = new FrameWriter();
       writer.writePublish(1, '', 'q', Buffer.alloc(0), { [prop]: value } as BasicProperties);
-      const bytes = writer.take()!;
+      const bytes = writer.take()! as Buffer;
       const headerStart = bytes.indexOf(0xce) + 1; // after the method frame
       // header frame: 7-byte frame header, class 2, weight 2, body size 8, then the flags word
       expect([prop, bytes.readUInt16BE(headerStart + 7 + 12)]).toEqual([prop, 1 << (15 - i)]);

@@ -12,14 +12,23 @@ import {
   FrameDecoder,
   type FrameDecoderOptions,
   field,
+  type HeadersDecodeError,
   METHOD_ARGUMENTS,
   type MethodName,
+  TypedField,
 } from '../../src/index.js';
 
 /** One thing the decoder handed to its handler. */
 export type Event =
   | { kind: 'method'; channel: number; method: unknown }
-  | { kind: 'content'; channel: number; method: unknown; properties: BasicProperties; body: Buffer }
+  | {
+      kind: 'content';
+      channel: number;
+      method: unknown;
+      properties: BasicProperties;
+      body: Buffer;
+      headersError?: HeadersDecodeError;
+    }
   | { kind: 'heartbeat' };
 
 /** A decoder that records everything it decodes into `events`. */
@@ -28,8 +37,16 @@ export function collectingDecoder(options?: FrameDecoderOptions): { decoder: Fra
   const decoder = new FrameDecoder(
     {
       onMethod: (channel, method) => events.push({ kind: 'method', channel, method }),
-      onContent: (channel, method, properties, body) =>
-        events.push({ kind: 'content', channel, method, properties, body }),
+      onContent: (channel, method, properties, body, headersError) =>
+        // In Node the decoder's bodies are Buffers.
+        events.push({
+          kind: 'content',
+          channel,
+          method,
+          properties,
+          body: body as Buffer,
+          ...(headersError === undefined ? {} : { headersError }),
+        }),
       onHeartbeat: () => events.push({ kind: 'heartbeat' }),
     },
     options,
@@ -39,7 +56,7 @@ export function collectingDecoder(options?: FrameDecoderOptions): { decoder: Fra
 
 /** Decodes `bytes` fed in the given chunk sizes (cycled), returning the events. */
 export function decodeInChunks(
-  bytes: Buffer,
+  bytes: Uint8Array,
   sizes: readonly number[],
   options?: FrameDecoderOptions,
 ): Event[] {
@@ -88,8 +105,15 @@ export const scalarPairs: Record<string, fc.Arbitrary<Pair>> = {
   f: fc.float().map((v) => [field.float32(v), v] as const),
   d: fc.double().map((v) => [field.float64(v), v] as const),
   dInferred: fc.double({ noDefaultInfinity: false }).map((v) => [v, v] as const),
+  U: fc.integer({ min: -32768, max: 32767 }).map((v) => [new TypedField('U', v), v] as const),
+  L: fc
+    .bigInt(-(2n ** 63n), 2n ** 63n - 1n)
+    .map(
+      (v) => [new TypedField('L', v), v >= -(2n ** 53n - 1n) && v <= 2n ** 53n - 1n ? Number(v) : v] as const,
+    ),
+  // Signed, as the Java client and pika write it.
   D: fc
-    .tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }))
+    .tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }))
     .map(([s, v]) => [new Decimal(s, v), new Decimal(s, v)] as const),
   S: text.map((v) => [v, v] as const),
   x: fc.uint8Array({ maxLength: 40 }).map((v) => [v, Buffer.from(v)] as const),

@@ -22,7 +22,7 @@ import {
   type FrameHandler,
   FrameWriter,
   type Method,
-} from '../src/index.js';
+} from '../src/protocol/index.js';
 import type { Scenario, Target, Workload } from './lib/types.js';
 
 /** Negotiated frame_max (RabbitMQ's default). */

@@ -87,7 +87,7 @@ const received: Received[] = [];
 const decoder = new FrameDecoder({
   onMethod: (channel, method) => assert.fail(`unexpected ${method.name} on channel ${channel}`),
   onContent: (channel, method, props, content) =>
-    received.push({ channel, method, properties: props, body: content }),
+    received.push({ channel, method, properties: props, body: Buffer.from(content) }),
   onHeartbeat: () => assert.fail('unexpected heartbeat'),
 });
 // Feed the bytes in small, uneven chunks: frames split anywhere must decode the same.

@@ -61,6 +61,7 @@ export {
   FRAME_ERROR,
   FrameError,
   type FrameErrorCode,
+  HeadersDecodeError,
   isHardError,
   PublishBlockedError,
   PublisherError,

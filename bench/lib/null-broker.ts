@@ -766,7 +766,8 @@ class Conn {
       {},
       Buffer.alloc(size, 0x61),
     );
-    const one = w.take()!;
+    const taken = w.take()!;
+    const one = Buffer.from(taken.buffer, taken.byteOffset, taken.byteLength);
     const copies = Math.max(1, Math.min(MAX_TEMPLATE_COPIES, Math.floor(TEMPLATE_BYTES / one.length)));
     const template = copies === 1 ? one : Buffer.allocUnsafe(copies * one.length);
     for (let i = 1; i < copies; i++) one.copy(template, i * one.length);
@@ -1169,9 +1170,9 @@ class Conn {
     }
   }
 
-  private append(bytes: Buffer): void {
+  private append(bytes: Uint8Array): void {
     this.reserve(bytes.length);
-    bytes.copy(this.out, this.outPos);
+    this.out.set(bytes, this.outPos);
     this.outPos += bytes.length;
   }
 

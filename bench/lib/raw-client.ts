@@ -295,7 +295,8 @@ export class RawClient {
     if (cached !== undefined && cached.body === body) return cached;
     const w = new FrameWriter({ frameMax: this.frameMax });
     w.writeContent(channel, { name: 'basic.publish', exchange: '', routingKey: queue }, {}, body);
-    const one = w.take()!;
+    const taken = w.take()!;
+    const one = Buffer.from(taken.buffer, taken.byteOffset, taken.byteLength);
     const count = Math.max(1, Math.min(BATCH_MESSAGES, Math.floor(BATCH_BYTES / one.length)));
     const buf = Buffer.allocUnsafe(one.length * count);
     for (let i = 0; i < count; i++) one.copy(buf, i * one.length);

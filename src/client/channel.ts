@@ -108,7 +108,8 @@ export class Channel implements PublishTarget {
         this.ended(error);
         events.closed(error);
       },
-      delivered: (method, properties, body) => this.consumers.delivered(method, properties, body),
+      delivered: (method, properties, body, headersError) =>
+        this.consumers.delivered(method, properties, body, headersError),
       consumerCancelled: (consumerTag) => this.consumers.cancelledByBroker(consumerTag),
       confirmSelected: () => this.confirms.start(),
       confirmed: (method) => this.confirms.confirmed(method),
@@ -533,6 +534,7 @@ export class Channel implements PublishTarget {
                   messageCount: m.messageCount,
                 },
                 noAck ? undefined : this.core,
+                reply.headersError,
               ),
             );
           }

@@ -8,7 +8,7 @@
  */
 import { Observable, type Observer, Subject, type Subscriber } from 'rxjs';
 import type { ChannelCore, RpcHandle } from '../core/channel-core.js';
-import { ChannelClosedError, ConsumerCancelledError } from '../errors.js';
+import { ChannelClosedError, ConsumerCancelledError, type HeadersDecodeError } from '../errors.js';
 import type { BasicProperties, MethodOf } from '../protocol/generated.js';
 import { Delivery } from './delivery.js';
 import type { DeliveryFields } from './interfaces.js';
@@ -169,7 +169,12 @@ export class Consumers {
   }
 
   /** A basic.deliver from the broker. */
-  delivered(method: MethodOf<'basic.deliver'>, properties: BasicProperties, body: Uint8Array): void {
+  delivered(
+    method: MethodOf<'basic.deliver'>,
+    properties: BasicProperties,
+    body: Uint8Array,
+    headersError: HeadersDecodeError | undefined,
+  ): void {
     const sink = this.sinks.get(method.consumerTag);
     const fields: DeliveryFields = {
       deliveryTag: method.deliveryTag,
@@ -180,7 +185,7 @@ export class Consumers {
     };
     if (sink !== undefined) {
       this.core.delivered(method.deliveryTag, !sink.noAck);
-      sink.deliver(new Delivery(body, properties, fields, sink.noAck ? undefined : this.core));
+      sink.deliver(new Delivery(body, properties, fields, sink.noAck ? undefined : this.core, headersError));
       return;
     }
     // Nobody claims it. For a consumer being cancelled this is the race with our basic.cancel;

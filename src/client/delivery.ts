@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { HeadersDecodeError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import { decodeUtf8 } from '../util/runtime.js';
 import type { DeliveryFields, SettleableMessage } from './interfaces.js';
@@ -40,6 +41,18 @@ export class Delivery implements SettleableMessage {
     /** Delivery tag, exchange, routing key, redelivered flag. */
     readonly fields: DeliveryFields,
     private readonly settler: Settler | undefined,
+    /**
+     * Set when the message's `headers` table could not be decoded (a field type no client writes, a
+     * truncated value): the message came through with `properties.headers` undefined, and this error
+     * holds the table's raw bytes. Reject or dead-letter such a message rather than acting on it
+     * without its headers; `ackOnSuccess` and the other operators do not look at it.
+     *
+     * @example
+     * ```ts
+     * if (delivery.headersError !== undefined) delivery.reject({ requeue: false }); // to the DLX
+     * ```
+     */
+    readonly headersError?: HeadersDecodeError,
   ) {
     this.isSettled = settler === undefined;
   }

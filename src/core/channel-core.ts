@@ -8,7 +8,12 @@
  * @internal
  */
 
-import { ChannelClosedError, type CloseReason, type ConnectionClosedError } from '../errors.js';
+import {
+  ChannelClosedError,
+  type CloseReason,
+  type ConnectionClosedError,
+  type HeadersDecodeError,
+} from '../errors.js';
 import type { ContentMethod } from '../protocol/frame-decoder.js';
 import type { BasicProperties, Method, MethodInit, MethodName } from '../protocol/generated.js';
 import { ReplyCode } from '../protocol/generated.js';
@@ -24,6 +29,7 @@ export type Reply =
       readonly method: ContentMethod;
       readonly properties: BasicProperties;
       readonly body: Uint8Array;
+      readonly headersError: HeadersDecodeError | undefined;
     };
 
 /** A synchronous (or nowait) method waiting for its turn or its reply. */
@@ -90,12 +96,14 @@ export interface ChannelListener {
     method: Extract<ContentMethod, { name: 'basic.return' }>,
     properties: BasicProperties,
     body: Uint8Array,
+    headersError: HeadersDecodeError | undefined,
   ): void;
   /** A message for a consumer. */
   delivered?(
     method: Extract<ContentMethod, { name: 'basic.deliver' }>,
     properties: BasicProperties,
     body: Uint8Array,
+    headersError: HeadersDecodeError | undefined,
   ): void;
   /** A publisher confirm (basic.ack / basic.nack from the broker). */
   confirmed?(method: Extract<Method, { name: 'basic.ack' | 'basic.nack' }>): void;
@@ -423,17 +431,22 @@ export class ChannelCore implements ChannelEndpoint {
     }
   }
 
-  handleContent(method: ContentMethod, properties: BasicProperties, body: Uint8Array): void {
+  handleContent(
+    method: ContentMethod,
+    properties: BasicProperties,
+    body: Uint8Array,
+    headersError: HeadersDecodeError | undefined,
+  ): void {
     if (this.state !== 'open') return;
     switch (method.name) {
       case 'basic.deliver':
-        this.listener.delivered?.(method, properties, body);
+        this.listener.delivered?.(method, properties, body, headersError);
         return;
       case 'basic.return':
-        this.listener.returned?.(method, properties, body);
+        this.listener.returned?.(method, properties, body, headersError);
         return;
       case 'basic.get-ok':
-        this.reply({ name: 'basic.get-ok', method, properties, body });
+        this.reply({ name: 'basic.get-ok', method, properties, body, headersError });
         return;
       default:
         this.unexpected(method.name);

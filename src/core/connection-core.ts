@@ -18,6 +18,7 @@ import {
   ConnectionClosedError,
   causedByConnectionLoss,
   FrameError,
+  type HeadersDecodeError,
   PublishBlockedError,
 } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
@@ -59,7 +60,12 @@ export interface ConnectionCounters {
 /** What a channel state machine receives from the connection. */
 export interface ChannelEndpoint {
   handleMethod(method: Method): void;
-  handleContent(method: ContentMethod, properties: BasicProperties, body: Uint8Array): void;
+  handleContent(
+    method: ContentMethod,
+    properties: BasicProperties,
+    body: Uint8Array,
+    headersError: HeadersDecodeError | undefined,
+  ): void;
   /**
    * The connection is gone: fail everything with this error (when the connection is `recovering`, a
    * new one replaces it, and the channel's long-lived streams complete instead of erroring).
@@ -586,7 +592,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     );
   }
 
-  onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Uint8Array): void {
+  onContent(
+    channel: number,
+    method: ContentMethod,
+    properties: BasicProperties,
+    body: Uint8Array,
+    headersError?: HeadersDecodeError,
+  ): void {
     this.messagesReceived++;
     const endpoint = this.channels[channel];
     if (endpoint === undefined || channel === 0) {
@@ -601,7 +613,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       );
       return;
     }
-    endpoint.handleContent(method, properties, body);
+    endpoint.handleContent(method, properties, body, headersError);
   }
 
   private connectionMethod(method: Method): void {

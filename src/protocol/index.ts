@@ -6,7 +6,17 @@
  */
 
 /** The error beside a message whose headers table was skipped (see `FrameHandler.onContent`). */
-export { HeadersDecodeError } from '../errors.js';
+export {
+  AmqpError,
+  COMMAND_INVALID,
+  ConfigurationError,
+  EncodeError,
+  FRAME_ERROR,
+  FrameError,
+  HeadersDecodeError,
+  SYNTAX_ERROR,
+  UNEXPECTED_FRAME,
+} from '../errors.js';
 export {
   Decimal,
   FIELD_TYPES,

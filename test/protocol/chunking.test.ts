@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { FrameWriter, type MethodInit } from '../../src/index.js';
+import { FrameWriter, type MethodInit } from '../../src/protocol/index.js';
 import { arbPropertiesPair, decodeInChunks, type Event } from './support.js';
 
 /** One thing to write: a plain method, a content message (possibly multi-frame), or a heartbeat. */

@@ -7,7 +7,7 @@ import {
   field,
   fieldTypesOf,
   MAX_TABLE_DEPTH,
-} from '../../src/index.js';
+} from '../../src/protocol/index.js';
 import { Reader } from '../../src/protocol/reader.js';
 import { inferFieldType, Writer } from '../../src/protocol/writer.js';
 import { arbPair, arbTablePair, scalarPairs, thrown } from './support.js';

@@ -1,4 +1,4 @@
-import { ConfigurationError, EncodeError, FrameDecoder, FrameWriter } from '../../src/index.js';
+import { ConfigurationError, EncodeError, FrameDecoder, FrameWriter } from '../../src/protocol/index.js';
 import { decodeInChunks, thrown } from './support.js';
 
 /** Splits a byte stream into its frames' [type, channel, payload size]. */

@@ -18,7 +18,7 @@ import {
   type Method,
   type MethodName,
   type MethodOf,
-} from '../../src/index.js';
+} from '../../src/protocol/index.js';
 
 const FIXTURE_DIR = join(__dirname, '..', 'fixtures', 'golden');
 

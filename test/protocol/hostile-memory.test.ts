@@ -12,7 +12,7 @@ import {
   type FrameDecoderOptions,
   FrameError,
   FrameWriter,
-} from '../../src/index.js';
+} from '../../src/protocol/index.js';
 import { collectingDecoder, decodeInChunks, thrown } from './support.js';
 
 const MiB = 1024 * 1024;

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { FrameError, FrameWriter, PROTOCOL_HEADER } from '../../src/index.js';
+import { FrameError, FrameWriter, PROTOCOL_HEADER } from '../../src/protocol/index.js';
 import { collectingDecoder, thrown } from './support.js';
 
 /** A raw frame with the given type, channel and payload, and a correct size and frame-end. */

@@ -12,7 +12,13 @@
  * Before: U and L were unknown tags (a FrameError that failed the connection on any py-amqp integer
  * beyond int32), and D's value was read unsigned (-1.5 came out as 429496728.1).
  */
-import { Decimal, EncodeError, type FieldTable, type FieldValue, fieldTypesOf } from '../../src/index.js';
+import {
+  Decimal,
+  EncodeError,
+  type FieldTable,
+  type FieldValue,
+  fieldTypesOf,
+} from '../../src/protocol/index.js';
 import { Reader } from '../../src/protocol/reader.js';
 import { Writer } from '../../src/protocol/writer.js';
 import { thrown } from './support.js';

@@ -11,7 +11,7 @@ import {
   type MethodName,
   methodName,
   ReplyCode,
-} from '../../src/index.js';
+} from '../../src/protocol/index.js';
 import { arbMethodPair, arbPropertiesPair, collectingDecoder, decodeInChunks } from './support.js';
 
 const names = Object.keys(METHOD_INFO) as MethodName[];

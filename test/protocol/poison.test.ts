@@ -3,7 +3,7 @@
  * headers and with a HeadersDecodeError, and the decoder keeps working. Before, such a header failed
  * the whole decoder (and so the connection) with a FrameError.
  */
-import { FrameError, FrameWriter, HeadersDecodeError } from '../../src/index.js';
+import { FrameError, FrameWriter, HeadersDecodeError } from '../../src/protocol/index.js';
 import { collectingDecoder, decodeInChunks, thrown } from './support.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s/g, ''), 'hex');

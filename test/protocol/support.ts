@@ -16,7 +16,7 @@ import {
   METHOD_ARGUMENTS,
   type MethodName,
   TypedField,
-} from '../../src/index.js';
+} from '../../src/protocol/index.js';
 
 /** One thing the decoder handed to its handler. */
 export type Event =

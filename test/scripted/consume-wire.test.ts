@@ -9,6 +9,7 @@ import {
   type Connection,
   type ConnectOptions,
   type Delivery,
+  HeadersDecodeError,
   openConnection,
 } from '../../src/node.js';
 import { FrameWriter, type Method } from '../../src/protocol/index.js';
@@ -236,6 +237,104 @@ describe('consumers that never start, and deliveries nobody claims', () => {
       properties: { messageId: 'm-1' },
       requeued: true,
     });
+  });
+});
+
+describe('content the decoder cannot fully read, or should not assemble', () => {
+  it('delivers a message whose headers table is unreadable with a HeadersDecodeError, and goes on', async () => {
+    let seen: string[] = [];
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await acceptConsumer(peer);
+        // basic.deliver, then a content header whose headers table holds tag 0x51 ('Q'), unknown to
+        // every client, then the body; then an ordinary delivery.
+        const method = new FrameWriter();
+        method.writeContent(
+          1,
+          {
+            name: 'basic.deliver',
+            consumerTag: CONSUMER_TAG,
+            deliveryTag: 1,
+            redelivered: false,
+            exchange: '',
+            routingKey: 'q',
+          },
+          { headers: { ok: true } },
+          Buffer.from('poison'),
+        );
+        const frames = Buffer.from(method.take()!);
+        // The writer encoded headers { ok: true } as: 00 00 00 05 02 'o' 'k' 't' 01; make the 't' a 'Q'.
+        const at = frames.indexOf(Buffer.from([0x02, 0x6f, 0x6b, 0x74, 0x01]));
+        expect(at).toBeGreaterThan(0);
+        frames[at + 3] = 0x51;
+        peer.sendRaw(frames);
+        deliveries(peer, 2, 2);
+        seen = await settlementsUntil(peer, 'basic.ack');
+        await closeBoth(peer, seen);
+      },
+      { maxConnections: 1 },
+    );
+    const { connection, channel } = await open();
+    const got = await consumeSome(channel, 2, () => {});
+    const [poison, next] = got as [Delivery, Delivery];
+    expect(poison.text()).toBe('poison');
+    expect(poison.properties.headers).toBeUndefined();
+    expect(poison.headersError).toBeInstanceOf(HeadersDecodeError);
+    expect([...poison.headersError!.raw]).toEqual([0x02, 0x6f, 0x6b, 0x51, 0x01]);
+    expect(next.text()).toBe('m2');
+    expect(next.headersError).toBeUndefined();
+    expect(connection.isOpen).toBe(true);
+    expect(poison.reject({ requeue: false })).toBe(true);
+    next.ack();
+    await new Promise((r) => setTimeout(r, 30));
+    await lastValueFrom(channel.close());
+    await lastValueFrom(connection.close());
+    await server.done();
+    expect(seen).toEqual(['reject 1 false', 'ack 2', 'channel.close']);
+  });
+
+  it('refuses content on a channel that was never opened before assembling any of it', async () => {
+    let close: unknown;
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await peer.expectProtocolHeader();
+        await peer.handshake();
+        const writer = new FrameWriter();
+        writer.writeContent(
+          7,
+          {
+            name: 'basic.deliver',
+            consumerTag: 'x',
+            deliveryTag: 1,
+            redelivered: false,
+            exchange: '',
+            routingKey: 'q',
+          },
+          {},
+          Buffer.from('x'),
+        );
+        // Only the method frame: the content header (which could declare a huge body) never comes.
+        const frames = Buffer.from(writer.take()!);
+        const methodFrameLength = 7 + frames.readUInt32BE(3) + 1;
+        peer.sendRaw(frames.subarray(0, methodFrameLength));
+        close = await peer.expect('connection.close');
+        peer.send(0, { name: 'connection.close-ok' });
+      },
+      { maxConnections: 1 },
+    );
+    const error = await new Promise<unknown>((resolve) => {
+      openConnection({ hostname: '127.0.0.1', port: server!.port, connectionTimeout: 3000 }).then(
+        (connection) => {
+          connection.channel().subscribe({ error: resolve });
+        },
+        resolve,
+      );
+    });
+    await server.done();
+    // Before: the method frame was accepted and assembly began; the error came only with the whole message.
+    expect(close).toMatchObject({ replyCode: 504 });
+    expect(error).toMatchObject({ code: 'PROTOCOL_ERROR', replyCode: 504 });
+    expect(String((error as Error).message)).toContain('basic.deliver on channel 7, which is not open');
   });
 });
 

@@ -63,7 +63,14 @@ class RawClient {
     this.decoder = new FrameDecoder({
       onMethod: (channel, method) => push({ kind: 'method', channel, method, frames: frames() }),
       onContent: (channel, method, properties, body) =>
-        push({ kind: 'content', channel, method, properties, body, frames: frames() }),
+        push({
+          kind: 'content',
+          channel,
+          method,
+          properties,
+          body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+          frames: frames(),
+        }),
       onHeartbeat: () => push({ kind: 'heartbeat', frames: frames() }),
     });
     socket.on('data', (chunk: Buffer) => {

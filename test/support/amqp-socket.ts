@@ -98,7 +98,14 @@ export class AmqpTestSocket {
     this.decoder = new FrameDecoder({
       onMethod: (channel, method) => this.emit({ kind: 'method', channel, method, ...this.takeRaw() }),
       onContent: (channel, method, properties, body) =>
-        this.emit({ kind: 'content', channel, method, properties, body, ...this.takeRaw() }),
+        this.emit({
+          kind: 'content',
+          channel,
+          method,
+          properties,
+          body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+          ...this.takeRaw(),
+        }),
       onHeartbeat: () => {
         const { raw } = this.takeRaw();
         this.emit({ kind: 'heartbeat', channel: 0, raw, frames: 1 });

@@ -306,7 +306,14 @@ export class ScriptedPeer {
     this.decoder = new FrameDecoder({
       onMethod: (channel, method) => this.event({ kind: 'method', channel, method, at: performance.now() }),
       onContent: (channel, method, properties, body) =>
-        this.event({ kind: 'content', channel, method, properties, body, at: performance.now() }),
+        this.event({
+          kind: 'content',
+          channel,
+          method,
+          properties,
+          body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+          at: performance.now(),
+        }),
       onHeartbeat: () => {
         this.heartbeatsReceived++;
         this.event({ kind: 'heartbeat', at: performance.now() });

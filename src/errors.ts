@@ -537,14 +537,15 @@ export class PublisherError extends AmqpError<PublisherErrorCode> {
 
 /**
  * Thrown for a confirm the broker should never send: a delivery tag that was never published, or a
- * single confirm of a publish already confirmed. The channel turns it into a protocol error.
+ * single confirm of a publish already confirmed. The client turns it into a protocol error: it closes
+ * the connection with 503, and the application sees a `ConnectionClosedError` coded `PROTOCOL_ERROR`.
  *
  * @example
  * ```ts
  * try {
  *   smoother.ack(frame.deliveryTag, frame.multiple);
  * } catch (e) {
- *   if (e instanceof ConfirmTagError) closeChannel(406, e.message);
+ *   if (e instanceof ConfirmTagError) connectionProtocolError(503, e.message);
  *   else throw e;
  * }
  * ```

@@ -113,7 +113,7 @@ export class Channel implements PublishTarget {
       consumerCancelled: (consumerTag) => this.consumers.cancelledByBroker(consumerTag),
       confirmSelected: () => this.confirms.start(),
       confirmed: (method) => this.confirms.confirmed(method),
-      returned: (method, properties, body) =>
+      returned: (method, properties, body, headersError) =>
         this.confirms.returned({
           replyCode: method.replyCode,
           replyText: method.replyText,
@@ -121,6 +121,7 @@ export class Channel implements PublishTarget {
           routingKey: method.routingKey,
           properties,
           body,
+          ...(headersError === undefined ? {} : { headersError }),
         }),
     });
     this.core = core;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { HeadersDecodeError } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import type { BasicProperties } from '../protocol/generated.js';
 
@@ -76,6 +77,8 @@ export interface ReturnedMessage {
   readonly routingKey: string;
   readonly properties: BasicProperties;
   readonly body: Uint8Array;
+  /** Set when its `headers` table could not be decoded (then `properties.headers` is undefined). */
+  readonly headersError?: HeadersDecodeError;
 }
 
 /** Options of `consume`. */

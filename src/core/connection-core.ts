@@ -560,14 +560,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     const endpoint = this.channels[channel];
     if (endpoint === undefined) {
       if (this.state === 'closing') return;
-      this.protocolError(
-        new FrameError(
-          ReplyCode.CHANNEL_ERROR,
-          'CHANNEL_ERROR',
-          `${method.name} on channel ${channel}, which is not open`,
-          channel,
-        ),
-      );
+      this.protocolError(notOpen(channel, method.name));
       return;
     }
     // Publisher confirms do not count for read batching: a confirmed publisher waits for them to send
@@ -584,12 +577,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   acceptContent(channel: number, method: ContentMethod): boolean {
     if (channel !== 0 && this.channels[channel] !== undefined) return true;
     if (this.state === 'closing') return false;
-    throw new FrameError(
-      ReplyCode.CHANNEL_ERROR,
-      'CHANNEL_ERROR',
-      `${method.name} on channel ${channel}, which is not open`,
-      channel,
-    );
+    throw notOpen(channel, method.name);
   }
 
   onContent(
@@ -603,14 +591,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     const endpoint = this.channels[channel];
     if (endpoint === undefined || channel === 0) {
       if (this.state === 'closing') return;
-      this.protocolError(
-        new FrameError(
-          ReplyCode.CHANNEL_ERROR,
-          'CHANNEL_ERROR',
-          `${method.name} on channel ${channel}, which is not open`,
-          channel,
-        ),
-      );
+      this.protocolError(notOpen(channel, method.name));
       return;
     }
     endpoint.handleContent(method, properties, body, headersError);
@@ -981,6 +962,16 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 interface BlockedWaiter {
   readonly callback: (error?: Error) => void;
   timer: Timer | undefined;
+}
+
+/** A frame for a channel that is not open: a hard error (504). */
+function notOpen(channel: number, method: string): FrameError {
+  return new FrameError(
+    ReplyCode.CHANNEL_ERROR,
+    'CHANNEL_ERROR',
+    `${method} on channel ${channel}, which is not open`,
+    channel,
+  );
 }
 
 function messageOf(e: unknown): string {

@@ -28,7 +28,7 @@ export interface OutgoingMessage {
 /** What `publishConfirmed` emits for each message, in source order. */
 export interface PublishResult<M extends OutgoingMessage = OutgoingMessage> {
   readonly message: M;
-  /** The broker's answer to the last attempt (`sent` on a channel not in confirm mode). */
+  /** The broker's answer to the last attempt (`sent` only from a target that does not say whether it confirms). */
   readonly outcome: PublishOutcome;
   /** How many times it was published (more than 1 after nacks under a retry policy). */
   readonly attempts: number;
@@ -205,9 +205,23 @@ export function publishConfirmed<M extends OutgoingMessage>(
         }
       };
 
+      /** Checked at the first message (confirmSelect() usually completes just before it). */
+      let confirmChecked = false;
       const upstream = source.subscribe({
         next: (message) => {
           if (stopped || subscriber.closed) return; // a synchronous source still emitting after the end
+          if (!confirmChecked) {
+            confirmChecked = true;
+            if (channel.confirmMode === false) {
+              // Without confirm mode every outcome would be a silent 'sent': nothing would be confirmed.
+              stop(
+                new ConfigurationError(
+                  'publishConfirmed: the channel is not in confirm mode, so no publish would be confirmed; call confirmSelect() on it first (or publish with channel.publish)',
+                ),
+              );
+              return;
+            }
+          }
           if (inFlight < window && next === waiting.length) start(message);
           else waiting.push(message);
         },

@@ -206,6 +206,19 @@ export class Channel implements PublishTarget {
     return this.requests.request(exchange, routingKey, body, properties, options);
   }
 
+  /**
+   * True once `confirmSelect()` has been sent on this channel: from then on every publish is
+   * confirmed by the broker.
+   *
+   * @example
+   * ```ts
+   * if (!ch.confirmMode) await lastValueFrom(ch.confirmSelect());
+   * ```
+   */
+  get confirmMode(): boolean {
+    return this.confirms.confirmMode;
+  }
+
   /** The channel number. */
   get id(): number {
     return this.core.id;

@@ -63,6 +63,12 @@ export interface PublishTarget {
     options?: PublishOptions,
   ): Observable<PublishOutcome>;
   /**
+   * Optional: whether the broker confirms this target's publishes (a channel after `confirmSelect()`,
+   * a publisher with `confirm: true`). `publishConfirmed` refuses a target that says false, whose
+   * outcomes would all be an unconfirmed `sent`; a target without it is trusted.
+   */
+  readonly confirmMode?: boolean;
+  /**
    * Optional: the same publish without an Observable, for the hot path of windowed publishing. It
    * calls `done(context, outcome)` or `done(context, undefined, error)` exactly once, unless the
    * returned handle's `cancel()` dropped the message unwritten. Returns undefined when the message

@@ -146,6 +146,18 @@ export class Publisher implements PublishTarget {
   }
 
   /**
+   * True when the publisher's channels are in confirm mode (`confirm`, true by default).
+   *
+   * @example
+   * ```ts
+   * createPublisher(connection$, { confirm: false }).confirmMode; // false: outcomes are 'sent'
+   * ```
+   */
+  get confirmMode(): boolean {
+    return this.confirm;
+  }
+
+  /**
    * The callback path under `publish()` and `publishConfirmed`, as {@link PublishTarget.publishWith}
    * describes it (and `Channel.publishWith`).
    *

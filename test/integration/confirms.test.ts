@@ -5,6 +5,7 @@ import { count, from, lastValueFrom, map, merge, toArray } from 'rxjs';
 import { publishConfirmed } from '../../operators/index.js';
 import {
   ChannelClosedError,
+  ConfigurationError,
   type Confirmation,
   openConnection,
   PublishNackedError,
@@ -28,6 +29,21 @@ async function readyCount(queue: string): Promise<number> {
 }
 
 describe('publisher confirms (real broker)', () => {
+  it('publishConfirmed refuses a channel without confirmSelect(), and works once it is in confirm mode', async () => {
+    const ch = (await session.openChannel()).channel;
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    const messages = [{ exchange: '', routingKey: queue, body: 'm' }];
+    expect(ch.confirmMode).toBe(false);
+    await expect(lastValueFrom(from(messages).pipe(publishConfirmed(ch)))).rejects.toBeInstanceOf(
+      ConfigurationError,
+    );
+    expect(await readyCount(queue)).toBe(0); // nothing was published
+    await lastValueFrom(ch.confirmSelect());
+    expect(ch.confirmMode).toBe(true);
+    const results = await lastValueFrom(from(messages).pipe(publishConfirmed(ch), toArray()));
+    expect(results.map((r) => r.outcome.status)).toEqual(['acked']);
+  });
+
   it('publishes 100,000 messages through publishConfirmed with a window of 1000: all acked, in order', async () => {
     const ch = (await session.openChannel()).channel;
     const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { from, map, NEVER, Observable, of, take, tap, throwError, timer } from 'rxjs';
+import { from, lastValueFrom, map, NEVER, Observable, of, take, tap, throwError, timer, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { marbles } from 'rxjs-marbles/jest';
 import {
@@ -751,5 +751,37 @@ describe('publishConfirmed options', () => {
     expect(() => publishConfirmed(channel, { window: 1, onNack: { retry: 0 } })).not.toThrow();
     expect(() => publishConfirmed(channel)).not.toThrow();
     expect(calls).toEqual([]);
+  });
+});
+
+describe('publishConfirmed on a target not in confirm mode', () => {
+  it('errors at the first message with a ConfigurationError instead of emitting silent sent outcomes', async () => {
+    let published = 0;
+    const target = {
+      confirmMode: false,
+      publish: () => {
+        published++;
+        return of({ status: 'sent' } as const);
+      },
+    };
+    const error = await new Promise<unknown>((resolve) => {
+      from([{ exchange: '', routingKey: 'q', body: 'x' }])
+        .pipe(publishConfirmed(target))
+        .subscribe({ error: resolve, complete: () => resolve(undefined) });
+    });
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as Error).message).toContain('confirmSelect()');
+    expect(published).toBe(0);
+  });
+
+  it('publishes once the target is in confirm mode, and trusts a target that does not say', async () => {
+    const confirmed = { confirmMode: true, publish: () => of({ status: 'acked', seq: 1 } as const) };
+    const silent = { publish: () => of({ status: 'acked', seq: 1 } as const) };
+    for (const target of [confirmed, silent]) {
+      const out = await lastValueFrom(
+        from([{ exchange: '', routingKey: 'q', body: 'x' }]).pipe(publishConfirmed(target), toArray()),
+      );
+      expect(out.map((r) => r.outcome.status)).toEqual(['acked']);
+    }
   });
 });

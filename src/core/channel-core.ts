@@ -351,6 +351,8 @@ export class ChannelCore implements ChannelEndpoint {
   /** The error for an operation attempted on this channel once it is closed or closing. */
   laterUseError(operation: string): ChannelClosedError {
     if (this.closeError !== undefined) return this.closeError.forLaterUse(operation);
+    // The client closed the connection (not this channel): say so, as the operations pending then were told.
+    if (this.endedWithConnection !== undefined) return this.endedWithConnection;
     return new ChannelClosedError(
       'CHANNEL_CLOSED',
       `${operation} on channel ${this.id}, which the client closed`,
@@ -363,6 +365,8 @@ export class ChannelCore implements ChannelEndpoint {
   }
 
   private closedAt: string | undefined;
+  /** The error (CONNECTION_CLOSED) of the connection's end that closed this channel without an error of its own. */
+  private endedWithConnection: ChannelClosedError | undefined;
 
   private pump(): void {
     while (this.state === 'open' && this.inFlight === undefined && this.queue.length > 0) {
@@ -580,6 +584,7 @@ export class ChannelCore implements ChannelEndpoint {
   private closeWith(error: ChannelClosedError | undefined, pendingError: ChannelClosedError): void {
     if (this.state === 'closed') return;
     if (error !== undefined) this.closeError = error;
+    else this.endedWithConnection = pendingError;
     const pending = this.takePending();
     this.finish(error);
     for (const rpc of pending) if (!rpc.cancelled) rpc.onError(pendingError);

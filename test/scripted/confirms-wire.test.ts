@@ -209,6 +209,41 @@ describe('publisher confirms on the wire', () => {
     expect(confirms.map(show)).toEqual(['1 acked', '2 failed', '3 acked', '4 failed']);
   });
 
+  it('fails the unanswered publishes with CONNECTION_CLOSED (initiator client) when the client closes the connection', async () => {
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await acceptConfirmChannel(peer);
+        await publishes(peer, 3);
+        peer.send(1, { name: 'basic.ack', deliveryTag: 1, multiple: false });
+        await peer.expect('connection.close');
+        peer.send(0, { name: 'connection.close-ok' });
+      },
+      { maxConnections: 1 },
+    );
+    const { connection, channel, confirms } = await open();
+    const outcomes = publishAll(channel, ['a', 'b', 'c']);
+    await new Promise((r) => setTimeout(r, 50)); // the first ack is in
+    await lastValueFrom(connection.close());
+    await server.done();
+    const [first, second, third] = (await outcomes) as [
+      PublishOutcome,
+      ChannelClosedError,
+      ChannelClosedError,
+    ];
+    expect(show(first)).toBe('1 acked');
+    // Before: CHANNEL_CLOSED, "publish on channel 1, which the client closed", with no cause.
+    for (const e of [second, third]) {
+      expect(e).toMatchObject({ code: 'CONNECTION_CLOSED', initiator: 'client' });
+      expect(e.cause).toBeInstanceOf(ConnectionClosedError);
+      expect((e.cause as ConnectionClosedError).code).toBe('CLIENT_CLOSED');
+    }
+    expect(confirms.map(show)).toEqual(['1 acked', '2 failed', '3 failed']);
+    // A later operation on the channel says the same.
+    await expect(lastValueFrom(channel.queueDeclare('q'))).rejects.toMatchObject({
+      code: 'CONNECTION_CLOSED',
+    });
+  });
+
   it('treats a confirm for a tag never published as a protocol error that ends the connection', async () => {
     let closeCode = 0;
     server = await ScriptedServer.start(

@@ -773,6 +773,18 @@ export class Channel implements PublishTarget {
   [INSPECT](): string {
     return `Channel { id: ${this.core.id}, open: ${this.core.isOpen} }`;
   }
+
+  /**
+   * What `JSON.stringify` shows (a logger, say): the channel number and state, never the connection.
+   *
+   * @example
+   * ```ts
+   * JSON.stringify(ch); // {"id":1,"open":true,"confirmMode":false}
+   * ```
+   */
+  toJSON(): { id: number; open: boolean; confirmMode: boolean } {
+    return { id: this.core.id, open: this.core.isOpen, confirmMode: this.confirmMode };
+  }
 }
 
 function toVoid(): void {}

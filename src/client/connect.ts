@@ -45,6 +45,34 @@ export class ConnectionObservable extends Observable<Connection> {
    */
   readonly state$: Observable<ConnectionState> = this.states.asObservable();
 
+  /**
+   * What `JSON.stringify` shows (a logger, say): the current state and host, and the cause's code and
+   * message when there is one (never a password: errors do not carry any).
+   *
+   * @example
+   * ```ts
+   * JSON.stringify(connection$); // {"status":"CONNECTED","host":"localhost:5672"}
+   * ```
+   */
+  toJSON(): { status: string; host?: string; cause?: { name: string; code?: string; message: string } } {
+    const state = this.states.value;
+    const cause = state.cause;
+    const code: unknown = (cause as { code?: unknown } | undefined)?.code;
+    return {
+      status: state.status,
+      ...(state.host === undefined ? {} : { host: state.host }),
+      ...(cause === undefined
+        ? {}
+        : {
+            cause: {
+              name: cause.name,
+              ...(typeof code === 'string' ? { code } : {}),
+              message: cause.message,
+            },
+          }),
+    };
+  }
+
   /** @internal */
   constructor(
     url: string | ConnectOptions | undefined,

@@ -230,6 +230,18 @@ export class Connection {
     });
   }
 
+  /**
+   * What `JSON.stringify` shows (a logger, say): the URL without its password, the host and the state.
+   *
+   * @example
+   * ```ts
+   * JSON.stringify(conn); // {"url":"amqp://guest:***@localhost:5672/%2F","host":"localhost:5672","open":true,"blocked":false}
+   * ```
+   */
+  toJSON(): { url: string; host: string; open: boolean; blocked: boolean } {
+    return { url: this.url, host: this.host, open: this.isOpen, blocked: this.isBlocked };
+  }
+
   [INSPECT](): string {
     return `Connection { url: '${this.core.options.displayUrl}', open: ${this.core.isOpen} }`;
   }

@@ -6,7 +6,7 @@
  */
 import type { HeadersDecodeError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import { decodeUtf8 } from '../util/runtime.js';
+import { decodeUtf8, jsonSafe } from '../util/runtime.js';
 import type { DeliveryFields, SettleableMessage } from './interfaces.js';
 
 export type { DeliveryFields } from './interfaces.js';
@@ -55,6 +55,24 @@ export class Delivery implements SettleableMessage {
     readonly headersError?: HeadersDecodeError,
   ) {
     this.isSettled = settler === undefined;
+  }
+
+  /**
+   * What `JSON.stringify` shows (a logger, say): fields, properties (64-bit integers as strings, byte
+   * arrays as their length), the body's size and whether it is settled; never the body or the channel.
+   *
+   * @example
+   * ```ts
+   * log.info({ delivery }); // {"fields":{...},"properties":{...},"bodySize":42,"settled":false}
+   * ```
+   */
+  toJSON(): { fields: DeliveryFields; properties: unknown; bodySize: number; settled: boolean } {
+    return {
+      fields: this.fields,
+      properties: jsonSafe(this.properties),
+      bodySize: this.body.length,
+      settled: this.isSettled,
+    };
   }
 
   /** True once acked, nacked or rejected (always true for messages received with `noAck`). */

@@ -120,6 +120,32 @@ export class Publisher implements PublishTarget {
     return this.republished;
   }
 
+  /**
+   * What `JSON.stringify` shows (a logger, say): its counters and state, never its connection.
+   *
+   * @example
+   * ```ts
+   * JSON.stringify(publisher); // {"ready":true,"confirmMode":true,"buffered":0,"pending":3,"republished":0,"closed":false}
+   * ```
+   */
+  toJSON(): {
+    ready: boolean;
+    confirmMode: boolean;
+    buffered: number;
+    pending: number;
+    republished: number;
+    closed: boolean;
+  } {
+    return {
+      ready: this.isReady,
+      confirmMode: this.confirm,
+      buffered: this.buffered,
+      pending: this.pending,
+      republished: this.republished,
+      closed: this.closed,
+    };
+  }
+
   /** True while a channel is open to publish on. */
   get isReady(): boolean {
     return this.channel !== undefined;

@@ -61,3 +61,17 @@ export function rearm(timer: Timer | undefined, callback: () => void, ms: number
   }
   return setTimeout(callback, ms);
 }
+
+/**
+ * @internal A copy of a decoded field value that `JSON.stringify` can take: bigints become strings,
+ * byte arrays `{ bytes: length }`, the rest as it is (tables and arrays copied likewise).
+ */
+export function jsonSafe(value: unknown, depth = 0): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Uint8Array) return { bytes: value.length };
+  if (value === null || typeof value !== 'object' || value instanceof Date || depth > 32) return value;
+  if (Array.isArray(value)) return value.map((v) => jsonSafe(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = jsonSafe(v, depth + 1);
+  return out;
+}

@@ -7,7 +7,7 @@
  * Each side opens its own connection, as the tutorial's send and receive programs do. The broker is
  * AMQP_URL, or amqp://guest:guest@127.0.0.1:5672.
  */
-import { concat, repeat, switchMap, take, tap, timeout } from 'rxjs';
+import { concat, switchMap, take, tap, timeout } from 'rxjs';
 import { connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
@@ -23,14 +23,11 @@ const send$ = connect(url).pipe(
   take(1),
 );
 
-// The receiver. The tutorial subscribes a consumer (basic.consume); consumers come with the next
-// version of rxamqp, so this receiver polls with basic.get: `get` emits a message, or completes
-// without one when the queue is empty, and `repeat` asks again.
+// The receiver: a consumer (basic.consume) with noAck, as in the tutorial. take(1) ends it after the
+// first message, which cancels the consumer and closes the connection.
 const receive$ = connect(url).pipe(
   switchMap((conn) => conn.channel()),
-  switchMap((ch) =>
-    ch.queueDeclare(queue).pipe(switchMap(() => ch.get(queue, { noAck: true }).pipe(repeat({ delay: 100 })))),
-  ),
+  switchMap((ch) => ch.queueDeclare(queue).pipe(switchMap(() => ch.consume(queue, { noAck: true })))),
   take(1),
   tap((delivery) => console.log(` [x] Received '${delivery.text()}'`)),
 );

@@ -12,19 +12,11 @@
  * unsubscribes, so the connection it hands you is already closing. `openConnection` (and
  * `connection.openChannel()` for channels) subscribe for good instead; you end them with `close()`.
  */
-import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { type Channel, ChannelClosedError, type Delivery, openConnection } from '../src/node.js';
+import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
+import { ChannelClosedError, openConnection } from '../src/node.js';
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'hello';
-
-/**
- * One basic.get: the message, or undefined when the queue is empty. `get` then completes without a
- * value, which `lastValueFrom` would reject with an EmptyError; hence `firstValueFrom` with a default.
- */
-function getOnce(ch: Channel): Promise<Delivery | undefined> {
-  return firstValueFrom(ch.get(queue, { noAck: true }), { defaultValue: undefined });
-}
 
 async function main(): Promise<void> {
   const conn = await openConnection(url, { name: 'rxamqp async/await example', connectionTimeout: 10_000 });
@@ -35,13 +27,9 @@ async function main(): Promise<void> {
     await lastValueFrom(ch.publish('', queue, 'Hello World!'));
     console.log(" [x] Sent 'Hello World!'");
 
-    // Consumers come with the next version of rxamqp; until then, poll with basic.get.
-    let delivery: Delivery | undefined;
-    for (let attempt = 0; attempt < 50 && delivery === undefined; attempt++) {
-      delivery = await getOnce(ch);
-      if (delivery === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    if (delivery === undefined) throw new Error(`nothing arrived in ${queue}`);
+    // A consumer, awaited for its first message: firstValueFrom unsubscribes after it, which cancels
+    // the consumer (the channel stays open). timeout() bounds the wait.
+    const delivery = await firstValueFrom(ch.consume(queue, { noAck: true }).pipe(timeout(5_000)));
     console.log(` [x] Received '${delivery.text()}'`);
 
     // A broker error closes only the channel it happened on: the promise rejects with a

@@ -16,6 +16,7 @@ export type {
   SettleableMessage,
 } from './client/interfaces.js';
 export { createPublisher, Publisher, type PublisherOptions } from './client/publisher.js';
+export { withChannel } from './client/scope.js';
 export type {
   BlockedEvent,
   ChannelOptions,

@@ -89,7 +89,17 @@ export class ConnectionObservable extends Observable<Connection> {
         subscriber.error(e);
         return;
       }
-      const report = (state: ConnectionState) => this.states.next(state);
+      const debug = resolved.debug;
+      const report = (state: ConnectionState) => {
+        if (debug !== undefined) {
+          try {
+            debug(describeState(state));
+          } catch {
+            // a logger that throws must not break the connection
+          }
+        }
+        this.states.next(state);
+      };
       if (!resolved.shared) return new ConnectionGroup(resolved, report).add(subscriber);
       if (group === undefined || group.isOver) {
         // A group still closing when the next one starts no longer speaks for this Observable.
@@ -179,4 +189,17 @@ export function openConnectionWith(
     );
   }
   return keepFirst(connectWith(platform, url, options));
+}
+
+/** One line for the `debug` option: `rxamqp: RECONNECTING host:port (retry 2 in 200 ms): cause`. */
+function describeState(state: ConnectionState): string {
+  const where = state.host === undefined ? '' : ` ${state.host}`;
+  const when =
+    state.status === 'RECONNECTING'
+      ? ` (retry ${state.attempt ?? '?'} in ${state.delay ?? 0} ms)`
+      : state.status === 'CONNECTING' && state.attempt !== undefined
+        ? ` (attempt ${state.attempt})`
+        : '';
+  const cause = state.cause === undefined ? '' : `: ${state.cause.message}`;
+  return `rxamqp: ${state.status}${where}${when}${cause}`;
 }

@@ -242,6 +242,13 @@ export interface ConnectOptions {
    */
   whenBlocked?: 'wait' | 'fail';
   /**
+   * Reports every change of the connection's state (each attempt, each failure with its cause and the
+   * delay before the next attempt, the open connection, the end) as one line of text: `true` writes
+   * the lines with `console.warn`, a function receives them. The lines are what `state$` emits, for
+   * those who have not subscribed to it yet; they never show a password. Default: off.
+   */
+  debug?: boolean | ((line: string) => void);
+  /**
    * Longest time, in milliseconds, a publish waits for the broker to unblock before it errors with a
    * `PublishBlockedError` (code `BLOCKED_TIMEOUT`). Default 60000.
    */
@@ -331,6 +338,8 @@ export interface ResolvedOptions {
   readonly shared: boolean;
   readonly whenBlocked: 'wait' | 'fail';
   readonly blockedTimeout: number;
+  /** Where the state lines go (see ConnectOptions.debug), or undefined. */
+  readonly debug: ((line: string) => void) | undefined;
 }
 
 /** One broker address with what depends on it. */

@@ -511,12 +511,17 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       );
       return;
     }
+    // Hung up before connection.start: the usual sign of a port where no AMQP broker listens (an MQTT
+    // broker, a web server); say so rather than only `read ECONNRESET`.
+    const detail = error === undefined ? '' : ` (${messageOf(error)})`;
     this.fail(
       new ConnectionClosedError(
         'CONNECTION_LOST',
-        error === undefined
-          ? `the connection to ${o.displayUrl} was closed by the peer`
-          : `the connection to ${o.displayUrl} failed: ${messageOf(error)}`,
+        this.state === 'start' && this.traffic.bytesReceived === 0
+          ? `the peer at ${o.displayUrl} closed the connection without answering the AMQP protocol header${detail}: is an AMQP 0-9-1 broker listening on that port?`
+          : error === undefined
+            ? `the connection to ${o.displayUrl} was closed by the peer`
+            : `the connection to ${o.displayUrl} failed: ${messageOf(error)}`,
         { initiator: 'network', ...(error === undefined ? {} : { cause: error }) },
       ),
     );
@@ -870,9 +875,14 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     if (this.state === 'closed') return;
     const frameError = e instanceof FrameError ? e : undefined;
     const code = frameError?.replyCode ?? ReplyCode.INTERNAL_ERROR;
+    // Bytes that are not AMQP frames before connection.start: whatever answered is not an AMQP broker.
+    const notAmqp =
+      this.state === 'start' && frameError?.code !== 'PROTOCOL_MISMATCH'
+        ? ' (the peer did not answer like an AMQP 0-9-1 broker: is the port right?)'
+        : '';
     const error = new ConnectionClosedError(
       'PROTOCOL_ERROR',
-      `protocol error on the connection to ${this.options.displayUrl}: ${messageOf(e)}`,
+      `protocol error on the connection to ${this.options.displayUrl}: ${messageOf(e)}${notAmqp}`,
       {
         initiator: 'network',
         reason: { replyCode: code, replyText: messageOf(e), classId: 0, methodId: 0 },

@@ -18,10 +18,16 @@ import { AuthenticationError, ConnectionClosedError, type ConnectOptions } from 
 import { nodePlatform } from '../../src/transport/node.js';
 
 /** What one attempt does, at which virtual time after it starts (`loseAt` too counts from the start). */
-type Step = { at: number; does: 'open' | 'refuse' | 'auth' } | { at: number; does: 'open'; loseAt: number };
+type Step =
+  | { at: number; does: 'open' | 'refuse' | 'auth' | 'time out' }
+  | { at: number; does: 'open'; loseAt: number };
 
 const refused = () =>
   new ConnectionClosedError('CONNECTION_LOST', 'connect ECONNREFUSED', { initiator: 'network' });
+const timedOut = () =>
+  new ConnectionClosedError('CONNECT_TIMEOUT', 'could not open a connection within 30000 ms', {
+    initiator: 'network',
+  });
 const lost = () =>
   new ConnectionClosedError('CONNECTION_LOST', 'the peer closed the connection', { initiator: 'network' });
 const badLogin = () =>
@@ -46,6 +52,7 @@ class FakeCore implements SupervisedCore {
       if (this.isClosed) return;
       if (step.does === 'refuse') this.end(refused());
       else if (step.does === 'auth') this.end(badLogin());
+      else if (step.does === 'time out') this.end(timedOut());
       else {
         this.everOpened = true;
         this.listener.opened();
@@ -125,6 +132,44 @@ function run(
 }
 
 describe('Supervisor (virtual time)', () => {
+  it(
+    'with the default first-connect policy, gives up after a timed-out attempt once each host had one (issue 13: 182 s before)',
+    marbles((m) => {
+      const one = run(m, { recovery: true }, [
+        { at: 30_000, does: 'time out' },
+        { at: 1, does: 'open' },
+      ]);
+      const two = run(m, { hosts: ['a', 'b'], recovery: true }, [
+        { at: 30_000, does: 'time out' },
+        { at: 30_000, does: 'time out' },
+        { at: 1, does: 'open' },
+      ]);
+      m.flush();
+      expect(one.states.map(([at, status]) => [at, status])).toEqual([
+        [0, 'CONNECTING'],
+        [30_000, 'CLOSED'],
+      ]);
+      expect(two.states.filter(([, status]) => status === 'CONNECTING')).toHaveLength(2);
+      expect(two.states.at(-1)?.[1]).toBe('CLOSED');
+      expect(two.states.at(-1)?.[0]).toBeLessThan(60_200);
+    }),
+  );
+
+  it(
+    'with the default first-connect policy, still retries refused connections five times',
+    marbles((m) => {
+      const r = run(
+        m,
+        { recovery: true },
+        Array.from({ length: 7 }, () => ({ at: 1, does: 'refuse' as const })),
+      );
+      m.flush();
+      expect(r.states.filter(([, status]) => status === 'CONNECTING')).toHaveLength(6);
+      expect(r.states.at(-1)?.[1]).toBe('CLOSED');
+      expect(r.states.at(-1)?.[0]).toBeLessThan(3_200);
+    }),
+  );
+
   it(
     'retries the first connection with the initial policy, moving through the hosts',
     marbles((m) => {

@@ -145,7 +145,7 @@ export class AmqpError<C extends ErrorCode = ErrorCode> extends Error {
 }
 
 /**
- * Raised by {@link FrameDecoder} when the bytes from the peer do not form valid AMQP 0-9-1 frames.
+ * Raised by the codec's `FrameDecoder` (`rxamqp/protocol`) when the bytes from the peer do not form valid AMQP 0-9-1 frames.
  * `replyCode` is the reply code the connection closes with (501 frame error, 502 syntax error,
  * 503 command invalid, 505 unexpected frame). After a `FrameError` the decoder accepts no more input.
  *

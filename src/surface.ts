@@ -93,6 +93,10 @@ export {
 } from './recovery/retry-policy.js';
 export * from './topology/index.js';
 export type {
+  ResolvedSocketOptions,
+  ResolvedTlsOptions,
+  SecretValue,
+  ServerIdentityCheck,
   Transport,
   TransportConnector,
   TransportHandler,

@@ -35,8 +35,6 @@ import type {
 export type { UnclaimedDelivery } from './consumers.js';
 export type { RequestOptions } from './request-reply.js';
 
-type Void = Observable<void>;
-
 /** @internal What the connection hears from one of its channels. */
 export interface ChannelEvents {
   /** channel.open-ok: the channel is ready. */
@@ -244,7 +242,11 @@ export class Channel implements PublishTarget {
    * ch.exchangeDeclare('logs', 'fanout', { durable: true }).subscribe();
    * ```
    */
-  exchangeDeclare(exchange: string, type = 'direct', options: ExchangeDeclareOptions & NoWait = {}): Void {
+  exchangeDeclare(
+    exchange: string,
+    type = 'direct',
+    options: ExchangeDeclareOptions & NoWait = {},
+  ): Observable<void> {
     return this.voidCall(
       {
         name: 'exchange.declare',
@@ -270,7 +272,7 @@ export class Channel implements PublishTarget {
    * ch.exchangeDelete('logs').subscribe();
    * ```
    */
-  exchangeDelete(exchange: string, options: { ifUnused?: boolean } & NoWait = {}): Void {
+  exchangeDelete(exchange: string, options: { ifUnused?: boolean } & NoWait = {}): Observable<void> {
     return this.voidCall(
       {
         name: 'exchange.delete',
@@ -296,7 +298,7 @@ export class Channel implements PublishTarget {
     source: string,
     routingKey = '',
     options: { arguments?: FieldTable } & NoWait = {},
-  ): Void {
+  ): Observable<void> {
     return this.voidCall(
       {
         name: 'exchange.bind',
@@ -324,7 +326,7 @@ export class Channel implements PublishTarget {
     source: string,
     routingKey = '',
     options: { arguments?: FieldTable } & NoWait = {},
-  ): Void {
+  ): Observable<void> {
     return this.voidCall(
       {
         name: 'exchange.unbind',
@@ -365,7 +367,7 @@ export class Channel implements PublishTarget {
    * ch.queueDeclareNoWait('jobs', { durable: true }).subscribe();
    * ```
    */
-  queueDeclareNoWait(queue: string, options: QueueDeclareOptions = {}): Void {
+  queueDeclareNoWait(queue: string, options: QueueDeclareOptions = {}): Observable<void> {
     return this.call(queueDeclareMethod(queue, options, true), [], toVoid);
   }
 
@@ -382,7 +384,7 @@ export class Channel implements PublishTarget {
     exchange: string,
     routingKey = '',
     options: { arguments?: FieldTable } & NoWait = {},
-  ): Void {
+  ): Observable<void> {
     return this.voidCall(
       {
         name: 'queue.bind',
@@ -410,7 +412,7 @@ export class Channel implements PublishTarget {
     exchange: string,
     routingKey = '',
     options: { arguments?: FieldTable } = {},
-  ): Void {
+  ): Observable<void> {
     return this.call(
       { name: 'queue.unbind', queue, exchange, routingKey, arguments: options.arguments ?? {} },
       ['queue.unbind-ok'],
@@ -469,7 +471,7 @@ export class Channel implements PublishTarget {
    * ch.qos(50).subscribe();
    * ```
    */
-  qos(prefetchCount: number, options: { prefetchSize?: number; global?: boolean } = {}): Void {
+  qos(prefetchCount: number, options: { prefetchSize?: number; global?: boolean } = {}): Observable<void> {
     return this.call(
       {
         name: 'basic.qos',
@@ -491,7 +493,7 @@ export class Channel implements PublishTarget {
    * ch.recover().subscribe();
    * ```
    */
-  recover(options: { requeue?: boolean } = {}): Void {
+  recover(options: { requeue?: boolean } = {}): Observable<void> {
     return this.call(
       { name: 'basic.recover', requeue: options.requeue ?? true },
       ['basic.recover-ok'],
@@ -666,7 +668,7 @@ export class Channel implements PublishTarget {
    * ch.txSelect().pipe(switchMap(() => ch.publish('', 'q', 'x')), switchMap(() => ch.txCommit())).subscribe();
    * ```
    */
-  txSelect(): Void {
+  txSelect(): Observable<void> {
     return this.call({ name: 'tx.select' }, ['tx.select-ok'], toVoid);
   }
 
@@ -678,7 +680,7 @@ export class Channel implements PublishTarget {
    * ch.txCommit().subscribe();
    * ```
    */
-  txCommit(): Void {
+  txCommit(): Observable<void> {
     return this.call({ name: 'tx.commit' }, ['tx.commit-ok'], toVoid);
   }
 
@@ -690,7 +692,7 @@ export class Channel implements PublishTarget {
    * ch.txRollback().subscribe();
    * ```
    */
-  txRollback(): Void {
+  txRollback(): Observable<void> {
     return this.call({ name: 'tx.rollback' }, ['tx.rollback-ok'], toVoid);
   }
 
@@ -702,7 +704,7 @@ export class Channel implements PublishTarget {
    * ch.confirmSelect().subscribe();
    * ```
    */
-  confirmSelect(options: NoWait = {}): Void {
+  confirmSelect(options: NoWait = {}): Observable<void> {
     return this.voidCall(
       { name: 'confirm.select', nowait: options.nowait ?? false },
       'confirm.select-ok',
@@ -719,7 +721,7 @@ export class Channel implements PublishTarget {
    * await lastValueFrom(ch.close());
    * ```
    */
-  close(): Void {
+  close(): Observable<void> {
     return new Observable<void>((subscriber) => {
       this.core.close(() => {
         subscriber.next();
@@ -729,7 +731,7 @@ export class Channel implements PublishTarget {
   }
 
   /** A method whose reply carries nothing: emits once answered, or once sent when `nowait`. */
-  private voidCall(method: MethodInit, reply: MethodName, nowait: boolean | undefined): Void {
+  private voidCall(method: MethodInit, reply: MethodName, nowait: boolean | undefined): Observable<void> {
     return this.call(method, nowait === true ? [] : [reply], toVoid);
   }
 

@@ -7,8 +7,9 @@
  * Each side opens its own connection, as the tutorial's send and receive programs do. The broker is
  * AMQP_URL, or amqp://guest:guest@127.0.0.1:5672.
  */
+
+import { connect } from 'rxamqp';
 import { concat, switchMap, take, tap, timeout } from 'rxjs';
-import { connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'hello';

@@ -4,6 +4,8 @@
  *
  * Run: npx tsx examples/02-work-queues.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import { type Connection, connect } from 'rxamqp';
 import {
   concat,
   concatMap,
@@ -17,7 +19,6 @@ import {
   tap,
   timer,
 } from 'rxjs';
-import { type Connection, connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'rxamqp-example-task-queue';

@@ -4,6 +4,8 @@
  *
  * Run: npx tsx examples/03-publish-subscribe.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import { type Connection, connect } from 'rxamqp';
 import {
   concat,
   concatMap,
@@ -16,7 +18,6 @@ import {
   take,
   tap,
 } from 'rxjs';
-import { type Connection, connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const exchange = 'rxamqp-example-logs';

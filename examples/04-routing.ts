@@ -6,6 +6,20 @@
  *
  * Run: npx tsx examples/04-routing.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import {
+  type AppliedTopology,
+  applyTopology,
+  binding,
+  type Channel,
+  type ConsumerSpec,
+  connect,
+  consumer,
+  consumeSpec,
+  defineTopology,
+  exchange,
+  queue,
+} from 'rxamqp';
 import {
   concat,
   concatMap,
@@ -19,19 +33,6 @@ import {
   tap,
   timeout,
 } from 'rxjs';
-import {
-  type AppliedTopology,
-  applyTopology,
-  binding,
-  type Channel,
-  type ConsumerSpec,
-  connect,
-  consumer,
-  consumeSpec,
-  defineTopology,
-  exchange,
-  queue,
-} from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 

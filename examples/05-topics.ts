@@ -6,6 +6,17 @@
  *
  * Run: npx tsx examples/05-topics.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import {
+  applyTopology,
+  binding,
+  connect,
+  consumer,
+  consumeSpec,
+  defineTopology,
+  exchange,
+  queue,
+} from 'rxamqp';
 import {
   concat,
   concatMap,
@@ -19,16 +30,6 @@ import {
   tap,
   timeout,
 } from 'rxjs';
-import {
-  applyTopology,
-  binding,
-  connect,
-  consumer,
-  consumeSpec,
-  defineTopology,
-  exchange,
-  queue,
-} from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 

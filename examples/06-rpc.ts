@@ -5,8 +5,9 @@
  *
  * Run: npx tsx examples/06-rpc.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import { type Channel, connect } from 'rxamqp';
 import { concat, from, ignoreElements, lastValueFrom, map, mergeMap, switchMap, tap } from 'rxjs';
-import { type Channel, connect } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'rxamqp-example-rpc-queue';

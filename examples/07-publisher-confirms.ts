@@ -11,6 +11,9 @@
  *
  * Run: npx tsx examples/07-publisher-confirms.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import { type Channel, connect, type PublishOutcome } from 'rxamqp';
+import { publishConfirmed } from 'rxamqp/operators';
 import {
   bufferCount,
   concat,
@@ -27,8 +30,6 @@ import {
   switchMap,
   tap,
 } from 'rxjs';
-import { publishConfirmed } from '../operators/index.js';
-import { type Channel, connect, type PublishOutcome } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const MESSAGE_COUNT = 5_000;

@@ -12,8 +12,9 @@
  * unsubscribes, so the connection it hands you is already closing. `openConnection` (and
  * `connection.openChannel()` for channels) subscribe for good instead; you end them with `close()`.
  */
+
+import { ChannelClosedError, openConnection } from 'rxamqp';
 import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
-import { ChannelClosedError, openConnection } from '../src/node.js';
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'hello';

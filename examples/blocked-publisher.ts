@@ -22,14 +22,14 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
-import { lastValueFrom, type Subscription, timeout } from 'rxjs';
 import {
   type Channel,
   type Connection,
   openConnection,
   PublishBlockedError,
   type PublishOutcome,
-} from '../src/node.js';
+} from 'rxamqp';
+import { lastValueFrom, type Subscription, timeout } from 'rxjs';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const withAlarm = process.argv.includes('--alarm');

@@ -8,8 +8,9 @@
  *
  * Run: npx tsx examples/consume-tuning.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import { type ConnectOptions, openConnection } from 'rxamqp';
 import { count, lastValueFrom, merge, take, tap } from 'rxjs';
-import { type ConnectOptions, openConnection } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const messages = 50_000;

@@ -6,8 +6,8 @@
  *   npx tsx examples/custom-transport.ts     # the broker is AMQP_URL, or amqp://guest:guest@127.0.0.1:5672
  */
 import { connect as netConnect } from 'node:net';
+import { ConnectionClosedError, connect, type Transport, type TransportConnector } from 'rxamqp';
 import { switchMap, take, tap, timeout } from 'rxjs';
-import { ConnectionClosedError, connect, type Transport, type TransportConnector } from '../src/index.js';
 
 const loggingTcp: TransportConnector = (target, handler, signal) =>
   new Promise<Transport>((resolve, reject) => {

@@ -9,15 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
-import {
-  type BasicProperties,
-  Decimal,
-  EncodeError,
-  type FieldTable,
-  field,
-  fieldTypesOf,
-} from '../src/node.js';
-import { type ContentMethod, FrameDecoder, FrameWriter } from '../src/protocol/index.js';
+import { type BasicProperties, Decimal, EncodeError, type FieldTable, field, fieldTypesOf } from 'rxamqp';
+import { type ContentMethod, FrameDecoder, FrameWriter } from 'rxamqp/protocol';
 
 // Timestamps (tag T) carry whole seconds, so this example uses a Date without milliseconds.
 const sentAt = new Date('2024-05-01T12:00:00Z');

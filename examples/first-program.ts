@@ -5,9 +5,10 @@
  *
  * Run: npx tsx examples/first-program.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import { connect, type Delivery, withChannel } from 'rxamqp';
+import { ackOnSuccess, publishConfirmed } from 'rxamqp/operators';
 import { concat, lastValueFrom, map, range, take } from 'rxjs';
-import { ackOnSuccess, publishConfirmed } from '../operators/index.js';
-import { connect, type Delivery, withChannel } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const queue = 'first-program';

@@ -7,9 +7,10 @@
  *
  * Run: npx tsx examples/operator-doubles.ts   (no broker needed)
  */
+
+import type { PublishOutcome, PublishTarget, SettleableMessage } from 'rxamqp';
+import { ackOnSuccess, publishConfirmed } from 'rxamqp/operators';
 import { from, lastValueFrom, map, type Observable, of, toArray } from 'rxjs';
-import { ackOnSuccess, publishConfirmed } from '../operators/index.js';
-import type { PublishOutcome, PublishTarget, SettleableMessage } from '../src/index.js';
 
 const utf8 = new TextEncoder();
 const settledAs = new Map<number, string>();

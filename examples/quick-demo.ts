@@ -10,6 +10,8 @@
  * Without AMQP_URL it uses amqp://guest:guest@127.0.0.1:5672. On failure it prints one line (the typed
  * error's message, which never holds a password) and exits with status 1.
  */
+
+import { AmqpError, type Channel, type Connection, connect, type Delivery, redactUrl } from 'rxamqp';
 import {
   concat,
   concatMap,
@@ -24,7 +26,6 @@ import {
   tap,
   timeout,
 } from 'rxjs';
-import { AmqpError, type Channel, type Connection, connect, type Delivery, redactUrl } from '../src/node.js';
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const TIMEOUT_MS = 10_000;

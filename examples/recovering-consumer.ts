@@ -15,14 +15,8 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
+import { type Connection, type ConnectionState, connect, type Delivery, openConnection } from 'rxamqp';
 import { lastValueFrom, type Subscription, switchMap, tap } from 'rxjs';
-import {
-  type Connection,
-  type ConnectionState,
-  connect,
-  type Delivery,
-  openConnection,
-} from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const runId = randomUUID().slice(0, 8);

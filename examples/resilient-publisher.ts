@@ -24,6 +24,8 @@
  * Run: npx tsx examples/resilient-publisher.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
 import { randomUUID } from 'node:crypto';
+import { type Connection, type ConnectionState, connect, createPublisher } from 'rxamqp';
+import { publishConfirmed } from 'rxamqp/operators';
 import {
   catchError,
   EMPTY,
@@ -36,8 +38,6 @@ import {
   tap,
   throwError,
 } from 'rxjs';
-import { publishConfirmed } from '../operators/index.js';
-import { type Connection, type ConnectionState, connect, createPublisher } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const runId = randomUUID().slice(0, 8);

@@ -8,8 +8,9 @@
  *
  * Run: npx tsx examples/tx-publish.ts   (RabbitMQ on 127.0.0.1:5672, or AMQP_URL)
  */
+
+import { type Channel, openConnection } from 'rxamqp';
 import { firstValueFrom, forkJoin, lastValueFrom } from 'rxjs';
-import { type Channel, openConnection } from '../src/node.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 

@@ -49,6 +49,12 @@ export interface PublishConfirmedOptions {
   readonly window?: number;
   /** What a nack does. Default `'error'`. */
   readonly onNack?: NackPolicy;
+  /**
+   * Publish on a target that is not in confirm mode: every outcome is then `sent` (the frames are on
+   * the socket), and the window bounds the publishes waiting for the socket. Default false: such a
+   * target is refused with a `ConfigurationError`, since nothing would be confirmed.
+   */
+  readonly allowUnconfirmed?: boolean;
 }
 
 /**
@@ -212,11 +218,11 @@ export function publishConfirmed<M extends OutgoingMessage>(
           if (stopped || subscriber.closed) return; // a synchronous source still emitting after the end
           if (!confirmChecked) {
             confirmChecked = true;
-            if (channel.confirmMode === false) {
+            if (channel.confirmMode === false && options.allowUnconfirmed !== true) {
               // Without confirm mode every outcome would be a silent 'sent': nothing would be confirmed.
               stop(
                 new ConfigurationError(
-                  'publishConfirmed: the channel is not in confirm mode, so no publish would be confirmed; call confirmSelect() on it first (or publish with channel.publish)',
+                  'publishConfirmed: the channel is not in confirm mode, so no publish would be confirmed; call confirmSelect() on it first (or pass allowUnconfirmed: true for a windowed publish without confirms)',
                 ),
               );
               return;

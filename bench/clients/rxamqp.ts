@@ -5,7 +5,7 @@
  * both described in docs/consuming.md.)
  *
  * - `publish` (no confirms): the documented way to publish a stream with a bounded number in flight,
- *   `publishConfirmed(ch, { window: 1000 })` on a plain channel (not in confirm mode every outcome is
+ *   `publishConfirmed(ch, { window: 1000, allowUnconfirmed: true })` on a plain channel (every outcome is
  *   `sent`: the message is written to the socket, and the window bounds the publishes waiting for the
  *   socket, which itself holds publishes while its buffer is above `writeHighWaterMark`, 1 MiB). It is
  *   fed in pages of 10,000 messages, one page per `concatMap` step ("Feeding it" in
@@ -61,7 +61,7 @@ function paged(channel: Channel, queue: string, body: Buffer, n: number, window:
       concatMap((page) =>
         range(0, Math.min(PUBLISH_PAGE, n - page * PUBLISH_PAGE)).pipe(
           map(() => ({ exchange: '', routingKey: queue, body })),
-          publishConfirmed(channel, { window }),
+          publishConfirmed(channel, { window, allowUnconfirmed: true }),
         ),
       ),
       ignoreElements(),

@@ -24,7 +24,8 @@ describe('the API reference (npm run docs)', () => {
         status: 0,
         warnings: [],
       });
-      for (const page of ['index.html', 'hierarchy.html', 'classes']) expect(existsSync(join(out, page))).toBe(true);
+      for (const page of ['index.html', 'hierarchy.html', 'classes'])
+        expect(existsSync(join(out, page))).toBe(true);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

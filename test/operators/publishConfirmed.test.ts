@@ -772,6 +772,13 @@ describe('publishConfirmed on a target not in confirm mode', () => {
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as Error).message).toContain('confirmSelect()');
     expect(published).toBe(0);
+    const allowed = await lastValueFrom(
+      from([{ exchange: '', routingKey: 'q', body: 'x' }]).pipe(
+        publishConfirmed(target, { allowUnconfirmed: true }),
+        toArray(),
+      ),
+    );
+    expect(allowed.map((r) => r.outcome.status)).toEqual(['sent']);
   });
 
   it('publishes once the target is in confirm mode, and trusts a target that does not say', async () => {

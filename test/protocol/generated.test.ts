@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import * as esbuild from 'esbuild';
 import { GENERATED_FILES, generateFiles, ROOT, SPEC_FILE } from '../../scripts/generate-protocol.js';
 
 const specText = readFileSync(resolve(ROOT, SPEC_FILE), 'utf8');
@@ -81,36 +82,24 @@ describe('the codec modules', () => {
   });
 });
 
-/** esbuild, when installed (it comes with tsx); the test below is skipped without it. */
-function loadEsbuild(): typeof import('esbuild') | undefined {
-  try {
-    return require('esbuild') as typeof import('esbuild');
-  } catch {
-    return undefined;
-  }
-}
-
 describe('the codec in a browser bundle', () => {
-  const esbuild = loadEsbuild();
-  (esbuild === undefined ? it.skip : it)(
-    'bundles for the browser with no Node built-in and no Buffer polyfill',
-    () => {
-      // platform=browser fails to resolve any node: import; the output must not name a global Buffer.
-      const result = esbuild!.buildSync({
-        entryPoints: [resolve(ROOT, 'src/protocol/index.ts')],
-        bundle: true,
-        platform: 'browser',
-        format: 'esm',
-        write: false,
-        logLevel: 'silent',
-        minifyWhitespace: true, // drops comments, which may say "Buffer"
-      });
-      expect(result.errors).toEqual([]);
-      // Without string literals (messages may say "Buffer"): code only.
-      const code = result.outputFiles[0]!.text.replace(/"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`/g, '""');
-      expect(code).not.toMatch(/\brequire\(|from\s+["']node:/);
-      expect(code).not.toMatch(/(?<![.\w])Buffer\b(?!\??:)/);
-      expect(code).toContain('platform.Buffer'); // the one runtime lookup
-    },
-  );
+  // esbuild is a development dependency (test/build/browser-bundle.test.ts uses it too): never skipped.
+  it('bundles for the browser with no Node built-in and no Buffer polyfill', () => {
+    // platform=browser fails to resolve any node: import; the output must not name a global Buffer.
+    const result = esbuild.buildSync({
+      entryPoints: [resolve(ROOT, 'src/protocol/index.ts')],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      logLevel: 'silent',
+      minifyWhitespace: true, // drops comments, which may say "Buffer"
+    });
+    expect(result.errors).toEqual([]);
+    // Without string literals (messages may say "Buffer"): code only.
+    const code = result.outputFiles[0]!.text.replace(/"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`/g, '""');
+    expect(code).not.toMatch(/\brequire\(|from\s+["']node:/);
+    expect(code).not.toMatch(/(?<![.\w])Buffer\b(?!\??:)/);
+    expect(code).toContain('platform.Buffer'); // the one runtime lookup
+  });
 });

@@ -5,8 +5,9 @@
  * @module
  */
 import type { HeadersDecodeError } from '../errors.js';
+import { utf8Decode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import { decodeUtf8, jsonSafe } from '../util/runtime.js';
+import { jsonSafe } from '../util/runtime.js';
 import type { DeliveryFields, SettleableMessage } from './interfaces.js';
 
 export type { DeliveryFields } from './interfaces.js';
@@ -82,12 +83,12 @@ export class Delivery implements SettleableMessage {
 
   /** The body decoded as UTF-8 text. */
   text(): string {
-    return decodeUtf8(this.body);
+    return utf8Decode(this.body);
   }
 
   /** The body parsed as JSON. Throws a SyntaxError for a body that is not JSON. */
   json<T = unknown>(): T {
-    return JSON.parse(decodeUtf8(this.body)) as T;
+    return JSON.parse(utf8Decode(this.body)) as T;
   }
 
   /** Acknowledges the message (with `multiple`, every unsettled one up to it on the channel). */

@@ -9,8 +9,8 @@
 import { Observable, type Subscriber } from 'rxjs';
 import type { ChannelCore } from '../core/channel-core.js';
 import { PublishBlockedError } from '../errors.js';
+import { utf8Encode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import { encodeUtf8 } from '../util/runtime.js';
 import type { ConfirmTracker } from './confirms.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
 import type { PublishOptions, PublishOutcome } from './types.js';
@@ -122,7 +122,7 @@ export function publishObservable(
     const handle = target.publishWith(
       exchange,
       routingKey,
-      typeof body === 'string' ? encodeUtf8(body) : body,
+      typeof body === 'string' ? utf8Encode(body) : body,
       properties,
       options.mandatory ?? false,
       subscriber,

@@ -7,6 +7,7 @@
  * @module
  */
 import { ConfigurationError, ConnectionClosedError } from '../errors.js';
+import { utf8Length } from '../protocol/bytes.js';
 import {
   Decimal,
   type FieldTable,
@@ -181,13 +182,6 @@ function shortString(name: string, value: unknown): string {
   const bytes = utf8Length(value);
   if (bytes > 255) fail(`${name} must be at most 255 bytes in UTF-8, got ${bytes}`);
   return value;
-}
-
-const encoder = new TextEncoder();
-
-/** The length of `text` in UTF-8 (TextEncoder is in every runtime; Buffer only in Node). */
-function utf8Length(text: string): number {
-  return encoder.encode(text).length;
 }
 
 function secret(name: string, value: unknown): Secret {

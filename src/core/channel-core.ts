@@ -174,7 +174,7 @@ export class ChannelCore implements ChannelEndpoint {
 
   /** True when a publish can be written now: open, nothing queued, the socket writable, not blocked. */
   get canPublishNow(): boolean {
-    return this.state === 'open' && this.queue.length === 0 && this.connection.publishable;
+    return this.idle && this.connection.publishable;
   }
 
   /** See {@link ConnectionCore.afterFlush}. */

@@ -178,6 +178,33 @@ export const utf8Write: (bytes: Uint8Array, s: string, offset: number, maxLength
 export const utf8Length: (s: string) => number =
   NodeBuffer !== undefined ? (s) => NodeBuffer.byteLength(s, 'utf8') : utf8LengthPortable;
 
+/**
+ * `s` as new UTF-8 bytes (a Buffer in Node, so that a string published as a body is a Buffer there).
+ *
+ * @example
+ * ```ts
+ * utf8Encode('héllo').length; // 6
+ * ```
+ */
+export function utf8Encode(s: string): Uint8Array {
+  const length = utf8Length(s);
+  const bytes = allocBytes(length);
+  utf8Write(bytes, s, 0, length);
+  return bytes;
+}
+
+/**
+ * The UTF-8 text of any `Uint8Array` (a foreign one is viewed with {@link asBytes} first).
+ *
+ * @example
+ * ```ts
+ * utf8Decode(delivery.body); // 'hello'
+ * ```
+ */
+export function utf8Decode(bytes: Uint8Array): string {
+  return utf8Slice(asBytes(bytes), 0, bytes.length);
+}
+
 /** UTF-8 length from the UTF-16 code units; lone surrogates count as U+FFFD (3 bytes), as encoders write them. */
 function utf8LengthPortable(s: string): number {
   let n = 0;

@@ -7,6 +7,7 @@
  */
 import type { ConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions } from '../client/types.js';
 import { ConfigurationError } from '../errors.js';
+import { utf8Length } from '../protocol/bytes.js';
 import { type FieldTable, field } from '../protocol/field-table.js';
 
 // ---- the spec types ------------------------------------------------------------------------------
@@ -1025,11 +1026,4 @@ export function planTopology(topology: Topology): readonly TopologyStep[] {
     ...orderedExchangeBindings.map((spec) => ({ kind: 'exchange-binding' as const, spec })),
     ...queueBindings.map((spec) => ({ kind: 'queue-binding' as const, spec })),
   ];
-}
-
-const utf8 = new TextEncoder();
-
-/** The UTF-8 length of a name (only checked on declaration, never per message). */
-function utf8Length(value: string): number {
-  return utf8.encode(value).length;
 }

@@ -26,26 +26,6 @@ export function unrefTimer(timer: Timer): Timer {
   return timer;
 }
 
-type NodeBuffer = Uint8Array & { toString(encoding: 'utf8'): string };
-/** Node's Buffer when there is one: its UTF-8 codec is faster than TextEncoder/TextDecoder in Node. */
-const NodeBufferClass = (
-  globalThis as { Buffer?: { from(s: string, encoding: 'utf8'): NodeBuffer; isBuffer(v: unknown): boolean } }
-).Buffer;
-const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder();
-
-/** @internal The UTF-8 bytes of a string (a Buffer in Node, so that bodies stay Buffers there). */
-export function encodeUtf8(text: string): Uint8Array {
-  return NodeBufferClass !== undefined ? NodeBufferClass.from(text, 'utf8') : textEncoder.encode(text);
-}
-
-/** @internal UTF-8 bytes as a string (invalid sequences become U+FFFD, as both decoders do). */
-export function decodeUtf8(bytes: Uint8Array): string {
-  return NodeBufferClass?.isBuffer(bytes) === true
-    ? (bytes as NodeBuffer).toString('utf8')
-    : textDecoder.decode(bytes);
-}
-
 /**
  * @internal Starts `timer` again for `ms` (Node's `refresh()`, which keeps the timer object), or a new timer
  * where timers are plain numbers. Returns the timer to keep.

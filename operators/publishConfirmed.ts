@@ -198,13 +198,18 @@ export function publishConfirmed<M extends OutgoingMessage>(
         send(slot);
       };
 
+      /** True while `fill` runs: a publish that settles at once (no confirms) must not recurse into it. */
+      let filling = false;
       /** Starts waiting messages while the window has room. */
       const fill = (): void => {
+        if (filling) return;
+        filling = true;
         while (inFlight < window && next < waiting.length && !stopped) {
           const message = waiting[next]!;
           waiting[next++] = undefined;
           start(message);
         }
+        filling = false;
         if (next === waiting.length && next > 0) {
           waiting = [];
           next = 0;

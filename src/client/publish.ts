@@ -99,10 +99,11 @@ export class PublishPath {
     }
     // Confirm mode: the outcome comes with the broker's answer for this sequence number.
     if (this.confirms.track(exchange, routingKey, mandatory, context, done)) return;
-    this.core.afterFlush((flushError) => {
-      if (flushError !== undefined) done(context, undefined, this.core.laterUseError('publish'));
-      else done(context, SENT);
-    });
+    // Without confirms the message is sent once the connection has taken its frames, in order: they
+    // go to the socket at the end of this turn, or now if a burst has filled a write. Completing here
+    // rather than after the socket write lets a pipeline of publishes run without a callback, a
+    // subscription or a socket write per message (a mergeMap's inner publish completes at once).
+    done(context, SENT);
   }
 }
 
@@ -119,17 +120,42 @@ export function publishObservable(
   options: PublishOptions,
 ): Observable<PublishOutcome> {
   return new Observable<PublishOutcome>((subscriber) => {
-    const handle = target.publishWith(
-      exchange,
-      routingKey,
-      typeof body === 'string' ? utf8Encode(body) : body,
-      properties,
-      options.mandatory ?? false,
-      subscriber,
-      settlePublish,
-    );
-    return () => handle?.cancel();
+    // A publish without confirms completes inside this function when it is written at once. An
+    // operator that subscribes the next publish from the completion of the previous one (mergeMap or
+    // concatMap draining its buffer after the socket was full) would then nest one call per message:
+    // past MAX_NESTED publishes deep, the outcome is handed over in a microtask instead, which
+    // unwinds the stack.
+    const settle = nested < MAX_NESTED ? settlePublish : settlePublishLater;
+    nested++;
+    let handle: PublishHandle | undefined;
+    try {
+      handle = target.publishWith(
+        exchange,
+        routingKey,
+        typeof body === 'string' ? utf8Encode(body) : body,
+        properties,
+        options.mandatory ?? false,
+        subscriber,
+        settle,
+      );
+    } finally {
+      nested--;
+    }
+    return handle === undefined ? undefined : () => handle.cancel();
   });
+}
+
+/** Publishes being subscribed, one inside the completion of another (see `publishObservable`). */
+let nested = 0;
+const MAX_NESTED = 32;
+
+/** `settlePublish` one microtask later. */
+function settlePublishLater(
+  subscriber: Subscriber<PublishOutcome>,
+  outcome: PublishOutcome | undefined,
+  error?: Error,
+): void {
+  queueMicrotask(() => settlePublish(subscriber, outcome, error));
 }
 
 /** How `publish()` hands a publish's end to its subscriber. */

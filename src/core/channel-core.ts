@@ -177,11 +177,6 @@ export class ChannelCore implements ChannelEndpoint {
     return this.idle && this.connection.publishable;
   }
 
-  /** See {@link ConnectionCore.afterFlush}. */
-  afterFlush(callback: (error?: ConnectionClosedError) => void): void {
-    this.connection.afterFlush(callback);
-  }
-
   /** See {@link ConnectionCore.whenPublishable}. */
   whenPublishable(callback: (error?: Error) => void): (() => void) | undefined {
     return this.connection.whenPublishable(callback);

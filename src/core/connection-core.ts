@@ -33,7 +33,14 @@ import {
   ReplyCode,
 } from '../protocol/generated.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
-import { rearm, type Timer, unrefTimer } from '../util/runtime.js';
+import { endOfTurn, rearm, type Timer, unrefTimer } from '../util/runtime.js';
+
+/**
+ * Encoded bytes waiting for the end of the turn past which a publish writes them at once: large enough
+ * that a burst goes out in few writes, small enough that the transport's high-water mark (1 MiB by
+ * default) is reached long before memory grows.
+ */
+const EAGER_WRITE_BYTES = 64 * 1024;
 
 /** The values both sides agreed on in connection.tune / tune-ok. */
 export interface Tune {
@@ -272,7 +279,11 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     mandatory: boolean,
   ): void {
     this.writer.writePublish(channel, exchange, routingKey, body, properties, mandatory);
-    this.scheduleFlush();
+    // A burst of publishes in one turn (a synchronous loop, or a pipeline whose publishes complete at
+    // once) is written in pieces of EAGER_WRITE_BYTES rather than all at the end of the turn: the
+    // transport's high-water mark then stops it, and the buffer never holds more than one piece.
+    if (this.writer.pendingBytes >= EAGER_WRITE_BYTES) this.writeOut();
+    else this.scheduleFlush();
   }
 
   /**
@@ -390,20 +401,44 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     this.scheduleFlush();
   }
 
+  /**
+   * The first flush of a turn of the event loop runs in a microtask (what a turn writes goes out with
+   * the least delay); later ones wait for the end of the turn (`endOfTurn`), so that code publishing
+   * one message per microtask (`for (...) await lastValueFrom(ch.publish(...))`) writes them in a few
+   * large writes rather than one socket write each.
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    queueMicrotask(() => this.flush());
+    if (this.turnFlushes === 0 || endOfTurn === undefined) queueMicrotask(this.flushTask);
+    else endOfTurn(this.flushTask);
   }
+
+  private readonly flushTask = (): void => this.flush();
+  /** Flushes in this turn of the event loop (reset by an `endOfTurn` task). */
+  private turnFlushes = 0;
+  private readonly turnEnded = (): void => {
+    this.turnFlushes = 0;
+  };
 
   /** Hands everything written so far to the transport. */
   flush(): void {
     this.flushScheduled = false;
+    if (this.turnFlushes++ === 0 && endOfTurn !== undefined) endOfTurn(this.turnEnded);
     if (this.beforeFlushHooks.length > 0) {
       const hooks = this.beforeFlushHooks;
       this.beforeFlushHooks = [];
       for (let i = 0; i < hooks.length; i++) hooks[i]!();
     }
+    this.writeOut();
+    if (this.flushCallbacks.length > 0) {
+      const callbacks = this.flushCallbacks.splice(0);
+      for (const cb of callbacks) cb();
+    }
+  }
+
+  /** Hands the bytes encoded so far to the transport (without the flush's hooks and callbacks). */
+  private writeOut(): void {
     const segments = this.writer.takeSegments();
     const transport = this.transport;
     if (transport !== undefined && this.state !== 'closed' && segments.length > 0) {
@@ -412,10 +447,6 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
         for (let i = 0; i < segments.length; i++) bytes += segments[i]!.length;
         this.wrote(bytes, transport.writeMany(segments));
       } else for (let i = 0; i < segments.length; i++) this.writeRaw(segments[i]!);
-    }
-    if (this.flushCallbacks.length > 0) {
-      const callbacks = this.flushCallbacks.splice(0);
-      for (const cb of callbacks) cb();
     }
   }
 

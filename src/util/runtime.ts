@@ -55,3 +55,13 @@ export function jsonSafe(value: unknown, depth = 0): unknown {
   for (const [k, v] of Object.entries(value)) out[k] = jsonSafe(v, depth + 1);
   return out;
 }
+
+/**
+ * @internal Runs `task` at the end of the current turn of the event loop, after its microtasks (Node's
+ * `setImmediate`); undefined where the runtime has no such primitive (browsers), where callers fall
+ * back to a microtask.
+ */
+export const endOfTurn: ((task: () => void) => void) | undefined = (() => {
+  const immediate = (globalThis as { setImmediate?: (task: () => void) => unknown }).setImmediate;
+  return immediate === undefined ? undefined : (task: () => void) => void immediate(task);
+})();

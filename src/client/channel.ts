@@ -133,8 +133,8 @@ export class Channel implements PublishTarget {
     this.publishes = new PublishPath(core, this.confirms);
     this.consumers = new Consumers(core, (subscriber, error) => this.failOperation(subscriber, error));
     this.requests = new RequestReply({
-      publish: (exchange, routingKey, body, properties, options) =>
-        this.publish(exchange, routingKey, body, properties, options),
+      publishWith: (exchange, routingKey, body, properties, mandatory, context, done) =>
+        this.publishWith(exchange, routingKey, body, properties, mandatory, context, done),
       consume: (queue, options) => this.consume(queue, options),
       endedError: () => core.laterUseError('request'),
     });

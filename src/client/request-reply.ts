@@ -4,20 +4,24 @@
  *
  * @module
  */
-import { Observable, type Subscription, timeout } from 'rxjs';
+import { Observable, type Subscriber, type Subscription, timeout } from 'rxjs';
+import { utf8Encode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import type { Delivery } from './delivery.js';
-import type { PublishOptions, PublishOutcome } from './types.js';
+import type { PublishCallback, PublishHandle } from './interfaces.js';
 
 /** @internal What request/reply needs of its channel. */
 export interface RequestHost {
-  publish(
+  /** The channel's callback publish path (see `Channel.publishWith`). */
+  publishWith<C>(
     exchange: string,
     routingKey: string,
-    body: Uint8Array | string,
+    body: Uint8Array,
     properties: BasicProperties,
-    options: PublishOptions,
-  ): Observable<PublishOutcome>;
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
+  ): PublishHandle | undefined;
   consume(queue: string, options: { noAck: true }): Observable<Delivery>;
   /** The error pending requests fail with when the reply consumer ends without one. */
   endedError(): Error;
@@ -33,16 +37,22 @@ export interface RequestOptions {
 
 /**
  * Correlation ids are unique per process and channel: a random prefix chosen once (no process id,
- * which browsers do not have), the time and a counter.
+ * which browsers do not have), the time the channel's first request was made and a counter.
  */
 const ID_PREFIX = Math.floor(Math.random() * 2 ** 40).toString(36);
 
+/** A request's publish failed (a nack or a return leaves it waiting for its timeout, as before). */
+function publishFailed(subscriber: Subscriber<Delivery>, _outcome: unknown, error?: Error): void {
+  if (error !== undefined) subscriber.error(error);
+}
+
 /** @internal */
 export class RequestReply {
-  /** Pending requests by correlation id. */
-  private readonly requests = new Map<string, { answer(reply: Delivery): void; fail(error: Error): void }>();
+  /** Pending requests by correlation id: the subscriber waiting for the reply. */
+  private readonly requests = new Map<string, Subscriber<Delivery>>();
   private replyConsumer: Subscription | undefined;
   private counter = 0;
+  private idPrefix: string | undefined;
 
   constructor(private readonly host: RequestHost) {}
 
@@ -54,34 +64,30 @@ export class RequestReply {
     properties: BasicProperties,
     options: RequestOptions,
   ): Observable<Delivery> {
+    const bytes = typeof body === 'string' ? utf8Encode(body) : body;
+    const expiration =
+      options.timeoutMs === undefined ? undefined : String(Math.max(0, Math.ceil(options.timeoutMs)));
+    const mandatory = options.mandatory ?? false;
+    // One Observable, one map entry and the properties per request; the publish goes through the
+    // callback path (no inner Observable or closure).
     const reply$ = new Observable<Delivery>((subscriber) => {
-      const correlationId = `${ID_PREFIX}.${Date.now().toString(36)}.${(++this.counter).toString(36)}`;
-      this.requests.set(correlationId, {
-        answer: (reply) => {
-          subscriber.next(reply);
-          subscriber.complete();
-        },
-        fail: (error) => subscriber.error(error),
-      });
+      this.idPrefix ??= `${ID_PREFIX}.${Date.now().toString(36)}.`;
+      const correlationId = this.idPrefix + (++this.counter).toString(36);
+      this.requests.set(correlationId, subscriber);
       this.ensureReplyConsumer();
-      const publication = this.host
-        .publish(
-          exchange,
-          routingKey,
-          body,
-          {
-            ...properties,
-            replyTo: 'amq.rabbitmq.reply-to',
-            correlationId,
-            ...(options.timeoutMs === undefined
-              ? {}
-              : { expiration: String(Math.max(0, Math.ceil(options.timeoutMs))) }),
-          },
-          options.mandatory === undefined ? {} : { mandatory: options.mandatory },
-        )
-        .subscribe({ error: (error: unknown) => subscriber.error(error) });
+      const handle = this.host.publishWith(
+        exchange,
+        routingKey,
+        bytes,
+        expiration === undefined
+          ? { ...properties, replyTo: 'amq.rabbitmq.reply-to', correlationId }
+          : { ...properties, replyTo: 'amq.rabbitmq.reply-to', correlationId, expiration },
+        mandatory,
+        subscriber,
+        publishFailed,
+      );
       return () => {
-        publication.unsubscribe();
+        handle?.cancel();
         this.requests.delete(correlationId);
       };
     });
@@ -95,15 +101,16 @@ export class RequestReply {
     const failAll = (error: Error): void => {
       const pending = [...this.requests.values()];
       this.requests.clear();
-      for (const request of pending) request.fail(error);
+      for (const subscriber of pending) subscriber.error(error);
     };
     this.replyConsumer = this.host.consume('amq.rabbitmq.reply-to', { noAck: true }).subscribe({
       next: (reply) => {
         const id = reply.properties.correlationId;
-        const request = id === undefined ? undefined : this.requests.get(id);
-        if (request === undefined) return; // abandoned or unknown: dropped
+        const subscriber = id === undefined ? undefined : this.requests.get(id);
+        if (subscriber === undefined) return; // abandoned or unknown: dropped
         this.requests.delete(id!);
-        request.answer(reply);
+        subscriber.next(reply);
+        subscriber.complete();
       },
       error: (error: Error) => failAll(error),
       complete: () => failAll(this.host.endedError()),

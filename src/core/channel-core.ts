@@ -73,17 +73,24 @@ export interface RpcHandle {
   withdraw(): boolean;
 }
 
+/** The handle of one operation: an object with methods rather than closures, as consumers keep theirs. */
+class Handle implements RpcHandle {
+  constructor(private readonly rpc: Rpc) {}
+
+  cancel(): void {
+    this.rpc.cancelled = true;
+  }
+
+  withdraw(): boolean {
+    const rpc = this.rpc;
+    if (rpc.written || rpc.cancelled) return false;
+    rpc.cancelled = true;
+    return true;
+  }
+}
+
 function handleOf(rpc: Rpc): RpcHandle {
-  return {
-    cancel: () => {
-      rpc.cancelled = true;
-    },
-    withdraw: () => {
-      if (rpc.written || rpc.cancelled) return false;
-      rpc.cancelled = true;
-      return true;
-    },
-  };
+  return new Handle(rpc);
 }
 
 /** What the channel tells the layer above. */

@@ -49,7 +49,7 @@ const RESULTS = join(ROOT, 'bench', 'results');
 const HELP = `Usage: npm run bench -- [scenario...] [options]
 
 Scenarios (none = all):
-${SCENARIOS.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
+${SCENARIOS.map((s) => `  ${s.name.padEnd(16)} ${s.description}`).join('\n')}
 
 Options:
   --quick             fewer, shorter rounds (a smoke run)

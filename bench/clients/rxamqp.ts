@@ -34,7 +34,9 @@
  *   broker nacks a transient queue's messages.
  * - `consumeNatural`: a channel of its own, `lastValueFrom(c.consume(queue, { prefetch }).pipe(
  *   mergeMap(async (d) => { await naturalWork(d); d.ack(); }, 10), take(n), count()))` (at most 10
- *   handlers at once; `take(n)` cancels the consumer), then `c.close()`.
+ *   handlers at once; `take(n)` cancels the consumer), then `c.close()`. As in users' code, the
+ *   handlers still running when `take(n)` completes (at most 9) run to their end and ack: up to n + 9
+ *   messages may be acked (the rounds refill the queue, so this changes nothing measured).
  * - Queue operations on the plain channel: `queueDeclare(queue, { durable: false, autoDelete: false })`,
  *   a passive `queueDeclare` for the depth, `queuePurge`, `queueDelete`.
  *

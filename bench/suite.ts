@@ -413,9 +413,9 @@ type ColdVariant = (typeof COLD_VARIANTS)[number];
  * which the client connects and then publishes (its `publish`), confirms (`publishConfirmed`, window
  * 1,000) or consumes (`consume`, prefetch 1,000) N messages. The round's time runs from just before
  * the connection is opened to the end of the work (for `publish`, until the broker holds all N); the
- * close comes after. `connect ms` is the connection's share; `load ms` the import of the client's
- * module, done in `setup()` and not in the round (the same for any use of the library, and mostly the
- * disk and the module cache).
+ * close comes after. `connect ms` is the connection's share. `load ms` is the import of the client's
+ * modules (the library and its bench client file), done in `setup()`: reported, but not in the round's
+ * time, which compares what each client does once loaded.
  *
  * Nothing of the client under test runs before the round: the queue is declared, purged and (for
  * `consume`) filled through the raw client, which shares with rxamqp only the codec it uses for a

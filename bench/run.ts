@@ -20,6 +20,7 @@ import {
   checkTargets as checkIssueTargets,
   compare,
   comparisonTable,
+  naturalChart,
   PEERS,
   targetsTable,
 } from './lib/compare.js';
@@ -49,7 +50,7 @@ const RESULTS = join(ROOT, 'bench', 'results');
 const HELP = `Usage: npm run bench -- [scenario...] [options]
 
 Scenarios (none = all):
-${SCENARIOS.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
+${SCENARIOS.map((s) => `  ${s.name.padEnd(16)} ${s.description}`).join('\n')}
 
 Options:
   --quick             fewer, shorter rounds (a smoke run)
@@ -357,18 +358,32 @@ function writeCharts(
   const svgPath = path.replace(/\.json$/, '.svg');
   writeFileSync(svgPath, chart(rows, title));
   console.log(`chart: ${relative(process.cwd(), svgPath)}`);
+  // Issue 14's scenarios (many bars per group) get a chart of their own.
+  const natural = naturalChart(rows, title);
+  if (natural !== undefined) {
+    const naturalPath = path.replace(/\.json$/, '-natural.svg');
+    writeFileSync(naturalPath, natural);
+    console.log(`chart: ${relative(process.cwd(), naturalPath)}`);
+  }
   if (!docs) return;
   writeFileSync(join(ROOT, 'docs', 'benchmarks.svg'), chart(rows, title));
+  if (natural !== undefined) writeFileSync(join(ROOT, 'docs', 'benchmarks-natural.svg'), natural);
   writeFileSync(
     join(ROOT, 'docs', 'benchmarks.md'),
     `# Benchmarks\n\nMeasured with \`npm run bench${quick ? ' -- --quick' : ''}\` on ${meta.startedAt} ` +
       `(${meta.cpu}, ${meta.cores} cores, node ${meta.node}, commit ${meta.git?.commit.slice(0, 10) ?? 'unknown'}), ` +
       'RabbitMQ and the clients on the same machine. Medians of the rounds; peers at their defaults. ' +
       'See [bench/README.md](../bench/README.md) for the method.\n\n' +
-      `![rxamqp vs peers](benchmarks.svg)\n\n## Comparison\n\n\`\`\`\n${comparisonTable(rows)}\n\`\`\`\n\n` +
-      `## Issue 7's targets\n\n\`\`\`\n${targetsTable(checks)}\n\`\`\`\n`,
+      `![rxamqp vs peers](benchmarks.svg)\n\n` +
+      (natural !== undefined
+        ? '## The code users write (issue 14)\n\n![rxamqp vs peers, as users write it](benchmarks-natural.svg)\n\n'
+        : '') +
+      `## Comparison\n\n\`\`\`\n${comparisonTable(rows)}\n\`\`\`\n\n` +
+      `## Targets (issues 7 and 14)\n\n\`\`\`\n${targetsTable(checks)}\n\`\`\`\n`,
   );
-  console.log('docs: docs/benchmarks.svg, docs/benchmarks.md');
+  console.log(
+    `docs: docs/benchmarks.svg${natural !== undefined ? ', docs/benchmarks-natural.svg' : ''}, docs/benchmarks.md`,
+  );
 }
 
 /** `--from <json>`: the comparison, targets and charts of an earlier run, without running anything. */
@@ -475,9 +490,12 @@ async function main(): Promise<number> {
   const rows = compare(results);
   const checks = checkIssueTargets(rows);
   if (rows.length > 0) {
-    console.log(`\nComparison (median of the rounds; ratios against the best of ${PEERS.join(', ')}):\n`);
+    console.log(
+      `\nComparison (median of the rounds; ratios against the best of ${PEERS.join(', ')}, ` +
+        'among their rows of the counterpart variant where there is one):\n',
+    );
     console.log(comparisonTable(rows));
-    console.log(`\nIssue 7's targets:\n\n${targetsTable(checks)}`);
+    console.log(`\nTargets (issues 7 and 14):\n\n${targetsTable(checks)}`);
   }
   const contended = results.filter((r) => r.cpuBound && r.cpuUtilization.median < 0.9);
   if (contended.length > 0) {

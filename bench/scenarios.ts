@@ -36,6 +36,22 @@ const SUITE_SCENARIOS: readonly { name: string; description: string }[] = [
     description: '1 MiB messages, confirmed publish then consume; every client, both brokers',
   },
   { name: 'memory', description: '1,000,000 publishes of 1 KiB into a blocked (null) broker: RSS growth' },
+  {
+    name: 'natural-publish',
+    description: 'publish without confirms as users write it (mergeMap, concatMap, await vs peer idioms)',
+  },
+  {
+    name: 'natural-confirm',
+    description: 'confirmed publishing as users write it (mergeMap, concatMap, await vs peer idioms)',
+  },
+  {
+    name: 'natural-consume',
+    description: 'consume a prefilled queue with an async handler, prefetch 1000; every client, both brokers',
+  },
+  {
+    name: 'cold',
+    description: 'a fresh process connects and publishes/confirms/consumes 50,000, no warm-up',
+  },
 ];
 
 export const SCENARIOS: readonly ScenarioEntry[] = [

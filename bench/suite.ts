@@ -18,10 +18,32 @@
  * - `memory`: 1,000,000 publishes of 1 KiB into a broker that blocks the connection (the null broker
  *   with `blockAfter`): the growth of the resident set while the client is stuck.
  *
+ * Issue 14's scenarios measure the code users write rather than each client's best loop: one workload
+ * per client and variant (`params.variant`, also in the workload's name), the raw client left out.
+ *
+ * - `natural-publish`: no confirms; rxamqp `mergeMap` (concurrency 1,000), `concatMap` and `await`
+ *   (`await lastValueFrom(ch.publish(...))` in a loop); each peer's `stream` (its `publish` loop) and
+ *   `await` (awaiting each publish; amqplib has none, see bench/clients/amqplib.ts); until the broker
+ *   holds all N;
+ * - `natural-confirm`: the same variants on a channel in confirm mode (a peer's `stream` is its
+ *   `publishConfirmed` with window 1,000); the one-at-a-time variants get smaller rounds (each message
+ *   is a round trip);
+ * - `natural-consume`: a prefilled queue, prefetch 1,000, an async handler (one microtask of "work",
+ *   then the ack), at most 10 at once where the client has a knob for it;
+ * - `cold`: a fresh process that connects and publishes, confirms or consumes 50,000 with no warm-up,
+ *   as a CLI or a test run does (one round; the connection is part of it, `connect ms` reported).
+ *
  * @module
  */
 import { CLIENT_FACTORIES } from './clients/index.js';
-import { type BenchClient, CLIENT_NAMES, type ClientName } from './lib/clients.js';
+import {
+  type BenchClient,
+  type BenchClientFactory,
+  CLIENT_NAMES,
+  type ClientName,
+  naturalPublishVariants,
+  type PublishVariant,
+} from './lib/clients.js';
 import {
   BLOCKED_BROKER_ENV,
   MEMORY_BLOCK_AFTER,
@@ -99,8 +121,13 @@ function percentile(sorted: readonly number[], p: number): number {
 interface Plan {
   readonly name: string;
   readonly description: string;
-  /** Messages per round: full and --quick, by target. */
-  readonly perRound: (target: BenchTarget, quick: boolean) => number;
+  /** Messages per round: full and --quick, by target (and variant, for a plan with variants). */
+  readonly perRound: (target: BenchTarget, quick: boolean, variant: string | undefined) => number;
+  /**
+   * The variants of a client (one workload each, `params.variant`); a client with none is left out.
+   * Without it, one workload per client and no variant.
+   */
+  readonly variants?: (client: ClientName) => readonly string[];
   readonly warmupBatches: (quick: boolean) => number;
   readonly params: Readonly<Record<string, string | number | boolean>>;
   /** Clients that take part (default all). */
@@ -119,7 +146,22 @@ interface Plan {
     n: number,
     filler: () => Promise<BenchClient>,
     quick: boolean,
+    variant: string | undefined,
   ): Promise<RoundResult>;
+}
+
+/** The client's `publishNatural`, or an error saying it has none. */
+function naturalPublisher(client: BenchClient): NonNullable<BenchClient['publishNatural']> {
+  if (client.publishNatural === undefined) throw new Error(`${client.name} has no publishNatural`);
+  return client.publishNatural.bind(client);
+}
+
+/** Issue 14's round sizes: streaming variants, and the one-at-a-time ones of natural-confirm. */
+function naturalPerRound(target: BenchTarget, quick: boolean): number {
+  return quick ? 5000 : target === 'null' ? 50_000 : 20_000;
+}
+function oneAtATimePerRound(target: BenchTarget, quick: boolean): number {
+  return quick ? 1000 : target === 'null' ? 10_000 : 2000;
 }
 
 const PLANS: readonly Plan[] = [
@@ -251,6 +293,62 @@ const PLANS: readonly Plan[] = [
       };
     },
   },
+  {
+    name: 'natural-publish',
+    description:
+      'publish without confirms as users write it (mergeMap, concatMap, await; peers stream, await) (256 B)',
+    perRound: (t, quick) => naturalPerRound(t, quick),
+    warmupBatches: (quick) => (quick ? 1 : 3),
+    variants: (client) => naturalPublishVariants(client, false),
+    params: { bodySize: BODY.length, confirms: false },
+    async round(client, queue, n, filler, _quick, variant) {
+      const publish = naturalPublisher(client);
+      // The depth is polled through the raw connection, as in `publish`.
+      const probe = await filler();
+      await client.purgeQueue(queue);
+      const timing = await timed(async () => {
+        await publish(queue, BODY, n, variant as PublishVariant, false);
+        await untilDepth(probe, queue, n);
+      });
+      return { ops: n, timing };
+    },
+  },
+  {
+    name: 'natural-confirm',
+    description:
+      'confirmed publishing as users write it (mergeMap, concatMap, await; peers stream, await) (256 B)',
+    // concatMap and await wait for each confirm before the next publish: a round trip per message.
+    perRound: (t, quick, variant) =>
+      variant === 'mergeMap' || variant === 'stream'
+        ? naturalPerRound(t, quick)
+        : oneAtATimePerRound(t, quick),
+    warmupBatches: (quick) => (quick ? 1 : 3),
+    variants: (client) => naturalPublishVariants(client, true),
+    params: { bodySize: BODY.length, confirms: true },
+    async round(client, queue, n, _filler, _quick, variant) {
+      const publish = naturalPublisher(client);
+      await client.purgeQueue(queue);
+      const timing = await timed(() => publish(queue, BODY, n, variant as PublishVariant, true));
+      return { ops: n, timing };
+    },
+  },
+  {
+    name: 'natural-consume',
+    description: `consume a prefilled queue as users write it: prefetch ${PREFETCH}, an async handler, then ack (256 B; filling not measured)`,
+    perRound: (t, quick) => naturalPerRound(t, quick),
+    warmupBatches: (quick) => (quick ? 1 : 3),
+    variants: (client) => (client === 'raw' ? [] : ['async']),
+    params: { bodySize: BODY.length, prefetch: PREFETCH },
+    async round(client, queue, n, filler) {
+      if (client.consumeNatural === undefined) throw new Error(`${client.name} has no consumeNatural`);
+      const fill = await filler();
+      await fill.purgeQueue(queue);
+      await fill.publish(queue, BODY, n);
+      await untilDepth(fill, queue, n);
+      const timing = await timed(() => client.consumeNatural!(queue, n, PREFETCH));
+      return { ops: n, timing };
+    },
+  },
 ];
 
 function scenarioOf(plan: Plan): Scenario {
@@ -262,40 +360,42 @@ function scenarioOf(plan: Plan): Scenario {
       for (const target of targetsOf(ctx)) {
         if (plan.targets !== undefined && !plan.targets.includes(target)) continue;
         for (const name of plan.clients ?? CLIENT_NAMES) {
-          const queue = `rxamqp-bench-${plan.name}-${slug(name)}`;
-          let client: BenchClient | undefined;
-          let fill: BenchClient | undefined;
-          workloads.push({
-            name: `${name} @${target}`,
-            client: name,
-            unit: 'message',
-            params: { ...plan.params, target },
-            opsPerRound: plan.perRound(target, ctx.quick),
-            warmupBatches: plan.warmupBatches(ctx.quick),
-            ...(plan.once === true ? { once: true } : {}),
-            ...(plan.rounds !== undefined ? { rounds: plan.rounds } : {}),
-            ...(plan.warmupOps !== undefined ? { warmupOps: plan.warmupOps(target, ctx.quick) } : {}),
-            async setup() {
-              const url = plan.url?.(ctx, target) ?? urlOf(ctx, target);
-              client = await open(name, url);
-              await client.declareQueue(queue);
-              await client.purgeQueue(queue);
-            },
-            async run(n) {
-              const filler = async () => {
-                fill ??= await open('raw', urlOf(ctx, target));
-                return fill;
-              };
-              return plan.round(client!, queue, n, filler, ctx.quick);
-            },
-            async teardown() {
-              if (plan.once !== true && client !== undefined) {
-                await client.deleteQueue(queue).catch(() => undefined);
-                await client.close().catch(() => undefined);
-              }
-              if (fill !== undefined) await fill.close().catch(() => undefined);
-            },
-          });
+          for (const variant of plan.variants?.(name) ?? [undefined]) {
+            const queue = `rxamqp-bench-${plan.name}-${slug(name)}`;
+            let client: BenchClient | undefined;
+            let fill: BenchClient | undefined;
+            workloads.push({
+              name: variant === undefined ? `${name} @${target}` : `${name} ${variant} @${target}`,
+              client: name,
+              unit: 'message',
+              params: { ...plan.params, target, ...(variant !== undefined ? { variant } : {}) },
+              opsPerRound: plan.perRound(target, ctx.quick, variant),
+              warmupBatches: plan.warmupBatches(ctx.quick),
+              ...(plan.once === true ? { once: true } : {}),
+              ...(plan.rounds !== undefined ? { rounds: plan.rounds } : {}),
+              ...(plan.warmupOps !== undefined ? { warmupOps: plan.warmupOps(target, ctx.quick) } : {}),
+              async setup() {
+                const url = plan.url?.(ctx, target) ?? urlOf(ctx, target);
+                client = await open(name, url);
+                await client.declareQueue(queue);
+                await client.purgeQueue(queue);
+              },
+              async run(n) {
+                const filler = async () => {
+                  fill ??= await open('raw', urlOf(ctx, target));
+                  return fill;
+                };
+                return plan.round(client!, queue, n, filler, ctx.quick, variant);
+              },
+              async teardown() {
+                if (plan.once !== true && client !== undefined) {
+                  await client.deleteQueue(queue).catch(() => undefined);
+                  await client.close().catch(() => undefined);
+                }
+                if (fill !== undefined) await fill.close().catch(() => undefined);
+              },
+            });
+          }
         }
       }
       return workloads;
@@ -303,5 +403,107 @@ function scenarioOf(plan: Plan): Scenario {
   };
 }
 
+/** Messages of the cold scenario's one round. */
+const COLD_MESSAGES = 50_000;
+const COLD_VARIANTS = ['publish', 'confirm', 'consume'] as const;
+type ColdVariant = (typeof COLD_VARIANTS)[number];
+
+/**
+ * `cold`: what a fresh process pays, as a CLI or a test run does: one round, no warm-up (`once`), in
+ * which the client connects and then publishes (its `publish`), confirms (`publishConfirmed`, window
+ * 1,000) or consumes (`consume`, prefetch 1,000) N messages. The round's time runs from just before
+ * the connection is opened to the end of the work (for `publish`, until the broker holds all N); the
+ * close comes after. `connect ms` is the connection's share. `load ms` is the import of the client's
+ * modules (the library and its bench client file), done in `setup()`: reported, but not in the round's
+ * time, which compares what each client does once loaded.
+ *
+ * Nothing of the client under test runs before the round: the queue is declared, purged and (for
+ * `consume`) filled through the raw client, which shares with rxamqp only the codec it uses for a
+ * handful of handshake and reply frames (its publishes are pre-encoded once per batch). The raw client
+ * takes part as the ceiling.
+ */
+function coldScenario(): Scenario {
+  return {
+    name: 'cold',
+    description: `a fresh process connects and publishes, confirms or consumes ${COLD_MESSAGES.toLocaleString('en')} (256 B), no warm-up; every client, real broker and null broker`,
+    workloads(ctx): Workload[] {
+      const workloads: Workload[] = [];
+      const n = ctx.quick ? 5000 : COLD_MESSAGES;
+      for (const target of targetsOf(ctx)) {
+        for (const name of CLIENT_NAMES) {
+          for (const variant of COLD_VARIANTS) {
+            const queue = `rxamqp-bench-cold-${slug(name)}`;
+            let factory: BenchClientFactory | undefined;
+            let fill: BenchClient | undefined;
+            let loadMs = 0;
+            workloads.push({
+              name: `${name} ${variant} @${target}`,
+              client: name,
+              unit: 'message',
+              params: { bodySize: BODY.length, window: WINDOW, prefetch: PREFETCH, target, variant },
+              opsPerRound: n,
+              once: true,
+              async setup() {
+                const t0 = performance.now();
+                factory = await CLIENT_FACTORIES[name]();
+                loadMs = performance.now() - t0;
+                fill = await open('raw', urlOf(ctx, target));
+                await fill.declareQueue(queue);
+                await fill.purgeQueue(queue);
+              },
+              async run(count) {
+                return coldRound(factory!, urlOf(ctx, target), fill!, queue, count, variant, loadMs);
+              },
+              async teardown() {
+                if (fill !== undefined) {
+                  await fill.deleteQueue(queue).catch(() => undefined);
+                  await fill.close().catch(() => undefined);
+                }
+              },
+            });
+          }
+        }
+      }
+      return workloads;
+    },
+  };
+}
+
+/** The cold round: connect, do the work, then (not timed) close. */
+async function coldRound(
+  factory: BenchClientFactory,
+  url: string,
+  fill: BenchClient,
+  queue: string,
+  n: number,
+  variant: ColdVariant,
+  loadMs: number,
+): Promise<RoundResult> {
+  if (variant === 'consume') {
+    await fill.publish(queue, BODY, n);
+    await untilDepth(fill, queue, n);
+  }
+  let client: BenchClient | undefined;
+  let connectMs = 0;
+  try {
+    const timing = await timed(async () => {
+      const t0 = performance.now();
+      client = await factory(url);
+      connectMs = performance.now() - t0;
+      if (variant === 'publish') {
+        await client.publish(queue, BODY, n);
+        await untilDepth(fill, queue, n);
+      } else if (variant === 'confirm') {
+        await client.publishConfirmed(queue, BODY, n, WINDOW);
+      } else {
+        await client.consume(queue, n, PREFETCH);
+      }
+    });
+    return { ops: n, timing, metrics: { 'connect ms': connectMs, 'load ms': loadMs } };
+  } finally {
+    await client?.close().catch(() => undefined);
+  }
+}
+
 /** The suite's scenarios, by name. */
-export const SUITE: readonly Scenario[] = PLANS.map(scenarioOf);
+export const SUITE: readonly Scenario[] = [...PLANS.map(scenarioOf), coldScenario()];

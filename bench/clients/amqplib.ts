@@ -13,6 +13,20 @@
  *   `basic.ack`; it never merges them); after `n` acks, `ch.cancel(tag)`, then `ch.close()`.
  *   Deliveries beyond `n` (a queue holding more) are left unacked and go back to the queue with the
  *   close.
+ * - `publishNatural` (issue 14: the code users write):
+ *   - `stream` without confirms: exactly `publish` above (`sendToQueue` in a loop, awaiting `'drain'`
+ *     when it returns false);
+ *   - `stream` with confirms: exactly `publishConfirmed` above with a window of 1,000;
+ *   - `await` with confirms: on the confirm channel, `await new Promise((resolve, reject) =>
+ *     ch.sendToQueue(queue, body, {}, (err) => err ? reject(err) : resolve()))` for each message, one
+ *     at a time.
+ *   - No `await` without confirms: `sendToQueue` returns a boolean, not a promise, so the only thing a
+ *     user can await is `'drain'` when it returns false, which is the `stream` loop again. The
+ *     natural-publish scenario has no `amqplib await` row.
+ * - `consumeNatural`: a channel of its own, `ch.prefetch(prefetch)`, `ch.consume(queue, async (msg) =>
+ *   { await naturalWork(msg); ch.ack(msg); })` (amqplib does not wait for the handler's promise: every
+ *   delivery the prefetch lets in is handled at once), until `n` are acked; then `ch.cancel(tag)` and
+ *   `ch.close()`.
  * - `roundTrips`: a consumer (prefetch 1) on a channel of its own; each round trip is a
  *   `sendToQueue` on the plain channel, the delivery, `ch.ack(msg)`.
  * - Queue operations: `assertQueue(queue, { durable: false, autoDelete: false })` (its `durable`
@@ -26,7 +40,7 @@
  */
 import { once } from 'node:events';
 import amqplib from 'amqplib';
-import type { BenchClient, BenchClientFactory } from '../lib/clients.js';
+import { type BenchClient, type BenchClientFactory, naturalWork } from '../lib/clients.js';
 import {
   CLOSE_GUARD_MS,
   Failure,
@@ -87,6 +101,36 @@ export const connectClient: BenchClientFactory = async (url) => {
     return confirmChannel;
   };
 
+  /** `publish`: sendToQueue in a loop, honouring its backpressure signal. */
+  const stream = async (queue: string, body: Buffer, n: number, signal: AbortSignal): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      if (!ch.sendToQueue(queue, body)) {
+        // Rejects on an 'error' event of the channel, and when the guard aborts.
+        await once(ch, 'drain', { signal });
+      }
+    }
+  };
+
+  /** One confirmed publish as a promise: its callback's error (a nack) rejects. */
+  const confirmedOne = (cch: amqplib.ConfirmChannel, queue: string, body: Buffer): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      cch.sendToQueue(queue, body, {}, (err: unknown) =>
+        err ? reject(err instanceof Error ? err : new Error(`${NAME}: publish nacked`)) : resolve(),
+      );
+    });
+
+  /** `publishConfirmed`: at most `window` confirm callbacks outstanding. */
+  const streamConfirmed = async (
+    queue: string,
+    body: Buffer,
+    n: number,
+    window: number,
+    signal: AbortSignal,
+  ): Promise<void> => {
+    const cch = await confirmCh();
+    await windowed(n, window, () => confirmedOne(cch, queue, body), signal);
+  };
+
   const client: BenchClient = {
     name: NAME,
     declareQueue: (queue) =>
@@ -103,30 +147,51 @@ export const connectClient: BenchClientFactory = async (url) => {
       }),
     queueDepth: (queue) => failure.guard('queueDepth', async () => (await ch.checkQueue(queue)).messageCount),
 
-    publish: (queue, body, n) =>
-      failure.guard('publish', async ({ signal }) => {
-        for (let i = 0; i < n; i++) {
-          if (!ch.sendToQueue(queue, body)) {
-            // Rejects on an 'error' event of the channel, and when the guard aborts.
-            await once(ch, 'drain', { signal });
-          }
-        }
-      }),
+    publish: (queue, body, n) => failure.guard('publish', ({ signal }) => stream(queue, body, n, signal)),
 
     publishConfirmed: (queue, body, n, window) =>
-      failure.guard('publishConfirmed', async ({ signal }) => {
+      failure.guard('publishConfirmed', ({ signal }) => streamConfirmed(queue, body, n, window, signal)),
+
+    publishNatural: (queue, body, n, variant, confirm) =>
+      failure.guard(`publishNatural ${variant}`, async ({ signal }) => {
+        if (variant === 'stream') {
+          await (confirm ? streamConfirmed(queue, body, n, 1000, signal) : stream(queue, body, n, signal));
+          return;
+        }
+        if (variant !== 'await' || !confirm) throw new Error(`${NAME}: no publish variant ${variant}`);
         const cch = await confirmCh();
-        await windowed(
-          n,
-          window,
-          () =>
-            new Promise<void>((resolve, reject) => {
-              cch.sendToQueue(queue, body, {}, (err: unknown) =>
-                err ? reject(err instanceof Error ? err : new Error(`${NAME}: publish nacked`)) : resolve(),
-              );
-            }),
-          signal,
-        );
+        for (let i = 0; i < n && !signal.aborted; i++) await confirmedOne(cch, queue, body);
+      }),
+
+    consumeNatural: (queue, n, prefetch) =>
+      failure.guard('consumeNatural', async (g) => {
+        if (n <= 0) return;
+        const { ch: cch, close } = await operationChannel(conn, g);
+        try {
+          await cch.prefetch(prefetch);
+          let acked = 0;
+          let consumerTag: string | undefined;
+          const all = new Promise<void>((resolve, reject) => {
+            cch
+              .consume(queue, async (msg) => {
+                if (msg === null) {
+                  reject(new Error(`${NAME}: the broker cancelled the consumer of ${queue}`));
+                  return;
+                }
+                await naturalWork(msg);
+                if (acked >= n) return; // beyond n: requeued by the close
+                cch.ack(msg);
+                if (++acked === n) resolve();
+              })
+              .then((ok) => {
+                consumerTag = ok.consumerTag;
+              }, reject);
+          });
+          await orAbort(all, g.signal);
+          await cch.cancel(consumerTag!);
+        } finally {
+          await close();
+        }
       }),
 
     consume: (queue, n, prefetch) =>

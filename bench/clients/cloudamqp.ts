@@ -16,6 +16,15 @@
  *   `noAck` default is TRUE (automatic acknowledgement on delivery): the contract wants manual acks, so
  *   it is set to false, as its README's example does. After `n` acks, `consumer.cancel()`, then
  *   `ch.close()`; deliveries beyond `n` are left unacked and go back to the queue with the close.
+ * - `publishNatural` (issue 14: the code users write):
+ *   - `stream`: exactly `publish` above (no confirms) or `publishConfirmed` above with a window of
+ *     1,000 (with confirms): `basicPublish` calls with at most 1,000 unresolved;
+ *   - `await`: `await ch.basicPublish('', queue, body)` for each message, one at a time, on the plain
+ *     channel (resolves once written) or the channel after `confirmSelect()` (resolves with the ack).
+ * - `consumeNatural`: a channel of its own, `ch.prefetch(prefetch)`, `ch.basicConsume(queue, { noAck:
+ *   false }, async (msg) => { await naturalWork(msg); await msg.ack(); })` (the callback's promise is
+ *   not awaited by the client: every delivery the prefetch lets in is handled at once), until `n` are
+ *   acked; then `consumer.cancel()` and `ch.close()`.
  * - `roundTrips`: a consumer (prefetch 1, `noAck: false`) on a channel of its own; each round trip is a
  *   `basicPublish` on the plain channel, the delivery, `msg.ack()`.
  * - Queue operations: `queueDeclare(queue, { durable: false, autoDelete: false })` (its `durable`
@@ -27,7 +36,7 @@
  * @module
  */
 import { type AMQPChannel, AMQPClient, type AMQPMessage } from '@cloudamqp/amqp-client';
-import type { BenchClient, BenchClientFactory } from '../lib/clients.js';
+import { type BenchClient, type BenchClientFactory, naturalWork } from '../lib/clients.js';
 import {
   CLOSE_GUARD_MS,
   Failure,
@@ -117,6 +126,51 @@ export const connectClient: BenchClientFactory = async (url) => {
       failure.guard('publishConfirmed', async ({ signal }) => {
         const cch = await confirmCh();
         await windowed(n, window, () => cch.basicPublish('', queue, body), signal);
+      }),
+
+    publishNatural: (queue, body, n, variant, confirm) =>
+      failure.guard(`publishNatural ${variant}`, async ({ signal }) => {
+        const c = confirm ? await confirmCh() : ch;
+        if (variant === 'stream')
+          await windowed(n, confirm ? 1000 : PUBLISH_WINDOW, () => c.basicPublish('', queue, body), signal);
+        else if (variant === 'await')
+          for (let i = 0; i < n && !signal.aborted; i++) await c.basicPublish('', queue, body);
+        else throw new Error(`${NAME}: no publish variant ${variant}`);
+      }),
+
+    consumeNatural: (queue, n, prefetch) =>
+      failure.guard('consumeNatural', async (g) => {
+        if (n <= 0) return;
+        const cch = await operationChannel(g);
+        try {
+          await cch.prefetch(prefetch);
+          let started = 0;
+          let acked = 0;
+          let finished = false;
+          let resolveAll!: () => void;
+          const all = new Promise<void>((resolve) => {
+            resolveAll = resolve;
+          });
+          const consumer = await cch.basicConsume(queue, { noAck: false }, async (msg) => {
+            // Counted as it starts, so that handlers running at once never ack more than n.
+            if (started >= n) return; // beyond n: requeued by the close
+            started++;
+            try {
+              await naturalWork(msg);
+              await msg.ack();
+            } catch (e) {
+              g.fail(e);
+              return;
+            }
+            if (++acked === n) resolveAll();
+          });
+          watch(consumer, g, queue, () => finished);
+          await orAbort(all, g.signal);
+          finished = true;
+          await consumer.cancel();
+        } finally {
+          await cch.close();
+        }
       }),
 
     consume: (queue, n, prefetch) =>

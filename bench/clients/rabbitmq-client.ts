@@ -16,6 +16,17 @@
  *   consumer, waits for the handlers, and closes its channel. A message beyond `n` (a queue holding
  *   more) is nacked with requeue. The consumer's setup (a dedicated channel, a passive declare, qos,
  *   basic.consume) happens on every call, as it does whenever a user creates a consumer.
+ * - `publishNatural` (issue 14: the code users write):
+ *   - `stream`: exactly `publish` above (no confirms) or `publishConfirmed` above with a window of 1,000
+ *     (with confirms): `pub.send` calls with at most 1,000 unresolved;
+ *   - `await`: `await pub.send(queue, body)` for each message, one at a time, on the plain publisher
+ *     (resolves once written) or the `confirm: true` one (resolves with the broker's ack).
+ * - `consumeNatural`: `conn.createConsumer({ queue, qos: { prefetchCount }, concurrency: 10 }, async
+ *   (msg) => { await naturalWork(msg); })`, as its README writes a consumer: rabbitmq-client acks when
+ *   the handler's promise resolves, and runs at most 10 handlers at once. Without `queueOptions` the
+ *   consumer declares the queue (with the same transient, non-auto-delete parameters, so the declare
+ *   is a no-op), as users' code does. After `n` handled, `consumer.close()` (which waits for the
+ *   handlers, so for the last acks); a message beyond `n` is nacked with requeue.
  * - `roundTrips`: a consumer as above with `prefetchCount: 1`; each round trip is a `pub.send` on the
  *   plain publisher, the delivery in the handler, whose return acks it (the latency is taken as the
  *   handler returns: the ack goes out in the same turn).
@@ -30,7 +41,7 @@
  * @module
  */
 import { Connection, ConsumerStatus } from 'rabbitmq-client';
-import type { BenchClient, BenchClientFactory } from '../lib/clients.js';
+import { type BenchClient, type BenchClientFactory, naturalWork } from '../lib/clients.js';
 import {
   CLOSE_GUARD_MS,
   Failure,
@@ -118,6 +129,43 @@ export const connectClient: BenchClientFactory = async (url) => {
       failure.guard('publishConfirmed', async ({ signal }) => {
         const pub = confirming();
         await windowed(n, window, () => pub.send(queue, body), signal);
+      }),
+
+    publishNatural: (queue, body, n, variant, confirm) =>
+      failure.guard(`publishNatural ${variant}`, async ({ signal }) => {
+        const pub = confirm ? confirming() : plain();
+        if (variant === 'stream')
+          await windowed(n, confirm ? 1000 : PUBLISH_WINDOW, () => pub.send(queue, body), signal);
+        else if (variant === 'await')
+          for (let i = 0; i < n && !signal.aborted; i++) await pub.send(queue, body);
+        else throw new Error(`${NAME}: no publish variant ${variant}`);
+      }),
+
+    consumeNatural: (queue, n, prefetch) =>
+      failure.guard('consumeNatural', async (g) => {
+        if (n <= 0) return;
+        let consumer: Consumer | undefined;
+        try {
+          let started = 0;
+          let handled = 0;
+          const all = new Promise<void>((resolve) => {
+            consumer = conn.createConsumer(
+              { queue, qos: { prefetchCount: prefetch }, concurrency: 10 },
+              async (msg) => {
+                // Counted as it starts, so that handlers running at once never ack more than n.
+                if (started >= n) return ConsumerStatus.REQUEUE; // beyond n: back to the queue
+                started++;
+                await naturalWork(msg);
+                if (++handled === n) resolve();
+                return undefined; // acked by rabbitmq-client when this promise resolves
+              },
+            );
+            consumer.on('error', (e: unknown) => g.fail(e));
+          });
+          await orAbort(all, g.signal);
+        } finally {
+          await closeConsumer(consumer);
+        }
       }),
 
     consume: (queue, n, prefetch) =>

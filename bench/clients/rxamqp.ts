@@ -22,6 +22,21 @@
  * - `roundTrips`: a consumer (prefetch 1) on a channel of its own; each round trip is a `ch.publish` on
  *   the plain channel, the delivery, `delivery.ack()`. With prefetch 1 an ack is never held: it goes
  *   out at the end of the turn (a held ack reaching a quarter of the prefetch is sent at once).
+ * - `publishNatural` (issue 14: the code users write, at its defaults, nothing tuned), on the plain
+ *   channel or, with `confirm`, on the confirm channel above (`conn.openChannel()` then
+ *   `await lastValueFrom(c.confirmSelect())`):
+ *   - `mergeMap`: `lastValueFrom(range(0, n).pipe(mergeMap(() => ch.publish('', queue, body), 1000),
+ *     ignoreElements()), { defaultValue: undefined })`: up to 1,000 publishes in flight (written, or
+ *     unconfirmed), the rest of the `range` waiting in `mergeMap`'s buffer;
+ *   - `concatMap`: the same with `concatMap(() => ch.publish('', queue, body))`: one at a time;
+ *   - `await`: `for (...) await lastValueFrom(ch.publish('', queue, body))`.
+ *   The outcomes are not inspected (as in the docs' one-liners): a nack would go unnoticed, but neither
+ *   broker nacks a transient queue's messages.
+ * - `consumeNatural`: a channel of its own, `lastValueFrom(c.consume(queue, { prefetch }).pipe(
+ *   mergeMap(async (d) => { await naturalWork(d); d.ack(); }, 10), take(n), count()))` (at most 10
+ *   handlers at once; `take(n)` cancels the consumer), then `c.close()`. As in users' code, the
+ *   handlers still running when `take(n)` completes (at most 9) run to their end and ack: up to n + 9
+ *   messages may be acked (the rounds refill the queue, so this changes nothing measured).
  * - Queue operations on the plain channel: `queueDeclare(queue, { durable: false, autoDelete: false })`,
  *   a passive `queueDeclare` for the depth, `queuePurge`, `queueDelete`.
  *
@@ -30,10 +45,15 @@
  *
  * @module
  */
-import { concatMap, count, ignoreElements, lastValueFrom, map, range, take, tap } from 'rxjs';
+import { concatMap, count, ignoreElements, lastValueFrom, map, mergeMap, range, take, tap } from 'rxjs';
 import { publishConfirmed } from '../../operators/index.js';
 import { type Channel, type Connection, type Delivery, openConnection } from '../../src/node.js';
-import type { BenchClient, BenchClientFactory } from '../lib/clients.js';
+import {
+  type BenchClient,
+  type BenchClientFactory,
+  naturalWork,
+  type PublishVariant,
+} from '../lib/clients.js';
 import {
   CLOSE_GUARD_MS,
   Failure,
@@ -68,6 +88,41 @@ function paged(channel: Channel, queue: string, body: Buffer, n: number, window:
     ),
     { defaultValue: undefined },
   );
+}
+
+/** `n` publishes written the way `variant` says (see the module's header); the user's code, verbatim. */
+async function publishAs(
+  ch: Channel,
+  queue: string,
+  body: Buffer,
+  n: number,
+  variant: PublishVariant,
+): Promise<void> {
+  switch (variant) {
+    case 'mergeMap':
+      await lastValueFrom(
+        range(0, n).pipe(
+          mergeMap(() => ch.publish('', queue, body), 1000),
+          ignoreElements(),
+        ),
+        { defaultValue: undefined },
+      );
+      return;
+    case 'concatMap':
+      await lastValueFrom(
+        range(0, n).pipe(
+          concatMap(() => ch.publish('', queue, body)),
+          ignoreElements(),
+        ),
+        { defaultValue: undefined },
+      );
+      return;
+    case 'await':
+      for (let i = 0; i < n; i++) await lastValueFrom(ch.publish('', queue, body));
+      return;
+    default:
+      throw new Error(`${NAME}: no publish variant ${variant}`);
+  }
 }
 
 export const connectClient: BenchClientFactory = async (url) => {
@@ -136,6 +191,28 @@ export const connectClient: BenchClientFactory = async (url) => {
           await lastValueFrom(
             c.consume(queue, { prefetch }).pipe(
               tap((d) => d.ack()),
+              take(n),
+              count(),
+            ),
+          );
+        }),
+      ),
+
+    publishNatural: (queue, body, n, variant, confirm) =>
+      failure.guard(`publishNatural ${variant}`, async ({ signal }) => {
+        const target = confirm ? await confirmCh() : ch;
+        await orAbort(publishAs(target, queue, body, n, variant), signal);
+      }),
+
+    consumeNatural: (queue, n, prefetch) =>
+      failure.guard('consumeNatural', (g) =>
+        withChannel(g, async (c) => {
+          await lastValueFrom(
+            c.consume(queue, { prefetch }).pipe(
+              mergeMap(async (d) => {
+                await naturalWork(d);
+                d.ack();
+              }, 10),
               take(n),
               count(),
             ),

@@ -22,6 +22,36 @@ export const CLIENT_NAMES: readonly ClientName[] = [
   'raw',
 ];
 
+/**
+ * The ways users write a publishing loop, as the `natural-publish` and `natural-confirm` scenarios
+ * measure them (issue 14): rxamqp's Observable idioms (`mergeMap` with a concurrency of 1,000,
+ * `concatMap`, and `await lastValueFrom(...)` one message at a time), and a peer's own idioms
+ * (`stream`: its streaming loop, the one its `publish` / `publishConfirmed` use; `await`: awaiting
+ * each publish before the next).
+ */
+export type PublishVariant = 'mergeMap' | 'concatMap' | 'await' | 'stream';
+
+/**
+ * The publish variants each client implements in {@link BenchClient.publishNatural}, without confirms
+ * and with them, known without connecting (the suite builds its workloads from it). amqplib has an
+ * `await` only with confirms: without, `sendToQueue` returns a boolean and the only thing to await is
+ * `'drain'` when it returns false, which is its `stream` loop again (see bench/clients/amqplib.ts). The
+ * raw client takes no part.
+ */
+export function naturalPublishVariants(client: ClientName, confirm: boolean): readonly PublishVariant[] {
+  switch (client) {
+    case 'rxamqp':
+      return ['mergeMap', 'concatMap', 'await'];
+    case 'amqplib':
+      return confirm ? ['stream', 'await'] : ['stream'];
+    case 'rabbitmq-client':
+    case '@cloudamqp/amqp-client':
+      return ['stream', 'await'];
+    case 'raw':
+      return [];
+  }
+}
+
 /** One client, connected to one broker. */
 export interface BenchClient {
   readonly name: ClientName;
@@ -58,8 +88,38 @@ export interface BenchClient {
    * latency in milliseconds (from just before the publish to the delivery, ack included in the loop).
    */
   roundTrips(queue: string, body: Buffer, n: number): Promise<number[]>;
+  /**
+   * Publishes `n` messages with `body` to `queue` the way a user of this client writes it (`variant`,
+   * one of its {@link naturalPublishVariants}): without confirms on a plain channel, or with
+   * `confirm` on a channel in confirm mode (a streaming variant keeps at most 1,000 unconfirmed).
+   * Resolves when the loop is done: every publish written (no confirms) or confirmed. Optional: the
+   * natural-* scenarios skip clients without it.
+   */
+  publishNatural?(
+    queue: string,
+    body: Buffer,
+    n: number,
+    variant: PublishVariant,
+    confirm: boolean,
+  ): Promise<void>;
+  /**
+   * Consumes `n` messages from `queue` (holding at least `n`) the way a user of this client writes a
+   * consumer with asynchronous work: prefetch `prefetch`, a handler that awaits {@link naturalWork}
+   * (one microtask, a stand-in for real async work) then acks, up to 10 handlers at once where the
+   * client has a knob for it. Resolves once `n` are acked and the consumer is cancelled. Optional.
+   */
+  consumeNatural?(queue: string, n: number, prefetch: number): Promise<void>;
   /** Closes the connection. */
   close(): Promise<void>;
+}
+
+/**
+ * The "work" of a natural consumer's handler: one microtask (`await Promise.resolve()`), a stand-in
+ * for the asynchronous work a real handler does, so that each client's handling of a promise-returning
+ * handler is measured and not the work.
+ */
+export async function naturalWork(_message: unknown): Promise<void> {
+  await Promise.resolve();
 }
 
 /** Connects a client to `url` (`amqp://user:pass@host:port/vhost`). */

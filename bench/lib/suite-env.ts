@@ -23,6 +23,10 @@ export const SUITE_SCENARIO_NAMES: readonly string[] = [
   'latency',
   'large',
   'memory',
+  'natural-publish',
+  'natural-confirm',
+  'natural-consume',
+  'cold',
 ];
 
 /** True for the scenarios that need the null brokers running. */

@@ -8,14 +8,14 @@
  * @module
  */
 import { Observable, type Observer } from 'rxjs';
-import { ChannelCore, type Reply } from '../core/channel-core.js';
+import { ChannelCore, type ChannelListener, type Reply } from '../core/channel-core.js';
 import type { ConnectionCore } from '../core/connection-core.js';
-import type { ChannelClosedError } from '../errors.js';
+import type { ChannelClosedError, HeadersDecodeError } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from '../protocol/generated.js';
 import { INSPECT } from '../util/runtime.js';
-import { ConfirmTracker } from './confirms.js';
-import { Consumers, type UnclaimedDelivery } from './consumers.js';
+import { type ConfirmHost, ConfirmTracker } from './confirms.js';
+import { Consumers, type OperationFailer, type UnclaimedDelivery } from './consumers.js';
 import { Delivery } from './delivery.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
 import { PublishPath, publishObservable } from './publish.js';
@@ -65,7 +65,8 @@ export class Channel implements PublishTarget {
   private readonly confirms: ConfirmTracker;
   private readonly publishes: PublishPath;
   private readonly consumers: Consumers;
-  private readonly requests: RequestReply;
+  /** Made with the first request. */
+  private requests: RequestReply | undefined;
 
   /**
    * After `confirmSelect()`: every publish of this channel, in publish order, once the broker has
@@ -78,13 +79,17 @@ export class Channel implements PublishTarget {
    * ch.confirms$.subscribe((c) => { if (c.status !== 'acked') console.warn('publish', c.seq, c.status); });
    * ```
    */
-  readonly confirms$: Observable<Confirmation>;
+  get confirms$(): Observable<Confirmation> {
+    return this.confirms.confirms$;
+  }
 
   /**
    * Unroutable `mandatory` messages returned by the broker, as they arrive. Completes when the channel
    * closes.
    */
-  readonly returns$: Observable<ReturnedMessage>;
+  get returns$(): Observable<ReturnedMessage> {
+    return this.confirms.returns$;
+  }
 
   /**
    * Deliveries for a consumer tag this channel does not know (a consumer it never started, or one
@@ -96,51 +101,21 @@ export class Channel implements PublishTarget {
    * ch.unclaimed$.subscribe((u) => console.warn('unclaimed delivery', u.fields.consumerTag, u.requeued));
    * ```
    */
-  readonly unclaimed$: Observable<UnclaimedDelivery>;
+  get unclaimed$(): Observable<UnclaimedDelivery> {
+    return this.consumers.unclaimed$;
+  }
 
   /** @internal Channels come from `connection.channel()`. */
   constructor(connection: ConnectionCore, events: ChannelEvents) {
-    const core = new ChannelCore(connection, {
-      opened: () => events.opened(this),
-      closed: (error) => {
-        this.ended(error);
-        events.closed(error);
-      },
-      delivered: (method, properties, body, headersError) =>
-        this.consumers.delivered(method, properties, body, headersError),
-      consumerCancelled: (consumerTag) => this.consumers.cancelledByBroker(consumerTag),
-      confirmSelected: () => this.confirms.start(),
-      confirmed: (method) => this.confirms.confirmed(method),
-      returned: (method, properties, body, headersError) =>
-        this.confirms.returned({
-          replyCode: method.replyCode,
-          replyText: method.replyText,
-          exchange: method.exchange,
-          routingKey: method.routingKey,
-          properties,
-          body,
-          ...(headersError === undefined ? {} : { headersError }),
-        }),
-    });
+    // One object wires the parts together (the core's listener, the hosts of the confirm tracker
+    // and of the consumers): an open channel keeps no closure per event.
+    const wiring = new ChannelWiring(this, events);
+    const core = new ChannelCore(connection, wiring);
+    wiring.core = core;
     this.core = core;
-    this.confirms = new ConfirmTracker({
-      get id() {
-        return core.id;
-      },
-      failure: () => core.error ?? core.laterUseError('publish'),
-      protocolError: (message) => core.protocolError(message),
-    });
+    this.confirms = wiring.confirms = new ConfirmTracker(wiring);
     this.publishes = new PublishPath(core, this.confirms);
-    this.consumers = new Consumers(core, (subscriber, error) => this.failOperation(subscriber, error));
-    this.requests = new RequestReply({
-      publishWith: (exchange, routingKey, body, properties, mandatory, context, done) =>
-        this.publishWith(exchange, routingKey, body, properties, mandatory, context, done),
-      consume: (queue, options) => this.consume(queue, options),
-      endedError: () => core.laterUseError('request'),
-    });
-    this.confirms$ = this.confirms.confirms$;
-    this.returns$ = this.confirms.returns$;
-    this.unclaimed$ = this.consumers.unclaimed$;
+    this.consumers = wiring.consumers = new Consumers(core, wiring);
   }
 
   /** @internal Sends channel.open (throws when the connection cannot take another channel). */
@@ -154,11 +129,6 @@ export class Channel implements PublishTarget {
   }
 
   /** The channel ended: its long-lived streams end with it. */
-  private ended(error: Error | undefined): void {
-    this.confirms.end(error);
-    this.consumers.end(error);
-  }
-
   /**
    * Consumes a queue: a hot, reference-counted stream of deliveries. The first subscriber starts the
    * consumer (basic.qos for `prefetch`, then basic.consume); later subscribers share it; when the last
@@ -201,6 +171,12 @@ export class Channel implements PublishTarget {
     properties: BasicProperties = {},
     options: RequestOptions = {},
   ): Observable<Delivery> {
+    this.requests ??= new RequestReply({
+      publishWith: (exchange, routingKey, body, properties, mandatory, context, done) =>
+        this.publishWith(exchange, routingKey, body, properties, mandatory, context, done),
+      consume: (queue, options) => this.consume(queue, options),
+      endedError: () => this.core.laterUseError('request'),
+    });
     return this.requests.request(exchange, routingKey, body, properties, options);
   }
 
@@ -768,8 +744,7 @@ export class Channel implements PublishTarget {
    * `switchMap` pipeline waits for the next connection instead of ending.
    */
   private failOperation(subscriber: Observer<never>, error: Error): void {
-    if (this.core.lostToRecovery(error)) subscriber.complete();
-    else subscriber.error(error);
+    failOperationOn(this.core, subscriber, error);
   }
 
   [INSPECT](): string {
@@ -790,6 +765,94 @@ export class Channel implements PublishTarget {
 }
 
 function toVoid(): void {}
+
+/** Ends a one-shot operation that failed: it completes when recovery replaces the connection. */
+function failOperationOn(core: ChannelCore, subscriber: Observer<never>, error: Error): void {
+  if (core.lostToRecovery(error)) subscriber.complete();
+  else subscriber.error(error);
+}
+
+/**
+ * What the parts of a channel hear from one another: the core's events go to the consumers and the
+ * confirm tracker, which in turn reach the core through it.
+ */
+class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer {
+  core!: ChannelCore;
+  confirms!: ConfirmTracker;
+  consumers!: Consumers;
+
+  constructor(
+    private readonly channel: Channel,
+    private readonly events: ChannelEvents,
+  ) {}
+
+  // ---- ChannelListener ----
+  opened(): void {
+    this.events.opened(this.channel);
+  }
+
+  closed(error: ChannelClosedError | undefined): void {
+    this.confirms.end(error);
+    this.consumers.end(error);
+    this.events.closed(error);
+  }
+
+  delivered(
+    method: MethodOf<'basic.deliver'>,
+    properties: BasicProperties,
+    body: Uint8Array,
+    headersError: HeadersDecodeError | undefined,
+  ): void {
+    this.consumers.delivered(method, properties, body, headersError);
+  }
+
+  consumerCancelled(consumerTag: string): void {
+    this.consumers.cancelledByBroker(consumerTag);
+  }
+
+  confirmSelected(): void {
+    this.confirms.start();
+  }
+
+  confirmed(method: MethodOf<'basic.ack'> | MethodOf<'basic.nack'>): void {
+    this.confirms.confirmed(method);
+  }
+
+  returned(
+    method: MethodOf<'basic.return'>,
+    properties: BasicProperties,
+    body: Uint8Array,
+    headersError: HeadersDecodeError | undefined,
+  ): void {
+    this.confirms.returned({
+      replyCode: method.replyCode,
+      replyText: method.replyText,
+      exchange: method.exchange,
+      routingKey: method.routingKey,
+      properties,
+      body,
+      ...(headersError === undefined ? {} : { headersError }),
+    });
+  }
+
+  // ---- ConfirmHost ----
+  get id(): number {
+    return this.core.id;
+  }
+
+  failure(): Error {
+    return this.core.error ?? this.core.laterUseError('publish');
+  }
+
+  protocolError(message: string): void {
+    this.core.protocolError(message);
+  }
+
+  // ---- OperationFailer (the consumers) ----
+  failOperation(subscriber: Observer<never>, error: Error): void {
+    failOperationOn(this.core, subscriber, error);
+  }
+}
 
 function queueDeclareMethod(queue: string, options: QueueDeclareOptions, nowait: boolean): MethodInit {
   return {

@@ -6,11 +6,12 @@
  *
  * @module
  */
-import { type Observable, Subject } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { ConfirmSmoother, type ConfirmStatus } from '../core/confirm-smoother.js';
 import { ConfirmTagError } from '../errors.js';
 import type { MethodOf } from '../protocol/generated.js';
 import type { PublishCallback } from './interfaces.js';
+import { LazySubject } from './lazy-subject.js';
 import type { Confirmation, PublishOutcome, ReturnedMessage } from './types.js';
 
 /** A publish waiting for its confirm. */
@@ -34,8 +35,8 @@ export interface ConfirmHost {
 
 /** @internal */
 export class ConfirmTracker {
-  private readonly returnsSubject = new Subject<ReturnedMessage>();
-  private readonly confirmsSubject = new Subject<Confirmation>();
+  private readonly returnsSubject = new LazySubject<ReturnedMessage>();
+  private readonly confirmsSubject = new LazySubject<Confirmation>();
   /** Set once confirm.select has been sent: numbers the publishes and orders the broker's answers. */
   private smoother: ConfirmSmoother | undefined;
   /** Publishes waiting for their confirm, in sequence order (settled in that order), from `head`. */
@@ -46,8 +47,13 @@ export class ConfirmTracker {
   /** Returns received in confirm mode, waiting for the confirm of their publish. */
   private pendingReturns: ReturnedMessage[] = [];
 
-  readonly confirms$: Observable<Confirmation> = this.confirmsSubject.asObservable();
-  readonly returns$: Observable<ReturnedMessage> = this.returnsSubject.asObservable();
+  get confirms$(): Observable<Confirmation> {
+    return this.confirmsSubject.asObservable();
+  }
+
+  get returns$(): Observable<ReturnedMessage> {
+    return this.returnsSubject.asObservable();
+  }
 
   constructor(private readonly host: ConfirmHost) {}
 

@@ -6,12 +6,13 @@
  *
  * @module
  */
-import { Observable, type Observer, Subject, type Subscriber } from 'rxjs';
+import { Observable, type Observer, type Subscriber } from 'rxjs';
 import type { ChannelCore, RpcHandle } from '../core/channel-core.js';
 import { ChannelClosedError, ConsumerCancelledError, type HeadersDecodeError } from '../errors.js';
 import type { BasicProperties, MethodOf } from '../protocol/generated.js';
 import { Delivery } from './delivery.js';
 import type { DeliveryFields } from './interfaces.js';
+import { LazySubject } from './lazy-subject.js';
 import type { ConsumeOptions } from './types.js';
 
 /**
@@ -30,6 +31,11 @@ export interface UnclaimedDelivery {
   readonly requeued: boolean;
 }
 
+/** @internal Ends a one-shot operation that failed (completing it when recovery replaces the connection). */
+export interface OperationFailer {
+  failOperation(subscriber: Observer<never>, error: Error): void;
+}
+
 /** A consumer of this channel: where its deliveries go. */
 interface ConsumerSink {
   readonly noAck: boolean;
@@ -45,127 +51,75 @@ export class Consumers {
   private readonly sinks = new Map<string, ConsumerSink>();
   /** Consumers whose basic.cancel awaits its cancel-ok, with their noAck setting. */
   private readonly cancelling = new Map<string, boolean>();
-  private readonly unclaimedSubject = new Subject<UnclaimedDelivery>();
-  readonly unclaimed$: Observable<UnclaimedDelivery> = this.unclaimedSubject.asObservable();
+  private readonly unclaimedSubject = new LazySubject<UnclaimedDelivery>();
+
+  get unclaimed$(): Observable<UnclaimedDelivery> {
+    return this.unclaimedSubject.asObservable();
+  }
 
   constructor(
     private readonly core: ChannelCore,
     /** Ends a one-shot operation that failed (completing it when recovery replaces the connection). */
-    private readonly failOperation: (subscriber: Observer<never>, error: Error) => void,
+    private readonly failer: OperationFailer,
   ) {}
 
   /** See `Channel.consume`. */
   consume(queue: string, options: ConsumeOptions): Observable<Delivery> {
-    // A hand-made share(): the subscribers in an array copied on change, so that delivering to them
-    // is a plain loop (this is the path of every message).
-    let group: Subscriber<Delivery>[] = [];
-    let stop: (() => void) | undefined;
-    /** The consumer ended: tell every subscriber; a later subscriber starts a new one. */
-    const end = (tell: (s: Subscriber<Delivery>) => void): void => {
-      const subscribers = group;
-      group = [];
-      stop = undefined;
-      for (const s of subscribers) tell(s);
-    };
-    const downstream: Observer<Delivery> = {
-      next: (delivery) => {
-        const subscribers = group;
-        for (let i = 0; i < subscribers.length; i++) subscribers[i]!.next(delivery);
-      },
-      error: (error: unknown) => end((s) => s.error(error)),
-      complete: () => end((s) => s.complete()),
-    };
-    return new Observable<Delivery>((subscriber) => {
-      group = [...group, subscriber];
-      if (group.length === 1) {
-        const teardown = this.start(queue, options, downstream);
-        // It may have failed at once (a closed channel): then it is over already.
-        if (group.includes(subscriber)) stop = teardown;
-      }
-      return () => {
-        if (!group.includes(subscriber)) return;
-        group = group.filter((s) => s !== subscriber);
-        if (group.length > 0) return;
-        const end = stop;
-        stop = undefined;
-        end?.();
-      };
-    });
+    const shared = new SharedConsumer(this, queue, options);
+    return new Observable<Delivery>((subscriber) => shared.add(subscriber));
   }
 
-  /** Starts a consumer that reports to `subscriber`; returns what cancels it. */
-  private start(queue: string, options: ConsumeOptions, subscriber: Observer<Delivery>): () => void {
-    let consumerTag: string | undefined;
-    let stopped = false;
-    const noAck = options.noAck ?? false;
-    const sink: ConsumerSink = {
-      noAck,
-      deliver: (delivery) => subscriber.next(delivery),
-      cancelled: () => {
-        stopped = true;
-        subscriber.error(new ConsumerCancelledError(consumerTag ?? '', queue));
-      },
-      ended: (error) => {
-        stopped = true;
-        if (error === undefined) subscriber.complete();
-        else subscriber.error(error);
-      },
-    };
-    // basic.qos or basic.consume failed: the client closing the channel under it ends the consumer
-    // as it ends a running one (it completes); other failures are errors.
-    const fail = (error: Error): void => {
-      stopped = true;
-      if (error instanceof ChannelClosedError && error.initiator === 'client') subscriber.complete();
-      else this.failOperation(subscriber, error);
-    };
+  /** Starts a consumer that reports to `observer`; returns what cancels it. */
+  start(queue: string, options: ConsumeOptions, observer: Observer<Delivery>): ConsumerRun {
+    const run = new ConsumerRun(this, queue, options.noAck ?? false, observer);
     // Both go out with the flush that ends this turn: a consumer unsubscribed in the turn it was
-    // subscribed withdraws them and sends nothing.
-    let qos: RpcHandle | undefined;
+    // subscribed withdraws them and sends nothing. The handles (and the stacks the operations
+    // captured) are let go once answered: an idle consumer keeps only what routes its deliveries.
+    const fail = (error: Error): void => run.failed(error);
     if (options.prefetch !== undefined) {
-      qos = this.core.call(
+      run.qos = this.core.call(
         { name: 'basic.qos', prefetchCount: options.prefetch, prefetchSize: 0, global: false },
         ['basic.qos-ok'],
-        () => undefined,
+        () => {
+          run.qos = undefined;
+        },
         fail,
         { deferred: true },
       );
     }
-    const consume = this.core.call(
+    run.consume = this.core.call(
       {
         name: 'basic.consume',
         queue,
         consumerTag: options.consumerTag ?? '',
         noLocal: options.noLocal ?? false,
-        noAck,
+        noAck: run.noAck,
         exclusive: options.exclusive ?? false,
         nowait: false,
         arguments: options.arguments ?? {},
       },
       ['basic.consume-ok'],
-      (reply) => {
-        consumerTag = (reply as MethodOf<'basic.consume-ok'>).consumerTag;
-        if (stopped) {
-          // Unsubscribed while basic.consume was in flight: cancel at once.
-          this.cancel(consumerTag, noAck);
-          return;
-        }
-        this.sinks.set(consumerTag, sink);
-      },
+      (reply) => run.started((reply as MethodOf<'basic.consume-ok'>).consumerTag),
       fail,
       { deferred: true },
     );
-    return () => {
-      if (stopped) return;
-      stopped = true;
-      if (consume.withdraw()) {
-        qos?.withdraw();
-        return;
-      }
-      if (consumerTag !== undefined) {
-        this.sinks.delete(consumerTag);
-        this.cancel(consumerTag, noAck);
-      }
-    };
+    return run;
+  }
+
+  /** @internal For ConsumerRun: the consumer is registered under its tag. */
+  register(consumerTag: string, sink: ConsumerSink): void {
+    this.sinks.set(consumerTag, sink);
+  }
+
+  /** @internal For ConsumerRun: forgets the consumer and sends basic.cancel. */
+  stop(consumerTag: string, noAck: boolean): void {
+    this.sinks.delete(consumerTag);
+    this.cancel(consumerTag, noAck);
+  }
+
+  /** @internal For ConsumerRun: ends a one-shot operation that failed. */
+  failOperationOf(subscriber: Observer<never>, error: Error): void {
+    this.failer.failOperation(subscriber, error);
   }
 
   /** A basic.deliver from the broker. */
@@ -219,12 +173,133 @@ export class Consumers {
   }
 
   /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */
-  private cancel(consumerTag: string, noAck: boolean): void {
+  cancel(consumerTag: string, noAck: boolean): void {
     if (!this.core.isOpen) return;
     this.cancelling.set(consumerTag, noAck);
     const done = (): void => {
       this.cancelling.delete(consumerTag);
     };
     this.core.call({ name: 'basic.cancel', consumerTag, nowait: false }, ['basic.cancel-ok'], done, done);
+  }
+}
+
+/**
+ * The Observable side of one `consume()`: a hand-made share(), the subscribers in an array copied on
+ * change so that delivering to them is a plain loop (this is the path of every message). One object
+ * with methods rather than closures: an idle consumer costs what it keeps.
+ */
+class SharedConsumer implements Observer<Delivery> {
+  private group: Subscriber<Delivery>[] = [];
+  private run: ConsumerRun | undefined;
+
+  constructor(
+    private readonly owner: Consumers,
+    private readonly queue: string,
+    private readonly options: ConsumeOptions,
+  ) {}
+
+  add(subscriber: Subscriber<Delivery>): () => void {
+    this.group = [...this.group, subscriber];
+    if (this.group.length === 1) {
+      const run = this.owner.start(this.queue, this.options, this);
+      // It may have failed at once (a closed channel): then it is over already.
+      if (this.group.includes(subscriber)) this.run = run;
+    }
+    return () => this.remove(subscriber);
+  }
+
+  private remove(subscriber: Subscriber<Delivery>): void {
+    if (!this.group.includes(subscriber)) return;
+    this.group = this.group.filter((s) => s !== subscriber);
+    if (this.group.length > 0) return;
+    const run = this.run;
+    this.run = undefined;
+    run?.stop();
+  }
+
+  next(delivery: Delivery): void {
+    const subscribers = this.group;
+    for (let i = 0; i < subscribers.length; i++) subscribers[i]!.next(delivery);
+  }
+
+  error(error: unknown): void {
+    for (const s of this.end()) s.error(error);
+  }
+
+  complete(): void {
+    for (const s of this.end()) s.complete();
+  }
+
+  /** The consumer ended: a later subscriber starts a new one. */
+  private end(): Subscriber<Delivery>[] {
+    const subscribers = this.group;
+    this.group = [];
+    this.run = undefined;
+    return subscribers;
+  }
+}
+
+/** One consumer on the broker, from basic.consume to its end: where its deliveries go. */
+class ConsumerRun implements ConsumerSink {
+  consumerTag: string | undefined = undefined;
+  stopped = false;
+  qos: RpcHandle | undefined = undefined;
+  consume: RpcHandle | undefined = undefined;
+
+  constructor(
+    private readonly owner: Consumers,
+    private readonly queue: string,
+    readonly noAck: boolean,
+    private readonly observer: Observer<Delivery>,
+  ) {}
+
+  deliver(delivery: Delivery): void {
+    this.observer.next(delivery);
+  }
+
+  cancelled(): void {
+    this.stopped = true;
+    this.observer.error(new ConsumerCancelledError(this.consumerTag ?? '', this.queue));
+  }
+
+  ended(error: Error | undefined): void {
+    this.stopped = true;
+    if (error === undefined) this.observer.complete();
+    else this.observer.error(error);
+  }
+
+  /** basic.consume-ok. */
+  started(consumerTag: string): void {
+    this.consumerTag = consumerTag;
+    this.consume = undefined;
+    if (this.stopped) {
+      // Unsubscribed while basic.consume was in flight: cancel at once.
+      this.owner.cancel(consumerTag, this.noAck);
+      return;
+    }
+    this.owner.register(consumerTag, this);
+  }
+
+  /**
+   * basic.qos or basic.consume failed: the client closing the channel under it ends the consumer as
+   * it ends a running one (it completes); other failures are errors.
+   */
+  failed(error: Error): void {
+    this.stopped = true;
+    this.qos = undefined;
+    this.consume = undefined;
+    if (error instanceof ChannelClosedError && error.initiator === 'client') this.observer.complete();
+    else this.owner.failOperationOf(this.observer, error);
+  }
+
+  /** The last subscriber left. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.consume?.withdraw() === true) {
+      this.qos?.withdraw();
+      return;
+    }
+    if (this.consumerTag !== undefined) this.owner.stop(this.consumerTag, this.noAck);
   }
 }

@@ -33,13 +33,17 @@ const UNSETTLED = 1;
 const PENDING = 2;
 
 const INITIAL_WINDOW = 1024;
+const NO_RING = new Uint8Array(0);
 /** The most tags the window spans before the unsettled ones become stragglers. */
 export const MAX_WINDOW = 1 << 16;
 
 /** @internal */
 export class AckTracker {
-  /** Per tag from `base`: DONE, UNSETTLED or PENDING; the slot of `base` is `head`. */
-  private ring = new Uint8Array(INITIAL_WINDOW);
+  /**
+   * Per tag from `base`: DONE, UNSETTLED or PENDING; the slot of `base` is `head`. Allocated with the
+   * first delivery: a channel that never consumes keeps none.
+   */
+  private ring: Uint8Array = NO_RING;
   private mask = INITIAL_WINDOW - 1;
   private head = 0;
   /** The lowest tag that may still need a settlement. */
@@ -61,6 +65,7 @@ export class AckTracker {
   /** A delivery arrived with this tag; `needsAck` is false for noAck consumers and gets. */
   delivered(tag: number, needsAck: boolean): void {
     if (tag <= this.top || !Number.isSafeInteger(tag)) return; // not the broker's sequence: keep out
+    if (this.ring === NO_RING) this.ring = new Uint8Array(INITIAL_WINDOW);
     if (this.base > this.top) {
       // Empty window: start it at this tag (or past it when there is nothing to settle).
       this.head = 0;

@@ -541,8 +541,9 @@ export class Channel implements PublishTarget {
   /**
    * Publishes a message (a string body is sent as UTF-8), then emits how it ended and completes:
    *
-   * - without confirm mode, `{ status: 'sent' }` once its frames are handed to the socket (waiting
-   *   while the socket is backed up);
+   * - without confirm mode, `{ status: 'sent' }` once the connection has taken its frames (at once,
+   *   synchronously, when the socket is not backed up; otherwise once it drains): they go to the
+   *   socket at the end of the turn, in order;
    * - after `confirmSelect()`, the broker's answer: `acked`, `nacked`, or `returned` (a `mandatory`
    *   message that no queue received, with the returned message), with the publish's sequence number.
    *   If the channel or connection goes away before the broker answers, it errors with the channel's
@@ -576,7 +577,8 @@ export class Channel implements PublishTarget {
    * The publish under `publish()` and `publishConfirmed`, without an Observable (see
    * {@link PublishTarget.publishWith}): writes the message as soon as the socket takes more and the
    * synchronous methods queued before it have gone, then calls `done(context, outcome)` once (`sent`
-   * after the flush; in confirm mode, the broker's answer), or `done(context, undefined, error)`. When
+   * as soon as it is written, possibly before `publishWith` returns; in confirm mode, the broker's
+   * answer), or `done(context, undefined, error)`. When
    * the message has to wait, returns a handle whose `cancel()` drops it if it has not been written
    * yet (true then, and `done` is never called for it); otherwise `done` is called in any case.
    *

@@ -51,7 +51,9 @@ export interface PublishOptions {
 }
 
 /**
- * How a publish ended. Without confirm mode, `sent`: its frames were handed to the socket. On a channel
+ * How a publish ended. Without confirm mode, `sent`: the connection has taken its frames, in order, and
+ * writes them to the socket at the end of the turn (a publish on a writable connection is `sent` at
+ * once, before `subscribe()` returns). On a channel
  * in confirm mode (`confirmSelect()`), the broker's answer for its sequence number `seq`: `acked`
  * (the broker took responsibility for it), `nacked` (it could not), or `returned` (a `mandatory`
  * message no queue was bound to receive: the broker returned it, then acked it).

@@ -128,6 +128,8 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   /** Run at the start of the next flush, to write what was held for it (a channel's acks). */
   private beforeFlushHooks: (() => void)[] = [];
   private drainWaiters: ((error?: ConnectionClosedError) => void)[] = [];
+  /** True while the drain waiters are being run (see releaseWaiters). */
+  private releasing = false;
   private closeError: ConnectionClosedError | AuthenticationError | undefined;
   private closedNotified = false;
   /** Set once the client asked to close: the close is then orderly, whatever the broker says. */
@@ -305,7 +307,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
    */
   whenWritable(callback: (error?: ConnectionClosedError) => void): void {
     if (this.state === 'closed') callback(this.channelError());
-    else if (this.writable) callback();
+    else if (this.writable && !this.releasing && this.drainWaiters.length === 0) callback();
     else this.drainWaiters.push(callback);
   }
 
@@ -356,9 +358,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     };
   }
 
-  /** Writable and not blocked: a publish can be written now. */
+  /**
+   * Writable, not blocked, and no earlier publish waiting to be released: a publish can be written
+   * now. (A publish made while the waiters are being released, from the completion of one of them,
+   * must queue behind the rest, or it would overtake them on the wire.)
+   */
   get publishable(): boolean {
-    return this.writable && !this.blocked;
+    return this.writable && !this.blocked && !this.releasing && this.drainWaiters.length === 0;
   }
 
   /**
@@ -373,12 +379,14 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     this.blocked = blocked;
     this.blockedReason = blocked ? reason : undefined;
     if (blocked) return;
+    // The blocked publishes join the drain queue, in order, and are released from there.
     const waiters = this.blockedWaiters;
     this.blockedWaiters = [];
     for (const w of waiters) {
       clearTimeout(w.timer);
-      this.whenWritable(w.callback);
+      this.drainWaiters.push(w.callback);
     }
+    if (this.writable) this.releaseWaiters();
   }
 
   /** The error that operations on this closed connection fail with. */
@@ -512,15 +520,37 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
   onDrain(): void {
     this.writable = true;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (let i = 0; i < waiters.length; i++) {
-      if (!this.writable) {
-        // The socket filled up again: keep the rest waiting, in order.
-        this.drainWaiters = waiters.slice(i).concat(this.drainWaiters);
-        return;
+    this.releaseWaiters();
+  }
+
+  /**
+   * Runs the waiting publishes in order while the transport takes more. Those queued while this runs
+   * (a completion publishing the next message) go after the ones already waiting.
+   */
+  private releaseWaiters(): void {
+    if (this.releasing) return;
+    this.releasing = true;
+    try {
+      while (this.drainWaiters.length > 0 && this.writable && this.state !== 'closed') {
+        const waiters = this.drainWaiters;
+        this.drainWaiters = [];
+        for (let i = 0; i < waiters.length; i++) {
+          if ((this.state as State) === 'closed') {
+            // The connection ended under a waiter: the rest fail as the queued ones did.
+            const error = this.channelError();
+            for (let j = i; j < waiters.length; j++) waiters[j]!(error);
+            return;
+          }
+          if (!this.writable) {
+            // The socket filled up again: keep the rest waiting, in order.
+            this.drainWaiters = waiters.slice(i).concat(this.drainWaiters);
+            return;
+          }
+          waiters[i]!();
+        }
       }
-      waiters[i]!();
+    } finally {
+      this.releasing = false;
     }
   }
 

@@ -319,7 +319,7 @@ describe('pipelines of synchronous publishes with backpressure part way', () => 
     expectInOrder(got, N);
   });
 
-  it('BUG: mergeMap(publish, 1000) delivers the messages in subscription order', async () => {
+  it('mergeMap(publish, 1000) delivers the messages in subscription order', async () => {
     // Fails: after the drain, a publish subscribed from the completion of a released waiter takes
     // the fast path and overtakes the ~999 waiters still being released (see the minimal case below).
     const { keys: got } = await run((publish) => mergeMap(publish, 1000));
@@ -328,7 +328,7 @@ describe('pipelines of synchronous publishes with backpressure part way', () => 
 });
 
 describe('publishes released by a drain', () => {
-  it('BUG: a publish subscribed from the completion of a released publish does not overtake the others released with it', async () => {
+  it('a publish subscribed from the completion of a released publish does not overtake the others released with it', async () => {
     const writes = new WriteRecorder();
     const { broker, channel } = await open(writes);
     writes.full = true;
@@ -388,7 +388,7 @@ describe('publishConfirmed with allowUnconfirmed on a plain channel', () => {
     expectAllOnce(got, n);
   });
 
-  it('BUG: puts the 100,000 messages on the wire in source order', async () => {
+  it('puts the 100,000 messages on the wire in source order', async () => {
     // Fails like mergeMap above: a message started from settle() during the drain overtakes the
     // window's publishes still waiting to be released.
     const { keys: got } = await run();

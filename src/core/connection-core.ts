@@ -170,7 +170,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     private readonly listener: ConnectionListener,
   ) {
     this.decoder = new FrameDecoder(this, { maxBodySize: options.maxBodySize });
-    this.writer = new FrameWriter({ maxBodySize: options.maxBodySize });
+    this.writer = new FrameWriter({ maxBodySize: options.maxBodySize, released: this.writesReleased });
   }
 
   get isOpen(): boolean {
@@ -444,6 +444,15 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       for (const cb of callbacks) cb();
     }
   }
+
+  /**
+   * True when the transport holds none of the bytes written to it: the writer may then write over its
+   * buffers instead of allocating (see FrameWriterOptions.released).
+   */
+  private readonly writesReleased = (): boolean => {
+    const transport = this.transport;
+    return transport !== undefined && transport.releasesWhenFlushed === true && transport.bufferedBytes === 0;
+  };
 
   /** Hands the bytes encoded so far to the transport (without the flush's hooks and callbacks). */
   private writeOut(): void {

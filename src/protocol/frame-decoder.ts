@@ -146,6 +146,9 @@ const UPFRONT_BUDGET = 16 * 1024 * 1024;
 /** Bodies up to this size are carved from a shared slab rather than allocated one by one. */
 const SLAB_BODY_MAX = 2048;
 const SLAB_SIZE = 32 * 1024;
+/** Bodies from this size to {@link SPARE_MAX} are allocated one ahead (see `allocLarge`). */
+const SPARE_MIN = 64 * 1024;
+const SPARE_MAX = UPFRONT_BODY_MAX;
 
 /**
  * Content being assembled, by channel: an array indexed by channel number (a Map pays for the delete
@@ -254,6 +257,8 @@ export class FrameDecoder {
   /** The slab's memory, read once: `.buffer` on a typed array is a slow call, paid per slab, not per body. */
   private slabMemory: ArrayBufferLike = this.slab.buffer;
   private slabOffset = 0;
+  /** The buffer for the next large body, allocated after the last one (see `allocLarge`). */
+  private spare: Uint8Array | undefined;
   /** The chunk being decoded and a Uint8Array over its whole memory (made once per chunk). */
   private chunk: Uint8Array | undefined;
   private chunkMemory: Uint8Array = EMPTY_VIEW;
@@ -308,9 +313,10 @@ export class FrameDecoder {
   }
 
   /**
-   * Memory the decoder holds for what is not complete yet: the buffer of an incomplete frame and the
-   * bodies being assembled (their allocated size, filled or not). It is bounded by about twice the
-   * bytes received for them plus 16 MiB, whatever sizes the peer declares.
+   * Memory the decoder holds for what is not complete yet: the buffer of an incomplete frame, the
+   * bodies being assembled (their allocated size, filled or not) and the buffer set aside for the next
+   * large body (at most 1 MiB, once a body that large was complete). It is bounded by about twice the
+   * bytes received for them plus 16 MiB, plus that buffer, whatever sizes the peer declares.
    *
    * @example
    * ```ts
@@ -319,7 +325,7 @@ export class FrameDecoder {
    * ```
    */
   get bytesHeld(): number {
-    let n = this.partialNeed > 0 ? this.partial.length : 0;
+    let n = (this.partialNeed > 0 ? this.partial.length : 0) + (this.spare?.length ?? 0);
     for (const content of this.pending.slots) n += content?.body?.length ?? 0;
     return n;
   }
@@ -344,6 +350,7 @@ export class FrameDecoder {
       this.consume(buf);
     } catch (e) {
       this.failure = e;
+      this.spare = undefined;
       this.reader.release();
       this.pending.clear();
       this.unfilled = 0;
@@ -358,6 +365,7 @@ export class FrameDecoder {
   /** Forgets any partial frame and content: for reuse on a new connection. */
   reset(): void {
     this.failure = undefined;
+    this.spare = undefined;
     this.started = false;
     this.pending.clear();
     this.unfilled = 0;
@@ -499,7 +507,10 @@ export class FrameDecoder {
       const headersError = content.headersError;
       const skip = content.skip;
       this.pending.delete(channel);
-      if (!skip) this.handler.onContent(channel, content.method, properties, body, headersError);
+      if (!skip) {
+        this.setAside(body.length);
+        this.handler.onContent(channel, content.method, properties, body, headersError);
+      }
     }
     return off;
   }
@@ -681,7 +692,9 @@ export class FrameDecoder {
    * keeps its slab alive); larger ones get their own memory.
    */
   private allocBody(size: number): Uint8Array {
-    if (size > SLAB_BODY_MAX) return allocBytesSlow(size);
+    if (size > SLAB_BODY_MAX) {
+      return size >= SPARE_MIN && size <= SPARE_MAX ? this.allocLarge(size) : allocBytesSlow(size);
+    }
     if (this.slabOffset + size > SLAB_SIZE) {
       this.slab = allocBytesSlow(SLAB_SIZE);
       this.slabMemory = this.slab.buffer;
@@ -693,6 +706,28 @@ export class FrameDecoder {
     const body = bytesView(this.slabMemory, this.slabOffset, size);
     this.slabOffset = (this.slabOffset + size + 7) & ~7;
     return body;
+  }
+
+  /**
+   * A large body comes from the buffer set aside when the previous large body of the same size was
+   * complete (a new one is set aside once this one is). The count of allocations is unchanged (one per body), but
+   * the buffer allocated last is always still held: with glibc's malloc, the memory of bodies freed
+   * below it (a burst of deliveries collected at once) then stays in the heap for the next bodies
+   * instead of being given back to the kernel and faulted in again page by page (at 1 MiB, 256 page
+   * faults per message). It holds at most one body's size more, at most {@link SPARE_MAX}.
+   */
+  private allocLarge(size: number): Uint8Array {
+    const spare = this.spare;
+    if (spare !== undefined && spare.length === size) {
+      this.spare = undefined;
+      return spare;
+    }
+    return allocBytesSlow(size);
+  }
+
+  /** A large body is complete: sets a buffer of its size aside for the next one (see allocLarge). */
+  private setAside(size: number): void {
+    if (size >= SPARE_MIN && size <= SPARE_MAX && this.spare === undefined) this.spare = allocBytesSlow(size);
   }
 
   /** The content a body frame of `size` bytes on `channel` belongs to, checked. */
@@ -758,6 +793,7 @@ export class FrameDecoder {
       const properties = content.properties;
       const headersError = content.headersError;
       this.pending.delete(channel);
+      if (size >= SPARE_MIN) this.setAside(size);
       this.handler.onContent(channel, content.method, properties, body, headersError);
       return;
     }
@@ -770,6 +806,7 @@ export class FrameDecoder {
       const properties = content.properties;
       const headersError = content.headersError;
       this.pending.delete(channel);
+      this.setAside(body.length);
       this.handler.onContent(channel, content.method, properties, body, headersError);
     }
   }

@@ -2,7 +2,10 @@
  * The frame writer: encodes methods, content headers and bodies (split by frame_max) into a pooled
  * output buffer. Bytes are handed out with {@link FrameWriter.take} as views of that buffer; a region
  * once handed out is never written again, so a transport may hold it until its write completes. When
- * the buffer is used up a fresh one is allocated and the old one is left to whoever still holds views.
+ * the buffer is used up a fresh one is allocated and the old one is left to whoever still holds views,
+ * unless the owner says (with the `released` option) that nothing handed out is held any more: then
+ * the writer writes over its buffers again instead of allocating (a 1 MiB publish then costs a copy
+ * into memory already in use, not a fresh megabyte whose pages the kernel must fault in one by one).
  * Publishing a message allocates nothing beyond copying its body into the buffer.
  *
  * @module
@@ -39,6 +42,13 @@ export interface FrameWriterOptions {
   maxBodySize?: number;
   /** Size of each pooled output buffer. Default 256 KiB. */
   chunkSize?: number;
+  /**
+   * Asked when the writer needs a fresh buffer: true means no byte handed out by {@link
+   * FrameWriter.take} or {@link FrameWriter.takeSegments} so far is referenced any more (a socket has
+   * written them all), so the writer may write over its buffers rather than allocate. Absent: never
+   * (a region once handed out is then never written again).
+   */
+  released?: () => boolean;
 }
 
 const NO_LIMIT = 0xffffffff;
@@ -46,11 +56,24 @@ const NO_LIMIT = 0xffffffff;
 const NOTHING_CACHED = Symbol('nothing cached');
 const EMPTY_PROPERTIES: BasicProperties = Object.freeze({});
 
+/**
+ * A buffer larger than this is not kept for reuse once its operation is written, unless the next
+ * operation needs at least half of it: one huge message does not pin a huge buffer.
+ */
+const RETAIN_MAX = 4 * 1024 * 1024;
+/** Dedicated buffers (operations larger than a chunk) are rounded up to this, so similar sizes reuse them. */
+const DEDICATED_GRAIN = 64 * 1024;
+
 class PooledWriter extends Writer {
   /** Start of the bytes not yet handed out by take(). */
   taken = 0;
+  /** An earlier buffer, all handed out, kept to be written over once the owner has released it. */
+  private spare: Uint8Array | undefined;
 
-  constructor(readonly chunkSize: number) {
+  constructor(
+    readonly chunkSize: number,
+    private readonly released: (() => boolean) | undefined,
+  ) {
     super(chunkSize);
   }
 
@@ -65,8 +88,28 @@ class PooledWriter extends Writer {
    */
   reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    if (this.pos > this.taken) this.sealed.push(this.buf.subarray(this.taken, this.pos));
-    this.buf = allocBytes(Math.max(this.chunkSize, n));
+    const current = this.buf;
+    if (this.pos > this.taken) this.sealed.push(current.subarray(this.taken, this.pos));
+    else if (this.sealed.length === 0 && this.released?.() === true) {
+      // Nothing pending and nothing handed out still held: write over a buffer already in use.
+      if (reusable(current, n)) {
+        this.taken = 0;
+        this.pos = 0;
+        return;
+      }
+      const spare = this.spare;
+      if (spare !== undefined && reusable(spare, n)) {
+        this.spare = current.length <= RETAIN_MAX ? current : undefined;
+        this.buf = spare;
+        this.taken = 0;
+        this.pos = 0;
+        return;
+      }
+    }
+    if (this.released !== undefined && current.length <= RETAIN_MAX) this.spare = current;
+    this.buf = allocBytes(
+      n <= this.chunkSize ? this.chunkSize : Math.ceil(n / DEDICATED_GRAIN) * DEDICATED_GRAIN,
+    );
     this.taken = 0;
     this.pos = 0;
   }
@@ -87,6 +130,11 @@ class PooledWriter extends Writer {
     copyBytes(this.buf, this.taken, this.pos, next, this.taken);
     this.buf = next;
   }
+}
+
+/** True when `buf` can hold an operation of `n` bytes and is worth keeping for it. */
+function reusable(buf: Uint8Array, n: number): boolean {
+  return n <= buf.length && (buf.length <= RETAIN_MAX || n * 2 >= buf.length);
 }
 
 /** A generous estimate of a method or header frame without large tables; grow() covers the rest. */
@@ -117,7 +165,7 @@ export class FrameWriter {
   private lastArgs: Uint8Array = new Uint8Array(0);
 
   constructor(options: FrameWriterOptions = {}) {
-    this.w = new PooledWriter(options.chunkSize ?? 256 * 1024);
+    this.w = new PooledWriter(options.chunkSize ?? 256 * 1024, options.released);
     if (options.frameMax !== undefined) this.frameMax = options.frameMax;
     this.maxBodySize = options.maxBodySize ?? 128 * 1024 * 1024;
   }

@@ -130,6 +130,11 @@ export class SocketTransport implements Transport {
   /** The first socket error, reported by `onClose`. */
   private error: Error | undefined = undefined;
   readonly readChunkLimit: number;
+  /**
+   * A socket's `writableLength` counts every byte whose write has not completed, so at 0 it holds no
+   * chunk: true.
+   */
+  readonly releasesWhenFlushed = true;
 
   /**
    * @param reads The socket's reused read buffer when it was opened with one (plain TCP); else its

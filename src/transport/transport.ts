@@ -161,6 +161,12 @@ export interface Transport {
   destroy(): void;
   /** Bytes queued and not yet sent (0 if the transport cannot tell). */
   readonly bufferedBytes: number;
+  /**
+   * True when a {@link bufferedBytes} of 0 means the transport holds no reference to any chunk it was
+   * given (every write has completed): the owner may then write over the memory of those chunks.
+   * Absent or false: the owner never reuses memory it has written.
+   */
+  readonly releasesWhenFlushed?: boolean;
   /** Where the transport is connected, for messages: `host:port` or a URL. Never contains credentials. */
   readonly remote: string;
   /** True when the stream is encrypted (TLS, `wss:`). */

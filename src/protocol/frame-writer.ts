@@ -89,24 +89,27 @@ class PooledWriter extends Writer {
   reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const current = this.buf;
+    // Nothing sealed waits to be taken and the owner holds nothing handed out: every byte of the
+    // earlier buffers has been written, so they may be written over.
+    const free = this.released !== undefined && this.sealed.length === 0 && this.released();
     if (this.pos > this.taken) this.sealed.push(current.subarray(this.taken, this.pos));
-    else if (this.sealed.length === 0 && this.released?.() === true) {
-      // Nothing pending and nothing handed out still held: write over a buffer already in use.
-      if (reusable(current, n)) {
-        this.taken = 0;
-        this.pos = 0;
-        return;
-      }
-      const spare = this.spare;
-      if (spare !== undefined && reusable(spare, n)) {
-        this.spare = current.length <= RETAIN_MAX ? current : undefined;
-        this.buf = spare;
-        this.taken = 0;
-        this.pos = 0;
-        return;
-      }
+    else if (free && reusable(current, n)) {
+      // Nothing pending either: write over the current buffer.
+      this.taken = 0;
+      this.pos = 0;
+      return;
     }
-    if (this.released !== undefined && current.length <= RETAIN_MAX) this.spare = current;
+    // The current buffer becomes the spare: by the next time a buffer is needed, its pending bytes
+    // (sealed now) have been taken and written if `free` holds then. A burst of small publishes
+    // thus alternates between two buffers instead of faulting in fresh memory every 256 KiB.
+    const spare = this.spare;
+    if (this.released !== undefined) this.spare = current.length <= RETAIN_MAX ? current : undefined;
+    if (free && spare !== undefined && reusable(spare, n)) {
+      this.buf = spare;
+      this.taken = 0;
+      this.pos = 0;
+      return;
+    }
     this.buf = allocBytes(
       n <= this.chunkSize ? this.chunkSize : Math.ceil(n / DEDICATED_GRAIN) * DEDICATED_GRAIN,
     );

@@ -23,7 +23,7 @@ function patterned(size: number, seed: number): Buffer {
 function sameBodies(events: readonly { kind: string }[], bodies: readonly Buffer[]): boolean {
   return (
     events.length === bodies.length &&
-    events.every((e, i) => e.kind === 'content' && (e as { body: Buffer }).body.equals(bodies[i]!))
+    events.every((e, i) => e.kind === 'content' && (e as unknown as { body: Buffer }).body.equals(bodies[i]!))
   );
 }
 

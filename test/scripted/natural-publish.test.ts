@@ -334,7 +334,9 @@ describe('publishes released by a drain', () => {
     writes.full = true;
     const failures: Error[] = [];
     const publish = (key: string, then?: () => void) =>
-      channel.publish('x', key, 'body').subscribe({ error: (e: Error) => failures.push(e), complete: then });
+      channel
+        .publish('x', key, 'body')
+        .subscribe({ error: (e: Error) => failures.push(e), complete: () => then?.() });
     publish('w'); // written at the end of the turn; the transport answers false: not writable
     await nextTurn();
     // Both wait for the drain, in this order; a's completion publishes c.

@@ -60,6 +60,11 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     description: 'FrameWriter/FrameDecoder throughput: publish triplets encoded, deliver triplets decoded',
     load: async () => (await import('./codec.js')).default,
   },
+  {
+    name: 'rxjs-floor',
+    description: "RxJS alone: the natural pipelines' operators with inner Observables that cost nothing",
+    load: async () => (await import('./rxjs-floor.js')).default,
+  },
   ...SUITE_SCENARIOS.map(
     (entry): ScenarioEntry => ({
       ...entry,

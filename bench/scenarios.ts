@@ -9,6 +9,7 @@
  * @module
  */
 import type { Scenario } from './lib/types.js';
+import { MORE_SCENARIOS } from './more-scenarios.js';
 
 export interface ScenarioEntry {
   readonly name: string;
@@ -76,4 +77,5 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
       },
     }),
   ),
+  ...MORE_SCENARIOS,
 ];

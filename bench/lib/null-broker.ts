@@ -31,6 +31,17 @@
  * - Acks of unknown delivery tags are ignored (RabbitMQ would close the channel with 406).
  * - `connection.blocked` is sent only to clients that announce the `connection.blocked` capability
  *   (all the benchmark's peers do); with `blockAfter` the socket stops being read either way.
+ * - Direct reply-to, for request/reply benchmarks whose responder must cost nothing: `basic.consume`
+ *   on `amq.rabbitmq.reply-to` (no-ack only, one per channel, as RabbitMQ requires) is accepted without
+ *   a queue. A queue declared with the argument `x-null-echo: true` is an echo queue: a publish to it
+ *   whose `reply-to` property starts with `amq.rabbitmq.reply-to` is not enqueued but answered at once
+ *   with a `basic.deliver` to the publishing channel's reply consumer (its consumer tag, exchange '',
+ *   routing key the request's reply-to as given (RabbitMQ would rewrite it), a body of the request's
+ *   size filled with `a`, and only the `correlation-id` property, copied from the request; no-ack, so
+ *   nothing to settle). Without a reply consumer on the channel such a publish closes the channel with
+ *   406, as RabbitMQ does. A publish to an echo queue without a direct reply-to is enqueued as usual.
+ *   Only publishes routed to an echo queue have their content header's properties read: every other
+ *   publish pays one flag test on its content header.
  * - Heartbeats: the broker proposes 0; when a client asks for some in `tune-ok` the broker sends them
  *   while it has nothing else to send, and never times a client out.
  * - Frames on a channel never opened are processed as if it were open. Malformed input (a bad frame
@@ -162,6 +173,12 @@ const SERVER_PROPERTIES: FieldTable = {
   },
 };
 
+/** The pseudo-queue of RabbitMQ's direct reply-to, and the prefix of the reply-to it accepts. */
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+const DIRECT_REPLY_TO_BYTES = Buffer.from(DIRECT_REPLY_TO, 'latin1');
+/** The queue argument that makes a queue an echo queue (see the module's header). */
+export const ECHO_ARGUMENT = 'x-null-echo';
+
 /** Malformed input: the connection is destroyed. */
 class Malformed extends Error {}
 
@@ -178,6 +195,8 @@ class Queue {
   rr = 0;
   scheduled = false;
   deleted = false;
+  /** Declared with `x-null-echo: true`: direct reply-to requests are answered, not enqueued. */
+  echo = false;
 
   constructor(readonly name: string) {}
 }
@@ -239,6 +258,18 @@ class Chan {
   routeKeyLength = -1;
   routeQueue: Queue | null = null;
   routeVersion = -1;
+  /** The direct reply-to consumer's tag (null: none), and its UTF-8 bytes for the hand encoder. */
+  replyTag: string | null = null;
+  replyTagBytes: Buffer = EMPTY;
+  /**
+   * The reply-to (when it names direct reply-to; length 0 otherwise) and correlation id (length -1:
+   * none) of the publish in progress, read from its content header only when it goes to an echo
+   * queue. Copied: the header may sit in the connection's carry-over buffer, reused before the body ends.
+   */
+  readonly replyTo: Buffer = Buffer.alloc(255);
+  replyToLength = 0;
+  readonly correlationId: Buffer = Buffer.alloc(255);
+  correlationIdLength = -1;
 
   constructor(
     readonly conn: Conn,
@@ -638,6 +669,8 @@ class Conn {
       const bodySize = high * TWO_32 + readU32(b, p + 8);
       if (bodySize > MAX_BODY_SIZE) throw malformed(`body of ${bodySize} bytes`);
       ch.size = bodySize;
+      // Only an echo queue's requests need their properties (the one test the other publishes pay).
+      if (ch.target?.echo === true) readReplyProperties(ch, b, p + 12, off + 7 + size);
       if (bodySize === 0) this.completePublish(ch);
       else {
         ch.state = 2;
@@ -695,9 +728,14 @@ class Conn {
     broker.published++;
     const q = ch.target;
     if (q !== null && !q.deleted) {
-      q.ready++;
-      q.bodySize = ch.size;
-      if (q.consumers.length !== 0 && !q.scheduled) broker.schedule(q);
+      if (q.echo && ch.replyToLength > 0) {
+        // A request to the echo responder: answered, not enqueued (a 406 closes the channel).
+        if (!this.echo(ch)) return;
+      } else {
+        q.ready++;
+        q.bodySize = ch.size;
+        if (q.consumers.length !== 0 && !q.scheduled) broker.schedule(q);
+      }
     }
     if (ch.confirm) {
       ch.seq++;
@@ -746,6 +784,93 @@ class Conn {
     o[p + 19] = 1; // multiple
     o[p + 20] = FRAME_END;
     this.outPos = p + 21;
+  }
+
+  /**
+   * Answers a direct reply-to request on its channel's reply consumer: `basic.deliver` (no-ack), a
+   * content header carrying only the correlation id, and body frames of the request's size, encoded by
+   * hand into the output. False (and the channel closed with 406) when the channel has no reply
+   * consumer.
+   */
+  private echo(ch: Chan): boolean {
+    if (ch.replyTag === null) {
+      this.channelError(ch, 406, 'PRECONDITION_FAILED - fast reply consumer does not exist', 60, 40);
+      return false;
+    }
+    const tagBytes = ch.replyTagBytes;
+    const rk = ch.replyToLength;
+    const corr = ch.correlationIdLength;
+    const size = ch.size;
+    const chunk = this.frameMax - 8;
+    const bodyFrames = size === 0 ? 0 : Math.ceil(size / chunk);
+    // ids (4), consumer tag, delivery tag (8), redelivered (1), exchange '' (1), routing key
+    const methodSize = 4 + 1 + tagBytes.length + 8 + 1 + 1 + 1 + rk;
+    // class, weight, body size (12), flags (2), correlation id
+    const headerSize = 14 + (corr >= 0 ? 1 + corr : 0);
+    const total = 8 + methodSize + 8 + headerSize + 8 * bodyFrames + size;
+    this.reserve(total);
+    const o = this.out;
+    let p = this.outPos;
+    const id = ch.id;
+
+    p = frameHeader(o, p, 1, id, methodSize);
+    o[p] = 0;
+    o[p + 1] = 60;
+    o[p + 2] = 0;
+    o[p + 3] = 60;
+    o[p + 4] = tagBytes.length;
+    tagBytes.copy(o, p + 5);
+    p += 5 + tagBytes.length;
+    writeTag(o, p, this.replyDeliveryTag(ch));
+    o[p + 8] = 0; // redelivered
+    o[p + 9] = 0; // exchange ''
+    o[p + 10] = rk;
+    ch.replyTo.copy(o, p + 11, 0, rk);
+    p += 11 + rk;
+    o[p++] = FRAME_END;
+
+    p = frameHeader(o, p, 2, id, headerSize);
+    o[p] = 0;
+    o[p + 1] = 60;
+    o[p + 2] = 0;
+    o[p + 3] = 0;
+    writeTag(o, p + 4, size);
+    o[p + 12] = corr >= 0 ? 0x04 : 0; // correlation-id: bit 10 of the flags
+    o[p + 13] = 0;
+    p += 14;
+    if (corr >= 0) {
+      o[p] = corr;
+      ch.correlationId.copy(o, p + 1, 0, corr);
+      p += 1 + corr;
+    }
+    o[p++] = FRAME_END;
+
+    for (let left = size; left > 0; ) {
+      const n = Math.min(left, chunk);
+      p = frameHeader(o, p, 3, id, n);
+      o.fill(0x61, p, p + n);
+      p += n;
+      o[p++] = FRAME_END;
+      left -= n;
+    }
+    this.outPos = p;
+    this.broker.delivered++;
+    return true;
+  }
+
+  /** The next delivery tag of the channel for a no-ack delivery (kept out of the unacked ring). */
+  private replyDeliveryTag(ch: Chan): number {
+    const tag = ch.nextTag;
+    if (ch.unacked > 0) {
+      // Other consumers' deliveries are outstanding: the ring covers every tag from its base.
+      if (tag + 1 - ch.base > ch.owner.length) growRing(ch, tag + 1 - ch.base);
+      ch.owner[tag & ch.mask] = 0;
+      ch.nextTag = tag + 1;
+    } else {
+      ch.nextTag = tag + 1;
+      ch.base = tag + 1;
+    }
+    return tag;
   }
 
   // ---- delivering ----------------------------------------------------------------------------------
@@ -872,6 +997,7 @@ class Conn {
   /** Forgets the channel's consumers and requeues its unacked deliveries. */
   private releaseChannel(ch: Chan): void {
     for (const c of ch.slots) this.broker.removeConsumer(c);
+    ch.replyTag = null;
     this.requeueAll(ch);
     if (ch.ackQueued) {
       ch.ackQueued = false;
@@ -1010,6 +1136,7 @@ class Conn {
           broker.queues.set(name, q);
           broker.topologyVersion++;
         }
+        if (m.arguments[ECHO_ARGUMENT] === true) q.echo = true;
         if (!m.nowait) {
           this.sendMethod(id, {
             name: 'queue.declare-ok',
@@ -1051,6 +1178,10 @@ class Conn {
         this.scheduleChannel(ch);
         return;
       case 'basic.consume': {
+        if (m.queue === DIRECT_REPLY_TO) {
+          this.replyConsumer(ch, m.consumerTag, m.noAck, m.nowait);
+          return;
+        }
         const q = broker.queues.get(m.queue);
         if (q === undefined) {
           this.channelError(ch, 404, notFound(m.queue), 60, 20);
@@ -1064,6 +1195,7 @@ class Conn {
         return;
       }
       case 'basic.cancel': {
+        if (ch.replyTag === m.consumerTag) ch.replyTag = null;
         for (const c of ch.slots) {
           if (c.consuming && c.active && c.tag === m.consumerTag) broker.removeConsumer(c);
         }
@@ -1096,6 +1228,22 @@ class Conn {
       default:
         return; // unknown here (or sent by the wrong side): ignored
     }
+  }
+
+  /** `basic.consume` on `amq.rabbitmq.reply-to`: no queue, no-ack only, one per channel (RabbitMQ's rules). */
+  private replyConsumer(ch: Chan, consumerTag: string, noAck: boolean, nowait: boolean): void {
+    if (!noAck) {
+      this.channelError(ch, 406, 'PRECONDITION_FAILED - reply consumer cannot acknowledge', 60, 20);
+      return;
+    }
+    if (ch.replyTag !== null) {
+      this.channelError(ch, 406, 'PRECONDITION_FAILED - reply consumer already set', 60, 20);
+      return;
+    }
+    const tag = consumerTag === '' ? this.broker.consumerTag() : consumerTag;
+    ch.replyTag = tag;
+    ch.replyTagBytes = Buffer.from(tag, 'utf8');
+    if (!nowait) this.sendMethod(ch.id, { name: 'basic.consume-ok', consumerTag: tag });
   }
 
   private get(ch: Chan, queue: string, noAck: boolean): void {
@@ -1289,6 +1437,71 @@ function writeTag(o: Buffer, p: number, tag: number): void {
 function sameBytes(b: Buffer, p: number, key: Buffer, n: number): boolean {
   for (let i = 0; i < n; i++) if (b[p + i] !== key[i]) return false;
   return true;
+}
+
+/** Writes a frame header (type, channel, payload size) at `p`; returns where the payload starts. */
+function frameHeader(o: Buffer, p: number, type: number, chan: number, size: number): number {
+  o[p] = type;
+  o[p + 1] = chan >>> 8;
+  o[p + 2] = chan & 0xff;
+  o[p + 3] = size >>> 24;
+  o[p + 4] = (size >>> 16) & 0xff;
+  o[p + 5] = (size >>> 8) & 0xff;
+  o[p + 6] = size & 0xff;
+  return p + 7;
+}
+
+/**
+ * Reads the reply-to (kept only when it starts with `amq.rabbitmq.reply-to`) and the correlation id of
+ * a content header's properties, whose flags are at `p`, into the channel. The properties before them
+ * are skipped in their wire order: content-type, content-encoding (short strings), headers (a table,
+ * skipped by its length), delivery-mode and priority (octets); nothing after reply-to is read.
+ */
+function readReplyProperties(ch: Chan, b: Buffer, p: number, end: number): void {
+  ch.replyToLength = 0;
+  ch.correlationIdLength = -1;
+  if (p + 2 > end) throw malformed('content header without property flags');
+  const flags = (b[p]! << 8) | b[p + 1]!;
+  let at = p + 2;
+  // Further flag words (bit 0 set): basic has no property there, so they are only stepped over.
+  for (let more = flags & 1; more !== 0; at += 2) {
+    if (at + 2 > end) throw malformed('bad property flags');
+    more = b[at + 1]! & 1;
+  }
+  if ((flags & 0x0600) === 0) return; // neither correlation-id nor reply-to
+  if ((flags & 0x8000) !== 0) at = skipShortString(b, at, end); // content-type
+  if ((flags & 0x4000) !== 0) at = skipShortString(b, at, end); // content-encoding
+  if ((flags & 0x2000) !== 0) {
+    if (at + 4 > end) throw malformed('bad headers property');
+    at += 4 + readU32(b, at); // headers: a table, by its byte length
+  }
+  if ((flags & 0x1000) !== 0) at++; // delivery-mode
+  if ((flags & 0x0800) !== 0) at++; // priority
+  if ((flags & 0x0400) !== 0) {
+    const next = skipShortString(b, at, end);
+    b.copy(ch.correlationId, 0, at + 1, next);
+    ch.correlationIdLength = next - at - 1;
+    at = next;
+  }
+  if ((flags & 0x0200) !== 0) {
+    const next = skipShortString(b, at, end);
+    const length = next - at - 1;
+    if (
+      length >= DIRECT_REPLY_TO_BYTES.length &&
+      sameBytes(b, at + 1, DIRECT_REPLY_TO_BYTES, DIRECT_REPLY_TO_BYTES.length)
+    ) {
+      b.copy(ch.replyTo, 0, at + 1, next);
+      ch.replyToLength = length;
+    }
+  }
+}
+
+/** The position after the short string at `at`, checked against `end`. */
+function skipShortString(b: Buffer, at: number, end: number): number {
+  if (at >= end) throw malformed('bad content header properties');
+  const next = at + 1 + b[at]!;
+  if (next > end) throw malformed('bad content header properties');
+  return next;
 }
 
 /** Grows a channel's ring of unacked tags to hold at least `needed` tags from its base. */

@@ -31,5 +31,5 @@ export const SUITE_SCENARIO_NAMES: readonly string[] = [
 
 /** True for the scenarios that need the null brokers running. */
 export function needsNullBroker(scenario: string): boolean {
-  return SUITE_SCENARIO_NAMES.includes(scenario);
+  return SUITE_SCENARIO_NAMES.includes(scenario) || scenario === 'rpc' || scenario === 'idle';
 }

@@ -1,0 +1,22 @@
+/**
+ * Scenarios listed in `scenarios.ts` after the peer suite's: request/reply and idle resources, each a
+ * module of its own (loaded lazily, like the others).
+ *
+ * @module
+ */
+import type { ScenarioEntry } from './scenarios.js';
+
+export const MORE_SCENARIOS: readonly ScenarioEntry[] = [
+  {
+    name: 'rpc',
+    description:
+      'request/reply over direct reply-to, one at a time and 100 in flight; rxamqp and peers, both brokers',
+    load: async () => (await import('./rpc.js')).default,
+  },
+  {
+    name: 'idle',
+    description:
+      'memory per idle channel (1,000) and consumer (10,000 on 100 channels); rxamqp and peers, both brokers',
+    load: async () => (await import('./idle.js')).default,
+  },
+];

@@ -48,9 +48,10 @@ interface ConsumerSink {
 
 /** @internal */
 export class Consumers {
-  private readonly sinks = new Map<string, ConsumerSink>();
+  /** The running consumers by tag (made with the first: a channel that never consumes has none). */
+  private sinks: Map<string, ConsumerSink> | undefined;
   /** Consumers whose basic.cancel awaits its cancel-ok, with their noAck setting. */
-  private readonly cancelling = new Map<string, boolean>();
+  private cancelling: Map<string, boolean> | undefined;
   private readonly unclaimedSubject = new LazySubject<UnclaimedDelivery>();
 
   get unclaimed$(): Observable<UnclaimedDelivery> {
@@ -108,12 +109,12 @@ export class Consumers {
 
   /** @internal For ConsumerRun: the consumer is registered under its tag. */
   register(consumerTag: string, sink: ConsumerSink): void {
-    this.sinks.set(consumerTag, sink);
+    (this.sinks ??= new Map()).set(consumerTag, sink);
   }
 
   /** @internal For ConsumerRun: forgets the consumer and sends basic.cancel. */
   stop(consumerTag: string, noAck: boolean): void {
-    this.sinks.delete(consumerTag);
+    this.sinks?.delete(consumerTag);
     this.cancel(consumerTag, noAck);
   }
 
@@ -129,7 +130,7 @@ export class Consumers {
     body: Uint8Array,
     headersError: HeadersDecodeError | undefined,
   ): void {
-    const sink = this.sinks.get(method.consumerTag);
+    const sink = this.sinks?.get(method.consumerTag);
     const fields: DeliveryFields = {
       deliveryTag: method.deliveryTag,
       redelivered: method.redelivered,
@@ -146,7 +147,7 @@ export class Consumers {
     // otherwise the consumer is unknown. Either way give it back to the queue rather than hold it (a
     // noAck delivery is already settled, and rejecting it would be a protocol error). It is kept as
     // needing a settlement until then, so that no `multiple` ack covers it.
-    const cancellingNoAck = this.cancelling.get(method.consumerTag);
+    const cancellingNoAck = this.cancelling?.get(method.consumerTag);
     const requeue = cancellingNoAck !== true;
     this.core.delivered(method.deliveryTag, requeue);
     if (requeue)
@@ -158,26 +159,27 @@ export class Consumers {
 
   /** A basic.cancel from the broker. */
   cancelledByBroker(consumerTag: string): void {
-    const sink = this.sinks.get(consumerTag);
+    const sink = this.sinks?.get(consumerTag);
     if (sink === undefined) return;
-    this.sinks.delete(consumerTag);
+    this.sinks?.delete(consumerTag);
     sink.cancelled();
   }
 
   /** The channel ended: every consumer stream ends with it. */
   end(error: Error | undefined): void {
     this.unclaimedSubject.complete();
-    const sinks = [...this.sinks.values()];
-    this.sinks.clear();
+    const sinks = this.sinks === undefined ? [] : [...this.sinks.values()];
+    this.sinks?.clear();
     for (const sink of sinks) sink.ended(error);
   }
 
   /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */
   cancel(consumerTag: string, noAck: boolean): void {
     if (!this.core.isOpen) return;
-    this.cancelling.set(consumerTag, noAck);
+    const cancelling = (this.cancelling ??= new Map());
+    cancelling.set(consumerTag, noAck);
     const done = (): void => {
-      this.cancelling.delete(consumerTag);
+      cancelling.delete(consumerTag);
     };
     this.core.call({ name: 'basic.cancel', consumerTag, nowait: false }, ['basic.cancel-ok'], done, done);
   }
@@ -199,7 +201,8 @@ class SharedConsumer implements Observer<Delivery> {
   ) {}
 
   add(subscriber: Subscriber<Delivery>): () => void {
-    this.group = [...this.group, subscriber];
+    // `[subscriber]` rather than a spread: an array of exactly one element, not one grown to 17.
+    this.group = this.group.length === 0 ? [subscriber] : [...this.group, subscriber];
     if (this.group.length === 1) {
       const run = this.owner.start(this.queue, this.options, this);
       // It may have failed at once (a closed channel): then it is over already.

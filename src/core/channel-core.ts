@@ -131,10 +131,8 @@ export class ChannelCore implements ChannelEndpoint {
   private closeRequested = false;
   private closeError: ChannelClosedError | undefined;
   private readonly closeWaiters: (() => void)[] = [];
-  /** Outstanding delivery tags, and the acks held until the connection flushes. */
-  private readonly acks = new AckTracker((kind, deliveryTag, multiple, requeue) =>
-    this.connection.sendMethod(this.id, settlement(kind, deliveryTag, multiple, requeue)),
-  );
+  /** Outstanding delivery tags, and the acks held until the connection flushes (see `acks`). */
+  private ackTracker: AckTracker | undefined;
   /** The held acks go out at the next connection flush. */
   private acksQueued = false;
   /** Sends the held acks after `ackDelay` (made once, then refreshed). */
@@ -144,22 +142,40 @@ export class ChannelCore implements ChannelEndpoint {
   private prefetch = 0;
   /** A deferred operation waits at the head of the queue for the next flush. */
   private deferredArmed = false;
-  private readonly writeDeferred = (): void => {
-    this.deferredArmed = false;
-    const head = this.queue[0];
-    if (head !== undefined) head.deferred = false;
-    this.pump();
-  };
-  private readonly flushAcks = (): void => {
-    this.acksQueued = false;
-    this.disarmAckTimer();
-    if (this.state === 'open') this.acks.flush();
-  };
+  // Callbacks handed to the connection and to timers, made when first needed: an idle channel keeps
+  // none of them.
+  private writeDeferredTask: (() => void) | undefined;
+  private get writeDeferred(): () => void {
+    return (this.writeDeferredTask ??= () => {
+      this.deferredArmed = false;
+      const head = this.queue[0];
+      if (head !== undefined) head.deferred = false;
+      this.pump();
+    });
+  }
+  private flushAcksTask: (() => void) | undefined;
+  private get flushAcks(): () => void {
+    return (this.flushAcksTask ??= () => {
+      this.acksQueued = false;
+      this.disarmAckTimer();
+      if (this.state === 'open') this.ackTracker?.flush();
+    });
+  }
   /** The ack timer fired: it stays usable (refresh() re-arms a timer that fired, not one cleared). */
-  private readonly ackTimerFired = (): void => {
-    this.ackTimerArmed = false;
-    this.flushAcks();
-  };
+  private ackTimerFiredTask: (() => void) | undefined;
+  private get ackTimerFired(): () => void {
+    return (this.ackTimerFiredTask ??= () => {
+      this.ackTimerArmed = false;
+      this.flushAcks();
+    });
+  }
+
+  /** The ack tracker, made with the first delivery or settlement. */
+  private get acks(): AckTracker {
+    return (this.ackTracker ??= new AckTracker((kind, deliveryTag, multiple, requeue) =>
+      this.connection.sendMethod(this.id, settlement(kind, deliveryTag, multiple, requeue)),
+    ));
+  }
 
   constructor(
     private readonly connection: ConnectionCore,
@@ -344,7 +360,7 @@ export class ChannelCore implements ChannelEndpoint {
 
   /** Writes a method of this channel, after the acks held so far (so that tx.commit follows them). */
   private write(method: MethodInit): void {
-    if (this.acks.pending > 0) this.acks.flush();
+    if (this.ackTracker !== undefined && this.ackTracker.pending > 0) this.ackTracker.flush();
     if (method.name === 'basic.qos') this.noteQos(method.prefetchCount ?? 0);
     else if (method.name === 'confirm.select') this.listener.confirmSelected?.();
     this.connection.sendMethod(this.id, method);
@@ -462,7 +478,7 @@ export class ChannelCore implements ChannelEndpoint {
   handleConnectionClosed(error: ConnectionClosedError): void {
     if (this.state === 'closed') return;
     // A client close sends the held acks ahead of its connection.close.
-    if (error.initiator === 'client' && this.state === 'open') this.acks.flush();
+    if (error.initiator === 'client' && this.state === 'open') this.ackTracker?.flush();
     const channelError = this.connectionClosed(error);
     // The client closing its connection ends its channels in order (they complete), and so does the
     // loss of a recovering connection (its replacement re-opens them); pending operations still fail,

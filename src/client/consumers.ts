@@ -109,7 +109,8 @@ export class Consumers {
 
   /** @internal For ConsumerRun: the consumer is registered under its tag. */
   register(consumerTag: string, sink: ConsumerSink): void {
-    (this.sinks ??= new Map()).set(consumerTag, sink);
+    this.sinks ??= new Map();
+    this.sinks.set(consumerTag, sink);
   }
 
   /** @internal For ConsumerRun: forgets the consumer and sends basic.cancel. */
@@ -176,7 +177,8 @@ export class Consumers {
   /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */
   cancel(consumerTag: string, noAck: boolean): void {
     if (!this.core.isOpen) return;
-    const cancelling = (this.cancelling ??= new Map());
+    this.cancelling ??= new Map();
+    const cancelling = this.cancelling;
     cancelling.set(consumerTag, noAck);
     const done = (): void => {
       cancelling.delete(consumerTag);

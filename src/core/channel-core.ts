@@ -146,35 +146,39 @@ export class ChannelCore implements ChannelEndpoint {
   // none of them.
   private writeDeferredTask: (() => void) | undefined;
   private get writeDeferred(): () => void {
-    return (this.writeDeferredTask ??= () => {
+    this.writeDeferredTask ??= () => {
       this.deferredArmed = false;
       const head = this.queue[0];
       if (head !== undefined) head.deferred = false;
       this.pump();
-    });
+    };
+    return this.writeDeferredTask;
   }
   private flushAcksTask: (() => void) | undefined;
   private get flushAcks(): () => void {
-    return (this.flushAcksTask ??= () => {
+    this.flushAcksTask ??= () => {
       this.acksQueued = false;
       this.disarmAckTimer();
       if (this.state === 'open') this.ackTracker?.flush();
-    });
+    };
+    return this.flushAcksTask;
   }
   /** The ack timer fired: it stays usable (refresh() re-arms a timer that fired, not one cleared). */
   private ackTimerFiredTask: (() => void) | undefined;
   private get ackTimerFired(): () => void {
-    return (this.ackTimerFiredTask ??= () => {
+    this.ackTimerFiredTask ??= () => {
       this.ackTimerArmed = false;
       this.flushAcks();
-    });
+    };
+    return this.ackTimerFiredTask;
   }
 
   /** The ack tracker, made with the first delivery or settlement. */
   private get acks(): AckTracker {
-    return (this.ackTracker ??= new AckTracker((kind, deliveryTag, multiple, requeue) =>
+    this.ackTracker ??= new AckTracker((kind, deliveryTag, multiple, requeue) =>
       this.connection.sendMethod(this.id, settlement(kind, deliveryTag, multiple, requeue)),
-    ));
+    );
+    return this.ackTracker;
   }
 
   constructor(

@@ -67,7 +67,11 @@ describe('null broker echo (direct reply-to)', () => {
       const other = await c.openChannel();
       const replies: { id: string | undefined; size: number; tag: string }[] = [];
       const consumer = other.consume(REPLY_TO, { noAck: true, consumerTag: 'my-replies' }).subscribe((d) => {
-        replies.push({ id: d.properties.correlationId, size: d.body.length, tag: d.fields.consumerTag ?? '' });
+        replies.push({
+          id: d.properties.correlationId,
+          size: d.body.length,
+          tag: d.fields.consumerTag ?? '',
+        });
       });
       // The reply consumer is started by the time a round trip on the same channel returns.
       await depth(other, 'echo');

@@ -285,7 +285,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     // once) is written in pieces of EAGER_WRITE_BYTES rather than all at the end of the turn: the
     // transport's high-water mark then stops it, and the buffer never holds more than one piece.
     if (this.writer.pendingBytes >= EAGER_WRITE_BYTES) this.writeOut();
-    else this.scheduleFlush();
+    else this.scheduleFlush(true);
   }
 
   /**
@@ -410,19 +410,32 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   }
 
   /**
-   * The first flush of a turn of the event loop runs in a microtask (what a turn writes goes out with
-   * the least delay); later ones wait for the end of the turn (`endOfTurn`), so that code publishing
-   * one message per microtask (`for (...) await lastValueFrom(ch.publish(...))`) writes them in a few
-   * large writes rather than one socket write each.
+   * Schedules a flush in a microtask: what a turn writes goes out with the least delay. Publishes
+   * (`publishes` true) are the exception once the turn has flushed already: they wait for the end of
+   * the turn (`endOfTurn`), so that code publishing one message per microtask (`for (...) await
+   * lastValueFrom(ch.publish(...))`) writes them in a few large writes rather than one socket write
+   * each. Everything else (acks, methods, a flush someone waits for) keeps the microtask: a consumer's
+   * acks must not wait behind the rest of a busy turn, or the broker refills the prefetch window late.
    */
-  private scheduleFlush(): void {
+  private scheduleFlush(publishes = false): void {
     if (this.flushScheduled) return;
+    if (publishes && this.turnFlushes > 0 && endOfTurn !== undefined) {
+      if (!this.endOfTurnFlushScheduled) {
+        this.endOfTurnFlushScheduled = true;
+        endOfTurn(this.endOfTurnFlushTask);
+      }
+      return;
+    }
     this.flushScheduled = true;
-    if (this.turnFlushes === 0 || endOfTurn === undefined) queueMicrotask(this.flushTask);
-    else endOfTurn(this.flushTask);
+    queueMicrotask(this.flushTask);
   }
 
   private readonly flushTask = (): void => this.flush();
+  private endOfTurnFlushScheduled = false;
+  private readonly endOfTurnFlushTask = (): void => {
+    this.endOfTurnFlushScheduled = false;
+    this.flush();
+  };
   /** Flushes in this turn of the event loop (reset by an `endOfTurn` task). */
   private turnFlushes = 0;
   private readonly turnEnded = (): void => {

@@ -159,9 +159,11 @@ describe.each(CLIENT_NAMES)('bench client %s (real broker)', (name) => {
     expect(await inspect(queue)).toEqual({ queue, messageCount: 0, consumerCount: 0 });
   });
 
-  const natural = name === 'raw' ? it.skip : it;
+  // The raw client is the ceiling of the streaming scenarios and has no natural ways to publish or
+  // consume: these tests exist for the four real clients only.
+  const natural = name === 'raw' ? undefined : it;
 
-  natural('publishes 300 the natural ways, without confirms and with them', async () => {
+  natural?.('publishes 300 the natural ways, without confirms and with them', async () => {
     const queue = await freshQueue('natural');
     for (const confirm of [false, true]) {
       for (const variant of naturalPublishVariants(name, confirm)) {
@@ -173,7 +175,7 @@ describe.each(CLIENT_NAMES)('bench client %s (real broker)', (name) => {
     }
   });
 
-  natural('consumes 400 of 500 with an async handler, leaving about 100 and no consumer', async () => {
+  natural?.('consumes 400 of 500 with an async handler, leaving about 100 and no consumer', async () => {
     const queue = await freshQueue('natural-consume');
     await client.publish(queue, BODY, 500);
     await until(async () => (await inspect(queue)).messageCount === 500, '500 messages');

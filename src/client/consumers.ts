@@ -66,8 +66,7 @@ export class Consumers {
 
   /** See `Channel.consume`. */
   consume(queue: string, options: ConsumeOptions): Observable<Delivery> {
-    const shared = new SharedConsumer(this, queue, options);
-    return new Observable<Delivery>((subscriber) => shared.add(subscriber));
+    return new ConsumeObservable(new SharedConsumer(this, queue, options));
   }
 
   /** Starts a consumer that reports to `observer`; returns what cancels it. */
@@ -188,7 +187,22 @@ export class Consumers {
 }
 
 /**
- * The Observable side of one `consume()`: a hand-made share(), the subscribers in an array copied on
+ * The Observable `consume()` returns. Its subscribe function is one function for all of them, which
+ * finds the consumer's state through `this` (RxJS calls it as a method of the Observable): no closure
+ * per consumer.
+ */
+class ConsumeObservable extends Observable<Delivery> {
+  constructor(readonly shared: SharedConsumer) {
+    super(subscribeShared);
+  }
+}
+
+function subscribeShared(this: Observable<Delivery>, subscriber: Subscriber<Delivery>): () => void {
+  return (this as ConsumeObservable).shared.add(subscriber);
+}
+
+/**
+ * The state of one `consume()`: a hand-made share(), the subscribers in an array copied on
  * change so that delivering to them is a plain loop (this is the path of every message). One object
  * with methods rather than closures: an idle consumer costs what it keeps.
  */

@@ -130,6 +130,12 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private drainWaiters: ((error?: ConnectionClosedError) => void)[] = [];
   /** True while the drain waiters are being run (see releaseWaiters). */
   private releasing = false;
+  /**
+   * Waiters of the batch being released that have not been run yet: while there are any, a publish
+   * made from a released one's completion queues behind them; once the last one runs, the next
+   * publish may go straight out (a concatMap after a drain does not take the slow path for good).
+   */
+  private unreleased = 0;
   private closeError: ConnectionClosedError | AuthenticationError | undefined;
   private closedNotified = false;
   /** Set once the client asked to close: the close is then orderly, whatever the broker says. */
@@ -307,7 +313,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
    */
   whenWritable(callback: (error?: ConnectionClosedError) => void): void {
     if (this.state === 'closed') callback(this.channelError());
-    else if (this.writable && !this.releasing && this.drainWaiters.length === 0) callback();
+    else if (this.writable && this.unreleased === 0 && this.drainWaiters.length === 0) callback();
     else this.drainWaiters.push(callback);
   }
 
@@ -364,7 +370,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
    * must queue behind the rest, or it would overtake them on the wire.)
    */
   get publishable(): boolean {
-    return this.writable && !this.blocked && !this.releasing && this.drainWaiters.length === 0;
+    return this.writable && !this.blocked && this.unreleased === 0 && this.drainWaiters.length === 0;
   }
 
   /**
@@ -435,17 +441,20 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private readonly endOfTurnFlushTask = (): void => {
     this.endOfTurnFlushScheduled = false;
     this.flush();
-  };
-  /** Flushes in this turn of the event loop (reset by an `endOfTurn` task). */
-  private turnFlushes = 0;
-  private readonly turnEnded = (): void => {
     this.turnFlushes = 0;
   };
+  /**
+   * Flushes since the last I/O event (data or a drain from the transport) or end-of-turn flush: an
+   * approximation of "this turn has flushed already" that needs no timer per flush. A request/reply
+   * loop, whose every publish follows a reply, always flushes at once; a loop of publishes driven
+   * only by microtasks has its later flushes wait for the end of the turn.
+   */
+  private turnFlushes = 0;
 
   /** Hands everything written so far to the transport. */
   flush(): void {
     this.flushScheduled = false;
-    if (this.turnFlushes++ === 0 && endOfTurn !== undefined) endOfTurn(this.turnEnded);
+    this.turnFlushes++;
     if (this.beforeFlushHooks.length > 0) {
       const hooks = this.beforeFlushHooks;
       this.beforeFlushHooks = [];
@@ -497,6 +506,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
   onData(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
+    this.turnFlushes = 0;
     this.traffic.bytesReceived += chunk.length;
     this.traffic.chunksReceived++;
     this.receivedSinceTick = true;
@@ -542,6 +552,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
   onDrain(): void {
     this.writable = true;
+    this.turnFlushes = 0;
     this.releaseWaiters();
   }
 
@@ -568,11 +579,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
             this.drainWaiters = waiters.slice(i).concat(this.drainWaiters);
             return;
           }
+          this.unreleased = waiters.length - i - 1;
           waiters[i]!();
         }
       }
     } finally {
       this.releasing = false;
+      this.unreleased = 0;
     }
   }
 

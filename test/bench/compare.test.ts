@@ -74,6 +74,10 @@ describe('bench comparison', () => {
     expect(counterpartOf('await')).toBe('await');
     expect(counterpartOf('publish')).toBe('publish');
     expect(counterpartOf('')).toBe('');
+    // On a confirm channel concatMap waits for each confirm: a round trip per message, like await.
+    expect(counterpartOf('concatMap', 'natural-confirm')).toBe('await');
+    expect(counterpartOf('concatMap', 'natural-publish')).toBe('stream');
+    expect(counterpartOf('mergeMap', 'natural-confirm')).toBe('stream');
   });
 
   it('compares the old scenarios as before, with an empty variant', () => {
@@ -188,6 +192,45 @@ describe('bench comparison', () => {
       const cpu = met(checks, "natural-publish mergeMap: CPU/msg ≤ 2× rxamqp's own publish");
       expect(cpu.met).toBeUndefined();
       expect(cpu.measured).toMatch(/no publish row/);
+    });
+
+    it('hold concatMap on a confirm channel to the round-trip targets, not to 3× a stream', () => {
+      const checks = checkTargets(
+        compare([
+          result('natural-confirm', 'rxamqp', 20_000, 30, { variant: 'concatMap' }),
+          result('natural-confirm', 'rxamqp', 22_000, 28, { variant: 'await' }),
+          result('natural-confirm', 'rxamqp', 150_000, 7, { variant: 'mergeMap' }),
+          result('natural-confirm', 'amqplib', 130_000, 8, { variant: 'stream' }),
+          result('natural-confirm', 'amqplib', 18_000, 35, { variant: 'await' }),
+        ]),
+      );
+      expect(met(checks, 'natural-confirm concatMap: msg/s ≥')).toMatchObject({
+        measured: '1.11×',
+        met: true,
+      });
+      expect(met(checks, 'natural-confirm concatMap: CPU/msg ≤')).toMatchObject({ met: true });
+      expect(checks.some((c) => c.target.includes('natural-confirm concatMap: ≥ 3×'))).toBe(false);
+      expect(met(checks, 'natural-confirm mergeMap: ≥ 3×')).toMatchObject({ met: false });
+    });
+
+    it('check one request at a time and idle memory against the best peer', () => {
+      const checks = checkTargets(
+        compare([
+          result('rpc', 'rxamqp', 16_000, 30, { variant: 'one' }),
+          result('rpc', 'amqplib', 12_000, 60, { variant: 'one' }),
+          result('idle', 'rxamqp', 5000, 100, { variant: 'channels', metrics: { 'heap B/resource': 2300 } }),
+          result('idle', 'amqplib', 3000, 250, { variant: 'channels', metrics: { 'heap B/resource': 2600 } }),
+          result('idle', 'rxamqp', 15_000, 75, { variant: 'consumers', metrics: { 'heap B/resource': 850 } }),
+          result('idle', 'amqplib', 28_000, 40, {
+            variant: 'consumers',
+            metrics: { 'heap B/resource': 200 },
+          }),
+        ]),
+      );
+      expect(met(checks, 'rpc one: msg/s')).toMatchObject({ measured: '1.33×', met: true });
+      expect(met(checks, 'rpc one: CPU/msg')).toMatchObject({ measured: '0.50×', met: true });
+      expect(met(checks, 'idle channels')).toMatchObject({ measured: '0.88×', met: true });
+      expect(met(checks, 'idle consumers')).toMatchObject({ measured: '4.25×', met: false });
     });
 
     it('check cold runs against 5× the best peer of the same variant', () => {

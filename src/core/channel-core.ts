@@ -326,6 +326,7 @@ export class ChannelCore implements ChannelEndpoint {
 
   /** A delivery (basic.deliver or basic.get-ok) arrived with this tag. */
   delivered(deliveryTag: number, needsAck: boolean): void {
+    if (needsAck) this.connection.ackableReceived++;
     this.acks.delivered(deliveryTag, needsAck);
   }
 

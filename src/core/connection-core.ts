@@ -120,6 +120,12 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private readTimer: Timer | undefined;
   /** Messages (content frames completed) received so far. */
   private messagesReceived = 0;
+  /**
+   * Deliveries received so far that await an ack (counted by their channels): what read batching
+   * looks at. Replies to a no-ack consumer (direct reply-to) do not count: a request/reply loop
+   * needs each reply at once to send the next request, and a pause would stall it.
+   */
+  ackableReceived = 0;
   private sentSinceTick = false;
   private receivedSinceTick = false;
   private silentTicks = 0;
@@ -511,7 +517,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     this.traffic.chunksReceived++;
     this.receivedSinceTick = true;
     const before = this.decoder.framesDecoded;
-    const messagesBefore = this.messagesReceived;
+    const ackableBefore = this.ackableReceived;
     try {
       this.decoder.push(chunk);
     } catch (e) {
@@ -521,7 +527,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     }
     this.traffic.framesReceived += this.decoder.framesDecoded - before;
     const batching = this.options.readBatching;
-    if (batching !== undefined && this.messagesReceived - messagesBefore >= batching.minMessages) {
+    if (batching !== undefined && this.ackableReceived - ackableBefore >= batching.minMessages) {
       this.pauseReads(chunk.length, batching.delayMs);
     }
   }

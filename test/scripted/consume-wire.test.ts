@@ -633,6 +633,42 @@ describe('read batching', () => {
     expect(log).toEqual([]);
   });
 
+  it('does not pause for deliveries that need no ack (the replies of request/reply)', async () => {
+    const log: string[] = [];
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await acceptConsumer(peer);
+        deliveries(peer, 1, 20);
+        await new Promise((r) => setTimeout(r, 20));
+        deliveries(peer, 21, 40);
+        await peer.expect('basic.cancel');
+        peer.send(1, { name: 'basic.cancel-ok', consumerTag: CONSUMER_TAG });
+        await peer.expect('channel.close');
+        peer.send(1, { name: 'channel.close-ok' });
+        await peer.expect('connection.close');
+        peer.send(0, { name: 'connection.close-ok' });
+      },
+      { maxConnections: 1 },
+    );
+    const { connection, channel } = await open({ transport: recordingTransport(log) });
+    await new Promise<void>((resolve, reject) => {
+      let got = 0;
+      const sub = channel.consume('q', { noAck: true }).subscribe({
+        next: () => {
+          if (++got === 40) {
+            sub.unsubscribe();
+            resolve();
+          }
+        },
+        error: reject,
+      });
+    });
+    expect(log).toEqual([]);
+    await lastValueFrom(channel.close());
+    await lastValueFrom(connection.close());
+    await server.done();
+  });
+
   it('a channel consuming while reads are paused still gets every message, in order', async () => {
     const order: number[] = [];
     server = await ScriptedServer.start(

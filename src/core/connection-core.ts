@@ -33,7 +33,7 @@ import {
   ReplyCode,
 } from '../protocol/generated.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
-import { endOfTurn, rearm, type Timer, unrefTimer } from '../util/runtime.js';
+import { endOfTurn, rearm, reportLater, type Timer, unrefTimer } from '../util/runtime.js';
 
 /**
  * Encoded bytes waiting for the end of the turn past which a publish writes them at once: large enough
@@ -586,7 +586,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
             return;
           }
           this.unreleased = waiters.length - i - 1;
-          waiters[i]!();
+          try {
+            waiters[i]!();
+          } catch (e) {
+            // A callback of the user's (publishWith's `done`) threw: the publishes released after it
+            // must still go out, so the error is reported on its own rather than ending the loop.
+            reportLater(e);
+          }
         }
       }
     } finally {

@@ -65,3 +65,22 @@ export const endOfTurn: ((task: () => void) => void) | undefined = (() => {
   const immediate = (globalThis as { setImmediate?: (task: () => void) => unknown }).setImmediate;
   return immediate === undefined ? undefined : (task: () => void) => void immediate(task);
 })();
+
+/**
+ * @internal Where errors thrown by users' callbacks go when the code that called them must carry on
+ * (a loop releasing several waiting publishes, say): by default thrown from a fresh task, as RxJS
+ * reports an error thrown by a subscriber, so that it still surfaces (`uncaughtException` in Node,
+ * the console in browsers). Tests replace `report` to see them.
+ */
+export const uncaught = {
+  report(error: unknown): void {
+    setTimeout(() => {
+      throw error;
+    }, 0);
+  },
+};
+
+/** @internal See {@link uncaught}. */
+export function reportLater(error: unknown): void {
+  uncaught.report(error);
+}

@@ -20,6 +20,7 @@ import {
 } from 'rxjs';
 import { type PublishResult, publishConfirmed } from '../../operators/index.js';
 import { type Channel, type Connection, openConnection, type PublishOutcome } from '../../src/node.js';
+import { uncaught } from '../../src/util/runtime.js';
 import { type ScriptedPeer, ScriptedServer } from '../support/scripted-server.js';
 import { nextTurn, WriteRecorder, waitFor } from '../support/write-recorder.js';
 
@@ -320,8 +321,8 @@ describe('pipelines of synchronous publishes with backpressure part way', () => 
   });
 
   it('mergeMap(publish, 1000) delivers the messages in subscription order', async () => {
-    // Fails: after the drain, a publish subscribed from the completion of a released waiter takes
-    // the fast path and overtakes the ~999 waiters still being released (see the minimal case below).
+    // After the drain, a publish subscribed from the completion of a released waiter must queue behind
+    // the ~999 waiters still being released, not take the fast path (see the minimal case below).
     const { keys: got } = await run((publish) => mergeMap(publish, 1000));
     expectInOrder(got, N);
   });
@@ -345,10 +346,39 @@ describe('publishes released by a drain', () => {
     writes.release();
     await broker.received(4);
     expect(failures).toEqual([]);
-    // Subscription order is w, a, b, c; the wire order is w, a, c, b: c, subscribed from a's
-    // completion while the drain was still releasing b, found the connection writable and the
-    // channel idle (ChannelCore.canPublishNow) and was written at once, ahead of b.
+    // Subscription order is w, a, b, c: c, subscribed from a's completion while the drain was still
+    // releasing b, must not be written ahead of b even though the connection is writable again.
     expect(broker.keys).toEqual(['w', 'a', 'b', 'c']);
+  });
+
+  it('a publishWith callback that throws does not stop the publishes released after it', async () => {
+    const writes = new WriteRecorder();
+    const { broker, channel } = await open(writes);
+    // The client reports the callback's error from a fresh task (an uncaught exception); see it here.
+    const reported: unknown[] = [];
+    const report = uncaught.report;
+    uncaught.report = (e) => reported.push(e);
+    try {
+      writes.full = true;
+      channel.publish('x', 'w', 'body').subscribe();
+      await nextTurn();
+      const outcomes: string[] = [];
+      const body = new TextEncoder().encode('body');
+      channel.publishWith('x', 'a', body, undefined, false, 'a', (key) => {
+        outcomes.push(key);
+        throw new Error('the callback of a failed');
+      });
+      channel.publishWith('x', 'b', body, undefined, false, 'b', (key, outcome) => {
+        outcomes.push(`${key} ${outcome?.status}`);
+      });
+      writes.release();
+      await broker.received(3);
+      expect(broker.keys).toEqual(['w', 'a', 'b']);
+      expect(outcomes).toEqual(['a', 'b sent']);
+      expect(reported.map((e) => (e as Error).message)).toEqual(['the callback of a failed']);
+    } finally {
+      uncaught.report = report;
+    }
   });
 });
 

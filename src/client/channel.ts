@@ -128,7 +128,6 @@ export class Channel implements PublishTarget {
     this.core.close();
   }
 
-  /** The channel ended: its long-lived streams end with it. */
   /**
    * Consumes a queue: a hot, reference-counted stream of deliveries. The first subscriber starts the
    * consumer (basic.qos for `prefetch`, then basic.consume); later subscribers share it; when the last

@@ -33,7 +33,7 @@ import {
   ReplyCode,
 } from '../protocol/generated.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
-import { endOfTurn, rearm, reportLater, type Timer, unrefTimer } from '../util/runtime.js';
+import { endOfTurn, rearm, type Timer, uncaught, unrefTimer } from '../util/runtime.js';
 
 /**
  * Encoded bytes waiting for the end of the turn past which a publish writes them at once: large enough
@@ -118,8 +118,6 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   /** Resumes reading after a read-batching pause (made once, then refreshed). */
   private readTimer: Timer | undefined;
-  /** Messages (content frames completed) received so far. */
-  private messagesReceived = 0;
   /**
    * Deliveries received so far that await an ack (counted by their channels): what read batching
    * looks at. Replies to a no-ack consumer (direct reply-to) do not count: a request/reply loop
@@ -591,7 +589,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
           } catch (e) {
             // A callback of the user's (publishWith's `done`) threw: the publishes released after it
             // must still go out, so the error is reported on its own rather than ending the loop.
-            reportLater(e);
+            uncaught.report(e);
           }
         }
       }
@@ -700,7 +698,6 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     body: Uint8Array,
     headersError?: HeadersDecodeError,
   ): void {
-    this.messagesReceived++;
     const endpoint = this.channels[channel];
     if (endpoint === undefined || channel === 0) {
       if (this.state === 'closing') return;

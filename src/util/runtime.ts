@@ -79,8 +79,3 @@ export const uncaught = {
     }, 0);
   },
 };
-
-/** @internal See {@link uncaught}. */
-export function reportLater(error: unknown): void {
-  uncaught.report(error);
-}

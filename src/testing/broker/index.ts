@@ -1,0 +1,2 @@
+/** Work in progress (issue 15). */
+export {};

@@ -14,7 +14,7 @@ import type { ChannelClosedError, HeadersDecodeError } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from '../protocol/generated.js';
 import { INSPECT } from '../util/runtime.js';
-import { type ConfirmHost, ConfirmTracker } from './confirms.js';
+import { type ConfirmHost, type ConfirmSource, ConfirmTracker } from './confirms.js';
 import { Consumers, type OperationFailer, type UnclaimedDelivery } from './consumers.js';
 import { Delivery } from './delivery.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
@@ -40,7 +40,7 @@ export interface ChannelEvents {
   /** channel.open-ok: the channel is ready. */
   opened(channel: Channel): void;
   /** The channel ended: undefined when the client closed it. Called once. */
-  closed(error: ChannelClosedError | undefined): void;
+  closed(error: ChannelClosedError | undefined, channel: Channel): void;
 }
 
 /**
@@ -62,9 +62,8 @@ export interface ChannelEvents {
  */
 export class Channel implements PublishTarget {
   private readonly core: ChannelCore;
-  private readonly confirms: ConfirmTracker;
+  private readonly wiring: ChannelWiring;
   private readonly publishes: PublishPath;
-  private readonly consumers: Consumers;
   /** Made with the first request. */
   private requests: RequestReply | undefined;
 
@@ -80,7 +79,7 @@ export class Channel implements PublishTarget {
    * ```
    */
   get confirms$(): Observable<Confirmation> {
-    return this.confirms.confirms$;
+    return this.wiring.confirms.confirms$;
   }
 
   /**
@@ -88,7 +87,7 @@ export class Channel implements PublishTarget {
    * closes.
    */
   get returns$(): Observable<ReturnedMessage> {
-    return this.confirms.returns$;
+    return this.wiring.confirms.returns$;
   }
 
   /**
@@ -102,7 +101,7 @@ export class Channel implements PublishTarget {
    * ```
    */
   get unclaimed$(): Observable<UnclaimedDelivery> {
-    return this.consumers.unclaimed$;
+    return this.wiring.consumers.unclaimed$;
   }
 
   /** @internal Channels come from `connection.channel()`. */
@@ -113,9 +112,8 @@ export class Channel implements PublishTarget {
     const core = new ChannelCore(connection, wiring);
     wiring.core = core;
     this.core = core;
-    this.confirms = wiring.confirms = new ConfirmTracker(wiring);
-    this.publishes = new PublishPath(core, this.confirms);
-    this.consumers = wiring.consumers = new Consumers(core, wiring);
+    this.wiring = wiring;
+    this.publishes = new PublishPath(core, wiring);
   }
 
   /** @internal Sends channel.open (throws when the connection cannot take another channel). */
@@ -145,7 +143,7 @@ export class Channel implements PublishTarget {
    * ```
    */
   consume(queue: string, options: ConsumeOptions = {}): Observable<Delivery> {
-    return this.consumers.consume(queue, options);
+    return this.wiring.consumers.consume(queue, options);
   }
 
   /**
@@ -189,7 +187,7 @@ export class Channel implements PublishTarget {
    * ```
    */
   get confirmMode(): boolean {
-    return this.confirms.confirmMode;
+    return this.wiring.tracker?.confirmMode === true;
   }
 
   /** The channel number. */
@@ -777,10 +775,37 @@ function failOperationOn(core: ChannelCore, subscriber: Observer<never>, error: 
  * What the parts of a channel hear from one another: the core's events go to the consumers and the
  * confirm tracker, which in turn reach the core through it.
  */
-class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer {
+class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer, ConfirmSource {
   core!: ChannelCore;
-  confirms!: ConfirmTracker;
-  consumers!: Consumers;
+  /** The consumers once made (see `consumers`). */
+  private consumerSet: Consumers | undefined;
+  /** The confirm tracker once made (see `confirms`). */
+  tracker: ConfirmTracker | undefined;
+
+  /**
+   * The consumers, made with the first consume, delivery or `unclaimed$` (a channel that only
+   * publishes keeps none); made after the channel ended, `unclaimed$` is already complete.
+   */
+  get consumers(): Consumers {
+    if (this.consumerSet === undefined) {
+      this.consumerSet = new Consumers(this.core, this);
+      if (this.core.isClosed) this.consumerSet.end(this.core.error);
+    }
+    return this.consumerSet;
+  }
+
+  /**
+   * The confirm tracker, made when first needed (confirm.select, or someone asking for `confirms$` or
+   * `returns$`): a channel that never uses them keeps none. Made after the channel ended, its streams
+   * are already complete.
+   */
+  get confirms(): ConfirmTracker {
+    if (this.tracker === undefined) {
+      this.tracker = new ConfirmTracker(this);
+      if (this.core.isClosed) this.tracker.end(this.core.error);
+    }
+    return this.tracker;
+  }
 
   constructor(
     private readonly channel: Channel,
@@ -793,9 +818,9 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer {
   }
 
   closed(error: ChannelClosedError | undefined): void {
-    this.confirms.end(error);
-    this.consumers.end(error);
-    this.events.closed(error);
+    this.tracker?.end(error);
+    this.consumerSet?.end(error);
+    this.events.closed(error, this.channel);
   }
 
   delivered(
@@ -825,7 +850,8 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer {
     body: Uint8Array,
     headersError: HeadersDecodeError | undefined,
   ): void {
-    this.confirms.returned({
+    // Without a tracker nobody watches returns$ and there are no confirms to match them to.
+    this.tracker?.returned({
       replyCode: method.replyCode,
       replyText: method.replyText,
       exchange: method.exchange,

@@ -33,25 +33,45 @@ export interface ConfirmHost {
   readonly id: number;
 }
 
+/** @internal Where the publish path finds a channel's confirm tracker, if it has one yet. */
+export interface ConfirmSource {
+  readonly tracker: ConfirmTracker | undefined;
+}
+
+/** The empty array of a tracker not in confirm mode (never written: confirm mode makes its own). */
+const NONE: never[] = [];
+
 /** @internal */
 export class ConfirmTracker {
-  private readonly returnsSubject = new LazySubject<ReturnedMessage>();
-  private readonly confirmsSubject = new LazySubject<Confirmation>();
+  // The streams, made when first asked for (an idle channel keeps neither); `*Done` remembers that a
+  // stream ended before anyone asked, so that it is made completed.
+  private returnsSubject: LazySubject<ReturnedMessage> | undefined;
+  private confirmsSubject: LazySubject<Confirmation> | undefined;
+  private returnsDone = false;
+  private confirmsDone = false;
   /** Set once confirm.select has been sent: numbers the publishes and orders the broker's answers. */
   private smoother: ConfirmSmoother | undefined;
   /** Publishes waiting for their confirm, in sequence order (settled in that order), from `head`. */
-  private awaiting: (AwaitingConfirm | undefined)[] = [];
+  private awaiting: (AwaitingConfirm | undefined)[] = NONE;
   private head = 0;
   /** Why the outstanding publishes failed (set when the channel ends). */
   private failure: Error | undefined;
   /** Returns received in confirm mode, waiting for the confirm of their publish. */
-  private pendingReturns: ReturnedMessage[] = [];
+  private pendingReturns: ReturnedMessage[] = NONE;
 
   get confirms$(): Observable<Confirmation> {
+    if (this.confirmsSubject === undefined) {
+      this.confirmsSubject = new LazySubject();
+      if (this.confirmsDone) this.confirmsSubject.complete();
+    }
     return this.confirmsSubject.asObservable();
   }
 
   get returns$(): Observable<ReturnedMessage> {
+    if (this.returnsSubject === undefined) {
+      this.returnsSubject = new LazySubject();
+      if (this.returnsDone) this.returnsSubject.complete();
+    }
     return this.returnsSubject.asObservable();
   }
 
@@ -64,7 +84,10 @@ export class ConfirmTracker {
 
   /** confirm.select is on its way: the publishes written from now on are numbered. */
   start(): void {
-    this.smoother ??= new ConfirmSmoother(this.settled);
+    if (this.smoother !== undefined) return;
+    this.awaiting = [];
+    this.pendingReturns = [];
+    this.smoother = new ConfirmSmoother((seq, status) => this.settled(seq, status));
   }
 
   /**
@@ -97,7 +120,7 @@ export class ConfirmTracker {
     // In confirm mode RabbitMQ sends the return just before the confirm of the same publish: it is
     // matched when that confirm arrives (see confirmed).
     if (this.smoother !== undefined) this.pendingReturns.push(message);
-    this.returnsSubject.next(message);
+    this.returnsSubject?.next(message);
   }
 
   /** A basic.ack or basic.nack from the broker (a publisher confirm). */
@@ -129,8 +152,9 @@ export class ConfirmTracker {
       this.failure = error ?? this.host.failure();
       this.smoother.fail();
     }
-    if (this.smoother === undefined || this.smoother.outstanding === 0) this.confirmsSubject.complete();
-    this.returnsSubject.complete();
+    if (this.smoother === undefined || this.smoother.outstanding === 0) this.completeConfirms();
+    this.returnsDone = true;
+    this.returnsSubject?.complete();
   }
 
   /**
@@ -161,7 +185,12 @@ export class ConfirmTracker {
   }
 
   /** The smoother settles publishes in sequence order: the oldest awaiting one is this one. */
-  private readonly settled = (seq: number, status: ConfirmStatus): void => {
+  private completeConfirms(): void {
+    this.confirmsDone = true;
+    this.confirmsSubject?.complete();
+  }
+
+  private settled(seq: number, status: ConfirmStatus): void {
     const entry = this.awaiting[this.head];
     this.awaiting[this.head] = undefined;
     this.head++;
@@ -172,8 +201,8 @@ export class ConfirmTracker {
     if (status === 'fail') {
       const error = this.failure ?? this.host.failure();
       entry?.done(entry.context, undefined, error);
-      this.confirmsSubject.next({ status: 'failed', seq, error });
-      if (this.smoother?.outstanding === 0) this.confirmsSubject.complete();
+      this.confirmsSubject?.next({ status: 'failed', seq, error });
+      if (this.smoother?.outstanding === 0) this.completeConfirms();
       return;
     }
     const returned = entry?.returned;
@@ -182,6 +211,6 @@ export class ConfirmTracker {
         ? { status: 'returned', seq, returned }
         : { status: status === 'ack' ? 'acked' : 'nacked', seq };
     entry?.done(entry.context, outcome);
-    if (this.confirmsSubject.observed) this.confirmsSubject.next(outcome);
-  };
+    if (this.confirmsSubject?.observed === true) this.confirmsSubject.next(outcome);
+  }
 }

@@ -6,9 +6,10 @@
 import { Observable, Subject, type Subscriber } from 'rxjs';
 import type { ConnectionCore, ConnectionCounters, Tune } from '../core/connection-core.js';
 import { hostLabel } from '../core/supervisor.js';
+import type { ChannelClosedError } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import { INSPECT } from '../util/runtime.js';
-import { Channel } from './channel.js';
+import { Channel, type ChannelEvents } from './channel.js';
 import type { BlockedEvent, ChannelOptions } from './types.js';
 
 export type { ConnectionCounters, Tune } from '../core/connection-core.js';
@@ -142,8 +143,24 @@ export class Connection {
    * ```
    */
   openChannel(options: ChannelOptions = {}): Promise<Channel> {
-    return keepFirst(this.channel(options));
+    // Not keepFirst(channel()): a subscription kept for the channel's life would cost every open
+    // channel ~1 KB (subscriber, observer, closures and their contexts). The channels opened here share
+    // one events object, which forgets each once it has opened.
+    this.openings ??= new ChannelOpenings(this.core);
+    const openings = this.openings;
+    return new Promise<Channel>((resolve, reject) => {
+      const channel = new Channel(this.core, openings);
+      openings.waiting.set(channel, { resolve, reject });
+      try {
+        channel.open(options.id);
+      } catch (e) {
+        openings.closed(undefined, channel, e);
+      }
+    });
   }
+
+  /** The events of the channels of `openChannel` (made with the first). */
+  private openings: ChannelOpenings | undefined;
 
   /** The cached channel while open, or being opened. */
   private cached: { channel: Channel | undefined; waiters: Subscriber<Channel>[] } | undefined;
@@ -244,6 +261,31 @@ export class Connection {
 
   [INSPECT](): string {
     return `Connection { url: '${this.core.options.displayUrl}', open: ${this.core.isOpen} }`;
+  }
+}
+
+/**
+ * The events of the channels opened by `openChannel`: each settles its promise once and is then
+ * forgotten. A channel that ends before it opened rejects with why (the connection's error when the
+ * client closed it meanwhile).
+ */
+class ChannelOpenings implements ChannelEvents {
+  readonly waiting = new Map<Channel, { resolve(channel: Channel): void; reject(error: unknown): void }>();
+
+  constructor(private readonly core: ConnectionCore) {}
+
+  opened(channel: Channel): void {
+    const waiter = this.waiting.get(channel);
+    if (waiter === undefined) return;
+    this.waiting.delete(channel);
+    waiter.resolve(channel);
+  }
+
+  closed(error: ChannelClosedError | undefined, channel: Channel, thrown?: unknown): void {
+    const waiter = this.waiting.get(channel);
+    if (waiter === undefined) return;
+    this.waiting.delete(channel);
+    waiter.reject(thrown ?? error ?? this.core.channelError());
   }
 }
 

@@ -52,9 +52,15 @@ export class Consumers {
   private sinks: Map<string, ConsumerSink> | undefined;
   /** Consumers whose basic.cancel awaits its cancel-ok, with their noAck setting. */
   private cancelling: Map<string, boolean> | undefined;
-  private readonly unclaimedSubject = new LazySubject<UnclaimedDelivery>();
+  /** Made when first asked for; `unclaimedDone` makes it completed if the channel ended before. */
+  private unclaimedSubject: LazySubject<UnclaimedDelivery> | undefined;
+  private unclaimedDone = false;
 
   get unclaimed$(): Observable<UnclaimedDelivery> {
+    if (this.unclaimedSubject === undefined) {
+      this.unclaimedSubject = new LazySubject();
+      if (this.unclaimedDone) this.unclaimedSubject.complete();
+    }
     return this.unclaimedSubject.asObservable();
   }
 
@@ -152,7 +158,7 @@ export class Consumers {
     this.core.delivered(method.deliveryTag, requeue);
     if (requeue)
       this.core.settle(cancellingNoAck === undefined ? 'reject' : 'nack', method.deliveryTag, false, true);
-    if (cancellingNoAck === undefined && this.unclaimedSubject.observed) {
+    if (cancellingNoAck === undefined && this.unclaimedSubject?.observed === true) {
       this.unclaimedSubject.next({ fields, properties, requeued: requeue });
     }
   }
@@ -167,7 +173,8 @@ export class Consumers {
 
   /** The channel ended: every consumer stream ends with it. */
   end(error: Error | undefined): void {
-    this.unclaimedSubject.complete();
+    this.unclaimedDone = true;
+    this.unclaimedSubject?.complete();
     const sinks = this.sinks === undefined ? [] : [...this.sinks.values()];
     this.sinks?.clear();
     for (const sink of sinks) sink.ended(error);

@@ -11,7 +11,7 @@ import type { ChannelCore } from '../core/channel-core.js';
 import { PublishBlockedError } from '../errors.js';
 import { utf8Encode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import type { ConfirmTracker } from './confirms.js';
+import type { ConfirmSource } from './confirms.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
 import type { PublishOptions, PublishOutcome } from './types.js';
 
@@ -21,7 +21,7 @@ const SENT: PublishOutcome = Object.freeze({ status: 'sent' });
 export class PublishPath {
   constructor(
     private readonly core: ChannelCore,
-    private readonly confirms: ConfirmTracker,
+    private readonly confirms: ConfirmSource,
   ) {}
 
   /** See `Channel.publishWith`. */
@@ -98,7 +98,7 @@ export class PublishPath {
       return;
     }
     // Confirm mode: the outcome comes with the broker's answer for this sequence number.
-    if (this.confirms.track(exchange, routingKey, mandatory, context, done)) return;
+    if (this.confirms.tracker?.track(exchange, routingKey, mandatory, context, done) === true) return;
     // Without confirms the message is sent once the connection has taken its frames, in order: they
     // go to the socket at the end of this turn, or now if a burst has filled a write. Completing here
     // rather than after the socket write lets a pipeline of publishes run without a callback, a

@@ -130,7 +130,8 @@ export class ChannelCore implements ChannelEndpoint {
   private inFlight: Rpc | undefined;
   private closeRequested = false;
   private closeError: ChannelClosedError | undefined;
-  private readonly closeWaiters: (() => void)[] = [];
+  /** Who waits for the close to finish (made by the first `close(done)`). */
+  private closeWaiters: (() => void)[] | undefined;
   /** Outstanding delivery tags, and the acks held until the connection flushes (see `acks`). */
   private ackTracker: AckTracker | undefined;
   /** The held acks go out at the next connection flush. */
@@ -558,6 +559,7 @@ export class ChannelCore implements ChannelEndpoint {
         done();
         return;
       }
+      this.closeWaiters ??= [];
       this.closeWaiters.push(done);
     }
     if (this.closeRequested || this.state === 'closed') return;
@@ -622,7 +624,9 @@ export class ChannelCore implements ChannelEndpoint {
     this.failPending(this.laterUseError('the operation'));
     if (wasOpened) this.connection.detachChannel(this.id, this);
     this.listener.closed(error);
-    for (const cb of this.closeWaiters.splice(0)) cb();
+    const waiters = this.closeWaiters;
+    this.closeWaiters = undefined;
+    if (waiters !== undefined) for (const cb of waiters) cb();
   }
 }
 

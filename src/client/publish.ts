@@ -11,6 +11,7 @@ import type { ChannelCore } from '../core/channel-core.js';
 import { PublishBlockedError } from '../errors.js';
 import { utf8Encode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
+import { microtask } from '../util/runtime.js';
 import type { ConfirmSource } from './confirms.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
 import type { PublishOptions, PublishOutcome } from './types.js';
@@ -155,7 +156,7 @@ function settlePublishLater(
   outcome: PublishOutcome | undefined,
   error?: Error,
 ): void {
-  queueMicrotask(() => settlePublish(subscriber, outcome, error));
+  microtask(() => settlePublish(subscriber, outcome, error));
 }
 
 /** How `publish()` hands a publish's end to its subscriber. */

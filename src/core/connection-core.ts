@@ -33,7 +33,7 @@ import {
   ReplyCode,
 } from '../protocol/generated.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
-import { endOfTurn, rearm, type Timer, uncaught, unrefTimer } from '../util/runtime.js';
+import { endOfTurn, microtask, rearm, type Timer, uncaught, unrefTimer } from '../util/runtime.js';
 
 /**
  * Encoded bytes waiting for the end of the turn past which a publish writes them at once: large enough
@@ -437,7 +437,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       return;
     }
     this.flushScheduled = true;
-    queueMicrotask(this.flushTask);
+    microtask(this.flushTask);
   }
 
   private readonly flushTask = (): void => this.flush();

@@ -56,6 +56,18 @@ export function jsonSafe(value: unknown, depth = 0): unknown {
   return out;
 }
 
+const resolvedPromise = Promise.resolve();
+
+/**
+ * @internal Runs `task` in a microtask, on the Promise job queue rather than through
+ * `queueMicrotask`: Jest's fake timers (and @sinonjs/fake-timers) replace `queueMicrotask` but never
+ * the Promise job queue, so a connection keeps flushing its output in a test that fakes timers (the
+ * embedded broker of `rxamqp/testing` runs under `jest.useFakeTimers()`). `task` must not throw.
+ */
+export function microtask(task: () => void): void {
+  void resolvedPromise.then(task);
+}
+
 /**
  * @internal Runs `task` at the end of the current turn of the event loop, after its microtasks (Node's
  * `setImmediate`); undefined where the runtime has no such primitive (browsers), where callers fall

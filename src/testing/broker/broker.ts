@@ -1,0 +1,581 @@
+/**
+ * `EmbeddedBroker`: a RabbitMQ-like AMQP 0-9-1 broker inside the process, reached through an
+ * in-memory transport, so that the real client runs its production path (real frames, real
+ * handshake) with no network and no broker to install. It also gives tests what a real broker cannot
+ * do on demand: list, close, drop and block connections, nack chosen publishes, inspect and reset
+ * its state, and a clock to control time.
+ *
+ * @module
+ */
+import { ConnectionClosedError } from '../../errors.js';
+import { utf8Encode } from '../../protocol/bytes.js';
+import type { FieldTable } from '../../protocol/field-table.js';
+import type { BasicProperties } from '../../protocol/generated.js';
+import type { TransportConnector } from '../../transport/transport.js';
+import { type ConnectionEnvironment, ServerConnection } from './connection.js';
+import { Exchange } from './exchange.js';
+import { MemoryLink } from './memory-transport.js';
+import { NameGenerator } from './names.js';
+import type { Queue } from './queue.js';
+import type {
+  BindingInfo,
+  BrokerUser,
+  ConnectionInfo,
+  EmbeddedBrokerOptions,
+  ExchangeInfo,
+  PublishedMessage,
+  QueueInfo,
+} from './types.js';
+import { VirtualHost } from './vhost.js';
+
+type NackRule = { remaining: number } | { readonly match: (publish: PublishedMessage) => boolean };
+
+/** Which connection a hook acts on: its id, its `connection_name`, or its info. */
+export type ConnectionSelector = number | string | ConnectionInfo;
+
+const SERVER_PROPERTIES: FieldTable = {
+  capabilities: {
+    publisher_confirms: true,
+    exchange_exchange_bindings: true,
+    'basic.nack': true,
+    consumer_cancel_notify: true,
+    'connection.blocked': true,
+    consumer_priorities: true,
+    authentication_failure_close: true,
+    per_consumer_qos: true,
+    direct_reply_to: true,
+  },
+  cluster_name: 'rxamqp@embedded',
+  platform: 'JavaScript',
+  product: 'rxamqp embedded broker',
+  version: '3.10.8',
+};
+
+/**
+ * An AMQP 0-9-1 broker in the process, with RabbitMQ 3.10's behaviour as a client sees it (reply
+ * codes and texts, routing, queues, consumers, confirms, TTL, dead-lettering, transactions). Connect
+ * the client through {@link EmbeddedBroker.connector}; the URL's host is not used (its credentials
+ * and vhost are). Deterministic: no timers unless `timers: true`, time from `clock`, bytes crossing
+ * on the Promise job queue (which Jest's fake timers do not fake).
+ *
+ * @example
+ * ```ts
+ * import { openConnection } from 'rxamqp';
+ * import { EmbeddedBroker } from 'rxamqp/testing';
+ *
+ * const broker = new EmbeddedBroker();
+ * const conn = await openConnection('amqp://guest:guest@embedded', { transport: broker.connector });
+ * const ch = await conn.openChannel();
+ * await lastValueFrom(ch.queueDeclare('jobs'));
+ * await lastValueFrom(ch.publish('', 'jobs', 'hello'));
+ * expect(broker.queue('jobs')?.messageCount).toBe(1);
+ * await lastValueFrom(conn.close());
+ * ```
+ */
+export class EmbeddedBroker {
+  private readonly clock: () => number;
+  private readonly names: NameGenerator;
+  private readonly vhosts = new Map<string, VirtualHost>();
+  private readonly users: BrokerUser[];
+  private readonly live = new Set<ServerConnection>();
+  private nextId = 0;
+  private nackRules: NackRule[] = [];
+  private blockReason: string | undefined;
+  private shutDown = false;
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  private expiryAt = Number.POSITIVE_INFINITY;
+  private readonly env: ConnectionEnvironment;
+
+  constructor(private readonly options: EmbeddedBrokerOptions = {}) {
+    this.clock = options.clock ?? Date.now;
+    this.names = new NameGenerator(options.seed);
+    this.users = [...(options.users ?? [{ username: 'guest', password: 'guest' }])];
+    for (const name of options.vhosts ?? ['/']) this.addVhost(name);
+    const broker = this;
+    this.env = {
+      channelMax: options.channelMax ?? 2047,
+      frameMax: options.frameMax ?? 131072,
+      heartbeat: options.heartbeat ?? 60,
+      timers: options.timers ?? false,
+      names: this.names,
+      serverProperties: SERVER_PROPERTIES,
+      now: () => this.clock(),
+      authenticate: (user, password) =>
+        this.users.some((u) => u.username === user && u.password === password),
+      refuseVhost: (user, vhost) => {
+        if (!this.vhosts.has(vhost)) return `vhost ${vhost} not found`;
+        const allowed = this.users.find((u) => u.username === user)?.vhosts;
+        if (allowed !== undefined && !allowed.includes(vhost)) {
+          return `access to vhost '${vhost}' refused for user '${user}'`;
+        }
+        return undefined;
+      },
+      vhost: (name) => this.vhosts.get(name)!,
+      tick: () => this.tick(),
+      settled: () => this.schedule(),
+      nackRequested: (publish) => this.nackRequested(publish),
+      get blockReason() {
+        return broker.blockReason;
+      },
+      closed: (connection) => {
+        this.live.delete(connection);
+      },
+    };
+  }
+
+  /**
+   * The connector to pass as the client's `transport` option: each connection attempt opens an
+   * in-memory link to this broker. Refuses (a `CONNECTION_LOST` error) once {@link close} was called.
+   *
+   * @example
+   * ```ts
+   * connect('amqp://guest:guest@embedded/orders', { transport: broker.connector, name: 'orders-api' });
+   * ```
+   */
+  readonly connector: TransportConnector = async (target, handler, signal) => {
+    if (signal.aborted) throw signal.reason;
+    if (this.shutDown) {
+      throw new ConnectionClosedError('CONNECTION_LOST', `the embedded broker at ${target.url} is closed`, {
+        initiator: 'network',
+      });
+    }
+    const link = new MemoryLink(
+      handler,
+      target.writeHighWaterMark,
+      `embedded:${target.hostname || 'memory'}`,
+    );
+    const connection = new ServerConnection(++this.nextId, link, this.env);
+    link.server = connection;
+    this.live.add(connection);
+    return link.transport;
+  };
+
+  // ---- configuration ----------------------------------------------------------------------------
+
+  /**
+   * Adds a virtual host (no-op if it exists).
+   *
+   * @example
+   * ```ts
+   * broker.addVhost('orders');
+   * ```
+   */
+  addVhost(name: string): void {
+    if (!this.vhosts.has(name))
+      this.vhosts.set(name, new VirtualHost(name, { now: () => this.clock(), names: this.names }));
+  }
+
+  /**
+   * Adds a user (or replaces the one with that name).
+   *
+   * @example
+   * ```ts
+   * broker.addUser({ username: 'app', password: 'pw', vhosts: ['orders'] });
+   * ```
+   */
+  addUser(user: BrokerUser): void {
+    const i = this.users.findIndex((u) => u.username === user.username);
+    if (i >= 0) this.users[i] = user;
+    else this.users.push(user);
+  }
+
+  // ---- time -------------------------------------------------------------------------------------
+
+  /**
+   * Expires what is due at the clock's current time (messages at the head of their queues, queues
+   * past `x-expires`), dead-lettering as configured. The broker does this by itself whenever it
+   * handles anything; call it after moving a fake clock when nothing else happens.
+   *
+   * @example
+   * ```ts
+   * now += 60_000;
+   * broker.expire();
+   * ```
+   */
+  expire(): void {
+    this.tick();
+    this.flushAll();
+  }
+
+  private tick(): void {
+    const now = this.clock();
+    for (const v of this.vhosts.values()) v.expire(now);
+  }
+
+  /** With timers: a timer for the next expiry. */
+  private schedule(): void {
+    if (this.options.timers !== true || this.shutDown) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const v of this.vhosts.values()) next = Math.min(next, v.nextDeadline());
+    if (next === this.expiryAt) return;
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    this.expiryAt = next;
+    if (next === Number.POSITIVE_INFINITY) return;
+    const delay = Math.max(0, Math.min(next - this.clock(), 0x7fffffff));
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      this.expiryAt = Number.POSITIVE_INFINITY;
+      this.expire();
+      this.schedule();
+    }, delay);
+    (this.expiryTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Writes out what hooks made the connections send. */
+  private flushAll(): void {
+    for (const c of this.live) c.flush();
+  }
+
+  // ---- connections ------------------------------------------------------------------------------
+
+  /**
+   * The client connections, in the order they connected.
+   *
+   * @example
+   * ```ts
+   * expect(broker.connections().map((c) => c.name)).toEqual(['orders-api']);
+   * ```
+   */
+  connections(): ConnectionInfo[] {
+    this.tick();
+    return [...this.live].filter((c) => c.state !== 'closed').map(connectionInfo);
+  }
+
+  private find(which: ConnectionSelector): ServerConnection {
+    const id = typeof which === 'object' ? which.id : which;
+    for (const c of this.live) if (c.id === id || (typeof id === 'string' && c.name === id)) return c;
+    throw new Error(`the embedded broker has no open connection ${JSON.stringify(id)}`);
+  }
+
+  /**
+   * Closes a connection as `rabbitmqctl close_connection` does: connection.close with 320
+   * CONNECTION_FORCED and the reason, then the close handshake. The connection's channels, consumers
+   * and exclusive queues go at once; its unacknowledged messages are requeued.
+   *
+   * @example
+   * ```ts
+   * broker.closeConnection('orders-api', 'maintenance'); // the client sees 320 CONNECTION_FORCED - maintenance
+   * ```
+   */
+  closeConnection(which: ConnectionSelector, reason = 'Closed via the embedded broker'): void {
+    this.tick();
+    this.find(which).closeWith(320, `CONNECTION_FORCED - ${reason}`, 0, 0);
+  }
+
+  /**
+   * Breaks a connection without the close handshake, as a network failure or a killed broker does:
+   * the client's transport closes with an error. With `midFrame`, the client first receives the start
+   * of a frame that never completes.
+   *
+   * @example
+   * ```ts
+   * broker.dropConnection(broker.connections()[0]!, { midFrame: true });
+   * ```
+   */
+  dropConnection(which: ConnectionSelector, options: { midFrame?: boolean; error?: Error } = {}): void {
+    this.tick();
+    const error =
+      options.error ??
+      Object.assign(new Error('read ECONNRESET (connection dropped by the embedded broker)'), {
+        code: 'ECONNRESET',
+      });
+    const partial = options.midFrame === true ? new Uint8Array([1, 0, 1, 0, 0, 0, 40, 0, 60]) : undefined;
+    this.find(which).drop(error, partial);
+  }
+
+  /**
+   * Raises a resource alarm, as RabbitMQ does when memory or disk runs low: connections that said
+   * they understand it (rxamqp does) receive connection.blocked with the reason, and every
+   * connection's publishes (with whatever the client sends after them) wait until {@link unblock}.
+   *
+   * @example
+   * ```ts
+   * broker.block('low on memory');
+   * // ... the client's blocked$ emits, its publishes wait ...
+   * broker.unblock();
+   * ```
+   */
+  block(reason = 'low on memory'): void {
+    this.tick();
+    this.blockReason = reason;
+    for (const c of this.live) c.block(reason);
+  }
+
+  /**
+   * Clears the alarm: connection.unblocked, and the held publishes are handled in order.
+   *
+   * @example
+   * ```ts
+   * broker.unblock();
+   * ```
+   */
+  unblock(): void {
+    this.tick();
+    this.blockReason = undefined;
+    for (const c of [...this.live]) c.unblock();
+  }
+
+  /** True between {@link block} and {@link unblock}. */
+  get blocked(): boolean {
+    return this.blockReason !== undefined;
+  }
+
+  /**
+   * Makes the broker nack publishes on channels in confirm mode (the message is dropped): the next
+   * `rule` ones when a number, or every one `rule` matches until removed. Returns a function that
+   * removes the rule.
+   *
+   * @example
+   * ```ts
+   * broker.nackPublishes(1); // the next confirmed publish is nacked
+   * const stop = broker.nackPublishes((p) => p.routingKey === 'payments');
+   * stop();
+   * ```
+   */
+  nackPublishes(rule: number | ((publish: PublishedMessage) => boolean)): () => void {
+    const entry: NackRule = typeof rule === 'number' ? { remaining: rule } : { match: rule };
+    this.nackRules.push(entry);
+    return () => {
+      this.nackRules = this.nackRules.filter((r) => r !== entry);
+    };
+  }
+
+  private nackRequested(publish: PublishedMessage): boolean {
+    for (const rule of this.nackRules) {
+      if ('remaining' in rule) {
+        if (rule.remaining > 0) {
+          rule.remaining--;
+          return true;
+        }
+      } else if (rule.match(publish)) return true;
+    }
+    return false;
+  }
+
+  // ---- state ------------------------------------------------------------------------------------
+
+  private vhost(name: string): VirtualHost {
+    const v = this.vhosts.get(name);
+    if (v === undefined) throw new Error(`the embedded broker has no vhost ${JSON.stringify(name)}`);
+    return v;
+  }
+
+  /**
+   * The queues of a virtual host, with their counts and ready messages.
+   *
+   * @example
+   * ```ts
+   * expect(broker.queues().map((q) => q.name)).toContain('jobs');
+   * ```
+   */
+  queues(vhost = '/'): QueueInfo[] {
+    this.tick();
+    return [...this.vhost(vhost).queues.values()].map(queueInfo);
+  }
+
+  /**
+   * One queue, or undefined when it does not exist.
+   *
+   * @example
+   * ```ts
+   * expect(broker.queue('jobs')?.messages.map((m) => m.properties.messageId)).toEqual(['a', 'b']);
+   * ```
+   */
+  queue(name: string, vhost = '/'): QueueInfo | undefined {
+    this.tick();
+    const q = this.vhost(vhost).queues.get(name);
+    return q === undefined ? undefined : queueInfo(q);
+  }
+
+  /**
+   * The exchanges of a virtual host (the default exchange is the one named `''`).
+   *
+   * @example
+   * ```ts
+   * expect(broker.exchanges().map((e) => e.name)).toContain('amq.topic');
+   * ```
+   */
+  exchanges(vhost = '/'): ExchangeInfo[] {
+    this.tick();
+    return [...this.vhost(vhost).exchanges.values()].map((e) => exchangeInfo(e, vhost));
+  }
+
+  /**
+   * One exchange, or undefined.
+   *
+   * @example
+   * ```ts
+   * expect(broker.exchange('logs')?.type).toBe('fanout');
+   * ```
+   */
+  exchange(name: string, vhost = '/'): ExchangeInfo | undefined {
+    this.tick();
+    const e = this.vhost(vhost).exchanges.get(name);
+    return e === undefined ? undefined : exchangeInfo(e, vhost);
+  }
+
+  /**
+   * The bindings of a virtual host (exchange to queue and exchange to exchange).
+   *
+   * @example
+   * ```ts
+   * expect(broker.bindings()).toEqual([
+   *   { source: 'logs', destination: 'audit', destinationType: 'queue', routingKey: '', arguments: {} },
+   * ]);
+   * ```
+   */
+  bindings(vhost = '/'): BindingInfo[] {
+    this.tick();
+    return this.vhost(vhost)
+      .allBindings()
+      .map((b) => ({
+        source: b.source.name,
+        destination: b.destination.name,
+        destinationType: b.destination instanceof Exchange ? 'exchange' : 'queue',
+        routingKey: b.routingKey,
+        arguments: b.args,
+      }));
+  }
+
+  /**
+   * Publishes a message as if a client had (no confirm, no return): returns how many queues took it.
+   * Throws when the exchange does not exist.
+   *
+   * @example
+   * ```ts
+   * broker.publish('', 'jobs', JSON.stringify({ id: 1 }), { contentType: 'application/json' });
+   * ```
+   */
+  publish(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array | string,
+    properties: BasicProperties = {},
+    vhost = '/',
+  ): number {
+    this.tick();
+    const v = this.vhost(vhost);
+    const e = v.exchange(exchange);
+    const bytes = typeof body === 'string' ? utf8Encode(body) : body.slice();
+    const routed = v.publish(e, routingKey, properties, bytes).routed;
+    this.flushAll();
+    return routed;
+  }
+
+  /**
+   * Empties a queue; returns how many ready messages it had.
+   *
+   * @example
+   * ```ts
+   * broker.purgeQueue('jobs');
+   * ```
+   */
+  purgeQueue(name: string, vhost = '/'): number {
+    this.tick();
+    return this.vhost(vhost).queue(name, undefined).purge();
+  }
+
+  /**
+   * Deletes a queue as `rabbitmqctl delete_queue` does (its consumers are cancelled).
+   *
+   * @example
+   * ```ts
+   * broker.deleteQueue('jobs');
+   * ```
+   */
+  deleteQueue(name: string, vhost = '/'): void {
+    this.tick();
+    const q = this.vhost(vhost).queues.get(name);
+    if (q !== undefined) this.vhost(vhost).deleteQueueNow(q);
+    this.flushAll();
+  }
+
+  /**
+   * Back to a fresh broker: every connection is closed (320 CONNECTION_FORCED), every queue,
+   * exchange and binding is deleted, and the nack rules and the block are cleared.
+   *
+   * @example
+   * ```ts
+   * afterEach(() => broker.reset());
+   * ```
+   */
+  reset(): void {
+    for (const c of [...this.live]) c.closeWith(320, 'CONNECTION_FORCED - broker reset', 0, 0);
+    for (const v of this.vhosts.values()) v.reset();
+    this.nackRules = [];
+    this.blockReason = undefined;
+  }
+
+  /**
+   * Shuts the broker down: connections are closed as RabbitMQ closes them on shutdown (320
+   * CONNECTION_FORCED), new ones are refused, timers stop.
+   *
+   * @example
+   * ```ts
+   * afterAll(() => broker.close());
+   * ```
+   */
+  close(): void {
+    this.shutDown = true;
+    for (const c of [...this.live]) {
+      c.closeWith(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'", 0, 0);
+    }
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+  }
+}
+
+function connectionInfo(c: ServerConnection): ConnectionInfo {
+  return {
+    id: c.id,
+    name: c.name,
+    user: c.user,
+    vhost: c.vhostName,
+    state: c.state === 'open' ? 'open' : c.state === 'closing' ? 'closing' : 'opening',
+    clientProperties: c.clientProperties,
+    channels: c.openChannels.length,
+    blocked: c.isBlocked,
+    channelMax: c.channelMax,
+    frameMax: c.frameMax,
+    heartbeat: c.heartbeat,
+  };
+}
+
+function queueInfo(q: Queue): QueueInfo {
+  return {
+    name: q.name,
+    vhost: q.vhost,
+    type: q.settings.type,
+    durable: q.durable,
+    exclusive: q.exclusive,
+    autoDelete: q.autoDelete,
+    arguments: q.args,
+    messageCount: q.messageCount,
+    messageBytes: q.readyBytes,
+    unackedCount: q.unacked,
+    consumerCount: q.consumers.length,
+    consumerTags: q.consumers.map((c) => c.tag),
+    messages: q.readyEntries().map((e) => ({
+      exchange: e.content.exchange,
+      routingKey: e.content.routingKey,
+      properties: e.content.properties,
+      body: e.content.body,
+      redelivered: e.redelivered,
+      deliveryCount: e.deliveryCount,
+      expiresAt: Number.isFinite(e.expiresAt) ? e.expiresAt : undefined,
+    })),
+  };
+}
+
+function exchangeInfo(e: Exchange, vhost: string): ExchangeInfo {
+  return {
+    name: e.name,
+    vhost,
+    type: e.type,
+    durable: e.durable,
+    autoDelete: e.autoDelete,
+    internal: e.internal,
+    arguments: e.args,
+  };
+}

@@ -1,0 +1,598 @@
+/**
+ * The server side of one AMQP connection: the protocol header, the handshake (PLAIN or AMQPLAIN
+ * login against the broker's users, tune, the virtual host), channels and their limit, routing of
+ * methods and content to channels, heartbeats (echoed, or on a timer when the broker has timers),
+ * blocking, and both close handshakes. Errors follow RabbitMQ: a soft one closes its channel with
+ * channel.close, a hard one the connection with connection.close, each naming the class and method
+ * that caused it.
+ *
+ * @module
+ * @internal
+ */
+import { FrameError } from '../../errors.js';
+import { utf8Decode } from '../../protocol/bytes.js';
+import type { FieldTable } from '../../protocol/field-table.js';
+import { type ContentMethod, FrameDecoder, type FrameHandler } from '../../protocol/frame-decoder.js';
+import { FrameWriter } from '../../protocol/frame-writer.js';
+import {
+  type BasicProperties,
+  FRAME_MIN_SIZE,
+  METHOD_INFO,
+  type Method,
+  type MethodInit,
+  PROTOCOL_HEADER,
+} from '../../protocol/generated.js';
+import { Reader } from '../../protocol/reader.js';
+import { type ChannelHost, type PublishInfo, ServerChannel } from './channel.js';
+import { BrokerFault } from './faults.js';
+import type { MemoryLink, ServerEnd } from './memory-transport.js';
+import { later } from './memory-transport.js';
+import type { NameGenerator } from './names.js';
+import type { VirtualHost } from './vhost.js';
+
+/** @internal What a connection needs from the broker. */
+export interface ConnectionEnvironment {
+  readonly channelMax: number;
+  readonly frameMax: number;
+  readonly heartbeat: number;
+  readonly timers: boolean;
+  readonly names: NameGenerator;
+  readonly serverProperties: FieldTable;
+  now(): number;
+  /** The user name when the credentials are right. */
+  authenticate(user: string, password: string): boolean;
+  /** Undefined when allowed, else why not (`vhost x not found`, ...). */
+  refuseVhost(user: string, vhost: string): string | undefined;
+  vhost(name: string): VirtualHost;
+  /** Expires messages before anything is handled. */
+  tick(): void;
+  /** After a batch of work: timers may need rescheduling. */
+  settled(): void;
+  nackRequested(publish: PublishInfo): boolean;
+  /** The broker-wide block, if any. */
+  readonly blockReason: string | undefined;
+  closed(connection: ServerConnection): void;
+}
+
+type State = 'header' | 'start' | 'tune' | 'open-wait' | 'open' | 'closing' | 'closed';
+
+/** @internal */
+export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
+  state: State = 'header';
+  private header: number[] = [];
+  private readonly decoder: FrameDecoder;
+  private readonly writer = new FrameWriter();
+  private readonly channels: (ServerChannel | undefined)[] = [];
+  private channelCount = 0;
+  user = '';
+  vhostName = '';
+  private vhostRef: VirtualHost | undefined;
+  clientProperties: FieldTable = {};
+  cancelNotify = false;
+  private blockedCapable = false;
+  private authFailureClose = false;
+  channelMax = 0;
+  frameMax = FRAME_MIN_SIZE;
+  heartbeat = 0;
+  /** A broker block reached this connection: its publishes (and what follows them) wait. */
+  private holding: (() => void)[] | undefined;
+  blockedNotified = false;
+  private flushScheduled = false;
+  private endAfterFlush = false;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private sentSinceBeat = false;
+
+  constructor(
+    readonly id: number,
+    private readonly link: MemoryLink,
+    private readonly env: ConnectionEnvironment,
+  ) {
+    this.decoder = new FrameDecoder(this);
+  }
+
+  get names(): NameGenerator {
+    return this.env.names;
+  }
+
+  get vhost(): VirtualHost {
+    return this.vhostRef!;
+  }
+
+  now(): number {
+    return this.env.now();
+  }
+
+  nackRequested(publish: PublishInfo): boolean {
+    return this.env.nackRequested(publish);
+  }
+
+  /** The `connection_name` the client gave, if any. */
+  get name(): string | undefined {
+    const n = this.clientProperties.connection_name;
+    return typeof n === 'string' ? n : undefined;
+  }
+
+  get openChannels(): ServerChannel[] {
+    return this.channels.filter((c): c is ServerChannel => c !== undefined);
+  }
+
+  get isBlocked(): boolean {
+    return this.holding !== undefined;
+  }
+
+  // ---- output ---------------------------------------------------------------------------------
+
+  writeMethod(channel: number, method: MethodInit): void {
+    this.writer.writeMethod(channel, method);
+    this.scheduleFlush();
+  }
+
+  writeContent(channel: number, method: MethodInit, properties: BasicProperties, body: Uint8Array): void {
+    this.writer.writeContent(channel, method, properties, body);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    later(this.flushTask);
+  }
+
+  private readonly flushTask = (): void => {
+    if (this.flushScheduled) this.flush();
+  };
+
+  /** Writes what is pending to the client (confirms first collected into acks and nacks). */
+  flush(): void {
+    this.flushScheduled = false;
+    for (const c of this.channels) c?.flushConfirms();
+    const segments = this.writer.takeSegments();
+    if (segments.length > 0) {
+      this.sentSinceBeat = true;
+      this.link.toClient(segments);
+    }
+    if (this.endAfterFlush) {
+      this.endAfterFlush = false;
+      this.link.serverEnd();
+      this.finish();
+    }
+    this.env.settled();
+  }
+
+  // ---- input ----------------------------------------------------------------------------------
+
+  receive(chunk: Uint8Array): void {
+    if (this.state === 'closed') return;
+    this.env.tick();
+    let bytes = chunk;
+    if (this.state === 'header') {
+      let i = 0;
+      while (this.header.length < 8 && i < bytes.length) this.header.push(bytes[i++]!);
+      if (this.header.length < 8) return;
+      if (!this.header.every((b, k) => b === PROTOCOL_HEADER[k])) {
+        // Not AMQP 0-9-1: answer with the header we speak and hang up, as RabbitMQ does.
+        this.writer.takeSegments();
+        this.link.toClient([PROTOCOL_HEADER.slice()]);
+        this.link.serverEnd();
+        this.finish();
+        return;
+      }
+      this.state = 'start';
+      this.writeMethod(0, {
+        name: 'connection.start',
+        versionMajor: 0,
+        versionMinor: 9,
+        serverProperties: this.env.serverProperties,
+        mechanisms: 'PLAIN AMQPLAIN',
+        locales: 'en_US',
+      });
+      bytes = bytes.subarray(i);
+      if (bytes.length === 0) return;
+    }
+    try {
+      this.decoder.push(bytes);
+    } catch (e) {
+      if ((this.state as State) === 'closing' || (this.state as State) === 'closed') return;
+      if (e instanceof FrameError) this.hardError(new BrokerFault(e.replyCode, e.message), 0, 0);
+      else this.hardError(new BrokerFault(541, String(e)), 0, 0);
+    }
+  }
+
+  onHeartbeat(): void {
+    // Without timers of its own, the broker answers each heartbeat: the client's dead-peer check
+    // then sees traffic from the broker whenever it sends one.
+    if (!this.env.timers && this.state === 'open') {
+      this.writer.writeHeartbeat();
+      this.scheduleFlush();
+    }
+  }
+
+  acceptContent(channel: number, method: ContentMethod): boolean {
+    if (this.state !== 'open') return false;
+    const ch = this.channels[channel];
+    if (channel === 0 || ch === undefined) {
+      this.protocolError(channel, method);
+      return false;
+    }
+    return ch.open;
+  }
+
+  onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Uint8Array): void {
+    if (this.holding !== undefined) {
+      this.holding.push(() => this.content(channel, method, properties, body));
+      return;
+    }
+    if (this.env.blockReason !== undefined && method.name === 'basic.publish') {
+      // A resource alarm: this publish and everything after it waits for the unblock.
+      this.holding = [() => this.content(channel, method, properties, body)];
+      return;
+    }
+    this.content(channel, method, properties, body);
+  }
+
+  private content(
+    channel: number,
+    method: ContentMethod,
+    properties: BasicProperties,
+    body: Uint8Array,
+  ): void {
+    const ch = this.channels[channel];
+    if (ch === undefined || !ch.open || this.state !== 'open') return;
+    if (method.name !== 'basic.publish') {
+      this.hardError(new BrokerFault(503, 'unimplemented method'), 60, METHOD_INFO[method.name].methodId);
+      return;
+    }
+    this.guard(ch, method, () => ch.publish(method, properties, body));
+  }
+
+  onMethod(channel: number, method: Method): void {
+    if (this.state === 'closing') {
+      if (channel !== 0) return;
+      if (method.name === 'connection.close-ok') this.end();
+      else if (method.name === 'connection.close') {
+        this.writeMethod(0, { name: 'connection.close-ok' });
+        this.end();
+      }
+      return;
+    }
+    if (this.state === 'closed') return;
+    if (channel === 0) {
+      this.connectionMethod(method);
+      return;
+    }
+    if (this.state !== 'open') {
+      this.hardError(new BrokerFault(504, `expected 'channel.open'`), method);
+      return;
+    }
+    if (this.holding !== undefined) {
+      this.holding.push(() => this.channelMethod(channel, method));
+      return;
+    }
+    this.channelMethod(channel, method);
+  }
+
+  // ---- connection methods ---------------------------------------------------------------------
+
+  private connectionMethod(m: Method): void {
+    switch (this.state) {
+      case 'start':
+        if (m.name !== 'connection.start-ok') break;
+        this.startOk(m);
+        return;
+      case 'tune':
+        if (m.name !== 'connection.tune-ok') break;
+        this.tuneOk(m);
+        return;
+      case 'open-wait':
+        if (m.name !== 'connection.open') break;
+        this.open(m.virtualHost);
+        return;
+      case 'open':
+        if (m.name === 'connection.close') {
+          this.writeMethod(0, { name: 'connection.close-ok' });
+          this.releaseAll();
+          this.end();
+          return;
+        }
+        if (m.name === 'connection.update-secret') {
+          this.writeMethod(0, { name: 'connection.update-secret-ok' });
+          return;
+        }
+        if (m.name.startsWith('connection.')) break;
+        this.hardError(new BrokerFault(504, 'unexpected method in connection state running'), m);
+        return;
+      default:
+        return;
+    }
+    this.hardError(new BrokerFault(503, `unexpected method ${m.name} in connection state ${this.state}`), m);
+  }
+
+  private startOk(m: Extract<Method, { name: 'connection.start-ok' }>): void {
+    this.clientProperties = m.clientProperties;
+    const caps = m.clientProperties.capabilities;
+    const has = (k: string): boolean =>
+      typeof caps === 'object' && caps !== null && (caps as Record<string, unknown>)[k] === true;
+    this.cancelNotify = has('consumer_cancel_notify');
+    this.blockedCapable = has('connection.blocked');
+    this.authFailureClose = has('authentication_failure_close');
+    const credentials = parseResponse(m.mechanism, m.response);
+    if (credentials === undefined || !this.env.authenticate(credentials[0], credentials[1])) {
+      const mechanism = m.mechanism;
+      if (this.authFailureClose) {
+        this.writeMethod(0, {
+          name: 'connection.close',
+          replyCode: 403,
+          replyText: `ACCESS_REFUSED - Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`,
+          classId: 0,
+          methodId: 0,
+        });
+      }
+      this.state = 'closing';
+      this.end();
+      return;
+    }
+    this.user = credentials[0];
+    this.state = 'tune';
+    this.writeMethod(0, {
+      name: 'connection.tune',
+      channelMax: this.env.channelMax,
+      frameMax: this.env.frameMax,
+      heartbeat: this.env.heartbeat,
+    });
+  }
+
+  private tuneOk(m: Extract<Method, { name: 'connection.tune-ok' }>): void {
+    const serverMax = this.env.frameMax;
+    const frameMax = m.frameMax === 0 ? serverMax : m.frameMax;
+    if (frameMax < FRAME_MIN_SIZE) {
+      this.hardError(new BrokerFault(530, `frame_max=${m.frameMax} < ${FRAME_MIN_SIZE} min size`), m);
+      return;
+    }
+    if (serverMax !== 0 && frameMax > serverMax) {
+      this.hardError(new BrokerFault(530, `frame_max=${m.frameMax} > ${serverMax} max size`), m);
+      return;
+    }
+    this.frameMax = frameMax;
+    this.channelMax = m.channelMax === 0 ? this.env.channelMax : m.channelMax;
+    this.heartbeat = m.heartbeat;
+    this.decoder.frameMax = frameMax;
+    this.writer.frameMax = frameMax;
+    this.state = 'open-wait';
+    if (this.env.timers && m.heartbeat > 0) this.startHeartbeats(m.heartbeat);
+  }
+
+  private open(vhost: string): void {
+    const refusal = this.env.refuseVhost(this.user, vhost);
+    if (refusal !== undefined) {
+      this.hardError(new BrokerFault(530, refusal), 10, 40);
+      return;
+    }
+    this.vhostName = vhost;
+    this.vhostRef = this.env.vhost(vhost);
+    this.state = 'open';
+    this.writeMethod(0, { name: 'connection.open-ok' });
+    if (this.env.blockReason !== undefined) this.block(this.env.blockReason);
+  }
+
+  private startHeartbeats(seconds: number): void {
+    this.heartbeatTimer = setInterval(
+      () => {
+        if (this.state !== 'open') return;
+        if (!this.sentSinceBeat) {
+          this.writer.writeHeartbeat();
+          this.scheduleFlush();
+        }
+        this.sentSinceBeat = false;
+      },
+      (seconds * 1000) / 2,
+    );
+    (this.heartbeatTimer as { unref?: () => void }).unref?.();
+  }
+
+  // ---- channels -------------------------------------------------------------------------------
+
+  private channelMethod(channel: number, m: Method): void {
+    const ch = this.channels[channel];
+    if (m.name === 'channel.open') {
+      if (ch !== undefined) {
+        if (ch.open) this.hardError(new BrokerFault(504, "second 'channel.open' seen"), m);
+        return;
+      }
+      if (this.channelMax !== 0 && this.channelCount >= this.channelMax) {
+        this.hardError(
+          new BrokerFault(
+            530,
+            `number of channels opened (${this.channelCount}) has reached the negotiated channel_max (${this.channelMax})`,
+          ),
+          0,
+          0,
+        );
+        return;
+      }
+      this.channels[channel] = new ServerChannel(channel, this, this);
+      this.channelCount++;
+      this.writeMethod(channel, { name: 'channel.open-ok' });
+      return;
+    }
+    if (ch === undefined) {
+      this.hardError(new BrokerFault(504, "expected 'channel.open'"), m);
+      return;
+    }
+    if (!ch.open) {
+      // Closing after our channel.close: only the close handshake counts.
+      if (m.name === 'channel.close-ok') this.removeChannel(channel);
+      else if (m.name === 'channel.close') {
+        this.writeMethod(channel, { name: 'channel.close-ok' });
+        this.removeChannel(channel);
+      }
+      return;
+    }
+    if (m.name === 'channel.close') {
+      ch.flushConfirms();
+      ch.release();
+      this.writeMethod(channel, { name: 'channel.close-ok' });
+      this.removeChannel(channel);
+      return;
+    }
+    if (m.name === 'channel.close-ok') return;
+    if (m.name.startsWith('connection.')) {
+      this.hardError(new BrokerFault(503, 'unimplemented method'), m);
+      return;
+    }
+    this.guard(ch, m, () => ch.handle(m));
+  }
+
+  /** Runs a channel operation; a refusal closes the channel (soft) or the connection (hard). */
+  private guard(ch: ServerChannel, m: Method | ContentMethod, run: () => void): void {
+    try {
+      run();
+    } catch (e) {
+      const fault =
+        e instanceof BrokerFault ? e : new BrokerFault(541, e instanceof Error ? e.message : String(e));
+      if (fault.hard) {
+        this.hardError(fault, m);
+        return;
+      }
+      const info = METHOD_INFO[m.name];
+      ch.flushConfirms();
+      ch.release();
+      this.writeMethod(ch.id, {
+        name: 'channel.close',
+        replyCode: fault.replyCode,
+        replyText: fault.replyText,
+        classId: info.classId,
+        methodId: info.methodId,
+      });
+    }
+  }
+
+  private removeChannel(channel: number): void {
+    if (this.channels[channel] === undefined) return;
+    this.channels[channel] = undefined;
+    this.channelCount--;
+  }
+
+  private protocolError(channel: number, method: ContentMethod): void {
+    if (channel === 0) {
+      this.hardError(new BrokerFault(504, 'unexpected method in connection state running'), method);
+    } else this.hardError(new BrokerFault(504, "expected 'channel.open'"), method);
+  }
+
+  // ---- blocking -------------------------------------------------------------------------------
+
+  /** A resource alarm: capable clients hear connection.blocked; publishes wait from now on. */
+  block(reason: string): void {
+    if (this.state !== 'open' || this.blockedNotified) return;
+    if (this.blockedCapable) {
+      this.blockedNotified = true;
+      this.writeMethod(0, { name: 'connection.blocked', reason });
+    }
+  }
+
+  /** The alarm cleared: connection.unblocked, and what waited runs in order. */
+  unblock(): void {
+    if (this.blockedNotified && this.state === 'open') this.writeMethod(0, { name: 'connection.unblocked' });
+    this.blockedNotified = false;
+    const held = this.holding;
+    this.holding = undefined;
+    if (held === undefined) return;
+    for (let i = 0; i < held.length; i++) {
+      const again = this.holding as (() => void)[] | undefined;
+      if (again !== undefined) {
+        // Blocked again while replaying: the rest waits again, in order.
+        again.push(...held.slice(i));
+        return;
+      }
+      held[i]!();
+    }
+    this.scheduleFlush();
+  }
+
+  // ---- closing --------------------------------------------------------------------------------
+
+  /** A hard error: connection.close with the code, then wait for close-ok. */
+  hardError(fault: BrokerFault, method: Method | ContentMethod | number, methodId = 0): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    let classId = 0;
+    if (typeof method === 'number') classId = method;
+    else {
+      const info = METHOD_INFO[method.name];
+      classId = info.classId;
+      methodId = info.methodId;
+    }
+    this.closeWith(fault.replyCode, fault.replyText, classId, methodId);
+  }
+
+  /** Sends connection.close (a forced close, an error) and releases everything at once. */
+  closeWith(replyCode: number, replyText: string, classId: number, methodId: number): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    const handshaking = this.state !== 'open';
+    this.releaseAll();
+    this.writeMethod(0, { name: 'connection.close', replyCode, replyText, classId, methodId });
+    this.state = 'closing';
+    // Before the connection is open, RabbitMQ hangs up after the close without waiting.
+    if (handshaking) this.end();
+  }
+
+  /** Ends the connection after the pending output. */
+  private end(): void {
+    this.state = 'closing';
+    this.endAfterFlush = true;
+    this.scheduleFlush();
+  }
+
+  /** Breaks the connection at once: the client sees a transport error, after `partial` if given. */
+  drop(error: Error, partial: Uint8Array | undefined): void {
+    if (this.state === 'closed') return;
+    this.writer.takeSegments();
+    this.releaseAll();
+    this.link.serverDrop(error, partial);
+    this.finish();
+  }
+
+  /** The client's transport ended or was destroyed. */
+  clientGone(): void {
+    this.releaseAll();
+    this.finish();
+  }
+
+  private releaseAll(): void {
+    this.holding = undefined;
+    for (const c of this.channels) c?.release();
+    this.channels.length = 0;
+    this.channelCount = 0;
+    this.vhostRef?.deleteOwnedBy(this);
+  }
+
+  private finish(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    this.env.closed(this);
+  }
+}
+
+/** The user and password of a PLAIN (`\0user\0password`) or AMQPLAIN response. */
+function parseResponse(mechanism: string, response: Uint8Array): [string, string] | undefined {
+  const text = utf8Decode(response);
+  if (mechanism === 'PLAIN') {
+    const parts = text.split('\0');
+    if (parts.length !== 3) return undefined;
+    return [parts[1]!, parts[2]!];
+  }
+  if (mechanism === 'AMQPLAIN') {
+    try {
+      // The response is a field table without its length prefix.
+      const framed = new Uint8Array(response.length + 4);
+      new DataView(framed.buffer).setUint32(0, response.length);
+      framed.set(response, 4);
+      const table = new Reader().reset(framed, 0, framed.length).table();
+      const login = table.LOGIN;
+      const password = table.PASSWORD;
+      if (typeof login === 'string' && typeof password === 'string') return [login, password];
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}

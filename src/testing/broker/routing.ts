@@ -1,0 +1,169 @@
+/**
+ * Routing rules of the built-in exchange types, pure: topic patterns (`*` one word, `#` zero or more
+ * words, words split on `.` with empty words kept, as RabbitMQ splits them) and headers matching
+ * (`x-match` all, any, all-with-x, any-with-x; a binding value of void matches any value).
+ *
+ * @module
+ */
+import { Decimal, type FieldTable, type FieldValue, TypedField } from '../../protocol/field-table.js';
+
+/**
+ * Splits a routing key or binding key into words as RabbitMQ does: `''` has no words, `'a.'` has
+ * `'a'` and an empty word.
+ *
+ * @example
+ * ```ts
+ * topicWords('a..b'); // ['a', '', 'b']
+ * topicWords(''); // []
+ * ```
+ */
+export function topicWords(key: string): string[] {
+  return key === '' ? [] : key.split('.');
+}
+
+/**
+ * True when a topic binding pattern (already split with {@link topicWords}) matches a routing key
+ * (split likewise).
+ *
+ * @example
+ * ```ts
+ * topicMatchWords(topicWords('a.#'), topicWords('a')); // true: # matches zero words
+ * topicMatchWords(topicWords('*.b'), topicWords('.b')); // true: * matches the empty word
+ * ```
+ */
+export function topicMatchWords(pattern: readonly string[], key: readonly string[]): boolean {
+  return matchFrom(pattern, 0, key, 0);
+}
+
+function matchFrom(pattern: readonly string[], p: number, key: readonly string[], k: number): boolean {
+  while (p < pattern.length) {
+    const word = pattern[p]!;
+    if (word === '#') {
+      // Collapse consecutive #s, then try every split point.
+      while (p + 1 < pattern.length && pattern[p + 1] === '#') p++;
+      if (p + 1 === pattern.length) return true;
+      for (let i = k; i <= key.length; i++) if (matchFrom(pattern, p + 1, key, i)) return true;
+      return false;
+    }
+    if (k >= key.length) return false;
+    if (word !== '*' && word !== key[k]) return false;
+    p++;
+    k++;
+  }
+  return k === key.length;
+}
+
+/**
+ * True when a topic binding key matches a routing key.
+ *
+ * @example
+ * ```ts
+ * topicMatch('stock.#', 'stock.usd.nyse'); // true
+ * topicMatch('*.nyse', 'stock.usd.nyse'); // false
+ * ```
+ */
+export function topicMatch(pattern: string, routingKey: string): boolean {
+  return topicMatchWords(topicWords(pattern), topicWords(routingKey));
+}
+
+/** The `x-match` modes of a headers binding. */
+export type HeadersMatchMode = 'all' | 'any' | 'all-with-x' | 'any-with-x';
+
+/**
+ * The `x-match` mode of a headers binding's arguments (`all` when absent), or undefined when the
+ * value is not one RabbitMQ accepts.
+ *
+ * @example
+ * ```ts
+ * headersMatchMode({ 'x-match': 'any', color: 'red' }); // 'any'
+ * ```
+ */
+export function headersMatchMode(args: FieldTable): HeadersMatchMode | undefined {
+  const mode = plain(args['x-match']);
+  if (mode === undefined) return 'all';
+  if (mode === 'all' || mode === 'any' || mode === 'all-with-x' || mode === 'any-with-x') return mode;
+  return undefined;
+}
+
+/**
+ * True when a message's headers match a headers binding's arguments: with `all`, every binding
+ * argument (other than those starting `x-`) is present with an equal value; with `any`, at least one
+ * is. The `-with-x` modes compare the `x-` arguments too (`x-match` itself never). A binding value of
+ * void (`null`) matches any value of that header.
+ *
+ * @example
+ * ```ts
+ * headersMatch({ 'x-match': 'any', a: 1, b: 2 }, { b: 2 }); // true
+ * headersMatch({ a: 1, b: 2 }, { b: 2 }); // false: all by default
+ * ```
+ */
+export function headersMatch(args: FieldTable, headers: FieldTable | undefined): boolean {
+  const mode = headersMatchMode(args) ?? 'all';
+  const withX = mode === 'all-with-x' || mode === 'any-with-x';
+  const all = mode === 'all' || mode === 'all-with-x';
+  let compared = 0;
+  for (const key of Object.keys(args)) {
+    if (key === 'x-match' || (!withX && key.startsWith('x-'))) continue;
+    compared++;
+    const expected = args[key];
+    const present = headers !== undefined && Object.hasOwn(headers, key) && headers[key] !== undefined;
+    const matches = present && (plain(expected) === null || fieldEquals(expected, headers[key]));
+    if (all && !matches) return false;
+    if (!all && matches) return true;
+  }
+  return all || compared < 0;
+}
+
+/** A typed field's value, or the value itself. */
+function plain(value: FieldValue | undefined): FieldValue | undefined {
+  return value instanceof TypedField ? value.value : value;
+}
+
+/**
+ * Equality of two field values as RabbitMQ compares them for headers matching: numbers by value
+ * whatever their width, strings, booleans, byte arrays by content, timestamps by time, tables and
+ * arrays element by element.
+ *
+ * @example
+ * ```ts
+ * fieldEquals(1, field.int64(1)); // true
+ * ```
+ */
+export function fieldEquals(a: FieldValue | undefined, b: FieldValue | undefined): boolean {
+  const x = plain(a);
+  const y = plain(b);
+  if (x === y) return true;
+  if ((typeof x === 'number' || typeof x === 'bigint') && (typeof y === 'number' || typeof y === 'bigint')) {
+    return Number.isInteger(Number(x)) && Number.isInteger(Number(y))
+      ? BigInt(x) === BigInt(y)
+      : Number(x) === Number(y);
+  }
+  if (x instanceof Uint8Array && y instanceof Uint8Array) {
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
+  }
+  if (x instanceof Date && y instanceof Date) return x.getTime() === y.getTime();
+  if (x instanceof Decimal && y instanceof Decimal) return x.scale === y.scale && x.value === y.value;
+  if (Array.isArray(x) && Array.isArray(y)) {
+    return x.length === y.length && x.every((v, i) => fieldEquals(v, y[i]));
+  }
+  if (isTable(x) && isTable(y)) {
+    const kx = Object.keys(x).filter((k) => x[k] !== undefined);
+    const ky = Object.keys(y).filter((k) => y[k] !== undefined);
+    return kx.length === ky.length && kx.every((k) => Object.hasOwn(y, k) && fieldEquals(x[k], y[k]));
+  }
+  return false;
+}
+
+function isTable(v: unknown): v is FieldTable {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    !(v instanceof Uint8Array) &&
+    !(v instanceof Date) &&
+    !(v instanceof Decimal) &&
+    !(v instanceof TypedField)
+  );
+}

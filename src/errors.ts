@@ -122,7 +122,8 @@ export type ErrorCode =
   | 'AUTHENTICATION_FAILED'
   | 'INVALID_CONFIGURATION'
   | 'CONFIRM_TAG'
-  | 'HEADERS_UNREADABLE';
+  | 'HEADERS_UNREADABLE'
+  | 'NO_BROKER';
 
 /**
  * Base class of every error rxamqp raises. `code` is a stable machine-readable string; each subclass
@@ -577,4 +578,20 @@ export function causedByConnectionLoss(error: unknown): boolean {
     e = e.cause;
   }
   return false;
+}
+
+/**
+ * `brokerForTests` (`rxamqp/testing`) found no broker: `AMQP_URL` was not set, nothing answered at the
+ * local address, no Docker daemon answered for testcontainers (or starting the container failed, see
+ * `cause`), and the embedded broker was not allowed as a fallback. The message says how to get one.
+ *
+ * @example
+ * ```ts
+ * brokerForTests().catch((e) => { if (e instanceof NoBrokerError) console.error(e.message); });
+ * ```
+ */
+export class NoBrokerError extends AmqpError<'NO_BROKER'> {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NO_BROKER', message, options);
+  }
 }

@@ -64,6 +64,7 @@ export {
   type FrameErrorCode,
   HeadersDecodeError,
   isHardError,
+  NoBrokerError,
   PublishBlockedError,
   PublisherError,
   type PublisherErrorCode,

@@ -4,4 +4,5 @@
  *
  * @module
  */
+export * from './broker-for-tests.js';
 export * from './index.js';

@@ -7,7 +7,8 @@
  *    {@link stopBroker} in `afterAll`).
  *
  * With none of these the lookup fails with an error that says how to provide a broker: integration
- * suites never skip. Error messages never show a password.
+ * suites never skip. Error messages never show a password. The lookup itself is rxamqp's own
+ * `brokerForTests` (`rxamqp/testing`), which users' suites call the same way.
  *
  * @example
  * ```ts
@@ -18,19 +19,13 @@
  *
  * @module
  */
-import { request } from 'node:http';
-import { connect } from 'node:net';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { brokerForTests, LOCAL_TEST_BROKER_URL, type TestBroker } from '../../src/testing/node.js';
 
 /** Where the local broker is looked for when `AMQP_URL` is not set. */
-export const LOCAL_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+export const LOCAL_AMQP_URL = LOCAL_TEST_BROKER_URL;
 
 /** The image started when the broker comes from testcontainers. */
 export const RABBITMQ_IMAGE = 'rabbitmq:3.13-alpine';
-
-const LOCAL_PROBE_MS = 2000;
-const DOCKER_PROBE_MS = 2000;
 
 /** The parts of an AMQP URL a test needs to open a connection. */
 export interface BrokerEndpoint {
@@ -45,12 +40,8 @@ export interface BrokerEndpoint {
   readonly source: 'AMQP_URL' | 'local' | 'testcontainers';
 }
 
-interface StoppableContainer {
-  stop(): Promise<unknown>;
-}
-
 let discovery: Promise<BrokerEndpoint> | undefined;
-let container: StoppableContainer | undefined;
+let found: TestBroker | undefined;
 
 /**
  * The AMQP URL of the broker integration tests use (see the module documentation for the order of
@@ -93,10 +84,10 @@ export async function brokerPort(): Promise<number> {
  * `afterAll`.
  */
 export async function stopBroker(): Promise<void> {
-  const running = container;
-  container = undefined;
+  const running = found;
+  found = undefined;
   discovery = undefined;
-  if (running !== undefined) await running.stop();
+  await running?.stop();
 }
 
 /**
@@ -148,100 +139,8 @@ export function parseAmqpUrl(url: string, source: BrokerEndpoint['source']): Bro
 }
 
 async function discover(): Promise<BrokerEndpoint> {
-  const fromEnv = process.env.AMQP_URL;
-  if (fromEnv !== undefined && fromEnv !== '') return parseAmqpUrl(fromEnv, 'AMQP_URL');
-
-  const local = parseAmqpUrl(LOCAL_AMQP_URL, 'local');
-  if (await tcpAnswers(local.host, local.port, LOCAL_PROBE_MS)) return local;
-
-  const docker = await findDockerDaemon();
-  if (docker !== undefined) return startContainer();
-
-  throw new Error(
-    [
-      `No AMQP broker for the integration tests: AMQP_URL is not set, nothing answers on ${redactUrl(LOCAL_AMQP_URL)}` +
-        ' and no Docker daemon answers for testcontainers. Provide one of:',
-      '  - AMQP_URL=amqp://user:password@host:5672/vhost pointing at a RabbitMQ broker;',
-      '  - RabbitMQ on 127.0.0.1:5672 with user guest/guest: `apt-get install rabbitmq-server`, then' +
-        ' `rabbitmq-server -detached` if it is not running (or `bash .ci/run`, which does both);',
-      `  - a running Docker daemon (DOCKER_HOST or /var/run/docker.sock): testcontainers starts ${RABBITMQ_IMAGE}.`,
-    ].join('\n'),
-  );
-}
-
-async function startContainer(): Promise<BrokerEndpoint> {
-  const { RabbitMQContainer } = await import('@testcontainers/rabbitmq');
-  let started: Awaited<ReturnType<InstanceType<typeof RabbitMQContainer>['start']>>;
-  try {
-    started = await new RabbitMQContainer(RABBITMQ_IMAGE).withStartupTimeout(120_000).start();
-  } catch (e) {
-    throw new Error(
-      `A Docker daemon answers but starting ${RABBITMQ_IMAGE} with testcontainers failed: ${String(e)}.` +
-        ' Set AMQP_URL or start RabbitMQ on 127.0.0.1:5672 instead.',
-      { cause: e },
-    );
-  }
-  container = started;
-  // The container's default user is guest/guest; getAmqpUrl() carries no credentials.
-  const url = `amqp://guest:guest@${started.getHost()}:${started.getMappedPort(5672)}`;
-  return parseAmqpUrl(url, 'testcontainers');
-}
-
-/** True when a TCP connection to host:port opens within `timeoutMs`. */
-export function tcpAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
-/**
- * Where a Docker daemon answers `GET /_ping`: `DOCKER_HOST` (unix:// or tcp://) if set, else the usual
- * socket paths. Undefined when none answers.
- */
-async function findDockerDaemon(): Promise<string | undefined> {
-  const candidates: { socketPath?: string; host?: string; port?: number; label: string }[] = [];
-  const dockerHost = process.env.DOCKER_HOST;
-  if (dockerHost !== undefined && dockerHost !== '') {
-    if (dockerHost.startsWith('unix://')) {
-      candidates.push({ socketPath: dockerHost.slice('unix://'.length), label: dockerHost });
-    } else if (dockerHost.startsWith('tcp://')) {
-      try {
-        const u = new URL(dockerHost);
-        candidates.push({ host: u.hostname, port: Number(u.port || 2375), label: dockerHost });
-      } catch {
-        // unusable DOCKER_HOST: fall through to the default sockets
-      }
-    }
-  }
-  const runtimeDir = process.env.XDG_RUNTIME_DIR;
-  const paths = [
-    '/var/run/docker.sock',
-    join(homedir(), '.docker', 'run', 'docker.sock'),
-    join(homedir(), '.docker', 'desktop', 'docker.sock'),
-    ...(runtimeDir === undefined ? [] : [join(runtimeDir, 'docker.sock')]),
-  ];
-  for (const socketPath of paths) candidates.push({ socketPath, label: socketPath });
-  for (const candidate of candidates) {
-    if (await dockerPing(candidate)) return candidate.label;
-  }
-  return undefined;
-}
-
-function dockerPing(target: { socketPath?: string; host?: string; port?: number }): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({ ...target, path: '/_ping', method: 'GET', timeout: DOCKER_PROBE_MS }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
+  const broker = await brokerForTests({ image: RABBITMQ_IMAGE });
+  found = broker;
+  if (broker.source === 'embedded') throw new Error('unreachable: the embedded broker was not allowed');
+  return parseAmqpUrl(broker.url, broker.source);
 }

@@ -1,0 +1,121 @@
+/**
+ * `brokerForTests` (`rxamqp/testing`): the order of the lookup (AMQP_URL, the local address, the
+ * embedded broker as a fallback or always), the failure that says how to get a broker, option checks,
+ * and that neither the failure nor the broker's own representations show a password. The local case
+ * runs against the RabbitMQ on 127.0.0.1:5672; testcontainers needs a Docker daemon, which this machine
+ * does not have (a Docker daemon that does not answer is the case tested).
+ */
+import { inspect } from 'node:util';
+import { lastValueFrom } from 'rxjs';
+import { ConfigurationError, NoBrokerError } from '../../src/node.js';
+import { brokerForTests, LOCAL_TEST_BROKER_URL, TestBroker } from '../../src/testing/node.js';
+
+/** A URL where nothing listens (port 1 refuses at once), with a password that must never show. */
+const NOWHERE = 'amqp://app:Sekr1tPw@127.0.0.1:1';
+/** An environment with no AMQP_URL and a Docker host that does not answer. */
+const NO_DOCKER_ENV = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+
+function expectNoSecret(text: string): void {
+  expect(text).not.toContain('Sekr1tPw');
+}
+
+describe('brokerForTests', () => {
+  it('takes AMQP_URL as given, and shows it without its password', async () => {
+    const broker = await brokerForTests({ env: { AMQP_URL: 'amqp://user:Sekr1tPw@mq.example:5673/v' } });
+    expect(broker).toBeInstanceOf(TestBroker);
+    expect(broker.source).toBe('AMQP_URL');
+    expect(broker.url).toBe('amqp://user:Sekr1tPw@mq.example:5673/v');
+    expect(broker.embedded).toBeUndefined();
+    expect(broker.connectOptions).toEqual({});
+    for (const shown of [String(broker), JSON.stringify(broker), inspect(broker), `${broker}`]) {
+      expectNoSecret(shown);
+      expect(shown).toContain('mq.example:5673');
+    }
+    await broker.stop();
+  });
+
+  it('finds the local RabbitMQ and connects to it', async () => {
+    const broker = await brokerForTests({ env: {} });
+    expect(broker.source).toBe('local');
+    expect(broker.url).toBe(LOCAL_TEST_BROKER_URL);
+    const conn = await broker.openConnection({ name: 'brokerForTests local' });
+    const ch = await conn.openChannel();
+    const { queue } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+    expect(queue).toMatch(/^amq\.gen-/);
+    await lastValueFrom(conn.close());
+    await broker.stop();
+  });
+
+  it('fails with NoBrokerError saying how to get a broker, without the password', async () => {
+    const error = await brokerForTests({ env: NO_DOCKER_ENV, localUrl: NOWHERE, probeTimeoutMs: 500 }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(NoBrokerError);
+    const e = error as NoBrokerError;
+    expect(e.code).toBe('NO_BROKER');
+    expect(e.message).toContain('AMQP_URL');
+    expect(e.message).toContain('amqp://app:***@127.0.0.1:1');
+    expect(e.message).toContain('testcontainers');
+    expect(e.message).toContain("embedded: 'fallback'");
+    expectNoSecret(e.message);
+    expectNoSecret(inspect(e));
+  });
+
+  it('says testcontainers was not tried with docker: false', async () => {
+    await expect(
+      brokerForTests({ env: {}, localUrl: NOWHERE, probeTimeoutMs: 500, docker: false }),
+    ).rejects.toThrow('testcontainers not tried');
+  });
+
+  it("falls back to the embedded broker with embedded: 'fallback'", async () => {
+    const broker = await brokerForTests({
+      env: NO_DOCKER_ENV,
+      localUrl: NOWHERE,
+      probeTimeoutMs: 500,
+      embedded: 'fallback',
+    });
+    expect(broker.source).toBe('embedded');
+    expect(broker.embedded).toBeDefined();
+    expect(broker.connectOptions.transport).toBe(broker.embedded?.connector);
+    const conn = await broker.openConnection();
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('jobs'));
+    await lastValueFrom(ch.publish('', 'jobs', 'hello'));
+    const got = await lastValueFrom(ch.get('jobs', { noAck: true }));
+    expect(got === undefined ? undefined : new TextDecoder().decode(got.body)).toBe('hello');
+    await lastValueFrom(conn.close());
+    await broker.stop();
+    await broker.stop();
+  });
+
+  it("uses the embedded broker without looking with embedded: 'always' (even with AMQP_URL set)", async () => {
+    const broker = await brokerForTests({ embedded: 'always', env: { AMQP_URL: 'amqp://x:y@nowhere' } });
+    expect(broker.source).toBe('embedded');
+    const events: string[] = [];
+    const sub = broker
+      .connect()
+      .subscribe({ next: () => events.push('open'), complete: () => events.push('done') });
+    await new Promise<void>((resolve) => {
+      const check = (): void => (events.length > 0 ? resolve() : void setTimeout(check, 1));
+      check();
+    });
+    expect(events).toEqual(['open']);
+    sub.unsubscribe();
+    await broker.stop();
+  });
+
+  it.each([
+    [{ embedded: 'yes' }, "embedded must be false, 'fallback' or 'always'"],
+    [{ probeTimeoutMs: -1 }, 'probeTimeoutMs must be a positive number'],
+    [{ probeTimeoutMs: Number.NaN }, 'probeTimeoutMs must be a positive number'],
+    [{ docker: 'no' }, 'docker must be a boolean'],
+    [{ image: '' }, 'image must be a non-empty string'],
+    [{ localUrl: 'http://u:Sekr1tPw@host' }, 'localUrl must be an amqp:// or amqps:// URL'],
+    [{ localUrl: 'amqp://u:Sekr1tPw@[bad' }, 'localUrl is not a valid URL'],
+  ])('rejects the bad option %p with a ConfigurationError', async (options, message) => {
+    const error = await brokerForTests(options as never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as Error).message).toContain(message);
+    expectNoSecret((error as Error).message);
+  });
+});

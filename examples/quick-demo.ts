@@ -7,11 +7,13 @@
  *   npm run demo                       # same as: npx tsx examples/quick-demo.ts
  *   AMQP_URL=amqp://user:password@host:5672/vhost npm run demo
  *
- * Without AMQP_URL it uses amqp://guest:guest@127.0.0.1:5672. On failure it prints one line (the typed
- * error's message, which never holds a password) and exits with status 1.
+ * Without AMQP_URL it uses amqp://guest:guest@127.0.0.1:5672, and when nothing answers there it runs
+ * on the embedded broker of `rxamqp/testing` instead (saying so). On failure it prints one line (the
+ * typed error's message, which never holds a password) and exits with status 1.
  */
 
-import { AmqpError, type Channel, type Connection, connect, type Delivery, redactUrl } from 'rxamqp';
+import { AmqpError, type Channel, type Connection, type Delivery } from 'rxamqp';
+import { brokerForTests } from 'rxamqp/testing';
 import {
   concat,
   concatMap,
@@ -27,8 +29,14 @@ import {
   timeout,
 } from 'rxjs';
 
-const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const TIMEOUT_MS = 10_000;
+
+// AMQP_URL if set, else the local RabbitMQ if it answers, else the embedded broker (no Docker here:
+// a demo should not start containers).
+const broker = await brokerForTests({ embedded: 'fallback', docker: false, probeTimeoutMs: 1000 });
+if (broker.source === 'embedded') {
+  console.log('No broker at 127.0.0.1:5672 and no AMQP_URL: running on the embedded broker (rxamqp/testing).');
+}
 
 const orders = [
   { id: 1, item: 'coffee', quantity: 2 },
@@ -75,7 +83,7 @@ function printDelivery(d: Delivery): void {
   );
 }
 
-const demo$ = connect(url, { name: 'rxamqp quick demo', connectionTimeout: TIMEOUT_MS }).pipe(
+const demo$ = broker.connect({ name: 'rxamqp quick demo', connectionTimeout: TIMEOUT_MS }).pipe(
   tap(printBroker),
   switchMap((conn) =>
     conn.channel().pipe(
@@ -97,15 +105,19 @@ const demo$ = connect(url, { name: 'rxamqp quick demo', connectionTimeout: TIMEO
 
 demo$.subscribe({
   next: printDelivery,
-  complete: () => console.log('Closed.'),
+  complete: () => {
+    console.log('Closed.');
+    void broker.stop();
+  },
   error: (e: unknown) => {
     console.error(`Demo failed: ${explain(e)}`);
     process.exitCode = 1;
+    void broker.stop();
   },
 });
 
 function explain(e: unknown): string {
-  if (e instanceof TimeoutError) return `no progress for ${TIMEOUT_MS / 1000} s with ${redactUrl(url)}`;
+  if (e instanceof TimeoutError) return `no progress for ${TIMEOUT_MS / 1000} s with ${broker}`;
   if (e instanceof AmqpError) return `${e.message} (${e.code})`;
   return e instanceof Error ? e.message : String(e);
 }

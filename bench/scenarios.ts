@@ -62,6 +62,11 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     load: async () => (await import('./codec.js')).default,
   },
   {
+    name: 'embedded',
+    description: 'the embedded broker (rxamqp/testing) under the real client: publish -> consume -> ack',
+    load: async () => (await import('./embedded.js')).default,
+  },
+  {
     name: 'rxjs-floor',
     description: "RxJS alone: the natural pipelines' operators with inner Observables that cost nothing",
     load: async () => (await import('./rxjs-floor.js')).default,

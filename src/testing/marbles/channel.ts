@@ -94,11 +94,11 @@ export interface FakeConsumeOptions {
  * @example
  * ```ts
  * const source = channel.cold('-a-b|', { a: 'one', b: 'two' });
- * expectObservable(source.pipe(ackAll())).toBe('-a-b|', source.messages);
+ * expectObservable(source.pipe(ackAll())).toBe('-a-b|', source.deliveries);
  * ```
  */
 export type DeliveryStream<K extends string> = Observable<Delivery> & {
-  readonly messages: { readonly [P in K]: Delivery };
+  readonly deliveries: { readonly [P in K]: Delivery };
   readonly subscriptions: SubscriptionLogs;
 };
 
@@ -164,7 +164,7 @@ const SENT: PublishOutcome = { status: 'sent' };
  * ```ts
  * const channel = kit.channel({ reply: (m) => (m.text === 'bad' ? '-n' : '-a') });
  * const source = channel.cold('-a-b|', { a: 'good', b: 'bad' });
- * expectObservable(source.pipe(ackAll())).toBe('-a-b|', source.messages);
+ * expectObservable(source.pipe(ackAll())).toBe('-a-b|', source.deliveries);
  * expectObservable(channel.settlements$).toBe('-a-b', { a: settlement.ack(1), b: settlement.ack(2) });
  * ```
  */
@@ -246,13 +246,13 @@ export class FakeChannel implements PublishTarget {
 
   /**
    * A cold Observable of deliveries on a marble (as `cold(marbles, values)`), the values map naming
-   * messages. The deliveries are made at once, with tags in the values map's order: `messages` holds
+   * messages. The deliveries are made at once, with tags in the values map's order: `deliveries` holds
    * them, for expectations. A second subscription emits the same deliveries again.
    *
    * @example
    * ```ts
    * const source = channel.cold('-a-b|', { a: 'one', b: { body: { n: 2 }, redelivered: true } });
-   * expectObservable(source.pipe(batchAck({ count: 2 }))).toBe('---(ab|)', source.messages);
+   * expectObservable(source.pipe(batchAck({ count: 2 }))).toBe('---(ab|)', source.deliveries);
    * ```
    */
   cold<K extends string>(
@@ -281,12 +281,13 @@ export class FakeChannel implements PublishTarget {
     values: Record<K, FakeMessage>,
     error: unknown,
   ): DeliveryStream<K> {
-    const messages = {} as Record<K, Delivery>;
-    for (const key of Object.keys(values) as K[]) messages[key] = this.delivery(values[key]);
-    const source = make(marbles, messages, error) as Observable<Delivery> & {
+    const deliveries = {} as Record<K, Delivery>;
+    for (const key of Object.keys(values) as K[]) deliveries[key] = this.delivery(values[key]);
+    const source = make(marbles, deliveries, error) as Observable<Delivery> & {
       subscriptions: SubscriptionLogs;
     };
-    return Object.assign(source, { messages });
+    // Not `messages`: a ColdObservable keeps its marble there.
+    return Object.assign(source, { deliveries });
   }
 
   /**

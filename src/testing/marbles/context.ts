@@ -56,14 +56,15 @@ export interface Clock {
 
 /** @internal */
 export function clockOf(context: MarbleContext): Clock {
-  const { scheduler, cold, hot } =
+  const { scheduler, cold, hot }: { scheduler: SchedulerLike; cold: MarbleFactory; hot: MarbleFactory } =
     'createColdObservable' in context
       ? {
-          scheduler: context as SchedulerLike,
-          cold: context.createColdObservable.bind(context) as MarbleFactory,
-          hot: context.createHotObservable.bind(context) as MarbleFactory,
+          scheduler: context,
+          cold: context.createColdObservable.bind(context),
+          hot: context.createHotObservable.bind(context),
         }
-      : context;
+      : // rxjs-marbles' context methods need their `this`.
+        { scheduler: context.scheduler, cold: context.cold.bind(context), hot: context.hot.bind(context) };
   return {
     scheduler,
     cold,

@@ -13,7 +13,7 @@ import { ChannelClosedError } from '../../errors.js';
 import { utf8Decode, utf8Encode } from '../../protocol/bytes.js';
 import type { BasicProperties } from '../../protocol/generated.js';
 import type { Clock, SubscriptionLogs } from './context.js';
-import { type FakeMessage, type PublishedMessage, toBytes, toInit } from './message.js';
+import { type FakeMessage, type PublishedMessage, plainBytes, toBytes, toInit } from './message.js';
 import type { FakeQueue, QueueConsumer, QueuedMessage } from './queue.js';
 import type { Settlement } from './settlement.js';
 import { Timeline } from './timeline.js';
@@ -483,7 +483,14 @@ export class FakeChannel implements PublishTarget {
       return undefined;
     }
     const publish: Publish = {
-      message: { exchange, routingKey, body, text: utf8Decode(body), properties, mandatory },
+      message: {
+        exchange,
+        routingKey,
+        body: plainBytes(body),
+        text: utf8Decode(body),
+        properties,
+        mandatory,
+      },
       context,
       done: done as PublishCallback<unknown>,
       state: 'waiting',

@@ -55,7 +55,8 @@ export type FakeMessage = string | Uint8Array | FakeMessageInit;
 
 /**
  * A message a fake channel published (written to the broker), as `published$` and `published`
- * report it. `text` is the body decoded as UTF-8, for assertions.
+ * report it. `body` is a plain `Uint8Array` (whatever the publisher passed: a Node `Buffer` is
+ * copied), and `text` is the body decoded as UTF-8, for assertions.
  *
  * @example
  * ```ts
@@ -87,7 +88,7 @@ export function published(
   body: FakeBody,
   options: { properties?: BasicProperties; mandatory?: boolean } = {},
 ): PublishedMessage {
-  const bytes = toBytes(body);
+  const bytes = plainBytes(toBytes(body));
   return {
     exchange,
     routingKey,
@@ -104,6 +105,14 @@ export function toBytes(body: FakeBody | undefined): Uint8Array {
   if (typeof body === 'string') return utf8Encode(body);
   if (body instanceof Uint8Array) return body;
   return utf8Encode(JSON.stringify(body));
+}
+
+/**
+ * @internal A plain `Uint8Array` (a copy of a Node `Buffer` or another subclass), so that published
+ * bodies compare equal whatever the publisher encoded them with.
+ */
+export function plainBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes);
 }
 
 /** @internal A values-map entry as a message init. */

@@ -273,7 +273,7 @@ describe('fake channel as a publish target', () => {
           publishConfirmed(target, { onNack: 'emit' }),
           map((r) => r.outcome),
         ),
-      ).toBe('--(xy|)', { x: nacked(1), y: acked(2) });
+      ).toBe('-x(y|)', { x: nacked(1), y: acked(2) });
       expectObservable(channel.publish('', 'q', 'z').pipe(take(1))).toBe('--(a|)', { a: acked(3) });
     });
   });

@@ -145,15 +145,19 @@ export function marbleKit(context: MarbleContext, options?: MarbleKitOptions): M
  * expectObservable(out).toBe('-x', { x: { message, outcome: outcome.acked(1), attempts: 1 } });
  * ```
  */
+type Settled = Extract<PublishOutcome, { readonly status: 'acked' | 'nacked' }>;
+type Returned = Extract<PublishOutcome, { readonly status: 'returned' }>;
+type Sent = Extract<PublishOutcome, { readonly status: 'sent' }>;
+
 export const outcome = {
   /** `{ status: 'acked', seq }`. */
-  acked: (seq: number): PublishOutcome => ({ status: 'acked', seq }),
+  acked: (seq: number): Settled => ({ status: 'acked', seq }),
   /** `{ status: 'nacked', seq }`. */
-  nacked: (seq: number): PublishOutcome => ({ status: 'nacked', seq }),
+  nacked: (seq: number): Settled => ({ status: 'nacked', seq }),
   /** `{ status: 'sent' }`. */
-  sent: (): PublishOutcome => ({ status: 'sent' }),
+  sent: (): Sent => ({ status: 'sent' }),
   /** What an `r` reply gives for `message`: 312 NO_ROUTE with the message. */
-  returned: (seq: number, message: PublishedMessage): PublishOutcome => {
+  returned: (seq: number, message: PublishedMessage): Returned => {
     const returned: ReturnedMessage = {
       replyCode: 312,
       replyText: 'NO_ROUTE',

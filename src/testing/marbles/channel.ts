@@ -566,9 +566,14 @@ export class FakeChannel implements PublishTarget {
     this.attempts.set(key, attempt);
     this.inFlight.add(publish);
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight.size);
-    const script = this.options.reply ?? `${'-'.repeat(this.options.confirmDelay ?? 0)}a`;
+    const script = this.options.reply;
     const reply = typeof script === 'function' ? script(message, { seq, attempt }) : script;
-    const answer = isObservable(reply) ? reply : this.replyMarble(reply, publish);
+    const answer =
+      reply === undefined
+        ? this.ackLater(seq, this.options.confirmDelay ?? 0)
+        : isObservable(reply)
+          ? reply
+          : this.replyMarble(reply, publish);
     let answered = false;
     const subscription = answer.subscribe({
       next: (outcome) => {
@@ -583,6 +588,16 @@ export class FakeChannel implements PublishTarget {
     });
     if (publish.state === 'written') publish.subscription = subscription;
     else subscription.unsubscribe();
+  }
+
+  /** The default reply, without a marble parser (so that it also works without a test scheduler). */
+  private ackLater(seq: number, delay: number): Observable<PublishOutcome> {
+    return new RxObservable<PublishOutcome>((subscriber) =>
+      this.clock.later(() => {
+        subscriber.next({ status: 'acked', seq });
+        subscriber.complete();
+      }, delay),
+    );
   }
 
   private replyMarble(marbles: string, publish: Publish): Observable<PublishOutcome> {

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { Observable, SchedulerLike } from 'rxjs';
+import { asyncScheduler, type Observable, type SchedulerLike } from 'rxjs';
+import { ConfigurationError } from '../../errors.js';
 import type { TestScheduler } from 'rxjs/testing';
 
 /** Builds an Observable from a marble diagram: RxJS's `cold`/`hot` helpers and rxjs-marbles' `m.cold`/`m.hot`. */
@@ -26,7 +27,9 @@ export type SubscriptionLogs = ReturnType<TestScheduler['createColdObservable']>
  * - a `TestScheduler` itself (its `createColdObservable` and `createHotObservable` are used).
  *
  * Use the kit inside `TestScheduler.run` (rxjs-marbles runs every test in it): one frame is one
- * virtual millisecond there, and the kit's delays are counted in frames.
+ * virtual millisecond there, and the kit's delays are counted in frames. Without a context
+ * (`marbleKit()`), the kit runs on `asyncScheduler` in real milliseconds for async tests: fake
+ * deliveries, settlements and default acks work, marbles do not.
  *
  * @example
  * ```ts
@@ -55,9 +58,11 @@ export interface Clock {
 }
 
 /** @internal */
-export function clockOf(context: MarbleContext): Clock {
+export function clockOf(context: MarbleContext | undefined): Clock {
   const { scheduler, cold, hot }: { scheduler: SchedulerLike; cold: MarbleFactory; hot: MarbleFactory } =
-    'createColdObservable' in context
+    context === undefined
+      ? { scheduler: asyncScheduler, cold: noMarbles, hot: noMarbles }
+      : 'createColdObservable' in context
       ? {
           scheduler: context,
           cold: context.createColdObservable.bind(context),
@@ -76,3 +81,10 @@ export function clockOf(context: MarbleContext): Clock {
     },
   };
 }
+
+/** Without a test scheduler there is no marble parser. */
+const noMarbles: MarbleFactory = (marbles) => {
+  throw new ConfigurationError(
+    `the marble kit needs a TestScheduler or rxjs-marbles context to read the marble '${marbles}': pass one to marbleKit()`,
+  );
+};

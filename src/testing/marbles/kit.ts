@@ -39,7 +39,7 @@ export class MarbleKit {
   private readonly requeueDelay: number;
 
   /** @internal Made by {@link marbleKit}. */
-  constructor(context: MarbleContext, options: MarbleKitOptions = {}) {
+  constructor(context: MarbleContext | undefined, options: MarbleKitOptions = {}) {
     const clock = clockOf(context);
     this.clock = clock;
     this.requeueDelay = options.requeueDelay ?? 1;
@@ -122,7 +122,8 @@ export class MarbleKit {
 /**
  * Makes a {@link MarbleKit} for one test, from its scheduler and marble helpers: an rxjs-marbles
  * context (`m`), RxJS's run helpers with the scheduler (`{ ...helpers, scheduler }`), or a
- * `TestScheduler`. Use it inside `TestScheduler.run` (rxjs-marbles runs every test in it).
+ * `TestScheduler`. Use it inside `TestScheduler.run` (rxjs-marbles runs every test in it). Without a
+ * context it runs on `asyncScheduler`, for async tests (no marbles then).
  *
  * @example
  * ```ts
@@ -131,9 +132,11 @@ export class MarbleKit {
  * // RxJS
  * const scheduler = new TestScheduler((a, e) => expect(a).toEqual(e));
  * scheduler.run((helpers) => { const kit = marbleKit({ ...helpers, scheduler }); });
+ * // async/await, real time
+ * const channel = marbleKit().channel();
  * ```
  */
-export function marbleKit(context: MarbleContext, options?: MarbleKitOptions): MarbleKit {
+export function marbleKit(context?: MarbleContext, options?: MarbleKitOptions): MarbleKit {
   return new MarbleKit(context, options);
 }
 

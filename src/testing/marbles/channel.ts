@@ -245,6 +245,22 @@ export class FakeChannel implements PublishTarget {
   }
 
   /**
+   * Deliveries for each entry of a values map, made now with tags in the map's order: to build
+   * marbles by hand (`cold(marbles, { a, b })`) or to leave a tag out of a stream.
+   *
+   * @example
+   * ```ts
+   * const { a, c } = channel.deliveriesOf({ a: 'one', b: 'two', c: 'three' }); // tags 1, 2, 3
+   * expectObservable(cold('-ca|', { a, c }).pipe(batchAck())).toBe('---|'); // waits for tag 2
+   * ```
+   */
+  deliveriesOf<K extends string>(values: Record<K, FakeMessage>): { [P in K]: Delivery } {
+    const deliveries = {} as Record<K, Delivery>;
+    for (const key of Object.keys(values) as K[]) deliveries[key] = this.delivery(values[key]);
+    return deliveries;
+  }
+
+  /**
    * A cold Observable of deliveries on a marble (as `cold(marbles, values)`), the values map naming
    * messages. The deliveries are made at once, with tags in the values map's order: `deliveries` holds
    * them, for expectations. A second subscription emits the same deliveries again.
@@ -281,8 +297,7 @@ export class FakeChannel implements PublishTarget {
     values: Record<K, FakeMessage>,
     error: unknown,
   ): DeliveryStream<K> {
-    const deliveries = {} as Record<K, Delivery>;
-    for (const key of Object.keys(values) as K[]) deliveries[key] = this.delivery(values[key]);
+    const deliveries = this.deliveriesOf(values);
     const source = make(marbles, deliveries, error) as Observable<Delivery> & {
       subscriptions: SubscriptionLogs;
     };

@@ -6,8 +6,8 @@
  * @module
  */
 import { asyncScheduler, type Observable, type SchedulerLike } from 'rxjs';
-import { ConfigurationError } from '../../errors.js';
 import type { TestScheduler } from 'rxjs/testing';
+import { ConfigurationError } from '../../errors.js';
 
 /** Builds an Observable from a marble diagram: RxJS's `cold`/`hot` helpers and rxjs-marbles' `m.cold`/`m.hot`. */
 export type MarbleFactory = <T>(
@@ -63,13 +63,13 @@ export function clockOf(context: MarbleContext | undefined): Clock {
     context === undefined
       ? { scheduler: asyncScheduler, cold: noMarbles, hot: noMarbles }
       : 'createColdObservable' in context
-      ? {
-          scheduler: context,
-          cold: context.createColdObservable.bind(context),
-          hot: context.createHotObservable.bind(context),
-        }
-      : // rxjs-marbles' context methods need their `this`.
-        { scheduler: context.scheduler, cold: context.cold.bind(context), hot: context.hot.bind(context) };
+        ? {
+            scheduler: context,
+            cold: context.createColdObservable.bind(context),
+            hot: context.createHotObservable.bind(context),
+          }
+        : // rxjs-marbles' context methods need their `this`.
+          { scheduler: context.scheduler, cold: context.cold.bind(context), hot: context.hot.bind(context) };
   return {
     scheduler,
     cold,

@@ -8,7 +8,13 @@
 import { isObservable, type Observable, Observable as RxObservable, type Subscription } from 'rxjs';
 import { Delivery, type Settler } from '../../client/delivery.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from '../../client/interfaces.js';
-import type { Confirmation, PublishOptions, PublishOutcome, ReturnedMessage } from '../../client/types.js';
+import type {
+  Confirmation,
+  ConsumeOptions,
+  PublishOptions,
+  PublishOutcome,
+  ReturnedMessage,
+} from '../../client/types.js';
 import { ChannelClosedError } from '../../errors.js';
 import { utf8Decode, utf8Encode } from '../../protocol/bytes.js';
 import type { BasicProperties } from '../../protocol/generated.js';
@@ -75,16 +81,6 @@ export interface FakeChannelOptions {
   readonly blocked?: boolean;
   /** The `consumerTag` of the deliveries made with `delivery`, `cold` and `hot`. Default: none. */
   readonly consumerTag?: string;
-}
-
-/** Options of {@link FakeChannel.consume}. */
-export interface FakeConsumeOptions {
-  /** Most unacknowledged deliveries this consumer holds. Default 0: unlimited. */
-  readonly prefetch?: number;
-  /** Default: `ctag-<channel>.<n>`. */
-  readonly consumerTag?: string;
-  /** Deliveries count as acknowledged when sent: settled from the start. Default false. */
-  readonly noAck?: boolean;
 }
 
 /**
@@ -156,7 +152,7 @@ const SENT: PublishOutcome = { status: 'sent' };
  *
  * As a `PublishTarget` (both `publish` and `publishWith`), every publish is written at once (or when
  * `unblock()` is called, while blocked), appears on `published$`, and is answered by the `reply`
- * script; `confirms$` shows the answers. Closing it (`close()`, or its fake connection dropping)
+ * script; `confirms$` shows the answers. Closing it (`close()`, `fail()`, or its fake connection dropping)
  * fails the publishes still waiting, requeues its unacknowledged queue deliveries and completes its
  * consumers.
  *
@@ -188,6 +184,7 @@ export class FakeChannel implements PublishTarget {
   private seq = 0;
   private consumerCount = 0;
   private blocked: boolean;
+  private confirming: boolean;
   private maxInFlight = 0;
   private cancelledCount = 0;
   private closedWith: { error: Error | undefined; failure: ChannelClosedError } | undefined;
@@ -204,6 +201,7 @@ export class FakeChannel implements PublishTarget {
     this.clock = host.clock;
     this.id = options.id ?? host.nextChannelId();
     this.blocked = options.blocked ?? false;
+    this.confirming = options.confirm ?? true;
     this.settled = new Timeline(this.clock);
     this.publishedLine = new Timeline(this.clock);
     this.confirmLine = new Timeline(this.clock);
@@ -308,7 +306,8 @@ export class FakeChannel implements PublishTarget {
   /**
    * Consumes a fake queue (made by `kit.queue(name)`, or an empty one made now) until unsubscribed
    * (basic.cancel; the deliveries not yet settled stay unacknowledged on the channel) or the channel
-   * closes (then it completes, or errors with the channel's error).
+   * closes (then it completes, or errors with the channel's error). Of the options, `prefetch`,
+   * `consumerTag` (default `ctag-<channel>.<n>`) and `noAck` are honoured; the others are ignored.
    *
    * @example
    * ```ts
@@ -316,7 +315,7 @@ export class FakeChannel implements PublishTarget {
    * channel.consume('jobs', { prefetch: 1 }).pipe(ackOnSuccess(handle)).subscribe();
    * ```
    */
-  consume(queue: string, options: FakeConsumeOptions = {}): Observable<Delivery> {
+  consume(queue: string, options: ConsumeOptions = {}): Observable<Delivery> {
     return new RxObservable<Delivery>((subscriber) => {
       if (this.closedWith !== undefined) {
         subscriber.error(this.closedWith.failure.forLaterUse('basic.consume'));
@@ -433,9 +432,9 @@ export class FakeChannel implements PublishTarget {
 
   // ---- publishing --------------------------------------------------------------------------------
 
-  /** True unless made with `confirm: false`. */
+  /** True unless made with `confirm: false` (and `confirmSelect()` not called since). */
   get confirmMode(): boolean {
-    return this.options.confirm ?? true;
+    return this.confirming;
   }
 
   /**
@@ -749,18 +748,54 @@ export class FakeChannel implements PublishTarget {
   }
 
   /**
-   * Closes the channel now, as the broker or a lost connection would: publishes waiting or awaiting
-   * their answer fail (with a `ChannelClosedError`), unacknowledged deliveries from fake queues go back
-   * to them (redelivered), settling later sends nothing (returns false), and the consumers and the
-   * record streams complete, or error with `error` when one is given.
+   * Closes the channel when subscribed, as `Channel.close()` (the client closing it): emits and
+   * completes. Publishes waiting or awaiting their answer fail with a `ChannelClosedError`,
+   * unacknowledged deliveries from fake queues go back to them (redelivered), settling later sends
+   * nothing (returns false), and the consumers and the record streams complete.
    *
    * @example
    * ```ts
-   * later(() => channel.close(ChannelClosedError.fromServer(1, { replyCode: 404, replyText: 'NOT_FOUND', classId: 60, methodId: 20 })), 3);
+   * kit.at(3, () => channel.close().subscribe());
    * ```
    */
-  close(error?: Error): void {
+  close(): Observable<void> {
+    return new RxObservable<void>((subscriber) => {
+      this.end(undefined);
+      subscriber.next();
+      subscriber.complete();
+    });
+  }
+
+  /**
+   * Closes the channel now, as the broker does on a channel error: like {@link close}, but the
+   * consumers and the record streams error with `error` (a `ChannelClosedError` is used as it is; any
+   * other error becomes the cause of one).
+   *
+   * @example
+   * ```ts
+   * kit.at(3, () =>
+   *   channel.fail(ChannelClosedError.fromServer(1, { replyCode: 404, replyText: 'NOT_FOUND', classId: 50, methodId: 10 })),
+   * );
+   * ```
+   */
+  fail(error: Error): void {
     this.end(error);
+  }
+
+  /**
+   * Turns confirm mode on, as `Channel.confirmSelect()`: emits when subscribed and completes.
+   *
+   * @example
+   * ```ts
+   * channel.confirmSelect().pipe(switchMap(() => messages$), publishConfirmed(channel)).subscribe();
+   * ```
+   */
+  confirmSelect(): Observable<void> {
+    return new RxObservable<void>((subscriber) => {
+      this.confirming = true;
+      subscriber.next();
+      subscriber.complete();
+    });
   }
 
   /** @internal `error` ends the streams with it; `failure` is what the publishes fail with. */

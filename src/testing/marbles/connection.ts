@@ -8,7 +8,7 @@
 import { BehaviorSubject, type Observable, Observable as RxObservable, Subject } from 'rxjs';
 import type { ConnectionState } from '../../client/connect.js';
 import type { BlockedEvent } from '../../client/types.js';
-import { ChannelClosedError, ConnectionClosedError } from '../../errors.js';
+import { ChannelClosedError, ConfigurationError, ConnectionClosedError } from '../../errors.js';
 import { type ChannelHost, FakeChannel, type FakeChannelOptions } from './channel.js';
 
 /**
@@ -125,7 +125,7 @@ export class FakeConnection {
       const channel = this.open(options);
       channel.onEnd((error) => (error === undefined ? subscriber.complete() : subscriber.error(error)));
       subscriber.next(channel);
-      return () => channel.close();
+      return () => channel.end(undefined);
     });
   }
 
@@ -250,7 +250,7 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
         subscriber.complete();
       };
       report({ status: 'CONNECTING', host: label, attempt });
-      const script = host.clock.cold(options.marbles ?? 'c', { c: 'c', x: 'x' }, failed).subscribe({
+      const script = host.clock.cold<string>(options.marbles ?? 'c', undefined, failed).subscribe({
         next: (event) => {
           if (event === 'c') {
             if (current !== undefined) return;
@@ -261,6 +261,13 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
             this.made.push(connection);
             report({ status: 'CONNECTED', host: label });
             subscriber.next(connection);
+          } else if (event !== 'x') {
+            over = true;
+            current?.end(undefined, undefined);
+            current = undefined;
+            subscriber.error(
+              new ConfigurationError(`fake connection marbles: '${String(event)}' is not c, x, | or #`),
+            );
           } else if (current !== undefined) {
             const cause = lost();
             const connection = current;

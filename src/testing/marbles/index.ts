@@ -9,7 +9,6 @@ export {
   type DeliveryStream,
   FakeChannel,
   type FakeChannelOptions,
-  type FakeConsumeOptions,
   type PublishInfo,
   type Reply,
   type ReplyScript,

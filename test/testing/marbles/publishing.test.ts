@@ -207,7 +207,7 @@ describe('fake channel as a publish target', () => {
     marbles((m) => {
       const kit = marbleKit(m);
       const channel = kit.channel({ reply: '-----a' });
-      kit.at(2, () => channel.close());
+      kit.at(2, () => channel.close().subscribe());
       const out = m.cold('a', { a: message('a') }).pipe(publishConfirmed(channel));
       m.expect(out).toBeObservable(
         '--#',

@@ -38,7 +38,14 @@ import { Timeline } from './timeline.js';
  */
 export type Reply = string | Observable<PublishOutcome>;
 
-/** Which publish a {@link ReplyScript} function is answering. */
+/**
+ * Which publish a {@link ReplyScript} function is answering.
+ *
+ * @example
+ * ```ts
+ * const nackFirstTries: ReplyScript = (_, { attempt }: PublishInfo) => (attempt === 1 ? 'n' : 'a');
+ * ```
+ */
 export interface PublishInfo {
   /** The publish's sequence number on the channel (1, 2, ...), as in its outcome. */
   readonly seq: number;

@@ -9,14 +9,29 @@ import { asyncScheduler, type Observable, type SchedulerLike } from 'rxjs';
 import type { TestScheduler } from 'rxjs/testing';
 import { ConfigurationError } from '../../errors.js';
 
-/** Builds an Observable from a marble diagram: RxJS's `cold`/`hot` helpers and rxjs-marbles' `m.cold`/`m.hot`. */
+/**
+ * Builds an Observable from a marble diagram: RxJS's `cold`/`hot` helpers and rxjs-marbles' `m.cold`/`m.hot`.
+ *
+ * @example
+ * ```ts
+ * const cold: MarbleFactory = helpers.cold;
+ * ```
+ */
 export type MarbleFactory = <T>(
   marbles: string,
   values?: { [marble: string]: T },
   error?: unknown,
 ) => Observable<T>;
 
-/** What `expectSubscriptions` takes: the `subscriptions` of a cold or hot test Observable. */
+/**
+ * What `expectSubscriptions` takes: the `subscriptions` of a cold or hot test Observable.
+ *
+ * @example
+ * ```ts
+ * const logs: SubscriptionLogs = channel.cold('-a|', { a: 'x' }).subscriptions;
+ * expectSubscriptions(logs).toBe('^-!');
+ * ```
+ */
 export type SubscriptionLogs = ReturnType<TestScheduler['createColdObservable']>['subscriptions'];
 
 /**

@@ -10,7 +10,14 @@ import { type Clock, clockOf, type MarbleContext } from './context.js';
 import type { FakeMessage, PublishedMessage } from './message.js';
 import { FakeQueue } from './queue.js';
 
-/** Options of {@link marbleKit}. */
+/**
+ * Options of {@link marbleKit}.
+ *
+ * @example
+ * ```ts
+ * const kit = marbleKit(m, { requeueDelay: 5 }); // a nacked message is back in its queue 5 frames later
+ * ```
+ */
 export interface MarbleKitOptions {
   /** Frames between a requeue (nack, reject, a closed channel) and the message being ready again in its fake queue. Default 1. */
   readonly requeueDelay?: number;

@@ -11,6 +11,11 @@ import type { BasicProperties } from '../../protocol/generated.js';
 /**
  * A message body as a test writes it: a string (sent as UTF-8), bytes, or any other value, sent as
  * its JSON.
+ *
+ * @example
+ * ```ts
+ * const bodies: FakeBody[] = ['text', new Uint8Array([0xff]), { id: 1 }, [1, 2], 42];
+ * ```
  */
 export type FakeBody = string | Uint8Array | number | boolean | null | object;
 

@@ -12,7 +12,14 @@ import type { BasicProperties } from '../../protocol/generated.js';
 import type { Clock } from './context.js';
 import { type FakeMessage, toBytes, toInit } from './message.js';
 
-/** A message in a fake queue. */
+/**
+ * A message in a fake queue (ready, or dead-lettered: see {@link FakeQueue.deadLettered}).
+ *
+ * @example
+ * ```ts
+ * expect(queue.deadLettered.map((m: QueuedMessage) => [m.text, m.redelivered])).toEqual([['bad', true]]);
+ * ```
+ */
 export interface QueuedMessage {
   readonly body: Uint8Array;
   /** The body decoded as UTF-8. */

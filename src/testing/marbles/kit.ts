@@ -147,6 +147,10 @@ export function marbleKit(context?: MarbleContext, options?: MarbleKitOptions): 
   return new MarbleKit(context, options);
 }
 
+type Settled = Extract<PublishOutcome, { readonly status: 'acked' | 'nacked' }>;
+type Returned = Extract<PublishOutcome, { readonly status: 'returned' }>;
+type Sent = Extract<PublishOutcome, { readonly status: 'sent' }>;
+
 /**
  * The outcomes a fake channel reports, to write expectations with: the real `PublishOutcome` shapes.
  *
@@ -155,10 +159,6 @@ export function marbleKit(context?: MarbleContext, options?: MarbleKitOptions): 
  * expectObservable(out).toBe('-x', { x: { message, outcome: outcome.acked(1), attempts: 1 } });
  * ```
  */
-type Settled = Extract<PublishOutcome, { readonly status: 'acked' | 'nacked' }>;
-type Returned = Extract<PublishOutcome, { readonly status: 'returned' }>;
-type Sent = Extract<PublishOutcome, { readonly status: 'sent' }>;
-
 export const outcome = {
   /** `{ status: 'acked', seq }`. */
   acked: (seq: number): Settled => ({ status: 'acked', seq }),

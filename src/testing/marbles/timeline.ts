@@ -8,7 +8,7 @@
 import { Observable, Subject } from 'rxjs';
 import type { Clock } from './context.js';
 
-/** An event and the frame it happened in. */
+/** @internal An event and the frame it happened in. */
 export interface Timed<T> {
   readonly time: number;
   readonly value: T;

@@ -1,50 +1,51 @@
-import { tap } from 'rxjs';
+import { map } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { ackAll } from '../../operators/index.js';
-import { fakeChannel } from './fakeDeliveries.js';
+import { marbleKit, settlement } from '../../src/testing/index.js';
+
+const { ack, reject } = settlement;
 
 describe('ackAll', () => {
   it(
     'acks each delivery before emitting it unchanged',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const a = delivery(1);
-      const b = delivery(2);
-      const settledWhenEmitted: boolean[] = [];
-      const result = m.cold('-a-b|', { a, b }).pipe(
-        ackAll(),
-        tap((d) => settledWhenEmitted.push(d.settled)),
-      );
-      m.expect(result).toBeObservable('-a-b|', { a, b });
-      m.flush();
-      expect(calls).toEqual([
-        ['ack', 1, false, false],
-        ['ack', 2, false, false],
-      ]);
-      expect(settledWhenEmitted).toEqual([true, true]);
+      const channel = marbleKit(m).channel();
+      const source = channel.cold('-a-b|', { a: 'm1', b: 'm2' });
+      const { a, b } = source.deliveries;
+      // The delivery itself, settled when emitted.
+      m.expect(
+        source.pipe(
+          ackAll(),
+          map((d) => [d, d.settled]),
+        ),
+      ).toBeObservable('-a-b|', {
+        a: [a, true],
+        b: [b, true],
+      });
+      m.expect(channel.settlements$).toBeObservable('-a-b', { a: ack(1), b: ack(2) });
     }),
   );
 
   it(
     'sends nothing for a delivery already settled, and still emits it',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const a = delivery(1);
+      const channel = marbleKit(m).channel();
+      const a = channel.delivery();
       a.reject({ requeue: false });
       m.expect(m.cold('-a|', { a }).pipe(ackAll())).toBeObservable('-a|', { a });
       m.flush();
-      expect(calls).toEqual([['reject', 1, false, false]]);
+      expect(channel.settlements).toEqual([reject(1, { requeue: false })]);
     }),
   );
 
   it(
     'passes errors through',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const a = delivery(1);
-      m.expect(m.cold('-a#', { a }).pipe(ackAll())).toBeObservable('-a#', { a });
+      const channel = marbleKit(m).channel();
+      const source = channel.cold('-a#', { a: 'm1' });
+      m.expect(source.pipe(ackAll())).toBeObservable('-a#', source.deliveries);
       m.flush();
-      expect(calls).toEqual([['ack', 1, false, false]]);
+      expect(channel.settlements).toEqual([ack(1)]);
     }),
   );
 });

@@ -2,27 +2,26 @@ import { EMPTY, firstValueFrom, map, of, Subject, tap, throwError, toArray } fro
 import { marbles } from 'rxjs-marbles/jest';
 import { ackOnSuccess } from '../../operators/index.js';
 import { ConfigurationError, type Delivery } from '../../src/node.js';
-import { fakeChannel } from './fakeDeliveries.js';
+import { marbleKit, settlement } from '../../src/testing/index.js';
+
+const { ack, nack, reject } = settlement;
+const dropped = { requeue: false };
 
 describe('ackOnSuccess', () => {
   it(
     'acks each delivery after a synchronous handler and emits its result',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const d1 = delivery(1, 'a');
-      const d2 = delivery(2, 'b');
-      const source = m.cold('-a-b-|', { a: d1, b: d2 });
+      const channel = marbleKit(m).channel();
+      const source = channel.cold('-a-b-|', { a: 'a', b: 'b' });
+      const { a, b } = source.deliveries;
       const settledWhenEmitted: boolean[] = [];
       const result = source.pipe(
         ackOnSuccess((d) => d.text().toUpperCase()),
-        tap((value) => settledWhenEmitted.push(value === 'A' ? d1.settled : d2.settled)),
+        tap((value) => settledWhenEmitted.push(value === 'A' ? a.settled : b.settled)),
       );
       m.expect(result).toBeObservable('-x-y-|', { x: 'A', y: 'B' });
+      m.expect(channel.settlements$).toBeObservable('-a-b', { a: ack(1), b: ack(2) });
       m.flush();
-      expect(calls).toEqual([
-        ['ack', 1, false, false],
-        ['ack', 2, false, false],
-      ]);
       expect(settledWhenEmitted).toEqual([true, true]);
     }),
   );
@@ -30,61 +29,53 @@ describe('ackOnSuccess', () => {
   it(
     'uses the first value of an Observable handler and unsubscribes from it',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
+      const channel = marbleKit(m).channel();
       const inner = m.cold('--rs|');
-      const source = m.cold('-a|', { a: delivery(1) });
-      m.expect(source.pipe(ackOnSuccess(() => inner))).toBeObservable('---(r|)');
+      m.expect(channel.cold('-a|', { a: 'm1' }).pipe(ackOnSuccess(() => inner))).toBeObservable('---(r|)');
       m.expect(inner).toHaveSubscriptions('-^-!');
-      m.flush();
-      expect(calls).toEqual([['ack', 1, false, false]]);
+      m.expect(channel.settlements$).toBeObservable('---a', { a: ack(1) });
     }),
   );
 
   it(
     'processes one delivery at a time by default, in order',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
+      const channel = marbleKit(m).channel();
       const slow = m.cold('---r|');
       const fast = m.cold('-s|');
-      const source = m.cold('-ab|', { a: delivery(1, 'slow'), b: delivery(2, 'fast') });
+      const source = channel.cold('-ab|', { a: 'slow', b: 'fast' });
       const result = source.pipe(ackOnSuccess((d) => (d.text() === 'slow' ? slow : fast)));
       m.expect(result).toBeObservable('----r(s|)');
       m.expect(slow).toHaveSubscriptions('-^--!');
       m.expect(fast).toHaveSubscriptions('----^!');
-      m.flush();
-      expect(calls.map(([, tag]) => tag)).toEqual([1, 2]);
+      m.expect(channel.settlements$).toBeObservable('----ab', { a: ack(1), b: ack(2) });
     }),
   );
 
   it(
     'runs up to `concurrency` handlers at once and emits results as they finish (mergeMap semantics)',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
+      const channel = marbleKit(m).channel();
       const slow = m.cold('-------r|');
       const fast = m.cold('-s|');
       const other = m.cold('t|');
-      const source = m.cold('-abc|', { a: delivery(1, 'slow'), b: delivery(2, 'fast'), c: delivery(3) });
+      const source = channel.cold('-abc|', { a: 'slow', b: 'fast', c: 'other' });
       const handler = (d: Delivery) => (d.text() === 'slow' ? slow : d.text() === 'fast' ? fast : other);
       const result = source.pipe(ackOnSuccess(handler, { concurrency: 2 }));
       // c waits for a free slot: b's handler finishes at frame 3.
       m.expect(result).toBeObservable('---(st)-(r|)');
       m.expect(other).toHaveSubscriptions('---(^!)');
-      m.flush();
-      expect(calls.map(([, tag]) => tag)).toEqual([2, 3, 1]);
+      m.expect(channel.settlements$).toBeObservable('---(bc)-a', { a: ack(1), b: ack(2), c: ack(3) });
     }),
   );
 
   it(
     'rejects a failed delivery without requeue by default and goes on with the next',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
+      const channel = marbleKit(m).channel();
       const failures: [unknown, number][] = [];
       const boom = new Error('boom');
-      const source = m.cold('-a-b-c|', {
-        a: delivery(1, 'throw'),
-        b: delivery(2, 'error'),
-        c: delivery(3, 'ok'),
-      });
+      const source = channel.cold('-a-b-c|', { a: 'throw', b: 'error', c: 'ok' });
       const result = source.pipe(
         ackOnSuccess(
           (d) => {
@@ -96,12 +87,12 @@ describe('ackOnSuccess', () => {
         ),
       );
       m.expect(result).toBeObservable('-----x|', { x: 'ok' });
+      m.expect(channel.settlements$).toBeObservable('-a--bc', {
+        a: reject(1, dropped),
+        b: reject(2, dropped),
+        c: ack(3),
+      });
       m.flush();
-      expect(calls).toEqual([
-        ['reject', 1, false, false],
-        ['reject', 2, false, false],
-        ['ack', 3, false, false],
-      ]);
       expect(failures).toEqual([
         [boom, 1],
         [boom, 2],
@@ -112,26 +103,23 @@ describe('ackOnSuccess', () => {
   it(
     "settles by policy: 'requeue' nacks with requeue, 'dead-letter' rejects without",
     marbles((m) => {
-      const requeued = fakeChannel();
-      const deadLettered = fakeChannel();
+      const kit = marbleKit(m);
+      const [requeued, deadLettered] = [kit.channel(), kit.channel()];
       const fail = () => m.cold<string>('-#');
-      m.expect(
-        m.cold('-a|', { a: requeued.delivery(1) }).pipe(ackOnSuccess(fail, { onError: 'requeue' })),
-      ).toBeObservable('--|');
-      m.expect(
-        m.cold('-a|', { a: deadLettered.delivery(1) }).pipe(ackOnSuccess(fail, { onError: 'dead-letter' })),
-      ).toBeObservable('--|');
-      m.flush();
-      expect(requeued.calls).toEqual([['nack', 1, false, true]]);
-      expect(deadLettered.calls).toEqual([['reject', 1, false, false]]);
+      const a = requeued.cold('-a|', { a: 'm1' });
+      const b = deadLettered.cold('-b|', { b: 'm1' });
+      m.expect(a.pipe(ackOnSuccess(fail, { onError: 'requeue' }))).toBeObservable('--|');
+      m.expect(b.pipe(ackOnSuccess(fail, { onError: 'dead-letter' }))).toBeObservable('--|');
+      m.expect(requeued.settlements$).toBeObservable('--a', { a: nack(1) });
+      m.expect(deadLettered.settlements$).toBeObservable('--a', { a: reject(1, dropped) });
     }),
   );
 
   it(
     'rejects instead of requeueing a redelivered message with requeueRedelivered: false',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const source = m.cold('-ab|', { a: delivery(1, 'x', false), b: delivery(2, 'x', true) });
+      const channel = marbleKit(m).channel();
+      const source = channel.cold('-ab|', { a: 'x', b: { body: 'x', redelivered: true } });
       const result = source.pipe(
         ackOnSuccess(
           () => {
@@ -141,20 +129,16 @@ describe('ackOnSuccess', () => {
         ),
       );
       m.expect(result).toBeObservable('---|');
-      m.flush();
-      expect(calls).toEqual([
-        ['nack', 1, false, true],
-        ['reject', 2, false, false],
-      ]);
+      m.expect(channel.settlements$).toBeObservable('-ab', { a: nack(1), b: reject(2, dropped) });
     }),
   );
 
   it(
     'errors the stream when onFailure throws',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
+      const channel = marbleKit(m).channel();
       const logError = new Error('logger down');
-      const source = m.cold('-ab|', { a: delivery(1), b: delivery(2) });
+      const source = channel.cold('-ab|', { a: 'm1', b: 'm2' });
       const result = source.pipe(
         ackOnSuccess(() => throwError(() => new Error('boom')), {
           onFailure: () => {
@@ -164,52 +148,48 @@ describe('ackOnSuccess', () => {
       );
       m.expect(result).toBeObservable('-#', undefined, logError);
       m.flush();
-      expect(calls).toEqual([['reject', 1, false, false]]);
+      expect(channel.settlements).toEqual([reject(1, dropped)]);
     }),
   );
 
   it(
     'acks and emits nothing for a handler Observable that completes empty',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const source = m.cold('-a|', { a: delivery(1) });
-      m.expect(source.pipe(ackOnSuccess(() => EMPTY))).toBeObservable('--|');
-      m.flush();
-      expect(calls).toEqual([['ack', 1, false, false]]);
+      const channel = marbleKit(m).channel();
+      m.expect(channel.cold('-a|', { a: 'm1' }).pipe(ackOnSuccess(() => EMPTY))).toBeObservable('--|');
+      m.expect(channel.settlements$).toBeObservable('-a', { a: ack(1) });
     }),
   );
 
   it(
     'leaves running and waiting deliveries unsettled on unsubscription',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
+      const channel = marbleKit(m).channel();
       const inner = m.cold('-----r|');
-      const source = m.cold('-ab---|', { a: delivery(1), b: delivery(2) });
+      const source = channel.cold('-ab---|', { a: 'm1', b: 'm2' });
       m.expect(source.pipe(ackOnSuccess(() => inner)), '^--!').toBeObservable('----');
       m.expect(inner).toHaveSubscriptions('-^-!');
       m.flush();
-      expect(calls).toEqual([]);
+      expect(channel.unsettledTags).toEqual([1, 2]);
     }),
   );
 
   it(
     'errors with the source error and leaves the running delivery unsettled',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
+      const channel = marbleKit(m).channel();
       const inner = m.cold('---r|');
-      const source = m.cold('-a-#', { a: delivery(1) });
-      m.expect(source.pipe(ackOnSuccess(() => inner))).toBeObservable('---#');
+      m.expect(channel.cold('-a-#', { a: 'm1' }).pipe(ackOnSuccess(() => inner))).toBeObservable('---#');
       m.flush();
-      expect(calls).toEqual([]);
+      expect(channel.unsettledTags).toEqual([1]);
     }),
   );
 
   it(
     'does not settle twice a delivery the handler settled itself',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const source = m.cold('-a|', { a: delivery(1) });
-      const result = source.pipe(
+      const channel = marbleKit(m).channel();
+      const result = channel.cold('-a|', { a: 'm1' }).pipe(
         ackOnSuccess((d) => {
           d.nack({ requeue: false });
           return 'done';
@@ -217,12 +197,12 @@ describe('ackOnSuccess', () => {
       );
       m.expect(result).toBeObservable('-x|', { x: 'done' });
       m.flush();
-      expect(calls).toEqual([['nack', 1, false, false]]);
+      expect(channel.settlements).toEqual([nack(1, dropped)]);
     }),
   );
 
   it('waits for a Promise handler and settles by its outcome', async () => {
-    const { calls, delivery } = fakeChannel();
+    const channel = marbleKit().channel();
     const deliveries = new Subject<Delivery>();
     const results = firstValueFrom(
       deliveries.pipe(
@@ -234,28 +214,22 @@ describe('ackOnSuccess', () => {
         toArray(),
       ),
     );
-    deliveries.next(delivery(1, 'good'));
-    deliveries.next(delivery(2, 'bad'));
-    deliveries.next(delivery(3, 'good'));
+    for (const body of ['good', 'bad', 'good']) deliveries.next(channel.delivery(body));
     deliveries.complete();
     expect(await results).toEqual([10, 30]);
-    expect(calls).toEqual([
-      ['ack', 1, false, false],
-      ['reject', 2, false, false],
-      ['ack', 3, false, false],
-    ]);
+    expect(channel.settlements).toEqual([ack(1), reject(2, dropped), ack(3)]);
   });
 
   it('infers the result type from Promise and Observable handlers', async () => {
-    const { delivery } = fakeChannel();
+    const channel = marbleKit().channel();
     const fromPromise: number[] = await firstValueFrom(
-      of(delivery(1)).pipe(
+      of(channel.delivery()).pipe(
         ackOnSuccess(async () => 1),
         toArray(),
       ),
     );
     const fromObservable: string[] = await firstValueFrom(
-      of(delivery(2)).pipe(
+      of(channel.delivery()).pipe(
         ackOnSuccess(() => of(2).pipe(map(String))),
         toArray(),
       ),

@@ -1,51 +1,43 @@
 import { EMPTY, firstValueFrom, type Observable, of, Subject, throwError, toArray } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { answerRequests } from '../../operators/index.js';
-import { type BasicProperties, ConfigurationError, Delivery } from '../../src/node.js';
-import { fakePublisher } from './fakeDeliveries.js';
+import { ConfigurationError, type Delivery } from '../../src/node.js';
+import { type FakeMessageInit, marbleKit, published, settlement } from '../../src/testing/index.js';
 
-/** A fake channel: `publish` records its calls and returns `reply()`; requests record settle calls. */
-function fake(reply: () => Observable<unknown>) {
-  const { channel, published, settled, settler } = fakePublisher(reply);
-  /** A request with replyTo `reply-<tag>` and correlationId `c<tag>` unless given. */
-  const request = (tag: number, body = `m${tag}`, properties?: BasicProperties, redelivered = false) =>
-    new Delivery(
-      Buffer.from(body),
-      properties ?? { replyTo: `reply-${tag}`, correlationId: `c${tag}` },
-      { deliveryTag: tag, redelivered, exchange: '', routingKey: 'rpc' },
-      settler,
-    );
-  return { channel, published, settled, request };
-}
+const { ack, nack, reject } = settlement;
+const dropped = { requeue: false };
+
+/** Request n: body `m<n>` unless given, replyTo `reply-<n>`, correlationId `c<n>` (give it tag n). */
+const request = (n: number, body = `m${n}`, extra: FakeMessageInit = {}): FakeMessageInit => ({
+  body,
+  properties: { replyTo: `reply-${n}`, correlationId: `c${n}` },
+  ...extra,
+});
+/** The reply to request n. */
+const reply = (n: number, body: string, contentType?: string) =>
+  published('', `reply-${n}`, body, {
+    properties: { correlationId: `c${n}`, ...(contentType === undefined ? {} : { contentType }) },
+  });
 
 describe('answerRequests', () => {
   it(
     'publishes each result to replyTo with the correlationId, acks after the publish emits, emits the result',
     marbles((m) => {
-      const { channel, published, settled, request } = fake(() => m.cold<void>('--p|', { p: undefined }));
-      const r1 = request(1, 'hello');
-      const result = m.cold('-a|', { a: r1 }).pipe(answerRequests(channel, (r) => r.text().toUpperCase()));
-      // Probes run before what else happens in their frame.
-      const probes: [number, boolean, number][] = [];
-      for (const frame of [1, 2, 4])
-        m.scheduler.schedule(() => probes.push([frame, r1.settled, published.length]), frame);
+      const channel = marbleKit(m).channel({ reply: '--a' });
+      const result = channel
+        .cold('-a|', { a: request(1, 'hello') })
+        .pipe(answerRequests(channel, (r) => r.text().toUpperCase()));
       m.expect(result).toBeObservable('---(x|)', { x: 'HELLO' });
-      m.flush();
-      expect(probes).toEqual([
-        [1, false, 0],
-        [2, false, 1],
-        [4, true, 1],
-      ]);
-      expect(published).toEqual([['', 'reply-1', 'HELLO', { correlationId: 'c1' }]]);
-      expect(settled).toEqual([['ack', 1, false, false]]);
+      m.expect(channel.published$).toBeObservable('-a', { a: reply(1, 'HELLO') });
+      m.expect(channel.settlements$).toBeObservable('---a', { a: ack(1) });
     }),
   );
 
   it(
     'JSON-encodes other results with contentType application/json, bytes as they are, undefined as empty',
     marbles((m) => {
-      const { channel, published, request } = fake(() => of(undefined));
-      const source = m.cold('(abc|)', {
+      const channel = marbleKit(m).channel({ confirm: false });
+      const source = channel.cold('(abc|)', {
         a: request(1, 'obj'),
         b: request(2, 'bytes'),
         c: request(3, 'void'),
@@ -59,10 +51,10 @@ describe('answerRequests', () => {
       );
       m.expect(result).toBeObservable('(xyz|)', { x: { n: 1 }, y: Buffer.from('raw'), z: undefined });
       m.flush();
-      expect(published).toEqual([
-        ['', 'reply-1', '{"n":1}', { correlationId: 'c1', contentType: 'application/json' }],
-        ['', 'reply-2', 'raw', { correlationId: 'c2' }],
-        ['', 'reply-3', '', { correlationId: 'c3' }],
+      expect(channel.published).toEqual([
+        reply(1, '{"n":1}', 'application/json'),
+        reply(2, 'raw'),
+        reply(3, ''),
       ]);
     }),
   );
@@ -70,8 +62,10 @@ describe('answerRequests', () => {
   it(
     'uses encode and contentType when given, and leaves out a missing correlationId',
     marbles((m) => {
-      const { channel, published, request } = fake(() => of(undefined));
-      const source = m.cold('a|', { a: request(1, '21', { replyTo: 'amq.rabbitmq.reply-to.xyz' }) });
+      const channel = marbleKit(m).channel({ confirm: false });
+      const source = channel.cold('a|', {
+        a: { body: '21', properties: { replyTo: 'amq.rabbitmq.reply-to.xyz' } },
+      });
       const result = source.pipe(
         answerRequests(channel, (r) => Number(r.text()) * 2, {
           encode: (n) => `<n>${n}</n>`,
@@ -80,8 +74,10 @@ describe('answerRequests', () => {
       );
       m.expect(result).toBeObservable('x|', { x: 42 });
       m.flush();
-      expect(published).toEqual([
-        ['', 'amq.rabbitmq.reply-to.xyz', '<n>42</n>', { contentType: 'application/xml' }],
+      expect(channel.published).toEqual([
+        published('', 'amq.rabbitmq.reply-to.xyz', '<n>42</n>', {
+          properties: { contentType: 'application/xml' },
+        }),
       ]);
     }),
   );
@@ -89,9 +85,12 @@ describe('answerRequests', () => {
   it(
     'rejects a request without replyTo without requeue, and goes on',
     marbles((m) => {
-      const { channel, published, settled, request } = fake(() => of(undefined));
+      const channel = marbleKit(m).channel({ confirm: false });
       let calls = 0;
-      const source = m.cold('-ab|', { a: request(1, 'x', { correlationId: 'c1' }), b: request(2) });
+      const source = channel.cold('-ab|', {
+        a: { body: 'x', properties: { correlationId: 'c1' } },
+        b: request(2),
+      });
       const result = source.pipe(
         answerRequests(channel, (r) => {
           calls++;
@@ -99,22 +98,19 @@ describe('answerRequests', () => {
         }),
       );
       m.expect(result).toBeObservable('--x|', { x: 'm2' });
+      m.expect(channel.settlements$).toBeObservable('-ab', { a: reject(1, dropped), b: ack(2) });
       m.flush();
       expect(calls).toBe(1);
-      expect(published.map(([, to]) => to)).toEqual(['reply-2']);
-      expect(settled).toEqual([
-        ['reject', 1, false, false],
-        ['ack', 2, false, false],
-      ]);
+      expect(channel.published).toEqual([reply(2, 'm2')]);
     }),
   );
 
   it(
     'settles failed requests by policy (throw, error, empty Observable, encode throws), replies nothing, goes on',
     marbles((m) => {
-      const { channel, published, settled, request } = fake(() => of(undefined));
+      const channel = marbleKit(m).channel({ confirm: false });
       const failures: [string, number][] = [];
-      const source = m.cold('-abcde|', {
+      const source = channel.cold('-abcde|', {
         a: request(1, 'throw'),
         b: request(2, 'error'),
         c: request(3, 'empty'),
@@ -142,15 +138,15 @@ describe('answerRequests', () => {
         ),
       );
       m.expect(result).toBeObservable('-----x|', { x: 'ok' });
+      m.expect(channel.settlements$).toBeObservable('-abcde', {
+        a: nack(1),
+        b: nack(2),
+        c: nack(3),
+        d: nack(4),
+        e: ack(5),
+      });
       m.flush();
-      expect(published.map(([, to]) => to)).toEqual(['reply-5']);
-      expect(settled).toEqual([
-        ['nack', 1, false, true],
-        ['nack', 2, false, true],
-        ['nack', 3, false, true],
-        ['nack', 4, false, true],
-        ['ack', 5, false, false],
-      ]);
+      expect(channel.published).toEqual([reply(5, 'ok')]);
       expect(failures).toEqual([
         ['Error', 1],
         ['Error', 2],
@@ -163,31 +159,30 @@ describe('answerRequests', () => {
   it(
     'rejects by default, and a redelivered request with requeueRedelivered: false',
     marbles((m) => {
-      const byDefault = fake(() => of(undefined));
-      const poison = fake(() => of(undefined));
+      const kit = marbleKit(m);
+      const [byDefault, poison] = [kit.channel(), kit.channel()];
       const fail = () => m.cold<string>('-#');
+      m.expect(byDefault.cold('a|', { a: request(1) }).pipe(answerRequests(byDefault, fail))).toBeObservable(
+        '-|',
+      );
       m.expect(
-        m.cold('a|', { a: byDefault.request(1) }).pipe(answerRequests(byDefault.channel, fail)),
+        poison
+          .cold('a|', { a: request(1, 'x', { redelivered: true }) })
+          .pipe(answerRequests(poison, fail, { onError: 'requeue', requeueRedelivered: false })),
       ).toBeObservable('-|');
-      m.expect(
-        m
-          .cold('a|', { a: poison.request(1, 'x', undefined, true) })
-          .pipe(answerRequests(poison.channel, fail, { onError: 'requeue', requeueRedelivered: false })),
-      ).toBeObservable('-|');
-      m.flush();
-      expect(byDefault.settled).toEqual([['reject', 1, false, false]]);
-      expect(poison.settled).toEqual([['reject', 1, false, false]]);
+      m.expect(byDefault.settlements$).toBeObservable('-a', { a: reject(1, dropped) });
+      m.expect(poison.settlements$).toBeObservable('-a', { a: reject(1, dropped) });
     }),
   );
 
   it(
     'runs up to `concurrency` handlers at once; results as they finish',
     marbles((m) => {
-      const { channel, published, request } = fake(() => of(undefined));
+      const channel = marbleKit(m).channel({ confirm: false });
       const slow = m.cold('------s|');
       const fast = m.cold('-f|');
       const other = m.cold('o|');
-      const source = m.cold('-abc|', { a: request(1, 'slow'), b: request(2, 'fast'), c: request(3) });
+      const source = channel.cold('-abc|', { a: request(1, 'slow'), b: request(2, 'fast'), c: request(3) });
       const result = source.pipe(
         answerRequests(channel, (r) => (r.text() === 'slow' ? slow : r.text() === 'fast' ? fast : other), {
           concurrency: 2,
@@ -196,11 +191,7 @@ describe('answerRequests', () => {
       m.expect(result).toBeObservable('---(fo)(s|)');
       m.expect(other).toHaveSubscriptions('---(^!)');
       m.flush();
-      expect(published.map(([, to, body, p]) => [to, body, p?.correlationId])).toEqual([
-        ['reply-2', 'f', 'c2'],
-        ['reply-3', 'o', 'c3'],
-        ['reply-1', 's', 'c1'],
-      ]);
+      expect(channel.published).toEqual([reply(2, 'f'), reply(3, 'o'), reply(1, 's')]);
     }),
   );
 
@@ -208,29 +199,29 @@ describe('answerRequests', () => {
     'errors with the publish error and leaves the request unsettled',
     marbles((m) => {
       const boom = new Error('channel closed');
-      const { channel, settled, request } = fake(() => m.cold<void>('-#', undefined, boom));
-      const result = m.cold('a|', { a: request(1) }).pipe(answerRequests(channel, (r) => r.text()));
+      const channel = marbleKit(m).channel({ reply: '-#', error: boom });
+      const result = channel.cold('a|', { a: request(1) }).pipe(answerRequests(channel, (r) => r.text()));
       m.expect(result).toBeObservable('-#', undefined, boom);
       m.flush();
-      expect(settled).toEqual([]);
+      expect(channel.unsettledTags).toEqual([1]);
     }),
   );
 
   it(
     'leaves running requests unsettled on unsubscription, without replying',
     marbles((m) => {
-      const { channel, published, settled, request } = fake(() => of(undefined));
+      const channel = marbleKit(m).channel();
       const inner = m.cold('---r|');
-      const result = m.cold('a|', { a: request(1) }).pipe(answerRequests(channel, () => inner));
+      const result = channel.cold('a|', { a: request(1) }).pipe(answerRequests(channel, () => inner));
       m.expect(result, '^-!').toBeObservable('');
       m.expect(inner).toHaveSubscriptions('^-!');
       m.flush();
-      expect([published, settled]).toEqual([[], []]);
+      expect([channel.published, channel.unsettledTags]).toEqual([[], [1]]);
     }),
   );
 
   it('answers Promise handlers', async () => {
-    const { channel, published, settled, request } = fake(() => of(undefined));
+    const channel = marbleKit().channel({ confirm: false });
     const requests = new Subject<Delivery>();
     const results = firstValueFrom(
       requests.pipe(
@@ -242,20 +233,19 @@ describe('answerRequests', () => {
         toArray(),
       ),
     );
-    requests.next(request(1, 'good'));
-    requests.next(request(2, 'bad'));
-    requests.next(request(3, 'good'));
+    for (const [n, body] of [
+      [1, 'good'],
+      [2, 'bad'],
+      [3, 'good'],
+    ] as const)
+      requests.next(channel.delivery(request(n, body)));
     requests.complete();
     expect(await results).toEqual([10, 30]);
-    expect(published.map(([, to, body]) => [to, body])).toEqual([
-      ['reply-1', '10'],
-      ['reply-3', '30'],
+    expect(channel.published).toEqual([
+      reply(1, '10', 'application/json'),
+      reply(3, '30', 'application/json'),
     ]);
-    expect(settled.map(([kind, tag]) => [kind, tag])).toEqual([
-      ['ack', 1],
-      ['reject', 2],
-      ['ack', 3],
-    ]);
+    expect(channel.settlements).toEqual([ack(1), reject(2, dropped), ack(3)]);
   });
 
   it('refuses a concurrency below 1', () => {

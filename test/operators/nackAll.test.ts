@@ -1,37 +1,31 @@
 import { marbles } from 'rxjs-marbles/jest';
 import { nackAll } from '../../operators/index.js';
-import { fakeChannel } from './fakeDeliveries.js';
+import { marbleKit, settlement } from '../../src/testing/index.js';
+
+const { ack, nack } = settlement;
 
 describe('nackAll', () => {
   it(
     'nacks each delivery with requeue by default and emits it unchanged',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const a = delivery(1);
-      const b = delivery(2);
-      m.expect(m.cold('-a-b|', { a, b }).pipe(nackAll())).toBeObservable('-a-b|', { a, b });
+      const channel = marbleKit(m).channel();
+      const source = channel.cold('-a-b|', { a: 'm1', b: 'm2' });
+      m.expect(source.pipe(nackAll())).toBeObservable('-a-b|', source.deliveries);
+      m.expect(channel.settlements$).toBeObservable('-a-b', { a: nack(1), b: nack(2) });
       m.flush();
-      expect(calls).toEqual([
-        ['nack', 1, false, true],
-        ['nack', 2, false, true],
-      ]);
-      expect([a.settled, b.settled]).toEqual([true, true]);
+      expect([source.deliveries.a.settled, source.deliveries.b.settled]).toEqual([true, true]);
     }),
   );
 
   it(
     'nacks without requeue with requeue: false, and skips settled deliveries',
     marbles((m) => {
-      const { calls, delivery } = fakeChannel();
-      const a = delivery(1);
-      const b = delivery(2);
-      b.ack();
-      m.expect(m.cold('-ab|', { a, b }).pipe(nackAll({ requeue: false }))).toBeObservable('-ab|', { a, b });
+      const channel = marbleKit(m).channel();
+      const source = channel.cold('-ab|', { a: 'm1', b: 'm2' });
+      source.deliveries.b.ack();
+      m.expect(source.pipe(nackAll({ requeue: false }))).toBeObservable('-ab|', source.deliveries);
       m.flush();
-      expect(calls).toEqual([
-        ['ack', 2, false, false],
-        ['nack', 1, false, false],
-      ]);
+      expect(channel.settlements).toEqual([ack(2), nack(1, { requeue: false })]);
     }),
   );
 });

@@ -1,0 +1,851 @@
+/**
+ * A fake channel for marble tests: it makes deliveries whose settlements it records (as basic.ack,
+ * basic.nack and basic.reject would reach the broker), and it is a `PublishTarget` whose publishes
+ * and confirm outcomes are recorded and scripted. It stands for a `Channel` or a `Publisher`.
+ *
+ * @module
+ */
+import { isObservable, type Observable, Observable as RxObservable, type Subscription } from 'rxjs';
+import { Delivery, type Settler } from '../../client/delivery.js';
+import type { PublishCallback, PublishHandle, PublishTarget } from '../../client/interfaces.js';
+import type {
+  Confirmation,
+  ConsumeOptions,
+  PublishOptions,
+  PublishOutcome,
+  ReturnedMessage,
+} from '../../client/types.js';
+import { ChannelClosedError } from '../../errors.js';
+import { utf8Decode, utf8Encode } from '../../protocol/bytes.js';
+import type { BasicProperties } from '../../protocol/generated.js';
+import type { Clock, SubscriptionLogs } from './context.js';
+import { type FakeMessage, type PublishedMessage, plainBytes, toBytes, toInit } from './message.js';
+import type { FakeQueue, QueueConsumer, QueuedMessage } from './queue.js';
+import type { Settlement } from './settlement.js';
+import { Timeline } from './timeline.js';
+
+/**
+ * How the broker answers one publish: a marble read from the publish's frame, whose first value is
+ * the outcome: `a` acked, `n` nacked, `r` returned (as a `mandatory` message no queue took), `s`
+ * sent (no confirm), `#` an error (the channel's `error` option); `'--a'` acks two frames later, `'-'`
+ * never answers. Or any Observable of a `PublishOutcome` (its first value is the outcome).
+ *
+ * @example
+ * ```ts
+ * const slowNack: Reply = '---n';
+ * const custom: Reply = of({ status: 'acked', seq: 99 } as const);
+ * ```
+ */
+export type Reply = string | Observable<PublishOutcome>;
+
+/**
+ * Which publish a {@link ReplyScript} function is answering.
+ *
+ * @example
+ * ```ts
+ * const nackFirstTries: ReplyScript = (_, { attempt }: PublishInfo) => (attempt === 1 ? 'n' : 'a');
+ * ```
+ */
+export interface PublishInfo {
+  /** The publish's sequence number on the channel (1, 2, ...), as in its outcome. */
+  readonly seq: number;
+  /** How many publishes of the same exchange, routing key and body came before it, plus one. */
+  readonly attempt: number;
+}
+
+/**
+ * The confirms of a fake channel: one {@link Reply} for every publish, or a function that gives each
+ * publish its reply.
+ *
+ * @example
+ * ```ts
+ * // Nack the first attempt of 'b', ack everything else two frames after its publish:
+ * const script: ReplyScript = (message, { attempt }) => (message.text === 'b' && attempt === 1 ? '-n' : '--a');
+ * ```
+ */
+export type ReplyScript = Reply | ((message: PublishedMessage, publish: PublishInfo) => Reply);
+
+/**
+ * Options of a fake channel.
+ *
+ * @example
+ * ```ts
+ * kit.channel({ reply: (m) => (m.routingKey === 'lost' ? 'r' : '-a'), prefetch: 10 });
+ * ```
+ */
+export interface FakeChannelOptions {
+  /** The channel number. Default: the kit's next (1, 2, ...). */
+  readonly id?: number;
+  /** Confirm mode (`confirmMode`, outcomes from `reply`). Default true; false: every publish is `sent` when written. */
+  readonly confirm?: boolean;
+  /** How the broker answers each publish in confirm mode. Default: acked `confirmDelay` frames after the publish. */
+  readonly reply?: ReplyScript;
+  /** Frames between a publish and its default ack. Default 0 (the same frame, after the publish). */
+  readonly confirmDelay?: number;
+  /** What `#` in a reply marble errors the publish with. Default: an `Error` naming the publish. */
+  readonly error?: unknown;
+  /** Start blocked: publishes wait, unwritten (and cancellable), until `unblock()`. Default false. */
+  readonly blocked?: boolean;
+  /** The `consumerTag` of the deliveries made with `delivery`, `cold` and `hot`. Default: none. */
+  readonly consumerTag?: string;
+}
+
+/**
+ * A test Observable of deliveries, with the deliveries it emits by values-map key (to use in
+ * expectations) and its subscriptions (for `expectSubscriptions`).
+ *
+ * @example
+ * ```ts
+ * const source = channel.cold('-a-b|', { a: 'one', b: 'two' });
+ * expectObservable(source.pipe(ackAll())).toBe('-a-b|', source.deliveries);
+ * ```
+ */
+export type DeliveryStream<K extends string> = Observable<Delivery> & {
+  readonly deliveries: { readonly [P in K]: Delivery };
+  readonly subscriptions: SubscriptionLogs;
+};
+
+/**
+ * Everything that happened on a fake channel, in order, with its frame: a settlement received, a
+ * message published (written), a confirm, the close.
+ *
+ * @example
+ * ```ts
+ * expect(channel.events.map((e) => [e.time, e.type])).toEqual([[2, 'published'], [4, 'settled']]);
+ * ```
+ */
+export type ChannelEvent =
+  | { readonly time: number; readonly type: 'settled'; readonly settlement: Settlement }
+  | { readonly time: number; readonly type: 'published'; readonly message: PublishedMessage }
+  | { readonly time: number; readonly type: 'confirmed'; readonly confirmation: Confirmation }
+  | { readonly time: number; readonly type: 'closed'; readonly error: Error | undefined };
+
+/** @internal What a fake channel needs from its kit. */
+export interface ChannelHost {
+  readonly clock: Clock;
+  nextChannelId(): number;
+  /** The queue of that name, made if need be. */
+  queue(name: string): FakeQueue;
+  /** The queue of that name if the test made one. */
+  existingQueue(name: string): FakeQueue | undefined;
+}
+
+interface Publish {
+  readonly message: PublishedMessage;
+  readonly context: unknown;
+  readonly done: PublishCallback<unknown>;
+  state: 'waiting' | 'written' | 'settled' | 'cancelled';
+  seq: number;
+  subscription: Subscription | undefined;
+}
+
+interface Origin {
+  readonly queue: FakeQueue;
+  readonly message: QueuedMessage;
+  readonly consumer: QueueConsumer;
+}
+
+interface Consumer extends QueueConsumer {
+  readonly end: (error: Error | undefined) => void;
+}
+
+const SENT: PublishOutcome = { status: 'sent' };
+
+/**
+ * A fake channel. Deliveries made with it (`delivery`, `cold`, `hot`, `consume`) are real `Delivery`
+ * objects whose settlements reach this channel: `settlements$` and `settlements` show them as the
+ * broker would receive them. It checks them as RabbitMQ does: settling a tag that is not outstanding
+ * (settled already, by a `multiple` settlement say) closes the channel with 406 PRECONDITION_FAILED.
+ *
+ * As a `PublishTarget` (both `publish` and `publishWith`), every publish is written at once (or when
+ * `unblock()` is called, while blocked), appears on `published$`, and is answered by the `reply`
+ * script; `confirms$` shows the answers. Closing it (`close()`, `fail()`, or its fake connection dropping)
+ * fails the publishes still waiting, requeues its unacknowledged queue deliveries and completes its
+ * consumers.
+ *
+ * @example
+ * ```ts
+ * const channel = kit.channel({ reply: (m) => (m.text === 'bad' ? '-n' : '-a') });
+ * const source = channel.cold('-a-b|', { a: 'good', b: 'bad' });
+ * expectObservable(source.pipe(ackAll())).toBe('-a-b|', source.deliveries);
+ * expectObservable(channel.settlements$).toBe('-a-b', { a: settlement.ack(1), b: settlement.ack(2) });
+ * ```
+ */
+export class FakeChannel implements PublishTarget {
+  /** The channel number. */
+  readonly id: number;
+  private readonly clock: Clock;
+  private readonly settled: Timeline<Settlement>;
+  private readonly publishedLine: Timeline<PublishedMessage>;
+  private readonly confirmLine: Timeline<Confirmation>;
+  private readonly returnLine: Timeline<ReturnedMessage>;
+  private readonly log: ChannelEvent[] = [];
+  private readonly outstanding = new Set<number>();
+  private readonly origins = new Map<number, Origin>();
+  private readonly consumers = new Set<Consumer>();
+  private readonly waiting: Publish[] = [];
+  private readonly inFlight = new Set<Publish>();
+  private readonly attempts = new Map<string, number>();
+  private readonly endListeners: ((error: Error | undefined) => void)[] = [];
+  private tag = 0;
+  private seq = 0;
+  private consumerCount = 0;
+  private blocked: boolean;
+  private confirming: boolean;
+  private maxInFlight = 0;
+  private cancelledCount = 0;
+  private closedWith: { error: Error | undefined; failure: ChannelClosedError } | undefined;
+
+  private readonly settler: Settler = {
+    settle: (kind, deliveryTag, multiple, requeue) => this.settle(kind, deliveryTag, multiple, requeue),
+  };
+
+  /** @internal Made by `kit.channel()` or a fake connection's `channel()`. */
+  constructor(
+    private readonly host: ChannelHost,
+    private readonly options: FakeChannelOptions = {},
+  ) {
+    this.clock = host.clock;
+    this.id = options.id ?? host.nextChannelId();
+    this.blocked = options.blocked ?? false;
+    this.confirming = options.confirm ?? true;
+    this.settled = new Timeline(this.clock);
+    this.publishedLine = new Timeline(this.clock);
+    this.confirmLine = new Timeline(this.clock);
+    this.returnLine = new Timeline(this.clock);
+  }
+
+  // ---- deliveries --------------------------------------------------------------------------------
+
+  /**
+   * A delivery on this channel: a real `Delivery` whose settlements this channel records. Its tag is
+   * the channel's next unless `deliveryTag` says otherwise.
+   *
+   * @example
+   * ```ts
+   * const d = channel.delivery({ body: { id: 1 }, redelivered: true });
+   * d.json(); // { id: 1 }
+   * ```
+   */
+  delivery(message: FakeMessage = {}): Delivery {
+    const init = toInit(message);
+    const deliveryTag = init.deliveryTag ?? this.tag + 1;
+    this.tag = Math.max(this.tag, deliveryTag);
+    const consumerTag = init.consumerTag ?? this.options.consumerTag;
+    const noAck = init.noAck ?? false;
+    if (!noAck) this.outstanding.add(deliveryTag);
+    return new Delivery(
+      toBytes(init.body),
+      init.properties ?? {},
+      {
+        deliveryTag,
+        redelivered: init.redelivered ?? false,
+        exchange: init.exchange ?? '',
+        routingKey: init.routingKey ?? 'test',
+        ...(consumerTag === undefined ? {} : { consumerTag }),
+        ...(init.messageCount === undefined ? {} : { messageCount: init.messageCount }),
+      },
+      noAck ? undefined : this.settler,
+    );
+  }
+
+  /**
+   * Deliveries for each entry of a values map, made now with tags in the map's order: to build
+   * marbles by hand (`cold(marbles, { a, b })`) or to leave a tag out of a stream.
+   *
+   * @example
+   * ```ts
+   * const { a, c } = channel.deliveriesOf({ a: 'one', b: 'two', c: 'three' }); // tags 1, 2, 3
+   * expectObservable(cold('-ca|', { a, c }).pipe(batchAck())).toBe('---|'); // waits for tag 2
+   * ```
+   */
+  deliveriesOf<K extends string>(values: Record<K, FakeMessage>): { [P in K]: Delivery } {
+    const deliveries = {} as Record<K, Delivery>;
+    for (const key of Object.keys(values) as K[]) deliveries[key] = this.delivery(values[key]);
+    return deliveries;
+  }
+
+  /**
+   * A cold Observable of deliveries on a marble (as `cold(marbles, values)`), the values map naming
+   * messages. The deliveries are made at once, with tags in the values map's order: `deliveries` holds
+   * them, for expectations. A second subscription emits the same deliveries again.
+   *
+   * @example
+   * ```ts
+   * const source = channel.cold('-a-b|', { a: 'one', b: { body: { n: 2 }, redelivered: true } });
+   * expectObservable(source.pipe(batchAck({ count: 2 }))).toBe('---(ab|)', source.deliveries);
+   * ```
+   */
+  cold<K extends string>(
+    marbles: string,
+    values: Record<K, FakeMessage>,
+    error?: unknown,
+  ): DeliveryStream<K> {
+    return this.stream(this.clock.cold, marbles, values, error);
+  }
+
+  /**
+   * A hot Observable of deliveries on a marble (as `hot(marbles, values)`); see {@link cold}.
+   *
+   * @example
+   * ```ts
+   * const source = channel.hot('--a-^-b', { a: 'missed', b: 'seen' });
+   * ```
+   */
+  hot<K extends string>(marbles: string, values: Record<K, FakeMessage>, error?: unknown): DeliveryStream<K> {
+    return this.stream(this.clock.hot, marbles, values, error);
+  }
+
+  private stream<K extends string>(
+    make: Clock['cold'],
+    marbles: string,
+    values: Record<K, FakeMessage>,
+    error: unknown,
+  ): DeliveryStream<K> {
+    const deliveries = this.deliveriesOf(values);
+    const source = make(marbles, deliveries, error) as Observable<Delivery> & {
+      subscriptions: SubscriptionLogs;
+    };
+    // Not `messages`: a ColdObservable keeps its marble there.
+    return Object.assign(source, { deliveries });
+  }
+
+  /**
+   * Consumes a fake queue (made by `kit.queue(name)`, or an empty one made now) until unsubscribed
+   * (basic.cancel; the deliveries not yet settled stay unacknowledged on the channel) or the channel
+   * closes (then it completes, or errors with the channel's error). Of the options, `prefetch`,
+   * `consumerTag` (default `ctag-<channel>.<n>`) and `noAck` are honoured; the others are ignored.
+   *
+   * @example
+   * ```ts
+   * kit.queue('jobs', '-a-b', { a: 'one', b: 'two' });
+   * channel.consume('jobs', { prefetch: 1 }).pipe(ackOnSuccess(handle)).subscribe();
+   * ```
+   */
+  consume(queue: string, options: ConsumeOptions = {}): Observable<Delivery> {
+    return new RxObservable<Delivery>((subscriber) => {
+      if (this.closedWith !== undefined) {
+        subscriber.error(this.closedWith.failure.forLaterUse('basic.consume'));
+        return;
+      }
+      const q = this.host.queue(queue);
+      const consumerTag = options.consumerTag ?? `ctag-${this.id}.${++this.consumerCount}`;
+      const noAck = options.noAck ?? false;
+      const consumer: Consumer = {
+        prefetch: noAck ? 0 : (options.prefetch ?? 0),
+        unacked: 0,
+        deliver: (message) => subscriber.next(this.deliverFrom(q, message, consumer, consumerTag, noAck)),
+        end: (error) => (error === undefined ? subscriber.complete() : subscriber.error(error)),
+      };
+      this.consumers.add(consumer);
+      const remove = q.addConsumer(consumer);
+      return () => {
+        remove();
+        this.consumers.delete(consumer);
+      };
+    });
+  }
+
+  private deliverFrom(
+    queue: FakeQueue,
+    message: QueuedMessage,
+    consumer: QueueConsumer,
+    consumerTag: string,
+    noAck: boolean,
+  ): Delivery {
+    const delivery = this.delivery({
+      body: message.body,
+      properties: message.properties,
+      exchange: message.exchange,
+      routingKey: message.routingKey,
+      redelivered: message.redelivered,
+      consumerTag,
+      noAck,
+    });
+    if (noAck) queue.settled(message, 'acked');
+    else {
+      consumer.unacked++;
+      this.origins.set(delivery.fields.deliveryTag, { queue, message, consumer });
+    }
+    return delivery;
+  }
+
+  /**
+   * The settlements this channel received, as they happen (hot: a subscriber also gets those of the
+   * frame it subscribed in, so `expectObservable` sees settlements made while the test set up).
+   * Completes when the channel closes, or errors with its error.
+   *
+   * @example
+   * ```ts
+   * expectObservable(channel.settlements$).toBe('-a', { a: settlement.reject(1, { requeue: false }) });
+   * ```
+   */
+  get settlements$(): Observable<Settlement> {
+    return this.settled.events$;
+  }
+
+  /**
+   * The settlements received so far, in order.
+   *
+   * @example
+   * ```ts
+   * expect(channel.settlements).toEqual([settlement.ack(1), settlement.nack(2)]);
+   * ```
+   */
+  get settlements(): Settlement[] {
+    return this.settled.values;
+  }
+
+  /** The delivery tags delivered and not yet settled, as the broker counts them (ascending). */
+  get unsettledTags(): number[] {
+    return [...this.outstanding].sort((a, b) => a - b);
+  }
+
+  private settle(
+    kind: Settlement['kind'],
+    deliveryTag: number,
+    multiple: boolean,
+    requeue: boolean,
+  ): boolean {
+    if (this.closedWith !== undefined) return false;
+    const settlement: Settlement = { kind, deliveryTag, multiple, requeue };
+    this.settled.push(settlement);
+    this.log.push({ time: this.clock.now(), type: 'settled', settlement });
+    if (!this.outstanding.has(deliveryTag) && !(multiple && deliveryTag === 0)) {
+      // As RabbitMQ: an unknown (or already settled) tag closes the channel.
+      this.end(
+        ChannelClosedError.fromServer(this.id, {
+          replyCode: 406,
+          replyText: `PRECONDITION_FAILED - unknown delivery tag ${deliveryTag}`,
+          classId: 60,
+          methodId: kind === 'ack' ? 80 : kind === 'nack' ? 120 : 90,
+        }),
+      );
+      return true;
+    }
+    const tags = multiple
+      ? [...this.outstanding].filter((t) => deliveryTag === 0 || t <= deliveryTag)
+      : [deliveryTag];
+    for (const t of tags) {
+      this.outstanding.delete(t);
+      const origin = this.origins.get(t);
+      if (origin === undefined) continue;
+      this.origins.delete(t);
+      origin.consumer.unacked--;
+      origin.queue.settled(origin.message, kind === 'ack' ? 'acked' : requeue ? 'requeue' : 'dead-letter');
+    }
+    return true;
+  }
+
+  // ---- publishing --------------------------------------------------------------------------------
+
+  /** True unless made with `confirm: false` (and `confirmSelect()` not called since). */
+  get confirmMode(): boolean {
+    return this.confirming;
+  }
+
+  /**
+   * Publishes as `Channel.publish`: the Observable emits the outcome and completes, or errors (a
+   * scripted `#`, the channel closing first). Unsubscribing drops a message still waiting to be
+   * written (while blocked); after that it only stops listening.
+   *
+   * @example
+   * ```ts
+   * channel.publish('', 'jobs', 'hello').subscribe((outcome) => console.log(outcome.status));
+   * ```
+   */
+  publish(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array | string,
+    properties?: BasicProperties,
+    options: PublishOptions = {},
+  ): Observable<PublishOutcome> {
+    return new RxObservable<PublishOutcome>((subscriber) => {
+      const handle = this.publishWith(
+        exchange,
+        routingKey,
+        typeof body === 'string' ? utf8Encode(body) : body,
+        properties,
+        options.mandatory ?? false,
+        undefined,
+        (_, outcome, error) => {
+          if (outcome === undefined) subscriber.error(error);
+          else {
+            subscriber.next(outcome);
+            subscriber.complete();
+          }
+        },
+      );
+      return handle === undefined ? undefined : () => void handle.cancel();
+    });
+  }
+
+  /**
+   * Publishes as `Channel.publishWith`: written at once (returns undefined) unless the channel is
+   * blocked, then a handle whose `cancel()` drops the message until `unblock()` writes it.
+   *
+   * @example
+   * ```ts
+   * channel.publishWith('', 'jobs', bytes, undefined, false, 'job-1', (id, outcome) => log(id, outcome?.status));
+   * ```
+   */
+  publishWith<C>(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
+  ): PublishHandle | undefined {
+    if (this.closedWith !== undefined) {
+      done(context, undefined, this.closedWith.failure.forLaterUse('basic.publish'));
+      return undefined;
+    }
+    const publish: Publish = {
+      message: {
+        exchange,
+        routingKey,
+        body: plainBytes(body),
+        text: utf8Decode(body),
+        properties,
+        mandatory,
+      },
+      context,
+      done: done as PublishCallback<unknown>,
+      state: 'waiting',
+      seq: 0,
+      subscription: undefined,
+    };
+    if (!this.blocked && this.waiting.length === 0) {
+      this.write(publish);
+      return undefined;
+    }
+    this.waiting.push(publish);
+    return {
+      cancel: () => {
+        if (publish.state !== 'waiting') return false;
+        publish.state = 'cancelled';
+        this.waiting.splice(this.waiting.indexOf(publish), 1);
+        this.cancelledCount++;
+        return true;
+      },
+    };
+  }
+
+  /**
+   * Holds the publishes from now on: they wait unwritten (as behind a blocked connection or a full
+   * socket), and `cancel()` or unsubscribing drops them.
+   *
+   * @example
+   * ```ts
+   * channel.block();
+   * later(() => channel.unblock(), 5);
+   * ```
+   */
+  block(): void {
+    this.blocked = true;
+  }
+
+  /**
+   * Writes the publishes that wait, in order, and the next ones at once.
+   *
+   * @example
+   * ```ts
+   * channel.unblock();
+   * ```
+   */
+  unblock(): void {
+    this.blocked = false;
+    while (!this.blocked && this.waiting.length > 0 && this.closedWith === undefined) {
+      this.write(this.waiting.shift()!);
+    }
+  }
+
+  private write(publish: Publish): void {
+    publish.state = 'written';
+    const { message } = publish;
+    this.publishedLine.push(message);
+    this.log.push({ time: this.clock.now(), type: 'published', message });
+    if (message.exchange === '') {
+      this.host.existingQueue(message.routingKey)?.send({
+        body: message.body,
+        ...(message.properties === undefined ? {} : { properties: message.properties }),
+        routingKey: message.routingKey,
+      });
+    }
+    if (!this.confirmMode) {
+      publish.state = 'settled';
+      publish.done(publish.context, SENT);
+      return;
+    }
+    const seq = ++this.seq;
+    publish.seq = seq;
+    const key = `${message.exchange}\u0000${message.routingKey}\u0000${message.text}`;
+    const attempt = (this.attempts.get(key) ?? 0) + 1;
+    this.attempts.set(key, attempt);
+    this.inFlight.add(publish);
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight.size);
+    const script = this.options.reply;
+    const reply = typeof script === 'function' ? script(message, { seq, attempt }) : script;
+    const answer =
+      reply === undefined
+        ? this.ackLater(seq, this.options.confirmDelay ?? 0)
+        : isObservable(reply)
+          ? reply
+          : this.replyMarble(reply, publish);
+    let answered = false;
+    const subscription = answer.subscribe({
+      next: (outcome) => {
+        answered = true;
+        this.finish(publish, outcome);
+      },
+      error: (error: unknown) => this.finish(publish, undefined, toError(error)),
+      complete: () => {
+        if (!answered)
+          this.finish(publish, undefined, new Error(`the reply to publish ${seq} ended without an outcome`));
+      },
+    });
+    if (publish.state === 'written') publish.subscription = subscription;
+    else subscription.unsubscribe();
+  }
+
+  /** The default reply, without a marble parser (so that it also works without a test scheduler). */
+  private ackLater(seq: number, delay: number): Observable<PublishOutcome> {
+    return new RxObservable<PublishOutcome>((subscriber) =>
+      this.clock.later(() => {
+        subscriber.next({ status: 'acked', seq });
+        subscriber.complete();
+      }, delay),
+    );
+  }
+
+  private replyMarble(marbles: string, publish: Publish): Observable<PublishOutcome> {
+    const { seq, message } = publish;
+    const returned: ReturnedMessage = {
+      replyCode: 312,
+      replyText: 'NO_ROUTE',
+      exchange: message.exchange,
+      routingKey: message.routingKey,
+      properties: message.properties ?? {},
+      body: message.body,
+    };
+    const values: Record<string, PublishOutcome> = {
+      a: { status: 'acked', seq },
+      n: { status: 'nacked', seq },
+      r: { status: 'returned', seq, returned },
+      s: SENT,
+    };
+    const error =
+      this.options.error ??
+      new Error(`publish ${seq} to '${message.exchange}'/'${message.routingKey}' failed (scripted)`);
+    return this.clock.cold(marbles, values, error);
+  }
+
+  private finish(publish: Publish, outcome: PublishOutcome | undefined, error?: Error): void {
+    if (publish.state !== 'written') return;
+    publish.state = 'settled';
+    this.inFlight.delete(publish);
+    publish.subscription?.unsubscribe();
+    publish.subscription = undefined;
+    const confirmation: Confirmation | undefined =
+      outcome === undefined
+        ? { status: 'failed', seq: publish.seq, error: error ?? new Error('publish failed') }
+        : outcome.status === 'sent'
+          ? undefined
+          : outcome;
+    if (confirmation !== undefined) {
+      this.confirmLine.push(confirmation);
+      this.log.push({ time: this.clock.now(), type: 'confirmed', confirmation });
+    }
+    if (outcome?.status === 'returned') this.returnLine.push(outcome.returned);
+    publish.done(publish.context, outcome, error);
+  }
+
+  /**
+   * The messages written, as they are (hot, like `settlements$`).
+   *
+   * @example
+   * ```ts
+   * expectObservable(channel.published$).toBe('--p', { p: published('', 'q', 'hi') });
+   * ```
+   */
+  get published$(): Observable<PublishedMessage> {
+    return this.publishedLine.events$;
+  }
+
+  /** The messages written so far, in order. */
+  get published(): PublishedMessage[] {
+    return this.publishedLine.values;
+  }
+
+  /**
+   * The broker's answers, as `Channel.confirms$` reports them (`failed` when a publish errored or the
+   * channel closed first), as they come (hot, like `settlements$`).
+   *
+   * @example
+   * ```ts
+   * expectObservable(channel.confirms$).toBe('-a', { a: { status: 'acked', seq: 1 } });
+   * ```
+   */
+  get confirms$(): Observable<Confirmation> {
+    return this.confirmLine.events$;
+  }
+
+  /** The answers so far, in order. */
+  get confirms(): Confirmation[] {
+    return this.confirmLine.values;
+  }
+
+  /**
+   * The messages returned (`r` replies), as `Channel.returns$` reports them.
+   *
+   * @example
+   * ```ts
+   * channel.returns$.subscribe((r) => console.log(r.replyText, r.routingKey));
+   * ```
+   */
+  get returns$(): Observable<ReturnedMessage> {
+    return this.returnLine.events$;
+  }
+
+  /** Publishes written and not answered yet. */
+  get unconfirmed(): number {
+    return this.inFlight.size;
+  }
+
+  /** The most publishes that awaited their answer at once. */
+  get maxUnconfirmed(): number {
+    return this.maxInFlight;
+  }
+
+  /** Publishes waiting to be written (while blocked). */
+  get unwritten(): number {
+    return this.waiting.length;
+  }
+
+  /** Publishes dropped unwritten by their handle's `cancel()` (or by unsubscribing `publish`). */
+  get cancelled(): number {
+    return this.cancelledCount;
+  }
+
+  // ---- life --------------------------------------------------------------------------------------
+
+  /**
+   * Everything that happened, in order, with its frame.
+   *
+   * @example
+   * ```ts
+   * expect(channel.events.filter((e) => e.type === 'settled').map((e) => e.time)).toEqual([4]);
+   * ```
+   */
+  get events(): readonly ChannelEvent[] {
+    return this.log;
+  }
+
+  /** True until closed. */
+  get isOpen(): boolean {
+    return this.closedWith === undefined;
+  }
+
+  /** Why it closed, when it was an error (a 406 from a bad settlement, a failed connection). */
+  get error(): Error | undefined {
+    return this.closedWith?.error;
+  }
+
+  /**
+   * Closes the channel when subscribed, as `Channel.close()` (the client closing it): emits and
+   * completes. Publishes waiting or awaiting their answer fail with a `ChannelClosedError`,
+   * unacknowledged deliveries from fake queues go back to them (redelivered), settling later sends
+   * nothing (returns false), and the consumers and the record streams complete.
+   *
+   * @example
+   * ```ts
+   * kit.at(3, () => channel.close().subscribe());
+   * ```
+   */
+  close(): Observable<void> {
+    return new RxObservable<void>((subscriber) => {
+      this.end(undefined);
+      subscriber.next();
+      subscriber.complete();
+    });
+  }
+
+  /**
+   * Closes the channel now, as the broker does on a channel error: like {@link close}, but the
+   * consumers and the record streams error with `error` (a `ChannelClosedError` is used as it is; any
+   * other error becomes the cause of one).
+   *
+   * @example
+   * ```ts
+   * kit.at(3, () =>
+   *   channel.fail(ChannelClosedError.fromServer(1, { replyCode: 404, replyText: 'NOT_FOUND', classId: 50, methodId: 10 })),
+   * );
+   * ```
+   */
+  fail(error: Error): void {
+    this.end(error);
+  }
+
+  /**
+   * Turns confirm mode on, as `Channel.confirmSelect()`: emits when subscribed and completes.
+   *
+   * @example
+   * ```ts
+   * channel.confirmSelect().pipe(switchMap(() => messages$), publishConfirmed(channel)).subscribe();
+   * ```
+   */
+  confirmSelect(): Observable<void> {
+    return new RxObservable<void>((subscriber) => {
+      this.confirming = true;
+      subscriber.next();
+      subscriber.complete();
+    });
+  }
+
+  /** @internal `error` ends the streams with it; `failure` is what the publishes fail with. */
+  end(error: Error | undefined, failure?: ChannelClosedError): void {
+    if (this.closedWith !== undefined) return;
+    const closed =
+      failure ??
+      (error instanceof ChannelClosedError
+        ? error
+        : new ChannelClosedError('CHANNEL_CLOSED', `fake channel ${this.id} closed`, {
+            channel: this.id,
+            initiator: error === undefined ? 'client' : 'server',
+            ...(error === undefined ? {} : { cause: error }),
+          }));
+    this.closedWith = { error, failure: closed };
+    this.log.push({ time: this.clock.now(), type: 'closed', error });
+    for (const publish of this.waiting.splice(0)) {
+      publish.state = 'settled';
+      publish.done(publish.context, undefined, closed);
+    }
+    for (const publish of [...this.inFlight]) this.finish(publish, undefined, closed);
+    for (const [tag, origin] of this.origins) {
+      this.origins.delete(tag);
+      origin.consumer.unacked--;
+      origin.queue.settled(origin.message, 'requeue');
+    }
+    this.outstanding.clear();
+    for (const consumer of [...this.consumers]) consumer.end(error);
+    this.consumers.clear();
+    for (const line of [this.settled, this.publishedLine, this.confirmLine, this.returnLine]) {
+      if (error === undefined) line.complete();
+      else line.error(error);
+    }
+    for (const listener of this.endListeners.splice(0)) listener(error);
+  }
+
+  /** @internal Called once when the channel closes. */
+  onEnd(listener: (error: Error | undefined) => void): void {
+    if (this.closedWith !== undefined) listener(this.closedWith.error);
+    else this.endListeners.push(listener);
+  }
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

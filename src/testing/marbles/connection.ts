@@ -1,0 +1,297 @@
+/**
+ * A fake connection Observable: it emits a fake connection on a marble, drops it (its channels and
+ * consumers complete, as with a recovering connection, or error) and emits a fresh one, and reports
+ * its state like `ConnectionObservable.state$`.
+ *
+ * @module
+ */
+import { BehaviorSubject, type Observable, Observable as RxObservable, Subject } from 'rxjs';
+import type { ConnectionState } from '../../client/connect.js';
+import type { BlockedEvent } from '../../client/types.js';
+import { ChannelClosedError, ConfigurationError, ConnectionClosedError } from '../../errors.js';
+import { type ChannelHost, FakeChannel, type FakeChannelOptions } from './channel.js';
+
+/**
+ * Options of a fake connection Observable.
+ *
+ * @example
+ * ```ts
+ * kit.connection({ marbles: 'c---x-c', onLoss: 'error', channel: { confirmDelay: 2 } });
+ * ```
+ */
+export interface FakeConnectionOptions {
+  /**
+   * The connection's life, from the subscription: `c` a connection opens (a fresh one is emitted),
+   * `x` the open one is lost (recovery follows: the next `c`), `|` the client closes it (the Observable
+   * completes), `#` it fails for good (the Observable errors with `error`). Default `'c'`.
+   */
+  readonly marbles?: string;
+  /**
+   * What the channels (and their consumers) of a lost connection do: `'complete'` (default), as with
+   * a recovering connection, whose next `Connection` brings the next channel; or `'error'`, with a
+   * `ChannelClosedError` (code `CONNECTION_CLOSED`) whose cause is the loss.
+   */
+  readonly onLoss?: 'complete' | 'error';
+  /** Why a connection is lost (`x`). Default: a `ConnectionClosedError` coded `CONNECTION_LOST`. */
+  readonly lossError?: Error;
+  /** What `#` errors the Observable with. Default: a `ConnectionClosedError` coded `CONNECTION_LOST`. */
+  readonly error?: Error;
+  /** What `host` and the states report. Default `'fake:5672'`. */
+  readonly host?: string;
+  /** The options of every channel opened, or a function of the connection's and the channel's number. */
+  readonly channel?: FakeChannelOptions | ((connection: number, channel: number) => FakeChannelOptions);
+}
+
+/**
+ * The part of a `Connection` that pipelines use, faked: `channel()` (emits a fresh
+ * {@link FakeChannel} per subscription, which closes on unsubscription; completes, or errors, when the
+ * connection is lost), `cachedChannel()`, `isOpen`, `error`, `host`, `blocked$` (never blocked;
+ * completes with the connection) and `close()`. Not faked: `serverProperties`, `tune`, `counters`,
+ * `url`, `openChannel`.
+ *
+ * @example
+ * ```ts
+ * connection$.pipe(switchMap((conn) => conn.channel()), switchMap((ch) => ch.consume('jobs'))).subscribe();
+ * ```
+ */
+export class FakeConnection {
+  private readonly opened: FakeChannel[] = [];
+  private readonly blocked = new Subject<BlockedEvent>();
+  private ended: { error: Error | undefined } | undefined;
+  private cached: FakeChannel | undefined;
+
+  /** @internal Made by a fake connection Observable. */
+  constructor(
+    /** Which connection of its Observable's subscription this is: 1, then 2 after the first loss, ... */
+    readonly index: number,
+    /** `host:port`, as the options say. */
+    readonly host: string,
+    private readonly channelHost: ChannelHost,
+    private readonly channelOptions: FakeConnectionOptions['channel'],
+    private readonly close$: () => void,
+  ) {}
+
+  /** True until lost or closed. */
+  get isOpen(): boolean {
+    return this.ended === undefined;
+  }
+
+  /** Why it ended, when it was lost or failed. */
+  get error(): Error | undefined {
+    return this.ended?.error;
+  }
+
+  /** Every channel opened on it, in order. */
+  get channels(): readonly FakeChannel[] {
+    return this.opened;
+  }
+
+  /**
+   * Never blocked: completes when the connection ends.
+   *
+   * @example
+   * ```ts
+   * conn.blocked$.subscribe({ complete: () => console.log('connection over') });
+   * ```
+   */
+  get blocked$(): Observable<BlockedEvent> {
+    return new RxObservable<BlockedEvent>((subscriber) => {
+      if (this.ended !== undefined) subscriber.complete();
+      else return this.blocked.subscribe(subscriber);
+      return undefined;
+    });
+  }
+
+  /**
+   * Opens a fresh fake channel per subscription and emits it; unsubscribing closes it. Completes when
+   * the connection is lost (or errors, with `onLoss: 'error'`) or closed.
+   *
+   * @example
+   * ```ts
+   * conn.channel().pipe(switchMap((ch) => ch.consume('jobs'))).subscribe();
+   * ```
+   */
+  channel(options?: FakeChannelOptions): Observable<FakeChannel> {
+    return new RxObservable<FakeChannel>((subscriber) => {
+      if (this.ended !== undefined) {
+        subscriber.error(
+          this.ended.error ??
+            new ConnectionClosedError('CLIENT_CLOSED', 'the fake connection is closed', {
+              initiator: 'client',
+            }),
+        );
+        return;
+      }
+      const channel = this.open(options);
+      channel.onEnd((error) => (error === undefined ? subscriber.complete() : subscriber.error(error)));
+      subscriber.next(channel);
+      return () => channel.end(undefined);
+    });
+  }
+
+  /**
+   * The connection's shared channel: emits it and completes (opened at the first call, again after it
+   * closed).
+   *
+   * @example
+   * ```ts
+   * conn.cachedChannel().pipe(switchMap((ch) => ch.publish('', 'q', 'x'))).subscribe();
+   * ```
+   */
+  cachedChannel(): Observable<FakeChannel> {
+    return new RxObservable<FakeChannel>((subscriber) => {
+      if (this.ended !== undefined) {
+        subscriber.error(this.ended.error ?? new Error('the fake connection is closed'));
+        return;
+      }
+      if (this.cached === undefined || !this.cached.isOpen) this.cached = this.open(undefined);
+      subscriber.next(this.cached);
+      subscriber.complete();
+    });
+  }
+
+  /**
+   * Closes the connection when subscribed (its Observable completes), as `Connection.close()`.
+   *
+   * @example
+   * ```ts
+   * conn.close().subscribe();
+   * ```
+   */
+  close(): Observable<void> {
+    return new RxObservable<void>((subscriber) => {
+      this.close$();
+      subscriber.next();
+      subscriber.complete();
+    });
+  }
+
+  private open(options: FakeChannelOptions | undefined): FakeChannel {
+    const configured =
+      typeof this.channelOptions === 'function'
+        ? this.channelOptions(this.index, this.opened.length + 1)
+        : (this.channelOptions ?? {});
+    const channel = new FakeChannel(this.channelHost, {
+      id: this.opened.length + 1,
+      ...configured,
+      ...options,
+    });
+    this.opened.push(channel);
+    return channel;
+  }
+
+  /** @internal Ends the connection: `lost` says whether the channels complete (undefined) or error. */
+  end(cause: Error | undefined, channelError: Error | undefined): void {
+    if (this.ended !== undefined) return;
+    this.ended = { error: cause };
+    for (const channel of this.opened) {
+      const failure = new ChannelClosedError(
+        'CONNECTION_CLOSED',
+        `fake channel ${channel.id} closed with its connection${cause === undefined ? '' : `: ${cause.message}`}`,
+        {
+          channel: channel.id,
+          initiator: cause === undefined ? 'client' : 'network',
+          ...(cause === undefined ? {} : { cause }),
+        },
+      );
+      channel.end(channelError === undefined ? undefined : failure, failure);
+    }
+    this.blocked.complete();
+  }
+}
+
+/**
+ * What `kit.connection()` returns: an `Observable<FakeConnection>` that, like `connect()`'s
+ * `ConnectionObservable`, reports its state on `state$`, and keeps every connection it made.
+ *
+ * @example
+ * ```ts
+ * const connection$ = kit.connection({ marbles: 'c--x-c' });
+ * expectObservable(connection$.state$.pipe(map((s) => s.status))).toBe('(ab)--c-(de)', {
+ *   a: 'CONNECTING', b: 'CONNECTED', c: 'RECONNECTING', d: 'CONNECTING', e: 'CONNECTED',
+ * });
+ * ```
+ */
+export class FakeConnectionObservable extends RxObservable<FakeConnection> {
+  private readonly states = new BehaviorSubject<ConnectionState>({ status: 'INITIAL' });
+  private readonly made: FakeConnection[] = [];
+
+  /**
+   * The state, as `ConnectionObservable.state$`: the current one at once, then every change
+   * (`CONNECTING`, `CONNECTED`, `RECONNECTING` with the loss as `cause`, `CLOSING`, `CLOSED`).
+   */
+  readonly state$: Observable<ConnectionState> = this.states.asObservable();
+
+  /** @internal Made by `kit.connection()`. */
+  constructor(host: ChannelHost, options: FakeConnectionOptions = {}) {
+    super((subscriber) => {
+      const label = options.host ?? 'fake:5672';
+      const lost = (): Error =>
+        options.lossError ??
+        new ConnectionClosedError('CONNECTION_LOST', 'the fake connection was lost', {
+          initiator: 'network',
+        });
+      const failed =
+        options.error ??
+        new ConnectionClosedError('CONNECTION_LOST', 'the fake connection failed', { initiator: 'network' });
+      let current: FakeConnection | undefined;
+      let count = 0;
+      let attempt = 1;
+      let over = false;
+      const report = (state: ConnectionState): void => this.states.next(state);
+      const close = (): void => {
+        if (over) return;
+        over = true;
+        report({ status: 'CLOSING', host: label });
+        current?.end(undefined, undefined);
+        current = undefined;
+        report({ status: 'CLOSED' });
+        script.unsubscribe();
+        subscriber.complete();
+      };
+      report({ status: 'CONNECTING', host: label, attempt });
+      const script = host.clock.cold<string>(options.marbles ?? 'c', undefined, failed).subscribe({
+        next: (event) => {
+          if (event === 'c') {
+            if (current !== undefined) return;
+            if (attempt > 1 || count > 0) report({ status: 'CONNECTING', host: label, attempt });
+            attempt = 1;
+            const connection = new FakeConnection(++count, label, host, options.channel, close);
+            current = connection;
+            this.made.push(connection);
+            report({ status: 'CONNECTED', host: label });
+            subscriber.next(connection);
+          } else if (event !== 'x') {
+            over = true;
+            current?.end(undefined, undefined);
+            current = undefined;
+            subscriber.error(
+              new ConfigurationError(`fake connection marbles: '${String(event)}' is not c, x, | or #`),
+            );
+          } else if (current !== undefined) {
+            const cause = lost();
+            const connection = current;
+            current = undefined;
+            report({ status: 'RECONNECTING', host: label, cause, attempt });
+            attempt++;
+            connection.end(cause, options.onLoss === 'error' ? cause : undefined);
+          }
+        },
+        error: (error: Error) => {
+          over = true;
+          current?.end(error, error);
+          current = undefined;
+          report({ status: 'CLOSED', cause: error });
+          subscriber.error(error);
+        },
+        complete: () => close(),
+      });
+      return () => close();
+    });
+  }
+
+  /** Every connection made so far (across subscriptions), in order. */
+  get connections(): readonly FakeConnection[] {
+    return this.made;
+  }
+}

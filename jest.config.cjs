@@ -1,7 +1,7 @@
 /** Jest runs the TypeScript sources through @swc/jest to CommonJS (see docs/testing.md). */
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
+  roots: ['<rootDir>/test', '<rootDir>/examples'],
   testMatch: ['**/*.test.ts'],
   transform: {
     '^.+\\.ts$': [
@@ -9,6 +9,13 @@ module.exports = {
       { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } },
     ],
   },
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    // The examples import the package by name, as users do: map it to the sources.
+    '^rxamqp$': '<rootDir>/src/node.ts',
+    '^rxamqp/operators$': '<rootDir>/operators/index.ts',
+    '^rxamqp/protocol$': '<rootDir>/src/protocol/index.ts',
+    '^rxamqp/testing$': '<rootDir>/src/testing/node.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
   testTimeout: 30000,
 };

@@ -1,5 +1,6 @@
 /**
- * The browser entries (`rxamqp`: src/index.ts, and `rxamqp/operators`: operators/index.ts) bundle for
+ * The browser entries (`rxamqp`: src/index.ts, `rxamqp/operators`: operators/index.ts, and
+ * `rxamqp/testing`: src/testing/index.ts, the embedded broker and the marble kit) bundle for
  * the browser without Node.js: bundled by esbuild for `platform: 'browser'`, ESM, rxjs external, they
  * must not
  *
@@ -24,16 +25,17 @@ afterAll(async () => {
   await stop();
 });
 
-describe('the browser bundle of rxamqp and rxamqp/operators', () => {
+describe('the browser bundle of rxamqp, rxamqp/operators and rxamqp/testing', () => {
   it('imports no Node built-in, bundles nothing from outside src/ and operators/, uses no Node global', async () => {
     const { problems, inputs } = await checkBrowserBundle({
       baseDir: ROOT,
-      entryPoints: ['src/index.ts', 'operators/index.ts'],
+      entryPoints: ['src/index.ts', 'operators/index.ts', 'src/testing/index.ts'],
       allowedRoots: ['src', 'operators'],
       external: ['rxjs'],
     });
     expect(inputs).toContain('src/index.ts');
     expect(inputs).toContain('operators/index.ts');
+    expect(inputs).toContain('src/testing/index.ts');
     expect(problems.map((p) => p.message)).toEqual([]);
   });
 });

@@ -13,11 +13,18 @@ const DEMO = join(ROOT, 'examples', 'quick-demo.ts');
 const EMBEDDED_LINE =
   'No broker at 127.0.0.1:5672 and no AMQP_URL: running on the embedded broker (rxamqp/testing).';
 
-/** The environment without AMQP_URL, so that the demo looks for the local broker. */
-function envWithoutAmqpUrl(): NodeJS.ProcessEnv {
+/**
+ * Runs the demo (behind `prefix`, a command to run it under) without AMQP_URL, so that it looks for
+ * the local broker; expects it to succeed quietly on stderr and returns what it printed.
+ */
+function runDemo(prefix: string[]): string {
   const env = { ...process.env };
   delete env.AMQP_URL;
-  return env;
+  const [command = TSX, ...args] = [...prefix, TSX, DEMO];
+  const result = spawnSync(command, args, { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+  expect(result.stderr).toBe('');
+  expect(result.status).toBe(0);
+  return result.stdout;
 }
 
 function expectDemoOutput(stdout: string): void {
@@ -28,17 +35,10 @@ function expectDemoOutput(stdout: string): void {
 
 describe('the quick demo', () => {
   it('runs against the local RabbitMQ', () => {
-    const result = spawnSync(TSX, [DEMO], {
-      cwd: ROOT,
-      env: envWithoutAmqpUrl(),
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    expect(result.stderr).toBe('');
-    expect(result.status).toBe(0);
-    expect(result.stdout).not.toContain('embedded broker');
-    expect(result.stdout).toContain('RabbitMQ');
-    expectDemoOutput(result.stdout);
+    const stdout = runDemo([]);
+    expect(stdout).not.toContain('embedded broker');
+    expect(stdout).toContain('RabbitMQ');
+    expectDemoOutput(stdout);
   });
 
   it('runs on the embedded broker, saying so, where no broker answers', () => {
@@ -49,19 +49,12 @@ describe('the quick demo', () => {
     execFileSync('ip', ['netns', 'add', ns]);
     try {
       execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
-      const result = spawnSync('ip', ['netns', 'exec', ns, TSX, DEMO], {
-        cwd: ROOT,
-        env: envWithoutAmqpUrl(),
-        encoding: 'utf8',
-        timeout: 60_000,
-      });
-      expect(result.stderr).toBe('');
-      expect(result.status).toBe(0);
-      const lines = result.stdout.split('\n');
+      const stdout = runDemo(['ip', 'netns', 'exec', ns]);
+      const lines = stdout.split('\n');
       expect(lines[0]).toBe(EMBEDDED_LINE);
       expect(lines.filter((l) => l.includes('running on the embedded broker'))).toHaveLength(1);
-      expect(result.stdout).toContain('rxamqp embedded broker');
-      expectDemoOutput(result.stdout);
+      expect(stdout).toContain('rxamqp embedded broker');
+      expectDemoOutput(stdout);
     } finally {
       execFileSync('ip', ['netns', 'delete', ns]);
     }

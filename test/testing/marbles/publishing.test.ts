@@ -277,4 +277,17 @@ describe('fake channel as a publish target', () => {
       expectObservable(channel.publish('', 'q', 'z').pipe(take(1))).toBe('--(a|)', { a: acked(3) });
     });
   });
+
+  it(
+    'drops an unwritten publish() when its subscriber leaves',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const channel = kit.channel({ blocked: true });
+      kit.at(3, () => channel.unblock());
+      m.expect(channel.publish('', 'q', 'dropped'), '^-!').toBeObservable('');
+      m.expect(channel.publish('', 'q', 'kept')).toBeObservable('---(a|)', { a: acked(1) });
+      m.flush();
+      expect([channel.cancelled, channel.published.map((p) => p.text)]).toEqual([1, ['kept']]);
+    }),
+  );
 });

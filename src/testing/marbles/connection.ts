@@ -9,7 +9,8 @@ import { BehaviorSubject, type Observable, Observable as RxObservable, Subject }
 import type { ConnectionState } from '../../client/connect.js';
 import type { BlockedEvent } from '../../client/types.js';
 import { ChannelClosedError, ConfigurationError, ConnectionClosedError } from '../../errors.js';
-import { type ChannelHost, FakeChannel, type FakeChannelOptions } from './channel.js';
+import { type ChannelHost, FakeChannel } from './channel.js';
+import type { FakeChannelOptions } from './types.js';
 
 /**
  * Options of a fake connection Observable.

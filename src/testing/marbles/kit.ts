@@ -4,11 +4,12 @@
  * @module
  */
 import type { PublishOutcome, ReturnedMessage } from '../../client/types.js';
-import { type ChannelHost, FakeChannel, type FakeChannelOptions } from './channel.js';
+import { type ChannelHost, FakeChannel } from './channel.js';
 import { FakeConnectionObservable, type FakeConnectionOptions } from './connection.js';
 import { type Clock, clockOf, type MarbleContext } from './context.js';
 import type { FakeMessage, PublishedMessage } from './message.js';
 import { FakeQueue } from './queue.js';
+import type { FakeChannelOptions } from './types.js';
 
 /**
  * Options of {@link marbleKit}.

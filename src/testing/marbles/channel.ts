@@ -165,7 +165,7 @@ export class FakeChannel implements PublishTarget {
    * @example
    * ```ts
    * const { a, c } = channel.deliveriesOf({ a: 'one', b: 'two', c: 'three' }); // tags 1, 2, 3
-   * expectObservable(cold('-ca|', { a, c }).pipe(batchAck())).toBe('---|'); // waits for tag 2
+   * expectObservable(cold('-ca|', { a, c }).pipe(batchAck())).toBe('--a|', { a }); // c waits for tag 2
    * ```
    */
   deliveriesOf<K extends string>(values: Record<K, FakeMessage>): { [P in K]: Delivery } {
@@ -181,8 +181,8 @@ export class FakeChannel implements PublishTarget {
    *
    * @example
    * ```ts
-   * const source = channel.cold('-a-b|', { a: 'one', b: { body: { n: 2 }, redelivered: true } });
-   * expectObservable(source.pipe(batchAck({ count: 2 }))).toBe('---(ab|)', source.deliveries);
+   * const source = channel.cold('-a-b---|', { a: 'one', b: { body: { n: 2 }, redelivered: true } });
+   * expectObservable(source.pipe(batchAck({ count: 2 }))).toBe('---(ab)|', source.deliveries);
    * ```
    */
   cold<K extends string>(

@@ -34,7 +34,7 @@ export interface MarbleKitOptions {
  *   const kit = marbleKit(m);
  *   const channel = kit.channel();
  *   const source = channel.cold('-a-b|', { a: '1', b: 'x' });
- *   m.expect(source.pipe(ackOnSuccess((d) => Number(d.text())), toArray())).toBeObservable('----(r|)', { r: [1] });
+ *   m.expect(source.pipe(ackOnSuccess((d) => JSON.parse(d.text()) as number), toArray())).toBeObservable('----(r|)', { r: [1] });
  *   m.expect(channel.settlements$).toBeObservable('-a-b', { a: settlement.ack(1), b: settlement.reject(2, { requeue: false }) });
  * }));
  * ```

@@ -55,7 +55,7 @@ export type ReplyScript = Reply | ((message: PublishedMessage, publish: PublishI
  *
  * @example
  * ```ts
- * kit.channel({ reply: (m) => (m.routingKey === 'lost' ? 'r' : '-a'), prefetch: 10 });
+ * kit.channel({ reply: (m) => (m.routingKey === 'lost' ? 'r' : '-a'), consumerTag: 'ctag-1' });
  * ```
  */
 export interface FakeChannelOptions {

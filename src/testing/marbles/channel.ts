@@ -356,7 +356,7 @@ export class FakeChannel implements PublishTarget {
   /**
    * Publishes as `Channel.publish`: the Observable emits the outcome and completes, or errors (a
    * scripted `#`, the channel closing first). Unsubscribing drops a message still waiting to be
-   * written (while blocked); after that it only stops listening.
+   * written (while blocked, or until its `w`); after that it only stops listening.
    *
    * @example
    * ```ts
@@ -392,7 +392,8 @@ export class FakeChannel implements PublishTarget {
 
   /**
    * Publishes as `Channel.publishWith`: written at once (returns undefined) unless the channel is
-   * blocked, then a handle whose `cancel()` drops the message until `unblock()` writes it.
+   * blocked or the publish's reply marble holds a `w`; then a handle whose `cancel()` drops the message
+   * until it is written (by `unblock()`, or at its `w`).
    *
    * @example
    * ```ts
@@ -502,7 +503,7 @@ export class FakeChannel implements PublishTarget {
     return this.publishes.maxUnconfirmed;
   }
 
-  /** Publishes waiting to be written (while blocked). */
+  /** Publishes waiting to be written (while blocked, or until their `w`). */
   get unwritten(): number {
     return this.publishes.unwritten;
   }

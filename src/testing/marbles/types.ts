@@ -10,14 +10,19 @@ import type { PublishedMessage } from './message.js';
 import type { Settlement } from './settlement.js';
 
 /**
- * How the broker answers one publish: a marble read from the publish's frame, whose first value is
- * the outcome: `a` acked, `n` nacked, `r` returned (as a `mandatory` message no queue took), `s`
- * sent (no confirm), `#` an error (the channel's `error` option); `'--a'` acks two frames later, `'-'`
- * never answers. Or any Observable of a `PublishOutcome` (its first value is the outcome).
+ * How the broker answers one publish: a marble read from the publish's write (or from its submission,
+ * when it holds a `w`), whose first outcome letter is the answer: `a` acked, `n` nacked, `r` returned
+ * (312 NO_ROUTE, as a `mandatory` message no queue took), `s` sent (no confirm), `#` an error (the
+ * channel's `error` option): `'--a'` acks two frames later, `'-'` never answers. A `w` holds the
+ * message unwritten until that frame, as behind a full socket: `publishWith` returns a handle whose
+ * `cancel()` drops it until then (`'--w-a'`: written 2 frames after the publish, acked 2 later). Or any
+ * Observable of a `PublishOutcome` (its first value is the outcome), subscribed when the message is
+ * written.
  *
  * @example
  * ```ts
  * const slowNack: Reply = '---n';
+ * const heldThenAcked: Reply = '--w-a';
  * const custom: Reply = of({ status: 'acked', seq: 99 } as const);
  * ```
  */
@@ -32,8 +37,8 @@ export type Reply = string | Observable<PublishOutcome>;
  * ```
  */
 export interface PublishInfo {
-  /** The publish's sequence number on the channel (1, 2, ...), as in its outcome. */
-  readonly seq: number;
+  /** Which publish of the channel this is (1, 2, ...; the sequence number too when every publish is written, in order, in confirm mode). */
+  readonly index: number;
   /** How many publishes of the same exchange, routing key and body came before it, plus one. */
   readonly attempt: number;
 }
@@ -77,7 +82,7 @@ export interface FakeChannelOptions {
 
 /**
  * Everything that happened on a fake channel, in order, with its frame: a settlement received, a
- * message published (written), a confirm, the close.
+ * message published (written), a publish dropped unwritten (`cancel()`), a confirm, the close.
  *
  * @example
  * ```ts
@@ -87,5 +92,6 @@ export interface FakeChannelOptions {
 export type ChannelEvent =
   | { readonly time: number; readonly type: 'settled'; readonly settlement: Settlement }
   | { readonly time: number; readonly type: 'published'; readonly message: PublishedMessage }
+  | { readonly time: number; readonly type: 'cancelled'; readonly message: PublishedMessage }
   | { readonly time: number; readonly type: 'confirmed'; readonly confirmation: Confirmation }
   | { readonly time: number; readonly type: 'closed'; readonly error: Error | undefined };

@@ -80,12 +80,9 @@ function fakeConfirmChannel(
   return { channel, wire, paths, bodies, publishCounts };
 }
 
-/** A channel event as [frame, type, body or confirm status]. */
-const seen = (e: ChannelEvent) => [
-  e.time,
-  e.type,
-  'message' in e ? e.message.text : e.type === 'confirmed' ? e.confirmation.status : '',
-];
+/** A channel event as 'frame type body' (the confirm's status for a confirm). */
+const seen = (e: ChannelEvent) =>
+  `${e.time} ${e.type} ${'message' in e ? e.message.text : e.type === 'confirmed' ? e.confirmation.status : ''}`;
 
 const message = (body: string, extra: Partial<OutgoingMessage> = {}): OutgoingMessage => ({
   exchange: 'ex',
@@ -513,11 +510,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       undefined,
       new PublishNackedError('ex', 'rk.a', 1, 1),
       [2, 2],
-      [
-        [2, 'published', 'a'],
-        [2, 'confirmed', 'nacked'],
-        [2, 'cancelled', 'b'],
-      ],
+      ['2 published a', '2 confirmed nacked', '2 cancelled b'],
     ],
     [
       'a publish errors',
@@ -526,11 +519,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       undefined,
       closed,
       [2, 2],
-      [
-        [2, 'published', 'a'],
-        [2, 'confirmed', 'failed'],
-        [2, 'cancelled', 'b'],
-      ],
+      ['2 published a', '2 confirmed failed', '2 cancelled b'],
     ],
     [
       'the source errors',
@@ -539,10 +528,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       undefined,
       sourceFailed,
       [1, 2],
-      [
-        [2, 'cancelled', 'a'],
-        [2, 'cancelled', 'b'],
-      ],
+      ['2 cancelled a', '2 cancelled b'],
     ],
     [
       'it is unsubscribed',
@@ -551,10 +537,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       '^-!',
       undefined,
       [2, 2],
-      [
-        [2, 'cancelled', 'a'],
-        [2, 'cancelled', 'b'],
-      ],
+      ['2 cancelled a', '2 cancelled b'],
     ],
   ] as const)('stops the publishes in flight when %s', (_, source, replyA, until, error, unwritten, events) =>
     marbles((m) => {
@@ -582,11 +565,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       const out = m.cold('a', { a }).pipe(publishConfirmed(channel, { onNack: { retry: 1 } }));
       m.expect(out, '^--!').toBeObservable('');
       m.flush();
-      expect(wire.events.map(seen)).toEqual([
-        [0, 'published', 'a'],
-        [1, 'confirmed', 'nacked'],
-        [3, 'cancelled', 'a'],
-      ]);
+      expect(wire.events.map(seen)).toEqual(['0 published a', '1 confirmed nacked', '3 cancelled a']);
       expect([wire.unconfirmed, wire.unwritten]).toEqual([0, 0]);
     }),
   );

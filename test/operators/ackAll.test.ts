@@ -12,16 +12,12 @@ describe('ackAll', () => {
       const channel = marbleKit(m).channel();
       const source = channel.cold('-a-b|', { a: 'm1', b: 'm2' });
       const { a, b } = source.deliveries;
-      // The delivery itself, settled when emitted.
-      m.expect(
-        source.pipe(
-          ackAll(),
-          map((d) => [d, d.settled]),
-        ),
-      ).toBeObservable('-a-b|', {
-        a: [a, true],
-        b: [b, true],
-      });
+      // Each delivery itself, settled when emitted.
+      const result = source.pipe(
+        ackAll(),
+        map((d) => [d, d.settled]),
+      );
+      m.expect(result).toBeObservable('-a-b|', { a: [a, true], b: [b, true] });
       m.expect(channel.settlements$).toBeObservable('-a-b', { a: ack(1), b: ack(2) });
     }),
   );

@@ -7,49 +7,19 @@
  */
 import { lastValueFrom, map, range, toArray } from 'rxjs';
 import { type OutgoingMessage, publishConfirmed } from '../../operators/index.js';
-import type { PublishCallback, PublishHandle, PublishOutcome, PublishTarget } from '../../src/node.js';
-
-const SENT: PublishOutcome = { status: 'sent' };
+import { marbleKit } from '../../src/testing/index.js';
 
 /**
- * A target not in confirm mode: while `held`, each publish waits (as behind a full socket) until
- * `release()`; otherwise it settles before `publishWith` returns.
+ * A marble-kit channel not in confirm mode: while blocked, each publish waits (as behind a full
+ * socket) until `unblock()`; otherwise it settles before `publishWith` returns. Its `publish` throws:
+ * the operator must take the callback path.
  */
-function synchronousTarget() {
-  const published: string[] = [];
-  const waiting: (() => void)[] = [];
-  const state = { held: false };
-  const target: PublishTarget = {
-    confirmMode: false,
-    publish: () => {
-      throw new Error('publishConfirmed should take the callback path');
-    },
-    publishWith<C>(
-      _exchange: string,
-      routingKey: string,
-      _body: Uint8Array,
-      _properties: unknown,
-      _mandatory: boolean,
-      context: C,
-      done: PublishCallback<C>,
-    ): PublishHandle | undefined {
-      const write = (): void => {
-        published.push(routingKey);
-        done(context, SENT);
-      };
-      if (!state.held) {
-        write();
-        return undefined;
-      }
-      waiting.push(write);
-      return { cancel: () => false };
-    },
-  } as PublishTarget;
-  const release = (): void => {
-    state.held = false;
-    for (const write of waiting.splice(0)) write();
+function synchronousTarget(options: { blocked?: boolean } = {}) {
+  const channel = marbleKit().channel({ confirm: false, ...options });
+  channel.publish = () => {
+    throw new Error('publishConfirmed should take the callback path');
   };
-  return { target, published, state, release };
+  return { channel, published: () => channel.published.map((p) => p.routingKey) };
 }
 
 const messages = (n: number) =>
@@ -63,34 +33,32 @@ function expectInOrder(keys: readonly string[], n: number): void {
 
 describe('publishConfirmed with allowUnconfirmed over synchronous publishes', () => {
   it('publishes 100,000 messages that settle at once and emits every result in order', async () => {
-    const { target, published } = synchronousTarget();
+    const { channel, published } = synchronousTarget();
     const results = await lastValueFrom(
-      messages(100_000).pipe(publishConfirmed(target, { allowUnconfirmed: true }), toArray()),
+      messages(100_000).pipe(publishConfirmed(channel, { allowUnconfirmed: true }), toArray()),
     );
     expectInOrder(
       results.map((r) => r.message.routingKey),
       100_000,
     );
     expect(results.every((r) => r.outcome.status === 'sent' && r.attempts === 1)).toBe(true);
-    expectInOrder(published, 100_000);
+    expectInOrder(published(), 100_000);
   });
 
   it('does not recurse when a held window is released and the 99,000 waiting messages settle at once', async () => {
     const n = 100_000;
-    const { target, published, state, release } = synchronousTarget();
-    state.held = true;
+    const { channel, published } = synchronousTarget({ blocked: true });
     const done = lastValueFrom(
-      messages(n).pipe(publishConfirmed(target, { allowUnconfirmed: true, window: 1000 }), toArray()),
+      messages(n).pipe(publishConfirmed(channel, { allowUnconfirmed: true, window: 1000 }), toArray()),
     );
     // The source has run: the window's 1000 publishes wait, the other 99,000 wait in the operator.
-    expect(published).toHaveLength(0);
-    release(); // the first settle starts the next message, which settles at once, and so on
+    expect([published(), channel.unwritten]).toEqual([[], 1000]);
+    channel.unblock(); // the first settle starts the next message, which settles at once, and so on
     const results = await done;
     expectInOrder(
       results.map((r) => r.message.routingKey),
       n,
     );
-    expect(published).toHaveLength(n);
-    expect(new Set(published).size).toBe(n);
+    expectInOrder(published(), n);
   });
 });

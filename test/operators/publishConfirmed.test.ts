@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { from, lastValueFrom, map, NEVER, Observable, of, take, tap, throwError, timer, toArray } from 'rxjs';
+import { from, lastValueFrom, map, NEVER, of, take, tap, throwError, timer, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { marbles } from 'rxjs-marbles/jest';
 import {
@@ -10,21 +10,20 @@ import {
 } from '../../operators/index.js';
 import {
   type BasicProperties,
-  type Channel,
   ConfigurationError,
+  type PublishCallback,
   PublishNackedError,
   type PublishOutcome,
+  type PublishTarget,
   type ReturnedMessage,
 } from '../../src/node.js';
-
-/** One publish the fake channel was asked for. */
-interface PublishCall {
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly body: string;
-  readonly properties: BasicProperties | undefined;
-  readonly mandatory: boolean | undefined;
-}
+import {
+  type ChannelEvent,
+  type MarbleContext,
+  marbleKit,
+  published,
+  type Reply,
+} from '../../src/testing/index.js';
 
 /**
  * How the fake channel publishes: `publish` only (the Observable path), or also `publishWith` (the
@@ -33,89 +32,57 @@ interface PublishCall {
 type Path = 'publish' | 'publishWith';
 
 /**
- * A fake confirm-mode channel. Each publish records its call and answers with the reply scripted for
- * the message's body: `replies[body][n]` for the n-th publish of that body (an error past the script).
- * The reply is subscribed while the publish is in flight: `publish()` returns it, `publishWith()`
- * subscribes it, reports to `done` and returns a handle whose `cancel()` unsubscribes it (as if every
- * publish had to wait to be written). `stats` counts the publishes awaiting their answer at once
- * (subscribed, neither answered, failed nor unsubscribed), the cancels, and the paths used.
+ * A confirm-mode channel of the marble kit (`wire`: what reached the broker) whose publishes are
+ * answered by the reply scripted for the message's body: `replies[body][n]` for the n-th publish of
+ * that body (an error past the script). `channel` is the target handed to the operator: `publish`
+ * only on the `publish` path, `publishWith` too on the other; `paths` records the methods called.
+ * The replies are Observables (then the kit needs no marble parser) or reply marbles (pass the test's
+ * `context`), whose `#` errors with `error`.
  */
-function fakeConfirmChannel(replies: Record<string, readonly Observable<PublishOutcome>[]>, path: Path) {
-  const calls: PublishCall[] = [];
-  const publishesOf = new Map<string, number>();
-  const stats = { active: 0, maxActive: 0, cancels: 0, paths: new Set<Path>() };
-  const reply = (
+function fakeConfirmChannel(
+  replies: Record<string, readonly Reply[]>,
+  path: Path,
+  context?: MarbleContext,
+  error?: Error,
+) {
+  const wire = marbleKit(context).channel({
+    ...(error === undefined ? {} : { error }),
+    reply: (p, { attempt }) =>
+      replies[p.text]?.[attempt - 1] ??
+      throwError(() => new Error(`no reply scripted for publish ${attempt} of '${p.text}'`)),
+  });
+  const paths = new Set<Path>();
+  const publish: PublishTarget['publish'] = (...args) => {
+    paths.add('publish');
+    return wire.publish(...args);
+  };
+  const publishWith = <C>(
     exchange: string,
     routingKey: string,
-    body: Uint8Array | string,
+    body: Uint8Array,
     properties: BasicProperties | undefined,
-    mandatory: boolean | undefined,
-  ): Observable<PublishOutcome> => {
-    const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
-    calls.push({ exchange, routingKey, body: text, properties, mandatory });
-    const n = publishesOf.get(text) ?? 0;
-    publishesOf.set(text, n + 1);
-    const scripted = replies[text]?.[n];
-    if (scripted === undefined) {
-      return throwError(() => new Error(`no reply scripted for publish ${n + 1} of '${text}'`));
-    }
-    return new Observable<PublishOutcome>((subscriber) => {
-      let awaiting = true;
-      const answered = () => {
-        if (awaiting) stats.active--;
-        awaiting = false;
-      };
-      stats.active++;
-      stats.maxActive = Math.max(stats.maxActive, stats.active);
-      const subscription = scripted.pipe(tap({ next: answered, error: answered })).subscribe(subscriber);
-      return () => {
-        answered();
-        subscription.unsubscribe();
-      };
-    });
-  };
-  const publish: Channel['publish'] = (exchange, routingKey, body, properties, options) => {
-    stats.paths.add('publish');
-    return reply(exchange, routingKey, body, properties, options?.mandatory);
-  };
-  const publishWith: Channel['publishWith'] = (
-    exchange,
-    routingKey,
-    body,
-    properties,
-    mandatory,
-    context,
-    done,
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
   ) => {
-    stats.paths.add('publishWith');
-    let outcome: PublishOutcome | undefined;
-    let finished = false;
-    const subscription = reply(exchange, routingKey, body, properties, mandatory).subscribe({
-      next: (o) => {
-        outcome = o;
-      },
-      error: (e: Error) => {
-        finished = true;
-        done(context, undefined, e);
-      },
-      complete: () => {
-        finished = true;
-        done(context, outcome ?? { status: 'sent' });
-      },
-    });
-    return {
-      cancel: () => {
-        stats.cancels++;
-        subscription.unsubscribe();
-        return !finished;
-      },
-    };
+    paths.add('publishWith');
+    return wire.publishWith(exchange, routingKey, body, properties, mandatory, context, done);
   };
+  const channel: PublishTarget = path === 'publish' ? { publish } : { publish, publishWith };
+  /** The bodies published, in order. */
+  const bodies = () => wire.published.map((p) => p.text);
   /** How many times each body was published, in first-publish order. */
-  const publishCounts = () => Object.fromEntries(publishesOf);
-  const channel = path === 'publish' ? { publish } : { publish, publishWith };
-  return { channel, calls, stats, publishCounts };
+  const publishCounts = () => {
+    const counts: Record<string, number> = {};
+    for (const body of bodies()) counts[body] = (counts[body] ?? 0) + 1;
+    return counts;
+  };
+  return { channel, wire, paths, bodies, publishCounts };
 }
+
+/** A channel event as 'frame type body' (the confirm's status for a confirm). */
+const seen = (e: ChannelEvent) =>
+  `${e.time} ${e.type} ${'message' in e ? e.message.text : e.type === 'confirmed' ? e.confirmation.status : ''}`;
 
 const message = (body: string, extra: Partial<OutgoingMessage> = {}): OutgoingMessage => ({
   exchange: 'ex',
@@ -137,11 +104,8 @@ const result = <M extends OutgoingMessage>(
 ): PublishResult<M> => ({ message: msg, outcome, attempts });
 
 describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (path) => {
-  const fake = (replies: Record<string, readonly Observable<PublishOutcome>[]>) =>
-    fakeConfirmChannel(replies, path);
-  // On both paths, ending the stream stops the publishes in flight (on the publishWith path, a
-  // message still waiting to be written is dropped through the handle publishWith returns).
-  const itStopsInFlight = it;
+  const fake = (replies: Record<string, readonly Reply[]>, context?: MarbleContext, error?: Error) =>
+    fakeConfirmChannel(replies, path, context, error);
 
   it(
     'publishes each message with its properties and mandatory flag, emits outcomes in source order with attempts 1',
@@ -149,7 +113,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       const a = message('a', { properties: { contentType: 'text/plain', deliveryMode: 2 } });
       const b = message('b', { mandatory: true });
       const c = { ...message('c', { mandatory: false }), id: 42 };
-      const { channel, calls, stats } = fake({
+      const { channel, wire, paths } = fake({
         a: [m.cold('-(x|)', { x: acked(1) })],
         b: [m.cold('-(x|)', { x: acked(2) })],
         c: [m.cold('-(x|)', { x: acked(3) })],
@@ -166,22 +130,16 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
         z: result(c, acked(3)),
       });
       m.flush();
-      expect(calls).toEqual([
-        {
-          exchange: 'ex',
-          routingKey: 'rk.a',
-          body: 'a',
-          properties: { contentType: 'text/plain', deliveryMode: 2 },
-          mandatory: false,
-        },
-        { exchange: 'ex', routingKey: 'rk.b', body: 'b', properties: undefined, mandatory: true },
-        { exchange: 'ex', routingKey: 'rk.c', body: 'c', properties: undefined, mandatory: false },
+      expect(wire.published).toEqual([
+        published('ex', 'rk.a', 'a', { properties: { contentType: 'text/plain', deliveryMode: 2 } }),
+        published('ex', 'rk.b', 'b', { mandatory: true }),
+        published('ex', 'rk.c', 'c'),
       ]);
       // The message emitted is the source's own object (extra fields kept).
       expect(emitted.map((r) => r.message)).toEqual([a, b, c]);
       expect(emitted[2]?.message).toBe(c);
       // The path under test is the one taken.
-      expect([...stats.paths]).toEqual([path]);
+      expect([...paths]).toEqual([path]);
     }),
   );
 
@@ -203,10 +161,10 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
   it(
     'completes at once for an empty source, publishing nothing',
     marbles((m) => {
-      const { channel, calls } = fake({});
+      const { channel, bodies } = fake({});
       m.expect(m.cold<OutgoingMessage>('--|').pipe(publishConfirmed(channel))).toBeObservable('--|');
       m.flush();
-      expect(calls).toEqual([]);
+      expect(bodies()).toEqual([]);
     }),
   );
 
@@ -223,11 +181,11 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       const rb = m.cold('--(x|)', { x: acked(2) });
       const rc = m.cold('--(x|)', { x: acked(3) });
       const rd = m.cold('-(x|)', { x: acked(4) });
-      const { channel, calls, stats } = fake({ a: [ra], b: [rb], c: [rc], d: [rd] });
+      const { channel, wire, bodies } = fake({ a: [ra], b: [rb], c: [rc], d: [rd] });
       const out = m.cold('(abcd|)', { a, b, c, d }).pipe(publishConfirmed(channel, { window: 2 }));
       const publishedBy: number[] = [];
       for (let frame = 0; frame <= 6; frame++) {
-        m.scheduler.schedule(() => publishedBy.push(calls.length), frame);
+        m.scheduler.schedule(() => publishedBy.push(bodies().length), frame);
       }
       // c waits for b's confirm (frame 2), d for c's (frame 4); b, c and d are confirmed before a (frame 5).
       m.expect(out).toBeObservable('-----(wxyz|)', {
@@ -241,8 +199,8 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       m.expect(rc).toHaveSubscriptions('--^-!');
       m.expect(rd).toHaveSubscriptions('----^!');
       m.flush();
-      expect(stats.maxActive).toBe(2);
-      expect(stats.active).toBe(0);
+      expect(wire.maxUnconfirmed).toBe(2);
+      expect(wire.unconfirmed).toBe(0);
       // Probes run before what else happens in their frame.
       expect(publishedBy).toEqual([0, 2, 2, 3, 3, 4, 4]);
     }),
@@ -255,13 +213,13 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       const replies = Object.fromEntries(
         bodies.map((body, i) => [body, [m.cold('--(x|)', { x: acked(i) })]]),
       );
-      const { channel, stats } = fake(replies);
+      const { channel, wire } = fake(replies);
       const count = { n: 0 };
       from(bodies.map((body) => message(body)))
         .pipe(publishConfirmed(channel))
         .subscribe(() => count.n++);
       m.flush();
-      expect(stats.maxActive).toBe(1000);
+      expect(wire.maxUnconfirmed).toBe(1000);
       expect(count.n).toBe(1001);
     }),
   );
@@ -299,7 +257,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       const b = message('b');
       const ra = m.cold('--(n|)', { n: nacked(7) });
       const rb = m.cold('-----(x|)', { x: acked(8) });
-      const { channel, calls } = fake({ a: [ra], b: [rb] });
+      const { channel, bodies } = fake({ a: [ra], b: [rb] });
       const errors: unknown[] = [];
       const out = m
         .cold('(ab|)', { a, b })
@@ -310,7 +268,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       expect(errors[0]).toBeInstanceOf(PublishNackedError);
       expect(errors[0]).toMatchObject({ code: 'PUBLISH_NACKED', seq: 7, attempts: 1 });
       expect((errors[0] as Error).message).toContain("exchange 'ex' with routing key 'rk.a'");
-      expect(calls).toHaveLength(2);
+      expect(bodies()).toHaveLength(2);
     })(),
   );
 
@@ -319,14 +277,14 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
     marbles((m) => {
       const a = message('a');
       const b = message('b');
-      const { channel, calls } = fake({
+      const { channel, bodies } = fake({
         a: [m.cold('-(n|)', { n: nacked(1) })],
         b: [m.cold('--(x|)', { x: acked(2) })],
       });
       const out = m.cold('(ab|)', { a, b }).pipe(publishConfirmed(channel, { onNack: 'emit' }));
       m.expect(out).toBeObservable('-x(y|)', { x: result(a, nacked(1)), y: result(b, acked(2)) });
       m.flush();
-      expect(calls.map((call) => call.body)).toEqual(['a', 'b']);
+      expect(bodies()).toEqual(['a', 'b']);
     }),
   );
 
@@ -336,7 +294,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       const a = message('a', { properties: { messageId: 'id-a' }, mandatory: true });
       const b = message('b');
       const c = message('c');
-      const { channel, calls, publishCounts } = fake({
+      const { channel, wire, publishCounts } = fake({
         a: [
           m.cold('-(n|)', { n: nacked(1) }),
           m.cold('-(n|)', { n: nacked(4) }),
@@ -355,12 +313,9 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       m.flush();
       expect(publishCounts()).toEqual({ a: 3, b: 2, c: 1 });
       // Every attempt publishes the same message.
-      const republished = calls.filter((call) => call.body === 'a');
-      expect(republished).toEqual([
-        { exchange: 'ex', routingKey: 'rk.a', body: 'a', properties: { messageId: 'id-a' }, mandatory: true },
-        { exchange: 'ex', routingKey: 'rk.a', body: 'a', properties: { messageId: 'id-a' }, mandatory: true },
-        { exchange: 'ex', routingKey: 'rk.a', body: 'a', properties: { messageId: 'id-a' }, mandatory: true },
-      ]);
+      const republished = wire.published.filter((p) => p.text === 'a');
+      const attempt = published('ex', 'rk.a', 'a', { properties: { messageId: 'id-a' }, mandatory: true });
+      expect(republished).toEqual([attempt, attempt, attempt]);
     }),
   );
 
@@ -431,7 +386,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
         m.cold('a|', { a }).pipe(publishConfirmed(emitting.channel, { onNack: retryThenEmit(0) })),
       ).toBeObservable('-(x|)', { x: result(a, nacked(1)) });
       m.flush();
-      expect([failing.calls.length, emitting.calls.length]).toEqual([1, 1]);
+      expect([failing.bodies().length, emitting.bodies().length]).toEqual([1, 1]);
     }),
   );
 
@@ -527,7 +482,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       const b = message('b');
       const c = message('c');
       const rc = m.cold('-(x|)', { x: acked(4) });
-      const { channel, calls } = fake({
+      const { channel, bodies } = fake({
         a: [m.cold('------(x|)', { x: acked(1) })],
         b: [m.cold('-(n|)', { n: nacked(2) }), m.cold('------(x|)', { x: acked(3) })],
         c: [rc],
@@ -538,79 +493,103 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       m.expect(source).toHaveSubscriptions('^--!');
       m.expect(rc).toHaveSubscriptions([]);
       m.flush();
-      expect(calls.map((call) => call.body)).toEqual(['a', 'b', 'b']);
+      expect(bodies()).toEqual(['a', 'b', 'b']);
     }),
   );
 
+  // Ending the stream drops the publishes not written yet (here, each waits for the `w` of its reply
+  // marble) on both paths: publishWith's handle is cancelled, publish() is unsubscribed.
   const closed = new Error('channel closed');
   const sourceFailed = new Error('source failed');
-  itStopsInFlight.each([
-    // [why it stops, source, a's reply, unsubscription, error, a's subscription, b's subscription]
+  it.each([
+    // [why it stops, source, a's reply, unsubscription, error, unwritten at frames 1 and 2, what the channel saw]
     [
       'a nack errors it',
       '(ab|)',
-      '--(n|)',
+      '--(wn)',
       undefined,
       new PublishNackedError('ex', 'rk.a', 1, 1),
-      '^-!',
-      '^-!',
+      [2, 2],
+      ['2 published a', '2 confirmed nacked', '2 cancelled b'],
     ],
-    ['a publish errors', '(ab|)', '--#', undefined, closed, '^-!', '^-!'],
-    ['the source errors', 'ab#', '-----(x|)', undefined, sourceFailed, '^-!', '-^!'],
-    ['it is unsubscribed', '(ab|)', '-----(x|)', '^-!', undefined, '^-!', '^-!'],
-  ] as const)('stops the publishes in flight when %s', (_, source, replyA, until, error, subsA, subsB) =>
+    [
+      'a publish errors',
+      '(ab|)',
+      '--(w#)',
+      undefined,
+      closed,
+      [2, 2],
+      ['2 published a', '2 confirmed failed', '2 cancelled b'],
+    ],
+    [
+      'the source errors',
+      'ab#',
+      '-----(wa)',
+      undefined,
+      sourceFailed,
+      [1, 2],
+      ['2 cancelled a', '2 cancelled b'],
+    ],
+    [
+      'it is unsubscribed',
+      '(ab|)',
+      '-----(wa)',
+      '^-!',
+      undefined,
+      [2, 2],
+      ['2 cancelled a', '2 cancelled b'],
+    ],
+  ] as const)('stops the publishes in flight when %s', (_, source, replyA, until, error, unwritten, events) =>
     marbles((m) => {
       const a = message('a');
       const b = message('b');
-      const ra = m.cold(replyA, { x: acked(1), n: nacked(1) }, closed);
-      const rb = m.cold('-----(x|)', { x: acked(2) });
-      const { channel, stats } = fake({ a: [ra], b: [rb] });
+      const { channel, wire } = fake({ a: [replyA], b: ['-----(wa)'] }, m, closed);
+      // Probes run before what else happens in their frame (they are scheduled first).
+      const probes: number[] = [];
+      for (const frame of [1, 2]) m.scheduler.schedule(() => probes.push(wire.unwritten), frame);
       const out = m.cold(source, { a, b }, sourceFailed).pipe(publishConfirmed(channel));
       if (until === undefined) m.expect(out).toBeObservable('--#', undefined, error);
       else m.expect(out, until).toBeObservable('');
-      m.expect(ra).toHaveSubscriptions(subsA);
-      m.expect(rb).toHaveSubscriptions(subsB);
       m.flush();
-      expect(stats.active).toBe(0);
+      expect(probes).toEqual(unwritten);
+      expect(wire.events.map(seen)).toEqual(events);
+      expect([wire.unconfirmed, wire.unwritten, wire.published.length]).toEqual([0, 0, events.length - 2]);
     })(),
   );
 
-  itStopsInFlight(
+  it(
     'stops a republish in flight when unsubscribed',
     marbles((m) => {
       const a = message('a');
-      const ra1 = m.cold('-(n|)', { n: nacked(1) });
-      const ra2 = m.cold('-----(x|)', { x: acked(2) });
-      const { channel, stats } = fake({ a: [ra1, ra2] });
+      const { channel, wire } = fake({ a: ['-n', '----(wa)'] }, m);
       const out = m.cold('a', { a }).pipe(publishConfirmed(channel, { onNack: { retry: 1 } }));
       m.expect(out, '^--!').toBeObservable('');
-      m.expect(ra1).toHaveSubscriptions('^!');
-      m.expect(ra2).toHaveSubscriptions('-^-!');
       m.flush();
-      expect(stats.active).toBe(0);
+      expect(wire.events.map(seen)).toEqual(['0 published a', '1 confirmed nacked', '3 cancelled a']);
+      expect([wire.unconfirmed, wire.unwritten]).toEqual([0, 0]);
     }),
   );
 
   // An error or an unsubscription while a synchronous source is still emitting stops it: the
   // source's next messages are not published.
   it('publishes nothing more once a synchronous nack has errored it', () => {
-    const { channel, calls } = fake({ a: [of(nacked(1))], b: [NEVER], c: [NEVER] });
+    const { channel, bodies } = fake({ a: [of(nacked(1))], b: [NEVER], c: [NEVER] });
     const errors: unknown[] = [];
     from([message('a'), message('b'), message('c')])
       .pipe(publishConfirmed(channel))
       .subscribe({ error: (e) => errors.push(e) });
     expect(errors).toEqual([new PublishNackedError('ex', 'rk.a', 1, 1)]);
-    expect(calls.map((call) => call.body)).toEqual(['a']);
+    expect(bodies()).toEqual(['a']);
   });
 
   it('publishes nothing more once unsubscribed by take(1) during a synchronous source', () => {
-    const { channel, calls } = fake({ a: [of(acked(1))], b: [of(acked(2))], c: [of(acked(3))] });
+    const { channel, bodies } = fake({ a: [of(acked(1))], b: [of(acked(2))], c: [of(acked(3))] });
     const emitted: PublishResult[] = [];
     from([message('a'), message('b'), message('c')])
       .pipe(publishConfirmed(channel), take(1))
       .subscribe((r) => emitted.push(r));
     expect(emitted).toEqual([result(message('a'), acked(1))]);
-    expect(calls.map((call) => call.body)).toEqual(['a']);
+    expect(bodies()).toEqual(['a']);
   });
 
   it(
@@ -620,7 +599,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       const b = message('b');
       const c = message('c');
       const rb = m.cold('---(n|)', { n: nacked(2) });
-      const { channel, calls } = fake({
+      const { channel, bodies } = fake({
         a: [m.cold<PublishOutcome>('-#', undefined, closed)],
         b: [rb, m.cold('-(x|)', { x: acked(3) })],
         c: [m.cold('-(x|)', { x: acked(4) })],
@@ -630,7 +609,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
         .pipe(publishConfirmed(channel, { window: 2, onNack: { retry: 1 } }));
       m.expect(out).toBeObservable('-#', undefined, closed);
       m.flush();
-      expect(calls.map((call) => call.body)).toEqual(['a', 'b']);
+      expect(bodies()).toEqual(['a', 'b']);
     }),
   );
 
@@ -645,7 +624,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
           [timer(i % 7 === 0 ? 20 : i % 3).pipe(map(() => acked(i + 1)))],
         ]),
       );
-      const { channel, stats } = fake(replies);
+      const { channel, wire } = fake(replies);
       const bodies: string[] = [];
       let completed = false;
       from(Array.from({ length: count }, (_, i) => message(`m${i}`)))
@@ -654,7 +633,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
       scheduler.flush();
       expect(bodies).toEqual(Array.from({ length: count }, (_, i) => `m${i}`));
       expect(completed).toBe(true);
-      expect(stats.maxActive).toBe(64);
+      expect(wire.maxUnconfirmed).toBe(64);
     });
   });
 
@@ -708,7 +687,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
               ),
             ]),
           );
-          const { channel, publishCounts, stats } = fake(replies);
+          const { channel, publishCounts, wire } = fake(replies);
           const emitted: PublishResult[] = [];
           let completed = false;
           from(messages.map((_, i) => message(`m${i}`)))
@@ -723,8 +702,8 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
             expect(emitted[i]?.outcome.status).toBe(attempts === delays.length ? 'acked' : 'nacked');
             expect(publishCounts()[`m${i}`]).toBe(attempts);
           });
-          expect(stats.maxActive).toBeLessThanOrEqual(window);
-          expect(stats.maxActive).toBe(Math.min(window, messages.length));
+          expect(wire.maxUnconfirmed).toBeLessThanOrEqual(window);
+          expect(wire.maxUnconfirmed).toBe(Math.min(window, messages.length));
         });
       }),
       { numRuns: 200 },
@@ -734,7 +713,7 @@ describe.each<Path>(['publish', 'publishWith'])('publishConfirmed over %s', (pat
 
 describe('publishConfirmed options', () => {
   it('refuses a window that is not a positive integer and a retry count that is not a non-negative integer', () => {
-    const { channel, calls } = fakeConfirmChannel({}, 'publish');
+    const { channel, bodies } = fakeConfirmChannel({}, 'publish');
     for (const window of [0, 1.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => publishConfirmed(channel, { window })).toThrow(ConfigurationError);
     }
@@ -750,7 +729,7 @@ describe('publishConfirmed options', () => {
     );
     expect(() => publishConfirmed(channel, { window: 1, onNack: { retry: 0 } })).not.toThrow();
     expect(() => publishConfirmed(channel)).not.toThrow();
-    expect(calls).toEqual([]);
+    expect(bodies()).toEqual([]);
   });
 });
 

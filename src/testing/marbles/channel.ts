@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isObservable, type Observable, Observable as RxObservable, type Subscription } from 'rxjs';
+import { type Observable, Observable as RxObservable } from 'rxjs';
 import { Delivery, type Settler } from '../../client/delivery.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from '../../client/interfaces.js';
 import type {
@@ -20,75 +20,11 @@ import { utf8Decode, utf8Encode } from '../../protocol/bytes.js';
 import type { BasicProperties } from '../../protocol/generated.js';
 import type { Clock, SubscriptionLogs } from './context.js';
 import { type FakeMessage, type PublishedMessage, plainBytes, toBytes, toInit } from './message.js';
+import { Publishes } from './publishing.js';
 import type { FakeQueue, QueueConsumer, QueuedMessage } from './queue.js';
 import type { Settlement } from './settlement.js';
 import { Timeline } from './timeline.js';
-
-/**
- * How the broker answers one publish: a marble read from the publish's frame, whose first value is
- * the outcome: `a` acked, `n` nacked, `r` returned (as a `mandatory` message no queue took), `s`
- * sent (no confirm), `#` an error (the channel's `error` option); `'--a'` acks two frames later, `'-'`
- * never answers. Or any Observable of a `PublishOutcome` (its first value is the outcome).
- *
- * @example
- * ```ts
- * const slowNack: Reply = '---n';
- * const custom: Reply = of({ status: 'acked', seq: 99 } as const);
- * ```
- */
-export type Reply = string | Observable<PublishOutcome>;
-
-/**
- * Which publish a {@link ReplyScript} function is answering.
- *
- * @example
- * ```ts
- * const nackFirstTries: ReplyScript = (_, { attempt }: PublishInfo) => (attempt === 1 ? 'n' : 'a');
- * ```
- */
-export interface PublishInfo {
-  /** The publish's sequence number on the channel (1, 2, ...), as in its outcome. */
-  readonly seq: number;
-  /** How many publishes of the same exchange, routing key and body came before it, plus one. */
-  readonly attempt: number;
-}
-
-/**
- * The confirms of a fake channel: one {@link Reply} for every publish, or a function that gives each
- * publish its reply.
- *
- * @example
- * ```ts
- * // Nack the first attempt of 'b', ack everything else two frames after its publish:
- * const script: ReplyScript = (message, { attempt }) => (message.text === 'b' && attempt === 1 ? '-n' : '--a');
- * ```
- */
-export type ReplyScript = Reply | ((message: PublishedMessage, publish: PublishInfo) => Reply);
-
-/**
- * Options of a fake channel.
- *
- * @example
- * ```ts
- * kit.channel({ reply: (m) => (m.routingKey === 'lost' ? 'r' : '-a'), prefetch: 10 });
- * ```
- */
-export interface FakeChannelOptions {
-  /** The channel number. Default: the kit's next (1, 2, ...). */
-  readonly id?: number;
-  /** Confirm mode (`confirmMode`, outcomes from `reply`). Default true; false: every publish is `sent` when written. */
-  readonly confirm?: boolean;
-  /** How the broker answers each publish in confirm mode. Default: acked `confirmDelay` frames after the publish. */
-  readonly reply?: ReplyScript;
-  /** Frames between a publish and its default ack. Default 0 (the same frame, after the publish). */
-  readonly confirmDelay?: number;
-  /** What `#` in a reply marble errors the publish with. Default: an `Error` naming the publish. */
-  readonly error?: unknown;
-  /** Start blocked: publishes wait, unwritten (and cancellable), until `unblock()`. Default false. */
-  readonly blocked?: boolean;
-  /** The `consumerTag` of the deliveries made with `delivery`, `cold` and `hot`. Default: none. */
-  readonly consumerTag?: string;
-}
+import type { ChannelEvent, FakeChannelOptions } from './types.js';
 
 /**
  * A test Observable of deliveries, with the deliveries it emits by values-map key (to use in
@@ -105,21 +41,6 @@ export type DeliveryStream<K extends string> = Observable<Delivery> & {
   readonly subscriptions: SubscriptionLogs;
 };
 
-/**
- * Everything that happened on a fake channel, in order, with its frame: a settlement received, a
- * message published (written), a confirm, the close.
- *
- * @example
- * ```ts
- * expect(channel.events.map((e) => [e.time, e.type])).toEqual([[2, 'published'], [4, 'settled']]);
- * ```
- */
-export type ChannelEvent =
-  | { readonly time: number; readonly type: 'settled'; readonly settlement: Settlement }
-  | { readonly time: number; readonly type: 'published'; readonly message: PublishedMessage }
-  | { readonly time: number; readonly type: 'confirmed'; readonly confirmation: Confirmation }
-  | { readonly time: number; readonly type: 'closed'; readonly error: Error | undefined };
-
 /** @internal What a fake channel needs from its kit. */
 export interface ChannelHost {
   readonly clock: Clock;
@@ -128,15 +49,6 @@ export interface ChannelHost {
   queue(name: string): FakeQueue;
   /** The queue of that name if the test made one. */
   existingQueue(name: string): FakeQueue | undefined;
-}
-
-interface Publish {
-  readonly message: PublishedMessage;
-  readonly context: unknown;
-  readonly done: PublishCallback<unknown>;
-  state: 'waiting' | 'written' | 'settled' | 'cancelled';
-  seq: number;
-  subscription: Subscription | undefined;
 }
 
 interface Origin {
@@ -148,8 +60,6 @@ interface Origin {
 interface Consumer extends QueueConsumer {
   readonly end: (error: Error | undefined) => void;
 }
-
-const SENT: PublishOutcome = { status: 'sent' };
 
 /**
  * A fake channel. Deliveries made with it (`delivery`, `cold`, `hot`, `consume`) are real `Delivery`
@@ -176,24 +86,14 @@ export class FakeChannel implements PublishTarget {
   readonly id: number;
   private readonly clock: Clock;
   private readonly settled: Timeline<Settlement>;
-  private readonly publishedLine: Timeline<PublishedMessage>;
-  private readonly confirmLine: Timeline<Confirmation>;
-  private readonly returnLine: Timeline<ReturnedMessage>;
+  private readonly publishes: Publishes;
   private readonly log: ChannelEvent[] = [];
   private readonly outstanding = new Set<number>();
   private readonly origins = new Map<number, Origin>();
   private readonly consumers = new Set<Consumer>();
-  private readonly waiting: Publish[] = [];
-  private readonly inFlight = new Set<Publish>();
-  private readonly attempts = new Map<string, number>();
   private readonly endListeners: ((error: Error | undefined) => void)[] = [];
   private tag = 0;
-  private seq = 0;
   private consumerCount = 0;
-  private blocked: boolean;
-  private confirming: boolean;
-  private maxInFlight = 0;
-  private cancelledCount = 0;
   private closedWith: { error: Error | undefined; failure: ChannelClosedError } | undefined;
 
   private readonly settler: Settler = {
@@ -207,12 +107,21 @@ export class FakeChannel implements PublishTarget {
   ) {
     this.clock = host.clock;
     this.id = options.id ?? host.nextChannelId();
-    this.blocked = options.blocked ?? false;
-    this.confirming = options.confirm ?? true;
     this.settled = new Timeline(this.clock);
-    this.publishedLine = new Timeline(this.clock);
-    this.confirmLine = new Timeline(this.clock);
-    this.returnLine = new Timeline(this.clock);
+    this.publishes = new Publishes(
+      this.clock,
+      options,
+      (event) => this.log.push(event),
+      (message) => {
+        // The default exchange routes to the queue named by the routing key, when the test made one.
+        if (message.exchange !== '') return;
+        this.host.existingQueue(message.routingKey)?.send({
+          body: message.body,
+          ...(message.properties === undefined ? {} : { properties: message.properties }),
+          routingKey: message.routingKey,
+        });
+      },
+    );
   }
 
   // ---- deliveries --------------------------------------------------------------------------------
@@ -256,7 +165,7 @@ export class FakeChannel implements PublishTarget {
    * @example
    * ```ts
    * const { a, c } = channel.deliveriesOf({ a: 'one', b: 'two', c: 'three' }); // tags 1, 2, 3
-   * expectObservable(cold('-ca|', { a, c }).pipe(batchAck())).toBe('---|'); // waits for tag 2
+   * expectObservable(cold('-ca|', { a, c }).pipe(batchAck())).toBe('--a|', { a }); // c waits for tag 2
    * ```
    */
   deliveriesOf<K extends string>(values: Record<K, FakeMessage>): { [P in K]: Delivery } {
@@ -272,8 +181,8 @@ export class FakeChannel implements PublishTarget {
    *
    * @example
    * ```ts
-   * const source = channel.cold('-a-b|', { a: 'one', b: { body: { n: 2 }, redelivered: true } });
-   * expectObservable(source.pipe(batchAck({ count: 2 }))).toBe('---(ab|)', source.deliveries);
+   * const source = channel.cold('-a-b---|', { a: 'one', b: { body: { n: 2 }, redelivered: true } });
+   * expectObservable(source.pipe(batchAck({ count: 2 }))).toBe('---(ab)|', source.deliveries);
    * ```
    */
   cold<K extends string>(
@@ -441,13 +350,13 @@ export class FakeChannel implements PublishTarget {
 
   /** True unless made with `confirm: false` (and `confirmSelect()` not called since). */
   get confirmMode(): boolean {
-    return this.confirming;
+    return this.publishes.confirming;
   }
 
   /**
    * Publishes as `Channel.publish`: the Observable emits the outcome and completes, or errors (a
    * scripted `#`, the channel closing first). Unsubscribing drops a message still waiting to be
-   * written (while blocked); after that it only stops listening.
+   * written (while blocked, or until its `w`); after that it only stops listening.
    *
    * @example
    * ```ts
@@ -483,7 +392,8 @@ export class FakeChannel implements PublishTarget {
 
   /**
    * Publishes as `Channel.publishWith`: written at once (returns undefined) unless the channel is
-   * blocked, then a handle whose `cancel()` drops the message until `unblock()` writes it.
+   * blocked or the publish's reply marble holds a `w`; then a handle whose `cancel()` drops the message
+   * until it is written (by `unblock()`, or at its `w`).
    *
    * @example
    * ```ts
@@ -503,35 +413,11 @@ export class FakeChannel implements PublishTarget {
       done(context, undefined, this.closedWith.failure.forLaterUse('basic.publish'));
       return undefined;
     }
-    const publish: Publish = {
-      message: {
-        exchange,
-        routingKey,
-        body: plainBytes(body),
-        text: utf8Decode(body),
-        properties,
-        mandatory,
-      },
+    return this.publishes.submit(
+      { exchange, routingKey, body: plainBytes(body), text: utf8Decode(body), properties, mandatory },
       context,
-      done: done as PublishCallback<unknown>,
-      state: 'waiting',
-      seq: 0,
-      subscription: undefined,
-    };
-    if (!this.blocked && this.waiting.length === 0) {
-      this.write(publish);
-      return undefined;
-    }
-    this.waiting.push(publish);
-    return {
-      cancel: () => {
-        if (publish.state !== 'waiting') return false;
-        publish.state = 'cancelled';
-        this.waiting.splice(this.waiting.indexOf(publish), 1);
-        this.cancelledCount++;
-        return true;
-      },
-    };
+      done as PublishCallback<unknown>,
+    );
   }
 
   /**
@@ -545,7 +431,7 @@ export class FakeChannel implements PublishTarget {
    * ```
    */
   block(): void {
-    this.blocked = true;
+    this.publishes.blocked = true;
   }
 
   /**
@@ -557,110 +443,7 @@ export class FakeChannel implements PublishTarget {
    * ```
    */
   unblock(): void {
-    this.blocked = false;
-    while (!this.blocked && this.waiting.length > 0 && this.closedWith === undefined) {
-      this.write(this.waiting.shift()!);
-    }
-  }
-
-  private write(publish: Publish): void {
-    publish.state = 'written';
-    const { message } = publish;
-    this.publishedLine.push(message);
-    this.log.push({ time: this.clock.now(), type: 'published', message });
-    if (message.exchange === '') {
-      this.host.existingQueue(message.routingKey)?.send({
-        body: message.body,
-        ...(message.properties === undefined ? {} : { properties: message.properties }),
-        routingKey: message.routingKey,
-      });
-    }
-    if (!this.confirmMode) {
-      publish.state = 'settled';
-      publish.done(publish.context, SENT);
-      return;
-    }
-    const seq = ++this.seq;
-    publish.seq = seq;
-    const key = `${message.exchange}\u0000${message.routingKey}\u0000${message.text}`;
-    const attempt = (this.attempts.get(key) ?? 0) + 1;
-    this.attempts.set(key, attempt);
-    this.inFlight.add(publish);
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight.size);
-    const script = this.options.reply;
-    const reply = typeof script === 'function' ? script(message, { seq, attempt }) : script;
-    const answer =
-      reply === undefined
-        ? this.ackLater(seq, this.options.confirmDelay ?? 0)
-        : isObservable(reply)
-          ? reply
-          : this.replyMarble(reply, publish);
-    let answered = false;
-    const subscription = answer.subscribe({
-      next: (outcome) => {
-        answered = true;
-        this.finish(publish, outcome);
-      },
-      error: (error: unknown) => this.finish(publish, undefined, toError(error)),
-      complete: () => {
-        if (!answered)
-          this.finish(publish, undefined, new Error(`the reply to publish ${seq} ended without an outcome`));
-      },
-    });
-    if (publish.state === 'written') publish.subscription = subscription;
-    else subscription.unsubscribe();
-  }
-
-  /** The default reply, without a marble parser (so that it also works without a test scheduler). */
-  private ackLater(seq: number, delay: number): Observable<PublishOutcome> {
-    return new RxObservable<PublishOutcome>((subscriber) =>
-      this.clock.later(() => {
-        subscriber.next({ status: 'acked', seq });
-        subscriber.complete();
-      }, delay),
-    );
-  }
-
-  private replyMarble(marbles: string, publish: Publish): Observable<PublishOutcome> {
-    const { seq, message } = publish;
-    const returned: ReturnedMessage = {
-      replyCode: 312,
-      replyText: 'NO_ROUTE',
-      exchange: message.exchange,
-      routingKey: message.routingKey,
-      properties: message.properties ?? {},
-      body: message.body,
-    };
-    const values: Record<string, PublishOutcome> = {
-      a: { status: 'acked', seq },
-      n: { status: 'nacked', seq },
-      r: { status: 'returned', seq, returned },
-      s: SENT,
-    };
-    const error =
-      this.options.error ??
-      new Error(`publish ${seq} to '${message.exchange}'/'${message.routingKey}' failed (scripted)`);
-    return this.clock.cold(marbles, values, error);
-  }
-
-  private finish(publish: Publish, outcome: PublishOutcome | undefined, error?: Error): void {
-    if (publish.state !== 'written') return;
-    publish.state = 'settled';
-    this.inFlight.delete(publish);
-    publish.subscription?.unsubscribe();
-    publish.subscription = undefined;
-    const confirmation: Confirmation | undefined =
-      outcome === undefined
-        ? { status: 'failed', seq: publish.seq, error: error ?? new Error('publish failed') }
-        : outcome.status === 'sent'
-          ? undefined
-          : outcome;
-    if (confirmation !== undefined) {
-      this.confirmLine.push(confirmation);
-      this.log.push({ time: this.clock.now(), type: 'confirmed', confirmation });
-    }
-    if (outcome?.status === 'returned') this.returnLine.push(outcome.returned);
-    publish.done(publish.context, outcome, error);
+    this.publishes.unblock();
   }
 
   /**
@@ -672,12 +455,12 @@ export class FakeChannel implements PublishTarget {
    * ```
    */
   get published$(): Observable<PublishedMessage> {
-    return this.publishedLine.events$;
+    return this.publishes.published.events$;
   }
 
   /** The messages written so far, in order. */
   get published(): PublishedMessage[] {
-    return this.publishedLine.values;
+    return this.publishes.published.values;
   }
 
   /**
@@ -690,12 +473,12 @@ export class FakeChannel implements PublishTarget {
    * ```
    */
   get confirms$(): Observable<Confirmation> {
-    return this.confirmLine.events$;
+    return this.publishes.confirms.events$;
   }
 
   /** The answers so far, in order. */
   get confirms(): Confirmation[] {
-    return this.confirmLine.values;
+    return this.publishes.confirms.values;
   }
 
   /**
@@ -707,27 +490,27 @@ export class FakeChannel implements PublishTarget {
    * ```
    */
   get returns$(): Observable<ReturnedMessage> {
-    return this.returnLine.events$;
+    return this.publishes.returns.events$;
   }
 
   /** Publishes written and not answered yet. */
   get unconfirmed(): number {
-    return this.inFlight.size;
+    return this.publishes.unconfirmed;
   }
 
   /** The most publishes that awaited their answer at once. */
   get maxUnconfirmed(): number {
-    return this.maxInFlight;
+    return this.publishes.maxUnconfirmed;
   }
 
-  /** Publishes waiting to be written (while blocked). */
+  /** Publishes waiting to be written (while blocked, or until their `w`). */
   get unwritten(): number {
-    return this.waiting.length;
+    return this.publishes.unwritten;
   }
 
   /** Publishes dropped unwritten by their handle's `cancel()` (or by unsubscribing `publish`). */
   get cancelled(): number {
-    return this.cancelledCount;
+    return this.publishes.cancelled;
   }
 
   // ---- life --------------------------------------------------------------------------------------
@@ -799,7 +582,7 @@ export class FakeChannel implements PublishTarget {
    */
   confirmSelect(): Observable<void> {
     return new RxObservable<void>((subscriber) => {
-      this.confirming = true;
+      this.publishes.confirming = true;
       subscriber.next();
       subscriber.complete();
     });
@@ -819,11 +602,7 @@ export class FakeChannel implements PublishTarget {
           }));
     this.closedWith = { error, failure: closed };
     this.log.push({ time: this.clock.now(), type: 'closed', error });
-    for (const publish of this.waiting.splice(0)) {
-      publish.state = 'settled';
-      publish.done(publish.context, undefined, closed);
-    }
-    for (const publish of [...this.inFlight]) this.finish(publish, undefined, closed);
+    this.publishes.fail(closed);
     for (const [tag, origin] of this.origins) {
       this.origins.delete(tag);
       origin.consumer.unacked--;
@@ -832,7 +611,12 @@ export class FakeChannel implements PublishTarget {
     this.outstanding.clear();
     for (const consumer of [...this.consumers]) consumer.end(error);
     this.consumers.clear();
-    for (const line of [this.settled, this.publishedLine, this.confirmLine, this.returnLine]) {
+    for (const line of [
+      this.settled,
+      this.publishes.published,
+      this.publishes.confirms,
+      this.publishes.returns,
+    ]) {
       if (error === undefined) line.complete();
       else line.error(error);
     }
@@ -844,8 +628,4 @@ export class FakeChannel implements PublishTarget {
     if (this.closedWith !== undefined) listener(this.closedWith.error);
     else this.endListeners.push(listener);
   }
-}
-
-function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

@@ -9,7 +9,8 @@ import { BehaviorSubject, type Observable, Observable as RxObservable, Subject }
 import type { ConnectionState } from '../../client/connect.js';
 import type { BlockedEvent } from '../../client/types.js';
 import { ChannelClosedError, ConfigurationError, ConnectionClosedError } from '../../errors.js';
-import { type ChannelHost, FakeChannel, type FakeChannelOptions } from './channel.js';
+import { type ChannelHost, FakeChannel } from './channel.js';
+import type { FakeChannelOptions } from './types.js';
 
 /**
  * Options of a fake connection Observable.
@@ -207,9 +208,10 @@ export class FakeConnection {
  * @example
  * ```ts
  * const connection$ = kit.connection({ marbles: 'c--x-c' });
- * expectObservable(connection$.state$.pipe(map((s) => s.status))).toBe('(ab)--c-(de)', {
- *   a: 'CONNECTING', b: 'CONNECTED', c: 'RECONNECTING', d: 'CONNECTING', e: 'CONNECTED',
- * });
+ * const states: string[] = [];
+ * connection$.state$.subscribe((s) => states.push(s.status));
+ * expectObservable(connection$.pipe(map((c) => c.index))).toBe('a----b', { a: 1, b: 2 });
+ * // states: INITIAL, CONNECTING, CONNECTED (frame 0), RECONNECTING (3), CONNECTING, CONNECTED (5)
  * ```
  */
 export class FakeConnectionObservable extends RxObservable<FakeConnection> {

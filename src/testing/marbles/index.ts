@@ -33,15 +33,7 @@
  *
  * @module
  */
-export {
-  type ChannelEvent,
-  type DeliveryStream,
-  FakeChannel,
-  type FakeChannelOptions,
-  type PublishInfo,
-  type Reply,
-  type ReplyScript,
-} from './channel.js';
+export { type DeliveryStream, FakeChannel } from './channel.js';
 export { FakeConnection, FakeConnectionObservable, type FakeConnectionOptions } from './connection.js';
 export type { MarbleContext, MarbleFactory, SubscriptionLogs } from './context.js';
 export { MarbleKit, type MarbleKitOptions, marbleKit, outcome } from './kit.js';
@@ -54,3 +46,10 @@ export {
 } from './message.js';
 export { FakeQueue, type QueuedMessage } from './queue.js';
 export { type Settlement, settlement } from './settlement.js';
+export type {
+  ChannelEvent,
+  FakeChannelOptions,
+  PublishInfo,
+  Reply,
+  ReplyScript,
+} from './types.js';

@@ -4,11 +4,12 @@
  * @module
  */
 import type { PublishOutcome, ReturnedMessage } from '../../client/types.js';
-import { type ChannelHost, FakeChannel, type FakeChannelOptions } from './channel.js';
+import { type ChannelHost, FakeChannel } from './channel.js';
 import { FakeConnectionObservable, type FakeConnectionOptions } from './connection.js';
 import { type Clock, clockOf, type MarbleContext } from './context.js';
 import type { FakeMessage, PublishedMessage } from './message.js';
 import { FakeQueue } from './queue.js';
+import type { FakeChannelOptions } from './types.js';
 
 /**
  * Options of {@link marbleKit}.
@@ -33,7 +34,7 @@ export interface MarbleKitOptions {
  *   const kit = marbleKit(m);
  *   const channel = kit.channel();
  *   const source = channel.cold('-a-b|', { a: '1', b: 'x' });
- *   m.expect(source.pipe(ackOnSuccess((d) => Number(d.text())), toArray())).toBeObservable('----(r|)', { r: [1] });
+ *   m.expect(source.pipe(ackOnSuccess((d) => JSON.parse(d.text()) as number), toArray())).toBeObservable('----(r|)', { r: [1] });
  *   m.expect(channel.settlements$).toBeObservable('-a-b', { a: settlement.ack(1), b: settlement.reject(2, { requeue: false }) });
  * }));
  * ```

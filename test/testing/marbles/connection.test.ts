@@ -167,4 +167,24 @@ describe('fake connection', () => {
       expect(second?.channels[0]?.published).toEqual([published('orders', 'new', 'o1')]);
     });
   });
+
+  it(
+    'shares a cached channel until it closes, completes blocked$ with the connection, closes on close()',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const connection$ = kit.connection('c-x');
+      const seen: string[] = [];
+      connection$.subscribe((conn) => {
+        conn.blocked$.subscribe({ complete: () => seen.push(`blocked$ done at ${m.scheduler.now()}`) });
+        conn
+          .cachedChannel()
+          .subscribe((a) => conn.cachedChannel().subscribe((b) => seen.push(`same channel: ${a === b}`)));
+      });
+      const closing = kit.connection('c');
+      m.expect(closing.pipe(switchMap((conn) => conn.close()))).toBeObservable('(v|)', { v: undefined });
+      m.flush();
+      expect(seen).toEqual(['same channel: true', 'blocked$ done at 2']);
+      expect(connection$.connections[0]?.channels.map((ch) => ch.isOpen)).toEqual([false]);
+    }),
+  );
 });

@@ -177,4 +177,17 @@ describe('fake deliveries', () => {
       }
     });
   });
+
+  it(
+    'come as hot streams too, whose subscriptions rxjs-marbles can check',
+    marbles((m) => {
+      const channel = marbleKit(m).channel();
+      const source = channel.hot('-a-^-b-c|', { a: 'early', b: 'b', c: 'c' });
+      m.expect(source.pipe(ackAll()), '^--!').toBeObservable('--b', source.deliveries);
+      m.expect(source).toHaveSubscriptions('^--!');
+      m.expect(channel.settlements$).toBeObservable('--b', { b: ack(2) });
+      m.flush();
+      expect(channel.unsettledTags).toEqual([1, 3]);
+    }),
+  );
 });

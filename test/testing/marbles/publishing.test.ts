@@ -277,4 +277,52 @@ describe('fake channel as a publish target', () => {
       expectObservable(channel.publish('', 'q', 'z').pipe(take(1))).toBe('--(a|)', { a: acked(3) });
     });
   });
+
+  it(
+    'drops an unwritten publish() when its subscriber leaves',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const channel = kit.channel({ blocked: true });
+      kit.at(3, () => channel.unblock());
+      m.expect(channel.publish('', 'q', 'dropped'), '^-!').toBeObservable('');
+      m.expect(channel.publish('', 'q', 'kept')).toBeObservable('---(a|)', { a: acked(1) });
+      m.flush();
+      expect([channel.cancelled, channel.published.map((p) => p.text)]).toEqual([1, ['kept']]);
+    }),
+  );
+});
+
+describe('reply marbles with a write (w)', () => {
+  it(
+    'hold a publish unwritten until its w, then answer it; publishConfirmed cancels what is held when it stops',
+    marbles((m) => {
+      const channel = marbleKit(m).channel({ reply: (p) => (p.text === 'a' ? '-w-a' : '----w-a') });
+      const [a, b] = [message('a'), message('b')];
+      // Unsubscribed at 4: a (written at 1) was acked at 3, b is still held and is dropped.
+      m.expect(m.cold('(ab)', { a, b }).pipe(publishConfirmed(channel)), '^---!').toBeObservable('---x', {
+        x: { message: a, outcome: acked(1), attempts: 1 },
+      });
+      m.flush();
+      expect(channel.events.map((e) => [e.time, e.type, 'message' in e ? e.message.text : ''])).toEqual([
+        [1, 'published', 'a'],
+        [3, 'confirmed', ''],
+        [4, 'cancelled', 'b'],
+      ]);
+      expect([channel.cancelled, channel.unwritten, channel.unconfirmed]).toEqual([1, 0, 0]);
+    }),
+  );
+
+  it(
+    'write at w and fail at # after it, or never answer a marble without an outcome',
+    marbles((m) => {
+      const boom = new Error('refused');
+      const channel = marbleKit(m).channel({ error: boom, reply: (p) => (p.text === 'x' ? '--w#' : '-w') });
+      m.expect(channel.publish('', 'q', 'x')).toBeObservable('---#', undefined, boom);
+      m.expect(channel.publish('', 'q', 'never')).toBeObservable('');
+      m.flush();
+      expect(channel.published.map((p) => p.text)).toEqual(['never', 'x']);
+      expect(channel.confirms.map((c) => c.status)).toEqual(['failed']);
+      expect(channel.unconfirmed).toBe(1);
+    }),
+  );
 });

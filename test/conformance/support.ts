@@ -216,9 +216,18 @@ export function channelError(replyCode: number, replyText: string, classId: numb
   return { name: 'ChannelClosedError', code: 'SERVER_CLOSED', replyCode, replyText, classId, methodId };
 }
 
-/** The error of a broker's connection.close, as the channel operation that provoked it sees it. */
-export function connectionErrorOnChannel() {
-  return { name: 'ChannelClosedError', code: 'CONNECTION_CLOSED' };
+/**
+ * The error of a broker's connection.close as the channel operation that provoked it (and every
+ * operation pending on the connection's channels) sees it: the channel closed with its connection,
+ * with the connection's reply.
+ */
+export function connectionErrorOnChannel(
+  replyCode: number,
+  replyText: string,
+  classId: number,
+  methodId: number,
+) {
+  return { name: 'ChannelClosedError', code: 'CONNECTION_CLOSED', replyCode, replyText, classId, methodId };
 }
 
 /** The error of a broker's connection.close, as the connection reports it. */

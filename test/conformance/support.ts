@@ -311,6 +311,12 @@ export class Collector {
     return this.ended.error;
   }
 
+  /** How the stream ended: `'complete'`, or its error (fails when it does not end in time). */
+  async end(ms = WAIT_MS): Promise<unknown> {
+    await this.until(() => this.ended !== undefined, 'the stream to end', ms);
+    return this.ended?.error ?? 'complete';
+  }
+
   /** True once the stream has ended (completed or errored). */
   get isEnded(): boolean {
     return this.ended !== undefined;

@@ -15,7 +15,6 @@ import {
   connectionError,
   connectionErrorOnChannel,
   countsOf,
-  errorOf,
   eventually,
   publishAll,
   redelivered,

@@ -6,7 +6,7 @@
  *
  * A backend only has to open connections through rxamqp's public `openConnection` (over TCP to a
  * RabbitMQ, over an in-memory `transport` connector to an embedded broker) and say which vhost they
- * land in, since the broker's reply texts name it. Adding a backend is one more entry in the list:
+ * land in and which user they log in as, since the broker's reply texts name them. Adding a backend is one more entry in the list:
  *
  * ```ts
  * const embedded: ConformanceBackend = {
@@ -15,6 +15,7 @@
  *     const broker = new EmbeddedBroker();
  *     return {
  *       vhost: '/',
+ *       username: 'guest',
  *       connect: (options = {}) => openConnection({ ...options, transport: broker.connector }),
  *       stop: async () => broker.close(),
  *     };
@@ -32,6 +33,8 @@ import { brokerEndpoint, stopBroker } from '../support/broker.js';
 export interface RunningBroker {
   /** The vhost connections land in: RabbitMQ's reply texts name it (`... in vhost '/'`). */
   readonly vhost: string;
+  /** The user connections log in as: RabbitMQ checks a message's `userId` against it. */
+  readonly username: string;
   /**
    * Opens a connection with rxamqp's `openConnection`; `options` are the suite's connection options
    * (a connection name, `ackDelay`, ...), to be passed through unchanged.
@@ -59,6 +62,7 @@ export const rabbitmq: ConformanceBackend = {
     const endpoint = await brokerEndpoint();
     return {
       vhost: endpoint.vhost,
+      username: endpoint.username,
       connect: (options = {}) => openConnection(endpoint.url, options),
       stop: () => stopBroker(),
     };

@@ -31,6 +31,8 @@ const CONNECTION_DEFAULTS: ConnectOptions = { ackDelay: 0, readBatching: false, 
 export interface BrokerScope {
   /** The vhost of the backend's connections (reply texts name it). */
   readonly vhost: string;
+  /** The user the backend's connections log in as. */
+  readonly username: string;
   /** Opens a connection that is closed after the case. */
   connect(options?: ConnectOptions): Promise<Connection>;
   /** The case's own connection, opened on first use and closed after the case. */
@@ -99,6 +101,9 @@ export function useBroker(backend: ConformanceBackend): BrokerScope {
   const scope: BrokerScope = {
     get vhost() {
       return running().vhost;
+    },
+    get username() {
+      return running().username;
     },
     async connect(options = {}) {
       const connection = await running().connect({

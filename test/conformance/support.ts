@@ -25,7 +25,7 @@ import type { ConformanceBackend, RunningBroker } from './backends.js';
 export const WAIT_MS = 5000;
 
 /** Options of every connection a case opens: acks go out at once, reads are not batched. */
-const CONNECTION_DEFAULTS: ConnectOptions = { ackDelay: 0, readBatching: false, heartbeat: 0 };
+const CONNECTION_DEFAULTS: ConnectOptions = { ackDelay: 0, readBatching: false };
 
 /** What a case gets from {@link useBroker}. */
 export interface BrokerScope {

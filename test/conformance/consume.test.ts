@@ -16,6 +16,7 @@ import {
   connectionErrorOnChannel,
   countsOf,
   eventually,
+  getOne,
   publishAll,
   redelivered,
   shapeOf,
@@ -298,6 +299,101 @@ describe.each(backends)('consume [$name]', (backend) => {
       ['1', '3', '5', '6', '7', '8', '9'],
       [true, true, true, true, true, false, false],
     ]);
+  });
+
+  it('gives a message nacked with requeue back to the consumer before the next one: it keeps its position', async () => {
+    const q = await queueWith('nack-consumer', ['1', '2', '3']);
+    const ch = await broker.channel();
+    const consumer = collect(ch.consume(q, { prefetch: 1 }));
+    const [d1] = await consumer.take(1);
+    d1?.nack({ requeue: true });
+    const [again] = await consumer.take(1);
+    expect([again?.text(), again?.fields.redelivered]).toEqual(['1', true]);
+    again?.reject({ requeue: false });
+    const [d2] = await consumer.take(1);
+    expect([d2?.text(), d2?.fields.redelivered]).toEqual(['2', false]);
+  });
+
+  describe('priorities and single active consumer', () => {
+    it('delivers higher message priorities first, capped at x-max-priority, FIFO within a priority', async () => {
+      const ch = await broker.confirmChannel();
+      const q = broker.queue('priority');
+      await lastValueFrom(ch.queueDeclare(q, { arguments: { 'x-max-priority': 5 } }));
+      for (const [body, priority] of [
+        ['p0', 0],
+        ['p3', 3],
+        ['p9', 9],
+        ['none', undefined],
+        ['p5', 5],
+        ['p3 again', 3],
+      ] as const) {
+        await publishAll(ch, q, [body], priority === undefined ? {} : { priority });
+      }
+      const out: unknown[] = [];
+      for (;;) {
+        const d = await getOne(ch, q, { noAck: true });
+        if (d === undefined) break;
+        out.push([d.text(), d.properties.priority]);
+      }
+      // 9 counts as 5 (and keeps its property); no priority counts as 0.
+      expect(out).toEqual([
+        ['p9', 9],
+        ['p5', 5],
+        ['p3', 3],
+        ['p3 again', 3],
+        ['p0', 0],
+        ['none', undefined],
+      ]);
+    });
+
+    it('feeds the consumer of highest x-priority while it has room, then the others', async () => {
+      const ch = await broker.confirmChannel();
+      const q = broker.queue('consumer-priority');
+      await lastValueFrom(ch.queueDeclare(q));
+      const low = collect((await broker.channel()).consume(q, { prefetch: 2 }));
+      const high = collect(
+        (await broker.channel()).consume(q, { prefetch: 2, arguments: { 'x-priority': 5 } }),
+      );
+      await eventually(
+        () => countsOf(ch, q),
+        (c) => c.consumerCount === 2,
+        'two consumers',
+      );
+      await publishAll(ch, q, ['1', '2', '3', '4', '5']);
+      expect(texts(await high.take(2))).toEqual(['1', '2']);
+      expect(texts(await low.take(2))).toEqual(['3', '4']);
+      await sleep(QUIET_MS);
+      expect([high.waiting, low.waiting]).toEqual([0, 0]);
+    });
+
+    it('delivers to one consumer only with x-single-active-consumer, and to the next when it goes', async () => {
+      const ch = await broker.confirmChannel();
+      const q = broker.queue('sac');
+      await lastValueFrom(ch.queueDeclare(q, { arguments: { 'x-single-active-consumer': true } }));
+      const first = collect((await broker.channel()).consume(q, { noAck: true }));
+      await eventually(
+        () => countsOf(ch, q),
+        (c) => c.consumerCount === 1,
+        'the first consumer',
+      );
+      const second = collect((await broker.channel()).consume(q, { noAck: true }));
+      await eventually(
+        () => countsOf(ch, q),
+        (c) => c.consumerCount === 2,
+        'the second consumer',
+      );
+      await publishAll(ch, q, ['1', '2', '3']);
+      expect(texts(await first.take(3))).toEqual(['1', '2', '3']);
+      first.stop();
+      await eventually(
+        () => countsOf(ch, q),
+        (c) => c.consumerCount === 1,
+        'the cancel',
+      );
+      await publishAll(ch, q, ['4']);
+      expect(texts(await second.take(1))).toEqual(['4']);
+      expect(second.received.length).toBe(1);
+    });
   });
 
   it('redelivers unacked messages to the consumer on basic.recover with requeue', async () => {

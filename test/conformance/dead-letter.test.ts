@@ -12,6 +12,7 @@ import { type Channel, type Delivery, type FieldTable, fieldTypesOf } from '../.
 import { backends } from './backends.js';
 import {
   channelError,
+  collect,
   countsOf,
   deathHeaders,
   drain,
@@ -21,6 +22,7 @@ import {
   publishAll,
   shapeOf,
   sleep,
+  texts,
   useBroker,
 } from './support.js';
 
@@ -81,6 +83,21 @@ describe.each(backends)('TTL and dead-lettering [$name]', (backend) => {
       expect([d?.text(), d?.fields.messageCount]).toEqual(['head', 0]);
       expect(await getOne(ch, q, { noAck: true })).toBeUndefined();
       expect(await countsOf(ch, q)).toEqual({ messageCount: 0, consumerCount: 0 });
+    });
+
+    it('with a queue TTL of 0, delivers only to a consumer ready at once and drops the rest', async () => {
+      const ch = await broker.confirmChannel();
+      const q = await declare(ch, 'ttl-zero', { 'x-message-ttl': 0 });
+      await publishAll(ch, q, ['nobody waiting']);
+      expect(await countsOf(ch, q)).toEqual({ messageCount: 0, consumerCount: 0 });
+      const consumer = collect((await broker.channel()).consume(q, { noAck: true }));
+      await eventually(
+        () => countsOf(ch, q),
+        (c) => c.consumerCount === 1,
+        'the consumer',
+      );
+      await publishAll(ch, q, ['taken at once']);
+      expect(texts(await consumer.take(1))).toEqual(['taken at once']);
     });
 
     it('applies the lower of the queue TTL and the message expiration', async () => {

@@ -185,6 +185,20 @@ describe.each(backends)('publish [$name]', (backend) => {
       expect([back?.text(), back?.fields.redelivered, back?.fields.messageCount]).toEqual(['2', true, 0]);
     });
 
+    it('returns an unroutable mandatory message of a transaction at the commit, before commit-ok', async () => {
+      const ch = await broker.channel();
+      const events: string[] = [];
+      ch.returns$.subscribe((r) => events.push(`return ${r.replyCode} ${r.replyText}`));
+      await lastValueFrom(ch.txSelect());
+      await publish(ch, '', broker.name('nowhere'), 'x', {}, { mandatory: true });
+      // Nothing is routed, so nothing is returned, before the commit.
+      await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
+      events.push('commit');
+      await lastValueFrom(ch.txCommit());
+      events.push('commit-ok');
+      expect(events).toEqual(['commit', 'return 312 NO_ROUTE', 'commit-ok']);
+    });
+
     it('refuses commit and rollback outside a transaction, and mixing tx with confirms, with 406', async () => {
       const cases: [
         string,

@@ -16,6 +16,7 @@ import {
   eventually,
   getOne,
   publishAll,
+  sleep,
   useBroker,
 } from './support.js';
 
@@ -256,6 +257,23 @@ describe.each(backends)('queues [$name]', (backend) => {
     });
   });
 
+  describe('queue expiry', () => {
+    it('deletes a queue unused for x-expires; a passive declare counts as use', async () => {
+      const ch = await broker.channel();
+      const q = broker.queue('expires');
+      await lastValueFrom(ch.queueDeclare(q, { arguments: { 'x-expires': 100 } }));
+      // Declared (passively) every 30 ms for 300 ms: never unused for 100 ms, so it stays.
+      for (let i = 0; i < 10; i++) {
+        expect(await countsOf(ch, q)).toEqual({ messageCount: 0, consumerCount: 0 });
+        await sleep(30);
+      }
+      await sleep(250);
+      expect(await errorOf(ch.queueDeclare(q, { passive: true }))).toEqual(
+        channelError(404, `NOT_FOUND - no queue '${q}' in vhost '${broker.vhost}'`, 50, 10),
+      );
+    });
+  });
+
   describe('bind and unbind', () => {
     it('fails a bind to a missing queue or a missing exchange with 404', async () => {
       const q = broker.queue('bind');
@@ -348,6 +366,20 @@ describe.each(backends)('queues [$name]', (backend) => {
       const ch4 = await broker.channel();
       expect(await lastValueFrom(ch4.queueDelete(q, { ifEmpty: true }))).toEqual({ messageCount: 0 });
       consumer.stop();
+    });
+
+    it('counts only ready messages when deleting; an unacked message of the deleted queue can still be acked', async () => {
+      const ch = await broker.confirmChannel();
+      const q = broker.queue('delete-unacked');
+      await lastValueFrom(ch.queueDeclare(q));
+      await publishAll(ch, q, ['1', '2', '3']);
+      const holder = await broker.channel();
+      const held = await getOne(holder, q);
+      expect(await lastValueFrom(ch.queueDelete(q))).toEqual({ messageCount: 2 });
+      expect(held?.ack()).toBe(true);
+      // The ack of a message whose queue is gone is not an error.
+      await lastValueFrom(holder.queueDeclare('', { exclusive: true }));
+      expect(holder.isOpen).toBe(true);
     });
 
     it('deletes an unused, empty queue with both conditions', async () => {

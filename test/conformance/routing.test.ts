@@ -244,6 +244,42 @@ describe.each(backends)('routing [$name]', (backend) => {
     });
   });
 
+  it('matches x- headers too with any-with-x and all-with-x, and refuses another x-match with 406', async () => {
+    const ch = await broker.confirmChannel();
+    const x = broker.exchange('headers-x');
+    await lastValueFrom(ch.exchangeDeclare(x, 'headers'));
+    const table = await routeTable(
+      broker,
+      ch,
+      x,
+      [
+        { label: 'all', arguments: { 'x-match': 'all', 'x-tenant': 'acme' } },
+        { label: 'all-with-x', arguments: { 'x-match': 'all-with-x', 'x-tenant': 'acme' } },
+        { label: 'any-with-x', arguments: { 'x-match': 'any-with-x', 'x-tenant': 'acme', kind: 'k' } },
+      ],
+      [
+        { body: 'acme', headers: { 'x-tenant': 'acme' } },
+        { body: 'other', headers: { 'x-tenant': 'other' } },
+        { body: 'kind', headers: { kind: 'k' } },
+      ],
+    );
+    expect(table).toEqual({
+      all: ['acme', 'other', 'kind'],
+      'all-with-x': ['acme'],
+      'any-with-x': ['acme', 'kind'],
+    });
+    const q = broker.queue('bad-x-match');
+    await lastValueFrom(ch.queueDeclare(q));
+    expect(await errorOf(ch.queueBind(q, x, '', { arguments: { 'x-match': 'some' } }))).toEqual(
+      channelError(
+        406,
+        'PRECONDITION_FAILED - Invalid x-match field value <<"some">>; expected all, any, all-with-x, or any-with-x',
+        50,
+        20,
+      ),
+    );
+  });
+
   describe('exchange-to-exchange bindings', () => {
     it('routes through a chain, keeping the exchange and key the message was published with', async () => {
       const ch = await broker.confirmChannel();

@@ -6,17 +6,20 @@
  *
  * A backend only has to open connections through rxamqp's public `openConnection` (over TCP to a
  * RabbitMQ, over an in-memory `transport` connector to an embedded broker) and say which vhost they
- * land in and which user they log in as, since the broker's reply texts name them. Adding a backend is one more entry in the list:
+ * land in and which user they log in as, since the broker's reply texts name them. Adding a backend
+ * is one more entry in the list:
  *
  * ```ts
  * const embedded: ConformanceBackend = {
  *   name: 'embedded',
  *   async start() {
- *     const broker = new EmbeddedBroker();
+ *     // Real timers: the TTL, expiry and polling cases wait in wall-clock time.
+ *     const broker = new EmbeddedBroker({ timers: true });
  *     return {
  *       vhost: '/',
  *       username: 'guest',
- *       connect: (options = {}) => openConnection({ ...options, transport: broker.connector }),
+ *       connect: (options = {}) =>
+ *         openConnection('amqp://guest:guest@embedded', { ...options, transport: broker.connector }),
  *       stop: async () => broker.close(),
  *     };
  *   },

@@ -148,7 +148,11 @@ describe.each(backends)('exchanges [$name]', (backend) => {
     await lastValueFrom(ch2.exchangeDelete(src, { ifUnused: true }));
   });
 
-  it('refuses to delete the default exchange or an amq.* exchange with 403', async () => {
+  it('refuses to declare or delete the default exchange, or delete an amq.* exchange, with 403', async () => {
+    const declarer = await broker.channel();
+    expect(await errorOf(declarer.exchangeDeclare('', 'direct'))).toEqual(
+      channelError(403, `ACCESS_REFUSED - operation not permitted on the default exchange`, 40, 10),
+    );
     const ch = await broker.channel();
     expect(await errorOf(ch.exchangeDelete(''))).toEqual(
       channelError(403, `ACCESS_REFUSED - operation not permitted on the default exchange`, 40, 20),

@@ -15,6 +15,7 @@ import {
   errorOf,
   eventually,
   getOne,
+  publish,
   publishAll,
   sleep,
   useBroker,
@@ -101,6 +102,16 @@ describe.each(backends)('queues [$name]', (backend) => {
       );
     });
 
+    it('cuts a reply text longer than 255 bytes to 252 and "..."', async () => {
+      const ch = await broker.channel();
+      const q = `conformance-${'x'.repeat(230)}-${Math.random().toString(36).slice(2, 8)}`;
+      const full = `NOT_FOUND - no queue '${q}' in vhost '${broker.vhost}'`;
+      expect(full.length).toBeGreaterThan(255);
+      const error = await errorOf(ch.queueDeclare(q, { passive: true }));
+      expect(error.replyText).toBe(`${full.slice(0, 252)}...`);
+      expect(error.replyText).toHaveLength(255);
+    });
+
     it('fails a redeclare with another durable flag with 406 naming the argument', async () => {
       const ch = await broker.channel();
       const q = broker.queue('durable');
@@ -156,6 +167,47 @@ describe.each(backends)('queues [$name]', (backend) => {
       await lastValueFrom(ch3.queueDeclare(q, { arguments: { 'x-message-ttl': 1000 } }));
       await lastValueFrom(
         ch3.queueDeclare(q, { passive: true, durable: true, arguments: { 'x-max-length': 1 } }),
+      );
+    });
+
+    it('treats a missing x-queue-type as classic: explicit classic matches, quorum does not', async () => {
+      // When only one side has the argument, the text names the value and its type ('longstr').
+      const ch = await broker.channel();
+      const q = broker.queue('queue-type');
+      await lastValueFrom(ch.queueDeclare(q));
+      await lastValueFrom(ch.queueDeclare(q, { arguments: { 'x-queue-type': 'classic' } }));
+      expect(
+        await errorOf(ch.queueDeclare(q, { durable: false, arguments: { 'x-queue-type': 'quorum' } })),
+      ).toEqual(
+        channelError(
+          406,
+          `PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '${q}' in vhost '${broker.vhost}': received the value 'quorum' of type 'longstr' but current is none`,
+          50,
+          10,
+        ),
+      );
+    });
+
+    it('refuses an unknown x-queue-type and an argument of the wrong type with 406', async () => {
+      const ch = await broker.channel();
+      const q = broker.queue('bogus-type');
+      expect(await errorOf(ch.queueDeclare(q, { arguments: { 'x-queue-type': 'bogus' } }))).toEqual(
+        channelError(
+          406,
+          `PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '${q}' in vhost '${broker.vhost}': "unsupported queue type 'bogus'"`,
+          50,
+          10,
+        ),
+      );
+      const ch2 = await broker.channel();
+      const q2 = broker.queue('string-ttl');
+      expect(await errorOf(ch2.queueDeclare(q2, { arguments: { 'x-message-ttl': 'soon' } }))).toEqual(
+        channelError(
+          406,
+          `PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue '${q2}' in vhost '${broker.vhost}': "expected integer, got longstr"`,
+          50,
+          10,
+        ),
       );
     });
 
@@ -216,6 +268,30 @@ describe.each(backends)('queues [$name]', (backend) => {
           10,
         ),
       );
+    });
+
+    it('fails an exclusive redeclare of a non-exclusive queue with 405, even on the same connection', async () => {
+      const ch = await broker.channel();
+      const q = broker.queue('plain-then-exclusive');
+      await lastValueFrom(ch.queueDeclare(q));
+      expect(await errorOf(ch.queueDeclare(q, { exclusive: true }))).toEqual(
+        channelError(
+          405,
+          `RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '${q}' in vhost '${broker.vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.`,
+          50,
+          10,
+        ),
+      );
+    });
+
+    it('lets another connection publish to an exclusive queue: exclusivity guards use, not routing', async () => {
+      const owner = await broker.connect();
+      const ch = await broker.channel(owner);
+      const q = broker.queue('exclusive-publish');
+      await lastValueFrom(ch.queueDeclare(q, { exclusive: true }));
+      const other = await broker.confirmChannel();
+      expect(await publish(other, '', q, 'in')).toEqual({ status: 'acked', seq: 1 });
+      expect(await countsOf(ch, q)).toEqual({ messageCount: 1, consumerCount: 0 });
     });
 
     it('deletes an exclusive queue when its connection closes', async () => {

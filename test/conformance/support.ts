@@ -216,9 +216,24 @@ export async function errorOf(source: Observable<unknown> | Promise<unknown>): P
   return shapeOf(outcome.error);
 }
 
+/**
+ * A reply text as it travels: reply-text is a short string (at most 255 bytes), and RabbitMQ cuts a
+ * longer one to its first 252 bytes and `...`. (The texts here are ASCII: bytes are characters.)
+ */
+export function shortstr(text: string): string {
+  return text.length <= 255 ? text : `${text.slice(0, 252)}...`;
+}
+
 /** The error of a broker's channel.close as it reaches the operation that provoked it. */
 export function channelError(replyCode: number, replyText: string, classId: number, methodId: number) {
-  return { name: 'ChannelClosedError', code: 'SERVER_CLOSED', replyCode, replyText, classId, methodId };
+  return {
+    name: 'ChannelClosedError',
+    code: 'SERVER_CLOSED',
+    replyCode,
+    replyText: shortstr(replyText),
+    classId,
+    methodId,
+  };
 }
 
 /**
@@ -232,12 +247,26 @@ export function connectionErrorOnChannel(
   classId: number,
   methodId: number,
 ) {
-  return { name: 'ChannelClosedError', code: 'CONNECTION_CLOSED', replyCode, replyText, classId, methodId };
+  return {
+    name: 'ChannelClosedError',
+    code: 'CONNECTION_CLOSED',
+    replyCode,
+    replyText: shortstr(replyText),
+    classId,
+    methodId,
+  };
 }
 
 /** The error of a broker's connection.close, as the connection reports it. */
 export function connectionError(replyCode: number, replyText: string, classId: number, methodId: number) {
-  return { name: 'ConnectionClosedError', code: 'SERVER_CLOSED', replyCode, replyText, classId, methodId };
+  return {
+    name: 'ConnectionClosedError',
+    code: 'SERVER_CLOSED',
+    replyCode,
+    replyText: shortstr(replyText),
+    classId,
+    methodId,
+  };
 }
 
 /** Fails with a clear message when `promise` does not settle within `ms`. */

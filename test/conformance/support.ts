@@ -296,22 +296,23 @@ export class Collector {
   readonly received: Delivery[] = [];
   private taken = 0;
   private ended: { error?: unknown } | undefined;
-  private wake: (() => void) | undefined;
+  /** Whoever waits for more (a take, an end), checked on every event. */
+  private readonly waiters = new Set<() => void>();
   private readonly subscription: Subscription;
 
   constructor(source: Observable<Delivery>) {
     this.subscription = source.subscribe({
       next: (d) => {
         this.received.push(d);
-        this.wake?.();
+        this.wakeAll();
       },
       error: (error: unknown) => {
         this.ended = { error };
-        this.wake?.();
+        this.wakeAll();
       },
       complete: () => {
         this.ended = {};
-        this.wake?.();
+        this.wakeAll();
       },
     });
   }
@@ -361,19 +362,24 @@ export class Collector {
     this.subscription.unsubscribe();
   }
 
+  private wakeAll(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
   private until(done: () => boolean, what: string, ms: number): Promise<void> {
     if (done()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.wake = undefined;
-        reject(new Error(`timed out waiting for ${what} (got ${this.received.length - this.taken})`));
-      }, ms);
-      this.wake = () => {
+      const wake = (): void => {
         if (!done()) return;
         clearTimeout(timer);
-        this.wake = undefined;
+        this.waiters.delete(wake);
         resolve();
       };
+      const timer = setTimeout(() => {
+        this.waiters.delete(wake);
+        reject(new Error(`timed out waiting for ${what} (got ${this.received.length - this.taken})`));
+      }, ms);
+      this.waiters.add(wake);
     });
   }
 }

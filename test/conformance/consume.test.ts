@@ -97,6 +97,20 @@ describe.each(backends)('consume [$name]', (backend) => {
     });
   });
 
+  it('ignores noLocal: a consumer gets what its own connection published', async () => {
+    const q = await queueWith('no-local', []);
+    const conn = await broker.connection();
+    const ch = await broker.channel(conn);
+    const consumer = collect(ch.consume(q, { noLocal: true, noAck: true }));
+    await eventually(
+      () => countsOf(ch, q),
+      (c) => c.consumerCount === 1,
+      'the consumer',
+    );
+    await publishAll(await broker.confirmChannel(conn), q, ['mine']);
+    expect(texts(await consumer.take(1))).toEqual(['mine']);
+  });
+
   it('fails a consumer of a missing queue with 404, closing its channel', async () => {
     const ch = await broker.channel();
     const q = broker.name('missing');

@@ -122,6 +122,17 @@ describe.each(backends)('publish [$name]', (backend) => {
     expect(d?.properties).toEqual(properties);
   });
 
+  it('delivers an empty body and a body of several frames unchanged', async () => {
+    const ch = await broker.confirmChannel();
+    const q = broker.queue('bodies');
+    await lastValueFrom(ch.queueDeclare(q));
+    const large = 'abcdefghij'.repeat(40_000); // 400 kB: several 128 kB frames
+    await publishAll(ch, q, ['', large]);
+    const empty = await getOne(ch, q, { noAck: true });
+    expect([empty?.body.length, empty?.properties]).toEqual([0, {}]);
+    expect((await getOne(ch, q, { noAck: true }))?.text()).toBe(large);
+  });
+
   it('refuses a userId other than the authenticated user with 406', async () => {
     const ch = await broker.channel();
     const q = broker.queue('user-id');

@@ -280,6 +280,23 @@ describe.each(backends)('routing [$name]', (backend) => {
     );
   });
 
+  it('removes a binding only with the arguments it was made with', async () => {
+    // A binding is (exchange, queue, key, arguments): unbinding with other arguments finds no binding
+    // (and is not an error), so the headers binding keeps routing.
+    const ch = await broker.confirmChannel();
+    const x = broker.exchange('unbind-args');
+    await lastValueFrom(ch.exchangeDeclare(x, 'headers'));
+    const q = broker.queue('unbind-args');
+    await lastValueFrom(ch.queueDeclare(q));
+    await lastValueFrom(ch.queueBind(q, x, '', { arguments: { 'x-match': 'any', a: 1 } }));
+    await lastValueFrom(ch.queueUnbind(q, x, '', { arguments: { 'x-match': 'any', a: 2 } }));
+    await publish(ch, x, '', 'still bound', { headers: { a: 1 } });
+    expect(await drain(ch, q)).toEqual(['still bound']);
+    await lastValueFrom(ch.queueUnbind(q, x, '', { arguments: { 'x-match': 'any', a: 1 } }));
+    await publish(ch, x, '', 'unbound', { headers: { a: 1 } });
+    expect(await drain(ch, q)).toEqual([]);
+  });
+
   describe('exchange-to-exchange bindings', () => {
     it('routes through a chain, keeping the exchange and key the message was published with', async () => {
       const ch = await broker.confirmChannel();

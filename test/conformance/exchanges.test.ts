@@ -63,6 +63,13 @@ describe.each(backends)('exchanges [$name]', (backend) => {
     );
   });
 
+  it('has no exchange named amq.default: the default exchange is only ""', async () => {
+    const ch = await broker.channel();
+    expect(await errorOf(ch.exchangeDeclare('amq.default', 'direct', { passive: true }))).toEqual(
+      channelError(404, `NOT_FOUND - no exchange 'amq.default' in vhost '${broker.vhost}'`, 40, 10),
+    );
+  });
+
   it('fails a passive declare of a missing exchange with 404', async () => {
     const ch = await broker.channel();
     const x = broker.name('missing');
@@ -95,6 +102,30 @@ describe.each(backends)('exchanges [$name]', (backend) => {
         10,
       ),
     );
+  });
+
+  it('fails a redeclare with another auto-delete, internal or alternate-exchange with 406', async () => {
+    const x = broker.exchange('equivalence');
+    await lastValueFrom((await broker.channel()).exchangeDeclare(x, 'direct'));
+    for (const [options, text] of [
+      [
+        { autoDelete: true },
+        `inequivalent arg 'auto_delete' for exchange '${x}' in vhost '${broker.vhost}': received 'true' but current is 'false'`,
+      ],
+      [
+        { internal: true },
+        `inequivalent arg 'internal' for exchange '${x}' in vhost '${broker.vhost}': received 'true' but current is 'false'`,
+      ],
+      [
+        { arguments: { 'alternate-exchange': 'ae' } },
+        `inequivalent arg 'alternate-exchange' for exchange '${x}' in vhost '${broker.vhost}': received the value 'ae' of type 'longstr' but current is none`,
+      ],
+    ] as const) {
+      const ch = await broker.channel();
+      expect(await errorOf(ch.exchangeDeclare(x, 'direct', options))).toEqual(
+        channelError(406, `PRECONDITION_FAILED - ${text}`, 40, 10),
+      );
+    }
   });
 
   it('closes the connection with 503 COMMAND_INVALID for an unknown exchange type', async () => {

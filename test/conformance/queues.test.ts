@@ -211,6 +211,32 @@ describe.each(backends)('queues [$name]', (backend) => {
       );
     });
 
+    it('accepts unknown arguments, but refuses x-dead-letter-routing-key without an exchange and x-delivery-limit on a classic queue', async () => {
+      const ch = await broker.channel();
+      const q = broker.queue('unknown-args');
+      await lastValueFrom(ch.queueDeclare(q, { arguments: { 'x-unknown': 1, plain: 'value' } }));
+      const q2 = broker.queue('dlrk');
+      expect(await errorOf(ch.queueDeclare(q2, { arguments: { 'x-dead-letter-routing-key': 'k' } }))).toEqual(
+        channelError(
+          406,
+          `PRECONDITION_FAILED - invalid arg 'x-dead-letter-routing-key' for queue '${q2}' in vhost '${broker.vhost}': routing_key_but_no_dlx_defined`,
+          50,
+          10,
+        ),
+      );
+      const ch2 = await broker.channel();
+      const q3 = broker.queue('classic-limit');
+      // Note the text: no colon before "of queue type".
+      expect(await errorOf(ch2.queueDeclare(q3, { arguments: { 'x-delivery-limit': 1 } }))).toEqual(
+        channelError(
+          406,
+          `PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for queue '${q3}' in vhost '${broker.vhost}' of queue type rabbit_classic_queue`,
+          50,
+          10,
+        ),
+      );
+    });
+
     it('fails an invalid argument value with 406 PRECONDITION_FAILED', async () => {
       const ch = await broker.channel();
       const q = broker.queue('badarg');
@@ -292,6 +318,20 @@ describe.each(backends)('queues [$name]', (backend) => {
       const other = await broker.confirmChannel();
       expect(await publish(other, '', q, 'in')).toEqual({ status: 'acked', seq: 1 });
       expect(await countsOf(ch, q)).toEqual({ messageCount: 1, consumerCount: 0 });
+    });
+
+    it('keeps an exclusive queue when the channel that declared it closes', async () => {
+      const conn = await broker.connection();
+      const declaring = await broker.channel(conn);
+      const q = broker.queue('exclusive-channel');
+      await lastValueFrom(declaring.queueDeclare(q, { exclusive: true }));
+      await lastValueFrom(declaring.close());
+      const ch = await broker.channel(conn);
+      expect(await lastValueFrom(ch.queueDeclare(q, { exclusive: true }))).toEqual({
+        queue: q,
+        messageCount: 0,
+        consumerCount: 0,
+      });
     });
 
     it('deletes an exclusive queue when its connection closes', async () => {

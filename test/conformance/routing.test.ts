@@ -280,6 +280,30 @@ describe.each(backends)('routing [$name]', (backend) => {
     );
   });
 
+  it('routes to the CC and BCC keys too, and strips BCC from what is delivered', async () => {
+    // Sender-selected distribution: the CC and BCC headers (arrays of strings) add routing keys; the
+    // delivery keeps the published key, and BCC is removed before the message is stored.
+    const ch = await broker.confirmChannel();
+    const queues = [broker.queue('cc-main'), broker.queue('cc-copy'), broker.queue('cc-blind')];
+    for (const [i, q] of queues.entries()) {
+      await lastValueFrom(ch.queueDeclare(q));
+      await lastValueFrom(ch.queueBind(q, 'amq.direct', `${q}-key-${i}`));
+    }
+    const [main, copy, blind] = queues as [string, string, string];
+    await publish(ch, 'amq.direct', `${main}-key-0`, 'copied', {
+      headers: { CC: [`${copy}-key-1`], BCC: [`${blind}-key-2`], other: 1 },
+    });
+    for (const q of queues) {
+      const d = await getOne(ch, q, { noAck: true });
+      expect([q, d?.text(), d?.fields.routingKey, d?.properties.headers]).toEqual([
+        q,
+        'copied',
+        `${main}-key-0`,
+        { CC: [`${copy}-key-1`], other: 1 },
+      ]);
+    }
+  });
+
   it('removes a binding only with the arguments it was made with', async () => {
     // A binding is (exchange, queue, key, arguments): unbinding with other arguments finds no binding
     // (and is not an error), so the headers binding keeps routing.

@@ -1,9 +1,10 @@
 /**
  * Conformance: consumers. What a delivery carries (tags, flags, the server-generated consumer tag),
- * consumer tags reused (530, a connection error) and on missing queues (404), exclusive consumers
- * (403), round robin across consumers, per-consumer and `global` prefetch, cancel notifications
- * when a queue is deleted, noAck consumers, what cancelling leaves unacked, requeueing when a
- * channel closes (redelivered, original order) and basic.recover.
+ * consumer tags reused (530, a connection error) and on missing queues (404), noLocal (ignored),
+ * exclusive consumers (403), round robin across consumers, per-consumer and `global` prefetch,
+ * cancel notifications when a queue is deleted, noAck consumers, what cancelling leaves unacked,
+ * requeueing when a channel closes (redelivered, original order) or on a nack, message and consumer
+ * priorities, single active consumer, and basic.recover.
  *
  * @module
  */

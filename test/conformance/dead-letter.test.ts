@@ -1,9 +1,10 @@
 /**
- * Conformance: message TTL and dead-lettering. Per-queue (`x-message-ttl`) and per-message
- * (`expiration`) TTL, including that a per-message TTL only takes effect at the head of the queue;
- * invalid expirations; dead-lettering of rejected, expired and max-length messages with the exact
- * `x-death` and `x-first-death-*` headers (timestamps normalised, wire types pinned), dead-letter
- * routing keys, and the counts of a message that goes round a retry loop twice.
+ * Conformance: message TTL and dead-lettering. Per-queue (`x-message-ttl`, 0 included) and
+ * per-message (`expiration`) TTL, including that a per-message TTL only takes effect at the head of
+ * the queue; invalid expirations; dead-lettering of rejected, expired and max-length messages with
+ * the exact `x-death` and `x-first-death-*` headers (timestamps normalised, wire types pinned),
+ * dead-letter routing keys, a missing dead-letter exchange, and the counts of a message that goes
+ * round a retry loop twice.
  *
  * @module
  */

@@ -1,8 +1,9 @@
 /**
  * Conformance: exchanges. Declare and passive declare, the predeclared `amq.*` exchanges and the
- * reserved prefix, redeclares that do not match, unknown exchange types (a connection error),
- * delete with if-unused, the default exchange's refusals, auto-delete exchanges, internal
- * exchanges, and publishing to an exchange that does not exist.
+ * reserved prefix (and that there is no `amq.default`), redeclares that do not match (type,
+ * durable, auto-delete, internal, arguments), unknown exchange types (a connection error), delete
+ * with if-unused, the default exchange's refusals, auto-delete exchanges, internal exchanges, and
+ * publishing to an exchange that does not exist.
  *
  * @module
  */

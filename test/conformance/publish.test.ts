@@ -1,8 +1,9 @@
 /**
  * Conformance: publishing. Publisher confirms (sequence numbers, acks), mandatory messages that no
- * queue takes (basic.return with 312 NO_ROUTE, then the ack), message properties as delivered, the
- * `userId` check, and transactions: commit publishes, rollback discards, acks inside a transaction,
- * and the 406s for mixing modes or committing outside a transaction.
+ * queue takes (basic.return with 312 NO_ROUTE, then the ack), message properties and bodies (empty,
+ * several frames) as delivered, the `userId` check, and transactions: commit publishes, rollback
+ * discards, acks inside a transaction, returns at the commit, and the 406s for mixing modes or
+ * committing outside a transaction.
  *
  * @module
  */

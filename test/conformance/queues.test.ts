@@ -1,8 +1,9 @@
 /**
  * Conformance: queues. queue.declare-ok's name and counts, server-named `amq.gen-` queues, passive
- * declares, redeclares that do not match (durable, exclusive, auto-delete, arguments), reserved
- * `amq.*` names, exclusive queues seen from another connection, auto-delete and exclusive lifetimes,
- * bindings to missing queues and exchanges, and the counts and preconditions of purge and delete.
+ * declares, redeclares that do not match (durable, exclusive, auto-delete, arguments, queue type),
+ * argument validation, reserved `amq.*` names, reply texts cut at 255 bytes, exclusive queues seen
+ * from another connection, auto-delete, exclusive and `x-expires` lifetimes, bindings to missing
+ * queues and exchanges, and the counts and preconditions of purge and delete.
  *
  * @module
  */

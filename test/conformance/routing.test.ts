@@ -1,9 +1,10 @@
 /**
  * Conformance: routing. The default exchange, direct, fanout, topic (`*`, `#`, a `#` that matches
- * zero words, empty words, the empty key) and headers (`x-match` all and any, value types, void,
- * `x-` arguments) exchanges, exchange-to-exchange bindings (chains, diamonds and cycles deliver one
- * copy per queue), and alternate exchanges. Each table case publishes every key to every binding
- * and compares which queue got what, as one table.
+ * zero words, empty words, the empty key) and headers (`x-match` all, any and their `-with-x`
+ * forms, value types, void, `x-` arguments) exchanges, CC and BCC headers, bindings told apart by
+ * their arguments, exchange-to-exchange bindings (chains, diamonds and cycles deliver one copy per
+ * queue), and alternate exchanges. Each table case publishes every key to every binding and
+ * compares which queue got what, as one table.
  *
  * @module
  */

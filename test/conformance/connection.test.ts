@@ -95,6 +95,40 @@ describe.each(backends)('connection and channels [$name]', (backend) => {
     await lastValueFrom(next.queueDeclare('', { exclusive: true }));
   });
 
+  it('answers nothing to a nowait method, and closes the channel later when it fails', async () => {
+    const conn = await broker.connection();
+    const ch = await broker.channel(conn);
+    const q = broker.queue('nowait');
+    const x = broker.exchange('nowait');
+    await lastValueFrom(ch.queueDeclareNoWait(q));
+    await lastValueFrom(ch.exchangeDeclare(x, 'fanout', { nowait: true }));
+    await lastValueFrom(ch.queueBind(q, x, '', { nowait: true }));
+    // The next synchronous method's reply shows the nowait ones were done, in order.
+    expect(await lastValueFrom(ch.queueDeclare(q, { passive: true }))).toEqual({
+      queue: q,
+      messageCount: 0,
+      consumerCount: 0,
+    });
+    await lastValueFrom(ch.queueDeclareNoWait(q, { durable: true }));
+    const reply = channelError(
+      406,
+      `PRECONDITION_FAILED - inequivalent arg 'durable' for queue '${q}' in vhost '${broker.vhost}': received 'true' but current is 'false'`,
+      50,
+      10,
+    );
+    await eventually(
+      async () => ch.isOpen,
+      (open) => !open,
+      'the channel to close',
+    );
+    expect(shapeOf(ch.error)).toEqual(reply);
+    expect(await errorOf(ch.queueDeclare(q, { passive: true }))).toEqual({
+      ...reply,
+      code: 'CHANNEL_CLOSED',
+    });
+    expect(conn.isOpen).toBe(true);
+  });
+
   it('closes the connection on a hard error: every channel fails with the connection reply', async () => {
     const conn = await broker.connect();
     const ch = await broker.channel(conn);

@@ -149,9 +149,9 @@ describe.each(backends)('connection and channels [$name]', (backend) => {
     expect(await closedWith(conn)).toEqual(connectionError(540, text, 60, 10));
     expect(shapeOf(await consumer.error())).toEqual(connectionErrorOnChannel(540, text, 60, 10));
     expect([ch.isOpen, other.isOpen]).toEqual([false, false]);
-    expect(await errorOf(other.queueDeclare(q, { passive: true }))).toMatchObject({
-      name: 'ChannelClosedError',
-      replyCode: 540,
+    expect(await errorOf(other.queueDeclare(q, { passive: true }))).toEqual({
+      ...connectionErrorOnChannel(540, text, 60, 10),
+      code: 'CHANNEL_CLOSED',
     });
     expect(await errorOf(firstValueFrom(conn.channel()))).toEqual(connectionError(540, text, 60, 10));
   });

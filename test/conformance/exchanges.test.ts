@@ -156,9 +156,9 @@ describe.each(backends)('exchanges [$name]', (backend) => {
     const ch2 = await broker.channel();
     await lastValueFrom(ch2.exchangeDelete(x));
     await lastValueFrom(ch2.exchangeDelete(x));
-    expect(await errorOf(ch2.exchangeDeclare(x, 'fanout', { passive: true }))).toMatchObject({
-      replyCode: 404,
-    });
+    expect(await errorOf(ch2.exchangeDeclare(x, 'fanout', { passive: true }))).toEqual(
+      channelError(404, `NOT_FOUND - no exchange '${x}' in vhost '${broker.vhost}'`, 40, 10),
+    );
     // Deleting the exchange removed its bindings; the queue stays.
     const ch3 = await broker.channel();
     expect(await countsOf(ch3, q)).toEqual({ messageCount: 0, consumerCount: 0 });

@@ -341,7 +341,9 @@ describe.each(backends)('queues [$name]', (backend) => {
       const { queue: q } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));
       await lastValueFrom(owner.close());
       const observer = await broker.channel();
-      expect(await errorOf(observer.queueDeclare(q, { passive: true }))).toMatchObject({ replyCode: 404 });
+      expect(await errorOf(observer.queueDeclare(q, { passive: true }))).toEqual(
+        channelError(404, `NOT_FOUND - no queue '${q}' in vhost '${broker.vhost}'`, 50, 10),
+      );
     });
   });
 
@@ -506,7 +508,9 @@ describe.each(backends)('queues [$name]', (backend) => {
       expect(await lastValueFrom(ch.queueDelete(q, { ifEmpty: true, ifUnused: true }))).toEqual({
         messageCount: 0,
       });
-      expect(await errorOf(ch.queueDeclare(q, { passive: true }))).toMatchObject({ replyCode: 404 });
+      expect(await errorOf(ch.queueDeclare(q, { passive: true }))).toEqual(
+        channelError(404, `NOT_FOUND - no queue '${q}' in vhost '${broker.vhost}'`, 50, 10),
+      );
     });
   });
 });

@@ -210,7 +210,7 @@ describe.each(backends)('get and settle [$name]', (backend) => {
       const q = await queueWith('other-channel', ['1', '2']);
       const conn = await broker.connection();
       const owner = await broker.channel(conn);
-      await getMany(owner, q, 1);
+      const [held] = await getMany(owner, q, 1);
       const other = await broker.channel(conn);
       other.ack(1);
       expect(await closedWith(other)).toEqual(
@@ -221,13 +221,20 @@ describe.each(backends)('get and settle [$name]', (backend) => {
       expect(await closedWith(owner)).toEqual(
         channelError(406, 'PRECONDITION_FAILED - unknown delivery tag 5', 60, 80),
       );
-      // Nothing was acked: both messages are back (the first redelivered).
+      // A delivery of a closed channel can no longer be settled: nothing is sent.
+      expect(held?.ack()).toBe(false);
+      // Nothing was acked: both messages are back, the first one redelivered.
       const reader = await broker.channel(conn);
       await eventually(
         () => countsOf(reader, q),
         (c) => c.messageCount === 2,
         'the requeue',
       );
+      const back = [await getOne(reader, q, { noAck: true }), await getOne(reader, q, { noAck: true })];
+      expect(back.map((d) => [d?.text(), d?.fields.redelivered])).toEqual([
+        ['1', true],
+        ['2', false],
+      ]);
     });
   });
 });

@@ -437,7 +437,9 @@ export class Channel implements PublishTarget {
 
   /**
    * Sets the prefetch: how many unacknowledged messages the broker sends to this channel's consumers
-   * (per consumer; `global: true` for the whole channel).
+   * (per consumer; `global: true` for the whole channel). A later per-consumer basic.qos (`qos(n)`, or
+   * `consume()` with `prefetch`) lifts RabbitMQ's channel-wide limit: set the global one last, or use
+   * only one kind per channel.
    *
    * @example
    * ```ts

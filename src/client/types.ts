@@ -88,6 +88,8 @@ export interface ConsumeOptions {
   /**
    * How many unacknowledged messages the broker may send to this consumer (basic.qos per consumer,
    * set just before basic.consume). Default: the channel's current setting (unlimited unless `qos` set it).
+   * RabbitMQ (3.10 at least) also lifts a channel-wide limit set with `qos(n, { global: true })` when
+   * it receives this per-consumer basic.qos: on a channel with a global limit, leave `prefetch` out.
    */
   prefetch?: number;
   /** A consumer tag of your choice; default: one the broker generates. */

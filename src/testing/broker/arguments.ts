@@ -91,7 +91,9 @@ function sameTyped(a: Typed, b: Typed): boolean {
   const x = a.value;
   const y = b.value;
   if ((typeof x === 'number' || typeof x === 'bigint') && (typeof y === 'number' || typeof y === 'bigint')) {
-    return Number.isInteger(Number(x)) && Number.isInteger(Number(y)) ? BigInt(x) === BigInt(y) : Number(x) === Number(y);
+    return Number.isInteger(Number(x)) && Number.isInteger(Number(y))
+      ? BigInt(x) === BigInt(y)
+      : Number(x) === Number(y);
   }
   return show(x) === show(y);
 }

@@ -8,11 +8,11 @@
  * @module
  * @internal
  */
-import { type FieldTable, field } from '../../protocol/field-table.js';
+import { type FieldTable, field, fieldTypesOf, rememberFieldType } from '../../protocol/field-table.js';
 import type { BasicProperties, Method, MethodInit, MethodOf } from '../../protocol/generated.js';
 import { Consumer, type ConsumerHost, Pending } from './consumer.js';
 import { BrokerFault, notFound, precondition, refused, resource } from './faults.js';
-import { copyTable, type Entry } from './message.js';
+import type { Entry } from './message.js';
 import type { NameGenerator } from './names.js';
 import type { Queue } from './queue.js';
 import type { VirtualHost } from './vhost.js';
@@ -511,8 +511,18 @@ export class ServerChannel implements ConsumerHost {
 function propertiesOf(queue: Queue, entry: Entry): BasicProperties {
   const properties = entry.content.properties;
   if (queue.settings.type !== 'quorum') return properties;
-  const headers: FieldTable = copyTable(properties.headers ?? {});
-  headers['x-delivery-count'] = field.int64(entry.deliveryCount);
+  // RabbitMQ puts it first.
+  const headers: FieldTable = { 'x-delivery-count': field.int64(entry.deliveryCount) };
+  const rest = properties.headers;
+  if (rest !== undefined) {
+    const types = fieldTypesOf(rest);
+    for (const k of Object.keys(rest)) {
+      if (k === 'x-delivery-count') continue;
+      headers[k] = rest[k];
+      const t = types[k];
+      if (t !== undefined) rememberFieldType(headers, k, t);
+    }
+  }
   return { ...properties, headers };
 }
 

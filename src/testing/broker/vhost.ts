@@ -184,7 +184,7 @@ export class VirtualHost implements DeadLetterSink {
     const from = this.exchange(source);
     if (from.type === 'headers' && headersMatchMode(args) === undefined) {
       throw precondition(
-        `Invalid x-match field value ${JSON.stringify(String(args['x-match']))}; expected all, any, all-with-x, or any-with-x`,
+        `Invalid x-match field value <<${JSON.stringify(String(args['x-match']))}>>; expected all, any, all-with-x, or any-with-x`,
       );
     }
     const binding = new Binding(from, destination, routingKey, copyTable(args));

@@ -120,9 +120,11 @@ export class ServerChannel implements ConsumerHost {
       case 'exchange.unbind': {
         if (m.destination === '' || m.source === '')
           throw refused('operation not permitted on the default exchange');
-        if (m.name === 'exchange.bind')
-          v.bind(v.exchange(m.destination), v.exchange(m.source).name, m.routingKey, m.arguments);
-        else {
+        if (m.name === 'exchange.bind') {
+          // RabbitMQ reports a missing source before a missing destination.
+          v.exchange(m.source);
+          v.bind(v.exchange(m.destination), m.source, m.routingKey, m.arguments);
+        } else {
           const destination = v.exchanges.get(m.destination);
           if (destination !== undefined) v.unbind(destination, m.source, m.routingKey, m.arguments);
         }
@@ -144,9 +146,12 @@ export class ServerChannel implements ConsumerHost {
         return;
       }
       case 'queue.bind': {
-        const q = v.queue(this.queueName(m.queue), this.owner);
+        const name = this.queueName(m.queue);
         if (m.exchange === '') throw refused('operation not permitted on the default exchange');
-        v.bind(q, v.exchange(m.exchange).name, m.routingKey, m.arguments);
+        // As RabbitMQ: a missing exchange first, then a missing queue, then exclusivity.
+        v.exchange(m.exchange);
+        if (!v.queues.has(name)) throw notFound('queue', name, v.name);
+        v.bind(v.queue(name, this.owner), m.exchange, m.routingKey, m.arguments);
         if (!m.nowait) this.reply({ name: 'queue.bind-ok' });
         return;
       }
@@ -524,9 +529,4 @@ function propertiesOf(queue: Queue, entry: Entry): BasicProperties {
     }
   }
   return { ...properties, headers };
-}
-
-/** @internal 404 for a queue of this vhost (for the connection's messages). */
-export function missingQueue(vhost: VirtualHost, name: string): BrokerFault {
-  return notFound('queue', name, vhost.name);
 }

@@ -122,8 +122,8 @@ export function assertArgsEquivalent(
     const fallback = defaults[key];
     const a =
       lookup(current, key) ?? (fallback === undefined ? undefined : { type: 'longstr', value: fallback });
-    const b =
-      lookup(received, key) ?? (fallback === undefined ? undefined : { type: 'longstr', value: fallback });
+    // A default stands in for what the queue was declared without, not for what a redeclare omits.
+    const b = lookup(received, key);
     if (a === undefined && b === undefined) continue;
     if (a !== undefined && b !== undefined) {
       if (sameTyped(a, b)) continue;

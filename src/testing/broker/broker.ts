@@ -285,9 +285,10 @@ export class EmbeddedBroker {
   }
 
   /**
-   * Raises a resource alarm, as RabbitMQ does when memory or disk runs low: connections that said
-   * they understand it (rxamqp does) receive connection.blocked with the reason, and every
-   * connection's publishes (with whatever the client sends after them) wait until {@link unblock}.
+   * Raises a resource alarm, as RabbitMQ does when memory or disk runs low: a connection that
+   * publishes is blocked from that publish on (it and whatever the client sends after it wait until
+   * {@link unblock}), and told so with connection.blocked and the reason if it said it understands
+   * it (rxamqp does). Connections that do not publish are not blocked, as with RabbitMQ.
    *
    * @example
    * ```ts
@@ -299,7 +300,6 @@ export class EmbeddedBroker {
   block(reason = 'low on memory'): void {
     this.tick();
     this.blockReason = reason;
-    for (const c of this.live) c.block(reason);
   }
 
   /**

@@ -222,9 +222,15 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
       this.holding.push(() => this.content(channel, method, properties, body));
       return;
     }
-    if (this.env.blockReason !== undefined && method.name === 'basic.publish') {
-      // A resource alarm: this publish and everything after it waits for the unblock.
+    const reason = this.env.blockReason;
+    if (reason !== undefined && method.name === 'basic.publish') {
+      // A resource alarm: as RabbitMQ, the connection is blocked (and told so) when it publishes;
+      // this publish and everything after it waits for the unblock.
       this.holding = [() => this.content(channel, method, properties, body)];
+      if (this.blockedCapable) {
+        this.blockedNotified = true;
+        this.writeMethod(0, { name: 'connection.blocked', reason });
+      }
       return;
     }
     this.content(channel, method, properties, body);
@@ -371,7 +377,6 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     this.vhostRef = this.env.vhost(vhost);
     this.state = 'open';
     this.writeMethod(0, { name: 'connection.open-ok' });
-    if (this.env.blockReason !== undefined) this.block(this.env.blockReason);
   }
 
   private startHeartbeats(seconds: number): void {
@@ -479,15 +484,6 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   }
 
   // ---- blocking -------------------------------------------------------------------------------
-
-  /** A resource alarm: capable clients hear connection.blocked; publishes wait from now on. */
-  block(reason: string): void {
-    if (this.state !== 'open' || this.blockedNotified) return;
-    if (this.blockedCapable) {
-      this.blockedNotified = true;
-      this.writeMethod(0, { name: 'connection.blocked', reason });
-    }
-  }
 
   /** The alarm cleared: connection.unblocked, and what waited runs in order. */
   unblock(): void {

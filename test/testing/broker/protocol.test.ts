@@ -1,0 +1,217 @@
+/** The handshake and protocol rules, seen from a bare peer and from the client. */
+import { lastValueFrom } from 'rxjs';
+import { AuthenticationError, ConnectionClosedError } from '../../../src/index.js';
+import { PROTOCOL_HEADER } from '../../../src/protocol/index.js';
+import { connectTo, EmbeddedBroker, rejection } from './helpers.js';
+import { RawClient } from './raw-client.js';
+
+let broker: EmbeddedBroker;
+beforeEach(() => {
+  broker = new EmbeddedBroker();
+});
+
+describe('handshake', () => {
+  it('offers PLAIN and AMQPLAIN and RabbitMQ 3.10 capabilities, and tunes as RabbitMQ', async () => {
+    const raw = await RawClient.connect(broker, { handshake: false });
+    raw.write(PROTOCOL_HEADER);
+    const start = await raw.expect('connection.start');
+    expect(start).toMatchObject({
+      versionMajor: 0,
+      versionMinor: 9,
+      mechanisms: 'PLAIN AMQPLAIN',
+      locales: 'en_US',
+    });
+    expect(start.serverProperties.capabilities).toMatchObject({
+      publisher_confirms: true,
+      consumer_cancel_notify: true,
+      'connection.blocked': true,
+      authentication_failure_close: true,
+    });
+    raw.send(0, {
+      name: 'connection.start-ok',
+      clientProperties: {},
+      mechanism: 'PLAIN',
+      response: '\0guest\0guest',
+    });
+    expect(await raw.expect('connection.tune')).toMatchObject({
+      channelMax: 2047,
+      frameMax: 131072,
+      heartbeat: 60,
+    });
+  });
+
+  it('answers a wrong protocol header with its own and hangs up', async () => {
+    const raw = await RawClient.connect(broker, { handshake: false });
+    raw.rawBytes = true;
+    raw.write(new TextEncoder().encode('AMQP\x00\x00\x08\x00'));
+    expect(await raw.next()).toEqual({ kind: 'bytes', bytes: PROTOCOL_HEADER });
+    expect(await raw.next()).toEqual({ kind: 'closed', error: undefined });
+  });
+
+  it('refuses bad credentials with 403 when the client asked for authentication_failure_close', async () => {
+    const raw = await RawClient.connect(broker, { password: 'wrong' });
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 403,
+      replyText:
+        'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.',
+      classId: 0,
+      methodId: 0,
+    });
+    expect(await raw.next()).toEqual({ kind: 'closed', error: undefined });
+    const e = await rejection(connectTo(broker, 'amqp://guest:wrong@embedded'));
+    expect(e).toBeInstanceOf(AuthenticationError);
+  });
+
+  it('only hangs up on bad credentials without that capability', async () => {
+    const raw = await RawClient.connect(broker, { password: 'wrong', capabilities: {} });
+    expect(await raw.next()).toEqual({ kind: 'closed', error: undefined });
+  });
+
+  it('checks users and their vhosts, with 530 for a vhost that does not exist', async () => {
+    const b = new EmbeddedBroker({
+      users: [
+        { username: 'app', password: 'pw', vhosts: ['orders'] },
+        { username: 'admin', password: 'root' },
+      ],
+      vhosts: ['/', 'orders'],
+    });
+    const conn = await connectTo(b, 'amqp://app:pw@embedded/orders');
+    expect(b.connections()[0]).toMatchObject({ user: 'app', vhost: 'orders' });
+    await lastValueFrom(conn.close());
+    const e = await rejection(connectTo(b, 'amqp://app:pw@embedded/%2F'));
+    expect(e).toMatchObject({
+      replyCode: 530,
+      replyText: "NOT_ALLOWED - access to vhost '/' refused for user 'app'",
+    });
+    const e2 = await rejection(connectTo(b, 'amqp://admin:root@embedded/nope'));
+    expect(e2).toBeInstanceOf(ConnectionClosedError);
+    expect(e2).toMatchObject({
+      replyCode: 530,
+      replyText: 'NOT_ALLOWED - vhost nope not found',
+      classId: 10,
+      methodId: 40,
+    });
+  });
+
+  it('negotiates frame_max and splits large bodies into frames', async () => {
+    const b = new EmbeddedBroker({ frameMax: 4096 });
+    const conn = await connectTo(b);
+    expect(conn.tune.frameMax).toBe(4096);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('big'));
+    const body = new Uint8Array(50_000).map((_, i) => i & 0xff);
+    await lastValueFrom(ch.publish('', 'big', body));
+    const d = await lastValueFrom(ch.get('big'));
+    expect(Buffer.from(d.body).equals(Buffer.from(body))).toBe(true);
+    await lastValueFrom(conn.close());
+  });
+
+  it('answers heartbeats when it has no timers of its own', async () => {
+    const raw = await RawClient.connect(broker, { heartbeat: 10 });
+    raw.write(new Uint8Array([8, 0, 0, 0, 0, 0, 0, 0xce]));
+    expect(await raw.next()).toEqual({ kind: 'heartbeat' });
+  });
+});
+
+describe('protocol errors (hard)', () => {
+  it('504 for a second channel.open', async () => {
+    const raw = await RawClient.connect(broker);
+    await raw.channel(1);
+    raw.send(1, { name: 'channel.open' });
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 504,
+      replyText: "CHANNEL_ERROR - second 'channel.open' seen",
+      classId: 20,
+      methodId: 10,
+    });
+    raw.send(0, { name: 'connection.close-ok' });
+    expect(await raw.next()).toEqual({ kind: 'closed', error: undefined });
+    expect(broker.connections()).toEqual([]);
+  });
+
+  it('504 for a method or content on a channel that is not open', async () => {
+    const raw = await RawClient.connect(broker);
+    raw.send(2, { name: 'queue.declare', queue: '' });
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 504,
+      replyText: "CHANNEL_ERROR - expected 'channel.open'",
+      classId: 50,
+      methodId: 10,
+    });
+    const raw2 = await RawClient.connect(broker);
+    raw2.publish(3, { name: 'basic.publish', exchange: '', routingKey: 'q' }, {}, 'x');
+    expect(await raw2.expect('connection.close')).toMatchObject({
+      replyCode: 504,
+      classId: 60,
+      methodId: 40,
+    });
+  });
+
+  it('504 for channel methods on channel 0, 503 for connection methods on a channel', async () => {
+    const raw = await RawClient.connect(broker);
+    raw.send(0, { name: 'channel.open' });
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 504,
+      replyText: 'CHANNEL_ERROR - unexpected method in connection state running',
+    });
+    const raw2 = await RawClient.connect(broker);
+    await raw2.channel(1);
+    raw2.send(1, { name: 'connection.open' });
+    expect(await raw2.expect('connection.close')).toMatchObject({
+      replyCode: 503,
+      replyText: 'COMMAND_INVALID - unimplemented method',
+      classId: 10,
+      methodId: 40,
+    });
+  });
+
+  it('540 for immediate publishing', async () => {
+    const raw = await RawClient.connect(broker);
+    await raw.channel(1);
+    raw.publish(1, { name: 'basic.publish', exchange: '', routingKey: 'q', immediate: true }, {}, 'x');
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 540,
+      replyText: 'NOT_IMPLEMENTED - immediate=true',
+      classId: 60,
+      methodId: 40,
+    });
+  });
+
+  it('501 for a frame larger than frame_max', async () => {
+    const raw = await RawClient.connect(broker, { frameMax: 4096 });
+    await raw.channel(1);
+    raw.writer.frameMax = 0;
+    raw.publish(1, { name: 'basic.publish', exchange: '', routingKey: 'q' }, {}, 'x'.repeat(5000));
+    expect(await raw.expect('connection.close')).toMatchObject({ replyCode: 501 });
+  });
+
+  it('530 past the negotiated channel_max', async () => {
+    const b = new EmbeddedBroker({ channelMax: 2 });
+    const raw = await RawClient.connect(b);
+    await raw.channel(1);
+    await raw.channel(7);
+    raw.send(3, { name: 'channel.open' });
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 530,
+      replyText: 'NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)',
+    });
+  });
+
+  it('ignores everything but the close handshake on a channel it closed', async () => {
+    const raw = await RawClient.connect(broker);
+    await raw.channel(1);
+    raw.send(1, { name: 'queue.declare', queue: 'nope', passive: true });
+    expect(await raw.expect('channel.close')).toMatchObject({ replyCode: 404 });
+    raw.send(1, { name: 'queue.declare', queue: 'ignored' });
+    raw.send(1, { name: 'channel.close-ok' });
+    await raw.channel(1);
+    expect(broker.queue('ignored')).toBeUndefined();
+  });
+
+  it('access.request is answered with ticket 1', async () => {
+    const raw = await RawClient.connect(broker);
+    await raw.channel(1);
+    raw.send(1, { name: 'access.request' });
+    expect(await raw.expect('access.request-ok')).toMatchObject({ ticket: 1 });
+  });
+});

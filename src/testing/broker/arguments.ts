@@ -120,10 +120,12 @@ export function assertArgsEquivalent(
 ): void {
   for (const key of keys) {
     const fallback = defaults[key];
-    const a =
-      lookup(current, key) ?? (fallback === undefined ? undefined : { type: 'longstr', value: fallback });
-    // A default stands in for what the queue was declared without, not for what a redeclare omits.
     const b = lookup(received, key);
+    // A default stands in for what the queue was declared without when a redeclare names it (an
+    // explicit 'classic' matches a queue declared without a type), not the other way round.
+    const a =
+      lookup(current, key) ??
+      (b === undefined || fallback === undefined ? undefined : { type: 'longstr', value: fallback });
     if (a === undefined && b === undefined) continue;
     if (a !== undefined && b !== undefined) {
       if (sameTyped(a, b)) continue;

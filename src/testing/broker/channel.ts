@@ -12,7 +12,7 @@ import { type FieldTable, field, fieldTypesOf, rememberFieldType } from '../../p
 import type { BasicProperties, Method, MethodInit, MethodOf } from '../../protocol/generated.js';
 import { Consumer, type ConsumerHost, Pending } from './consumer.js';
 import { BrokerFault, notFound, precondition, refused, resource } from './faults.js';
-import type { Entry } from './message.js';
+import type { Content, Entry } from './message.js';
 import type { NameGenerator } from './names.js';
 import type { Queue } from './queue.js';
 import type { VirtualHost } from './vhost.js';
@@ -40,6 +40,9 @@ export interface ChannelHost {
 }
 
 type Settle = 'ack' | 'nack' | 'reject';
+
+/** RabbitMQ's direct reply-to pseudo-queue. */
+const REPLY_TO = 'amq.rabbitmq.reply-to';
 
 interface HeldPublish {
   readonly method: MethodOf<'basic.publish'>;
@@ -240,11 +243,16 @@ export class ServerChannel implements ConsumerHost {
         `user_id property set to '${properties.userId}' but authenticated user was '${this.host.user}'`,
       );
     }
+    let props = properties;
+    if (properties.replyTo === REPLY_TO) {
+      if (this.replyKey === undefined) throw precondition('fast reply consumer does not exist');
+      props = { ...properties, replyTo: this.replyKey };
+    }
     if (this.tx !== undefined) {
-      this.tx.publishes.push({ method: m, properties, body });
+      this.tx.publishes.push({ method: m, properties: props, body });
       return;
     }
-    this.route(m, properties, body);
+    this.route(m, props, body);
   }
 
   private route(m: MethodOf<'basic.publish'>, properties: BasicProperties, body: Uint8Array): void {
@@ -262,7 +270,18 @@ export class ServerChannel implements ConsumerHost {
       if (this.confirm) this.confirms.push(seq);
       return;
     }
-    const result = this.vhost.publish(exchange, m.routingKey, properties, body);
+    let result: { routed: number; rejected: boolean };
+    if (m.exchange === '' && m.routingKey.startsWith(`${REPLY_TO}.`)) {
+      // A reply: straight to the requester's channel. RabbitMQ 3.10 returns it as unroutable when
+      // mandatory even though it delivers it: so does this broker.
+      this.vhost.replyTargets.get(m.routingKey)?.({
+        exchange: '',
+        routingKey: m.routingKey,
+        properties,
+        body,
+      });
+      result = { routed: 0, rejected: false };
+    } else result = this.vhost.publish(exchange, m.routingKey, properties, body);
     if (result.routed === 0 && !result.rejected && m.mandatory) {
       this.host.writeContent(
         this.id,
@@ -338,9 +357,15 @@ export class ServerChannel implements ConsumerHost {
   }
 
   private consume(m: MethodOf<'basic.consume'>): void {
+    if (m.queue === REPLY_TO) {
+      this.consumeReplies(m);
+      return;
+    }
     const q = this.vhost.queue(this.queueName(m.queue), this.owner);
     const tag = m.consumerTag === '' ? this.host.names.name('amq.ctag-') : m.consumerTag;
-    if (this.consumers.has(tag)) throw new BrokerFault(530, `attempt to reuse consumer tag '${tag}'`);
+    if (this.consumers.has(tag) || tag === this.replyTag) {
+      throw new BrokerFault(530, `attempt to reuse consumer tag '${tag}'`);
+    }
     if (q.exclusivelyConsumed || (m.exclusive && q.consumers.length > 0)) {
       throw refused(`${resource('queue', q.name, this.vhost.name)} in exclusive use`);
     }
@@ -350,7 +375,48 @@ export class ServerChannel implements ConsumerHost {
     q.addConsumer(consumer, this.host.now());
   }
 
+  // ---- direct reply-to -------------------------------------------------------------------------
+
+  /** The consumer tag of this channel's direct reply-to consumer. */
+  private replyTag: string | undefined;
+  /** The routing key replies to this channel's requests are published with. */
+  private replyKey: string | undefined;
+
+  private consumeReplies(m: MethodOf<'basic.consume'>): void {
+    if (!m.noAck) throw precondition('reply consumer cannot acknowledge');
+    const tag = m.consumerTag === '' ? this.host.names.name('amq.ctag-') : m.consumerTag;
+    if (this.consumers.has(tag) || this.replyTag !== undefined) {
+      throw new BrokerFault(530, `attempt to reuse consumer tag '${tag}'`);
+    }
+    this.replyTag = tag;
+    this.replyKey = `${REPLY_TO}.${this.host.names.name('')}`;
+    this.vhost.replyTargets.set(this.replyKey, this.deliverReply);
+    if (!m.nowait) this.reply({ name: 'basic.consume-ok', consumerTag: tag });
+  }
+
+  /** A reply published to this channel's reply key: delivered at once, no ack. */
+  private readonly deliverReply = (content: Content): void => {
+    if (!this.open || this.replyTag === undefined) return;
+    const m = this.deliverMethod;
+    m.consumerTag = this.replyTag;
+    m.deliveryTag = ++this.deliveryTag;
+    m.redelivered = false;
+    m.exchange = content.exchange;
+    m.routingKey = content.routingKey;
+    this.host.writeContent(this.id, m, content.properties, content.body);
+  };
+
+  private stopReplies(): void {
+    if (this.replyKey !== undefined) this.vhost.replyTargets.delete(this.replyKey);
+    this.replyKey = undefined;
+    this.replyTag = undefined;
+  }
+
   private cancel(tag: string): void {
+    if (tag === this.replyTag) {
+      this.stopReplies();
+      return;
+    }
     const consumer = this.consumers.get(tag);
     if (consumer === undefined) return;
     this.consumers.delete(tag);
@@ -494,6 +560,7 @@ export class ServerChannel implements ConsumerHost {
     this.open = false;
     this.confirms = [];
     this.tx = undefined;
+    this.stopReplies();
     const consumers = [...this.consumers.values()];
     this.consumers.clear();
     for (const c of consumers) this.vhost.consumerGone(c.queue, c);

@@ -79,6 +79,8 @@ export interface ExchangeDeclareArgs {
 export class VirtualHost implements DeadLetterSink {
   readonly exchanges = new Map<string, Exchange>();
   readonly queues = new Map<string, Queue>();
+  /** Direct reply-to: the channels waiting for replies, by the routing key replies carry. */
+  readonly replyTargets = new Map<string, (content: Content) => void>();
   private routeEpoch = 0;
   /** Scratch list of the queues one publish routes to. */
   private readonly routed: Queue[] = [];

@@ -25,6 +25,7 @@ import {
 import { Reader } from '../../protocol/reader.js';
 import { type ChannelHost, type PublishInfo, ServerChannel } from './channel.js';
 import { BrokerFault } from './faults.js';
+import { frameFault } from './frame-faults.js';
 import type { MemoryLink, ServerEnd } from './memory-transport.js';
 import { later } from './memory-transport.js';
 import type { NameGenerator } from './names.js';
@@ -193,8 +194,16 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
       this.decoder.push(bytes);
     } catch (e) {
       if ((this.state as State) === 'closing' || (this.state as State) === 'closed') return;
-      if (e instanceof FrameError) this.hardError(new BrokerFault(e.replyCode, e.message), 0, 0);
-      else this.hardError(new BrokerFault(541, String(e)), 0, 0);
+      if (!(e instanceof FrameError)) {
+        this.hardError(new BrokerFault(541, String(e)), 0, 0);
+        return;
+      }
+      const f = frameFault(e);
+      if (f === 'hangup') {
+        this.releaseAll();
+        this.link.serverEnd();
+        this.finish();
+      } else this.hardError(f.fault, f.classId, f.methodId);
     }
   }
 

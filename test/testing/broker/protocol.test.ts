@@ -177,12 +177,67 @@ describe('protocol errors (hard)', () => {
     });
   });
 
-  it('501 for a frame larger than frame_max', async () => {
+  it('501 for a frame larger than frame_max, with RabbitMQ’s text', async () => {
     const raw = await RawClient.connect(broker, { frameMax: 4096 });
     await raw.channel(1);
     raw.writer.frameMax = 0;
     raw.publish(1, { name: 'basic.publish', exchange: '', routingKey: 'q' }, {}, 'x'.repeat(5000));
-    expect(await raw.expect('connection.close')).toMatchObject({ replyCode: 501 });
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 501,
+      replyText: 'FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,5000,4088}',
+    });
+  });
+
+  it('501 for an unknown frame type or a bad frame end', async () => {
+    const raw = await RawClient.connect(broker);
+    raw.write(new Uint8Array([9, 0, 0, 0, 0, 0, 0, 0xce]));
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 501,
+      replyText: 'FRAME_ERROR - type 9, all octets = <<>>: unknown_frame',
+    });
+    const raw2 = await RawClient.connect(broker);
+    raw2.write(new Uint8Array([1, 0, 0, 0, 0, 0, 4, 0, 10, 0, 50, 0]));
+    expect(await raw2.expect('connection.close')).toMatchObject({ replyCode: 501 });
+  });
+
+  it('505 for content frames out of order, with RabbitMQ’s texts', async () => {
+    const raw = await RawClient.connect(broker);
+    await raw.channel(1);
+    raw.write(new Uint8Array([2, 0, 1, 0, 0, 0, 14, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xce]));
+    expect(await raw.expect('connection.close')).toMatchObject({
+      replyCode: 505,
+      replyText: 'UNEXPECTED_FRAME - expected method frame, got non method frame instead',
+      classId: 0,
+      methodId: 0,
+    });
+    const raw2 = await RawClient.connect(broker);
+    await raw2.channel(1);
+    raw2.writer.writeContent(
+      1,
+      { name: 'basic.publish', exchange: '', routingKey: 'q' },
+      {},
+      new Uint8Array(3),
+    );
+    const publish = raw2.writer.take()!;
+    const methodFrame = publish.subarray(
+      0,
+      8 + new DataView(publish.buffer, publish.byteOffset).getUint32(3),
+    );
+    raw2.write(methodFrame);
+    raw2.send(1, { name: 'basic.qos', prefetchCount: 1 });
+    expect(await raw2.expect('connection.close')).toMatchObject({
+      replyCode: 505,
+      replyText:
+        'UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead',
+      classId: 60,
+      methodId: 40,
+    });
+  });
+
+  it('hangs up on an unknown method, as RabbitMQ', async () => {
+    const raw = await RawClient.connect(broker);
+    raw.write(new Uint8Array([1, 0, 0, 0, 0, 0, 4, 0, 99, 0, 1, 0xce]));
+    expect(await raw.next()).toEqual({ kind: 'closed', error: undefined });
   });
 
   it('530 past the negotiated channel_max', async () => {

@@ -24,3 +24,29 @@ describe('embedded broker under jest.useFakeTimers()', () => {
     await lastValueFrom(conn.close());
   });
 });
+
+describe('heartbeats', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('sends heartbeats on its own timer with timers: true, so an idle connection stays up', async () => {
+    jest.useFakeTimers();
+    const broker = new EmbeddedBroker({ timers: true, heartbeat: 1 });
+    const conn = await connectTo(broker, 'amqp://guest:guest@embedded?heartbeat=1');
+    expect(conn.tune.heartbeat).toBe(1);
+    for (let i = 0; i < 20; i++) await jest.advanceTimersByTimeAsync(500);
+    expect(conn.isOpen).toBe(true);
+    expect(conn.counters.heartbeatsReceived).toBeGreaterThan(5);
+    await lastValueFrom(conn.close());
+    broker.close();
+  });
+
+  it('answers the client’s heartbeats without timers', async () => {
+    jest.useFakeTimers();
+    const broker = new EmbeddedBroker({ heartbeat: 1 });
+    const conn = await connectTo(broker, 'amqp://guest:guest@embedded?heartbeat=1');
+    for (let i = 0; i < 20; i++) await jest.advanceTimersByTimeAsync(500);
+    expect(conn.isOpen).toBe(true);
+    expect(conn.counters.heartbeatsReceived).toBeGreaterThan(0);
+    await lastValueFrom(conn.close());
+  });
+});

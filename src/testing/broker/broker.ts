@@ -14,9 +14,9 @@ import type { BasicProperties } from '../../protocol/generated.js';
 import type { TransportConnector } from '../../transport/transport.js';
 import { type ConnectionEnvironment, ServerConnection } from './connection.js';
 import { Exchange } from './exchange.js';
+import { connectionInfo, exchangeInfo, queueInfo } from './inspect.js';
 import { MemoryLink } from './memory-transport.js';
 import { NameGenerator } from './names.js';
-import type { Queue } from './queue.js';
 import type {
   BindingInfo,
   BrokerUser,
@@ -524,58 +524,4 @@ export class EmbeddedBroker {
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
   }
-}
-
-function connectionInfo(c: ServerConnection): ConnectionInfo {
-  return {
-    id: c.id,
-    name: c.name,
-    user: c.user,
-    vhost: c.vhostName,
-    state: c.state === 'open' ? 'open' : c.state === 'closing' ? 'closing' : 'opening',
-    clientProperties: c.clientProperties,
-    channels: c.openChannels.length,
-    blocked: c.isBlocked,
-    channelMax: c.channelMax,
-    frameMax: c.frameMax,
-    heartbeat: c.heartbeat,
-  };
-}
-
-function queueInfo(q: Queue): QueueInfo {
-  return {
-    name: q.name,
-    vhost: q.vhost,
-    type: q.settings.type,
-    durable: q.durable,
-    exclusive: q.exclusive,
-    autoDelete: q.autoDelete,
-    arguments: q.args,
-    messageCount: q.messageCount,
-    messageBytes: q.readyBytes,
-    unackedCount: q.unacked,
-    consumerCount: q.consumers.length,
-    consumerTags: q.consumers.map((c) => c.tag),
-    messages: q.readyEntries().map((e) => ({
-      exchange: e.content.exchange,
-      routingKey: e.content.routingKey,
-      properties: e.content.properties,
-      body: e.content.body,
-      redelivered: e.redelivered,
-      deliveryCount: e.deliveryCount,
-      expiresAt: Number.isFinite(e.expiresAt) ? e.expiresAt : undefined,
-    })),
-  };
-}
-
-function exchangeInfo(e: Exchange, vhost: string): ExchangeInfo {
-  return {
-    name: e.name,
-    vhost,
-    type: e.type,
-    durable: e.durable,
-    autoDelete: e.autoDelete,
-    internal: e.internal,
-    arguments: e.args,
-  };
 }

@@ -8,11 +8,11 @@
  * @module
  * @internal
  */
-import { type FieldTable, field, fieldTypesOf, rememberFieldType } from '../../protocol/field-table.js';
 import type { BasicProperties, Method, MethodInit, MethodOf } from '../../protocol/generated.js';
+import { ConfirmBuffer } from './confirms.js';
 import { Consumer, type ConsumerHost, Pending } from './consumer.js';
 import { BrokerFault, notFound, precondition, refused, resource } from './faults.js';
-import type { Content, Entry } from './message.js';
+import { type Content, deliveryProperties, type Entry } from './message.js';
 import type { NameGenerator } from './names.js';
 import type { Queue } from './queue.js';
 import type { VirtualHost } from './vhost.js';
@@ -70,8 +70,8 @@ export class ServerChannel implements ConsumerHost {
   private lastQueue: string | undefined;
   private confirm = false;
   private publishSeq = 0;
-  /** Confirms waiting for the flush: sequence numbers, negative for nacks. */
-  private confirms: number[] = [];
+  /** Confirms waiting for the flush. */
+  private readonly confirms = new ConfirmBuffer();
   private tx: { publishes: (HeldPublish | HeldSettle)[] } | undefined;
   /** Reused for every delivery. */
   private readonly deliverMethod = {
@@ -261,13 +261,13 @@ export class ServerChannel implements ConsumerHost {
     if (this.confirm) {
       seq = ++this.publishSeq;
       if (this.host.nackRequested({ exchange: m.exchange, routingKey: m.routingKey, properties, body })) {
-        this.confirms.push(-seq);
+        this.confirms.nack(seq);
         return;
       }
     }
     if (exchange === undefined) {
       // Deleted between the publish and a transaction's commit: unroutable.
-      if (this.confirm) this.confirms.push(seq);
+      if (this.confirm) this.confirms.ack(seq);
       return;
     }
     let result: { routed: number; rejected: boolean };
@@ -296,29 +296,18 @@ export class ServerChannel implements ConsumerHost {
         body,
       );
     }
-    if (this.confirm) this.confirms.push(result.rejected ? -seq : seq);
-  }
-
-  /**
-   * Writes the confirms collected since the last flush, in order: a run of two or more of the same
-   * outcome as one `multiple` ack or nack, a lone one with `multiple` false.
-   */
-  flushConfirms(): void {
-    const c = this.confirms;
-    if (c.length === 0) return;
-    this.confirms = [];
-    let i = 0;
-    while (i < c.length) {
-      const nack = c[i]! < 0;
-      let j = i;
-      while (j + 1 < c.length && c[j + 1]! < 0 === nack) j++;
-      const tag = Math.abs(c[j]!);
-      const multiple = j > i;
-      if (nack) this.reply({ name: 'basic.nack', deliveryTag: tag, multiple, requeue: false });
-      else this.reply({ name: 'basic.ack', deliveryTag: tag, multiple });
-      i = j + 1;
+    if (this.confirm) {
+      if (result.rejected) this.confirms.nack(seq);
+      else this.confirms.ack(seq);
     }
   }
+
+  /** Writes the confirms collected since the last flush (see {@link ConfirmBuffer}). */
+  flushConfirms(): void {
+    this.confirms.flush(this.confirmWriter);
+  }
+
+  private readonly confirmWriter = (method: MethodInit): void => this.reply(method);
 
   private endTransaction(commit: boolean): void {
     const tx = this.tx;
@@ -444,7 +433,12 @@ export class ServerChannel implements ConsumerHost {
     m.redelivered = entry.redelivered;
     m.exchange = content.exchange;
     m.routingKey = content.routingKey;
-    this.host.writeContent(this.id, m, propertiesOf(queue, entry), content.body);
+    this.host.writeContent(
+      this.id,
+      m,
+      deliveryProperties(entry, queue.settings.type === 'quorum'),
+      content.body,
+    );
   }
 
   /** The queue of `consumer` was deleted: the client hears of it if it said it understands. */
@@ -476,7 +470,7 @@ export class ServerChannel implements ConsumerHost {
         routingKey: content.routingKey,
         messageCount: q.messageCount,
       },
-      propertiesOf(q, entry),
+      deliveryProperties(entry, q.settings.type === 'quorum'),
       content.body,
     );
   }
@@ -558,7 +552,7 @@ export class ServerChannel implements ConsumerHost {
   release(): void {
     if (!this.open) return;
     this.open = false;
-    this.confirms = [];
+    this.confirms.clear();
     this.tx = undefined;
     this.stopReplies();
     const consumers = [...this.consumers.values()];
@@ -577,23 +571,4 @@ export class ServerChannel implements ConsumerHost {
   get unackedCount(): number {
     return this.unacked.size;
   }
-}
-
-/** A quorum queue adds `x-delivery-count` to what it delivers; other queues deliver the properties as published. */
-function propertiesOf(queue: Queue, entry: Entry): BasicProperties {
-  const properties = entry.content.properties;
-  if (queue.settings.type !== 'quorum') return properties;
-  // RabbitMQ puts it first.
-  const headers: FieldTable = { 'x-delivery-count': field.int64(entry.deliveryCount) };
-  const rest = properties.headers;
-  if (rest !== undefined) {
-    const types = fieldTypesOf(rest);
-    for (const k of Object.keys(rest)) {
-      if (k === 'x-delivery-count') continue;
-      headers[k] = rest[k];
-      const t = types[k];
-      if (t !== undefined) rememberFieldType(headers, k, t);
-    }
-  }
-  return { ...properties, headers };
 }

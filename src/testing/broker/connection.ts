@@ -10,7 +10,6 @@
  * @internal
  */
 import { FrameError } from '../../errors.js';
-import { utf8Decode } from '../../protocol/bytes.js';
 import type { FieldTable } from '../../protocol/field-table.js';
 import { type ContentMethod, FrameDecoder, type FrameHandler } from '../../protocol/frame-decoder.js';
 import { FrameWriter } from '../../protocol/frame-writer.js';
@@ -22,13 +21,13 @@ import {
   type MethodInit,
   PROTOCOL_HEADER,
 } from '../../protocol/generated.js';
-import { Reader } from '../../protocol/reader.js';
 import { type ChannelHost, type PublishInfo, ServerChannel } from './channel.js';
 import { BrokerFault } from './faults.js';
 import { frameFault } from './frame-faults.js';
 import type { MemoryLink, ServerEnd } from './memory-transport.js';
 import { later } from './memory-transport.js';
 import type { NameGenerator } from './names.js';
+import { parseResponse } from './sasl.js';
 import type { VirtualHost } from './vhost.js';
 
 /** @internal What a connection needs from the broker. */
@@ -575,29 +574,4 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     this.env.closed(this);
   }
-}
-
-/** The user and password of a PLAIN (`\0user\0password`) or AMQPLAIN response. */
-function parseResponse(mechanism: string, response: Uint8Array): [string, string] | undefined {
-  const text = utf8Decode(response);
-  if (mechanism === 'PLAIN') {
-    const parts = text.split('\0');
-    if (parts.length !== 3) return undefined;
-    return [parts[1]!, parts[2]!];
-  }
-  if (mechanism === 'AMQPLAIN') {
-    try {
-      // The response is a field table without its length prefix.
-      const framed = new Uint8Array(response.length + 4);
-      new DataView(framed.buffer).setUint32(0, response.length);
-      framed.set(response, 4);
-      const table = new Reader().reset(framed, 0, framed.length).table();
-      const login = table.LOGIN;
-      const password = table.PASSWORD;
-      if (typeof login === 'string' && typeof password === 'string') return [login, password];
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
 }

@@ -151,3 +151,24 @@ export function copyTable(table: FieldTable, keys: readonly string[] = Object.ke
   }
   return out;
 }
+
+/**
+ * @internal The properties a message is delivered with: as published, except that a quorum queue
+ * adds `x-delivery-count` (first, as RabbitMQ puts it).
+ */
+export function deliveryProperties(entry: Entry, quorum: boolean): BasicProperties {
+  const properties = entry.content.properties;
+  if (!quorum) return properties;
+  const headers: FieldTable = { 'x-delivery-count': field.int64(entry.deliveryCount) };
+  const rest = properties.headers;
+  if (rest !== undefined) {
+    const types = fieldTypesOf(rest);
+    for (const k of Object.keys(rest)) {
+      if (k === 'x-delivery-count') continue;
+      headers[k] = rest[k];
+      const t = types[k];
+      if (t !== undefined) rememberFieldType(headers, k, t);
+    }
+  }
+  return { ...properties, headers };
+}

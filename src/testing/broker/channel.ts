@@ -238,6 +238,11 @@ export class ServerChannel implements ConsumerHost {
     if (exchange.internal) {
       throw refused(`cannot publish to internal ${resource('exchange', m.exchange, this.vhost.name)}`);
     }
+    const expiration = properties.expiration;
+    if (expiration !== undefined && !/^\d+$/.test(expiration)) {
+      const why = /^-\d+$/.test(expiration) ? `{value_negative,${expiration}}` : 'no_integer';
+      throw precondition(`invalid expiration '${expiration}': ${why}`);
+    }
     if (properties.userId !== undefined && properties.userId !== this.host.user) {
       throw precondition(
         `user_id property set to '${properties.userId}' but authenticated user was '${this.host.user}'`,
@@ -305,7 +310,16 @@ export class ServerChannel implements ConsumerHost {
   /** Writes the confirms collected since the last flush (see {@link ConfirmBuffer}). */
   flushConfirms(): void {
     this.confirms.flush(this.confirmWriter);
+    if (this.cancels.length > 0) {
+      const tags = this.cancels;
+      this.cancels = [];
+      if (this.open)
+        for (const tag of tags) this.reply({ name: 'basic.cancel', consumerTag: tag, nowait: true });
+    }
   }
+
+  /** Consumers the broker cancelled (their queue was deleted), to tell the client at the flush. */
+  private cancels: string[] = [];
 
   private readonly confirmWriter = (method: MethodInit): void => this.reply(method);
 
@@ -445,9 +459,8 @@ export class ServerChannel implements ConsumerHost {
   consumerCancelled(consumer: Consumer): void {
     if (this.consumers.get(consumer.tag) !== consumer) return;
     this.consumers.delete(consumer.tag);
-    if (this.open && this.host.cancelNotify) {
-      this.reply({ name: 'basic.cancel', consumerTag: consumer.tag, nowait: true });
-    }
+    // Written at the flush: after the reply to the method that deleted the queue, as RabbitMQ does.
+    if (this.open && this.host.cancelNotify) this.cancels.push(consumer.tag);
   }
 
   private get(m: MethodOf<'basic.get'>): void {

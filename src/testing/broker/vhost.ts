@@ -132,11 +132,11 @@ export class VirtualHost implements DeadLetterSink {
   }
 
   declareExchange(m: ExchangeDeclareArgs): void {
+    if (m.exchange === '') throw defaultExchangeRefused();
     if (m.passive) {
-      if (m.exchange !== '') this.exchange(m.exchange);
+      this.exchange(m.exchange);
       return;
     }
-    if (m.exchange === '') throw defaultExchangeRefused();
     if (!isExchangeType(m.type)) throw new BrokerFault(503, `invalid exchange type '${m.type}'`);
     const existing = this.exchanges.get(m.exchange);
     if (existing !== undefined) {

@@ -237,6 +237,28 @@ describe('channel errors (soft: the channel closes, the connection stays)', () =
     ).toBe("PRECONDITION_FAILED - invalid property 'exclusive-owner' for queue 'qq' in vhost '/'");
   });
 
+  it('406 for an expiration that is not a non-negative integer', async () => {
+    const ch = await conn.openChannel();
+    ch.publish('', 'q', 'x', { expiration: 'abc' }).subscribe();
+    expect(await rejection(lastValueFrom(ch.queueDeclare('', { exclusive: true })))).toMatchObject({
+      replyCode: 406,
+      replyText: "PRECONDITION_FAILED - invalid expiration 'abc': no_integer",
+      classId: 60,
+      methodId: 40,
+    });
+    const ch2 = await conn.openChannel();
+    ch2.publish('', 'q', 'x', { expiration: '-1' }).subscribe();
+    expect(await rejection(lastValueFrom(ch2.queueDeclare('', { exclusive: true })))).toMatchObject({
+      replyText: "PRECONDITION_FAILED - invalid expiration '-1': {value_negative,-1}",
+    });
+  });
+
+  it('403 for a passive declare of the default exchange', async () => {
+    expect((await softError((ch) => ch.exchangeDeclare('', 'direct', { passive: true }))).replyText).toBe(
+      'ACCESS_REFUSED - operation not permitted on the default exchange',
+    );
+  });
+
   it('406 for a user_id that is not the login', async () => {
     const ch = await conn.openChannel();
     ch.publish('', 'q', 'x', { userId: 'mallory' }).subscribe();

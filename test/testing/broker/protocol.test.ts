@@ -263,6 +263,34 @@ describe('protocol errors (hard)', () => {
     expect(broker.queue('ignored')).toBeUndefined();
   });
 
+  it('tells of a cancelled consumer after the reply to the delete that caused it', async () => {
+    const raw = await RawClient.connect(broker, { capabilities: { consumer_cancel_notify: true } });
+    await raw.channel(1);
+    raw.send(1, { name: 'queue.declare', queue: 'q' });
+    await raw.expect('queue.declare-ok');
+    raw.send(1, { name: 'basic.consume', queue: 'q', consumerTag: 'c' });
+    await raw.expect('basic.consume-ok');
+    raw.send(1, { name: 'queue.delete', queue: 'q' });
+    expect(await raw.expect('queue.delete-ok')).toMatchObject({ messageCount: 0 });
+    expect(await raw.expect('basic.cancel')).toEqual({
+      name: 'basic.cancel',
+      consumerTag: 'c',
+      nowait: true,
+    });
+  });
+
+  it('does not tell a client that did not ask for consumer_cancel_notify', async () => {
+    const raw = await RawClient.connect(broker, { capabilities: {} });
+    await raw.channel(1);
+    raw.send(1, { name: 'queue.declare', queue: 'q' });
+    await raw.expect('queue.declare-ok');
+    raw.send(1, { name: 'basic.consume', queue: 'q', consumerTag: 'c' });
+    await raw.expect('basic.consume-ok');
+    broker.deleteQueue('q');
+    raw.send(1, { name: 'basic.qos', prefetchCount: 1 });
+    expect(await raw.next()).toMatchObject({ kind: 'method', method: { name: 'basic.qos-ok' } });
+  });
+
   it('access.request is answered with ticket 1', async () => {
     const raw = await RawClient.connect(broker);
     await raw.channel(1);

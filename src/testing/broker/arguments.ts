@@ -119,13 +119,13 @@ export function assertArgsEquivalent(
   defaults: Readonly<Record<string, FieldValue>> = {},
 ): void {
   for (const key of keys) {
-    const fallback = defaults[key];
+    const a = lookup(current, key);
     const b = lookup(received, key);
-    // A default stands in for what the queue was declared without when a redeclare names it (an
-    // explicit 'classic' matches a queue declared without a type), not the other way round.
-    const a =
-      lookup(current, key) ??
-      (b === undefined || fallback === undefined ? undefined : { type: 'longstr', value: fallback });
+    // A queue declared without the argument matches a redeclare naming its default (an explicit
+    // 'classic'); the texts still say "none".
+    const fallback = defaults[key];
+    if (a === undefined && b !== undefined && fallback !== undefined && show(b.value) === show(fallback))
+      continue;
     if (a === undefined && b === undefined) continue;
     if (a !== undefined && b !== undefined) {
       if (sameTyped(a, b)) continue;
@@ -173,6 +173,9 @@ export interface QueueSettings {
   readonly maxLengthBytes: number | undefined;
   readonly overflow: 'drop-head' | 'reject-publish' | 'reject-publish-dlx';
   readonly deliveryLimit: number | undefined;
+  /** `x-max-priority`: a priority queue when set. */
+  readonly maxPriority: number | undefined;
+  readonly singleActiveConsumer: boolean;
 }
 
 function str(t: Typed | undefined): string | undefined {
@@ -196,7 +199,7 @@ export function queueSettings(
   const int = (key: string, check: 'nonneg' | 'positive' | 'any'): number | undefined => {
     const t = lookup(args, key);
     if (t === undefined) return undefined;
-    if (!INT_TYPES.has(t.type)) throw invalid(key, `{unacceptable_type,${t.type}}`);
+    if (!INT_TYPES.has(t.type)) throw invalid(key, `"expected integer, got ${t.type}"`);
     const v = Number(t.value);
     if (check === 'positive' && v === 0) throw invalid(key, `{value_zero,${v}}`);
     if (check !== 'any' && v < 0) throw invalid(key, `{value_negative,${v}}`);
@@ -212,6 +215,9 @@ export function queueSettings(
   const messageTtl = int('x-message-ttl', 'nonneg');
   const deadLetterExchange = string('x-dead-letter-exchange');
   const deadLetterRoutingKey = string('x-dead-letter-routing-key');
+  if (deadLetterRoutingKey !== undefined && deadLetterExchange === undefined) {
+    throw invalid('x-dead-letter-routing-key', 'routing_key_but_no_dlx_defined');
+  }
   const maxLength = int('x-max-length', 'nonneg');
   const maxLengthBytes = int('x-max-length-bytes', 'nonneg');
   int('x-max-in-memory-length', 'nonneg');
@@ -252,6 +258,11 @@ export function queueSettings(
     if (flags.autoDelete) throw precondition(`invalid property 'auto-delete' for ${where}`);
   }
   const deliveryLimit = typeName === 'quorum' ? int('x-delivery-limit', 'nonneg') : undefined;
+  const maxPriority = int('x-max-priority', 'nonneg');
+  const sac = lookup(args, 'x-single-active-consumer');
+  if (sac !== undefined && sac.type !== 'bool') {
+    throw invalid('x-single-active-consumer', `{unacceptable_type,${sac.type}}`);
+  }
   return {
     type: typeName,
     messageTtl,
@@ -262,5 +273,7 @@ export function queueSettings(
     maxLengthBytes,
     overflow,
     deliveryLimit,
+    maxPriority: maxPriority === undefined ? undefined : Math.min(maxPriority, 255),
+    singleActiveConsumer: sac?.value === true,
   };
 }

@@ -354,9 +354,13 @@ export class ServerChannel implements ConsumerHost {
   private qos(m: MethodOf<'basic.qos'>): void {
     if (m.prefetchSize !== 0) throw new BrokerFault(540, `prefetch_size!=0 (${m.prefetchSize})`);
     if (m.global) this.globalPrefetch = m.prefetchCount;
-    else this.consumerPrefetch = m.prefetchCount;
+    else {
+      // RabbitMQ 3.10 lifts the channel's global limit with every basic.qos global=false.
+      this.consumerPrefetch = m.prefetchCount;
+      this.globalPrefetch = 0;
+    }
     this.reply({ name: 'basic.qos-ok' });
-    if (m.global) this.dispatchAll();
+    this.dispatchAll();
   }
 
   private consume(m: MethodOf<'basic.consume'>): void {
@@ -372,7 +376,16 @@ export class ServerChannel implements ConsumerHost {
     if (q.exclusivelyConsumed || (m.exclusive && q.consumers.length > 0)) {
       throw refused(`${resource('queue', q.name, this.vhost.name)} in exclusive use`);
     }
-    const consumer = new Consumer(this, tag, q, m.noAck, m.exclusive, this.consumerPrefetch);
+    const priority = m.arguments['x-priority'];
+    const consumer = new Consumer(
+      this,
+      tag,
+      q,
+      m.noAck,
+      m.exclusive,
+      this.consumerPrefetch,
+      typeof priority === 'number' ? priority : 0,
+    );
     this.consumers.set(tag, consumer);
     if (!m.nowait) this.reply({ name: 'basic.consume-ok', consumerTag: tag });
     q.addConsumer(consumer, this.host.now());

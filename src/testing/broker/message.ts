@@ -38,6 +38,8 @@ export class Entry {
     readonly seq: number,
     /** When it expires (clock milliseconds), or Infinity. */
     readonly expiresAt: number,
+    /** Its priority in a priority queue (`x-max-priority`), else 0. */
+    readonly priority = 0,
   ) {}
 }
 

@@ -137,7 +137,7 @@ export class VirtualHost implements DeadLetterSink {
       this.exchange(m.exchange);
       return;
     }
-    if (!isExchangeType(m.type)) throw new BrokerFault(503, `invalid exchange type '${m.type}'`);
+    if (!isExchangeType(m.type)) throw unknownExchangeType(m.type);
     const existing = this.exchanges.get(m.exchange);
     if (existing !== undefined) {
       const where = this.where('exchange', m.exchange);
@@ -463,4 +463,37 @@ function senderKeys(headers: FieldTable): string[] {
     if (Array.isArray(v)) for (const k of v) if (typeof k === 'string') out.push(k);
   }
   return out;
+}
+
+/**
+ * RabbitMQ looks an exchange type up as an Erlang atom: a name that is no atom at all is "unknown",
+ * one that is an atom but no exchange type (common words are atoms of the runtime) is "invalid".
+ */
+const ERLANG_ATOMS = new Set([
+  'foo',
+  'bar',
+  'baz',
+  'test',
+  'error',
+  'ok',
+  'true',
+  'false',
+  'undefined',
+  'none',
+  'all',
+  'any',
+  'queue',
+  'exchange',
+  'local',
+  'global',
+  'default',
+  'classic',
+  'quorum',
+  'stream',
+  'random',
+  'x',
+]);
+
+function unknownExchangeType(type: string): BrokerFault {
+  return new BrokerFault(503, `${ERLANG_ATOMS.has(type) ? 'invalid' : 'unknown'} exchange type '${type}'`);
 }

@@ -295,7 +295,7 @@ describe('connection errors (hard: connection.close)', () => {
     expect(e.cause).toBeInstanceOf(ConnectionClosedError);
     expect(e).toMatchObject({
       replyCode: 503,
-      replyText: "COMMAND_INVALID - invalid exchange type 'x-unknown'",
+      replyText: "COMMAND_INVALID - unknown exchange type 'x-unknown'",
     });
   });
 

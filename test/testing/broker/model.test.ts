@@ -43,6 +43,7 @@ function consumer(limit = Number.POSITIVE_INFINITY): QueueConsumer & { got: Entr
     tag: 'c',
     exclusive: false,
     noAck: false,
+    priority: 0,
     got,
     canTake: () => got.length < limit,
     deliver: (_q, e) => {

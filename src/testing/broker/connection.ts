@@ -81,6 +81,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   private endAfterFlush = false;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private sentSinceBeat = false;
+  private receivedSinceBeat = false;
 
   constructor(
     readonly id: number,
@@ -163,6 +164,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
 
   receive(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
+    this.receivedSinceBeat = true;
     this.env.tick();
     let bytes = chunk;
     if (this.state === 'header') {
@@ -387,10 +389,24 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     this.writeMethod(0, { name: 'connection.open-ok' });
   }
 
+  /**
+   * With timers: a heartbeat when nothing was sent for half an interval, and, as RabbitMQ, the
+   * connection is dropped (no connection.close) after two intervals without a byte from the client.
+   */
   private startHeartbeats(seconds: number): void {
+    let silentTicks = 0;
     this.heartbeatTimer = setInterval(
       () => {
         if (this.state !== 'open') return;
+        if (this.receivedSinceBeat) {
+          this.receivedSinceBeat = false;
+          silentTicks = 0;
+        } else if (++silentTicks >= 4) {
+          this.releaseAll();
+          this.link.serverEnd();
+          this.finish();
+          return;
+        }
         if (!this.sentSinceBeat) {
           this.writer.writeHeartbeat();
           this.scheduleFlush();

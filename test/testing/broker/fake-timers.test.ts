@@ -1,5 +1,6 @@
 import { lastValueFrom } from 'rxjs';
 import { connectTo, EmbeddedBroker, first, text } from './helpers.js';
+import { RawClient } from './raw-client.js';
 
 describe('embedded broker under jest.useFakeTimers()', () => {
   beforeEach(() => jest.useFakeTimers());
@@ -48,5 +49,15 @@ describe('heartbeats', () => {
     expect(conn.isOpen).toBe(true);
     expect(conn.counters.heartbeatsReceived).toBeGreaterThan(0);
     await lastValueFrom(conn.close());
+  });
+
+  it('drops a connection whose client went silent for two heartbeat intervals, with timers: true', async () => {
+    jest.useFakeTimers();
+    const broker = new EmbeddedBroker({ timers: true, heartbeat: 1 });
+    const raw = await RawClient.connect(broker, { heartbeat: 1 });
+    expect(broker.connections()).toHaveLength(1);
+    for (let i = 0; i < 6; i++) await jest.advanceTimersByTimeAsync(500);
+    expect(broker.connections()).toEqual([]);
+    expect(raw.events.some((e) => e.kind === 'closed')).toBe(true);
   });
 });

@@ -105,7 +105,7 @@ it('a quorum queue puts requeued messages at the back, in the order they came ba
 it('cuts reply texts longer than 255 bytes to 252 and "..."', async () => {
   const name = `q-${'x'.repeat(250)}`;
   const e = await rejection(lastValueFrom(ch.queueDeclare(name, { passive: true })));
-  expect(e.replyText).toBe(`NOT_FOUND - no queue '${name}' in vhost '/'`.slice(0, 252) + '...');
+  expect(e.replyText).toBe(`${`NOT_FOUND - no queue '${name}' in vhost '/'`.slice(0, 252)}...`);
 });
 
 it('refuses x-dead-letter-routing-key without x-dead-letter-exchange, and non-integer integers', async () => {

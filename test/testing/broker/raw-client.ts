@@ -119,7 +119,8 @@ export class RawClient {
 
   /** The next event (waits for the broker's output). */
   async next(): Promise<RawEvent> {
-    for (let i = 0; i < 50 && this.events.length === 0; i++) await new Promise<void>((r) => setImmediate(r));
+    // The link moves bytes on the Promise job queue only: awaiting is enough, even under fake timers.
+    for (let i = 0; i < 1000 && this.events.length === 0; i++) await Promise.resolve();
     const event = this.events.shift();
     if (event === undefined) throw new Error('no event from the broker');
     return event;

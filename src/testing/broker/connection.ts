@@ -546,11 +546,11 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   /** Sends connection.close (a forced close, an error) and releases everything at once. */
   closeWith(replyCode: number, replyText: string, classId: number, methodId: number): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    const handshaking = this.state !== 'open';
+    const handshaking = this.state === 'start' || this.state === 'tune';
     this.releaseAll();
     this.writeMethod(0, { name: 'connection.close', replyCode, replyText, classId, methodId });
     this.state = 'closing';
-    // Before the connection is open, RabbitMQ hangs up after the close without waiting.
+    // During the login, RabbitMQ hangs up after the close without waiting for close-ok.
     if (handshaking) this.end();
   }
 

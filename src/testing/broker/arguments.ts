@@ -211,6 +211,11 @@ export function queueSettings(
     if (t.type !== 'longstr') throw invalid(key, `{unacceptable_type,${t.type}}`);
     return str(t);
   };
+  // RabbitMQ's channel checks the dead-letter exchange's type before the queue checks the rest.
+  const dlxArg = lookup(args, 'x-dead-letter-exchange');
+  if (dlxArg !== undefined && dlxArg.type !== 'longstr') {
+    throw precondition(`invalid type '${dlxArg.type}' for arg 'x-dead-letter-exchange' in ${where}`);
+  }
   const expires = int('x-expires', 'positive');
   const messageTtl = int('x-message-ttl', 'nonneg');
   const deadLetterExchange = string('x-dead-letter-exchange');
@@ -250,15 +255,15 @@ export function queueSettings(
         throw precondition(`invalid arg '${key}' for ${where} of queue type rabbit_quorum_queue`);
       }
     }
-    if (overflow === 'reject-publish-dlx') {
-      throw precondition(`invalid arg 'x-overflow' for ${where} of queue type rabbit_quorum_queue`);
-    }
     if (!flags.durable) throw precondition(`invalid property 'non-durable' for ${where}`);
     if (flags.exclusive) throw precondition(`invalid property 'exclusive-owner' for ${where}`);
     if (flags.autoDelete) throw precondition(`invalid property 'auto-delete' for ${where}`);
   }
   const deliveryLimit = typeName === 'quorum' ? int('x-delivery-limit', 'nonneg') : undefined;
   const maxPriority = int('x-max-priority', 'nonneg');
+  if (maxPriority !== undefined && maxPriority > 255) {
+    throw invalid('x-max-priority', `{max_value_exceeded,${maxPriority}}`);
+  }
   const sac = lookup(args, 'x-single-active-consumer');
   if (sac !== undefined && sac.type !== 'bool') {
     throw invalid('x-single-active-consumer', `{unacceptable_type,${sac.type}}`);
@@ -273,7 +278,7 @@ export function queueSettings(
     maxLengthBytes,
     overflow,
     deliveryLimit,
-    maxPriority: maxPriority === undefined ? undefined : Math.min(maxPriority, 255),
+    maxPriority,
     singleActiveConsumer: sac?.value === true,
   };
 }

@@ -283,6 +283,18 @@ describe('queue', () => {
     expect(fault(() => declare(v, 'q', { 'x-delivery-limit': 2 })).replyText).toBe(
       "PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for queue 'q' in vhost '/' of queue type rabbit_classic_queue",
     );
+    expect(fault(() => declare(v, 'q', { 'x-dead-letter-exchange': 5 })).replyText).toBe(
+      "PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in queue 'q' in vhost '/'",
+    );
+    expect(fault(() => declare(v, 'q', { 'x-max-priority': 300 })).replyText).toBe(
+      "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue 'q' in vhost '/': {max_value_exceeded,300}",
+    );
+    expect(fault(() => declare(v, 'q', { 'x-single-active-consumer': 'yes' })).replyText).toBe(
+      "PRECONDITION_FAILED - invalid arg 'x-single-active-consumer' for queue 'q' in vhost '/': {unacceptable_type,longstr}",
+    );
+    expect(fault(() => declare(v, 'q', { 'x-expires': 0 })).replyText).toBe(
+      "PRECONDITION_FAILED - invalid arg 'x-expires' for queue 'q' in vhost '/': {value_zero,0}",
+    );
     expect(fault(() => declare(v, 'q', { 'x-queue-type': 'quorum' })).replyText).toBe(
       "PRECONDITION_FAILED - invalid property 'non-durable' for queue 'q' in vhost '/'",
     );

@@ -30,7 +30,15 @@ import { VirtualHost } from './vhost.js';
 
 type NackRule = { remaining: number } | { readonly match: (publish: PublishedMessage) => boolean };
 
-/** Which connection a hook acts on: its id, its `connection_name`, or its info. */
+/**
+ * Which connection a hook acts on: its id, its `connection_name`, or its info.
+ *
+ * @example
+ * ```ts
+ * broker.closeConnection('orders-api'); // by name
+ * broker.dropConnection(broker.connections()[0]!); // by info
+ * ```
+ */
 export type ConnectionSelector = number | string | ConnectionInfo;
 
 const SERVER_PROPERTIES: FieldTable = {

@@ -25,6 +25,8 @@ export interface QueueConsumer {
   canTake(): boolean;
   /** Takes a message that has just left the ready list. */
   deliver(queue: Queue, entry: Entry): void;
+  /** The queue was deleted under the consumer (its channel may tell the client). */
+  cancelled?(): void;
 }
 
 /** @internal Where a queue sends the messages it dead-letters (the virtual host routes them). */

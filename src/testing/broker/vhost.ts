@@ -304,7 +304,7 @@ export class VirtualHost implements DeadLetterSink {
     if (bindings !== undefined) for (const b of [...bindings]) this.removeBinding(b);
     q.purge();
     const consumers = q.consumers.splice(0);
-    for (const c of consumers) (c as QueueConsumer & { cancelled?(q: Queue): void }).cancelled?.(q);
+    for (const c of consumers) c.cancelled?.();
   }
 
   /** A consumer left: an auto-delete queue goes with its last consumer. */

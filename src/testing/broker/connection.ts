@@ -483,7 +483,8 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
         return;
       }
       const info = METHOD_INFO[m.name];
-      ch.flushConfirms();
+      // Confirms not yet written are dropped: RabbitMQ closes the channel before it confirms
+      // publishes that came with the failing method (the client fails them with the close).
       ch.release();
       this.writeMethod(ch.id, {
         name: 'channel.close',

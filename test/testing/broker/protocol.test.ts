@@ -291,6 +291,28 @@ describe('protocol errors (hard)', () => {
     expect(await raw.next()).toMatchObject({ kind: 'method', method: { name: 'basic.qos-ok' } });
   });
 
+  it('confirms a batch of publishes with one multiple ack, but none that came with a channel error', async () => {
+    const raw = await RawClient.connect(broker);
+    await raw.channel(1);
+    raw.send(1, { name: 'queue.declare', queue: 'q' });
+    await raw.expect('queue.declare-ok');
+    raw.send(1, { name: 'confirm.select' });
+    await raw.expect('confirm.select-ok');
+    for (let i = 0; i < 3; i++)
+      raw.writer.writeContent(1, { name: 'basic.publish', routingKey: 'q' }, {}, new Uint8Array(1));
+    raw.write(raw.writer.take()!);
+    expect(await raw.expect('basic.ack')).toEqual({ name: 'basic.ack', deliveryTag: 3, multiple: true });
+    raw.writer.writeContent(1, { name: 'basic.publish', routingKey: 'q' }, {}, new Uint8Array(1));
+    raw.writer.writeContent(
+      1,
+      { name: 'basic.publish', exchange: 'nope', routingKey: 'q' },
+      {},
+      new Uint8Array(1),
+    );
+    raw.write(raw.writer.take()!);
+    expect(await raw.expect('channel.close')).toMatchObject({ replyCode: 404, classId: 60, methodId: 40 });
+  });
+
   it('access.request is answered with ticket 1', async () => {
     const raw = await RawClient.connect(broker);
     await raw.channel(1);

@@ -1,20 +1,19 @@
 /**
- * The server side of one AMQP channel: dispatches the client's methods to the virtual host, runs
- * publishing (confirms, mandatory returns, transactions), consumers and their prefetch (per consumer
- * with basic.qos global=false, shared by the channel with global=true, as RabbitMQ 3.10 does), and
- * the settling of deliveries. Refusals are thrown as {@link BrokerFault}s for the connection to turn
- * into channel.close or connection.close.
+ * The server side of one AMQP channel: dispatches the client's methods to the virtual host, and runs
+ * publishing (validation, confirms, mandatory returns, transactions, direct reply-to); consumers,
+ * deliveries and settling are its {@link Deliveries}. Refusals are thrown as {@link BrokerFault}s
+ * for the connection to turn into channel.close or connection.close.
  *
  * @module
  * @internal
  */
 import type { BasicProperties, Method, MethodInit, MethodOf } from '../../protocol/generated.js';
 import { ConfirmBuffer } from './confirms.js';
-import { Consumer, type ConsumerHost, Pending } from './consumer.js';
+import type { Pending } from './consumer.js';
+import { Deliveries, type Settle } from './deliveries.js';
 import { BrokerFault, notFound, precondition, refused, resource } from './faults.js';
-import { type Content, deliveryProperties, type Entry } from './message.js';
+import type { Content } from './message.js';
 import type { NameGenerator } from './names.js';
-import type { Queue } from './queue.js';
 import type { VirtualHost } from './vhost.js';
 
 /** @internal What a publish looks like to a nack rule. */
@@ -39,8 +38,6 @@ export interface ChannelHost {
   nackRequested(publish: PublishInfo): boolean;
 }
 
-type Settle = 'ack' | 'nack' | 'reject';
-
 /** RabbitMQ's direct reply-to pseudo-queue. */
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 
@@ -57,38 +54,32 @@ interface HeldSettle {
 }
 
 /** @internal */
-export class ServerChannel implements ConsumerHost {
-  open = true;
-  private readonly consumers = new Map<string, Consumer>();
-  /** Deliveries awaiting a settlement, in delivery-tag order. */
-  private unacked = new Map<number, Pending>();
-  private deliveryTag = 0;
-  /** Consumer deliveries not yet settled (what global prefetch limits). */
-  private consumerUnacked = 0;
-  private consumerPrefetch = 0;
-  private globalPrefetch = 0;
+export class ServerChannel {
+  private readonly deliveries: Deliveries;
   private lastQueue: string | undefined;
   private confirm = false;
   private publishSeq = 0;
   /** Confirms waiting for the flush. */
   private readonly confirms = new ConfirmBuffer();
-  private tx: { publishes: (HeldPublish | HeldSettle)[] } | undefined;
-  /** Reused for every delivery. */
-  private readonly deliverMethod = {
-    name: 'basic.deliver' as const,
-    consumerTag: '',
-    deliveryTag: 0,
-    redelivered: false,
-    exchange: '',
-    routingKey: '',
-  };
+  private tx: { held: (HeldPublish | HeldSettle)[] } | undefined;
+  /** The consumer tag of this channel's direct reply-to consumer. */
+  private replyTag: string | undefined;
+  /** The routing key replies to this channel's requests are published with. */
+  private replyKey: string | undefined;
 
   constructor(
     readonly id: number,
     private readonly host: ChannelHost,
     /** The connection, as owner of its exclusive queues. */
     private readonly owner: object,
-  ) {}
+  ) {
+    this.deliveries = new Deliveries(id, host);
+  }
+
+  /** False once released (closing or closed). */
+  get open(): boolean {
+    return this.deliveries.open;
+  }
 
   private get vhost(): VirtualHost {
     return this.host.vhost;
@@ -176,7 +167,10 @@ export class ServerChannel implements ConsumerHost {
         return;
       }
       case 'basic.qos':
-        this.qos(m);
+        if (m.prefetchSize !== 0) throw new BrokerFault(540, `prefetch_size!=0 (${m.prefetchSize})`);
+        this.deliveries.qos(m.prefetchCount, m.global);
+        this.reply({ name: 'basic.qos-ok' });
+        this.deliveries.dispatchAll();
         return;
       case 'basic.consume':
         this.consume(m);
@@ -186,7 +180,7 @@ export class ServerChannel implements ConsumerHost {
         if (!m.nowait) this.reply({ name: 'basic.cancel-ok', consumerTag: m.consumerTag });
         return;
       case 'basic.get':
-        this.get(m);
+        this.deliveries.get(this.vhost.queue(this.queueName(m.queue), this.owner), m.noAck);
         return;
       case 'basic.ack':
         this.settle('ack', m.deliveryTag, m.multiple, false);
@@ -200,7 +194,7 @@ export class ServerChannel implements ConsumerHost {
       case 'basic.recover':
       case 'basic.recover-async':
         if (!m.requeue) throw new BrokerFault(540, 'requeue=false');
-        this.requeueAll();
+        this.deliveries.requeueAll();
         if (m.name === 'basic.recover') this.reply({ name: 'basic.recover-ok' });
         return;
       case 'confirm.select':
@@ -210,7 +204,7 @@ export class ServerChannel implements ConsumerHost {
         return;
       case 'tx.select':
         if (this.confirm) throw precondition('cannot switch from confirm to tx mode');
-        this.tx ??= { publishes: [] };
+        this.tx ??= { held: [] };
         this.reply({ name: 'tx.select-ok' });
         return;
       case 'tx.commit':
@@ -254,7 +248,7 @@ export class ServerChannel implements ConsumerHost {
       props = { ...properties, replyTo: this.replyKey };
     }
     if (this.tx !== undefined) {
-      this.tx.publishes.push({ method: m, properties: props, body });
+      this.tx.held.push({ method: m, properties: props, body });
       return;
     }
     this.route(m, props, body);
@@ -307,61 +301,38 @@ export class ServerChannel implements ConsumerHost {
     }
   }
 
-  /** Writes the confirms collected since the last flush (see {@link ConfirmBuffer}). */
+  /**
+   * Writes the confirms collected since the last flush (see {@link ConfirmBuffer}), then the
+   * consumer-cancel notifications.
+   */
   flushConfirms(): void {
     this.confirms.flush(this.confirmWriter);
-    if (this.cancels.length > 0) {
-      const tags = this.cancels;
-      this.cancels = [];
-      if (this.open)
-        for (const tag of tags) this.reply({ name: 'basic.cancel', consumerTag: tag, nowait: true });
-    }
+    this.deliveries.flushCancels();
   }
-
-  /** Consumers the broker cancelled (their queue was deleted), to tell the client at the flush. */
-  private cancels: string[] = [];
 
   private readonly confirmWriter = (method: MethodInit): void => this.reply(method);
 
   private endTransaction(commit: boolean): void {
     const tx = this.tx;
     if (tx === undefined) throw precondition('channel is not transactional');
-    const held = tx.publishes;
-    tx.publishes = [];
+    const held = tx.held;
+    tx.held = [];
     if (commit) {
       for (const h of held) {
         if ('method' in h) this.route(h.method, h.properties, h.body);
-        else this.apply(h.kind, h.pending, h.requeue);
+        else this.deliveries.apply(h.kind, h.pending, h.requeue);
       }
       this.reply({ name: 'tx.commit-ok' });
       return;
     }
     // Rollback: publishes are dropped, settled deliveries are unacked again.
-    let restored = false;
-    for (const h of held) {
-      if ('method' in h) continue;
-      for (const p of h.pending) {
-        this.unacked.set(p.tag, p);
-        restored = true;
-      }
-    }
-    if (restored) this.unacked = new Map([...this.unacked.entries()].sort((a, b) => a[0] - b[0]));
+    const restored: Pending[] = [];
+    for (const h of held) if (!('method' in h)) restored.push(...h.pending);
+    this.deliveries.restore(restored);
     this.reply({ name: 'tx.rollback-ok' });
   }
 
   // ---- consumers ------------------------------------------------------------------------------
-
-  private qos(m: MethodOf<'basic.qos'>): void {
-    if (m.prefetchSize !== 0) throw new BrokerFault(540, `prefetch_size!=0 (${m.prefetchSize})`);
-    if (m.global) this.globalPrefetch = m.prefetchCount;
-    else {
-      // RabbitMQ 3.10 lifts the channel's global limit with every basic.qos global=false.
-      this.consumerPrefetch = m.prefetchCount;
-      this.globalPrefetch = 0;
-    }
-    this.reply({ name: 'basic.qos-ok' });
-    this.dispatchAll();
-  }
 
   private consume(m: MethodOf<'basic.consume'>): void {
     if (m.queue === REPLY_TO) {
@@ -370,38 +341,29 @@ export class ServerChannel implements ConsumerHost {
     }
     const q = this.vhost.queue(this.queueName(m.queue), this.owner);
     const tag = m.consumerTag === '' ? this.host.names.name('amq.ctag-') : m.consumerTag;
-    if (this.consumers.has(tag) || tag === this.replyTag) {
+    if (this.deliveries.consumers.has(tag) || tag === this.replyTag) {
       throw new BrokerFault(530, `attempt to reuse consumer tag '${tag}'`);
     }
-    if (q.exclusivelyConsumed || (m.exclusive && q.consumers.length > 0)) {
-      throw refused(`${resource('queue', q.name, this.vhost.name)} in exclusive use`);
-    }
-    const priority = m.arguments['x-priority'];
-    const consumer = new Consumer(
-      this,
-      tag,
-      q,
-      m.noAck,
-      m.exclusive,
-      this.consumerPrefetch,
-      typeof priority === 'number' ? priority : 0,
-    );
-    this.consumers.set(tag, consumer);
-    if (!m.nowait) this.reply({ name: 'basic.consume-ok', consumerTag: tag });
-    q.addConsumer(consumer, this.host.now());
+    this.deliveries.consume(q, tag, m);
   }
 
-  // ---- direct reply-to -------------------------------------------------------------------------
+  private cancel(tag: string): void {
+    if (tag === this.replyTag) this.stopReplies();
+    else this.deliveries.cancel(tag);
+  }
 
-  /** The consumer tag of this channel's direct reply-to consumer. */
-  private replyTag: string | undefined;
-  /** The routing key replies to this channel's requests are published with. */
-  private replyKey: string | undefined;
+  private settle(kind: Settle, tag: number, multiple: boolean, requeue: boolean): void {
+    const pending = this.deliveries.take(tag, multiple);
+    if (this.tx !== undefined) this.tx.held.push({ kind, requeue, pending });
+    else this.deliveries.apply(kind, pending, requeue);
+  }
+
+  // ---- direct reply-to ------------------------------------------------------------------------
 
   private consumeReplies(m: MethodOf<'basic.consume'>): void {
     if (!m.noAck) throw precondition('reply consumer cannot acknowledge');
     const tag = m.consumerTag === '' ? this.host.names.name('amq.ctag-') : m.consumerTag;
-    if (this.consumers.has(tag) || this.replyTag !== undefined) {
+    if (this.deliveries.consumers.has(tag) || this.replyTag !== undefined) {
       throw new BrokerFault(530, `attempt to reuse consumer tag '${tag}'`);
     }
     this.replyTag = tag;
@@ -410,16 +372,9 @@ export class ServerChannel implements ConsumerHost {
     if (!m.nowait) this.reply({ name: 'basic.consume-ok', consumerTag: tag });
   }
 
-  /** A reply published to this channel's reply key: delivered at once, no ack. */
+  /** A reply published to this channel's reply key. */
   private readonly deliverReply = (content: Content): void => {
-    if (!this.open || this.replyTag === undefined) return;
-    const m = this.deliverMethod;
-    m.consumerTag = this.replyTag;
-    m.deliveryTag = ++this.deliveryTag;
-    m.redelivered = false;
-    m.exchange = content.exchange;
-    m.routingKey = content.routingKey;
-    this.host.writeContent(this.id, m, content.properties, content.body);
+    if (this.replyTag !== undefined) this.deliveries.deliverReply(this.replyTag, content);
   };
 
   private stopReplies(): void {
@@ -428,173 +383,24 @@ export class ServerChannel implements ConsumerHost {
     this.replyTag = undefined;
   }
 
-  private cancel(tag: string): void {
-    if (tag === this.replyTag) {
-      this.stopReplies();
-      return;
-    }
-    const consumer = this.consumers.get(tag);
-    if (consumer === undefined) return;
-    this.consumers.delete(tag);
-    this.vhost.consumerGone(consumer.queue, consumer);
-  }
-
-  canDeliver(consumer: Consumer): boolean {
-    if (!this.open) return false;
-    if (consumer.noAck) return true;
-    if (consumer.prefetch !== 0 && consumer.unacked >= consumer.prefetch) return false;
-    return this.globalPrefetch === 0 || this.consumerUnacked < this.globalPrefetch;
-  }
-
-  deliver(consumer: Consumer, queue: Queue, entry: Entry): void {
-    const tag = ++this.deliveryTag;
-    if (!consumer.noAck) {
-      this.unacked.set(tag, new Pending(tag, entry, queue, consumer));
-      consumer.unacked++;
-      this.consumerUnacked++;
-    }
-    const m = this.deliverMethod;
-    const content = entry.content;
-    m.consumerTag = consumer.tag;
-    m.deliveryTag = tag;
-    m.redelivered = entry.redelivered;
-    m.exchange = content.exchange;
-    m.routingKey = content.routingKey;
-    this.host.writeContent(
-      this.id,
-      m,
-      deliveryProperties(entry, queue.settings.type === 'quorum'),
-      content.body,
-    );
-  }
-
-  /** The queue of `consumer` was deleted: the client hears of it if it said it understands. */
-  consumerCancelled(consumer: Consumer): void {
-    if (this.consumers.get(consumer.tag) !== consumer) return;
-    this.consumers.delete(consumer.tag);
-    // Written at the flush: after the reply to the method that deleted the queue, as RabbitMQ does.
-    if (this.open && this.host.cancelNotify) this.cancels.push(consumer.tag);
-  }
-
-  private get(m: MethodOf<'basic.get'>): void {
-    const q = this.vhost.queue(this.queueName(m.queue), this.owner);
-    const entry = q.take(this.host.now(), m.noAck);
-    if (entry === undefined) {
-      this.reply({ name: 'basic.get-empty' });
-      return;
-    }
-    const tag = ++this.deliveryTag;
-    if (!m.noAck) this.unacked.set(tag, new Pending(tag, entry, q, undefined));
-    const content = entry.content;
-    this.host.writeContent(
-      this.id,
-      {
-        name: 'basic.get-ok',
-        deliveryTag: tag,
-        redelivered: entry.redelivered,
-        exchange: content.exchange,
-        routingKey: content.routingKey,
-        messageCount: q.messageCount,
-      },
-      deliveryProperties(entry, q.settings.type === 'quorum'),
-      content.body,
-    );
-  }
-
-  // ---- settling -------------------------------------------------------------------------------
-
-  private settle(kind: Settle, tag: number, multiple: boolean, requeue: boolean): void {
-    let pending: Pending[];
-    if (multiple && tag === 0) {
-      pending = [...this.unacked.values()];
-      this.unacked.clear();
-    } else {
-      const one = this.unacked.get(tag);
-      if (one === undefined) throw precondition(`unknown delivery tag ${tag}`);
-      if (multiple) {
-        pending = [];
-        for (const p of this.unacked.values()) {
-          if (p.tag > tag) break;
-          pending.push(p);
-        }
-        for (const p of pending) this.unacked.delete(p.tag);
-      } else {
-        this.unacked.delete(tag);
-        pending = [one];
-      }
-    }
-    if (this.tx !== undefined) {
-      this.tx.publishes.push({ kind, requeue, pending });
-      return;
-    }
-    this.apply(kind, pending, requeue);
-  }
-
-  /** Settles deliveries with their queues, then lets the queues deliver into the freed prefetch. */
-  private apply(kind: Settle, pending: readonly Pending[], requeue: boolean): void {
-    const now = this.host.now();
-    const queues: Queue[] = [];
-    const back = new Map<Queue, Entry[]>();
-    for (const p of pending) {
-      const c = p.consumer;
-      if (c !== undefined) {
-        c.unacked--;
-        this.consumerUnacked--;
-      }
-      if (!queues.includes(p.queue)) queues.push(p.queue);
-      if (kind === 'ack') p.queue.ack();
-      else if (requeue) {
-        const list = back.get(p.queue);
-        if (list === undefined) back.set(p.queue, [p.entry]);
-        else list.push(p.entry);
-      } else p.queue.discard(p.entry);
-    }
-    for (const [q, entries] of back) q.requeue(entries, now);
-    if (this.globalPrefetch !== 0) this.dispatchAll();
-    else for (const q of queues) q.dispatch(now);
-  }
-
-  /** basic.recover and channel close: every unsettled delivery goes back to its queue. */
-  private requeueAll(): void {
-    const pending = [...this.unacked.values()];
-    this.unacked.clear();
-    if (pending.length > 0) this.apply('nack', pending, true);
-  }
-
-  private dispatchAll(): void {
-    const now = this.host.now();
-    const seen = new Set<Queue>();
-    for (const c of this.consumers.values()) {
-      if (seen.has(c.queue)) continue;
-      seen.add(c.queue);
-      c.queue.dispatch(now);
-    }
-  }
-
   /**
    * The channel ends (closed by either side, or with its connection): its consumers go (an
    * auto-delete queue may go with them), then its unsettled deliveries are requeued, in order.
    */
   release(): void {
     if (!this.open) return;
-    this.open = false;
     this.confirms.clear();
     this.tx = undefined;
     this.stopReplies();
-    const consumers = [...this.consumers.values()];
-    this.consumers.clear();
-    for (const c of consumers) this.vhost.consumerGone(c.queue, c);
-    const pending = [...this.unacked.values()];
-    this.unacked.clear();
-    if (pending.length > 0) this.apply('nack', pending, true);
+    this.deliveries.release();
   }
 
   /** For inspection. */
   get consumerCount(): number {
-    return this.consumers.size;
+    return this.deliveries.consumers.size;
   }
 
   get unackedCount(): number {
-    return this.unacked.size;
+    return this.deliveries.unackedCount;
   }
 }

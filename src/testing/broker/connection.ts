@@ -1,7 +1,7 @@
 /**
  * The server side of one AMQP connection: the protocol header, the handshake (PLAIN or AMQPLAIN
- * login against the broker's users, tune, the virtual host), channels and their limit, routing of
- * methods and content to channels, heartbeats (echoed, or on a timer when the broker has timers),
+ * login against the broker's users, tune, the virtual host), frames to its {@link ChannelTable},
+ * heartbeats (echoed, or on a timer when the broker has timers),
  * blocking, and both close handshakes. Errors follow RabbitMQ: a soft one closes its channel with
  * channel.close, a hard one the connection with connection.close, each naming the class and method
  * that caused it.
@@ -21,7 +21,8 @@ import {
   type MethodInit,
   PROTOCOL_HEADER,
 } from '../../protocol/generated.js';
-import { type ChannelHost, type PublishInfo, ServerChannel } from './channel.js';
+import type { PublishInfo, ServerChannel } from './channel.js';
+import { ChannelTable, type TableHost } from './channels.js';
 import { BrokerFault } from './faults.js';
 import { frameFault } from './frame-faults.js';
 import type { MemoryLink, ServerEnd } from './memory-transport.js';
@@ -57,13 +58,12 @@ export interface ConnectionEnvironment {
 type State = 'header' | 'start' | 'tune' | 'open-wait' | 'open' | 'closing' | 'closed';
 
 /** @internal */
-export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
+export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   state: State = 'header';
   private header: number[] = [];
   private readonly decoder: FrameDecoder;
   private readonly writer = new FrameWriter();
-  private readonly channels: (ServerChannel | undefined)[] = [];
-  private channelCount = 0;
+  private readonly channels = new ChannelTable(this, this);
   user = '';
   vhostName = '';
   private vhostRef: VirtualHost | undefined;
@@ -114,7 +114,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   }
 
   get openChannels(): ServerChannel[] {
-    return this.channels.filter((c): c is ServerChannel => c !== undefined);
+    return this.channels.list();
   }
 
   get isBlocked(): boolean {
@@ -146,7 +146,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   /** Writes what is pending to the client (confirms first collected into acks and nacks). */
   flush(): void {
     this.flushScheduled = false;
-    for (const c of this.channels) c?.flushConfirms();
+    this.channels.flushConfirms();
     const segments = this.writer.takeSegments();
     if (segments.length > 0) {
       this.sentSinceBeat = true;
@@ -219,12 +219,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
 
   acceptContent(channel: number, method: ContentMethod): boolean {
     if (this.state !== 'open') return false;
-    const ch = this.channels[channel];
-    if (channel === 0 || ch === undefined) {
-      this.protocolError(channel, method);
-      return false;
-    }
-    return ch.open;
+    return this.channels.accepts(channel, method);
   }
 
   onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Uint8Array): void {
@@ -252,13 +247,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     properties: BasicProperties,
     body: Uint8Array,
   ): void {
-    const ch = this.channels[channel];
-    if (ch === undefined || !ch.open || this.state !== 'open') return;
-    if (method.name !== 'basic.publish') {
-      this.hardError(new BrokerFault(503, 'unimplemented method'), 60, METHOD_INFO[method.name].methodId);
-      return;
-    }
-    this.guard(ch, method, () => ch.publish(method, properties, body));
+    if (this.state === 'open') this.channels.content(channel, method, properties, body);
   }
 
   onMethod(channel: number, method: Method): void {
@@ -281,10 +270,10 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
       return;
     }
     if (this.holding !== undefined) {
-      this.holding.push(() => this.channelMethod(channel, method));
+      this.holding.push(() => this.channels.method(channel, method));
       return;
     }
-    this.channelMethod(channel, method);
+    this.channels.method(channel, method);
   }
 
   // ---- connection methods ---------------------------------------------------------------------
@@ -418,96 +407,6 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     (this.heartbeatTimer as { unref?: () => void }).unref?.();
   }
 
-  // ---- channels -------------------------------------------------------------------------------
-
-  private channelMethod(channel: number, m: Method): void {
-    const ch = this.channels[channel];
-    if (m.name === 'channel.open') {
-      if (ch !== undefined) {
-        if (ch.open) this.hardError(new BrokerFault(504, "second 'channel.open' seen"), m);
-        return;
-      }
-      if (this.channelMax !== 0 && this.channelCount >= this.channelMax) {
-        this.hardError(
-          new BrokerFault(
-            530,
-            `number of channels opened (${this.channelCount}) has reached the negotiated channel_max (${this.channelMax})`,
-          ),
-          0,
-          0,
-        );
-        return;
-      }
-      this.channels[channel] = new ServerChannel(channel, this, this);
-      this.channelCount++;
-      this.writeMethod(channel, { name: 'channel.open-ok' });
-      return;
-    }
-    if (ch === undefined) {
-      this.hardError(new BrokerFault(504, "expected 'channel.open'"), m);
-      return;
-    }
-    if (!ch.open) {
-      // Closing after our channel.close: only the close handshake counts.
-      if (m.name === 'channel.close-ok') this.removeChannel(channel);
-      else if (m.name === 'channel.close') {
-        this.writeMethod(channel, { name: 'channel.close-ok' });
-        this.removeChannel(channel);
-      }
-      return;
-    }
-    if (m.name === 'channel.close') {
-      ch.flushConfirms();
-      ch.release();
-      this.writeMethod(channel, { name: 'channel.close-ok' });
-      this.removeChannel(channel);
-      return;
-    }
-    if (m.name === 'channel.close-ok') return;
-    if (m.name.startsWith('connection.')) {
-      this.hardError(new BrokerFault(503, 'unimplemented method'), m);
-      return;
-    }
-    this.guard(ch, m, () => ch.handle(m));
-  }
-
-  /** Runs a channel operation; a refusal closes the channel (soft) or the connection (hard). */
-  private guard(ch: ServerChannel, m: Method | ContentMethod, run: () => void): void {
-    try {
-      run();
-    } catch (e) {
-      const fault =
-        e instanceof BrokerFault ? e : new BrokerFault(541, e instanceof Error ? e.message : String(e));
-      if (fault.hard) {
-        this.hardError(fault, m);
-        return;
-      }
-      const info = METHOD_INFO[m.name];
-      // Confirms not yet written are dropped: RabbitMQ closes the channel before it confirms
-      // publishes that came with the failing method (the client fails them with the close).
-      ch.release();
-      this.writeMethod(ch.id, {
-        name: 'channel.close',
-        replyCode: fault.replyCode,
-        replyText: fault.replyText,
-        classId: info.classId,
-        methodId: info.methodId,
-      });
-    }
-  }
-
-  private removeChannel(channel: number): void {
-    if (this.channels[channel] === undefined) return;
-    this.channels[channel] = undefined;
-    this.channelCount--;
-  }
-
-  private protocolError(channel: number, method: ContentMethod): void {
-    if (channel === 0) {
-      this.hardError(new BrokerFault(504, 'unexpected method in connection state running'), method);
-    } else this.hardError(new BrokerFault(504, "expected 'channel.open'"), method);
-  }
-
   // ---- blocking -------------------------------------------------------------------------------
 
   /** The alarm cleared: connection.unblocked, and what waited runs in order. */
@@ -579,9 +478,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
 
   private releaseAll(): void {
     this.holding = undefined;
-    for (const c of this.channels) c?.release();
-    this.channels.length = 0;
-    this.channelCount = 0;
+    this.channels.releaseAll();
     this.vhostRef?.deleteOwnedBy(this);
   }
 

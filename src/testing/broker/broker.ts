@@ -41,6 +41,9 @@ type NackRule = { remaining: number } | { readonly match: (publish: PublishedMes
  */
 export type ConnectionSelector = number | string | ConnectionInfo;
 
+/** RabbitMQ 3.10's default consumer_timeout: 30 minutes. */
+const DEFAULT_CONSUMER_TIMEOUT = 1_800_000;
+
 const SERVER_PROPERTIES: FieldTable = {
   capabilities: {
     publisher_confirms: true,
@@ -208,6 +211,8 @@ export class EmbeddedBroker {
   private tick(): void {
     const now = this.clock();
     for (const v of this.vhosts.values()) v.expire(now);
+    const timeout = this.options.consumerTimeout ?? DEFAULT_CONSUMER_TIMEOUT;
+    if (timeout > 0) for (const c of this.live) c.expireDeliveries(now, timeout);
   }
 
   /** With timers: a timer for the next expiry. */
@@ -215,6 +220,13 @@ export class EmbeddedBroker {
     if (this.options.timers !== true || this.shutDown) return;
     let next = Number.POSITIVE_INFINITY;
     for (const v of this.vhosts.values()) next = Math.min(next, v.nextDeadline());
+    const timeout = this.options.consumerTimeout ?? DEFAULT_CONSUMER_TIMEOUT;
+    if (timeout > 0) {
+      for (const c of this.live) {
+        const oldest = c.oldestDelivery;
+        if (oldest !== undefined) next = Math.min(next, oldest + timeout);
+      }
+    }
     if (next === this.expiryAt) return;
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;

@@ -403,4 +403,9 @@ export class ServerChannel {
   get unackedCount(): number {
     return this.deliveries.unackedCount;
   }
+
+  /** When its oldest unsettled delivery was made (for the consumer timeout), or undefined. */
+  get oldestDelivery(): number | undefined {
+    return this.deliveries.oldestDelivery;
+  }
 }

@@ -135,16 +135,44 @@ export class ChannelTable {
         return;
       }
       const info = METHOD_INFO[m.name];
-      // Confirms not yet written are dropped: RabbitMQ closes the channel before it confirms
-      // publishes that came with the failing method (the client fails them with the close).
-      ch.release();
-      this.host.writeMethod(ch.id, {
-        name: 'channel.close',
-        replyCode: fault.replyCode,
-        replyText: fault.replyText,
-        classId: info.classId,
-        methodId: info.methodId,
-      });
+      this.closeChannel(ch, fault, info.classId, info.methodId);
+    }
+  }
+
+  /**
+   * A soft error: channel.close, the channel's consumers and deliveries released at once. Confirms
+   * not yet written are dropped: RabbitMQ closes the channel before it confirms publishes that came
+   * with the failing method (the client fails them with the close).
+   */
+  private closeChannel(ch: ServerChannel, fault: BrokerFault, classId: number, methodId: number): void {
+    ch.release();
+    this.host.writeMethod(ch.id, {
+      name: 'channel.close',
+      replyCode: fault.replyCode,
+      replyText: fault.replyText,
+      classId,
+      methodId,
+    });
+  }
+
+  /**
+   * RabbitMQ's consumer timeout: a channel holding a delivery unacknowledged for `timeoutMs` is
+   * closed with 406.
+   */
+  expireDeliveries(now: number, timeoutMs: number): void {
+    for (const ch of this.channels) {
+      if (ch === undefined || !ch.open) continue;
+      const oldest = ch.oldestDelivery;
+      if (oldest === undefined || now - oldest < timeoutMs) continue;
+      this.closeChannel(
+        ch,
+        new BrokerFault(
+          406,
+          `delivery acknowledgement on channel ${ch.id} timed out. Timeout value used: ${timeoutMs} ms. This timeout value can be configured, see consumers doc guide to learn more`,
+        ),
+        0,
+        0,
+      );
     }
   }
 

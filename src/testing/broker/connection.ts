@@ -409,6 +409,21 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
 
   // ---- blocking -------------------------------------------------------------------------------
 
+  /** When its oldest unsettled delivery was made, or undefined. */
+  get oldestDelivery(): number | undefined {
+    let oldest: number | undefined;
+    for (const ch of this.channels.list()) {
+      const t = ch.oldestDelivery;
+      if (t !== undefined && (oldest === undefined || t < oldest)) oldest = t;
+    }
+    return oldest;
+  }
+
+  /** The consumer timeout: closes the channels that held a delivery unacknowledged too long. */
+  expireDeliveries(now: number, timeoutMs: number): void {
+    if (this.state === 'open') this.channels.expireDeliveries(now, timeoutMs);
+  }
+
   /** The alarm cleared: connection.unblocked, and what waited runs in order. */
   unblock(): void {
     if (this.blockedNotified && this.state === 'open') this.writeMethod(0, { name: 'connection.unblocked' });

@@ -55,5 +55,7 @@ export class Pending {
     readonly queue: Queue,
     /** Undefined for basic.get. */
     readonly consumer: Consumer | undefined,
+    /** When it was delivered (clock milliseconds), for the consumer timeout. */
+    readonly at: number,
   ) {}
 }

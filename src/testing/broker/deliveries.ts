@@ -94,7 +94,7 @@ export class Deliveries implements ConsumerHost {
   deliver(consumer: Consumer, queue: Queue, entry: Entry): void {
     const tag = ++this.deliveryTag;
     if (!consumer.noAck) {
-      this.unacked.set(tag, new Pending(tag, entry, queue, consumer));
+      this.unacked.set(tag, new Pending(tag, entry, queue, consumer, this.host.now()));
       consumer.unacked++;
       this.consumerUnacked++;
     }
@@ -154,7 +154,7 @@ export class Deliveries implements ConsumerHost {
       return;
     }
     const tag = ++this.deliveryTag;
-    if (!noAck) this.unacked.set(tag, new Pending(tag, entry, queue, undefined));
+    if (!noAck) this.unacked.set(tag, new Pending(tag, entry, queue, undefined, this.host.now()));
     const content = entry.content;
     this.host.writeContent(
       this.channel,
@@ -259,6 +259,17 @@ export class Deliveries implements ConsumerHost {
     const pending = [...this.unacked.values()];
     this.unacked.clear();
     if (pending.length > 0) this.apply('nack', pending, true);
+  }
+
+  /** When the oldest unsettled delivery was made, or undefined. */
+  get oldestDelivery(): number | undefined {
+    let oldest: number | undefined;
+    // In tag order, so in delivery order: the first is the oldest.
+    for (const p of this.unacked.values()) {
+      oldest = p.at;
+      break;
+    }
+    return oldest;
   }
 
   get unackedCount(): number {

@@ -220,3 +220,41 @@ describe('quorum queues', () => {
     await settle();
   });
 });
+
+describe('consumer timeout', () => {
+  it('closes a channel that holds a delivery unacknowledged past consumer_timeout (30 min by default)', async () => {
+    await lastValueFrom(ch.queueDeclare('slow'));
+    broker.publish('', 'slow', 'x');
+    const consumerCh = await conn.openChannel();
+    const d = await lastValueFrom(consumerCh.get('slow'));
+    now += 1_799_999;
+    broker.expire();
+    expect(consumerCh.isOpen).toBe(true);
+    now += 1;
+    broker.expire();
+    await settle();
+    expect(consumerCh.isOpen).toBe(false);
+    expect(consumerCh.error).toMatchObject({
+      replyCode: 406,
+      replyText:
+        'PRECONDITION_FAILED - delivery acknowledgement on channel 2 timed out. Timeout value used: 1800000 ms. This timeout value can be configured, see consumers doc guide to learn more',
+    });
+    // The message is back, redelivered.
+    expect(broker.queue('slow')!.messages[0]).toMatchObject({ redelivered: true });
+    expect(d.ack()).toBe(false);
+  });
+
+  it('is off with consumerTimeout: 0', async () => {
+    const b = new EmbeddedBroker({ clock: () => now, consumerTimeout: 0 });
+    const c = await connectTo(b);
+    const cch = await c.openChannel();
+    await lastValueFrom(cch.queueDeclare('q'));
+    b.publish('', 'q', 'x');
+    await lastValueFrom(cch.get('q'));
+    now += 10 * 3_600_000;
+    b.expire();
+    await settle();
+    expect(cch.isOpen).toBe(true);
+    await lastValueFrom(c.close());
+  });
+});

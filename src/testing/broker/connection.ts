@@ -1,8 +1,8 @@
 /**
  * The server side of one AMQP connection: the protocol header, the handshake (PLAIN or AMQPLAIN
  * login against the broker's users, tune, the virtual host), frames to its {@link ChannelTable},
- * heartbeats (echoed, or on a timer when the broker has timers),
- * blocking, and both close handshakes. Errors follow RabbitMQ: a soft one closes its channel with
+ * heartbeats (echoed, or on a timer when the broker has timers), blocking, and both close
+ * handshakes. Errors follow RabbitMQ: a soft one closes its channel with
  * channel.close, a hard one the connection with connection.close, each naming the class and method
  * that caused it.
  *
@@ -40,7 +40,7 @@ export interface ConnectionEnvironment {
   readonly names: NameGenerator;
   readonly serverProperties: FieldTable;
   now(): number;
-  /** The user name when the credentials are right. */
+  /** True when the credentials are those of a user. */
   authenticate(user: string, password: string): boolean;
   /** Undefined when allowed, else why not (`vhost x not found`, ...). */
   refuseVhost(user: string, vhost: string): string | undefined;
@@ -76,7 +76,8 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   heartbeat = 0;
   /** A broker block reached this connection: its publishes (and what follows them) wait. */
   private holding: (() => void)[] | undefined;
-  blockedNotified = false;
+  /** connection.blocked was sent: connection.unblocked follows the unblock. */
+  private blockedNotified = false;
   private flushScheduled = false;
   private endAfterFlush = false;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;

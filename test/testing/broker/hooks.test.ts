@@ -191,8 +191,14 @@ describe('inspection and state', () => {
     ]);
   });
 
-  it('refuses connections once closed', async () => {
+  it('closes its connections on shutdown as RabbitMQ does, and refuses new ones', async () => {
+    const conn = await open();
     broker.close();
+    const error = await ended(conn);
+    expect(error).toMatchObject({
+      replyCode: 320,
+      replyText: "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'",
+    });
     const e = await rejection(connectTo(broker));
     expect(e).toMatchObject({ code: 'CONNECTION_LOST' });
   });

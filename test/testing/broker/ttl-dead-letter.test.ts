@@ -210,6 +210,25 @@ describe('quorum queues', () => {
     expect(dead.properties.headers!['x-first-death-reason']).toBe('delivery_limit');
   });
 
+  it('counts a return by a closing channel too (as 3.10 does)', async () => {
+    await lastValueFrom(
+      ch.queueDeclare('qq1', {
+        durable: true,
+        arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 1 },
+      }),
+    );
+    broker.publish('', 'qq1', 'm');
+    const counts: unknown[] = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await conn.openChannel();
+      const d = await lastValueFrom(c.get('qq1'));
+      counts.push(d.properties.headers!['x-delivery-count']);
+      await lastValueFrom(c.close());
+    }
+    expect(counts).toEqual([0, 1]);
+    expect(broker.queue('qq1')!.messageCount).toBe(0); // past the limit: dropped (no dead-letter exchange)
+  });
+
   it('refuses a redeclare without x-queue-type', async () => {
     await lastValueFrom(ch.queueDeclare('qq2', { durable: true, arguments: { 'x-queue-type': 'quorum' } }));
     const c = await conn.openChannel();

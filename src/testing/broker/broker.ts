@@ -205,7 +205,6 @@ export class EmbeddedBroker {
    */
   expire(): void {
     this.tick();
-    this.flushAll();
   }
 
   private tick(): void {
@@ -240,11 +239,6 @@ export class EmbeddedBroker {
       this.schedule();
     }, delay);
     (this.expiryTimer as { unref?: () => void }).unref?.();
-  }
-
-  /** Writes out what hooks made the connections send. */
-  private flushAll(): void {
-    for (const c of this.live) c.flush();
   }
 
   // ---- connections ------------------------------------------------------------------------------
@@ -478,9 +472,7 @@ export class EmbeddedBroker {
     const v = this.vhost(vhost);
     const e = v.exchange(exchange);
     const bytes = typeof body === 'string' ? utf8Encode(body) : body.slice();
-    const routed = v.publish(e, routingKey, properties, bytes).routed;
-    this.flushAll();
-    return routed;
+    return v.publish(e, routingKey, properties, bytes).routed;
   }
 
   /**
@@ -508,7 +500,6 @@ export class EmbeddedBroker {
     this.tick();
     const q = this.vhost(vhost).queues.get(name);
     if (q !== undefined) this.vhost(vhost).deleteQueueNow(q);
-    this.flushAll();
   }
 
   /**

@@ -34,6 +34,8 @@ export interface ChannelHost {
   now(): number;
   writeMethod(channel: number, method: MethodInit): void;
   writeContent(channel: number, method: MethodInit, properties: BasicProperties, body: Uint8Array): void;
+  /** Writes what is pending (confirms, cancel notifications) soon, from a job of its own. */
+  scheduleFlush(): void;
   /** True when a broker hook says to nack this confirmed publish. */
   nackRequested(publish: PublishInfo): boolean;
 }

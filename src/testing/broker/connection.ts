@@ -134,7 +134,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
     this.scheduleFlush();
   }
 
-  private scheduleFlush(): void {
+  scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     later(this.flushTask);

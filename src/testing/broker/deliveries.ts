@@ -133,7 +133,10 @@ export class Deliveries implements ConsumerHost {
     if (this.consumers.get(consumer.tag) !== consumer) return;
     this.consumers.delete(consumer.tag);
     // Written at the flush: after the reply to the method that deleted the queue, as RabbitMQ does.
-    if (this.open && this.host.cancelNotify) this.cancels.push(consumer.tag);
+    if (this.open && this.host.cancelNotify) {
+      this.cancels.push(consumer.tag);
+      this.host.scheduleFlush();
+    }
   }
 
   /** Writes the basic.cancel notifications collected since the last flush. */

@@ -1,7 +1,7 @@
 /** The in-memory transport: chunking, backpressure, ordering, and no re-entrancy. */
 import { lastValueFrom } from 'rxjs';
 import type { TransportConnector } from '../../../src/index.js';
-import { connectTo, EmbeddedBroker, first, text } from './helpers.js';
+import { connectTo, EmbeddedBroker, first, settle, text } from './helpers.js';
 
 describe('in-memory transport', () => {
   it('works when the client’s bytes arrive one at a time (the protocol header too)', async () => {
@@ -89,5 +89,20 @@ describe('in-memory transport', () => {
     await lastValueFrom(ch.queueDeclare('q'));
     await lastValueFrom(conn.close());
     expect(reentered).toBe(false);
+  });
+
+  it('never runs client callbacks inside a hook call either', async () => {
+    const broker = new EmbeddedBroker();
+    const conn = await connectTo(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('q'));
+    const got: string[] = [];
+    ch.consume('q', { noAck: true }).subscribe((d) => got.push(text(d.body)));
+    await lastValueFrom(ch.queueDeclare('q', { passive: true }));
+    broker.publish('', 'q', 'hello');
+    expect(got).toEqual([]);
+    await settle();
+    expect(got).toEqual(['hello']);
+    await lastValueFrom(conn.close());
   });
 });

@@ -43,4 +43,23 @@ describe('direct reply-to', () => {
     });
     await lastValueFrom(conn.close());
   });
+
+  it('delivers a mandatory reply and also returns it as unroutable, as RabbitMQ 3.10 does', async () => {
+    const broker = new EmbeddedBroker();
+    const conn = await connectTo(broker);
+    const requester = await conn.openChannel();
+    const replies: string[] = [];
+    requester.consume('amq.rabbitmq.reply-to', { noAck: true }).subscribe((d) => replies.push(text(d.body)));
+    await lastValueFrom(requester.queueDeclare('rpc'));
+    await lastValueFrom(requester.publish('', 'rpc', 'ping', { replyTo: 'amq.rabbitmq.reply-to' }));
+    const responder = await conn.openChannel();
+    const req = await lastValueFrom(responder.get('rpc', { noAck: true }));
+    await lastValueFrom(responder.confirmSelect());
+    const outcome = await lastValueFrom(
+      responder.publish('', req.properties.replyTo!, 'pong', {}, { mandatory: true }),
+    );
+    expect(outcome.status).toBe('returned');
+    expect(replies).toEqual(['pong']);
+    await lastValueFrom(conn.close());
+  });
 });

@@ -103,11 +103,12 @@ export class Queue {
       ttl === undefined ? Number.POSITIVE_INFINITY : now + ttl,
       priority,
     );
+    // What expired at the head goes first: it does not count against the limits.
+    this.expire(now);
     if (s.overflow !== 'drop-head' && this.full(content.body.length)) {
       if (s.overflow === 'reject-publish-dlx') this.sink.deadLetter(this, entry, 'maxlen');
       return 'rejected';
     }
-    this.expire(now);
     if (this.messageCount === 0 && this.consumers.length > 0) {
       const consumer = this.nextConsumer();
       if (consumer !== undefined) {

@@ -5,11 +5,10 @@
  * @module
  * @internal
  */
-import { utf8Decode } from '../../protocol/bytes.js';
+import { allocBytes, utf8Decode } from '../../protocol/bytes.js';
 import { Reader } from '../../protocol/reader.js';
 
-/** The user and password of a PLAIN (`\0user\0password`) or AMQPLAIN response. */
-/** @internal */
+/** @internal The user and password of a PLAIN (`\0user\0password`) or AMQPLAIN response. */
 export function parseResponse(mechanism: string, response: Uint8Array): [string, string] | undefined {
   const text = utf8Decode(response);
   if (mechanism === 'PLAIN') {
@@ -20,8 +19,13 @@ export function parseResponse(mechanism: string, response: Uint8Array): [string,
   if (mechanism === 'AMQPLAIN') {
     try {
       // The response is a field table without its length prefix.
-      const framed = new Uint8Array(response.length + 4);
-      new DataView(framed.buffer).setUint32(0, response.length);
+      // (Bytes of the codec's own kind: in Node its reader decodes text with Buffer's methods.)
+      const framed = allocBytes(response.length + 4);
+      const n = response.length;
+      framed[0] = n >>> 24;
+      framed[1] = (n >>> 16) & 0xff;
+      framed[2] = (n >>> 8) & 0xff;
+      framed[3] = n & 0xff;
       framed.set(response, 4);
       const table = new Reader().reset(framed, 0, framed.length).table();
       const login = table.LOGIN;

@@ -62,6 +62,15 @@ describe('handshake', () => {
     expect(e).toBeInstanceOf(AuthenticationError);
   });
 
+  it('logs in with AMQPLAIN too', async () => {
+    const conn = await connectTo(broker, 'amqp://guest:guest@embedded', { authMechanism: 'AMQPLAIN' });
+    expect(broker.connections()[0]).toMatchObject({ user: 'guest', state: 'open' });
+    await lastValueFrom(conn.close());
+    const e = await rejection(connectTo(broker, 'amqp://guest:nope@embedded', { authMechanism: 'AMQPLAIN' }));
+    expect(e).toBeInstanceOf(AuthenticationError);
+    expect(e.message).toContain('Login was refused using authentication mechanism AMQPLAIN');
+  });
+
   it('only hangs up on bad credentials without that capability', async () => {
     const raw = await RawClient.connect(broker, { password: 'wrong', capabilities: {} });
     expect(await raw.next()).toEqual({ kind: 'closed', error: undefined });

@@ -169,6 +169,35 @@ describe('dead-lettering', () => {
     expect(dead.properties.headers!['x-first-death-reason']).toBe('maxlen');
   });
 
+  it('on x-max-length-bytes overflow, counting body bytes', async () => {
+    await lastValueFrom(
+      ch.queueDeclare('bytes', { arguments: { 'x-max-length-bytes': 10, 'x-dead-letter-exchange': 'dlx' } }),
+    );
+    for (const b of ['aaaa', 'bbbb', 'cccc']) await lastValueFrom(ch.publish('', 'bytes', b));
+    await lastValueFrom(
+      ch.queueDeclare('bytes', {
+        passive: true,
+        arguments: { 'x-max-length-bytes': 10, 'x-dead-letter-exchange': 'dlx' },
+      }),
+    );
+    expect(bodies('bytes')).toEqual(['bbbb', 'cccc']);
+    expect(broker.queue('bytes')!.messageBytes).toBe(8);
+    expect(bodies('dlq')).toEqual(['aaaa']);
+  });
+
+  it('reject-publish nacks a mandatory publish without returning it', async () => {
+    await lastValueFrom(
+      ch.queueDeclare('full', { arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } }),
+    );
+    await lastValueFrom(ch.confirmSelect());
+    const returned: unknown[] = [];
+    ch.returns$.subscribe((r) => returned.push(r));
+    expect(await lastValueFrom(ch.publish('', 'full', 'x', {}, { mandatory: true }))).toMatchObject({
+      status: 'nacked',
+    });
+    expect(returned).toEqual([]);
+  });
+
   it('reject-publish-dlx refuses (nack) and dead-letters the new message', async () => {
     await lastValueFrom(
       ch.queueDeclare('q', {

@@ -91,7 +91,9 @@ function sameTyped(a: Typed, b: Typed): boolean {
   const x = a.value;
   const y = b.value;
   if ((typeof x === 'number' || typeof x === 'bigint') && (typeof y === 'number' || typeof y === 'bigint')) {
-    return Number.isInteger(Number(x)) && Number.isInteger(Number(y)) ? BigInt(x) === BigInt(y) : Number(x) === Number(y);
+    return Number.isInteger(Number(x)) && Number.isInteger(Number(y))
+      ? BigInt(x) === BigInt(y)
+      : Number(x) === Number(y);
   }
   return show(x) === show(y);
 }
@@ -117,11 +119,13 @@ export function assertArgsEquivalent(
   defaults: Readonly<Record<string, FieldValue>> = {},
 ): void {
   for (const key of keys) {
+    const a = lookup(current, key);
+    const b = lookup(received, key);
+    // A queue declared without the argument matches a redeclare naming its default (an explicit
+    // 'classic'); the texts still say "none".
     const fallback = defaults[key];
-    const a =
-      lookup(current, key) ?? (fallback === undefined ? undefined : { type: 'longstr', value: fallback });
-    const b =
-      lookup(received, key) ?? (fallback === undefined ? undefined : { type: 'longstr', value: fallback });
+    if (a === undefined && b !== undefined && fallback !== undefined && show(b.value) === show(fallback))
+      continue;
     if (a === undefined && b === undefined) continue;
     if (a !== undefined && b !== undefined) {
       if (sameTyped(a, b)) continue;
@@ -169,6 +173,9 @@ export interface QueueSettings {
   readonly maxLengthBytes: number | undefined;
   readonly overflow: 'drop-head' | 'reject-publish' | 'reject-publish-dlx';
   readonly deliveryLimit: number | undefined;
+  /** `x-max-priority`: a priority queue when set. */
+  readonly maxPriority: number | undefined;
+  readonly singleActiveConsumer: boolean;
 }
 
 function str(t: Typed | undefined): string | undefined {
@@ -192,7 +199,7 @@ export function queueSettings(
   const int = (key: string, check: 'nonneg' | 'positive' | 'any'): number | undefined => {
     const t = lookup(args, key);
     if (t === undefined) return undefined;
-    if (!INT_TYPES.has(t.type)) throw invalid(key, `{unacceptable_type,${t.type}}`);
+    if (!INT_TYPES.has(t.type)) throw invalid(key, `"expected integer, got ${t.type}"`);
     const v = Number(t.value);
     if (check === 'positive' && v === 0) throw invalid(key, `{value_zero,${v}}`);
     if (check !== 'any' && v < 0) throw invalid(key, `{value_negative,${v}}`);
@@ -204,10 +211,18 @@ export function queueSettings(
     if (t.type !== 'longstr') throw invalid(key, `{unacceptable_type,${t.type}}`);
     return str(t);
   };
+  // RabbitMQ's channel checks the dead-letter exchange's type before the queue checks the rest.
+  const dlxArg = lookup(args, 'x-dead-letter-exchange');
+  if (dlxArg !== undefined && dlxArg.type !== 'longstr') {
+    throw precondition(`invalid type '${dlxArg.type}' for arg 'x-dead-letter-exchange' in ${where}`);
+  }
   const expires = int('x-expires', 'positive');
   const messageTtl = int('x-message-ttl', 'nonneg');
   const deadLetterExchange = string('x-dead-letter-exchange');
   const deadLetterRoutingKey = string('x-dead-letter-routing-key');
+  if (deadLetterRoutingKey !== undefined && deadLetterExchange === undefined) {
+    throw invalid('x-dead-letter-routing-key', 'routing_key_but_no_dlx_defined');
+  }
   const maxLength = int('x-max-length', 'nonneg');
   const maxLengthBytes = int('x-max-length-bytes', 'nonneg');
   int('x-max-in-memory-length', 'nonneg');
@@ -240,14 +255,19 @@ export function queueSettings(
         throw precondition(`invalid arg '${key}' for ${where} of queue type rabbit_quorum_queue`);
       }
     }
-    if (overflow === 'reject-publish-dlx') {
-      throw precondition(`invalid arg 'x-overflow' for ${where} of queue type rabbit_quorum_queue`);
-    }
     if (!flags.durable) throw precondition(`invalid property 'non-durable' for ${where}`);
     if (flags.exclusive) throw precondition(`invalid property 'exclusive-owner' for ${where}`);
     if (flags.autoDelete) throw precondition(`invalid property 'auto-delete' for ${where}`);
   }
   const deliveryLimit = typeName === 'quorum' ? int('x-delivery-limit', 'nonneg') : undefined;
+  const maxPriority = int('x-max-priority', 'nonneg');
+  if (maxPriority !== undefined && maxPriority > 255) {
+    throw invalid('x-max-priority', `{max_value_exceeded,${maxPriority}}`);
+  }
+  const sac = lookup(args, 'x-single-active-consumer');
+  if (sac !== undefined && sac.type !== 'bool') {
+    throw invalid('x-single-active-consumer', `{unacceptable_type,${sac.type}}`);
+  }
   return {
     type: typeName,
     messageTtl,
@@ -258,5 +278,7 @@ export function queueSettings(
     maxLengthBytes,
     overflow,
     deliveryLimit,
+    maxPriority,
+    singleActiveConsumer: sac?.value === true,
   };
 }

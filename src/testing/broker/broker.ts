@@ -14,9 +14,9 @@ import type { BasicProperties } from '../../protocol/generated.js';
 import type { TransportConnector } from '../../transport/transport.js';
 import { type ConnectionEnvironment, ServerConnection } from './connection.js';
 import { Exchange } from './exchange.js';
+import { connectionInfo, exchangeInfo, queueInfo } from './inspect.js';
 import { MemoryLink } from './memory-transport.js';
 import { NameGenerator } from './names.js';
-import type { Queue } from './queue.js';
 import type {
   BindingInfo,
   BrokerUser,
@@ -30,8 +30,19 @@ import { VirtualHost } from './vhost.js';
 
 type NackRule = { remaining: number } | { readonly match: (publish: PublishedMessage) => boolean };
 
-/** Which connection a hook acts on: its id, its `connection_name`, or its info. */
+/**
+ * Which connection a hook acts on: its id, its `connection_name`, or its info.
+ *
+ * @example
+ * ```ts
+ * broker.closeConnection('orders-api'); // by name
+ * broker.dropConnection(broker.connections()[0]!); // by info
+ * ```
+ */
 export type ConnectionSelector = number | string | ConnectionInfo;
+
+/** RabbitMQ 3.10's default consumer_timeout: 30 minutes. */
+const DEFAULT_CONSUMER_TIMEOUT = 1_800_000;
 
 const SERVER_PROPERTIES: FieldTable = {
   capabilities: {
@@ -194,12 +205,13 @@ export class EmbeddedBroker {
    */
   expire(): void {
     this.tick();
-    this.flushAll();
   }
 
   private tick(): void {
     const now = this.clock();
     for (const v of this.vhosts.values()) v.expire(now);
+    const timeout = this.options.consumerTimeout ?? DEFAULT_CONSUMER_TIMEOUT;
+    if (timeout > 0) for (const c of this.live) c.expireDeliveries(now, timeout);
   }
 
   /** With timers: a timer for the next expiry. */
@@ -207,6 +219,13 @@ export class EmbeddedBroker {
     if (this.options.timers !== true || this.shutDown) return;
     let next = Number.POSITIVE_INFINITY;
     for (const v of this.vhosts.values()) next = Math.min(next, v.nextDeadline());
+    const timeout = this.options.consumerTimeout ?? DEFAULT_CONSUMER_TIMEOUT;
+    if (timeout > 0) {
+      for (const c of this.live) {
+        const oldest = c.oldestDelivery;
+        if (oldest !== undefined) next = Math.min(next, oldest + timeout);
+      }
+    }
     if (next === this.expiryAt) return;
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
@@ -220,11 +239,6 @@ export class EmbeddedBroker {
       this.schedule();
     }, delay);
     (this.expiryTimer as { unref?: () => void }).unref?.();
-  }
-
-  /** Writes out what hooks made the connections send. */
-  private flushAll(): void {
-    for (const c of this.live) c.flush();
   }
 
   // ---- connections ------------------------------------------------------------------------------
@@ -285,9 +299,10 @@ export class EmbeddedBroker {
   }
 
   /**
-   * Raises a resource alarm, as RabbitMQ does when memory or disk runs low: connections that said
-   * they understand it (rxamqp does) receive connection.blocked with the reason, and every
-   * connection's publishes (with whatever the client sends after them) wait until {@link unblock}.
+   * Raises a resource alarm, as RabbitMQ does when memory or disk runs low: a connection that
+   * publishes is blocked from that publish on (it and whatever the client sends after it wait until
+   * {@link unblock}), and told so with connection.blocked and the reason if it said it understands
+   * it (rxamqp does). Connections that do not publish are not blocked, as with RabbitMQ.
    *
    * @example
    * ```ts
@@ -299,7 +314,6 @@ export class EmbeddedBroker {
   block(reason = 'low on memory'): void {
     this.tick();
     this.blockReason = reason;
-    for (const c of this.live) c.block(reason);
   }
 
   /**
@@ -458,9 +472,7 @@ export class EmbeddedBroker {
     const v = this.vhost(vhost);
     const e = v.exchange(exchange);
     const bytes = typeof body === 'string' ? utf8Encode(body) : body.slice();
-    const routed = v.publish(e, routingKey, properties, bytes).routed;
-    this.flushAll();
-    return routed;
+    return v.publish(e, routingKey, properties, bytes).routed;
   }
 
   /**
@@ -488,7 +500,6 @@ export class EmbeddedBroker {
     this.tick();
     const q = this.vhost(vhost).queues.get(name);
     if (q !== undefined) this.vhost(vhost).deleteQueueNow(q);
-    this.flushAll();
   }
 
   /**
@@ -524,58 +535,4 @@ export class EmbeddedBroker {
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
   }
-}
-
-function connectionInfo(c: ServerConnection): ConnectionInfo {
-  return {
-    id: c.id,
-    name: c.name,
-    user: c.user,
-    vhost: c.vhostName,
-    state: c.state === 'open' ? 'open' : c.state === 'closing' ? 'closing' : 'opening',
-    clientProperties: c.clientProperties,
-    channels: c.openChannels.length,
-    blocked: c.isBlocked,
-    channelMax: c.channelMax,
-    frameMax: c.frameMax,
-    heartbeat: c.heartbeat,
-  };
-}
-
-function queueInfo(q: Queue): QueueInfo {
-  return {
-    name: q.name,
-    vhost: q.vhost,
-    type: q.settings.type,
-    durable: q.durable,
-    exclusive: q.exclusive,
-    autoDelete: q.autoDelete,
-    arguments: q.args,
-    messageCount: q.messageCount,
-    messageBytes: q.readyBytes,
-    unackedCount: q.unacked,
-    consumerCount: q.consumers.length,
-    consumerTags: q.consumers.map((c) => c.tag),
-    messages: q.readyEntries().map((e) => ({
-      exchange: e.content.exchange,
-      routingKey: e.content.routingKey,
-      properties: e.content.properties,
-      body: e.content.body,
-      redelivered: e.redelivered,
-      deliveryCount: e.deliveryCount,
-      expiresAt: Number.isFinite(e.expiresAt) ? e.expiresAt : undefined,
-    })),
-  };
-}
-
-function exchangeInfo(e: Exchange, vhost: string): ExchangeInfo {
-  return {
-    name: e.name,
-    vhost,
-    type: e.type,
-    durable: e.durable,
-    autoDelete: e.autoDelete,
-    internal: e.internal,
-    arguments: e.args,
-  };
 }

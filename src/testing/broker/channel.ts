@@ -1,20 +1,19 @@
 /**
- * The server side of one AMQP channel: dispatches the client's methods to the virtual host, runs
- * publishing (confirms, mandatory returns, transactions), consumers and their prefetch (per consumer
- * with basic.qos global=false, shared by the channel with global=true, as RabbitMQ 3.10 does), and
- * the settling of deliveries. Refusals are thrown as {@link BrokerFault}s for the connection to turn
- * into channel.close or connection.close.
+ * The server side of one AMQP channel: dispatches the client's methods to the virtual host, and runs
+ * publishing (validation, confirms, mandatory returns, transactions, direct reply-to); consumers,
+ * deliveries and settling are its {@link Deliveries}. Refusals are thrown as {@link BrokerFault}s
+ * for the connection to turn into channel.close or connection.close.
  *
  * @module
  * @internal
  */
-import { type FieldTable, field } from '../../protocol/field-table.js';
 import type { BasicProperties, Method, MethodInit, MethodOf } from '../../protocol/generated.js';
-import { Consumer, type ConsumerHost, Pending } from './consumer.js';
+import { ConfirmBuffer } from './confirms.js';
+import type { Pending } from './consumer.js';
+import { Deliveries, type Settle } from './deliveries.js';
 import { BrokerFault, notFound, precondition, refused, resource } from './faults.js';
-import { copyTable, type Entry } from './message.js';
+import type { Content } from './message.js';
 import type { NameGenerator } from './names.js';
-import type { Queue } from './queue.js';
 import type { VirtualHost } from './vhost.js';
 
 /** @internal What a publish looks like to a nack rule. */
@@ -35,11 +34,14 @@ export interface ChannelHost {
   now(): number;
   writeMethod(channel: number, method: MethodInit): void;
   writeContent(channel: number, method: MethodInit, properties: BasicProperties, body: Uint8Array): void;
+  /** Writes what is pending (confirms, cancel notifications) soon, from a job of its own. */
+  scheduleFlush(): void;
   /** True when a broker hook says to nack this confirmed publish. */
   nackRequested(publish: PublishInfo): boolean;
 }
 
-type Settle = 'ack' | 'nack' | 'reject';
+/** RabbitMQ's direct reply-to pseudo-queue. */
+const REPLY_TO = 'amq.rabbitmq.reply-to';
 
 interface HeldPublish {
   readonly method: MethodOf<'basic.publish'>;
@@ -54,38 +56,32 @@ interface HeldSettle {
 }
 
 /** @internal */
-export class ServerChannel implements ConsumerHost {
-  open = true;
-  private readonly consumers = new Map<string, Consumer>();
-  /** Deliveries awaiting a settlement, in delivery-tag order. */
-  private unacked = new Map<number, Pending>();
-  private deliveryTag = 0;
-  /** Consumer deliveries not yet settled (what global prefetch limits). */
-  private consumerUnacked = 0;
-  private consumerPrefetch = 0;
-  private globalPrefetch = 0;
+export class ServerChannel {
+  private readonly deliveries: Deliveries;
   private lastQueue: string | undefined;
   private confirm = false;
   private publishSeq = 0;
-  /** Confirms waiting for the flush: sequence numbers, negative for nacks. */
-  private confirms: number[] = [];
-  private tx: { publishes: (HeldPublish | HeldSettle)[] } | undefined;
-  /** Reused for every delivery. */
-  private readonly deliverMethod = {
-    name: 'basic.deliver' as const,
-    consumerTag: '',
-    deliveryTag: 0,
-    redelivered: false,
-    exchange: '',
-    routingKey: '',
-  };
+  /** Confirms waiting for the flush. */
+  private readonly confirms = new ConfirmBuffer();
+  private tx: { held: (HeldPublish | HeldSettle)[] } | undefined;
+  /** The consumer tag of this channel's direct reply-to consumer. */
+  private replyTag: string | undefined;
+  /** The routing key replies to this channel's requests are published with. */
+  private replyKey: string | undefined;
 
   constructor(
     readonly id: number,
     private readonly host: ChannelHost,
     /** The connection, as owner of its exclusive queues. */
     private readonly owner: object,
-  ) {}
+  ) {
+    this.deliveries = new Deliveries(id, host);
+  }
+
+  /** False once released (closing or closed). */
+  get open(): boolean {
+    return this.deliveries.open;
+  }
 
   private get vhost(): VirtualHost {
     return this.host.vhost;
@@ -120,9 +116,11 @@ export class ServerChannel implements ConsumerHost {
       case 'exchange.unbind': {
         if (m.destination === '' || m.source === '')
           throw refused('operation not permitted on the default exchange');
-        if (m.name === 'exchange.bind')
-          v.bind(v.exchange(m.destination), v.exchange(m.source).name, m.routingKey, m.arguments);
-        else {
+        if (m.name === 'exchange.bind') {
+          // RabbitMQ reports a missing source before a missing destination.
+          v.exchange(m.source);
+          v.bind(v.exchange(m.destination), m.source, m.routingKey, m.arguments);
+        } else {
           const destination = v.exchanges.get(m.destination);
           if (destination !== undefined) v.unbind(destination, m.source, m.routingKey, m.arguments);
         }
@@ -144,9 +142,12 @@ export class ServerChannel implements ConsumerHost {
         return;
       }
       case 'queue.bind': {
-        const q = v.queue(this.queueName(m.queue), this.owner);
+        const name = this.queueName(m.queue);
         if (m.exchange === '') throw refused('operation not permitted on the default exchange');
-        v.bind(q, v.exchange(m.exchange).name, m.routingKey, m.arguments);
+        // As RabbitMQ: a missing exchange first, then a missing queue, then exclusivity.
+        v.exchange(m.exchange);
+        if (!v.queues.has(name)) throw notFound('queue', name, v.name);
+        v.bind(v.queue(name, this.owner), m.exchange, m.routingKey, m.arguments);
         if (!m.nowait) this.reply({ name: 'queue.bind-ok' });
         return;
       }
@@ -168,7 +169,10 @@ export class ServerChannel implements ConsumerHost {
         return;
       }
       case 'basic.qos':
-        this.qos(m);
+        if (m.prefetchSize !== 0) throw new BrokerFault(540, `prefetch_size!=0 (${m.prefetchSize})`);
+        this.deliveries.qos(m.prefetchCount, m.global);
+        this.reply({ name: 'basic.qos-ok' });
+        this.deliveries.dispatchAll();
         return;
       case 'basic.consume':
         this.consume(m);
@@ -178,7 +182,7 @@ export class ServerChannel implements ConsumerHost {
         if (!m.nowait) this.reply({ name: 'basic.cancel-ok', consumerTag: m.consumerTag });
         return;
       case 'basic.get':
-        this.get(m);
+        this.deliveries.get(this.vhost.queue(this.queueName(m.queue), this.owner), m.noAck);
         return;
       case 'basic.ack':
         this.settle('ack', m.deliveryTag, m.multiple, false);
@@ -192,7 +196,7 @@ export class ServerChannel implements ConsumerHost {
       case 'basic.recover':
       case 'basic.recover-async':
         if (!m.requeue) throw new BrokerFault(540, 'requeue=false');
-        this.requeueAll();
+        this.deliveries.requeueAll();
         if (m.name === 'basic.recover') this.reply({ name: 'basic.recover-ok' });
         return;
       case 'confirm.select':
@@ -202,7 +206,7 @@ export class ServerChannel implements ConsumerHost {
         return;
       case 'tx.select':
         if (this.confirm) throw precondition('cannot switch from confirm to tx mode');
-        this.tx ??= { publishes: [] };
+        this.tx ??= { held: [] };
         this.reply({ name: 'tx.select-ok' });
         return;
       case 'tx.commit':
@@ -230,16 +234,26 @@ export class ServerChannel implements ConsumerHost {
     if (exchange.internal) {
       throw refused(`cannot publish to internal ${resource('exchange', m.exchange, this.vhost.name)}`);
     }
+    const expiration = properties.expiration;
+    if (expiration !== undefined && !/^\d+$/.test(expiration)) {
+      const why = /^-\d+$/.test(expiration) ? `{value_negative,${expiration}}` : 'no_integer';
+      throw precondition(`invalid expiration '${expiration}': ${why}`);
+    }
     if (properties.userId !== undefined && properties.userId !== this.host.user) {
       throw precondition(
         `user_id property set to '${properties.userId}' but authenticated user was '${this.host.user}'`,
       );
     }
+    let props = properties;
+    if (properties.replyTo === REPLY_TO) {
+      if (this.replyKey === undefined) throw precondition('fast reply consumer does not exist');
+      props = { ...properties, replyTo: this.replyKey };
+    }
     if (this.tx !== undefined) {
-      this.tx.publishes.push({ method: m, properties, body });
+      this.tx.held.push({ method: m, properties: props, body });
       return;
     }
-    this.route(m, properties, body);
+    this.route(m, props, body);
   }
 
   private route(m: MethodOf<'basic.publish'>, properties: BasicProperties, body: Uint8Array): void {
@@ -248,16 +262,27 @@ export class ServerChannel implements ConsumerHost {
     if (this.confirm) {
       seq = ++this.publishSeq;
       if (this.host.nackRequested({ exchange: m.exchange, routingKey: m.routingKey, properties, body })) {
-        this.confirms.push(-seq);
+        this.confirms.nack(seq);
         return;
       }
     }
     if (exchange === undefined) {
       // Deleted between the publish and a transaction's commit: unroutable.
-      if (this.confirm) this.confirms.push(seq);
+      if (this.confirm) this.confirms.ack(seq);
       return;
     }
-    const result = this.vhost.publish(exchange, m.routingKey, properties, body);
+    let result: { routed: number; rejected: boolean };
+    if (m.exchange === '' && m.routingKey.startsWith(`${REPLY_TO}.`)) {
+      // A reply: straight to the requester's channel. RabbitMQ 3.10 returns it as unroutable when
+      // mandatory even though it delivers it: so does this broker.
+      this.vhost.replyTargets.get(m.routingKey)?.({
+        exchange: '',
+        routingKey: m.routingKey,
+        properties,
+        body,
+      });
+      result = { routed: 0, rejected: false };
+    } else result = this.vhost.publish(exchange, m.routingKey, properties, body);
     if (result.routed === 0 && !result.rejected && m.mandatory) {
       this.host.writeContent(
         this.id,
@@ -272,212 +297,92 @@ export class ServerChannel implements ConsumerHost {
         body,
       );
     }
-    if (this.confirm) this.confirms.push(result.rejected ? -seq : seq);
+    if (this.confirm) {
+      if (result.rejected) this.confirms.nack(seq);
+      else this.confirms.ack(seq);
+    }
   }
 
   /**
-   * Writes the confirms collected since the last flush, in order: a run of two or more of the same
-   * outcome as one `multiple` ack or nack, a lone one with `multiple` false.
+   * Writes the confirms collected since the last flush (see {@link ConfirmBuffer}), then the
+   * consumer-cancel notifications.
    */
   flushConfirms(): void {
-    const c = this.confirms;
-    if (c.length === 0) return;
-    this.confirms = [];
-    let i = 0;
-    while (i < c.length) {
-      const nack = c[i]! < 0;
-      let j = i;
-      while (j + 1 < c.length && c[j + 1]! < 0 === nack) j++;
-      const tag = Math.abs(c[j]!);
-      const multiple = j > i;
-      if (nack) this.reply({ name: 'basic.nack', deliveryTag: tag, multiple, requeue: false });
-      else this.reply({ name: 'basic.ack', deliveryTag: tag, multiple });
-      i = j + 1;
-    }
+    this.confirms.flush(this.confirmWriter);
+    this.deliveries.flushCancels();
   }
+
+  private readonly confirmWriter = (method: MethodInit): void => this.reply(method);
 
   private endTransaction(commit: boolean): void {
     const tx = this.tx;
     if (tx === undefined) throw precondition('channel is not transactional');
-    const held = tx.publishes;
-    tx.publishes = [];
+    const held = tx.held;
+    tx.held = [];
     if (commit) {
       for (const h of held) {
         if ('method' in h) this.route(h.method, h.properties, h.body);
-        else this.apply(h.kind, h.pending, h.requeue);
+        else this.deliveries.apply(h.kind, h.pending, h.requeue);
       }
       this.reply({ name: 'tx.commit-ok' });
       return;
     }
     // Rollback: publishes are dropped, settled deliveries are unacked again.
-    let restored = false;
-    for (const h of held) {
-      if ('method' in h) continue;
-      for (const p of h.pending) {
-        this.unacked.set(p.tag, p);
-        restored = true;
-      }
-    }
-    if (restored) this.unacked = new Map([...this.unacked.entries()].sort((a, b) => a[0] - b[0]));
+    const restored: Pending[] = [];
+    for (const h of held) if (!('method' in h)) restored.push(...h.pending);
+    this.deliveries.restore(restored);
     this.reply({ name: 'tx.rollback-ok' });
   }
 
   // ---- consumers ------------------------------------------------------------------------------
 
-  private qos(m: MethodOf<'basic.qos'>): void {
-    if (m.prefetchSize !== 0) throw new BrokerFault(540, `prefetch_size!=0 (${m.prefetchSize})`);
-    if (m.global) this.globalPrefetch = m.prefetchCount;
-    else this.consumerPrefetch = m.prefetchCount;
-    this.reply({ name: 'basic.qos-ok' });
-    if (m.global) this.dispatchAll();
-  }
-
   private consume(m: MethodOf<'basic.consume'>): void {
+    if (m.queue === REPLY_TO) {
+      this.consumeReplies(m);
+      return;
+    }
     const q = this.vhost.queue(this.queueName(m.queue), this.owner);
     const tag = m.consumerTag === '' ? this.host.names.name('amq.ctag-') : m.consumerTag;
-    if (this.consumers.has(tag)) throw new BrokerFault(530, `attempt to reuse consumer tag '${tag}'`);
-    if (q.exclusivelyConsumed || (m.exclusive && q.consumers.length > 0)) {
-      throw refused(`${resource('queue', q.name, this.vhost.name)} in exclusive use`);
+    if (this.deliveries.consumers.has(tag) || tag === this.replyTag) {
+      throw new BrokerFault(530, `attempt to reuse consumer tag '${tag}'`);
     }
-    const consumer = new Consumer(this, tag, q, m.noAck, m.exclusive, this.consumerPrefetch);
-    this.consumers.set(tag, consumer);
-    if (!m.nowait) this.reply({ name: 'basic.consume-ok', consumerTag: tag });
-    q.addConsumer(consumer, this.host.now());
+    this.deliveries.consume(q, tag, m);
   }
 
   private cancel(tag: string): void {
-    const consumer = this.consumers.get(tag);
-    if (consumer === undefined) return;
-    this.consumers.delete(tag);
-    this.vhost.consumerGone(consumer.queue, consumer);
+    if (tag === this.replyTag) this.stopReplies();
+    else this.deliveries.cancel(tag);
   }
-
-  canDeliver(consumer: Consumer): boolean {
-    if (!this.open) return false;
-    if (consumer.noAck) return true;
-    if (consumer.prefetch !== 0 && consumer.unacked >= consumer.prefetch) return false;
-    return this.globalPrefetch === 0 || this.consumerUnacked < this.globalPrefetch;
-  }
-
-  deliver(consumer: Consumer, queue: Queue, entry: Entry): void {
-    const tag = ++this.deliveryTag;
-    if (!consumer.noAck) {
-      this.unacked.set(tag, new Pending(tag, entry, queue, consumer));
-      consumer.unacked++;
-      this.consumerUnacked++;
-    }
-    const m = this.deliverMethod;
-    const content = entry.content;
-    m.consumerTag = consumer.tag;
-    m.deliveryTag = tag;
-    m.redelivered = entry.redelivered;
-    m.exchange = content.exchange;
-    m.routingKey = content.routingKey;
-    this.host.writeContent(this.id, m, propertiesOf(queue, entry), content.body);
-  }
-
-  /** The queue of `consumer` was deleted: the client hears of it if it said it understands. */
-  consumerCancelled(consumer: Consumer): void {
-    if (this.consumers.get(consumer.tag) !== consumer) return;
-    this.consumers.delete(consumer.tag);
-    if (this.open && this.host.cancelNotify) {
-      this.reply({ name: 'basic.cancel', consumerTag: consumer.tag, nowait: true });
-    }
-  }
-
-  private get(m: MethodOf<'basic.get'>): void {
-    const q = this.vhost.queue(this.queueName(m.queue), this.owner);
-    const entry = q.take(this.host.now(), m.noAck);
-    if (entry === undefined) {
-      this.reply({ name: 'basic.get-empty' });
-      return;
-    }
-    const tag = ++this.deliveryTag;
-    if (!m.noAck) this.unacked.set(tag, new Pending(tag, entry, q, undefined));
-    const content = entry.content;
-    this.host.writeContent(
-      this.id,
-      {
-        name: 'basic.get-ok',
-        deliveryTag: tag,
-        redelivered: entry.redelivered,
-        exchange: content.exchange,
-        routingKey: content.routingKey,
-        messageCount: q.messageCount,
-      },
-      propertiesOf(q, entry),
-      content.body,
-    );
-  }
-
-  // ---- settling -------------------------------------------------------------------------------
 
   private settle(kind: Settle, tag: number, multiple: boolean, requeue: boolean): void {
-    let pending: Pending[];
-    if (multiple && tag === 0) {
-      pending = [...this.unacked.values()];
-      this.unacked.clear();
-    } else {
-      const one = this.unacked.get(tag);
-      if (one === undefined) throw precondition(`unknown delivery tag ${tag}`);
-      if (multiple) {
-        pending = [];
-        for (const p of this.unacked.values()) {
-          if (p.tag > tag) break;
-          pending.push(p);
-        }
-        for (const p of pending) this.unacked.delete(p.tag);
-      } else {
-        this.unacked.delete(tag);
-        pending = [one];
-      }
-    }
-    if (this.tx !== undefined) {
-      this.tx.publishes.push({ kind, requeue, pending });
-      return;
-    }
-    this.apply(kind, pending, requeue);
+    const pending = this.deliveries.take(tag, multiple);
+    if (this.tx !== undefined) this.tx.held.push({ kind, requeue, pending });
+    else this.deliveries.apply(kind, pending, requeue);
   }
 
-  /** Settles deliveries with their queues, then lets the queues deliver into the freed prefetch. */
-  private apply(kind: Settle, pending: readonly Pending[], requeue: boolean): void {
-    const now = this.host.now();
-    const queues: Queue[] = [];
-    const back = new Map<Queue, Entry[]>();
-    for (const p of pending) {
-      const c = p.consumer;
-      if (c !== undefined) {
-        c.unacked--;
-        this.consumerUnacked--;
-      }
-      if (!queues.includes(p.queue)) queues.push(p.queue);
-      if (kind === 'ack') p.queue.ack();
-      else if (requeue) {
-        const list = back.get(p.queue);
-        if (list === undefined) back.set(p.queue, [p.entry]);
-        else list.push(p.entry);
-      } else p.queue.discard(p.entry);
+  // ---- direct reply-to ------------------------------------------------------------------------
+
+  private consumeReplies(m: MethodOf<'basic.consume'>): void {
+    if (!m.noAck) throw precondition('reply consumer cannot acknowledge');
+    const tag = m.consumerTag === '' ? this.host.names.name('amq.ctag-') : m.consumerTag;
+    if (this.deliveries.consumers.has(tag) || this.replyTag !== undefined) {
+      throw new BrokerFault(530, `attempt to reuse consumer tag '${tag}'`);
     }
-    for (const [q, entries] of back) q.requeue(entries, now);
-    if (this.globalPrefetch !== 0) this.dispatchAll();
-    else for (const q of queues) q.dispatch(now);
+    this.replyTag = tag;
+    this.replyKey = `${REPLY_TO}.${this.host.names.name('')}`;
+    this.vhost.replyTargets.set(this.replyKey, this.deliverReply);
+    if (!m.nowait) this.reply({ name: 'basic.consume-ok', consumerTag: tag });
   }
 
-  /** basic.recover and channel close: every unsettled delivery goes back to its queue. */
-  private requeueAll(): void {
-    const pending = [...this.unacked.values()];
-    this.unacked.clear();
-    if (pending.length > 0) this.apply('nack', pending, true);
-  }
+  /** A reply published to this channel's reply key. */
+  private readonly deliverReply = (content: Content): void => {
+    if (this.replyTag !== undefined) this.deliveries.deliverReply(this.replyTag, content);
+  };
 
-  private dispatchAll(): void {
-    const now = this.host.now();
-    const seen = new Set<Queue>();
-    for (const c of this.consumers.values()) {
-      if (seen.has(c.queue)) continue;
-      seen.add(c.queue);
-      c.queue.dispatch(now);
-    }
+  private stopReplies(): void {
+    if (this.replyKey !== undefined) this.vhost.replyTargets.delete(this.replyKey);
+    this.replyKey = undefined;
+    this.replyTag = undefined;
   }
 
   /**
@@ -486,37 +391,23 @@ export class ServerChannel implements ConsumerHost {
    */
   release(): void {
     if (!this.open) return;
-    this.open = false;
-    this.confirms = [];
+    this.confirms.clear();
     this.tx = undefined;
-    const consumers = [...this.consumers.values()];
-    this.consumers.clear();
-    for (const c of consumers) this.vhost.consumerGone(c.queue, c);
-    const pending = [...this.unacked.values()];
-    this.unacked.clear();
-    if (pending.length > 0) this.apply('nack', pending, true);
+    this.stopReplies();
+    this.deliveries.release();
   }
 
   /** For inspection. */
   get consumerCount(): number {
-    return this.consumers.size;
+    return this.deliveries.consumers.size;
   }
 
   get unackedCount(): number {
-    return this.unacked.size;
+    return this.deliveries.unackedCount;
   }
-}
 
-/** A quorum queue adds `x-delivery-count` to what it delivers; other queues deliver the properties as published. */
-function propertiesOf(queue: Queue, entry: Entry): BasicProperties {
-  const properties = entry.content.properties;
-  if (queue.settings.type !== 'quorum') return properties;
-  const headers: FieldTable = copyTable(properties.headers ?? {});
-  headers['x-delivery-count'] = field.int64(entry.deliveryCount);
-  return { ...properties, headers };
-}
-
-/** @internal 404 for a queue of this vhost (for the connection's messages). */
-export function missingQueue(vhost: VirtualHost, name: string): BrokerFault {
-  return notFound('queue', name, vhost.name);
+  /** When its oldest unsettled delivery was made (for the consumer timeout), or undefined. */
+  get oldestDelivery(): number | undefined {
+    return this.deliveries.oldestDelivery;
+  }
 }

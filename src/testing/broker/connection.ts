@@ -1,8 +1,8 @@
 /**
  * The server side of one AMQP connection: the protocol header, the handshake (PLAIN or AMQPLAIN
- * login against the broker's users, tune, the virtual host), channels and their limit, routing of
- * methods and content to channels, heartbeats (echoed, or on a timer when the broker has timers),
- * blocking, and both close handshakes. Errors follow RabbitMQ: a soft one closes its channel with
+ * login against the broker's users, tune, the virtual host), frames to its {@link ChannelTable},
+ * heartbeats (echoed, or on a timer when the broker has timers), blocking, and both close
+ * handshakes. Errors follow RabbitMQ: a soft one closes its channel with
  * channel.close, a hard one the connection with connection.close, each naming the class and method
  * that caused it.
  *
@@ -10,7 +10,6 @@
  * @internal
  */
 import { FrameError } from '../../errors.js';
-import { utf8Decode } from '../../protocol/bytes.js';
 import type { FieldTable } from '../../protocol/field-table.js';
 import { type ContentMethod, FrameDecoder, type FrameHandler } from '../../protocol/frame-decoder.js';
 import { FrameWriter } from '../../protocol/frame-writer.js';
@@ -22,12 +21,14 @@ import {
   type MethodInit,
   PROTOCOL_HEADER,
 } from '../../protocol/generated.js';
-import { Reader } from '../../protocol/reader.js';
-import { type ChannelHost, type PublishInfo, ServerChannel } from './channel.js';
+import type { PublishInfo, ServerChannel } from './channel.js';
+import { ChannelTable, type TableHost } from './channels.js';
 import { BrokerFault } from './faults.js';
+import { frameFault } from './frame-faults.js';
 import type { MemoryLink, ServerEnd } from './memory-transport.js';
 import { later } from './memory-transport.js';
 import type { NameGenerator } from './names.js';
+import { parseResponse } from './sasl.js';
 import type { VirtualHost } from './vhost.js';
 
 /** @internal What a connection needs from the broker. */
@@ -39,7 +40,7 @@ export interface ConnectionEnvironment {
   readonly names: NameGenerator;
   readonly serverProperties: FieldTable;
   now(): number;
-  /** The user name when the credentials are right. */
+  /** True when the credentials are those of a user. */
   authenticate(user: string, password: string): boolean;
   /** Undefined when allowed, else why not (`vhost x not found`, ...). */
   refuseVhost(user: string, vhost: string): string | undefined;
@@ -57,13 +58,12 @@ export interface ConnectionEnvironment {
 type State = 'header' | 'start' | 'tune' | 'open-wait' | 'open' | 'closing' | 'closed';
 
 /** @internal */
-export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
+export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   state: State = 'header';
   private header: number[] = [];
   private readonly decoder: FrameDecoder;
   private readonly writer = new FrameWriter();
-  private readonly channels: (ServerChannel | undefined)[] = [];
-  private channelCount = 0;
+  private readonly channels = new ChannelTable(this, this);
   user = '';
   vhostName = '';
   private vhostRef: VirtualHost | undefined;
@@ -76,11 +76,13 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   heartbeat = 0;
   /** A broker block reached this connection: its publishes (and what follows them) wait. */
   private holding: (() => void)[] | undefined;
-  blockedNotified = false;
+  /** connection.blocked was sent: connection.unblocked follows the unblock. */
+  private blockedNotified = false;
   private flushScheduled = false;
   private endAfterFlush = false;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private sentSinceBeat = false;
+  private receivedSinceBeat = false;
 
   constructor(
     readonly id: number,
@@ -113,7 +115,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   }
 
   get openChannels(): ServerChannel[] {
-    return this.channels.filter((c): c is ServerChannel => c !== undefined);
+    return this.channels.list();
   }
 
   get isBlocked(): boolean {
@@ -132,7 +134,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     this.scheduleFlush();
   }
 
-  private scheduleFlush(): void {
+  scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     later(this.flushTask);
@@ -145,7 +147,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   /** Writes what is pending to the client (confirms first collected into acks and nacks). */
   flush(): void {
     this.flushScheduled = false;
-    for (const c of this.channels) c?.flushConfirms();
+    this.channels.flushConfirms();
     const segments = this.writer.takeSegments();
     if (segments.length > 0) {
       this.sentSinceBeat = true;
@@ -163,6 +165,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
 
   receive(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
+    this.receivedSinceBeat = true;
     this.env.tick();
     let bytes = chunk;
     if (this.state === 'header') {
@@ -193,8 +196,16 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
       this.decoder.push(bytes);
     } catch (e) {
       if ((this.state as State) === 'closing' || (this.state as State) === 'closed') return;
-      if (e instanceof FrameError) this.hardError(new BrokerFault(e.replyCode, e.message), 0, 0);
-      else this.hardError(new BrokerFault(541, String(e)), 0, 0);
+      if (!(e instanceof FrameError)) {
+        this.hardError(new BrokerFault(541, String(e)), 0, 0);
+        return;
+      }
+      const f = frameFault(e);
+      if (f === 'hangup') {
+        this.releaseAll();
+        this.link.serverEnd();
+        this.finish();
+      } else this.hardError(f.fault, f.classId, f.methodId);
     }
   }
 
@@ -209,12 +220,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
 
   acceptContent(channel: number, method: ContentMethod): boolean {
     if (this.state !== 'open') return false;
-    const ch = this.channels[channel];
-    if (channel === 0 || ch === undefined) {
-      this.protocolError(channel, method);
-      return false;
-    }
-    return ch.open;
+    return this.channels.accepts(channel, method);
   }
 
   onContent(channel: number, method: ContentMethod, properties: BasicProperties, body: Uint8Array): void {
@@ -222,9 +228,15 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
       this.holding.push(() => this.content(channel, method, properties, body));
       return;
     }
-    if (this.env.blockReason !== undefined && method.name === 'basic.publish') {
-      // A resource alarm: this publish and everything after it waits for the unblock.
+    const reason = this.env.blockReason;
+    if (reason !== undefined && method.name === 'basic.publish') {
+      // A resource alarm: as RabbitMQ, the connection is blocked (and told so) when it publishes;
+      // this publish and everything after it waits for the unblock.
       this.holding = [() => this.content(channel, method, properties, body)];
+      if (this.blockedCapable) {
+        this.blockedNotified = true;
+        this.writeMethod(0, { name: 'connection.blocked', reason });
+      }
       return;
     }
     this.content(channel, method, properties, body);
@@ -236,13 +248,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     properties: BasicProperties,
     body: Uint8Array,
   ): void {
-    const ch = this.channels[channel];
-    if (ch === undefined || !ch.open || this.state !== 'open') return;
-    if (method.name !== 'basic.publish') {
-      this.hardError(new BrokerFault(503, 'unimplemented method'), 60, METHOD_INFO[method.name].methodId);
-      return;
-    }
-    this.guard(ch, method, () => ch.publish(method, properties, body));
+    if (this.state === 'open') this.channels.content(channel, method, properties, body);
   }
 
   onMethod(channel: number, method: Method): void {
@@ -265,10 +271,10 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
       return;
     }
     if (this.holding !== undefined) {
-      this.holding.push(() => this.channelMethod(channel, method));
+      this.holding.push(() => this.channels.method(channel, method));
       return;
     }
-    this.channelMethod(channel, method);
+    this.channels.method(channel, method);
   }
 
   // ---- connection methods ---------------------------------------------------------------------
@@ -371,13 +377,26 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     this.vhostRef = this.env.vhost(vhost);
     this.state = 'open';
     this.writeMethod(0, { name: 'connection.open-ok' });
-    if (this.env.blockReason !== undefined) this.block(this.env.blockReason);
   }
 
+  /**
+   * With timers: a heartbeat when nothing was sent for half an interval, and, as RabbitMQ, the
+   * connection is dropped (no connection.close) after two intervals without a byte from the client.
+   */
   private startHeartbeats(seconds: number): void {
+    let silentTicks = 0;
     this.heartbeatTimer = setInterval(
       () => {
         if (this.state !== 'open') return;
+        if (this.receivedSinceBeat) {
+          this.receivedSinceBeat = false;
+          silentTicks = 0;
+        } else if (++silentTicks >= 4) {
+          this.releaseAll();
+          this.link.serverEnd();
+          this.finish();
+          return;
+        }
         if (!this.sentSinceBeat) {
           this.writer.writeHeartbeat();
           this.scheduleFlush();
@@ -389,104 +408,21 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     (this.heartbeatTimer as { unref?: () => void }).unref?.();
   }
 
-  // ---- channels -------------------------------------------------------------------------------
-
-  private channelMethod(channel: number, m: Method): void {
-    const ch = this.channels[channel];
-    if (m.name === 'channel.open') {
-      if (ch !== undefined) {
-        if (ch.open) this.hardError(new BrokerFault(504, "second 'channel.open' seen"), m);
-        return;
-      }
-      if (this.channelMax !== 0 && this.channelCount >= this.channelMax) {
-        this.hardError(
-          new BrokerFault(
-            530,
-            `number of channels opened (${this.channelCount}) has reached the negotiated channel_max (${this.channelMax})`,
-          ),
-          0,
-          0,
-        );
-        return;
-      }
-      this.channels[channel] = new ServerChannel(channel, this, this);
-      this.channelCount++;
-      this.writeMethod(channel, { name: 'channel.open-ok' });
-      return;
-    }
-    if (ch === undefined) {
-      this.hardError(new BrokerFault(504, "expected 'channel.open'"), m);
-      return;
-    }
-    if (!ch.open) {
-      // Closing after our channel.close: only the close handshake counts.
-      if (m.name === 'channel.close-ok') this.removeChannel(channel);
-      else if (m.name === 'channel.close') {
-        this.writeMethod(channel, { name: 'channel.close-ok' });
-        this.removeChannel(channel);
-      }
-      return;
-    }
-    if (m.name === 'channel.close') {
-      ch.flushConfirms();
-      ch.release();
-      this.writeMethod(channel, { name: 'channel.close-ok' });
-      this.removeChannel(channel);
-      return;
-    }
-    if (m.name === 'channel.close-ok') return;
-    if (m.name.startsWith('connection.')) {
-      this.hardError(new BrokerFault(503, 'unimplemented method'), m);
-      return;
-    }
-    this.guard(ch, m, () => ch.handle(m));
-  }
-
-  /** Runs a channel operation; a refusal closes the channel (soft) or the connection (hard). */
-  private guard(ch: ServerChannel, m: Method | ContentMethod, run: () => void): void {
-    try {
-      run();
-    } catch (e) {
-      const fault =
-        e instanceof BrokerFault ? e : new BrokerFault(541, e instanceof Error ? e.message : String(e));
-      if (fault.hard) {
-        this.hardError(fault, m);
-        return;
-      }
-      const info = METHOD_INFO[m.name];
-      ch.flushConfirms();
-      ch.release();
-      this.writeMethod(ch.id, {
-        name: 'channel.close',
-        replyCode: fault.replyCode,
-        replyText: fault.replyText,
-        classId: info.classId,
-        methodId: info.methodId,
-      });
-    }
-  }
-
-  private removeChannel(channel: number): void {
-    if (this.channels[channel] === undefined) return;
-    this.channels[channel] = undefined;
-    this.channelCount--;
-  }
-
-  private protocolError(channel: number, method: ContentMethod): void {
-    if (channel === 0) {
-      this.hardError(new BrokerFault(504, 'unexpected method in connection state running'), method);
-    } else this.hardError(new BrokerFault(504, "expected 'channel.open'"), method);
-  }
-
   // ---- blocking -------------------------------------------------------------------------------
 
-  /** A resource alarm: capable clients hear connection.blocked; publishes wait from now on. */
-  block(reason: string): void {
-    if (this.state !== 'open' || this.blockedNotified) return;
-    if (this.blockedCapable) {
-      this.blockedNotified = true;
-      this.writeMethod(0, { name: 'connection.blocked', reason });
+  /** When its oldest unsettled delivery was made, or undefined. */
+  get oldestDelivery(): number | undefined {
+    let oldest: number | undefined;
+    for (const ch of this.channels.list()) {
+      const t = ch.oldestDelivery;
+      if (t !== undefined && (oldest === undefined || t < oldest)) oldest = t;
     }
+    return oldest;
+  }
+
+  /** The consumer timeout: closes the channels that held a delivery unacknowledged too long. */
+  expireDeliveries(now: number, timeoutMs: number): void {
+    if (this.state === 'open') this.channels.expireDeliveries(now, timeoutMs);
   }
 
   /** The alarm cleared: connection.unblocked, and what waited runs in order. */
@@ -526,11 +462,11 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
   /** Sends connection.close (a forced close, an error) and releases everything at once. */
   closeWith(replyCode: number, replyText: string, classId: number, methodId: number): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    const handshaking = this.state !== 'open';
+    const handshaking = this.state === 'start' || this.state === 'tune';
     this.releaseAll();
     this.writeMethod(0, { name: 'connection.close', replyCode, replyText, classId, methodId });
     this.state = 'closing';
-    // Before the connection is open, RabbitMQ hangs up after the close without waiting.
+    // During the login, RabbitMQ hangs up after the close without waiting for close-ok.
     if (handshaking) this.end();
   }
 
@@ -558,9 +494,7 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
 
   private releaseAll(): void {
     this.holding = undefined;
-    for (const c of this.channels) c?.release();
-    this.channels.length = 0;
-    this.channelCount = 0;
+    this.channels.releaseAll();
     this.vhostRef?.deleteOwnedBy(this);
   }
 
@@ -570,29 +504,4 @@ export class ServerConnection implements ServerEnd, FrameHandler, ChannelHost {
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     this.env.closed(this);
   }
-}
-
-/** The user and password of a PLAIN (`\0user\0password`) or AMQPLAIN response. */
-function parseResponse(mechanism: string, response: Uint8Array): [string, string] | undefined {
-  const text = utf8Decode(response);
-  if (mechanism === 'PLAIN') {
-    const parts = text.split('\0');
-    if (parts.length !== 3) return undefined;
-    return [parts[1]!, parts[2]!];
-  }
-  if (mechanism === 'AMQPLAIN') {
-    try {
-      // The response is a field table without its length prefix.
-      const framed = new Uint8Array(response.length + 4);
-      new DataView(framed.buffer).setUint32(0, response.length);
-      framed.set(response, 4);
-      const table = new Reader().reset(framed, 0, framed.length).table();
-      const login = table.LOGIN;
-      const password = table.PASSWORD;
-      if (typeof login === 'string' && typeof password === 'string') return [login, password];
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
 }

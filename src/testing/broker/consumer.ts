@@ -29,6 +29,8 @@ export class Consumer implements QueueConsumer {
     readonly exclusive: boolean,
     /** basic.qos prefetch (global=false) in force when it was created; 0 means no limit. */
     readonly prefetch: number,
+    /** `x-priority` of its basic.consume arguments. */
+    readonly priority = 0,
   ) {}
 
   canTake(): boolean {
@@ -53,5 +55,7 @@ export class Pending {
     readonly queue: Queue,
     /** Undefined for basic.get. */
     readonly consumer: Consumer | undefined,
+    /** When it was delivered (clock milliseconds), for the consumer timeout. */
+    readonly at: number,
   ) {}
 }

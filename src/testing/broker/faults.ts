@@ -7,6 +7,7 @@
  * @module
  * @internal
  */
+import { utf8Length } from '../../protocol/bytes.js';
 import { isHardError, REPLY_CODES } from '../../protocol/constants.js';
 
 /** @internal A refusal with RabbitMQ's reply code and text. */
@@ -17,7 +18,7 @@ export class BrokerFault extends Error {
     readonly replyCode: number,
     explanation: string,
   ) {
-    const text = `${REPLY_CODES[replyCode]?.name ?? 'INTERNAL_ERROR'} - ${explanation}`;
+    const text = truncate(`${REPLY_CODES[replyCode]?.name ?? 'INTERNAL_ERROR'} - ${explanation}`);
     super(text);
     this.replyText = text;
   }
@@ -59,4 +60,12 @@ export function refused(explanation: string): BrokerFault {
 /** @internal 403 for declare/delete/bind on the default exchange. */
 export function defaultExchangeRefused(): BrokerFault {
   return refused('operation not permitted on the default exchange');
+}
+
+/** RabbitMQ cuts a reply text longer than a short string (255 bytes) to 252 bytes and "...". */
+function truncate(text: string): string {
+  if (utf8Length(text) <= 255) return text;
+  let cut = text.slice(0, 252);
+  while (utf8Length(cut) > 252) cut = cut.slice(0, -1);
+  return `${cut}...`;
 }

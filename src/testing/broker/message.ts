@@ -38,6 +38,8 @@ export class Entry {
     readonly seq: number,
     /** When it expires (clock milliseconds), or Infinity. */
     readonly expiresAt: number,
+    /** Its priority in a priority queue (`x-max-priority`), else 0. */
+    readonly priority = 0,
   ) {}
 }
 
@@ -150,4 +152,25 @@ export function copyTable(table: FieldTable, keys: readonly string[] = Object.ke
     if (t !== undefined) rememberFieldType(out, k, t);
   }
   return out;
+}
+
+/**
+ * @internal The properties a message is delivered with: as published, except that a quorum queue
+ * adds `x-delivery-count` (first, as RabbitMQ puts it).
+ */
+export function deliveryProperties(entry: Entry, quorum: boolean): BasicProperties {
+  const properties = entry.content.properties;
+  if (!quorum) return properties;
+  const headers: FieldTable = { 'x-delivery-count': field.int64(entry.deliveryCount) };
+  const rest = properties.headers;
+  if (rest !== undefined) {
+    const types = fieldTypesOf(rest);
+    for (const k of Object.keys(rest)) {
+      if (k === 'x-delivery-count') continue;
+      headers[k] = rest[k];
+      const t = types[k];
+      if (t !== undefined) rememberFieldType(headers, k, t);
+    }
+  }
+  return { ...properties, headers };
 }

@@ -19,10 +19,14 @@ export interface QueueConsumer {
   readonly tag: string;
   readonly exclusive: boolean;
   readonly noAck: boolean;
+  /** `x-priority`: higher-priority consumers are fed first while they have room. */
+  readonly priority: number;
   /** True when it can take one more message now (prefetch, channel state). */
   canTake(): boolean;
   /** Takes a message that has just left the ready list. */
   deliver(queue: Queue, entry: Entry): void;
+  /** The queue was deleted under the consumer (its channel may tell the client). */
+  cancelled?(): void;
 }
 
 /** @internal Where a queue sends the messages it dead-letters (the virtual host routes them). */
@@ -91,12 +95,20 @@ export class Queue {
     const perMessage = messageTtl(content.properties);
     let ttl = s.messageTtl;
     if (perMessage !== undefined && (ttl === undefined || perMessage < ttl)) ttl = perMessage;
-    const entry = new Entry(content, ++this.seq, ttl === undefined ? Number.POSITIVE_INFINITY : now + ttl);
+    const max = s.maxPriority;
+    const priority = max === undefined ? 0 : Math.min(content.properties.priority ?? 0, max);
+    const entry = new Entry(
+      content,
+      ++this.seq,
+      ttl === undefined ? Number.POSITIVE_INFINITY : now + ttl,
+      priority,
+    );
+    // What expired at the head goes first: it does not count against the limits.
+    this.expire(now);
     if (s.overflow !== 'drop-head' && this.full(content.body.length)) {
       if (s.overflow === 'reject-publish-dlx') this.sink.deadLetter(this, entry, 'maxlen');
       return 'rejected';
     }
-    this.expire(now);
     if (this.messageCount === 0 && this.consumers.length > 0) {
       const consumer = this.nextConsumer();
       if (consumer !== undefined) {
@@ -132,8 +144,21 @@ export class Queue {
   }
 
   private push(entry: Entry): void {
-    this.ready.push(entry);
     this.readyBytes += entry.content.body.length;
+    const ready = this.ready;
+    if (entry.priority === 0 || this.settings.maxPriority === undefined) {
+      ready.push(entry);
+      return;
+    }
+    // A priority queue: after every message of the same or a higher priority.
+    let lo = this.head;
+    let hi = ready.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ready[mid]!.priority >= entry.priority) lo = mid + 1;
+      else hi = mid;
+    }
+    ready.splice(lo, 0, entry);
   }
 
   private shift(): Entry | undefined {
@@ -167,10 +192,34 @@ export class Queue {
     return this.head < this.ready.length ? this.ready[this.head]!.expiresAt : Number.POSITIVE_INFINITY;
   }
 
-  /** The next consumer, round robin, that can take a message; undefined when none can. */
+  /** True when some consumer has an `x-priority`. */
+  private prioritized = false;
+
+  /**
+   * The next consumer that can take a message, round robin among those of the highest priority
+   * that can (with single active consumer, only the first); undefined when none can.
+   */
   private nextConsumer(): QueueConsumer | undefined {
     const consumers = this.consumers;
     const n = consumers.length;
+    if (this.settings.singleActiveConsumer) {
+      const active = consumers[0];
+      return active?.canTake() === true ? active : undefined;
+    }
+    if (this.prioritized) {
+      let best: QueueConsumer | undefined;
+      let bestIndex = 0;
+      for (let i = 0; i < n; i++) {
+        const index = (this.next + i) % n;
+        const c = consumers[index]!;
+        if ((best === undefined || c.priority > best.priority) && c.canTake()) {
+          best = c;
+          bestIndex = index;
+        }
+      }
+      if (best !== undefined) this.next = (bestIndex + 1) % n;
+      return best;
+    }
     for (let i = 0; i < n; i++) {
       const index = (this.next + i) % n;
       const consumer = consumers[index]!;
@@ -207,6 +256,8 @@ export class Queue {
     this.expire(now);
     const entry = this.shift();
     if (entry !== undefined && !noAck) this.unacked++;
+    // What the get uncovers at the head is expired at once: its get-ok counts without it.
+    this.expire(now);
     return entry;
   }
 
@@ -247,8 +298,16 @@ export class Queue {
     this.sink.deadLetter(this, entry, 'rejected');
   }
 
-  /** Inserts entries back in sequence order. */
+  /**
+   * Inserts entries back at their place (sequence order, by priority first in a priority queue);
+   * a quorum queue puts them at the back instead, in the order they came back.
+   */
   private putBack(entries: Entry[]): void {
+    if (this.settings.type === 'quorum' || this.settings.maxPriority !== undefined) {
+      if (this.settings.type === 'quorum') for (const e of entries) this.push(e);
+      else for (const e of [...entries].sort((a, b) => a.seq - b.seq)) this.insertBySeq(e);
+      return;
+    }
     if (entries.length > 1) entries.sort((a, b) => a.seq - b.seq);
     for (const e of entries) this.readyBytes += e.content.body.length;
     const first = this.head < this.ready.length ? this.ready[this.head]!.seq : Number.POSITIVE_INFINITY;
@@ -269,6 +328,21 @@ export class Queue {
     this.head = 0;
   }
 
+  /** Priority queues: back in (priority, sequence) order. */
+  private insertBySeq(entry: Entry): void {
+    this.readyBytes += entry.content.body.length;
+    const ready = this.ready;
+    let i = this.head;
+    while (
+      i < ready.length &&
+      (ready[i]!.priority > entry.priority ||
+        (ready[i]!.priority === entry.priority && ready[i]!.seq < entry.seq))
+    ) {
+      i++;
+    }
+    ready.splice(i, 0, entry);
+  }
+
   /** Removes every ready message; returns how many. */
   purge(): number {
     const n = this.messageCount;
@@ -280,6 +354,7 @@ export class Queue {
 
   addConsumer(consumer: QueueConsumer, now: number): void {
     this.consumers.push(consumer);
+    if (consumer.priority !== 0) this.prioritized = true;
     this.hadConsumers = true;
     this.lastUsed = now;
     this.dispatch(now);
@@ -290,6 +365,7 @@ export class Queue {
     const i = this.consumers.indexOf(consumer);
     if (i < 0) return false;
     this.consumers.splice(i, 1);
+    this.prioritized = this.consumers.some((c) => c.priority !== 0);
     if (this.next > i) this.next--;
     if (this.next >= this.consumers.length) this.next = 0;
     this.lastUsed = now;

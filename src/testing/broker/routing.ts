@@ -66,7 +66,14 @@ export function topicMatch(pattern: string, routingKey: string): boolean {
   return topicMatchWords(topicWords(pattern), topicWords(routingKey));
 }
 
-/** The `x-match` modes of a headers binding. */
+/**
+ * The `x-match` modes of a headers binding.
+ *
+ * @example
+ * ```ts
+ * const mode: HeadersMatchMode = 'any-with-x'; // any header, x- ones included, may match
+ * ```
+ */
 export type HeadersMatchMode = 'all' | 'any' | 'all-with-x' | 'any-with-x';
 
 /**

@@ -54,6 +54,13 @@ export interface EmbeddedBrokerOptions {
   readonly heartbeat?: number;
   /** Seed of the generated names (`amq.gen-…`, `amq.ctag-…`): the same seed gives the same names. */
   readonly seed?: number;
+  /**
+   * RabbitMQ's consumer timeout (`consumer_timeout`): a channel holding a delivery unacknowledged
+   * for this many milliseconds is closed with 406 PRECONDITION_FAILED. Default 1800000 (30 minutes,
+   * RabbitMQ 3.10's default); 0 turns it off. Checked, like expiry, whenever the broker handles
+   * anything (and on a timer with `timers`).
+   */
+  readonly consumerTimeout?: number;
 }
 
 /**

@@ -79,6 +79,8 @@ export interface ExchangeDeclareArgs {
 export class VirtualHost implements DeadLetterSink {
   readonly exchanges = new Map<string, Exchange>();
   readonly queues = new Map<string, Queue>();
+  /** Direct reply-to: the channels waiting for replies, by the routing key replies carry. */
+  readonly replyTargets = new Map<string, (content: Content) => void>();
   private routeEpoch = 0;
   /** Scratch list of the queues one publish routes to. */
   private readonly routed: Queue[] = [];
@@ -130,12 +132,12 @@ export class VirtualHost implements DeadLetterSink {
   }
 
   declareExchange(m: ExchangeDeclareArgs): void {
+    if (m.exchange === '') throw defaultExchangeRefused();
     if (m.passive) {
-      if (m.exchange !== '') this.exchange(m.exchange);
+      this.exchange(m.exchange);
       return;
     }
-    if (m.exchange === '') throw defaultExchangeRefused();
-    if (!isExchangeType(m.type)) throw new BrokerFault(503, `invalid exchange type '${m.type}'`);
+    if (!isExchangeType(m.type)) throw unknownExchangeType(m.type);
     const existing = this.exchanges.get(m.exchange);
     if (existing !== undefined) {
       const where = this.where('exchange', m.exchange);
@@ -184,7 +186,7 @@ export class VirtualHost implements DeadLetterSink {
     const from = this.exchange(source);
     if (from.type === 'headers' && headersMatchMode(args) === undefined) {
       throw precondition(
-        `Invalid x-match field value ${JSON.stringify(String(args['x-match']))}; expected all, any, all-with-x, or any-with-x`,
+        `Invalid x-match field value <<${JSON.stringify(String(args['x-match']))}>>; expected all, any, all-with-x, or any-with-x`,
       );
     }
     const binding = new Binding(from, destination, routingKey, copyTable(args));
@@ -302,7 +304,7 @@ export class VirtualHost implements DeadLetterSink {
     if (bindings !== undefined) for (const b of [...bindings]) this.removeBinding(b);
     q.purge();
     const consumers = q.consumers.splice(0);
-    for (const c of consumers) (c as QueueConsumer & { cancelled?(q: Queue): void }).cancelled?.(q);
+    for (const c of consumers) c.cancelled?.();
   }
 
   /** A consumer left: an auto-delete queue goes with its last consumer. */
@@ -461,4 +463,37 @@ function senderKeys(headers: FieldTable): string[] {
     if (Array.isArray(v)) for (const k of v) if (typeof k === 'string') out.push(k);
   }
   return out;
+}
+
+/**
+ * RabbitMQ looks an exchange type up as an Erlang atom: a name that is no atom at all is "unknown",
+ * one that is an atom but no exchange type (common words are atoms of the runtime) is "invalid".
+ */
+const ERLANG_ATOMS = new Set([
+  'foo',
+  'bar',
+  'baz',
+  'test',
+  'error',
+  'ok',
+  'true',
+  'false',
+  'undefined',
+  'none',
+  'all',
+  'any',
+  'queue',
+  'exchange',
+  'local',
+  'global',
+  'default',
+  'classic',
+  'quorum',
+  'stream',
+  'random',
+  'x',
+]);
+
+function unknownExchangeType(type: string): BrokerFault {
+  return new BrokerFault(503, `${ERLANG_ATOMS.has(type) ? 'invalid' : 'unknown'} exchange type '${type}'`);
 }

@@ -6,30 +6,13 @@
  *
  * A backend only has to open connections through rxamqp's public `openConnection` (over TCP to a
  * RabbitMQ, over an in-memory `transport` connector to an embedded broker) and say which vhost they
- * land in and which user they log in as, since the broker's reply texts name them. Adding a backend
- * is one more entry in the list:
- *
- * ```ts
- * const embedded: ConformanceBackend = {
- *   name: 'embedded',
- *   async start() {
- *     // Real timers: the TTL, expiry and polling cases wait in wall-clock time.
- *     const broker = new EmbeddedBroker({ timers: true });
- *     return {
- *       vhost: '/',
- *       username: 'guest',
- *       connect: (options = {}) =>
- *         openConnection('amqp://guest:guest@embedded', { ...options, transport: broker.connector }),
- *       stop: async () => broker.close(),
- *     };
- *   },
- * };
- * export const backends: readonly ConformanceBackend[] = [rabbitmq, embedded];
- * ```
+ * land in and which user they log in as, since the broker's reply texts name them. The backends are
+ * RabbitMQ and the embedded broker of `rxamqp/testing`; adding one is one more entry in the list.
  *
  * @module
  */
 import { type Connection, type ConnectOptions, openConnection } from '../../src/node.js';
+import { EmbeddedBroker } from '../../src/testing/index.js';
 import { brokerEndpoint, stopBroker } from '../support/broker.js';
 
 /** A broker started (or found) for one suite file. */
@@ -72,5 +55,23 @@ export const rabbitmq: ConformanceBackend = {
   },
 };
 
+/**
+ * The embedded broker of `rxamqp/testing`, one per suite file, with timers on: the TTL, expiry and
+ * polling cases wait in wall-clock time, as they do against RabbitMQ.
+ */
+export const embedded: ConformanceBackend = {
+  name: 'embedded',
+  async start() {
+    const broker = new EmbeddedBroker({ timers: true });
+    return {
+      vhost: '/',
+      username: 'guest',
+      connect: (options = {}) =>
+        openConnection('amqp://guest:guest@embedded', { ...options, transport: broker.connector }),
+      stop: async () => broker.close(),
+    };
+  },
+};
+
 /** Every backend the suite runs against. */
-export const backends: readonly ConformanceBackend[] = [rabbitmq];
+export const backends: readonly ConformanceBackend[] = [rabbitmq, embedded];

@@ -1,0 +1,39 @@
+/**
+ * A channel's queue of waiting operations, through the client and the embedded broker: thousands of
+ * publishes made while the channel's basic.qos and basic.consume are still in flight wait behind them
+ * and go out in order (the queue is taken from a moving head and compacted as it drains, rather than
+ * shifted), then a method queued after them still comes last.
+ */
+import { lastValueFrom } from 'rxjs';
+import { openConnection } from '../../src/node.js';
+import { EmbeddedBroker } from '../../src/testing/index.js';
+
+it('keeps the order of 5,000 publishes queued behind a pending consume, and of a method after them', async () => {
+  const broker = new EmbeddedBroker();
+  const conn = await openConnection('amqp://guest:guest@embedded', { transport: broker.connector });
+  const ch = await conn.openChannel();
+  await lastValueFrom(ch.queueDeclare('ordered'));
+  const n = 5000;
+  const seen: number[] = [];
+  let done!: () => void;
+  const all = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  // basic.qos and basic.consume go out with this turn's flush; the publishes below wait behind them.
+  const consumer = ch.consume('ordered', { prefetch: 50 }).subscribe((d) => {
+    seen.push(Number(d.text()));
+    d.ack();
+    if (seen.length === n) done();
+  });
+  const outcomes: string[] = [];
+  for (let i = 0; i < n; i++) ch.publish('', 'ordered', String(i)).subscribe((o) => outcomes.push(o.status));
+  // Queued after the publishes: written after all of them, so every publish was `sent` before its reply.
+  const declared = lastValueFrom(ch.queueDeclare('ordered', { passive: true })).then(() => outcomes.length);
+  await all;
+  expect(await declared).toBe(n);
+  expect(seen).toEqual(Array.from({ length: n }, (_, i) => i));
+  expect(outcomes).toEqual(Array.from({ length: n }, () => 'sent'));
+  consumer.unsubscribe();
+  await lastValueFrom(conn.close());
+  broker.close();
+});

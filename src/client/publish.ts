@@ -44,8 +44,15 @@ export class PublishPath {
     let cancelled = false;
     /** Written, or `done` called: past the point where cancelling drops the message. */
     let gone = false;
+    /** Counted in the channel's `publishesWaiting` (until released or cancelled). */
+    let waiting = true;
+    core.publishesWaiting++;
     let handle: { cancel(): void } | undefined;
     const dropWait = core.whenPublishable((error) => {
+      if (waiting) {
+        waiting = false;
+        core.publishesWaiting--;
+      }
       if (cancelled) return;
       if (error instanceof PublishBlockedError) {
         gone = true;
@@ -75,6 +82,10 @@ export class PublishPath {
       cancel: () => {
         if (cancelled) return false;
         cancelled = true;
+        if (waiting) {
+          waiting = false;
+          core.publishesWaiting--;
+        }
         dropWait?.();
         handle?.cancel();
         return !gone;

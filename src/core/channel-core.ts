@@ -133,6 +133,11 @@ export class ChannelCore implements ChannelEndpoint {
    */
   private queue: Rpc[] = [];
   private queueHead = 0;
+  /**
+   * Publishes of this channel waiting at the connection for the socket to drain (or for an unblock):
+   * methods called meanwhile wait behind them (see `call`). Counted by the publish path.
+   */
+  publishesWaiting = 0;
   private inFlight: Rpc | undefined;
   private closeRequested = false;
   private closeError: ChannelClosedError | undefined;
@@ -296,6 +301,19 @@ export class ChannelCore implements ChannelEndpoint {
       written: false,
       deferred: options?.deferred === true,
     };
+    if (this.publishesWaiting > 0) {
+      // Publishes made earlier on this channel wait for the socket to drain: the method waits in the
+      // same line, so that it does not overtake them (a passive declare counting what was published).
+      this.connection.whenWritable(() => {
+        if (this.state === 'closed') {
+          if (!rpc.cancelled) rpc.onError(this.laterUseError(method.name));
+          return;
+        }
+        this.queue.push(rpc);
+        this.pump();
+      });
+      return handleOf(rpc);
+    }
     this.queue.push(rpc);
     this.pump();
     return handleOf(rpc);

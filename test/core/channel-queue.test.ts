@@ -37,3 +37,25 @@ it('keeps the order of 5,000 publishes queued behind a pending consume, and of a
   await lastValueFrom(conn.close());
   broker.close();
 });
+
+it('keeps a method behind the publishes of its channel that wait for the socket to drain', async () => {
+  const broker = new EmbeddedBroker();
+  // A small high-water mark: most of the publishes below wait for the transport to drain.
+  const conn = await openConnection('amqp://guest:guest@embedded', {
+    transport: broker.connector,
+    writeHighWaterMark: 64 * 1024,
+  });
+  const ch = await conn.openChannel();
+  await lastValueFrom(ch.queueDeclare('drained'));
+  const n = 200;
+  const body = new Uint8Array(16 * 1024);
+  let sent = 0;
+  for (let i = 0; i < n; i++) ch.publish('', 'drained', body).subscribe(() => sent++);
+  expect(sent).toBeLessThan(n); // some do wait
+  const declared = await lastValueFrom(ch.queueDeclare('drained', { passive: true }));
+  // Written after every publish, so the broker had them all when it answered.
+  expect(sent).toBe(n);
+  expect(declared.messageCount).toBe(n);
+  await lastValueFrom(conn.close());
+  broker.close();
+});

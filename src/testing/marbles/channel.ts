@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Observable, Observable as RxObservable } from 'rxjs';
+import { type Observable, Observable as RxObservable, share } from 'rxjs';
 import { Delivery, type Settler } from '../../client/delivery.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from '../../client/interfaces.js';
 import type {
@@ -220,9 +220,11 @@ export class FakeChannel implements PublishTarget {
   }
 
   /**
-   * Consumes a fake queue (made by `kit.queue(name)`, or an empty one made now) until unsubscribed
-   * (basic.cancel; the deliveries not yet settled stay unacknowledged on the channel) or the channel
-   * closes (then it completes, or errors with the channel's error). Of the options, `prefetch`,
+   * Consumes a fake queue (made by `kit.queue(name)`, or an empty one made now): hot and shared, as
+   * `Channel.consume` (the subscribers of one returned Observable share one consumer), until the last
+   * subscriber leaves (basic.cancel; the deliveries not yet settled stay unacknowledged on the
+   * channel) or the channel closes (then it completes, or errors with the channel's error). Of the
+   * options, `prefetch`,
    * `consumerTag` (default `ctag-<channel>.<n>`) and `noAck` are honoured; the others are ignored.
    *
    * @example
@@ -232,6 +234,9 @@ export class FakeChannel implements PublishTarget {
    * ```
    */
   consume(queue: string, options: ConsumeOptions = {}): Observable<Delivery> {
+    // Hot and reference-counted, as `Channel.consume`: the subscribers of one consume() share one
+    // consumer (one prefetch, the same Delivery objects); the last one leaving cancels it, and a later
+    // subscriber starts a new one.
     return new RxObservable<Delivery>((subscriber) => {
       if (this.closedWith !== undefined) {
         subscriber.error(this.closedWith.failure.forLaterUse('basic.consume'));
@@ -252,7 +257,7 @@ export class FakeChannel implements PublishTarget {
         remove();
         this.consumers.delete(consumer);
       };
-    });
+    }).pipe(share());
   }
 
   private deliverFrom(

@@ -21,6 +21,8 @@ interface Publish {
   readonly reply: Reply | undefined;
   state: 'waiting' | 'written' | 'settled' | 'cancelled';
   seq: number;
+  /** Answered, and held until every earlier publish is answered too (confirm mode, `inOrder`). */
+  answer: { readonly outcome: PublishOutcome | undefined; readonly error: Error | undefined } | undefined;
   /** The reply being listened to (from the write; from the submission for a reply marble with `w`). */
   subscription: Subscription | undefined;
 }
@@ -41,6 +43,11 @@ export class Publishes {
   /** Waiting for the `w` of their reply marble. */
   private readonly held = new Set<Publish>();
   private readonly inFlight = new Set<Publish>();
+  /** Written in confirm mode and not yet reported, in sequence order, from `head` (see `finish`). */
+  private order: (Publish | undefined)[] = [];
+  private head = 0;
+  private draining = false;
+  private readonly inOrder: boolean;
   private readonly attempts = new Map<string, number>();
   private count = 0;
   private seq = 0;
@@ -55,6 +62,7 @@ export class Publishes {
   ) {
     this.blocked = options.blocked ?? false;
     this.confirming = options.confirm ?? true;
+    this.inOrder = options.inOrder ?? true;
     this.published = new Timeline(clock);
     this.confirms = new Timeline(clock);
     this.returns = new Timeline(clock);
@@ -82,12 +90,16 @@ export class Publishes {
     context: unknown,
     done: PublishCallback<unknown>,
   ): PublishHandle | undefined {
-    const key = `${message.exchange}\u0000${message.routingKey}\u0000${message.text}`;
-    const attempt = (this.attempts.get(key) ?? 0) + 1;
-    this.attempts.set(key, attempt);
     const index = ++this.count;
     const script = this.options.reply;
-    const reply = typeof script === 'function' ? script(message, { index, attempt }) : script;
+    let reply: Reply | undefined;
+    if (typeof script === 'function') {
+      // Counted only for a script that can read it: the key holds the whole body.
+      const key = `${message.exchange}\u0000${message.routingKey}\u0000${message.text}`;
+      const attempt = (this.attempts.get(key) ?? 0) + 1;
+      this.attempts.set(key, attempt);
+      reply = script(message, { index, attempt });
+    } else reply = script;
     const publish: Publish = {
       message,
       context,
@@ -95,6 +107,7 @@ export class Publishes {
       reply,
       state: 'waiting',
       seq: 0,
+      answer: undefined,
       subscription: undefined,
     };
     if (typeof reply === 'string' && reply.includes('w')) {
@@ -152,6 +165,7 @@ export class Publishes {
     }
     publish.seq = ++this.seq;
     this.inFlight.add(publish);
+    if (this.inOrder) this.order.push(publish);
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight.size);
     if (publish.subscription !== undefined) return; // a reply marble with `w` goes on answering
     const { reply } = publish;
@@ -219,6 +233,8 @@ export class Publishes {
     const { seq, message } = publish;
     if (letter === 'a' || letter === 'n') return { status: letter === 'a' ? 'acked' : 'nacked', seq };
     if (letter === 's') return SENT;
+    // RabbitMQ returns only a mandatory message: an unroutable one without the flag is dropped, and acked.
+    if (!message.mandatory) return { status: 'acked', seq };
     const returned: ReturnedMessage = {
       replyCode: 312,
       replyText: 'NO_ROUTE',
@@ -240,12 +256,44 @@ export class Publishes {
     );
   }
 
+  /**
+   * A publish has its answer. As on a real channel (whose confirms are smoothed into sequence order),
+   * it is reported once every publish written before it has been: a publish answered early waits.
+   * A return is seen on `returns$` when it comes, as a basic.return is.
+   */
   private finish(publish: Publish, outcome: PublishOutcome | undefined, error?: Error): void {
     if (publish.state !== 'written') return;
     publish.state = 'settled';
-    this.inFlight.delete(publish);
     publish.subscription?.unsubscribe();
     publish.subscription = undefined;
+    if (outcome?.status === 'returned') this.returns.push(outcome.returned);
+    publish.answer = { outcome, error };
+    if (!this.inOrder) {
+      this.report(publish);
+      return;
+    }
+    // Reported from here; a report that answers another publish (synchronously) adds to this loop.
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.head < this.order.length) {
+        const next = this.order[this.head];
+        if (next !== undefined && next.answer === undefined) break;
+        this.order[this.head++] = undefined;
+        if (next !== undefined) this.report(next);
+      }
+      if (this.head >= 1024 && this.head * 2 >= this.order.length) {
+        this.order = this.order.slice(this.head);
+        this.head = 0;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private report(publish: Publish): void {
+    const { outcome, error } = publish.answer!;
+    this.inFlight.delete(publish);
     const confirmation: Confirmation | undefined =
       outcome === undefined
         ? { status: 'failed', seq: publish.seq, error: error ?? new Error('publish failed') }
@@ -256,7 +304,6 @@ export class Publishes {
       this.confirms.push(confirmation);
       this.log({ time: this.clock.now(), type: 'confirmed', confirmation });
     }
-    if (outcome?.status === 'returned') this.returns.push(outcome.returned);
     publish.done(publish.context, outcome, error);
   }
 }

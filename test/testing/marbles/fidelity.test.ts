@@ -1,0 +1,127 @@
+/**
+ * Where the kit's fakes must behave as the real objects they stand for, so that a user's test does
+ * not pass where production would fail: confirms reported in publish order, `r` only for a mandatory
+ * message, one shared consumer per `consume()` Observable, what a lost connection leaves on its
+ * channels, and the states a recovering connection reports.
+ */
+import { map, merge, mergeMap, of, switchMap, take, timeout } from 'rxjs';
+import { marbles } from 'rxjs-marbles/jest';
+import { publishConfirmed } from '../../../operators/index.js';
+import { ChannelClosedError } from '../../../src/index.js';
+import { type FakeChannel, marbleKit, outcome, settlement } from '../../../src/testing/index.js';
+
+const { acked, nacked } = outcome;
+
+describe('fake channel publishes, as a real channel', () => {
+  it(
+    'report outcomes in publish order: one answered early waits for the one before it',
+    marbles((m) => {
+      const channel = marbleKit(m).channel({ reply: (p) => (p.text === 'slow' ? '---n' : '-a') });
+      const slow = channel.publish('', 'q', 'slow');
+      const fast = channel.publish('', 'q', 'fast');
+      m.expect(slow).toBeObservable('---(n|)', { n: nacked(1) });
+      // Acked by the broker at 1, reported with the publish before it, at 3 (after it).
+      m.expect(fast).toBeObservable('---(a|)', { a: acked(2) });
+      m.expect(channel.confirms$).toBeObservable('---(nab)', {
+        n: nacked(1),
+        a: acked(2),
+        b: acked(3),
+      });
+      // A timeout that the fast answer would meet fails, as it would in production.
+      m.expect(
+        channel.publish('', 'q', 'third').pipe(
+          timeout({ first: 2, with: () => of('timed out') }),
+          map((o) => (typeof o === 'string' ? o : o.status)),
+        ),
+      ).toBeObservable('--(t|)', { t: 'timed out' });
+    }),
+  );
+
+  it(
+    'report each outcome as it comes with inOrder: false',
+    marbles((m) => {
+      const channel = marbleKit(m).channel({
+        inOrder: false,
+        reply: (p) => (p.text === 'slow' ? '---n' : '-a'),
+      });
+      m.expect(channel.publish('', 'q', 'slow')).toBeObservable('---(n|)', { n: nacked(1) });
+      m.expect(channel.publish('', 'q', 'fast')).toBeObservable('-(a|)', { a: acked(2) });
+    }),
+  );
+
+  it(
+    'fail the unanswered publishes on close, in order, and still report the ones answered behind them',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const channel = kit.channel({ reply: (p) => (p.text === 'slow' ? '-----a' : '-a') });
+      kit.at(2, () => channel.close().subscribe());
+      const statuses: string[] = [];
+      for (const body of ['slow', 'fast']) {
+        channel.publish('', 'q', body).subscribe({
+          next: (o) => statuses.push(`${body} ${o.status} ${m.scheduler.now()}`),
+          error: (e: Error) => statuses.push(`${body} ${e.name} ${m.scheduler.now()}`),
+        });
+      }
+      m.flush();
+      expect(statuses).toEqual(['slow ChannelClosedError 2', 'fast acked 2']);
+      expect(channel.confirms.map((c) => c.status)).toEqual(['failed', 'acked']);
+    }),
+  );
+
+  it(
+    'return only a mandatory message: r acks one published without mandatory, as RabbitMQ does',
+    marbles((m) => {
+      const channel = marbleKit(m).channel({ reply: '-r' });
+      m.expect(channel.publish('', 'nowhere', 'x')).toBeObservable('-(a|)', { a: acked(1) });
+      m.expect(channel.publish('', 'nowhere', 'y', {}, { mandatory: true })).toBeObservable('-(r|)', {
+        r: {
+          status: 'returned',
+          seq: 2,
+          returned: {
+            replyCode: 312,
+            replyText: 'NO_ROUTE',
+            exchange: '',
+            routingKey: 'nowhere',
+            properties: {},
+            body: new TextEncoder().encode('y'),
+          },
+        },
+      });
+      m.expect(channel.returns$.pipe(map((r) => r.body.length))).toBeObservable('-r', { r: 1 });
+      const lost = m
+        .cold('a', { a: { exchange: '', routingKey: 'nowhere', body: 'z' } })
+        .pipe(publishConfirmed(channel));
+      m.expect(lost.pipe(map((r) => r.outcome.status))).toBeObservable('-a', { a: 'acked' });
+    }),
+  );
+});
+
+describe('fake consumers, as real ones', () => {
+  it(
+    'are shared by the subscribers of one consume() Observable, as Channel.consume is (one consumer, one prefetch)',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      kit.queue('jobs', '-a-b', { a: 'one', b: 'two' });
+      const channel = kit.channel();
+      const deliveries = channel.consume('jobs', { prefetch: 1 });
+      const seen = deliveries.pipe(map((d) => `${d.text()} ${d.fields.consumerTag} ${d.fields.deliveryTag}`));
+      // 'two' waits: the one consumer's single prefetch slot holds 'one', which nobody acks.
+      m.expect(seen).toBeObservable('-a', { a: 'one ctag-1.1 1' });
+      m.expect(seen).toBeObservable('-a', { a: 'one ctag-1.1 1' });
+      // Another consume() is another consumer.
+      m.expect(channel.consume('jobs').pipe(map((d) => d.text()))).toBeObservable('---b', { b: 'two' });
+    }),
+  );
+
+  it(
+    'start again for a subscriber that comes after the last one left (basic.cancel, then basic.consume)',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      kit.queue('jobs', '-a--b', { a: 'one', b: 'two' });
+      const channel = kit.channel();
+      const deliveries = channel.consume('jobs').pipe(map((d) => `${d.text()} ${d.fields.consumerTag}`));
+      m.expect(deliveries, '^-!').toBeObservable('-a', { a: 'one ctag-1.1' });
+      m.expect(deliveries, '---^').toBeObservable('----b', { b: 'two ctag-1.2' });
+    }),
+  );
+});

@@ -94,7 +94,9 @@ export class FakeChannel implements PublishTarget {
   private readonly endListeners: ((error: Error | undefined) => void)[] = [];
   private tag = 0;
   private consumerCount = 0;
-  private closedWith: { error: Error | undefined; failure: ChannelClosedError } | undefined;
+  private closedWith:
+    | { error: Error | undefined; failure: ChannelClosedError; reported: Error | undefined }
+    | undefined;
 
   private readonly settler: Settler = {
     settle: (kind, deliveryTag, multiple, requeue) => this.settle(kind, deliveryTag, multiple, requeue),
@@ -537,9 +539,12 @@ export class FakeChannel implements PublishTarget {
     return this.closedWith === undefined;
   }
 
-  /** Why it closed, when it was an error (a 406 from a bad settlement, a failed connection). */
+  /**
+   * Why it closed, unless the client closed it: a 406 from a bad settlement, `fail()`, its connection
+   * failing or lost (also when its streams completed because recovery follows, as on a `Channel`).
+   */
   get error(): Error | undefined {
-    return this.closedWith?.error;
+    return this.closedWith?.reported;
   }
 
   /**
@@ -593,8 +598,11 @@ export class FakeChannel implements PublishTarget {
     });
   }
 
-  /** @internal `error` ends the streams with it; `failure` is what the publishes fail with. */
-  end(error: Error | undefined, failure?: ChannelClosedError): void {
+  /**
+   * @internal `error` ends the streams with it; `failure` is what the publishes fail with; `reported`
+   * is what `error` shows (default `error`).
+   */
+  end(error: Error | undefined, failure?: ChannelClosedError, reported: Error | undefined = error): void {
     if (this.closedWith !== undefined) return;
     const closed =
       failure ??
@@ -605,7 +613,7 @@ export class FakeChannel implements PublishTarget {
             initiator: error === undefined ? 'client' : 'server',
             ...(error === undefined ? {} : { cause: error }),
           }));
-    this.closedWith = { error, failure: closed };
+    this.closedWith = { error, failure: closed, reported };
     this.log.push({ time: this.clock.now(), type: 'closed', error });
     this.publishes.fail(closed);
     for (const [tag, origin] of this.origins) {

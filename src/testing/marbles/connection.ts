@@ -195,7 +195,13 @@ export class FakeConnection {
           ...(cause === undefined ? {} : { cause }),
         },
       );
-      channel.end(channelError === undefined ? undefined : failure, failure);
+      // As a real channel: `error` tells why it closed (unless the client closed it), even when its
+      // streams complete because recovery replaces the connection.
+      channel.end(
+        channelError === undefined ? undefined : failure,
+        failure,
+        cause === undefined ? undefined : failure,
+      );
     }
     this.blocked.complete();
   }
@@ -238,26 +244,27 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
         new ConnectionClosedError('CONNECTION_LOST', 'the fake connection failed', { initiator: 'network' });
       let current: FakeConnection | undefined;
       let count = 0;
-      let attempt = 1;
       let over = false;
       const report = (state: ConnectionState): void => this.states.next(state);
       const close = (): void => {
         if (over) return;
         over = true;
-        report({ status: 'CLOSING', host: label });
+        // As the supervisor: CLOSING only when there is a connection to close.
+        if (current !== undefined) report({ status: 'CLOSING', host: label });
         current?.end(undefined, undefined);
         current = undefined;
         report({ status: 'CLOSED' });
         script.unsubscribe();
         subscriber.complete();
       };
-      report({ status: 'CONNECTING', host: label, attempt });
+      // The marble has no failed attempts: each connect is the first attempt since the last open
+      // connection, and each loss the first retry (as `connect()` reports them with `recovery`).
+      report({ status: 'CONNECTING', host: label, attempt: 1 });
       const script = host.clock.cold<string>(options.marbles ?? 'c', undefined, failed).subscribe({
         next: (event) => {
           if (event === 'c') {
             if (current !== undefined) return;
-            if (attempt > 1 || count > 0) report({ status: 'CONNECTING', host: label, attempt });
-            attempt = 1;
+            if (count > 0) report({ status: 'CONNECTING', host: label, attempt: 1 });
             const connection = new FakeConnection(++count, label, host, options.channel, close);
             current = connection;
             this.made.push(connection);
@@ -265,18 +272,20 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
             subscriber.next(connection);
           } else if (event !== 'x') {
             over = true;
+            const error = new ConfigurationError(
+              `fake connection marbles: '${String(event)}' is not c, x, | or #`,
+            );
             current?.end(undefined, undefined);
             current = undefined;
-            subscriber.error(
-              new ConfigurationError(`fake connection marbles: '${String(event)}' is not c, x, | or #`),
-            );
+            report({ status: 'CLOSED', cause: error });
+            subscriber.error(error);
           } else if (current !== undefined) {
             const cause = lost();
             const connection = current;
             current = undefined;
-            report({ status: 'RECONNECTING', host: label, cause, attempt });
-            attempt++;
+            // As the supervisor: the channels hear of the loss before RECONNECTING is reported.
             connection.end(cause, options.onLoss === 'error' ? cause : undefined);
+            report({ status: 'RECONNECTING', host: label, cause, attempt: 1 });
           }
         },
         error: (error: Error) => {
@@ -288,7 +297,10 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
         },
         complete: () => close(),
       });
-      return () => close();
+      return () => {
+        close();
+        script.unsubscribe(); // also after an error, which close() leaves alone
+      };
     });
   }
 

@@ -4,11 +4,11 @@
  * message, one shared consumer per `consume()` Observable, what a lost connection leaves on its
  * channels, and the states a recovering connection reports.
  */
-import { map, merge, mergeMap, of, switchMap, take, timeout } from 'rxjs';
+import { map, merge, mergeMap, of, switchMap, timeout } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { publishConfirmed } from '../../../operators/index.js';
 import { ChannelClosedError } from '../../../src/index.js';
-import { type FakeChannel, marbleKit, outcome, settlement } from '../../../src/testing/index.js';
+import { type FakeChannel, marbleKit, outcome } from '../../../src/testing/index.js';
 
 const { acked, nacked } = outcome;
 
@@ -122,6 +122,83 @@ describe('fake consumers, as real ones', () => {
       const deliveries = channel.consume('jobs').pipe(map((d) => `${d.text()} ${d.fields.consumerTag}`));
       m.expect(deliveries, '^-!').toBeObservable('-a', { a: 'one ctag-1.1' });
       m.expect(deliveries, '---^').toBeObservable('----b', { b: 'two ctag-1.2' });
+    }),
+  );
+});
+
+describe('a fake connection, as a recovering ConnectionObservable', () => {
+  it(
+    'reports the attempt since the last open connection, and ends its channels before RECONNECTING',
+    marbles((m) => {
+      const connection$ = marbleKit(m).connection('c-x-c');
+      const channels: FakeChannel[] = [];
+      const states: string[] = [];
+      connection$.state$.subscribe((s) =>
+        states.push(
+          `${s.status}${s.attempt === undefined ? '' : ` ${s.attempt}`}${
+            s.status === 'RECONNECTING' ? ` channel open: ${channels[0]?.isOpen}` : ''
+          }`,
+        ),
+      );
+      m.expect(
+        connection$.pipe(
+          switchMap((c) => c.channel()),
+          map((ch) => channels.push(ch)),
+        ),
+      ).toBeObservable('a---b', { a: 1, b: 2 });
+      m.flush();
+      expect(states).toEqual([
+        'INITIAL',
+        'CONNECTING 1',
+        'CONNECTED',
+        'RECONNECTING 1 channel open: false',
+        'CONNECTING 1',
+        'CONNECTED',
+      ]);
+    }),
+  );
+
+  it(
+    "leaves the lost connection's channels with their error, while their streams complete",
+    marbles((m) => {
+      const connection$ = marbleKit(m).connection('c-x');
+      const channels: FakeChannel[] = [];
+      m.expect(
+        connection$.pipe(
+          switchMap((c) => c.channel()),
+          mergeMap((ch) => {
+            channels.push(ch);
+            return merge(ch.settlements$, ch.consume('jobs'));
+          }),
+        ),
+      ).toBeObservable('--');
+      m.flush();
+      const [channel] = channels;
+      expect(channel?.isOpen).toBe(false);
+      expect(channel?.error).toBeInstanceOf(ChannelClosedError);
+      expect(channel?.error).toMatchObject({ code: 'CONNECTION_CLOSED', initiator: 'network' });
+    }),
+  );
+
+  it(
+    'reports CLOSED without CLOSING when unsubscribed while no connection is open',
+    marbles((m) => {
+      const connection$ = marbleKit(m).connection('cx');
+      const states: string[] = [];
+      connection$.state$.subscribe((s) => states.push(s.status));
+      m.expect(connection$.pipe(map((c) => c.index)), '^--!').toBeObservable('1', { 1: 1 });
+      m.flush();
+      expect(states.slice(-2)).toEqual(['RECONNECTING', 'CLOSED']);
+    }),
+  );
+
+  it(
+    'stops reading its marble once it has errored on a bad letter',
+    marbles((m) => {
+      const connection$ = marbleKit(m).connection('z-c');
+      m.expect(connection$).toBeObservable('#', undefined, expect.anything());
+      m.flush();
+      expect(connection$.connections).toEqual([]);
     }),
   );
 });

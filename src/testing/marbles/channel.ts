@@ -317,6 +317,43 @@ export class FakeChannel implements PublishTarget {
     return [...this.outstanding].sort((a, b) => a - b);
   }
 
+  /**
+   * Acknowledges a delivery by tag, as `Channel.ack`: false when the channel is closed. (The
+   * `Delivery` objects are not told: settle them through their own methods where you can.)
+   *
+   * @example
+   * ```ts
+   * channel.ack(3, { multiple: true }); // tags 1 to 3
+   * ```
+   */
+  ack(deliveryTag: number, options: { multiple?: boolean } = {}): boolean {
+    return this.settle('ack', deliveryTag, options.multiple ?? false, false);
+  }
+
+  /**
+   * Negatively acknowledges a delivery by tag (requeued unless `requeue: false`), as `Channel.nack`.
+   *
+   * @example
+   * ```ts
+   * channel.nack(3, { multiple: true, requeue: false });
+   * ```
+   */
+  nack(deliveryTag: number, options: { multiple?: boolean; requeue?: boolean } = {}): boolean {
+    return this.settle('nack', deliveryTag, options.multiple ?? false, options.requeue ?? true);
+  }
+
+  /**
+   * Rejects a delivery by tag (requeued unless `requeue: false`), as `Channel.reject`.
+   *
+   * @example
+   * ```ts
+   * channel.reject(2, { requeue: false });
+   * ```
+   */
+  reject(deliveryTag: number, options: { requeue?: boolean } = {}): boolean {
+    return this.settle('reject', deliveryTag, false, options.requeue ?? true);
+  }
+
   private settle(
     kind: Settlement['kind'],
     deliveryTag: number,

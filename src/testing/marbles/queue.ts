@@ -55,6 +55,9 @@ export class FakeQueue {
   private turn = 0;
   private readonly dead: QueuedMessage[] = [];
   private ackedCount = 0;
+  /** Each message's place in arrival order: a requeued message goes back to it, ahead of later ones. */
+  private readonly arrival = new WeakMap<QueuedMessage, number>();
+  private arrivals = 0;
 
   /** @internal Made by `kit.queue()`. */
   constructor(
@@ -91,14 +94,16 @@ export class FakeQueue {
   send(message: FakeMessage): void {
     const init = toInit(message);
     const body = toBytes(init.body);
-    this.ready.push({
+    const queued: QueuedMessage = {
       body,
       text: utf8Decode(body),
       properties: init.properties ?? {},
       exchange: init.exchange ?? '',
       routingKey: init.routingKey ?? this.name,
       redelivered: init.redelivered ?? false,
-    });
+    };
+    this.arrival.set(queued, ++this.arrivals);
+    this.ready.push(queued);
     this.dispatch();
   }
 
@@ -119,7 +124,13 @@ export class FakeQueue {
     else {
       // Later, not in the same frame: a consumer that always requeues would otherwise loop forever.
       this.clock.later(() => {
-        this.ready.unshift({ ...message, redelivered: true });
+        // As RabbitMQ: back in its original place, so that messages requeued together keep their order.
+        const place = this.arrival.get(message) ?? 0;
+        const requeued: QueuedMessage = { ...message, redelivered: true };
+        this.arrival.set(requeued, place);
+        let i = 0;
+        while (i < this.ready.length && (this.arrival.get(this.ready[i]!) ?? 0) < place) i++;
+        this.ready.splice(i, 0, requeued);
         this.dispatch();
       }, this.requeueDelay);
     }

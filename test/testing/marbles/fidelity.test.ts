@@ -202,3 +202,44 @@ describe('a fake connection, as a recovering ConnectionObservable', () => {
     }),
   );
 });
+
+describe('a fake queue, as a RabbitMQ queue', () => {
+  it(
+    'puts requeued messages back in their original order (a closed channel, a multiple nack)',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      kit.queue('jobs', 'abc---------d', { a: 'a', b: 'b', c: 'c', d: 'd' });
+      const [first, second, third] = [kit.channel(), kit.channel(), kit.channel()];
+      const seen: string[] = [];
+      const consume = (channel: FakeChannel, name: string) =>
+        channel
+          .consume('jobs')
+          .subscribe((d) =>
+            seen.push(`${m.scheduler.now()} ${name} ${d.text()}${d.fields.redelivered ? '*' : ''}`),
+          );
+      consume(first, 'first');
+      kit.at(3, () => first.close().subscribe()); // a, b, c ready again at 4, in their order
+      kit.at(5, () => {
+        const subscription = consume(second, 'second');
+        kit.at(1, () => {
+          second.nack(3, { multiple: true }); // all three ready again at 7, in their order
+          subscription.unsubscribe();
+        });
+      });
+      kit.at(8, () => consume(third, 'third'));
+      m.flush();
+      expect(seen).toEqual([
+        '0 first a',
+        '1 first b',
+        '2 first c',
+        '5 second a*',
+        '5 second b*',
+        '5 second c*',
+        '8 third a*',
+        '8 third b*',
+        '8 third c*',
+        '12 third d',
+      ]);
+    }),
+  );
+});

@@ -471,7 +471,7 @@ export class FakeChannel implements PublishTarget {
    * @example
    * ```ts
    * channel.block();
-   * later(() => channel.unblock(), 5);
+   * kit.at(5, () => channel.unblock());
    * ```
    */
   block(): void {

@@ -115,12 +115,7 @@ export class FakeConnection {
   channel(options?: FakeChannelOptions): Observable<FakeChannel> {
     return new RxObservable<FakeChannel>((subscriber) => {
       if (this.ended !== undefined) {
-        subscriber.error(
-          this.ended.error ??
-            new ConnectionClosedError('CLIENT_CLOSED', 'the fake connection is closed', {
-              initiator: 'client',
-            }),
-        );
+        subscriber.error(this.closedError());
         return;
       }
       const channel = this.open(options);
@@ -142,7 +137,7 @@ export class FakeConnection {
   cachedChannel(): Observable<FakeChannel> {
     return new RxObservable<FakeChannel>((subscriber) => {
       if (this.ended !== undefined) {
-        subscriber.error(this.ended.error ?? new Error('the fake connection is closed'));
+        subscriber.error(this.closedError());
         return;
       }
       if (this.cached === undefined || !this.cached.isOpen) this.cached = this.open(undefined);
@@ -165,6 +160,14 @@ export class FakeConnection {
       subscriber.next();
       subscriber.complete();
     });
+  }
+
+  /** What opening a channel on the ended connection fails with. */
+  private closedError(): Error {
+    return (
+      this.ended?.error ??
+      new ConnectionClosedError('CLIENT_CLOSED', 'the fake connection is closed', { initiator: 'client' })
+    );
   }
 
   private open(options: FakeChannelOptions | undefined): FakeChannel {

@@ -243,3 +243,24 @@ describe('a fake queue, as a RabbitMQ queue', () => {
     }),
   );
 });
+
+describe('the kit at scale', () => {
+  it(
+    'delivers a deep queue to a consumer that acks synchronously without growing the stack',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const jobs = kit.queue('jobs');
+      for (let i = 0; i < 50_000; i++) jobs.send(`m${i}`);
+      let handled = 0;
+      kit
+        .channel()
+        .consume('jobs', { prefetch: 1 })
+        .subscribe((d) => {
+          handled++;
+          d.ack();
+        });
+      m.flush();
+      expect([handled, jobs.acked, jobs.depth]).toEqual([50_000, 50_000, 0]);
+    }),
+  );
+});

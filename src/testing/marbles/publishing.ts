@@ -39,7 +39,11 @@ export class Publishes {
   blocked: boolean;
   confirming: boolean;
   /** Waiting for the channel to be unblocked, in order. */
-  private readonly queued: Publish[] = [];
+  private queued: (Publish | undefined)[] = [];
+  /** The queue is `queued` from `queuedHead` on; cancelled ones stay in it, skipped (no search per cancel). */
+  private queuedHead = 0;
+  /** How many of `queued` still wait. */
+  private queuedWaiting = 0;
   /** Waiting for the `w` of their reply marble. */
   private readonly held = new Set<Publish>();
   private readonly inFlight = new Set<Publish>();
@@ -77,7 +81,7 @@ export class Publishes {
   }
 
   get unwritten(): number {
-    return this.queued.length + this.held.size;
+    return this.queuedWaiting + this.held.size;
   }
 
   get cancelled(): number {
@@ -113,20 +117,19 @@ export class Publishes {
     if (typeof reply === 'string' && reply.includes('w')) {
       this.held.add(publish);
       publish.subscription = this.listen(publish, reply);
-    } else if (!this.blocked && this.queued.length === 0) {
+    } else if (!this.blocked && this.queuedWaiting === 0) {
       this.write(publish);
       return undefined;
     } else {
       this.queued.push(publish);
+      this.queuedWaiting++;
     }
     return {
       cancel: () => {
         if (publish.state !== 'waiting') return false;
         publish.state = 'cancelled';
         publish.subscription?.unsubscribe();
-        this.held.delete(publish);
-        const i = this.queued.indexOf(publish);
-        if (i >= 0) this.queued.splice(i, 1);
+        if (!this.held.delete(publish)) this.queuedWaiting--;
         this.cancelledCount++;
         this.log({ time: this.clock.now(), type: 'cancelled', message });
         return true;
@@ -136,12 +139,31 @@ export class Publishes {
 
   unblock(): void {
     this.blocked = false;
-    while (!this.blocked && this.queued.length > 0) this.write(this.queued.shift()!);
+    // An index rather than shift(), which copies a large array each time: releasing a long queue was quadratic.
+    while (!this.blocked && this.queuedHead < this.queued.length) {
+      const publish = this.queued[this.queuedHead];
+      this.queued[this.queuedHead++] = undefined;
+      if (publish?.state !== 'waiting') continue;
+      this.queuedWaiting--;
+      this.write(publish);
+    }
+    if (this.queuedHead === this.queued.length) this.takeQueued();
+  }
+
+  /** Empties the queue, giving what still waits in it, in order. */
+  private takeQueued(): Publish[] {
+    const waiting = this.queued
+      .slice(this.queuedHead)
+      .filter((p): p is Publish => p !== undefined && p.state === 'waiting');
+    this.queued = [];
+    this.queuedHead = 0;
+    this.queuedWaiting = 0;
+    return waiting;
   }
 
   /** The channel closed: what waits or awaits its answer fails with `failure`. */
   fail(failure: Error): void {
-    for (const publish of [...this.queued.splice(0), ...this.held]) {
+    for (const publish of [...this.takeQueued(), ...this.held]) {
       publish.state = 'settled';
       publish.subscription?.unsubscribe();
       publish.done(publish.context, undefined, failure);

@@ -264,3 +264,21 @@ describe('the kit at scale', () => {
     }),
   );
 });
+
+describe('the kit at scale, publishing', () => {
+  it('writes 100,000 publishes held by a blocked channel, in order, when unblocked', () => {
+    const channel = marbleKit().channel({ confirm: false, blocked: true });
+    const done: number[] = [];
+    const handles = Array.from({ length: 100_000 }, (_, i) =>
+      channel.publishWith('', 'q', new Uint8Array(0), undefined, false, i, (n) => done.push(n)),
+    );
+    expect(handles[1]?.cancel()).toBe(true);
+    expect(channel.unwritten).toBe(99_999);
+    const started = Date.now();
+    channel.unblock();
+    expect(Date.now() - started).toBeLessThan(2000); // quadratic (shift() per publish) took far longer
+    expect(done).toHaveLength(99_999);
+    expect(done.slice(0, 3)).toEqual([0, 2, 3]);
+    expect([channel.unwritten, channel.cancelled]).toEqual([0, 1]);
+  });
+});

@@ -661,15 +661,9 @@ export class FakeChannel implements PublishTarget {
     this.outstanding.clear();
     for (const consumer of [...this.consumers]) consumer.end(error);
     this.consumers.clear();
-    for (const line of [
-      this.settled,
-      this.publishes.published,
-      this.publishes.confirms,
-      this.publishes.returns,
-    ]) {
-      if (error === undefined) line.complete();
-      else line.error(error);
-    }
+    if (error === undefined) this.settled.complete();
+    else this.settled.error(error);
+    this.publishes.end(error);
     for (const listener of this.endListeners.splice(0)) listener(error);
   }
 

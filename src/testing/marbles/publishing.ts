@@ -51,6 +51,8 @@ export class Publishes {
   private order: (Publish | undefined)[] = [];
   private head = 0;
   private draining = false;
+  /** Set when the channel closed while a report ran: see `end`. */
+  private ending: { readonly error: Error | undefined } | undefined;
   private readonly inOrder: boolean;
   private readonly attempts = new Map<string, number>();
   private count = 0;
@@ -310,6 +312,24 @@ export class Publishes {
       }
     } finally {
       this.draining = false;
+    }
+    // The channel closed from inside a report: the streams end after the outcomes still to report.
+    if (this.ending !== undefined) this.end(this.ending.error);
+  }
+
+  /**
+   * The channel closed (after `fail`): `published$`, `confirms$` and `returns$` end, with `error`
+   * if there is one; when a report is running (its `done` closed the channel), once it is over.
+   */
+  end(error: Error | undefined): void {
+    if (this.draining) {
+      this.ending = { error };
+      return;
+    }
+    this.ending = undefined;
+    for (const line of [this.published, this.confirms, this.returns]) {
+      if (error === undefined) line.complete();
+      else line.error(error);
     }
   }
 

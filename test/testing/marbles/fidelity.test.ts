@@ -282,3 +282,30 @@ describe('the kit at scale, publishing', () => {
     expect([channel.unwritten, channel.cancelled]).toEqual([0, 1]);
   });
 });
+
+describe('a fake channel closed from inside an outcome', () => {
+  it(
+    'reports the outcomes after it, then ends confirms$ (as the real confirm tracker does)',
+    marbles((m) => {
+      const channel = marbleKit(m).channel({
+        reply: (p) => ({ a: '--a', b: '-a', c: '----a' })[p.text as 'a' | 'b' | 'c'],
+      });
+      const seen: string[] = [];
+      channel.publish('', 'q', 'a').subscribe(() => channel.close().subscribe());
+      for (const body of ['b', 'c']) {
+        channel.publish('', 'q', body).subscribe({
+          next: (o) => seen.push(`${body} ${o.status}`),
+          error: (e: Error) => seen.push(`${body} ${e.name}`),
+        });
+      }
+      m.expect(channel.confirms$.pipe(map((c) => `${c.seq} ${c.status}`))).toBeObservable('--(abc|)', {
+        a: '1 acked',
+        b: '2 acked',
+        c: '3 failed',
+      });
+      m.flush();
+      expect(seen).toEqual(['b acked', 'c ChannelClosedError']);
+      expect(channel.confirms.map((c) => c.status)).toEqual(['acked', 'acked', 'failed']);
+    }),
+  );
+});

@@ -46,7 +46,8 @@ export interface FakeConnectionOptions {
 /**
  * The part of a `Connection` that pipelines use, faked: `channel()` (emits a fresh
  * {@link FakeChannel} per subscription, which closes on unsubscription; completes, or errors, when the
- * connection is lost), `cachedChannel()`, `isOpen`, `error`, `host`, `blocked$` (never blocked;
+ * connection is lost; subscribed after a loss, completes as on a recovering connection),
+ * `cachedChannel()`, `isOpen`, `error`, `host`, `blocked$` and `isBlocked` (never blocked; `blocked$`
  * completes with the connection) and `close()`. Not faked: `serverProperties`, `tune`, `counters`,
  * `url`, `openChannel`.
  *
@@ -58,7 +59,7 @@ export interface FakeConnectionOptions {
 export class FakeConnection {
   private readonly opened: FakeChannel[] = [];
   private readonly blocked = new Subject<BlockedEvent>();
-  private ended: { error: Error | undefined } | undefined;
+  private ended: { error: Error | undefined; recovering: boolean } | undefined;
   private cached: FakeChannel | undefined;
 
   /** @internal Made by a fake connection Observable. */
@@ -80,6 +81,11 @@ export class FakeConnection {
   /** Why it ended, when it was lost or failed. */
   get error(): Error | undefined {
     return this.ended?.error;
+  }
+
+  /** Never blocked (see `blocked$`). */
+  get isBlocked(): boolean {
+    return false;
   }
 
   /** Every channel opened on it, in order. */
@@ -115,7 +121,9 @@ export class FakeConnection {
   channel(options?: FakeChannelOptions): Observable<FakeChannel> {
     return new RxObservable<FakeChannel>((subscriber) => {
       if (this.ended !== undefined) {
-        subscriber.error(this.closedError());
+        // As on a lost recovering connection: nothing to open here, the next connection brings it.
+        if (this.ended.recovering) subscriber.complete();
+        else subscriber.error(this.closedError());
         return;
       }
       const channel = this.open(options);
@@ -137,7 +145,8 @@ export class FakeConnection {
   cachedChannel(): Observable<FakeChannel> {
     return new RxObservable<FakeChannel>((subscriber) => {
       if (this.ended !== undefined) {
-        subscriber.error(this.closedError());
+        if (this.ended.recovering) subscriber.complete();
+        else subscriber.error(this.closedError());
         return;
       }
       if (this.cached === undefined || !this.cached.isOpen) this.cached = this.open(undefined);
@@ -187,7 +196,7 @@ export class FakeConnection {
   /** @internal Ends the connection: `lost` says whether the channels complete (undefined) or error. */
   end(cause: Error | undefined, channelError: Error | undefined): void {
     if (this.ended !== undefined) return;
-    this.ended = { error: cause };
+    this.ended = { error: cause, recovering: cause !== undefined && channelError === undefined };
     for (const channel of this.opened) {
       const failure = new ChannelClosedError(
         'CONNECTION_CLOSED',

@@ -309,3 +309,46 @@ describe('a fake channel closed from inside an outcome', () => {
     }),
   );
 });
+
+describe('a lost fake connection, as a lost recovering Connection', () => {
+  it(
+    'completes channel() and cachedChannel() subscribed after the loss (the next connection brings the next channel)',
+    marbles((m) => {
+      const connection$ = marbleKit(m).connection('c-x');
+      const seen: string[] = [];
+      connection$.subscribe((conn) =>
+        m.scheduler.schedule(() => {
+          for (const [name, channel$] of [
+            ['channel', conn.channel()],
+            ['cachedChannel', conn.cachedChannel()],
+          ] as const) {
+            channel$.subscribe({
+              next: () => seen.push(`${name} next`),
+              error: (e: Error) => seen.push(`${name} ${e.name}`),
+              complete: () => seen.push(`${name} complete`),
+            });
+          }
+        }, 3),
+      );
+      m.flush();
+      expect(seen).toEqual(['channel complete', 'cachedChannel complete']);
+      expect(connection$.connections[0]?.isBlocked).toBe(false);
+    }),
+  );
+
+  it(
+    'errors them after a failure (#) or a loss with onLoss: error, as a connection without recovery',
+    marbles((m) => {
+      const connection$ = marbleKit(m).connection({ marbles: 'c-x', onLoss: 'error' });
+      const seen: string[] = [];
+      connection$.subscribe((conn) =>
+        m.scheduler.schedule(() => {
+          conn.channel().subscribe({ error: (e: Error) => seen.push(`channel ${e.name}`) });
+          conn.cachedChannel().subscribe({ error: (e: Error) => seen.push(`cachedChannel ${e.name}`) });
+        }, 3),
+      );
+      m.flush();
+      expect(seen).toEqual(['channel ConnectionClosedError', 'cachedChannel ConnectionClosedError']);
+    }),
+  );
+});

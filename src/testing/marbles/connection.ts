@@ -261,8 +261,9 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
       const close = (): void => {
         if (over) return;
         over = true;
-        // As the supervisor: CLOSING only when there is a connection to close.
-        if (current !== undefined) report({ status: 'CLOSING', host: label });
+        // As the supervisor: CLOSING when there is a connection to close (or the first one being
+        // opened); not while waiting to reconnect after a loss.
+        if (current !== undefined || count === 0) report({ status: 'CLOSING', host: label });
         current?.end(undefined, undefined);
         current = undefined;
         report({ status: 'CLOSED' });

@@ -204,6 +204,26 @@ describe('fake channel as a publish target', () => {
   );
 
   it(
+    'answers a publish released by unblock() whose handle can no longer cancel it',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const channel = kit.channel({ blocked: true, reply: '-a' });
+      const done: unknown[] = [];
+      const handle = channel.publishWith('', 'q', new Uint8Array(0), undefined, false, 'ctx', (ctx, o) =>
+        done.push([m.scheduler.now(), ctx, o]),
+      );
+      expect(channel.unwritten).toBe(1);
+      kit.at(2, () => {
+        channel.unblock();
+        expect(handle?.cancel()).toBe(false); // written: too late to drop
+      });
+      m.flush();
+      expect(done).toEqual([[3, 'ctx', acked(1)]]);
+      expect([channel.cancelled, channel.unwritten, channel.published.length]).toEqual([0, 0, 1]);
+    }),
+  );
+
+  it(
     'fails what waits or awaits its answer with a ChannelClosedError when the channel closes',
     marbles((m) => {
       const kit = marbleKit(m);

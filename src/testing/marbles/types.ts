@@ -76,10 +76,10 @@ export interface FakeChannelOptions {
   readonly confirmDelay?: number;
   /**
    * Report each publish's outcome (its `done`, `publish()`'s value, `confirms$`) in publish order, as
-   * a `Channel` and a `Publisher` do: a publish answered before an earlier one waits for it (the
-   * broker may confirm out of order; the client smooths that). Default true; false reports each
-   * outcome as soon as its reply answers, as a `PublishTarget` that does not order its confirms
-   * would (to test code that must cope with that). `returns$` is never held back.
+   * a `Channel` does (and a `Publisher` between reconnects): a publish answered before an earlier one
+   * waits for it (the broker may confirm out of order; the client smooths that). Default true; false
+   * reports each outcome as soon as its reply answers, as a `PublishTarget` that does not order its
+   * confirms would (to test code that must cope with that). `returns$` is never held back.
    */
   readonly inOrder?: boolean;
   /** What `#` in a reply marble errors the publish with. Default: an `Error` naming the publish. */

@@ -238,7 +238,9 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
 
   /**
    * The state, as `ConnectionObservable.state$`: the current one at once, then every change
-   * (`CONNECTING`, `CONNECTED`, `RECONNECTING` with the loss as `cause`, `CLOSING`, `CLOSED`).
+   * (`CONNECTING`, `CONNECTED`, `RECONNECTING` with the loss as `cause`, `CLOSING`, `CLOSED`). The
+   * marble has no failed attempts, so `attempt` is always 1; `RECONNECTING` has no `delay` (the
+   * marble's next `c` says when).
    */
   readonly state$: Observable<ConnectionState> = this.states.asObservable();
 

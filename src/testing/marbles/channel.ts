@@ -225,9 +225,9 @@ export class FakeChannel implements PublishTarget {
    * Consumes a fake queue (made by `kit.queue(name)`, or an empty one made now): hot and shared, as
    * `Channel.consume` (the subscribers of one returned Observable share one consumer), until the last
    * subscriber leaves (basic.cancel; the deliveries not yet settled stay unacknowledged on the
-   * channel) or the channel closes (then it completes, or errors with the channel's error). Of the
-   * options, `prefetch`,
-   * `consumerTag` (default `ctag-<channel>.<n>`) and `noAck` are honoured; the others are ignored.
+   * channel) or the channel closes (then it completes, or errors with the channel's error; subscribed
+   * on a closed channel, likewise). Of the options, `prefetch`, `consumerTag` (default
+   * `ctag-<channel>.<n>`) and `noAck` are honoured; the others are ignored.
    *
    * @example
    * ```ts
@@ -241,7 +241,10 @@ export class FakeChannel implements PublishTarget {
     // subscriber starts a new one.
     return new RxObservable<Delivery>((subscriber) => {
       if (this.closedWith !== undefined) {
-        subscriber.error(this.closedWith.failure.forLaterUse('basic.consume'));
+        // As on a Channel: closed by the client, or lost with a recovering connection, a consumer
+        // completes (the pipeline waits for the next channel); on a failed channel it errors.
+        if (this.closedWith.error === undefined) subscriber.complete();
+        else subscriber.error(this.closedWith.failure.forLaterUse('basic.consume'));
         return;
       }
       const q = this.host.queue(queue);

@@ -352,3 +352,36 @@ describe('a lost fake connection, as a lost recovering Connection', () => {
     }),
   );
 });
+
+describe('consuming a closed fake channel, as a closed Channel', () => {
+  it(
+    'completes when the client closed it or a recovering connection lost it, errors when it failed',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const closed = kit.channel();
+      closed.close().subscribe();
+      m.expect(closed.consume('jobs')).toBeObservable('|');
+      const failed = kit.channel();
+      failed.delivery().ack();
+      failed.ack(1); // settled twice: 406
+      m.expect(failed.consume('jobs')).toBeObservable(
+        '#',
+        undefined,
+        expect.objectContaining({ name: 'ChannelClosedError' }),
+      );
+      const connection$ = kit.connection('c-x');
+      const seen: string[] = [];
+      connection$
+        .pipe(switchMap((conn) => conn.channel()))
+        .subscribe((ch) =>
+          kit.at(3, () =>
+            ch
+              .consume('jobs')
+              .subscribe({ complete: () => seen.push('complete'), error: () => seen.push('error') }),
+          ),
+        );
+      m.flush();
+      expect(seen).toEqual(['complete']);
+    }),
+  );
+});

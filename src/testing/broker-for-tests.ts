@@ -19,7 +19,14 @@ import { connect, openConnection } from '../node.js';
 import { INSPECT } from '../util/runtime.js';
 import { EmbeddedBroker, type EmbeddedBrokerOptions } from './broker/index.js';
 
-/** Where the broker of a {@link TestBroker} came from. */
+/**
+ * Where the broker of a {@link TestBroker} came from.
+ *
+ * @example
+ * ```ts
+ * const canDropConnections = broker.source === 'embedded'; // the embedded broker's hooks are there
+ * ```
+ */
 export type TestBrokerSource = 'AMQP_URL' | 'local' | 'testcontainers' | 'embedded';
 
 /**
@@ -49,6 +56,9 @@ export interface BrokerForTestsOptions {
   /** The environment read for `AMQP_URL` and `DOCKER_HOST`. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
+
+/** The URL of each test broker, kept off the object (see `TestBroker.url`). */
+const URLS = new WeakMap<TestBroker, string>();
 
 /** The default local address. */
 export const LOCAL_TEST_BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -84,18 +94,25 @@ interface StartedContainer {
  * ```
  */
 export class TestBroker {
-  private stopped = false;
+  private stopping: Promise<void> | undefined;
 
   /** @internal Made by {@link brokerForTests}. */
   constructor(
     /** Where the broker came from. */
     readonly source: TestBrokerSource,
-    /** The AMQP URL, password included: do not print it. */
-    readonly url: string,
+    url: string,
     /** The embedded broker with its hooks (close, block, inspect ...), when `source` is `embedded`. */
     readonly embedded: EmbeddedBroker | undefined,
     private readonly container: StartedContainer | undefined,
-  ) {}
+  ) {
+    // Not an own property: a spread, `Object.entries` or a deep inspection of the broker never meets it.
+    URLS.set(this, url);
+  }
+
+  /** The AMQP URL, password included: do not print it (print the broker, which hides it). */
+  get url(): string {
+    return URLS.get(this) ?? '';
+  }
 
   /** What `connect` / `openConnection` need besides the URL: the embedded broker's transport, or nothing. */
   get connectOptions(): ConnectOptions {
@@ -135,11 +152,13 @@ export class TestBroker {
    * afterAll(() => broker.stop());
    * ```
    */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.embedded?.close();
-    await this.container?.stop();
+  stop(): Promise<void> {
+    // Every call gets the same promise: a second stop() while the first runs waits for it.
+    this.stopping ??= (async () => {
+      this.embedded?.close();
+      await this.container?.stop();
+    })();
+    return this.stopping;
   }
 
   toString(): string {
@@ -225,8 +244,31 @@ interface Settings {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
+/** Every option, to refuse the unknown ones (a misspelt `embedded` would otherwise be ignored). */
+const OPTION_KEYS: { readonly [K in keyof BrokerForTestsOptions]-?: true } = {
+  embedded: true,
+  embeddedOptions: true,
+  localUrl: true,
+  probeTimeoutMs: true,
+  docker: true,
+  image: true,
+  env: true,
+};
+
 /** The options, checked up front: a bad option fails at once with a ConfigurationError. */
 function checked(options: BrokerForTestsOptions): Settings {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigurationError(`brokerForTests: options must be an object, got ${typeof options}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!Object.hasOwn(OPTION_KEYS, key)) {
+      // Quoted only when it looks like a name: not a URL or a password pasted as a key.
+      const shown = /^[A-Za-z0-9_$.-]{1,64}$/.test(key) ? JSON.stringify(key) : '(not shown)';
+      throw new ConfigurationError(
+        `brokerForTests: unknown option ${shown}; the accepted ones are ${Object.keys(OPTION_KEYS).join(', ')}`,
+      );
+    }
+  }
   const { embedded = false, probeTimeoutMs = DEFAULT_PROBE_MS, docker = true } = options;
   if (embedded !== false && embedded !== 'fallback' && embedded !== 'always') {
     throw new ConfigurationError(
@@ -246,8 +288,23 @@ function checked(options: BrokerForTestsOptions): Settings {
     throw new ConfigurationError('brokerForTests: image must be a non-empty string');
   }
   const localUrl = options.localUrl ?? LOCAL_TEST_BROKER_URL;
+  if (typeof localUrl !== 'string') {
+    throw new ConfigurationError(`brokerForTests: localUrl must be a string, got ${typeof localUrl}`);
+  }
   hostAndPort(localUrl);
-  return { embedded, localUrl, probeTimeoutMs, docker, image, env: options.env ?? process.env };
+  const env = options.env ?? process.env;
+  if (typeof env !== 'object' || env === null) {
+    throw new ConfigurationError(`brokerForTests: env must be an object, got ${typeof env}`);
+  }
+  if (
+    options.embeddedOptions !== undefined &&
+    (typeof options.embeddedOptions !== 'object' || options.embeddedOptions === null)
+  ) {
+    throw new ConfigurationError(
+      `brokerForTests: embeddedOptions must be an object, got ${typeof options.embeddedOptions}`,
+    );
+  }
+  return { embedded, localUrl, probeTimeoutMs, docker, image, env };
 }
 
 /** A value for an error message: its type for objects (which may hold secrets), else the value. */

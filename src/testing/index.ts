@@ -6,10 +6,11 @@
  *
  * @module
  */
-export * from './broker/index.js';
-export * from './marbles/index.js';
+
 // Both parts name what a publish looked like `PublishedMessage`: the marble kit's (what `published$`
 // emits) keeps the name; the embedded broker's (what `nackPublishes` rules see) is re-exported as
 // `BrokerPublishedMessage`.
 export type { PublishedMessage as BrokerPublishedMessage } from './broker/index.js';
+export * from './broker/index.js';
 export type { PublishedMessage } from './marbles/index.js';
+export * from './marbles/index.js';

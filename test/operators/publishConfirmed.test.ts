@@ -46,6 +46,9 @@ function fakeConfirmChannel(
   error?: Error,
 ) {
   const wire = marbleKit(context).channel({
+    // The operator takes any PublishTarget, including one that reports its outcomes as they come
+    // (a real Channel orders them): the tests script answers out of order.
+    inOrder: false,
     ...(error === undefined ? {} : { error }),
     reply: (p, { attempt }) =>
       replies[p.text]?.[attempt - 1] ??

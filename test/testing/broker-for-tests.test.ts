@@ -88,6 +88,34 @@ describe('brokerForTests', () => {
     await broker.stop();
   });
 
+  it('is shown without the password however it is printed or copied', async () => {
+    const broker = await brokerForTests({ env: { AMQP_URL: 'amqp://user:Sekr1tPw@mq.example' } });
+    expect(broker.url).toBe('amqp://user:Sekr1tPw@mq.example');
+    for (const shown of [
+      inspect(broker, { showHidden: true }),
+      inspect({ broker }),
+      JSON.stringify({ ...broker }),
+      JSON.stringify(Object.entries(broker)),
+    ]) {
+      expectNoSecret(shown);
+    }
+  });
+
+  it('stops once: a second stop(), even while the first runs, does nothing more', async () => {
+    const broker = await brokerForTests({ embedded: 'always' });
+    const embedded = broker.embedded!;
+    let closes = 0;
+    const close = embedded.close.bind(embedded);
+    embedded.close = () => {
+      closes++;
+      close();
+    };
+    const [first, second] = [broker.stop(), broker.stop()];
+    expect(second).toBe(first);
+    await Promise.all([first, second, broker.stop()]);
+    expect(closes).toBe(1);
+  });
+
   it("uses the embedded broker without looking with embedded: 'always' (even with AMQP_URL set)", async () => {
     const broker = await brokerForTests({ embedded: 'always', env: { AMQP_URL: 'amqp://x:y@nowhere' } });
     expect(broker.source).toBe('embedded');
@@ -112,6 +140,11 @@ describe('brokerForTests', () => {
     [{ image: '' }, 'image must be a non-empty string'],
     [{ localUrl: 'http://u:Sekr1tPw@host' }, 'localUrl must be an amqp:// or amqps:// URL'],
     [{ localUrl: 'amqp://u:Sekr1tPw@[bad' }, 'localUrl is not a valid URL'],
+    [{ localUrl: 5672 }, 'localUrl must be a string'],
+    [{ env: 'AMQP_URL=amqp://u:Sekr1tPw@host' }, 'env must be an object'],
+    [{ embeded: 'fallback' }, 'unknown option "embeded"'],
+    [{ 'amqp://u:Sekr1tPw@host': true }, 'unknown option (not shown)'],
+    ['amqp://u:Sekr1tPw@host', 'options must be an object'],
   ])('rejects the bad option %p with a ConfigurationError', async (options, message) => {
     const error = await brokerForTests(options as never).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigurationError);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Observable, Observable as RxObservable } from 'rxjs';
+import { type Observable, Observable as RxObservable, share } from 'rxjs';
 import { Delivery, type Settler } from '../../client/delivery.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from '../../client/interfaces.js';
 import type {
@@ -94,7 +94,9 @@ export class FakeChannel implements PublishTarget {
   private readonly endListeners: ((error: Error | undefined) => void)[] = [];
   private tag = 0;
   private consumerCount = 0;
-  private closedWith: { error: Error | undefined; failure: ChannelClosedError } | undefined;
+  private closedWith:
+    | { error: Error | undefined; failure: ChannelClosedError; reported: Error | undefined }
+    | undefined;
 
   private readonly settler: Settler = {
     settle: (kind, deliveryTag, multiple, requeue) => this.settle(kind, deliveryTag, multiple, requeue),
@@ -220,10 +222,12 @@ export class FakeChannel implements PublishTarget {
   }
 
   /**
-   * Consumes a fake queue (made by `kit.queue(name)`, or an empty one made now) until unsubscribed
-   * (basic.cancel; the deliveries not yet settled stay unacknowledged on the channel) or the channel
-   * closes (then it completes, or errors with the channel's error). Of the options, `prefetch`,
-   * `consumerTag` (default `ctag-<channel>.<n>`) and `noAck` are honoured; the others are ignored.
+   * Consumes a fake queue (made by `kit.queue(name)`, or an empty one made now): hot and shared, as
+   * `Channel.consume` (the subscribers of one returned Observable share one consumer), until the last
+   * subscriber leaves (basic.cancel; the deliveries not yet settled stay unacknowledged on the
+   * channel) or the channel closes (then it completes, or errors with the channel's error; subscribed
+   * on a closed channel, likewise). Of the options, `prefetch`, `consumerTag` (default
+   * `ctag-<channel>.<n>`) and `noAck` are honoured; the others are ignored.
    *
    * @example
    * ```ts
@@ -232,9 +236,15 @@ export class FakeChannel implements PublishTarget {
    * ```
    */
   consume(queue: string, options: ConsumeOptions = {}): Observable<Delivery> {
+    // Hot and reference-counted, as `Channel.consume`: the subscribers of one consume() share one
+    // consumer (one prefetch, the same Delivery objects); the last one leaving cancels it, and a later
+    // subscriber starts a new one.
     return new RxObservable<Delivery>((subscriber) => {
       if (this.closedWith !== undefined) {
-        subscriber.error(this.closedWith.failure.forLaterUse('basic.consume'));
+        // As on a Channel: closed by the client, or lost with a recovering connection, a consumer
+        // completes (the pipeline waits for the next channel); on a failed channel it errors.
+        if (this.closedWith.error === undefined) subscriber.complete();
+        else subscriber.error(this.closedWith.failure.forLaterUse('basic.consume'));
         return;
       }
       const q = this.host.queue(queue);
@@ -252,7 +262,7 @@ export class FakeChannel implements PublishTarget {
         remove();
         this.consumers.delete(consumer);
       };
-    });
+    }).pipe(share());
   }
 
   private deliverFrom(
@@ -308,6 +318,43 @@ export class FakeChannel implements PublishTarget {
   /** The delivery tags delivered and not yet settled, as the broker counts them (ascending). */
   get unsettledTags(): number[] {
     return [...this.outstanding].sort((a, b) => a - b);
+  }
+
+  /**
+   * Acknowledges a delivery by tag, as `Channel.ack`: false when the channel is closed. (The
+   * `Delivery` objects are not told: settle them through their own methods where you can.)
+   *
+   * @example
+   * ```ts
+   * channel.ack(3, { multiple: true }); // tags 1 to 3
+   * ```
+   */
+  ack(deliveryTag: number, options: { multiple?: boolean } = {}): boolean {
+    return this.settle('ack', deliveryTag, options.multiple ?? false, false);
+  }
+
+  /**
+   * Negatively acknowledges a delivery by tag (requeued unless `requeue: false`), as `Channel.nack`.
+   *
+   * @example
+   * ```ts
+   * channel.nack(3, { multiple: true, requeue: false });
+   * ```
+   */
+  nack(deliveryTag: number, options: { multiple?: boolean; requeue?: boolean } = {}): boolean {
+    return this.settle('nack', deliveryTag, options.multiple ?? false, options.requeue ?? true);
+  }
+
+  /**
+   * Rejects a delivery by tag (requeued unless `requeue: false`), as `Channel.reject`.
+   *
+   * @example
+   * ```ts
+   * channel.reject(2, { requeue: false });
+   * ```
+   */
+  reject(deliveryTag: number, options: { requeue?: boolean } = {}): boolean {
+    return this.settle('reject', deliveryTag, false, options.requeue ?? true);
   }
 
   private settle(
@@ -427,7 +474,7 @@ export class FakeChannel implements PublishTarget {
    * @example
    * ```ts
    * channel.block();
-   * later(() => channel.unblock(), 5);
+   * kit.at(5, () => channel.unblock());
    * ```
    */
   block(): void {
@@ -532,9 +579,12 @@ export class FakeChannel implements PublishTarget {
     return this.closedWith === undefined;
   }
 
-  /** Why it closed, when it was an error (a 406 from a bad settlement, a failed connection). */
+  /**
+   * Why it closed, unless the client closed it: a 406 from a bad settlement, `fail()`, its connection
+   * failing or lost (also when its streams completed because recovery follows, as on a `Channel`).
+   */
   get error(): Error | undefined {
-    return this.closedWith?.error;
+    return this.closedWith?.reported;
   }
 
   /**
@@ -588,8 +638,11 @@ export class FakeChannel implements PublishTarget {
     });
   }
 
-  /** @internal `error` ends the streams with it; `failure` is what the publishes fail with. */
-  end(error: Error | undefined, failure?: ChannelClosedError): void {
+  /**
+   * @internal `error` ends the streams with it; `failure` is what the publishes fail with; `reported`
+   * is what `error` shows (default `error`).
+   */
+  end(error: Error | undefined, failure?: ChannelClosedError, reported: Error | undefined = error): void {
     if (this.closedWith !== undefined) return;
     const closed =
       failure ??
@@ -600,7 +653,7 @@ export class FakeChannel implements PublishTarget {
             initiator: error === undefined ? 'client' : 'server',
             ...(error === undefined ? {} : { cause: error }),
           }));
-    this.closedWith = { error, failure: closed };
+    this.closedWith = { error, failure: closed, reported };
     this.log.push({ time: this.clock.now(), type: 'closed', error });
     this.publishes.fail(closed);
     for (const [tag, origin] of this.origins) {
@@ -611,15 +664,9 @@ export class FakeChannel implements PublishTarget {
     this.outstanding.clear();
     for (const consumer of [...this.consumers]) consumer.end(error);
     this.consumers.clear();
-    for (const line of [
-      this.settled,
-      this.publishes.published,
-      this.publishes.confirms,
-      this.publishes.returns,
-    ]) {
-      if (error === undefined) line.complete();
-      else line.error(error);
-    }
+    if (error === undefined) this.settled.complete();
+    else this.settled.error(error);
+    this.publishes.end(error);
     for (const listener of this.endListeners.splice(0)) listener(error);
   }
 

@@ -46,7 +46,8 @@ export interface FakeConnectionOptions {
 /**
  * The part of a `Connection` that pipelines use, faked: `channel()` (emits a fresh
  * {@link FakeChannel} per subscription, which closes on unsubscription; completes, or errors, when the
- * connection is lost), `cachedChannel()`, `isOpen`, `error`, `host`, `blocked$` (never blocked;
+ * connection is lost; subscribed after a loss, completes as on a recovering connection),
+ * `cachedChannel()`, `isOpen`, `error`, `host`, `blocked$` and `isBlocked` (never blocked; `blocked$`
  * completes with the connection) and `close()`. Not faked: `serverProperties`, `tune`, `counters`,
  * `url`, `openChannel`.
  *
@@ -58,7 +59,7 @@ export interface FakeConnectionOptions {
 export class FakeConnection {
   private readonly opened: FakeChannel[] = [];
   private readonly blocked = new Subject<BlockedEvent>();
-  private ended: { error: Error | undefined } | undefined;
+  private ended: { error: Error | undefined; recovering: boolean } | undefined;
   private cached: FakeChannel | undefined;
 
   /** @internal Made by a fake connection Observable. */
@@ -80,6 +81,11 @@ export class FakeConnection {
   /** Why it ended, when it was lost or failed. */
   get error(): Error | undefined {
     return this.ended?.error;
+  }
+
+  /** Never blocked (see `blocked$`). */
+  get isBlocked(): boolean {
+    return false;
   }
 
   /** Every channel opened on it, in order. */
@@ -115,12 +121,9 @@ export class FakeConnection {
   channel(options?: FakeChannelOptions): Observable<FakeChannel> {
     return new RxObservable<FakeChannel>((subscriber) => {
       if (this.ended !== undefined) {
-        subscriber.error(
-          this.ended.error ??
-            new ConnectionClosedError('CLIENT_CLOSED', 'the fake connection is closed', {
-              initiator: 'client',
-            }),
-        );
+        // As on a lost recovering connection: nothing to open here, the next connection brings it.
+        if (this.ended.recovering) subscriber.complete();
+        else subscriber.error(this.closedError());
         return;
       }
       const channel = this.open(options);
@@ -142,7 +145,8 @@ export class FakeConnection {
   cachedChannel(): Observable<FakeChannel> {
     return new RxObservable<FakeChannel>((subscriber) => {
       if (this.ended !== undefined) {
-        subscriber.error(this.ended.error ?? new Error('the fake connection is closed'));
+        if (this.ended.recovering) subscriber.complete();
+        else subscriber.error(this.closedError());
         return;
       }
       if (this.cached === undefined || !this.cached.isOpen) this.cached = this.open(undefined);
@@ -167,6 +171,14 @@ export class FakeConnection {
     });
   }
 
+  /** What opening a channel on the ended connection fails with. */
+  private closedError(): Error {
+    return (
+      this.ended?.error ??
+      new ConnectionClosedError('CLIENT_CLOSED', 'the fake connection is closed', { initiator: 'client' })
+    );
+  }
+
   private open(options: FakeChannelOptions | undefined): FakeChannel {
     const configured =
       typeof this.channelOptions === 'function'
@@ -184,7 +196,7 @@ export class FakeConnection {
   /** @internal Ends the connection: `lost` says whether the channels complete (undefined) or error. */
   end(cause: Error | undefined, channelError: Error | undefined): void {
     if (this.ended !== undefined) return;
-    this.ended = { error: cause };
+    this.ended = { error: cause, recovering: cause !== undefined && channelError === undefined };
     for (const channel of this.opened) {
       const failure = new ChannelClosedError(
         'CONNECTION_CLOSED',
@@ -195,7 +207,13 @@ export class FakeConnection {
           ...(cause === undefined ? {} : { cause }),
         },
       );
-      channel.end(channelError === undefined ? undefined : failure, failure);
+      // As a real channel: `error` tells why it closed (unless the client closed it), even when its
+      // streams complete because recovery replaces the connection.
+      channel.end(
+        channelError === undefined ? undefined : failure,
+        failure,
+        cause === undefined ? undefined : failure,
+      );
     }
     this.blocked.complete();
   }
@@ -220,7 +238,9 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
 
   /**
    * The state, as `ConnectionObservable.state$`: the current one at once, then every change
-   * (`CONNECTING`, `CONNECTED`, `RECONNECTING` with the loss as `cause`, `CLOSING`, `CLOSED`).
+   * (`CONNECTING`, `CONNECTED`, `RECONNECTING` with the loss as `cause`, `CLOSING`, `CLOSED`). The
+   * marble has no failed attempts, so `attempt` is always 1; `RECONNECTING` has no `delay` (the
+   * marble's next `c` says when).
    */
   readonly state$: Observable<ConnectionState> = this.states.asObservable();
 
@@ -238,26 +258,28 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
         new ConnectionClosedError('CONNECTION_LOST', 'the fake connection failed', { initiator: 'network' });
       let current: FakeConnection | undefined;
       let count = 0;
-      let attempt = 1;
       let over = false;
       const report = (state: ConnectionState): void => this.states.next(state);
       const close = (): void => {
         if (over) return;
         over = true;
-        report({ status: 'CLOSING', host: label });
+        // As the supervisor: CLOSING when there is a connection to close (or the first one being
+        // opened); not while waiting to reconnect after a loss.
+        if (current !== undefined || count === 0) report({ status: 'CLOSING', host: label });
         current?.end(undefined, undefined);
         current = undefined;
         report({ status: 'CLOSED' });
         script.unsubscribe();
         subscriber.complete();
       };
-      report({ status: 'CONNECTING', host: label, attempt });
+      // The marble has no failed attempts: each connect is the first attempt since the last open
+      // connection, and each loss the first retry (as `connect()` reports them with `recovery`).
+      report({ status: 'CONNECTING', host: label, attempt: 1 });
       const script = host.clock.cold<string>(options.marbles ?? 'c', undefined, failed).subscribe({
         next: (event) => {
           if (event === 'c') {
             if (current !== undefined) return;
-            if (attempt > 1 || count > 0) report({ status: 'CONNECTING', host: label, attempt });
-            attempt = 1;
+            if (count > 0) report({ status: 'CONNECTING', host: label, attempt: 1 });
             const connection = new FakeConnection(++count, label, host, options.channel, close);
             current = connection;
             this.made.push(connection);
@@ -265,18 +287,20 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
             subscriber.next(connection);
           } else if (event !== 'x') {
             over = true;
+            const error = new ConfigurationError(
+              `fake connection marbles: '${String(event)}' is not c, x, | or #`,
+            );
             current?.end(undefined, undefined);
             current = undefined;
-            subscriber.error(
-              new ConfigurationError(`fake connection marbles: '${String(event)}' is not c, x, | or #`),
-            );
+            report({ status: 'CLOSED', cause: error });
+            subscriber.error(error);
           } else if (current !== undefined) {
             const cause = lost();
             const connection = current;
             current = undefined;
-            report({ status: 'RECONNECTING', host: label, cause, attempt });
-            attempt++;
+            // As the supervisor: the channels hear of the loss before RECONNECTING is reported.
             connection.end(cause, options.onLoss === 'error' ? cause : undefined);
+            report({ status: 'RECONNECTING', host: label, cause, attempt: 1 });
           }
         },
         error: (error: Error) => {
@@ -288,7 +312,10 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
         },
         complete: () => close(),
       });
-      return () => close();
+      return () => {
+        close();
+        script.unsubscribe(); // also after an error, which close() leaves alone
+      };
     });
   }
 

@@ -48,7 +48,8 @@ export type SubscriptionLogs = ReturnType<TestScheduler['createColdObservable']>
  *
  * @example
  * ```ts
- * new TestScheduler(assert).run((helpers) => {
+ * const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+ * scheduler.run((helpers) => {
  *   const kit = marbleKit({ ...helpers, scheduler }); // or marbleKit(scheduler)
  * });
  * it('...', marbles((m) => { const kit = marbleKit(m); }));

@@ -21,6 +21,8 @@ interface Publish {
   readonly reply: Reply | undefined;
   state: 'waiting' | 'written' | 'settled' | 'cancelled';
   seq: number;
+  /** Answered, and held until every earlier publish is answered too (confirm mode, `inOrder`). */
+  answer: { readonly outcome: PublishOutcome | undefined; readonly error: Error | undefined } | undefined;
   /** The reply being listened to (from the write; from the submission for a reply marble with `w`). */
   subscription: Subscription | undefined;
 }
@@ -37,10 +39,21 @@ export class Publishes {
   blocked: boolean;
   confirming: boolean;
   /** Waiting for the channel to be unblocked, in order. */
-  private readonly queued: Publish[] = [];
+  private queued: (Publish | undefined)[] = [];
+  /** The queue is `queued` from `queuedHead` on; cancelled ones stay in it, skipped (no search per cancel). */
+  private queuedHead = 0;
+  /** How many of `queued` still wait. */
+  private queuedWaiting = 0;
   /** Waiting for the `w` of their reply marble. */
   private readonly held = new Set<Publish>();
   private readonly inFlight = new Set<Publish>();
+  /** Written in confirm mode and not yet reported, in sequence order, from `head` (see `finish`). */
+  private order: (Publish | undefined)[] = [];
+  private head = 0;
+  private draining = false;
+  /** Set when the channel closed while a report ran: see `end`. */
+  private ending: { readonly error: Error | undefined } | undefined;
+  private readonly inOrder: boolean;
   private readonly attempts = new Map<string, number>();
   private count = 0;
   private seq = 0;
@@ -55,6 +68,7 @@ export class Publishes {
   ) {
     this.blocked = options.blocked ?? false;
     this.confirming = options.confirm ?? true;
+    this.inOrder = options.inOrder ?? true;
     this.published = new Timeline(clock);
     this.confirms = new Timeline(clock);
     this.returns = new Timeline(clock);
@@ -69,7 +83,7 @@ export class Publishes {
   }
 
   get unwritten(): number {
-    return this.queued.length + this.held.size;
+    return this.queuedWaiting + this.held.size;
   }
 
   get cancelled(): number {
@@ -82,12 +96,16 @@ export class Publishes {
     context: unknown,
     done: PublishCallback<unknown>,
   ): PublishHandle | undefined {
-    const key = `${message.exchange}\u0000${message.routingKey}\u0000${message.text}`;
-    const attempt = (this.attempts.get(key) ?? 0) + 1;
-    this.attempts.set(key, attempt);
     const index = ++this.count;
     const script = this.options.reply;
-    const reply = typeof script === 'function' ? script(message, { index, attempt }) : script;
+    let reply: Reply | undefined;
+    if (typeof script === 'function') {
+      // Counted only for a script that can read it: the key holds the whole body.
+      const key = `${message.exchange}\u0000${message.routingKey}\u0000${message.text}`;
+      const attempt = (this.attempts.get(key) ?? 0) + 1;
+      this.attempts.set(key, attempt);
+      reply = script(message, { index, attempt });
+    } else reply = script;
     const publish: Publish = {
       message,
       context,
@@ -95,25 +113,25 @@ export class Publishes {
       reply,
       state: 'waiting',
       seq: 0,
+      answer: undefined,
       subscription: undefined,
     };
     if (typeof reply === 'string' && reply.includes('w')) {
       this.held.add(publish);
       publish.subscription = this.listen(publish, reply);
-    } else if (!this.blocked && this.queued.length === 0) {
+    } else if (!this.blocked && this.queuedWaiting === 0) {
       this.write(publish);
       return undefined;
     } else {
       this.queued.push(publish);
+      this.queuedWaiting++;
     }
     return {
       cancel: () => {
         if (publish.state !== 'waiting') return false;
         publish.state = 'cancelled';
         publish.subscription?.unsubscribe();
-        this.held.delete(publish);
-        const i = this.queued.indexOf(publish);
-        if (i >= 0) this.queued.splice(i, 1);
+        if (!this.held.delete(publish)) this.queuedWaiting--;
         this.cancelledCount++;
         this.log({ time: this.clock.now(), type: 'cancelled', message });
         return true;
@@ -123,12 +141,31 @@ export class Publishes {
 
   unblock(): void {
     this.blocked = false;
-    while (!this.blocked && this.queued.length > 0) this.write(this.queued.shift()!);
+    // An index rather than shift(), which copies a large array each time: releasing a long queue was quadratic.
+    while (!this.blocked && this.queuedHead < this.queued.length) {
+      const publish = this.queued[this.queuedHead];
+      this.queued[this.queuedHead++] = undefined;
+      if (publish?.state !== 'waiting') continue;
+      this.queuedWaiting--;
+      this.write(publish);
+    }
+    if (this.queuedHead === this.queued.length) this.takeQueued();
+  }
+
+  /** Empties the queue, giving what still waits in it, in order. */
+  private takeQueued(): Publish[] {
+    const waiting = this.queued
+      .slice(this.queuedHead)
+      .filter((p): p is Publish => p !== undefined && p.state === 'waiting');
+    this.queued = [];
+    this.queuedHead = 0;
+    this.queuedWaiting = 0;
+    return waiting;
   }
 
   /** The channel closed: what waits or awaits its answer fails with `failure`. */
   fail(failure: Error): void {
-    for (const publish of [...this.queued.splice(0), ...this.held]) {
+    for (const publish of [...this.takeQueued(), ...this.held]) {
       publish.state = 'settled';
       publish.subscription?.unsubscribe();
       publish.done(publish.context, undefined, failure);
@@ -152,6 +189,7 @@ export class Publishes {
     }
     publish.seq = ++this.seq;
     this.inFlight.add(publish);
+    if (this.inOrder) this.order.push(publish);
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight.size);
     if (publish.subscription !== undefined) return; // a reply marble with `w` goes on answering
     const { reply } = publish;
@@ -219,6 +257,8 @@ export class Publishes {
     const { seq, message } = publish;
     if (letter === 'a' || letter === 'n') return { status: letter === 'a' ? 'acked' : 'nacked', seq };
     if (letter === 's') return SENT;
+    // RabbitMQ returns only a mandatory message: an unroutable one without the flag is dropped, and acked.
+    if (!message.mandatory) return { status: 'acked', seq };
     const returned: ReturnedMessage = {
       replyCode: 312,
       replyText: 'NO_ROUTE',
@@ -240,12 +280,62 @@ export class Publishes {
     );
   }
 
+  /**
+   * A publish has its answer. As on a real channel (whose confirms are smoothed into sequence order),
+   * it is reported once every publish written before it has been: a publish answered early waits.
+   * A return is seen on `returns$` when it comes, as a basic.return is.
+   */
   private finish(publish: Publish, outcome: PublishOutcome | undefined, error?: Error): void {
     if (publish.state !== 'written') return;
     publish.state = 'settled';
-    this.inFlight.delete(publish);
     publish.subscription?.unsubscribe();
     publish.subscription = undefined;
+    if (outcome?.status === 'returned') this.returns.push(outcome.returned);
+    publish.answer = { outcome, error };
+    if (!this.inOrder) {
+      this.report(publish);
+      return;
+    }
+    // Reported from here; a report that answers another publish (synchronously) adds to this loop.
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.head < this.order.length) {
+        const next = this.order[this.head];
+        if (next !== undefined && next.answer === undefined) break;
+        this.order[this.head++] = undefined;
+        if (next !== undefined) this.report(next);
+      }
+      if (this.head >= 1024 && this.head * 2 >= this.order.length) {
+        this.order = this.order.slice(this.head);
+        this.head = 0;
+      }
+    } finally {
+      this.draining = false;
+    }
+    // The channel closed from inside a report: the streams end after the outcomes still to report.
+    if (this.ending !== undefined) this.end(this.ending.error);
+  }
+
+  /**
+   * The channel closed (after `fail`): `published$`, `confirms$` and `returns$` end, with `error`
+   * if there is one; when a report is running (its `done` closed the channel), once it is over.
+   */
+  end(error: Error | undefined): void {
+    if (this.draining) {
+      this.ending = { error };
+      return;
+    }
+    this.ending = undefined;
+    for (const line of [this.published, this.confirms, this.returns]) {
+      if (error === undefined) line.complete();
+      else line.error(error);
+    }
+  }
+
+  private report(publish: Publish): void {
+    const { outcome, error } = publish.answer!;
+    this.inFlight.delete(publish);
     const confirmation: Confirmation | undefined =
       outcome === undefined
         ? { status: 'failed', seq: publish.seq, error: error ?? new Error('publish failed') }
@@ -256,7 +346,6 @@ export class Publishes {
       this.confirms.push(confirmation);
       this.log({ time: this.clock.now(), type: 'confirmed', confirmation });
     }
-    if (outcome?.status === 'returned') this.returns.push(outcome.returned);
     publish.done(publish.context, outcome, error);
   }
 }

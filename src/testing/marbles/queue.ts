@@ -55,6 +55,12 @@ export class FakeQueue {
   private turn = 0;
   private readonly dead: QueuedMessage[] = [];
   private ackedCount = 0;
+  /** Each message's place in arrival order: a requeued message goes back to it, ahead of later ones. */
+  private readonly arrival = new WeakMap<QueuedMessage, number>();
+  private arrivals = 0;
+  private dispatching = false;
+  /** The ready messages are `ready` from `head` on. */
+  private head = 0;
 
   /** @internal Made by `kit.queue()`. */
   constructor(
@@ -67,7 +73,7 @@ export class FakeQueue {
 
   /** Messages waiting for a consumer. */
   get depth(): number {
-    return this.ready.length;
+    return this.ready.length - this.head;
   }
 
   /** How many of its messages were acknowledged. */
@@ -91,14 +97,16 @@ export class FakeQueue {
   send(message: FakeMessage): void {
     const init = toInit(message);
     const body = toBytes(init.body);
-    this.ready.push({
+    const queued: QueuedMessage = {
       body,
       text: utf8Decode(body),
       properties: init.properties ?? {},
       exchange: init.exchange ?? '',
       routingKey: init.routingKey ?? this.name,
       redelivered: init.redelivered ?? false,
-    });
+    };
+    this.arrival.set(queued, ++this.arrivals);
+    this.ready.push(queued);
     this.dispatch();
   }
 
@@ -119,20 +127,42 @@ export class FakeQueue {
     else {
       // Later, not in the same frame: a consumer that always requeues would otherwise loop forever.
       this.clock.later(() => {
-        this.ready.unshift({ ...message, redelivered: true });
+        // As RabbitMQ: back in its original place, so that messages requeued together keep their order.
+        const place = this.arrival.get(message) ?? 0;
+        const requeued: QueuedMessage = { ...message, redelivered: true };
+        this.arrival.set(requeued, place);
+        let i = this.head;
+        while (i < this.ready.length && (this.arrival.get(this.ready[i]!) ?? 0) < place) i++;
+        this.ready.splice(i, 0, requeued);
         this.dispatch();
       }, this.requeueDelay);
     }
     this.dispatch();
   }
 
-  /** @internal Hands ready messages to consumers with room, round-robin. */
+  /**
+   * @internal Hands ready messages to consumers with room, round-robin. A consumer that settles
+   * synchronously calls back in here: that call leaves the work to the loop already running, so
+   * that the stack does not grow by one delivery per message (a deep queue overflowed it).
+   */
   dispatch(): void {
-    while (this.ready.length > 0) {
-      const consumer = this.nextConsumer();
-      if (consumer === undefined) return;
-      const message = this.ready.shift()!;
-      consumer.deliver(message);
+    if (this.dispatching) return;
+    this.dispatching = true;
+    try {
+      while (this.head < this.ready.length) {
+        const consumer = this.nextConsumer();
+        if (consumer === undefined) return;
+        const message = this.ready[this.head]!;
+        this.ready[this.head++] = undefined as unknown as QueuedMessage;
+        // shift() would copy the whole array each time once it is large: a deep queue took quadratic time.
+        if (this.head >= 1024 && this.head * 2 >= this.ready.length) {
+          this.ready.splice(0, this.head);
+          this.head = 0;
+        }
+        consumer.deliver(message);
+      }
+    } finally {
+      this.dispatching = false;
     }
   }
 

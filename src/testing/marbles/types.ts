@@ -12,12 +12,14 @@ import type { Settlement } from './settlement.js';
 /**
  * How the broker answers one publish: a marble read from the publish's write (or from its submission,
  * when it holds a `w`), whose first outcome letter is the answer: `a` acked, `n` nacked, `r` returned
- * (312 NO_ROUTE, as a `mandatory` message no queue took), `s` sent (no confirm), `#` an error (the
+ * (312 NO_ROUTE, as a `mandatory` message no queue took; a message published without `mandatory` is
+ * not returned but acked, as RabbitMQ does), `s` sent (no confirm), `#` an error (the
  * channel's `error` option): `'--a'` acks two frames later, `'-'` never answers. A `w` holds the
  * message unwritten until that frame, as behind a full socket: `publishWith` returns a handle whose
  * `cancel()` drops it until then (`'--w-a'`: written 2 frames after the publish, acked 2 later). Or any
  * Observable of a `PublishOutcome` (its first value is the outcome), subscribed when the message is
- * written.
+ * written. Answers are reported in publish order, as on a real channel (see
+ * {@link FakeChannelOptions.inOrder}): a publish answered before an earlier one waits for it.
  *
  * @example
  * ```ts
@@ -72,6 +74,14 @@ export interface FakeChannelOptions {
   readonly reply?: ReplyScript;
   /** Frames between a publish and its default ack. Default 0 (the same frame, after the publish). */
   readonly confirmDelay?: number;
+  /**
+   * Report each publish's outcome (its `done`, `publish()`'s value, `confirms$`) in publish order, as
+   * a `Channel` does (and a `Publisher` between reconnects): a publish answered before an earlier one
+   * waits for it (the broker may confirm out of order; the client smooths that). Default true; false
+   * reports each outcome as soon as its reply answers, as a `PublishTarget` that does not order its
+   * confirms would (to test code that must cope with that). `returns$` is never held back.
+   */
+  readonly inOrder?: boolean;
   /** What `#` in a reply marble errors the publish with. Default: an `Error` naming the publish. */
   readonly error?: unknown;
   /** Start blocked: publishes wait, unwritten (and cancellable), until `unblock()`. Default false. */

@@ -1,6 +1,7 @@
 /** The examples of the kit's doc comments, run as they are written there. */
 import { map, toArray } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
+import { processOrders } from '../../../examples/testing/order-flow.js';
 import { ackOnSuccess, answerRequests, batchAck } from '../../../operators/index.js';
 import { marbleKit, published, settlement } from '../../../src/testing/index.js';
 
@@ -72,6 +73,32 @@ describe('the doc examples', () => {
         'CONNECTING',
         'CONNECTED',
       ]);
+    }),
+  );
+});
+
+describe('the examples of docs/testing-your-code.md', () => {
+  it(
+    'the marble kit: acks an order once its result is confirmed; dead-letters the rest',
+    marbles((m) => {
+      const channel = marbleKit(m).channel({ reply: '-a' }); // each publish acked 1 frame later
+      const orders = channel.cold('-a-b|', {
+        a: { body: { id: 'o1', item: 'tea', quantity: 1 } },
+        b: 'not json',
+      });
+      m.expect(processOrders(orders, channel)).toBeObservable('--r-|', { r: { orderId: 'o1', total: 200 } });
+      m.expect(channel.published$).toBeObservable('-p', {
+        p: published(
+          '',
+          'order-results',
+          { orderId: 'o1', total: 200 },
+          { properties: { contentType: 'application/json', messageId: 'o1' } },
+        ),
+      });
+      m.expect(channel.settlements$).toBeObservable('--ab', {
+        a: settlement.ack(1),
+        b: settlement.reject(2, { requeue: false }),
+      });
     }),
   );
 });

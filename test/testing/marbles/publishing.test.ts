@@ -107,14 +107,15 @@ describe('fake channel as a publish target', () => {
       const failing = m.cold('a|', { a: message('fail') }).pipe(publishConfirmed(channel));
       m.expect(failing).toBeObservable('---#', undefined, boom);
       m.flush();
-      // 'fail' went out fourth, from the other stream, before the retry.
+      // 'fail' went out fourth, from the other stream, before the retry. The return (answered at 0)
+      // is reported after the nack of the publish before it (1), as a real channel orders them.
       expect(
         channel.events.flatMap((e) =>
           e.type === 'confirmed' ? [[e.time, e.confirmation.status, e.confirmation.seq]] : [],
         ),
       ).toEqual([
-        [0, 'returned', 2],
         [1, 'nacked', 1],
+        [1, 'returned', 2],
         [1, 'acked', 3],
         [3, 'failed', 4],
         [3, 'acked', 5],
@@ -199,6 +200,26 @@ describe('fake channel as a publish target', () => {
       );
       expect(handle).toBeUndefined(); // written at once
       expect(channel.unconfirmed).toBe(1);
+    }),
+  );
+
+  it(
+    'answers a publish released by unblock() whose handle can no longer cancel it',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const channel = kit.channel({ blocked: true, reply: '-a' });
+      const done: unknown[] = [];
+      const handle = channel.publishWith('', 'q', new Uint8Array(0), undefined, false, 'ctx', (ctx, o) =>
+        done.push([m.scheduler.now(), ctx, o]),
+      );
+      expect(channel.unwritten).toBe(1);
+      kit.at(2, () => {
+        channel.unblock();
+        expect(handle?.cancel()).toBe(false); // written: too late to drop
+      });
+      m.flush();
+      expect(done).toEqual([[3, 'ctx', acked(1)]]);
+      expect([channel.cancelled, channel.unwritten, channel.published.length]).toEqual([0, 0, 1]);
     }),
   );
 
@@ -316,11 +337,11 @@ describe('reply marbles with a write (w)', () => {
     'write at w and fail at # after it, or never answer a marble without an outcome',
     marbles((m) => {
       const boom = new Error('refused');
-      const channel = marbleKit(m).channel({ error: boom, reply: (p) => (p.text === 'x' ? '--w#' : '-w') });
+      const channel = marbleKit(m).channel({ error: boom, reply: (p) => (p.text === 'x' ? '--w#' : '---w') });
       m.expect(channel.publish('', 'q', 'x')).toBeObservable('---#', undefined, boom);
       m.expect(channel.publish('', 'q', 'never')).toBeObservable('');
       m.flush();
-      expect(channel.published.map((p) => p.text)).toEqual(['never', 'x']);
+      expect(channel.published.map((p) => p.text)).toEqual(['x', 'never']);
       expect(channel.confirms.map((c) => c.status)).toEqual(['failed']);
       expect(channel.unconfirmed).toBe(1);
     }),

@@ -35,7 +35,9 @@ const TIMEOUT_MS = 10_000;
 // a demo should not start containers).
 const broker = await brokerForTests({ embedded: 'fallback', docker: false, probeTimeoutMs: 1000 });
 if (broker.source === 'embedded') {
-  console.log('No broker at 127.0.0.1:5672 and no AMQP_URL: running on the embedded broker (rxamqp/testing).');
+  console.log(
+    'No broker at 127.0.0.1:5672 and no AMQP_URL: running on the embedded broker (rxamqp/testing).',
+  );
 }
 
 const orders = [

@@ -38,6 +38,8 @@ export interface ChannelHost {
   scheduleFlush(): void;
   /** True when a broker hook says to nack this confirmed publish. */
   nackRequested(publish: PublishInfo): boolean;
+  /** True when some nack rule is in force: {@link nackRequested} is asked only then. */
+  readonly nacking: boolean;
 }
 
 /** RabbitMQ's direct reply-to pseudo-queue. */
@@ -261,7 +263,10 @@ export class ServerChannel {
     let seq = 0;
     if (this.confirm) {
       seq = ++this.publishSeq;
-      if (this.host.nackRequested({ exchange: m.exchange, routingKey: m.routingKey, properties, body })) {
+      if (
+        this.host.nacking &&
+        this.host.nackRequested({ exchange: m.exchange, routingKey: m.routingKey, properties, body })
+      ) {
         this.confirms.nack(seq);
         return;
       }

@@ -57,7 +57,12 @@ export class ChannelTable {
       );
       return;
     }
-    this.guard(ch, method, () => ch.publish(method, properties, body));
+    // try/catch here rather than a helper taking a callback: no closure per message.
+    try {
+      ch.publish(method, properties, body);
+    } catch (e) {
+      this.refusal(ch, method, e);
+    }
   }
 
   flushConfirms(): void {
@@ -120,23 +125,23 @@ export class ChannelTable {
       this.host.hardError(new BrokerFault(503, 'unimplemented method'), m);
       return;
     }
-    this.guard(ch, m, () => ch.handle(m));
+    try {
+      ch.handle(m);
+    } catch (e) {
+      this.refusal(ch, m, e);
+    }
   }
 
-  /** Runs a channel operation; a refusal closes the channel (soft) or the connection (hard). */
-  private guard(ch: ServerChannel, m: Method | ContentMethod, run: () => void): void {
-    try {
-      run();
-    } catch (e) {
-      const fault =
-        e instanceof BrokerFault ? e : new BrokerFault(541, e instanceof Error ? e.message : String(e));
-      if (fault.hard) {
-        this.host.hardError(fault, m);
-        return;
-      }
-      const info = METHOD_INFO[m.name];
-      this.closeChannel(ch, fault, info.classId, info.methodId);
+  /** What a channel operation threw: a soft error closes the channel, a hard one the connection. */
+  private refusal(ch: ServerChannel, m: Method | ContentMethod, e: unknown): void {
+    const fault =
+      e instanceof BrokerFault ? e : new BrokerFault(541, e instanceof Error ? e.message : String(e));
+    if (fault.hard) {
+      this.host.hardError(fault, m);
+      return;
     }
+    const info = METHOD_INFO[m.name];
+    this.closeChannel(ch, fault, info.classId, info.methodId);
   }
 
   /**

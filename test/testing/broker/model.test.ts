@@ -252,7 +252,8 @@ describe('queue', () => {
     const props = q.readyEntries()[0]!.content.properties;
     const deaths = props.headers!['x-death'] as Record<string, unknown>[];
     expect(deaths).toHaveLength(1);
-    expect(deaths[0]!.count).toEqual(field.int64(3));
+    expect(deaths[0]!.count).toBe(3);
+    expect(fieldTypesOf(deaths[0] as never)).toEqual({ count: 'l' });
     expect(props.headers!['x-first-death-reason']).toBe('rejected');
     expect(fieldTypesOf(props.headers!)).toEqual({});
   });

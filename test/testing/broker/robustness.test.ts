@@ -1,0 +1,305 @@
+/**
+ * What the conformance suite cannot see: hooks given bad arguments or called at awkward moments, values
+ * a hook lets in that the wire could never carry, and the broker's timers and clock under Jest's fake
+ * timers. Nothing may throw out of the broker into a job of its own, leave a timer running, or take a
+ * connection down with 541 for what a test did through a hook.
+ */
+import { lastValueFrom } from 'rxjs';
+import { type Connection, ConnectionClosedError } from '../../../src/index.js';
+import { VirtualHost } from '../../../src/testing/broker/vhost.js';
+import { connectTo, EmbeddedBroker, first, settle, text } from './helpers.js';
+import { RawClient } from './raw-client.js';
+
+const opened: Connection[] = [];
+afterEach(async () => {
+  jest.useRealTimers();
+  for (const c of opened.splice(0)) if (c.isOpen) await lastValueFrom(c.close());
+});
+
+/** Lets the in-memory link move bytes: Promise jobs only, so it works under fake timers too. */
+async function drain(): Promise<void> {
+  for (let i = 0; i < 100; i++) await Promise.resolve();
+}
+
+async function open(broker: EmbeddedBroker, name?: string): Promise<Connection> {
+  const c = await connectTo(broker, undefined, name === undefined ? {} : { name });
+  opened.push(c);
+  return c;
+}
+
+describe('hooks refuse what the wire cannot carry, before changing anything', () => {
+  it('publish() throws for properties, keys or bodies that cannot be encoded, and routes nothing', async () => {
+    const broker = new EmbeddedBroker();
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('q'));
+    expect(() => broker.publish('', 'q', 'x', { contentType: 'x'.repeat(300) })).toThrow(
+      /content-type is longer than 255 bytes/,
+    );
+    expect(() => broker.publish('', 'q', 'x', { headers: { f: (() => 1) as never } })).toThrow(
+      /cannot carry/,
+    );
+    expect(() => broker.publish('', 'q'.repeat(300), 'x')).toThrow(/longer than 255 bytes/);
+    expect(broker.queue('q')!.messageCount).toBe(0);
+    // The consumer (and its connection) are not hurt by what was refused.
+    broker.publish('', 'q', 'fine');
+    const [d] = await first(ch.consume('q'), 1);
+    expect(text(d!.body)).toBe('fine');
+    expect(conn.isOpen).toBe(true);
+  });
+
+  it('a message published through the hook and dead-lettered later reaches a consumer', async () => {
+    let now = 1_000;
+    const broker = new EmbeddedBroker({ clock: () => now });
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('dlq'));
+    await lastValueFrom(
+      ch.queueDeclare('q', {
+        arguments: { 'x-message-ttl': 10, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'dlq' },
+      }),
+    );
+    const got = first(ch.consume('dlq'), 1);
+    await settle();
+    broker.publish('', 'q', 'late', { headers: { n: 1 } });
+    now += 100;
+    broker.expire();
+    const [d] = await got;
+    expect(text(d!.body)).toBe('late');
+    expect(conn.isOpen).toBe(true);
+  });
+
+  it('closeConnection() cuts a long reason as RabbitMQ cuts reply texts, and the close completes', async () => {
+    const broker = new EmbeddedBroker();
+    const conn = await open(broker, 'victim');
+    broker.closeConnection('victim', 'x'.repeat(400));
+    await settle(5);
+    expect(conn.isOpen).toBe(false);
+    expect(conn.error).toBeInstanceOf(ConnectionClosedError);
+    const replyText = (conn.error as ConnectionClosedError & { replyText: string }).replyText;
+    expect(replyText.startsWith('CONNECTION_FORCED - xxx')).toBe(true);
+    expect(replyText.endsWith('...')).toBe(true);
+    expect(Buffer.byteLength(replyText)).toBe(255);
+    expect(broker.connections()).toEqual([]);
+  });
+
+  it('block() with a long reason blocks (the reason cut to 255 bytes) rather than failing the publisher', async () => {
+    const broker = new EmbeddedBroker();
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    const reasons: string[] = [];
+    conn.blocked$.subscribe((b) => {
+      if (b.blocked) reasons.push(b.reason);
+    });
+    broker.block('y'.repeat(300));
+    ch.publish('', 'nowhere', 'x').subscribe({ error: () => {} });
+    await settle(5);
+    expect(conn.isOpen).toBe(true);
+    expect(broker.connections()[0]!.blocked).toBe(true);
+    expect(reasons).toHaveLength(1);
+    expect(Buffer.byteLength(reasons[0]!)).toBe(255);
+    broker.unblock();
+  });
+
+  it('purgeQueue() and deleteQueue() work on an exclusive queue; unknown names give clear errors', async () => {
+    const broker = new EmbeddedBroker();
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('mine', { exclusive: true }));
+    broker.publish('', 'mine', 'a');
+    expect(broker.purgeQueue('mine')).toBe(1);
+    expect(() => broker.purgeQueue('nope')).toThrow("the embedded broker has no queue 'nope' in vhost '/'");
+    expect(() => broker.queues('nowhere')).toThrow('the embedded broker has no vhost "nowhere"');
+    expect(() => broker.publish('missing', 'k', 'x')).toThrow(
+      "the embedded broker has no exchange 'missing' in vhost '/'",
+    );
+    broker.deleteQueue('mine');
+    expect(broker.queue('mine')).toBeUndefined();
+    expect(conn.isOpen).toBe(true);
+  });
+
+  it('nackPublishes() refuses a count that is not a whole number, and forgets a used-up count', async () => {
+    const broker = new EmbeddedBroker();
+    expect(() => broker.nackPublishes(-1)).toThrow(TypeError);
+    expect(() => broker.nackPublishes(1.5)).toThrow(TypeError);
+    expect(() => broker.nackPublishes(Number.NaN)).toThrow(TypeError);
+    expect(() => broker.nackPublishes('x' as never)).toThrow(TypeError);
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.confirmSelect());
+    for (let i = 0; i < 100; i++) broker.nackPublishes(1);
+    const outcomes = await Promise.all(
+      Array.from({ length: 101 }, () => lastValueFrom(ch.publish('', 'q', 'x'))),
+    );
+    expect(outcomes.filter((o) => o.status === 'nacked')).toHaveLength(100);
+    expect(outcomes[100]!.status).toBe('acked');
+    expect((broker as unknown as { nackRules: unknown[] }).nackRules).toEqual([]);
+  });
+
+  it('hooks on a connection mid-handshake or already gone', async () => {
+    const broker = new EmbeddedBroker();
+    const raw = await RawClient.connect(broker, { handshake: false });
+    expect(broker.connections().map((c) => c.state)).toEqual(['opening']);
+    broker.closeConnection(broker.connections()[0]!);
+    await settle();
+    expect(raw.events.at(-1)).toEqual({ kind: 'closed', error: undefined });
+    expect(broker.connections()).toEqual([]);
+    expect(() => broker.closeConnection(1)).toThrow('the embedded broker has no open connection 1');
+    expect(() => broker.dropConnection('ghost')).toThrow(
+      'the embedded broker has no open connection "ghost"',
+    );
+  });
+
+  it('refuses options a RabbitMQ could not be configured with', () => {
+    expect(() => new EmbeddedBroker({ frameMax: 1000 })).toThrow(/frameMax/);
+    expect(() => new EmbeddedBroker({ channelMax: 70_000 })).toThrow(/channelMax/);
+    expect(() => new EmbeddedBroker({ heartbeat: -1 })).toThrow(/heartbeat/);
+    expect(() => new EmbeddedBroker({ consumerTimeout: -5 })).toThrow(/consumerTimeout/);
+    expect(() => new EmbeddedBroker({ frameMax: 0, channelMax: 0, heartbeat: 0 })).not.toThrow();
+  });
+});
+
+describe('a fault of the broker’s own', () => {
+  it('ends the connection it happened on with 541 rather than escaping into the transport’s job', async () => {
+    const broker = new EmbeddedBroker();
+    const conn = await open(broker);
+    const other = await open(broker);
+    const spy = jest.spyOn(VirtualHost.prototype, 'expire').mockImplementationOnce(() => {
+      throw new Error('boom');
+    });
+    try {
+      const ch = await conn.openChannel().catch((e: unknown) => e);
+      expect(ch).toBeInstanceOf(Error);
+      expect(conn.error).toMatchObject({ replyCode: 541, replyText: 'INTERNAL_ERROR - boom' });
+      // The broker goes on: the other connection still works.
+      const och = await other.openChannel();
+      await lastValueFrom(och.queueDeclare('q'));
+      expect(broker.connections()).toHaveLength(1);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe('the clock and timers under Jest’s fake timers', () => {
+  it('the default clock follows fake timers installed after the broker was made', async () => {
+    const broker = new EmbeddedBroker({ timers: true });
+    jest.useFakeTimers();
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('dlq'));
+    await lastValueFrom(
+      ch.queueDeclare('q', {
+        arguments: {
+          'x-message-ttl': 1000,
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': 'dlq',
+        },
+      }),
+    );
+    await lastValueFrom(ch.publish('', 'q', 'x'));
+    await lastValueFrom(ch.queueDeclare('q', { passive: true }));
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(broker.queue('dlq')!.messageCount).toBe(1);
+    await lastValueFrom(conn.close());
+    broker.close();
+  });
+
+  it('with timers: true, what a hook publishes expires on schedule with no client around', async () => {
+    jest.useFakeTimers();
+    const broker = new EmbeddedBroker({ timers: true });
+    const conn = await connectTo(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('dlq', { durable: true }));
+    await lastValueFrom(
+      ch.queueDeclare('q', {
+        durable: true,
+        arguments: {
+          'x-message-ttl': 1000,
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': 'dlq',
+        },
+      }),
+    );
+    await lastValueFrom(conn.close());
+    broker.publish('', 'q', 'x');
+    expect(jest.getTimerCount()).toBe(1);
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(jest.getTimerCount()).toBe(0);
+    const dlq = (
+      broker as unknown as { vhosts: Map<string, { queues: Map<string, { messageCount: number }> }> }
+    ).vhosts
+      .get('/')!
+      .queues.get('dlq')!;
+    expect(dlq.messageCount).toBe(1);
+    broker.close();
+  });
+
+  it('close() leaves no timer running, even for a client that never answers the close', async () => {
+    jest.useFakeTimers();
+    const broker = new EmbeddedBroker({ timers: true, heartbeat: 5 });
+    await RawClient.connect(broker, { heartbeat: 5 });
+    const other = await RawClient.connect(broker, { heartbeat: 5 });
+    other.send(0, { name: 'connection.close', replyCode: 200, replyText: '', classId: 0, methodId: 0 });
+    await drain();
+    expect(jest.getTimerCount()).toBeGreaterThan(0);
+    broker.close();
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('reset() leaves no timer behind and starts the generated names again', async () => {
+    jest.useFakeTimers();
+    const broker = new EmbeddedBroker({ timers: true, seed: 7 });
+    const names = async (): Promise<string[]> => {
+      const conn = await connectTo(broker);
+      const ch = await conn.openChannel();
+      const q = await lastValueFrom(ch.queueDeclare('', { arguments: { 'x-expires': 60_000 } }));
+      const tag = await new Promise<string>((resolve) => {
+        const sub = ch.consume(q.queue).subscribe();
+        void drain().then(() => {
+          resolve(broker.queue(q.queue)!.consumerTags[0]!);
+          sub.unsubscribe();
+        });
+      });
+      await lastValueFrom(conn.close());
+      return [q.queue, tag];
+    };
+    const before = await names();
+    expect(jest.getTimerCount()).toBe(1); // the queue's x-expires
+    broker.reset();
+    expect(jest.getTimerCount()).toBe(0);
+    expect(await names()).toEqual(before);
+    broker.close();
+  });
+});
+
+describe('inspection', () => {
+  it('shows x-death as the client decodes it: count a number, time a Date', async () => {
+    let now = 1_700_000_000_000;
+    const broker = new EmbeddedBroker({ clock: () => now });
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('dlq'));
+    await lastValueFrom(
+      ch.queueDeclare('q', {
+        arguments: { 'x-message-ttl': 5, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'dlq' },
+      }),
+    );
+    broker.publish('', 'q', 'x');
+    now += 10;
+    const [dead] = broker.queue('dlq')!.messages;
+    expect(dead!.properties.headers!['x-death']).toEqual([
+      {
+        count: 1,
+        reason: 'expired',
+        queue: 'q',
+        time: new Date(1_700_000_000_000),
+        exchange: '',
+        'routing-keys': ['q'],
+      },
+    ]);
+    // ... and a consumer gets the same, count still a long on the wire.
+    const [d] = await first(ch.consume('dlq'), 1);
+    expect(d!.properties.headers!['x-death']).toEqual(dead!.properties.headers!['x-death']);
+  });
+});

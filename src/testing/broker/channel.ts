@@ -395,11 +395,16 @@ export class ServerChannel {
    * auto-delete queue may go with them), then its unsettled deliveries are requeued, in order.
    */
   release(): void {
-    if (!this.open) return;
+    if (this.deliveries.released) return;
     this.confirms.clear();
     this.tx = undefined;
     this.stopReplies();
     this.deliveries.release();
+  }
+
+  /** Takes no more deliveries (its connection is about to release it). */
+  stop(): void {
+    this.deliveries.stop();
   }
 
   /** For inspection. */

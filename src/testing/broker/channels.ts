@@ -71,6 +71,8 @@ export class ChannelTable {
 
   /** The connection ends: every channel is released. */
   releaseAll(): void {
+    // Every channel stops first: a message one gives back must not go to another on its way out.
+    for (const c of this.channels) c?.stop();
     for (const c of this.channels) c?.release();
     this.channels.length = 0;
     this.count = 0;

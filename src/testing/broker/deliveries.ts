@@ -19,7 +19,10 @@ export type Settle = 'ack' | 'nack' | 'reject';
 
 /** @internal */
 export class Deliveries implements ConsumerHost {
+  /** False once the channel stops taking deliveries (released, or its connection is releasing). */
   open = true;
+  /** True once {@link release} ran. */
+  released = false;
   readonly consumers = new Map<string, Consumer>();
   /** Deliveries awaiting a settlement, in delivery-tag order. */
   private unacked = new Map<number, Pending>();
@@ -253,7 +256,8 @@ export class Deliveries implements ConsumerHost {
    * deliveries are requeued, in order.
    */
   release(): void {
-    if (!this.open) return;
+    if (this.released) return;
+    this.released = true;
     this.open = false;
     this.cancels = [];
     const consumers = [...this.consumers.values()];
@@ -262,6 +266,14 @@ export class Deliveries implements ConsumerHost {
     const pending = [...this.unacked.values()];
     this.unacked.clear();
     if (pending.length > 0) this.apply('nack', pending, true);
+  }
+
+  /**
+   * Takes no more deliveries, before the release: a connection stops all its channels first, so
+   * that what one of them gives back does not go to another one on its way out.
+   */
+  stop(): void {
+    this.open = false;
   }
 
   /** When the oldest unsettled delivery was made, or undefined. */

@@ -303,3 +303,53 @@ describe('inspection', () => {
     expect(d!.properties.headers!['x-death']).toEqual(dead!.properties.headers!['x-death']);
   });
 });
+
+describe('a closing connection', () => {
+  it('does not hand the messages of one of its channels to another of its channels on the way out', async () => {
+    const broker = new EmbeddedBroker();
+    const raw = await RawClient.connect(broker);
+    await raw.channel(1);
+    await raw.channel(2);
+    raw.send(1, {
+      name: 'queue.declare',
+      queue: 'q',
+      passive: false,
+      durable: false,
+      exclusive: false,
+      autoDelete: false,
+      nowait: false,
+      arguments: {},
+    });
+    await raw.expect('queue.declare-ok');
+    raw.send(1, { name: 'basic.qos', prefetchSize: 0, prefetchCount: 1, global: false });
+    await raw.expect('basic.qos-ok');
+    raw.send(1, {
+      name: 'basic.consume',
+      queue: 'q',
+      consumerTag: 'one',
+      noLocal: false,
+      noAck: false,
+      exclusive: false,
+      nowait: false,
+      arguments: {},
+    });
+    await raw.expect('basic.consume-ok');
+    broker.publish('', 'q', 'a');
+    await raw.expect('basic.deliver');
+    raw.send(2, {
+      name: 'basic.consume',
+      queue: 'q',
+      consumerTag: 'two',
+      noLocal: false,
+      noAck: false,
+      exclusive: false,
+      nowait: false,
+      arguments: {},
+    });
+    await raw.expect('basic.consume-ok');
+    broker.closeConnection(broker.connections()[0]!);
+    const close = await raw.next();
+    expect(close).toMatchObject({ kind: 'method', method: { name: 'connection.close', replyCode: 320 } });
+    expect(broker.queue('q')).toMatchObject({ messageCount: 1, unackedCount: 0, consumerCount: 0 });
+  });
+});

@@ -266,7 +266,13 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   }
 
   acceptContent(channel: number, method: ContentMethod): boolean {
-    if (this.state !== 'open') return false;
+    if (this.state !== 'open') {
+      // Before the connection is open, content is refused as a method on a channel is (504).
+      if (this.state !== 'closing' && this.state !== 'closed') {
+        this.hardError(new BrokerFault(504, "expected 'channel.open'"), method);
+      }
+      return false;
+    }
     return this.channels.accepts(channel, method);
   }
 

@@ -353,3 +353,25 @@ describe('a closing connection', () => {
     expect(broker.queue('q')).toMatchObject({ messageCount: 1, unackedCount: 0, consumerCount: 0 });
   });
 });
+
+describe('frames a client sends before the connection is open', () => {
+  it('content on a channel during the handshake is refused as a method there is (504), not silently dropped', async () => {
+    const broker = new EmbeddedBroker();
+    const raw = await RawClient.connect(broker, { handshake: false });
+    raw.write(new Uint8Array([65, 77, 81, 80, 0, 0, 9, 1]));
+    await raw.expect('connection.start');
+    raw.send(0, {
+      name: 'connection.start-ok',
+      clientProperties: {},
+      mechanism: 'PLAIN',
+      response: '\0guest\0guest',
+    });
+    await raw.expect('connection.tune');
+    raw.send(0, { name: 'connection.tune-ok', channelMax: 0, frameMax: 131072, heartbeat: 0 });
+    raw.publish(1, { name: 'basic.publish', exchange: '', routingKey: 'q' }, {}, 'early');
+    expect(await raw.expect('connection.close')).toMatchObject({ replyCode: 504, classId: 60, methodId: 40 });
+    raw.send(0, { name: 'connection.close-ok' });
+    expect(await raw.next()).toEqual({ kind: 'closed', error: undefined });
+    expect(broker.connections()).toEqual([]);
+  });
+});

@@ -403,7 +403,8 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   private tuneOk(m: Extract<Method, { name: 'connection.tune-ok' }>): void {
     const serverMax = this.env.frameMax;
     const frameMax = m.frameMax === 0 ? serverMax : m.frameMax;
-    if (frameMax < FRAME_MIN_SIZE) {
+    // 0 from both sides (a broker configured with frameMax 0): no limit.
+    if (frameMax !== 0 && frameMax < FRAME_MIN_SIZE) {
       this.hardError(new BrokerFault(530, `frame_max=${m.frameMax} < ${FRAME_MIN_SIZE} min size`), m);
       return;
     }

@@ -375,3 +375,19 @@ describe('frames a client sends before the connection is open', () => {
     expect(broker.connections()).toEqual([]);
   });
 });
+
+describe('options at their limits', () => {
+  it('frameMax: 0 (no limit) accepts a client that asks for no limit too', async () => {
+    const broker = new EmbeddedBroker({ frameMax: 0 });
+    const raw = await RawClient.connect(broker, { frameMax: 0 });
+    expect(broker.connections()).toMatchObject([{ state: 'open', frameMax: 0 }]);
+    await raw.channel(1);
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('q'));
+    const body = 'z'.repeat(300_000);
+    broker.publish('', 'q', body);
+    const [d] = await first(ch.consume('q'), 1);
+    expect(text(d!.body)).toBe(body);
+  });
+});

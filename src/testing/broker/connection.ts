@@ -324,7 +324,10 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
       return;
     }
     if (this.holding !== undefined) {
-      this.holding.push(() => this.channels.method(channel, method));
+      // Run only if still open then: a held publish replayed before it may have closed the connection.
+      this.holding.push(() => {
+        if (this.state === 'open') this.channels.method(channel, method);
+      });
       return;
     }
     this.channels.method(channel, method);

@@ -391,3 +391,23 @@ describe('options at their limits', () => {
     expect(text(d!.body)).toBe(body);
   });
 });
+
+describe('what a block held', () => {
+  it('is not run on a connection that a held publish closed while the block was lifted', async () => {
+    const broker = new EmbeddedBroker();
+    const raw = await RawClient.connect(broker, {
+      capabilities: { authentication_failure_close: true, 'connection.blocked': true },
+    });
+    await raw.channel(1);
+    broker.block();
+    raw.publish(1, { name: 'basic.publish', exchange: '', routingKey: 'q', immediate: true }, {}, 'x');
+    expect(await raw.expect('connection.blocked')).toMatchObject({ reason: 'low on memory' });
+    raw.send(2, { name: 'channel.open' });
+    await drain();
+    broker.unblock();
+    expect(await raw.expect('connection.unblocked')).toBeDefined();
+    expect(await raw.expect('connection.close')).toMatchObject({ replyCode: 540 });
+    await drain();
+    expect(raw.events).toEqual([]);
+  });
+});

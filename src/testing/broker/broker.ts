@@ -122,8 +122,8 @@ export class EmbeddedBroker {
   private expiryTimer: ReturnType<typeof setTimeout> | undefined;
   private expiryAt = Number.POSITIVE_INFINITY;
   private readonly env: ConnectionEnvironment;
-  /** Encodes what a hook is given once, to refuse what no frame could carry before it is routed. */
-  private readonly checker = new FrameWriter();
+  /** Encodes what a hook is given once, to refuse what no frame could carry (made on first use). */
+  private checker: FrameWriter | undefined;
 
   constructor(private readonly options: EmbeddedBrokerOptions = {}) {
     checkOptions(options);
@@ -547,6 +547,7 @@ export class EmbeddedBroker {
         exchange,
         routingKey,
       };
+      this.checker ??= new FrameWriter({ chunkSize: 4096 });
       this.checker.writeContent(1, m as never, properties, NO_BODY);
     } catch (e) {
       throw new TypeError(
@@ -554,7 +555,7 @@ export class EmbeddedBroker {
         { cause: e },
       );
     } finally {
-      this.checker.takeSegments();
+      this.checker?.takeSegments();
     }
   }
 

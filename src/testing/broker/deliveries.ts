@@ -212,6 +212,18 @@ export class Deliveries implements ConsumerHost {
   /** Settles deliveries with their queues, then lets the queues deliver into the freed prefetch. */
   apply(kind: Settle, pending: readonly Pending[], requeue: boolean): void {
     const now = this.host.now();
+    if (pending.length === 1 && kind === 'ack') {
+      // The common case, one ack: no list of queues, no map of requeues.
+      const p = pending[0]!;
+      if (p.consumer !== undefined) {
+        p.consumer.unacked--;
+        this.consumerUnacked--;
+      }
+      p.queue.ack();
+      if (this.globalPrefetch !== 0) this.dispatchAll();
+      else p.queue.dispatch(now);
+      return;
+    }
     const queues: Queue[] = [];
     const back = new Map<Queue, Entry[]>();
     for (const p of pending) {

@@ -291,7 +291,7 @@ export class EmbeddedBroker {
   }
 
   private find(which: ConnectionSelector): ServerConnection {
-    const id = typeof which === 'object' ? which.id : which;
+    const id = typeof which === 'object' && which !== null ? which.id : which;
     for (const c of this.live) if (c.id === id || (typeof id === 'string' && c.name === id)) return c;
     throw new Error(`the embedded broker has no open connection ${JSON.stringify(id)}`);
   }

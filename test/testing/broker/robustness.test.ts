@@ -148,6 +148,9 @@ describe('hooks refuse what the wire cannot carry, before changing anything', ()
     expect(() => broker.dropConnection('ghost')).toThrow(
       'the embedded broker has no open connection "ghost"',
     );
+    expect(() => broker.closeConnection(null as never)).toThrow(
+      'the embedded broker has no open connection null',
+    );
   });
 
   it('refuses options a RabbitMQ could not be configured with', () => {

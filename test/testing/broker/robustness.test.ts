@@ -432,3 +432,58 @@ describe('cost', () => {
     expect(broker.queue('q')!.messageCount).toBe(2000);
   });
 });
+
+describe('a client that goes away at an awkward moment', () => {
+  it('destroying its transport from inside onData (the broker still writing)', async () => {
+    const broker = new EmbeddedBroker({ frameMax: 4096 });
+    const conn = await open(broker);
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('q'));
+    broker.publish('', 'q', 'x'.repeat(20_000));
+    let transport: { destroy(): void } | undefined;
+    let chunks = 0;
+    const closed: (Error | undefined)[] = [];
+    transport = await broker.connector(
+      {
+        scheme: 'amqp',
+        url: 'amqp://embedded:5672/',
+        hostname: 'embedded',
+        port: 5672,
+        tls: undefined,
+        socket: { noDelay: true, keepAlive: false, localAddress: undefined, family: 0 },
+        timeoutMs: 1000,
+        writeHighWaterMark: 1 << 20,
+      },
+      {
+        onData: () => {
+          chunks++;
+          transport?.destroy();
+        },
+        onDrain: () => {},
+        onClose: (e) => closed.push(e),
+      },
+      new AbortController().signal,
+    );
+    (transport as unknown as { write(b: Uint8Array): void }).write(
+      new Uint8Array([65, 77, 81, 80, 0, 0, 9, 1]),
+    );
+    await settle();
+    expect(chunks).toBe(1);
+    expect(closed).toEqual([undefined]);
+    // The broker forgot it, and serves the others as before.
+    expect(broker.connections()).toHaveLength(1);
+    const [d] = await first(ch.consume('q'), 1);
+    expect(d!.body.length).toBe(20_000);
+  });
+
+  it('ending its transport in the middle of a frame', async () => {
+    const broker = new EmbeddedBroker();
+    const raw = await RawClient.connect(broker);
+    await raw.channel(1);
+    raw.write(new Uint8Array([1, 0, 1, 0, 0, 0, 40, 0, 50]));
+    (raw as unknown as { transport: { end(): void } }).transport.end();
+    await settle();
+    expect(raw.events).toEqual([{ kind: 'closed', error: undefined }]);
+    expect(broker.connections()).toEqual([]);
+  });
+});

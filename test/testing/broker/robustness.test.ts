@@ -487,3 +487,39 @@ describe('a client that goes away at an awkward moment', () => {
     expect(broker.connections()).toEqual([]);
   });
 });
+
+describe('lifetime', () => {
+  it('leaves no connection, queue or timer behind after many connections end every way there is', async () => {
+    jest.useFakeTimers();
+    const broker = new EmbeddedBroker({ timers: true, heartbeat: 5, seed: 1 });
+    for (let i = 0; i < 60; i++) {
+      const conn = await connectTo(broker, 'amqp://guest:guest@embedded?heartbeat=5', { name: `c${i}` });
+      const ch = await conn.openChannel();
+      const q = await lastValueFrom(
+        ch.queueDeclare('', { exclusive: true, arguments: { 'x-expires': 60_000 } }),
+      );
+      broker.publish('', q.queue, 'x', { expiration: '30000' });
+      // (An error handler: rxjs reports an unhandled one on a timer of its own.)
+      const sub = ch.consume(q.queue, { prefetch: 5 }).subscribe({ error: () => {} });
+      await drain();
+      if (i % 4 === 0) {
+        sub.unsubscribe();
+        await lastValueFrom(conn.close());
+      } else if (i % 4 === 1) broker.closeConnection(`c${i}`);
+      else if (i % 4 === 2) broker.dropConnection(`c${i}`, { midFrame: true });
+      else broker.reset();
+      await drain();
+    }
+    expect(broker.connections()).toEqual([]);
+    expect(broker.queues()).toEqual([]);
+    expect(jest.getTimerCount()).toBe(0);
+    // And close() on a broker with open, heartbeating connections leaves none either.
+    await connectTo(broker, 'amqp://guest:guest@embedded?heartbeat=5');
+    await connectTo(broker, 'amqp://guest:guest@embedded?heartbeat=5');
+    expect(jest.getTimerCount()).toBeGreaterThan(0);
+    broker.close();
+    await drain();
+    expect(broker.connections()).toEqual([]);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+});

@@ -8,12 +8,14 @@
  * @module
  */
 import { ConnectionClosedError } from '../../errors.js';
-import { utf8Encode } from '../../protocol/bytes.js';
+import { allocBytes, utf8Encode } from '../../protocol/bytes.js';
 import type { FieldTable } from '../../protocol/field-table.js';
+import { FrameWriter } from '../../protocol/frame-writer.js';
 import type { BasicProperties } from '../../protocol/generated.js';
 import type { TransportConnector } from '../../transport/transport.js';
 import { type ConnectionEnvironment, ServerConnection } from './connection.js';
 import { Exchange } from './exchange.js';
+import { BrokerFault, resource, truncate } from './faults.js';
 import { connectionInfo, exchangeInfo, queueInfo } from './inspect.js';
 import { MemoryLink } from './memory-transport.js';
 import { NameGenerator } from './names.js';
@@ -43,6 +45,30 @@ export type ConnectionSelector = number | string | ConnectionInfo;
 
 /** RabbitMQ 3.10's default consumer_timeout: 30 minutes. */
 const DEFAULT_CONSUMER_TIMEOUT = 1_800_000;
+
+/** The largest body the broker's frame writer (and the client's decoder) accepts: 128 MiB. */
+const MAX_BODY_SIZE = 128 * 1024 * 1024;
+const NO_BODY = allocBytes(0);
+
+/** Refuses option values no RabbitMQ could be configured with, naming the option. */
+function checkOptions(options: EmbeddedBrokerOptions): void {
+  const whole = (name: string, value: number | undefined, min: number, max: number, extra = ''): void => {
+    if (value === undefined) return;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new RangeError(
+        `EmbeddedBroker: ${name} must be an integer from ${min} to ${max}${extra}, not ${String(value)}`,
+      );
+    }
+  };
+  const { frameMax } = options;
+  if (frameMax !== 0) whole('frameMax', frameMax, 4096, 0xffffffff, ' (or 0: no limit)');
+  whole('channelMax', options.channelMax, 0, 65535);
+  whole('heartbeat', options.heartbeat, 0, 65535);
+  whole('consumerTimeout', options.consumerTimeout, 0, Number.MAX_SAFE_INTEGER);
+  if (options.clock !== undefined && typeof options.clock !== 'function') {
+    throw new TypeError('EmbeddedBroker: clock must be a function returning milliseconds');
+  }
+}
 
 const SERVER_PROPERTIES: FieldTable = {
   capabilities: {
@@ -96,9 +122,13 @@ export class EmbeddedBroker {
   private expiryTimer: ReturnType<typeof setTimeout> | undefined;
   private expiryAt = Number.POSITIVE_INFINITY;
   private readonly env: ConnectionEnvironment;
+  /** Encodes what a hook is given once, to refuse what no frame could carry (made on first use). */
+  private checker: FrameWriter | undefined;
 
   constructor(private readonly options: EmbeddedBrokerOptions = {}) {
-    this.clock = options.clock ?? Date.now;
+    checkOptions(options);
+    // Date.now looked up at each call: fake timers installed after the broker was made drive it too.
+    this.clock = options.clock ?? (() => Date.now());
     this.names = new NameGenerator(options.seed);
     this.users = [...(options.users ?? [{ username: 'guest', password: 'guest' }])];
     for (const name of options.vhosts ?? ['/']) this.addVhost(name);
@@ -125,6 +155,9 @@ export class EmbeddedBroker {
       tick: () => this.tick(),
       settled: () => this.schedule(),
       nackRequested: (publish) => this.nackRequested(publish),
+      get nacking() {
+        return broker.nackRules.length > 0;
+      },
       get blockReason() {
         return broker.blockReason;
       },
@@ -205,6 +238,7 @@ export class EmbeddedBroker {
    */
   expire(): void {
     this.tick();
+    this.schedule();
   }
 
   private tick(): void {
@@ -257,7 +291,7 @@ export class EmbeddedBroker {
   }
 
   private find(which: ConnectionSelector): ServerConnection {
-    const id = typeof which === 'object' ? which.id : which;
+    const id = typeof which === 'object' && which !== null ? which.id : which;
     for (const c of this.live) if (c.id === id || (typeof id === 'string' && c.name === id)) return c;
     throw new Error(`the embedded broker has no open connection ${JSON.stringify(id)}`);
   }
@@ -274,7 +308,8 @@ export class EmbeddedBroker {
    */
   closeConnection(which: ConnectionSelector, reason = 'Closed via the embedded broker'): void {
     this.tick();
-    this.find(which).closeWith(320, `CONNECTION_FORCED - ${reason}`, 0, 0);
+    // Cut as RabbitMQ cuts a reply text: a long reason must not fail the close.
+    this.find(which).closeWith(320, new BrokerFault(320, reason).replyText, 0, 0);
   }
 
   /**
@@ -313,7 +348,8 @@ export class EmbeddedBroker {
    */
   block(reason = 'low on memory'): void {
     this.tick();
-    this.blockReason = reason;
+    // connection.blocked carries it in a short string: cut as the broker cuts its reply texts.
+    this.blockReason = truncate(String(reason));
   }
 
   /**
@@ -348,6 +384,11 @@ export class EmbeddedBroker {
    * ```
    */
   nackPublishes(rule: number | ((publish: PublishedMessage) => boolean)): () => void {
+    if (typeof rule === 'number' ? !Number.isSafeInteger(rule) || rule < 0 : typeof rule !== 'function') {
+      throw new TypeError(
+        `nackPublishes: expected a count (a whole number, 0 or more) or a predicate, not ${String(rule)}`,
+      );
+    }
     const entry: NackRule = typeof rule === 'number' ? { remaining: rule } : { match: rule };
     this.nackRules.push(entry);
     return () => {
@@ -356,10 +397,13 @@ export class EmbeddedBroker {
   }
 
   private nackRequested(publish: PublishedMessage): boolean {
-    for (const rule of this.nackRules) {
+    const rules = this.nackRules;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
       if ('remaining' in rule) {
         if (rule.remaining > 0) {
-          rule.remaining--;
+          // A used-up count goes: a long run of nackPublishes(1) does not pile rules up.
+          if (--rule.remaining === 0) this.nackRules = rules.filter((r) => r !== rule);
           return true;
         }
       } else if (rule.match(publish)) return true;
@@ -470,9 +514,49 @@ export class EmbeddedBroker {
   ): number {
     this.tick();
     const v = this.vhost(vhost);
-    const e = v.exchange(exchange);
+    const e = v.exchanges.get(exchange);
+    if (e === undefined)
+      throw new Error(`the embedded broker has no ${resource('exchange', exchange, vhost)}`);
     const bytes = typeof body === 'string' ? utf8Encode(body) : body.slice();
-    return v.publish(e, routingKey, properties, bytes).routed;
+    this.checkEncodable(exchange, routingKey, properties, bytes);
+    const routed = v.publish(e, routingKey, properties, bytes).routed;
+    this.schedule();
+    return routed;
+  }
+
+  /**
+   * Throws, before anything is routed, when a message given to a hook could not be written in a
+   * frame (a short string over 255 bytes, a header value no field table can carry, a body over
+   * 128 MiB): stored, it would fail the connection of whichever consumer it reached.
+   */
+  private checkEncodable(
+    exchange: string,
+    routingKey: string,
+    properties: BasicProperties,
+    body: Uint8Array,
+  ): void {
+    try {
+      if (body.length > MAX_BODY_SIZE) {
+        throw new Error(`message body of ${body.length} bytes exceeds the maximum of ${MAX_BODY_SIZE}`);
+      }
+      const m = {
+        name: 'basic.deliver',
+        consumerTag: '',
+        deliveryTag: 1,
+        redelivered: false,
+        exchange,
+        routingKey,
+      };
+      this.checker ??= new FrameWriter({ chunkSize: 4096 });
+      this.checker.writeContent(1, m as never, properties, NO_BODY);
+    } catch (e) {
+      throw new TypeError(
+        `the embedded broker cannot publish this message: ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
+      );
+    } finally {
+      this.checker?.takeSegments();
+    }
   }
 
   /**
@@ -485,7 +569,12 @@ export class EmbeddedBroker {
    */
   purgeQueue(name: string, vhost = '/'): number {
     this.tick();
-    return this.vhost(vhost).queue(name, undefined).purge();
+    // Any queue, exclusive ones included (an operator's command is not bound to a connection).
+    const q = this.vhost(vhost).queues.get(name);
+    if (q === undefined) throw new Error(`the embedded broker has no ${resource('queue', name, vhost)}`);
+    const n = q.purge();
+    this.schedule();
+    return n;
   }
 
   /**
@@ -500,6 +589,7 @@ export class EmbeddedBroker {
     this.tick();
     const q = this.vhost(vhost).queues.get(name);
     if (q !== undefined) this.vhost(vhost).deleteQueueNow(q);
+    this.schedule();
   }
 
   /**
@@ -516,6 +606,9 @@ export class EmbeddedBroker {
     for (const v of this.vhosts.values()) v.reset();
     this.nackRules = [];
     this.blockReason = undefined;
+    // Generated names start again, so a test sees the same ones whatever ran before the reset.
+    this.names.reset();
+    this.schedule();
   }
 
   /**

@@ -38,6 +38,8 @@ export interface ChannelHost {
   scheduleFlush(): void;
   /** True when a broker hook says to nack this confirmed publish. */
   nackRequested(publish: PublishInfo): boolean;
+  /** True when some nack rule is in force: {@link nackRequested} is asked only then. */
+  readonly nacking: boolean;
 }
 
 /** RabbitMQ's direct reply-to pseudo-queue. */
@@ -261,7 +263,10 @@ export class ServerChannel {
     let seq = 0;
     if (this.confirm) {
       seq = ++this.publishSeq;
-      if (this.host.nackRequested({ exchange: m.exchange, routingKey: m.routingKey, properties, body })) {
+      if (
+        this.host.nacking &&
+        this.host.nackRequested({ exchange: m.exchange, routingKey: m.routingKey, properties, body })
+      ) {
         this.confirms.nack(seq);
         return;
       }
@@ -390,11 +395,16 @@ export class ServerChannel {
    * auto-delete queue may go with them), then its unsettled deliveries are requeued, in order.
    */
   release(): void {
-    if (!this.open) return;
+    if (this.deliveries.released) return;
     this.confirms.clear();
     this.tx = undefined;
     this.stopReplies();
     this.deliveries.release();
+  }
+
+  /** Takes no more deliveries (its connection is about to release it). */
+  stop(): void {
+    this.deliveries.stop();
   }
 
   /** For inspection. */

@@ -23,7 +23,7 @@ import {
 } from '../../protocol/generated.js';
 import type { PublishInfo, ServerChannel } from './channel.js';
 import { ChannelTable, type TableHost } from './channels.js';
-import { BrokerFault } from './faults.js';
+import { BrokerFault, truncate } from './faults.js';
 import { frameFault } from './frame-faults.js';
 import type { MemoryLink, ServerEnd } from './memory-transport.js';
 import { later } from './memory-transport.js';
@@ -50,6 +50,8 @@ export interface ConnectionEnvironment {
   /** After a batch of work: timers may need rescheduling. */
   settled(): void;
   nackRequested(publish: PublishInfo): boolean;
+  /** True when some nack rule is in force (only then is each confirmed publish described to them). */
+  readonly nacking: boolean;
   /** The broker-wide block, if any. */
   readonly blockReason: string | undefined;
   closed(connection: ServerConnection): void;
@@ -108,6 +110,10 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
     return this.env.nackRequested(publish);
   }
 
+  get nacking(): boolean {
+    return this.env.nacking;
+  }
+
   /** The `connection_name` the client gave, if any. */
   get name(): string | undefined {
     const n = this.clientProperties.connection_name;
@@ -146,6 +152,14 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
 
   /** Writes what is pending to the client (confirms first collected into acks and nacks). */
   flush(): void {
+    try {
+      this.flushNow();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private flushNow(): void {
     this.flushScheduled = false;
     this.channels.flushConfirms();
     const segments = this.writer.takeSegments();
@@ -165,6 +179,39 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
 
   receive(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
+    try {
+      this.receiveNow(chunk);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /**
+   * Whatever throws while the broker handles input or writes output (a fault of the broker's own,
+   * never expected) ends this connection with 541 INTERNAL_ERROR, or drops it when that cannot be
+   * written: it never escapes into the job that moves the bytes, where it would be an unhandled
+   * rejection and leave the connection hanging.
+   */
+  private fail(e: unknown): void {
+    if (this.state === 'closed') return;
+    const text = e instanceof Error ? e.message : String(e);
+    try {
+      if (this.state === 'closing') throw e;
+      this.closeWith(541, new BrokerFault(541, text).replyText, 0, 0);
+    } catch {
+      this.writer.takeSegments();
+      this.holding = undefined;
+      try {
+        this.releaseAll();
+      } catch {
+        // Released as far as it could be: the connection goes regardless.
+      }
+      this.link.serverDrop(new Error(`the embedded broker failed: ${text}`), undefined);
+      this.finish();
+    }
+  }
+
+  private receiveNow(chunk: Uint8Array): void {
     this.receivedSinceBeat = true;
     this.env.tick();
     let bytes = chunk;
@@ -219,7 +266,13 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   }
 
   acceptContent(channel: number, method: ContentMethod): boolean {
-    if (this.state !== 'open') return false;
+    if (this.state !== 'open') {
+      // Before the connection is open, content is refused as a method on a channel is (504).
+      if (this.state !== 'closing' && this.state !== 'closed') {
+        this.hardError(new BrokerFault(504, "expected 'channel.open'"), method);
+      }
+      return false;
+    }
     return this.channels.accepts(channel, method);
   }
 
@@ -271,7 +324,10 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
       return;
     }
     if (this.holding !== undefined) {
-      this.holding.push(() => this.channels.method(channel, method));
+      // Run only if still open then: a held publish replayed before it may have closed the connection.
+      this.holding.push(() => {
+        if (this.state === 'open') this.channels.method(channel, method);
+      });
       return;
     }
     this.channels.method(channel, method);
@@ -350,7 +406,8 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   private tuneOk(m: Extract<Method, { name: 'connection.tune-ok' }>): void {
     const serverMax = this.env.frameMax;
     const frameMax = m.frameMax === 0 ? serverMax : m.frameMax;
-    if (frameMax < FRAME_MIN_SIZE) {
+    // 0 from both sides (a broker configured with frameMax 0): no limit.
+    if (frameMax !== 0 && frameMax < FRAME_MIN_SIZE) {
       this.hardError(new BrokerFault(530, `frame_max=${m.frameMax} < ${FRAME_MIN_SIZE} min size`), m);
       return;
     }
@@ -462,10 +519,23 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   /** Sends connection.close (a forced close, an error) and releases everything at once. */
   closeWith(replyCode: number, replyText: string, classId: number, methodId: number): void {
     if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.state === 'header') {
+      // No protocol header yet, so no AMQP to speak: RabbitMQ just closes the socket.
+      this.link.serverEnd();
+      this.finish();
+      return;
+    }
     const handshaking = this.state === 'start' || this.state === 'tune';
-    this.releaseAll();
-    this.writeMethod(0, { name: 'connection.close', replyCode, replyText, classId, methodId });
+    this.stopHeartbeats();
     this.state = 'closing';
+    this.releaseAll();
+    this.writeMethod(0, {
+      name: 'connection.close',
+      replyCode,
+      replyText: truncate(replyText),
+      classId,
+      methodId,
+    });
     // During the login, RabbitMQ hangs up after the close without waiting for close-ok.
     if (handshaking) this.end();
   }
@@ -501,7 +571,14 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   private finish(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    this.stopHeartbeats();
     this.env.closed(this);
+  }
+
+  /** Closing or closed, the connection sends no heartbeats and checks none: no timer outlives it. */
+  private stopHeartbeats(): void {
+    if (this.heartbeatTimer === undefined) return;
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
   }
 }

@@ -19,7 +19,10 @@ export type Settle = 'ack' | 'nack' | 'reject';
 
 /** @internal */
 export class Deliveries implements ConsumerHost {
+  /** False once the channel stops taking deliveries (released, or its connection is releasing). */
   open = true;
+  /** True once {@link release} ran. */
+  released = false;
   readonly consumers = new Map<string, Consumer>();
   /** Deliveries awaiting a settlement, in delivery-tag order. */
   private unacked = new Map<number, Pending>();
@@ -209,6 +212,18 @@ export class Deliveries implements ConsumerHost {
   /** Settles deliveries with their queues, then lets the queues deliver into the freed prefetch. */
   apply(kind: Settle, pending: readonly Pending[], requeue: boolean): void {
     const now = this.host.now();
+    if (pending.length === 1 && kind === 'ack') {
+      // The common case, one ack: no list of queues, no map of requeues.
+      const p = pending[0]!;
+      if (p.consumer !== undefined) {
+        p.consumer.unacked--;
+        this.consumerUnacked--;
+      }
+      p.queue.ack();
+      if (this.globalPrefetch !== 0) this.dispatchAll();
+      else p.queue.dispatch(now);
+      return;
+    }
     const queues: Queue[] = [];
     const back = new Map<Queue, Entry[]>();
     for (const p of pending) {
@@ -253,7 +268,8 @@ export class Deliveries implements ConsumerHost {
    * deliveries are requeued, in order.
    */
   release(): void {
-    if (!this.open) return;
+    if (this.released) return;
+    this.released = true;
     this.open = false;
     this.cancels = [];
     const consumers = [...this.consumers.values()];
@@ -262,6 +278,14 @@ export class Deliveries implements ConsumerHost {
     const pending = [...this.unacked.values()];
     this.unacked.clear();
     if (pending.length > 0) this.apply('nack', pending, true);
+  }
+
+  /**
+   * Takes no more deliveries, before the release: a connection stops all its channels first, so
+   * that what one of them gives back does not go to another one on its way out.
+   */
+  stop(): void {
+    this.open = false;
   }
 
   /** When the oldest unsettled delivery was made, or undefined. */

@@ -62,8 +62,11 @@ export function defaultExchangeRefused(): BrokerFault {
   return refused('operation not permitted on the default exchange');
 }
 
-/** RabbitMQ cuts a reply text longer than a short string (255 bytes) to 252 bytes and "...". */
-function truncate(text: string): string {
+/**
+ * @internal RabbitMQ cuts a reply text longer than a short string (255 bytes) to 252 bytes and "...";
+ * the broker cuts the other texts it writes into a short string (a block reason) the same way.
+ */
+export function truncate(text: string): string {
   if (utf8Length(text) <= 255) return text;
   let cut = text.slice(0, 252);
   while (utf8Length(cut) > 252) cut = cut.slice(0, -1);

@@ -81,14 +81,17 @@ export function deadLetterProperties(
   const routingKeys: FieldValue[] = [content.routingKey];
   const cc = content.properties.headers?.CC;
   if (Array.isArray(cc)) for (const k of cc) routingKeys.push(k);
+  // Plain values, as the client decodes them (inspection shows `count: 1`, `time` a Date); `count`
+  // remembers its wire type, a long as RabbitMQ writes it (a Date is a timestamp by itself).
   const death: FieldTable = {
-    count: field.int64(count),
+    count,
     reason,
     queue,
-    time: field.timestamp(new Date(Math.floor(now / 1000) * 1000)),
+    time: new Date(Math.floor(now / 1000) * 1000),
     exchange: content.exchange,
     'routing-keys': routingKeys,
   };
+  rememberFieldType(death, 'count', 'l');
   if (expiration !== undefined) death['original-expiration'] = expiration;
   headers['x-death'] = [death, ...others];
   if (headers['x-first-death-exchange'] === undefined) {

@@ -12,9 +12,16 @@ const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 /** @internal A deterministic source of RabbitMQ-like generated names. */
 export class NameGenerator {
   private state: number;
+  private readonly initial: number;
 
   constructor(seed = 0x2f6b1d) {
-    this.state = seed >>> 0 || 1;
+    this.initial = seed >>> 0 || 1;
+    this.state = this.initial;
+  }
+
+  /** Back to the first name of the seed (a reset broker names things as a fresh one). */
+  reset(): void {
+    this.state = this.initial;
   }
 
   private nextInt(): number {

@@ -13,6 +13,7 @@
 import type { FieldTable } from '../../protocol/field-table.js';
 import type { QueueSettings } from './arguments.js';
 import { type Content, type DeathReason, Entry, messageTtl } from './message.js';
+import { ReadyList } from './ready-list.js';
 
 /** @internal What a queue delivers to: a consumer on some channel. */
 export interface QueueConsumer {
@@ -39,9 +40,13 @@ export type EnqueueResult = 'accepted' | 'rejected';
 
 /** @internal */
 export class Queue {
-  /** Ready messages from `head` on, in order. */
-  private ready: Entry[] = [];
-  private head = 0;
+  /**
+   * Ready messages: one list, or in a priority queue one per priority level (index = priority), each
+   * in order; the queue's order is the highest non-empty level first. Publishing to a priority queue
+   * is then O(1) too (a sorted array needed a splice per message).
+   */
+  private readonly levels: ReadyList[];
+  private readyCount = 0;
   /** Body bytes of the ready messages. */
   readyBytes = 0;
   /** Delivered with acknowledgement and not yet settled. */
@@ -70,6 +75,16 @@ export class Queue {
     now: number,
   ) {
     this.lastUsed = now;
+    const n = (settings.maxPriority ?? 0) + 1;
+    this.levels = [];
+    for (let i = 0; i < n; i++) this.levels.push(new ReadyList());
+  }
+
+  /** The list holding the queue's head: the highest priority level with messages. */
+  private top(): ReadyList | undefined {
+    const levels = this.levels;
+    for (let i = levels.length - 1; i >= 0; i--) if (levels[i]!.length > 0) return levels[i];
+    return undefined;
   }
 
   get exclusive(): boolean {
@@ -78,12 +93,14 @@ export class Queue {
 
   /** Ready messages. */
   get messageCount(): number {
-    return this.ready.length - this.head;
+    return this.readyCount;
   }
 
-  /** The ready messages, oldest first (a copy). */
+  /** The ready messages, in delivery order (a copy). */
   readyEntries(): Entry[] {
-    return this.ready.slice(this.head);
+    const out: Entry[] = [];
+    for (let i = this.levels.length - 1; i >= 0; i--) this.levels[i]!.copyTo(out);
+    return out;
   }
 
   /**
@@ -143,36 +160,17 @@ export class Queue {
     return s.maxLengthBytes !== undefined && this.readyBytes > s.maxLengthBytes;
   }
 
+  /** At the back of its priority level (after every message of the same or a higher priority). */
   private push(entry: Entry): void {
     this.readyBytes += entry.content.body.length;
-    const ready = this.ready;
-    if (entry.priority === 0 || this.settings.maxPriority === undefined) {
-      ready.push(entry);
-      return;
-    }
-    // A priority queue: after every message of the same or a higher priority.
-    let lo = this.head;
-    let hi = ready.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (ready[mid]!.priority >= entry.priority) lo = mid + 1;
-      else hi = mid;
-    }
-    ready.splice(lo, 0, entry);
+    this.readyCount++;
+    this.levels[entry.priority]!.push(entry);
   }
 
   private shift(): Entry | undefined {
-    if (this.head >= this.ready.length) return undefined;
-    const entry = this.ready[this.head]!;
-    this.ready[this.head] = undefined as unknown as Entry;
-    this.head++;
-    if (this.head === this.ready.length) {
-      this.ready.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.ready.length) {
-      this.ready = this.ready.slice(this.head);
-      this.head = 0;
-    }
+    const entry = this.top()?.shift();
+    if (entry === undefined) return undefined;
+    this.readyCount--;
     this.readyBytes -= entry.content.body.length;
     return entry;
   }
@@ -184,12 +182,12 @@ export class Queue {
 
   /** Drops (or dead-letters) the expired messages at the head. */
   expire(now: number): void {
-    while (this.head < this.ready.length && this.ready[this.head]!.expiresAt <= now) this.dropHead('expired');
+    while (this.readyCount > 0 && this.top()!.peek()!.expiresAt <= now) this.dropHead('expired');
   }
 
   /** When the head message expires, or Infinity. */
   get nextExpiry(): number {
-    return this.head < this.ready.length ? this.ready[this.head]!.expiresAt : Number.POSITIVE_INFINITY;
+    return this.readyCount > 0 ? this.top()!.peek()!.expiresAt : Number.POSITIVE_INFINITY;
   }
 
   /** True when some consumer has an `x-priority`. */
@@ -239,8 +237,8 @@ export class Queue {
   /** Delivers ready messages to the consumers that can take them, round robin. */
   dispatch(now: number): void {
     if (this.consumers.length === 0 || this.deleted) return;
-    while (this.head < this.ready.length) {
-      if (this.ready[this.head]!.expiresAt <= now) {
+    while (this.readyCount > 0) {
+      if (this.top()!.peek()!.expiresAt <= now) {
         this.dropHead('expired');
         continue;
       }
@@ -303,51 +301,33 @@ export class Queue {
    * a quorum queue puts them at the back instead, in the order they came back.
    */
   private putBack(entries: Entry[]): void {
-    if (this.settings.type === 'quorum' || this.settings.maxPriority !== undefined) {
-      if (this.settings.type === 'quorum') for (const e of entries) this.push(e);
-      else for (const e of [...entries].sort((a, b) => a.seq - b.seq)) this.insertBySeq(e);
+    if (this.settings.type === 'quorum') {
+      for (const e of entries) this.push(e);
       return;
     }
     if (entries.length > 1) entries.sort((a, b) => a.seq - b.seq);
     for (const e of entries) this.readyBytes += e.content.body.length;
-    const first = this.head < this.ready.length ? this.ready[this.head]!.seq : Number.POSITIVE_INFINITY;
-    if (entries[entries.length - 1]!.seq < first && this.head >= entries.length) {
-      for (let i = entries.length - 1; i >= 0; i--) this.ready[--this.head] = entries[i]!;
+    this.readyCount += entries.length;
+    const levels = this.levels;
+    if (levels.length === 1 || entries.length === 1) {
+      levels[entries[0]!.priority]!.putBack(entries);
       return;
     }
-    const rest = this.ready.slice(this.head);
-    const merged: Entry[] = [];
-    let i = 0;
-    let j = 0;
-    while (i < entries.length || j < rest.length) {
-      if (j >= rest.length || (i < entries.length && entries[i]!.seq < rest[j]!.seq))
-        merged.push(entries[i++]!);
-      else merged.push(rest[j++]!);
+    // A priority queue: each level takes back its own, in sequence order.
+    const byLevel = new Map<number, Entry[]>();
+    for (const e of entries) {
+      const list = byLevel.get(e.priority);
+      if (list === undefined) byLevel.set(e.priority, [e]);
+      else list.push(e);
     }
-    this.ready = merged;
-    this.head = 0;
-  }
-
-  /** Priority queues: back in (priority, sequence) order. */
-  private insertBySeq(entry: Entry): void {
-    this.readyBytes += entry.content.body.length;
-    const ready = this.ready;
-    let i = this.head;
-    while (
-      i < ready.length &&
-      (ready[i]!.priority > entry.priority ||
-        (ready[i]!.priority === entry.priority && ready[i]!.seq < entry.seq))
-    ) {
-      i++;
-    }
-    ready.splice(i, 0, entry);
+    for (const [p, list] of byLevel) levels[p]!.putBack(list);
   }
 
   /** Removes every ready message; returns how many. */
   purge(): number {
     const n = this.messageCount;
-    this.ready = [];
-    this.head = 0;
+    for (const level of this.levels) level.clear();
+    this.readyCount = 0;
     this.readyBytes = 0;
     return n;
   }

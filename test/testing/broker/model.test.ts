@@ -252,9 +252,37 @@ describe('queue', () => {
     const props = q.readyEntries()[0]!.content.properties;
     const deaths = props.headers!['x-death'] as Record<string, unknown>[];
     expect(deaths).toHaveLength(1);
-    expect(deaths[0]!.count).toEqual(field.int64(3));
+    expect(deaths[0]!.count).toBe(3);
+    expect(fieldTypesOf(deaths[0] as never)).toEqual({ count: 'l' });
     expect(props.headers!['x-first-death-reason']).toBe('rejected');
     expect(fieldTypesOf(props.headers!)).toEqual({});
+  });
+
+  it('keeps a priority queue in (priority, publish) order through publishes and requeues', () => {
+    const v = vhost();
+    const q = declare(v, 'q', { 'x-max-priority': 3 });
+    const order = [
+      ['a', 0],
+      ['b', 2],
+      ['c', 1],
+      ['d', 2],
+      ['e', 9],
+      ['f', 0],
+    ] as const;
+    for (const [body, priority] of order) publish(v, '', 'q', body, { priority });
+    expect(bodies(q)).toEqual(['e', 'b', 'd', 'c', 'a', 'f']); // 9 counts as the maximum, 3
+    const c = consumer(4);
+    q.addConsumer(c, 0);
+    expect(c.got.map((e) => text(e.content.body))).toEqual(['e', 'b', 'd', 'c']);
+    publish(v, '', 'q', 'g', { priority: 2 });
+    q.removeConsumer(c, 0);
+    // Requeued out of order and across levels: each goes back to its place.
+    q.requeue([c.got[3]!, c.got[0]!, c.got[2]!], 0);
+    expect(bodies(q)).toEqual(['e', 'd', 'g', 'c', 'a', 'f']);
+    expect(q.messageCount).toBe(6);
+    expect(q.readyBytes).toBe(6);
+    expect(q.purge()).toBe(6);
+    expect(bodies(q)).toEqual([]);
   });
 
   it('x-expires deletes an unused queue', () => {

@@ -8,39 +8,13 @@
  * @internal
  */
 import type { BasicProperties, Method, MethodInit, MethodOf } from '../../protocol/generated.js';
+import type { ChannelHost } from './channel-host.js';
 import { ConfirmBuffer } from './confirms.js';
 import type { Pending } from './consumer.js';
 import { Deliveries, type Settle } from './deliveries.js';
 import { BrokerFault, notFound, precondition, refused, resource } from './faults.js';
 import type { Content } from './message.js';
-import type { NameGenerator } from './names.js';
 import type { VirtualHost } from './vhost.js';
-
-/** @internal What a publish looks like to a nack rule. */
-export interface PublishInfo {
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly properties: BasicProperties;
-  readonly body: Uint8Array;
-}
-
-/** @internal What a channel needs from its connection. */
-export interface ChannelHost {
-  readonly vhost: VirtualHost;
-  readonly user: string;
-  readonly names: NameGenerator;
-  /** The client said it understands basic.cancel from the server. */
-  readonly cancelNotify: boolean;
-  now(): number;
-  writeMethod(channel: number, method: MethodInit): void;
-  writeContent(channel: number, method: MethodInit, properties: BasicProperties, body: Uint8Array): void;
-  /** Writes what is pending (confirms, cancel notifications) soon, from a job of its own. */
-  scheduleFlush(): void;
-  /** True when a broker hook says to nack this confirmed publish. */
-  nackRequested(publish: PublishInfo): boolean;
-  /** True when some nack rule is in force: {@link nackRequested} is asked only then. */
-  readonly nacking: boolean;
-}
 
 /** RabbitMQ's direct reply-to pseudo-queue. */
 const REPLY_TO = 'amq.rabbitmq.reply-to';

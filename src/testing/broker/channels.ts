@@ -8,7 +8,8 @@
  */
 import type { ContentMethod } from '../../protocol/frame-decoder.js';
 import { type BasicProperties, METHOD_INFO, type Method } from '../../protocol/generated.js';
-import { type ChannelHost, ServerChannel } from './channel.js';
+import { ServerChannel } from './channel.js';
+import type { ChannelHost } from './channel-host.js';
 import { BrokerFault } from './faults.js';
 
 /** @internal What the table needs from its connection. */

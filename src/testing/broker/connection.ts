@@ -21,7 +21,8 @@ import {
   type MethodInit,
   PROTOCOL_HEADER,
 } from '../../protocol/generated.js';
-import type { PublishInfo, ServerChannel } from './channel.js';
+import type { ServerChannel } from './channel.js';
+import type { PublishInfo } from './channel-host.js';
 import { ChannelTable, type TableHost } from './channels.js';
 import { BrokerFault, truncate } from './faults.js';
 import { frameFault } from './frame-faults.js';

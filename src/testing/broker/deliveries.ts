@@ -8,7 +8,7 @@
  * @internal
  */
 import type { MethodOf } from '../../protocol/generated.js';
-import type { ChannelHost } from './channel.js';
+import type { ChannelHost } from './channel-host.js';
 import { Consumer, type ConsumerHost, Pending } from './consumer.js';
 import { BrokerFault, precondition } from './faults.js';
 import { type Content, deliveryProperties, type Entry } from './message.js';

@@ -5,6 +5,9 @@
  * runs against the RabbitMQ on 127.0.0.1:5672; testcontainers needs a Docker daemon, which this machine
  * does not have (a Docker daemon that does not answer is the case tested).
  */
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { lastValueFrom } from 'rxjs';
 import { ConfigurationError, NoBrokerError } from '../../src/node.js';
@@ -150,5 +153,37 @@ describe('brokerForTests', () => {
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as Error).message).toContain(message);
     expectNoSecret((error as Error).message);
+  });
+
+  it('tries testcontainers when a Docker daemon answers, and reports why starting the container failed', async () => {
+    // A stand-in daemon that answers the ping and refuses everything else: this machine has no Docker.
+    const socket = join(tmpdir(), `rxamqp-fake-docker-${process.pid}.sock`);
+    const requests: string[] = [];
+    const daemon = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      res.writeHead(req.url === '/_ping' ? 200 : 500, { 'content-type': 'application/json' });
+      res.end(req.url === '/_ping' ? 'OK' : '{"message":"no containers here"}');
+    });
+    await new Promise<void>((resolve) => daemon.listen(socket, resolve));
+    // testcontainers finds its daemon through the process's own environment.
+    const saved = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = `unix://${socket}`;
+    try {
+      const error = await brokerForTests({
+        env: { DOCKER_HOST: `unix://${socket}` },
+        localUrl: NOWHERE,
+        probeTimeoutMs: 500,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NoBrokerError);
+      expect((error as Error).message).toContain('starting rabbitmq:3.13-alpine with testcontainers failed');
+      expect((error as Error).cause).toBeInstanceOf(Error);
+      expectNoSecret((error as Error).message);
+      expect(requests[0]).toBe('GET /_ping');
+      expect(requests.length).toBeGreaterThan(1); // testcontainers asked the daemon too
+    } finally {
+      if (saved === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = saved;
+      await new Promise((resolve) => daemon.close(resolve));
+    }
   });
 });

@@ -13,16 +13,37 @@ import {
   of,
   take,
 } from 'rxjs';
-import { ConfigurationError, type Delivery, type SettleableMessage } from '../src/index.js';
+import { ConfigurationError, type Delivery, deliveryCountOf, type SettleableMessage } from '../src/index.js';
 
 /**
- * How a delivery whose processing failed is settled:
- * - `'requeue'`: `nack({ requeue: true })`, the broker delivers it again (to this or another consumer);
- * - `'reject'`: `reject({ requeue: false })`, the broker drops it, or dead-letters it when the queue has
- *   a dead-letter exchange;
- * - `'dead-letter'`: the same as `'reject'`, named for queues configured with `x-dead-letter-exchange`.
+ * How a delivery whose processing failed is settled, and the AMQP method each sends:
+ *
+ * | policy          | sends                                                                              |
+ * | --------------- | ---------------------------------------------------------------------------------- |
+ * | `'retry'`       | `basic.reject` with `requeue: true` while attempts remain, then `requeue: false`   |
+ * | `'requeue'`     | `basic.nack` with `requeue: true` (`basic.reject`, no requeue, past `requeueRedelivered: false`) |
+ * | `'reject'`      | `basic.reject` with `requeue: false`                                               |
+ * | `'dead-letter'` | `basic.reject` with `requeue: false` (the same, named for queues with a DLX)       |
+ *
+ * - `'retry'` gives the message back to be delivered again, a bounded number of times. It sends
+ *   basic.reject, which RabbitMQ counts toward a quorum queue's `x-delivery-limit` (4.3 counts only
+ *   rejects; earlier versions count nacks too), so the broker dead-letters a poison message at the
+ *   queue's limit. The client bounds it too: on a quorum queue (the delivery carries
+ *   `x-delivery-count`) it requeues until the attempt that reaches `maxDeliveries` (default
+ *   {@link DEFAULT_MAX_DELIVERIES}), then rejects without requeue; on a classic queue (no count) it
+ *   requeues a first delivery once and rejects a redelivered one without requeue.
+ * - `'requeue'` puts it back without counting on RabbitMQ 4.3 and later: a message that always fails
+ *   loops for ever on a quorum queue (and on a classic one) unless `requeueRedelivered: false`.
+ * - `'reject'` and `'dead-letter'` end it at once: the broker drops it, or dead-letters it (reason
+ *   `rejected`) when the queue has a dead-letter exchange.
  */
-export type FailurePolicy = 'requeue' | 'reject' | 'dead-letter';
+export type FailurePolicy = 'retry' | 'requeue' | 'reject' | 'dead-letter';
+
+/**
+ * The default `maxDeliveries` of the `'retry'` failure policy: RabbitMQ 4's default delivery limit of
+ * quorum queues (20), so that the broker's limit and the client's agree when neither is configured.
+ */
+export const DEFAULT_MAX_DELIVERIES = 20;
 
 /** Options of {@link ackOnSuccess}. */
 export interface AckOnSuccessOptions<D extends SettleableMessage = Delivery> {
@@ -32,12 +53,24 @@ export interface AckOnSuccessOptions<D extends SettleableMessage = Delivery> {
    * value: with fewer unacknowledged messages allowed, the broker never sends enough to fill it.
    */
   concurrency?: number;
-  /** How a failed delivery is settled. Default `'reject'`. */
+  /**
+   * How a failed delivery is settled (see {@link FailurePolicy}). Default `'retry'`: basic.reject
+   * with requeue, bounded by the broker's delivery limit and by `maxDeliveries`. (Earlier versions
+   * defaulted to `'reject'`, which dead-letters at the first failure: pass it to keep that.)
+   */
   onError?: FailurePolicy;
   /**
+   * With `onError: 'retry'`, the most deliveries of one message: the failure of the attempt that
+   * reaches it rejects without requeue (to the dead-letter exchange). Read from `x-delivery-count`
+   * (quorum queues); on classic queues, which do not count, a message is tried twice at most.
+   * Default {@link DEFAULT_MAX_DELIVERIES}.
+   */
+  maxDeliveries?: number;
+  /**
    * With `onError: 'requeue'`, whether a delivery that was already redelivered (`fields.redelivered`)
-   * is requeued again when it fails. Default true; false rejects it instead (`requeue: false`), so that
-   * a message that always fails (a "poison" message) does not loop forever.
+   * is requeued again (basic.nack) when it fails. Default true; false rejects it instead
+   * (basic.reject, `requeue: false`), so that a message that always fails (a "poison" message) does
+   * not loop forever. (`'retry'`, the default policy, is bounded without it.)
    */
   requeueRedelivered?: boolean;
   /**
@@ -79,8 +112,8 @@ export type HandlerResult<R> = R | PromiseLike<R> | Observable<R>;
  * channel.consume('orders', { prefetch: 20 }).pipe(
  *   ackOnSuccess((d) => saveOrder(d.json<Order>()), {
  *     concurrency: 10,
- *     onError: 'requeue',
- *     requeueRedelivered: false,
+ *     onError: 'retry', // the default: basic.reject with requeue, at most 5 deliveries, then the DLX
+ *     maxDeliveries: 5,
  *     onFailure: (error, d) => log.warn({ error, tag: d.fields.deliveryTag }, 'order failed'),
  *   }),
  * ).subscribe((saved) => log.info(saved.id));
@@ -94,8 +127,9 @@ export function ackOnSuccess<R, D extends SettleableMessage = Delivery>(
   if (!(concurrency >= 1) || (!Number.isInteger(concurrency) && concurrency !== Infinity)) {
     throw new ConfigurationError(`ackOnSuccess: concurrency must be a positive integer, got ${concurrency}`);
   }
-  const policy = options.onError ?? 'reject';
+  const policy = failurePolicyOf('ackOnSuccess', options.onError, 'retry');
   const requeueRedelivered = options.requeueRedelivered ?? true;
+  const maxDeliveries = maxDeliveriesOf('ackOnSuccess', options.maxDeliveries);
   const { onFailure } = options;
   return (source) =>
     source.pipe(
@@ -105,7 +139,7 @@ export function ackOnSuccess<R, D extends SettleableMessage = Delivery>(
             take(1),
             defaultIfEmpty(NOTHING),
             catchError((error: unknown) => {
-              settleFailed(delivery, policy, requeueRedelivered);
+              settleFailed(delivery, policy, requeueRedelivered, maxDeliveries);
               onFailure?.(error, delivery);
               return EMPTY;
             }),
@@ -137,17 +171,53 @@ function isPromiseLike<R>(value: HandlerResult<R>): value is PromiseLike<R> {
   );
 }
 
+/** @internal Checks a failure policy option eagerly (shared by the operators). */
+export function failurePolicyOf(
+  operator: string,
+  policy: FailurePolicy | undefined,
+  fallback: FailurePolicy,
+): FailurePolicy {
+  if (policy === undefined) return fallback;
+  if (policy !== 'retry' && policy !== 'requeue' && policy !== 'reject' && policy !== 'dead-letter') {
+    throw new ConfigurationError(
+      `${operator}: onError must be 'retry', 'requeue', 'reject' or 'dead-letter', got ${String(policy)}`,
+    );
+  }
+  return policy;
+}
+
+/** @internal Checks a `maxDeliveries` option eagerly (shared by the operators). */
+export function maxDeliveriesOf(operator: string, value: number | undefined): number {
+  const n = value ?? DEFAULT_MAX_DELIVERIES;
+  if (!(n >= 1) || (!Number.isInteger(n) && n !== Infinity)) {
+    throw new ConfigurationError(`${operator}: maxDeliveries must be a positive integer, got ${n}`);
+  }
+  return n;
+}
+
 /**
  * @internal Settles a delivery whose processing failed, by policy (shared by the operators that settle
- * failures). Returns whether anything was sent.
+ * failures; see {@link FailurePolicy} for the methods sent). Returns whether anything was sent.
  */
 export function settleFailed(
   delivery: SettleableMessage,
   policy: FailurePolicy,
   requeueRedelivered = true,
+  maxDeliveries = DEFAULT_MAX_DELIVERIES,
 ): boolean {
+  if (policy === 'retry') return delivery.reject({ requeue: mayRetry(delivery, maxDeliveries) });
   if (policy === 'requeue' && (requeueRedelivered || !delivery.fields.redelivered)) {
     return delivery.nack({ requeue: true });
   }
   return delivery.reject({ requeue: false });
+}
+
+/**
+ * Whether a failed delivery has attempts left: this was delivery `x-delivery-count + 1` on a quorum
+ * queue; on a queue that does not count, a first delivery has one more and a redelivered one none.
+ */
+function mayRetry(delivery: SettleableMessage, maxDeliveries: number): boolean {
+  const previous = deliveryCountOf(delivery.properties);
+  if (previous === undefined) return !delivery.fields.redelivered && maxDeliveries > 1;
+  return previous + 1 < maxDeliveries;
 }

@@ -10,7 +10,14 @@ import {
   throwIfEmpty,
 } from 'rxjs';
 import { type BasicProperties, ConfigurationError, type Delivery, type PublishTarget } from '../src/index.js';
-import { type FailurePolicy, type HandlerResult, settleFailed, toObservable } from './ackOnSuccess.js';
+import {
+  type FailurePolicy,
+  failurePolicyOf,
+  type HandlerResult,
+  maxDeliveriesOf,
+  settleFailed,
+  toObservable,
+} from './ackOnSuccess.js';
 
 /** Options of {@link answerRequests}. */
 export interface AnswerRequestsOptions<R> {
@@ -26,9 +33,15 @@ export interface AnswerRequestsOptions<R> {
    * JSON-encodes, none otherwise.
    */
   contentType?: string;
-  /** How a request whose handler (or `encode`) failed is settled: as `ackOnSuccess`'s. Default `'reject'`. */
+  /**
+   * How a request whose handler (or `encode`) failed is settled (see `FailurePolicy` for the AMQP
+   * method each sends). Default `'reject'`: basic.reject without requeue (a client waiting for the
+   * answer is better told by its timeout than kept waiting for a retry).
+   */
   onError?: FailurePolicy;
-  /** With `onError: 'requeue'`, whether a redelivered request is requeued again. Default true; false rejects it. */
+  /** With `onError: 'retry'`, the most deliveries of one request (see `ackOnSuccess`). Default 20. */
+  maxDeliveries?: number;
+  /** With `onError: 'requeue'`, whether a redelivered request is requeued again (basic.nack). Default true; false rejects it (basic.reject). */
   requeueRedelivered?: boolean;
   /** Called after a failed request was settled, with the error: the place for logging. If it throws, the stream errors. */
   onFailure?: (error: unknown, request: Delivery) => void;
@@ -40,7 +53,7 @@ export interface AnswerRequestsOptions<R> {
  * client, e.g. `Channel.request`, matches it), acknowledges the request once the reply has been
  * published, and emits the result.
  *
- * A request without `replyTo` has nobody to answer: it is rejected without requeue (to the queue's
+ * A request without `replyTo` has nobody to answer: it is rejected (basic.reject) without requeue (to the queue's
  * dead-letter exchange, if any) and nothing is emitted. When the handler fails (throws, rejects, errors,
  * or its Observable completes without a value) or `encode` throws, no reply is sent, the request is
  * settled by `onError` like in `ackOnSuccess`, `onFailure` is called, and the stream goes on: the client
@@ -83,8 +96,9 @@ export function answerRequests<R>(
       `answerRequests: concurrency must be a positive integer, got ${concurrency}`,
     );
   }
-  const policy = options.onError ?? 'reject';
+  const policy = failurePolicyOf('answerRequests', options.onError, 'reject');
   const requeueRedelivered = options.requeueRedelivered ?? true;
+  const maxDeliveries = maxDeliveriesOf('answerRequests', options.maxDeliveries);
   const { encode, contentType, onFailure } = options;
   const reply = (result: R): { body: Uint8Array | string; json: boolean } => {
     if (encode !== undefined) return { body: encode(result), json: false };
@@ -105,7 +119,7 @@ export function answerRequests<R>(
           throwIfEmpty(),
           map((result) => ({ result, ...reply(result) })),
           catchError((error: unknown) => {
-            settleFailed(request, policy, requeueRedelivered);
+            settleFailed(request, policy, requeueRedelivered, maxDeliveries);
             onFailure?.(error, request);
             return EMPTY;
           }),

@@ -1,6 +1,6 @@
 import { EMPTY, mergeMap, type OperatorFunction, of } from 'rxjs';
 import type { Delivery } from '../src/index.js';
-import { type FailurePolicy, settleFailed } from './ackOnSuccess.js';
+import { type FailurePolicy, failurePolicyOf, settleFailed } from './ackOnSuccess.js';
 
 /** A delivery with its body parsed as JSON. */
 export interface DecodedJson<T> {
@@ -11,9 +11,11 @@ export interface DecodedJson<T> {
 /** Options of {@link decodeJson}. */
 export interface DecodeJsonOptions {
   /**
-   * How a delivery whose body is not JSON is settled: `'reject'` (default) and `'dead-letter'` reject it
-   * with `requeue: false`; `'requeue'` nacks it with `requeue: true` (it will fail again: only for a
-   * queue where another consumer can read it).
+   * How a delivery whose body is not JSON is settled: `'reject'` (default) and `'dead-letter'` send
+   * basic.reject with `requeue: false`; `'requeue'` sends basic.nack with `requeue: true` (it will
+   * fail again: only for a queue where another consumer can read it; it does not count toward a
+   * quorum queue's delivery limit on RabbitMQ 4.3); `'retry'` sends basic.reject with requeue a
+   * bounded number of times (see `FailurePolicy`).
    */
   onError?: FailurePolicy;
   /** Called after an undecodable delivery was settled, with the SyntaxError. If it throws, the stream errors. */
@@ -44,7 +46,7 @@ export interface DecodeJsonOptions {
 export function decodeJson<T = unknown>(
   options: DecodeJsonOptions = {},
 ): OperatorFunction<Delivery, DecodedJson<T>> {
-  const policy = options.onError ?? 'reject';
+  const policy = failurePolicyOf('decodeJson', options.onError, 'reject');
   const { onFailure } = options;
   return mergeMap((delivery) => {
     let value: T;

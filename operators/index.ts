@@ -17,6 +17,7 @@ export { ackAll } from './ackAll.js';
 export {
   type AckOnSuccessOptions,
   ackOnSuccess,
+  DEFAULT_MAX_DELIVERIES,
   type FailurePolicy,
   type HandlerResult,
 } from './ackOnSuccess.js';
@@ -32,4 +33,8 @@ export {
   publishConfirmed,
 } from './publishConfirmed.js';
 export { type RejectAllOptions, rejectAll } from './rejectAll.js';
+export {
+  type ResumeOnConsumerTimeoutOptions,
+  resumeOnConsumerTimeout,
+} from './resumeOnConsumerTimeout.js';
 export { type RetryOutcome, type RetryWithDelayOptions, retryWithDelay } from './retryWithDelay.js';

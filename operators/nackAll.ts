@@ -3,7 +3,12 @@ import type { SettleableMessage } from '../src/index.js';
 
 /** Options of {@link nackAll}. */
 export interface NackAllOptions {
-  /** Put the messages back in the queue. Default true (as `Delivery.nack`); false drops or dead-letters them. */
+  /**
+   * Put the messages back in the queue. Default true (as `Delivery.nack`); false drops or dead-letters
+   * them. A requeueing basic.nack does not count toward a quorum queue's delivery limit on RabbitMQ 4.3
+   * and later (it does before): right for giving messages back unprocessed (shutting down), wrong for
+   * failures, which `rejectAll` or `ackOnSuccess`'s `'retry'` count.
+   */
   requeue?: boolean;
 }
 

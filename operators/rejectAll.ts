@@ -3,7 +3,12 @@ import type { SettleableMessage } from '../src/index.js';
 
 /** Options of {@link rejectAll}. */
 export interface RejectAllOptions {
-  /** Put the messages back in the queue. Default true (as `Delivery.reject`); false drops or dead-letters them. */
+  /**
+   * Put the messages back in the queue. Default true (as `Delivery.reject`); false drops or dead-letters
+   * them. A requeueing basic.reject counts toward a quorum queue's delivery limit (on every RabbitMQ
+   * version), so a message rejected again and again is dead-lettered at the queue's limit; on a
+   * classic queue, which has no limit, it loops.
+   */
   requeue?: boolean;
 }
 

@@ -22,9 +22,12 @@ export interface RetryWithDelayOptions {
   /** The header that carries the retry count. Default `'x-retry-count'`. */
   header?: string;
   /**
-   * How a delivery that has used up its retries is settled: `'dead-letter'` (default) rejects it without
-   * requeue, to the queue's dead-letter exchange (or dropped when it has none); `'requeue'` nacks it
-   * back into the queue, where it is delivered again at once with the same count.
+   * How a delivery that has used up its retries is settled: `'dead-letter'` (default) sends
+   * basic.reject without requeue, to the queue's dead-letter exchange (or dropped when it has none);
+   * `'requeue'` sends basic.nack with requeue, back into the queue, where it is delivered again at once
+   * with the same count (and, on RabbitMQ 4.3, without counting toward a quorum queue's delivery
+   * limit: it can loop). A retried delivery is acked (basic.ack) once its copy is published: the copy
+   * is a new message, whose `x-delivery-count` starts again, so the retry count header is the limit.
    */
   onExhausted?: 'dead-letter' | 'requeue';
 }

@@ -443,9 +443,15 @@ export class PublishBlockedError extends AmqpError<'CONNECTION_BLOCKED' | 'BLOCK
 }
 
 /**
- * The broker cancelled a consumer: its queue was deleted, or (for classic mirrored queues) it failed
- * over, and the broker told the client with basic.cancel (consumer_cancel_notify). The delivery stream
- * of that consumer errors with this; the channel stays open.
+ * The broker cancelled a consumer with basic.cancel (consumer_cancel_notify): its queue was deleted,
+ * a classic mirrored queue failed over, or (RabbitMQ 4.3 and later, quorum queues) the consumer held a
+ * delivery unacknowledged longer than the queue's consumer timeout. The delivery stream of that
+ * consumer errors with this; the channel stays open.
+ *
+ * AMQP 0-9-1's basic.cancel carries no reason, so `heldUnsettled` says what the client saw: true when
+ * the channel still held unsettled deliveries at the cancel, which is the consumer timeout's form
+ * (RabbitMQ then requeues them and ignores their late acks). {@link isConsumerTimeout} is true for
+ * such a cancel, and for RabbitMQ 3.x's form of the timeout (a 406 channel close).
  *
  * @example
  * ```ts
@@ -457,15 +463,64 @@ export class PublishBlockedError extends AmqpError<'CONNECTION_BLOCKED' | 'BLOCK
 export class ConsumerCancelledError extends AmqpError<'CONSUMER_CANCELLED'> {
   readonly consumerTag: string;
   readonly queue: string;
+  /**
+   * True when the channel held unsettled deliveries when the broker cancelled the consumer: the form
+   * of RabbitMQ 4.3's consumer timeout (a queue deleted while deliveries were held looks the same).
+   */
+  readonly heldUnsettled: boolean;
 
-  constructor(consumerTag: string, queue: string) {
+  constructor(consumerTag: string, queue: string, heldUnsettled = false) {
     super(
       'CONSUMER_CANCELLED',
-      `the broker cancelled consumer ${consumerTag} of queue ${queue} (was the queue deleted?)`,
+      heldUnsettled
+        ? `the broker cancelled consumer ${consumerTag} of queue ${queue} while it held unacknowledged deliveries (a consumer timeout, or was the queue deleted?)`
+        : `the broker cancelled consumer ${consumerTag} of queue ${queue} (was the queue deleted?)`,
     );
     this.consumerTag = consumerTag;
     this.queue = queue;
+    this.heldUnsettled = heldUnsettled;
   }
+}
+
+/** RabbitMQ's text for a consumer timeout: "delivery acknowledgement on channel 1 timed out. ...". */
+const CONSUMER_TIMEOUT_TEXT = /delivery acknowledgement on channel \d+ timed out/;
+
+/**
+ * True when `error` (or an error in its `cause` chain) is RabbitMQ's delivery acknowledgement
+ * timeout (`consumer_timeout`): a delivery was held unacknowledged too long. Both of its forms:
+ *
+ * - RabbitMQ 3.x to 4.2 (and 4.3 with `consumer_timeout_response = close_channel`): the broker closes
+ *   the channel with 406 PRECONDITION_FAILED, `delivery acknowledgement on channel N timed out...`;
+ *   the consumer stream errors with that {@link ChannelClosedError};
+ * - RabbitMQ 4.3 and later: the broker cancels the consumer with basic.cancel and keeps the channel;
+ *   the consumer stream errors with a {@link ConsumerCancelledError} whose `heldUnsettled` is true.
+ *
+ * Either way the unacknowledged deliveries go back to the queue and are delivered again; a consumer
+ * started again (the `resumeOnConsumerTimeout` operator does it) gets them.
+ *
+ * @example
+ * ```ts
+ * ch.consume('jobs').subscribe({
+ *   error: (e) => {
+ *     if (isConsumerTimeout(e)) log.warn('a handler held a message past consumer_timeout');
+ *   },
+ * });
+ * ```
+ */
+export function isConsumerTimeout(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+    if (e instanceof ConsumerCancelledError) return e.heldUnsettled;
+    if (
+      e instanceof ChannelClosedError &&
+      e.replyCode === 406 &&
+      CONSUMER_TIMEOUT_TEXT.test(e.replyText ?? '')
+    ) {
+      return true;
+    }
+    e = e.cause;
+  }
+  return false;
 }
 
 /**

@@ -7,7 +7,13 @@
 export { Channel, type RequestOptions, type UnclaimedDelivery } from './client/channel.js';
 export { ConnectionObservable, type ConnectionState, type ConnectionStatus } from './client/connect.js';
 export { Connection, type ConnectionCounters, type Tune } from './client/connection.js';
-export { Delivery } from './client/delivery.js';
+export {
+  type DeathReason,
+  type DeathRecord,
+  Delivery,
+  deathsOf,
+  deliveryCountOf,
+} from './client/delivery.js';
 export type {
   DeliveryFields,
   PublishCallback,
@@ -63,6 +69,7 @@ export {
   FrameError,
   type FrameErrorCode,
   HeadersDecodeError,
+  isConsumerTimeout,
   isHardError,
   NoBrokerError,
   PublishBlockedError,

@@ -124,6 +124,11 @@ export class Consumers {
     this.cancel(consumerTag, noAck);
   }
 
+  /** @internal For ConsumerRun: whether a delivery from `fromTag` on is still unsettled on the channel. */
+  holdsUnsettled(fromTag: number): boolean {
+    return this.core.holdsUnsettled(fromTag);
+  }
+
   /** @internal For ConsumerRun: ends a one-shot operation that failed. */
   failOperationOf(subscriber: Observer<never>, error: Error): void {
     this.failer.failOperation(subscriber, error);
@@ -271,6 +276,8 @@ class ConsumerRun implements ConsumerSink {
   stopped = false;
   qos: RpcHandle | undefined = undefined;
   consume: RpcHandle | undefined = undefined;
+  /** The tag of its first delivery (0 before one): where its unsettled deliveries can start. */
+  private firstTag = 0;
 
   constructor(
     private readonly owner: Consumers,
@@ -280,12 +287,20 @@ class ConsumerRun implements ConsumerSink {
   ) {}
 
   deliver(delivery: Delivery): void {
+    if (this.firstTag === 0) this.firstTag = delivery.fields.deliveryTag;
     this.observer.next(delivery);
   }
 
+  /**
+   * The broker cancelled the consumer. basic.cancel says no why: a cancel while the consumer's
+   * deliveries are still unsettled is the form of RabbitMQ 4.3's consumer timeout, and is marked so
+   * (`heldUnsettled`, which `isConsumerTimeout` reads). The channel's deliveries from this consumer's
+   * first on are looked at: one consumer per channel, as pipelines have it, makes that exact.
+   */
   cancelled(): void {
     this.stopped = true;
-    this.observer.error(new ConsumerCancelledError(this.consumerTag ?? '', this.queue));
+    const held = !this.noAck && this.firstTag > 0 && this.owner.holdsUnsettled(this.firstTag);
+    this.observer.error(new ConsumerCancelledError(this.consumerTag ?? '', this.queue, held));
   }
 
   ended(error: Error | undefined): void {

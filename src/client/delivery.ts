@@ -6,11 +6,119 @@
  */
 import type { HeadersDecodeError } from '../errors.js';
 import { utf8Decode } from '../protocol/bytes.js';
+import type { FieldValue } from '../protocol/field-table.js';
+import { TypedField } from '../protocol/field-table.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import { jsonSafe } from '../util/runtime.js';
 import type { DeliveryFields, SettleableMessage } from './interfaces.js';
 
 export type { DeliveryFields } from './interfaces.js';
+
+/**
+ * Why RabbitMQ dead-lettered a message: `rejected` (basic.reject or basic.nack without requeue),
+ * `expired` (message or queue TTL), `maxlen` (the queue's length limit, `x-overflow: drop-head`),
+ * `delivery_limit` (a quorum queue's `x-delivery-limit` was exceeded); other strings from later
+ * brokers pass through as they are.
+ */
+export type DeathReason = 'rejected' | 'expired' | 'maxlen' | 'delivery_limit' | (string & {});
+
+/**
+ * One entry of a dead-lettered message's `x-death` header: RabbitMQ keeps one per queue and reason,
+ * the most recent first, and counts how many times the message died that way.
+ *
+ * @example
+ * ```ts
+ * const [last] = delivery.deaths;
+ * if (last?.reason === 'delivery_limit') log.warn(`gave up on it in ${last.queue} after ${last.count} deaths`);
+ * ```
+ */
+export interface DeathRecord {
+  /** The queue it was dead-lettered from. */
+  readonly queue: string;
+  /** Why. */
+  readonly reason: DeathReason;
+  /** How many times it was dead-lettered from `queue` for `reason`. */
+  readonly count: number;
+  /** The exchange it had been published to (`''` for the default exchange). */
+  readonly exchange: string;
+  /** Its routing keys (the routing key, plus `CC` and `BCC` ones). */
+  readonly routingKeys: readonly string[];
+  /** When it was dead-lettered (the first time for this queue and reason), when the broker said. */
+  readonly time: Date | undefined;
+  /** Its `expiration` property before dead-lettering removed it, if it had one. */
+  readonly originalExpiration: string | undefined;
+}
+
+/**
+ * The `x-delivery-count` header of a message from a quorum queue: how many times it was delivered
+ * before and given back (counted by the broker toward the queue's `x-delivery-limit`), as a number.
+ * Undefined when the header is absent: a classic queue, or a quorum queue's first delivery on
+ * RabbitMQ before 4.0. See `Delivery.deliveryCount`.
+ *
+ * @example
+ * ```ts
+ * const previous = deliveryCountOf(message.properties) ?? 0;
+ * ```
+ */
+export function deliveryCountOf(properties: BasicProperties): number | undefined {
+  const n = integerOf(properties.headers?.['x-delivery-count']);
+  return n !== undefined && n >= 0 ? n : undefined;
+}
+
+/**
+ * The `x-death` header parsed into typed records (most recent first); an empty array when the message
+ * was never dead-lettered. Entries that are not tables are skipped. See `Delivery.deaths`.
+ *
+ * @example
+ * ```ts
+ * const rejections = deathsOf(message.properties).filter((d) => d.reason === 'rejected').length;
+ * ```
+ */
+export function deathsOf(properties: BasicProperties): readonly DeathRecord[] {
+  const raw = unwrap(properties.headers?.['x-death']);
+  if (!Array.isArray(raw)) return NO_DEATHS;
+  const deaths: DeathRecord[] = [];
+  for (const item of raw) {
+    const entry = unwrap(item);
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry) || !isTable(entry)) continue;
+    const keys = unwrap(entry['routing-keys']);
+    const time = unwrap(entry.time);
+    const expiration = textOf(entry['original-expiration']);
+    deaths.push({
+      queue: textOf(entry.queue) ?? '',
+      reason: textOf(entry.reason) ?? '',
+      count: integerOf(entry.count) ?? 1,
+      exchange: textOf(entry.exchange) ?? '',
+      routingKeys: Array.isArray(keys) ? keys.map(textOf).filter((k): k is string => k !== undefined) : [],
+      time: time instanceof Date ? time : typeof time === 'number' ? new Date(time * 1000) : undefined,
+      originalExpiration: expiration,
+    });
+  }
+  return deaths;
+}
+
+const NO_DEATHS: readonly DeathRecord[] = Object.freeze([]);
+
+function isTable(value: object): value is Record<string, FieldValue> {
+  return !(value instanceof Uint8Array) && !(value instanceof Date) && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+function unwrap(value: FieldValue | undefined): FieldValue | undefined {
+  return value instanceof TypedField ? (value.value as FieldValue) : value;
+}
+
+function integerOf(value: FieldValue | undefined): number | undefined {
+  const v = unwrap(value);
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  return typeof n === 'number' && Number.isInteger(n) ? n : undefined;
+}
+
+function textOf(value: FieldValue | undefined): string | undefined {
+  const v = unwrap(value);
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return utf8Decode(v);
+  return undefined;
+}
 
 /** @internal How a delivery reaches its channel to settle. */
 export interface Settler {
@@ -81,6 +189,34 @@ export class Delivery implements SettleableMessage {
     return this.isSettled;
   }
 
+  /**
+   * How many times the broker delivered this message before (a quorum queue's `x-delivery-count`
+   * header), undefined when it does not count (classic queues). RabbitMQ counts every return of the
+   * message toward the queue's `x-delivery-limit`: on 4.3, a `reject({ requeue: true })` counts, a
+   * `nack({ requeue: true })` does not; before 4.3, both count (and so do channel closes).
+   *
+   * @example
+   * ```ts
+   * if ((delivery.deliveryCount ?? 0) >= 4) delivery.reject({ requeue: false }); // enough: to the DLX
+   * ```
+   */
+  get deliveryCount(): number | undefined {
+    return deliveryCountOf(this.properties);
+  }
+
+  /**
+   * The message's `x-death` header as typed records, most recent first: where and why it was
+   * dead-lettered before reaching this queue. Empty for a message that never was.
+   *
+   * @example
+   * ```ts
+   * for (const d of delivery.deaths) log.info(`${d.reason} in ${d.queue} x${d.count}`);
+   * ```
+   */
+  get deaths(): readonly DeathRecord[] {
+    return deathsOf(this.properties);
+  }
+
   /** The body decoded as UTF-8 text. */
   text(): string {
     return utf8Decode(this.body);
@@ -91,17 +227,25 @@ export class Delivery implements SettleableMessage {
     return JSON.parse(utf8Decode(this.body)) as T;
   }
 
-  /** Acknowledges the message (with `multiple`, every unsettled one up to it on the channel). */
+  /** Acknowledges the message (basic.ack; with `multiple`, every unsettled one up to it on the channel). */
   ack(options?: { multiple?: boolean }): boolean {
     return this.settle('ack', options?.multiple ?? false, false);
   }
 
-  /** Rejects the message, requeueing it unless `requeue: false` (then it is dropped or dead-lettered). */
+  /**
+   * Rejects the message with basic.nack, requeueing it unless `requeue: false` (then it is dropped or
+   * dead-lettered). On RabbitMQ 4.3 and later a requeueing nack does not count toward a quorum queue's
+   * delivery limit (use `reject` to count it); before 4.3 it counts.
+   */
   nack(options?: { requeue?: boolean; multiple?: boolean }): boolean {
     return this.settle('nack', options?.multiple ?? false, options?.requeue ?? true);
   }
 
-  /** Rejects this one message (basic.reject), requeueing it unless `requeue: false`. */
+  /**
+   * Rejects this one message with basic.reject, requeueing it unless `requeue: false` (then it is
+   * dropped or dead-lettered). A requeueing reject counts toward a quorum queue's delivery limit (on
+   * every RabbitMQ version): the way to give a message back so that a poison message ends.
+   */
   reject(options?: { requeue?: boolean }): boolean {
     return this.settle('reject', false, options?.requeue ?? true);
   }

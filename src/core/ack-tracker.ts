@@ -62,6 +62,18 @@ export class AckTracker {
     return this.held.length;
   }
 
+  /**
+   * True when a delivery from `fromTag` on is still unsettled (neither acked nor nacked nor rejected).
+   * Scans the window: for rare events (a consumer cancelled by the broker), not the hot path.
+   */
+  hasUnsettled(fromTag = 0): boolean {
+    for (const tag of this.stragglers) if (tag >= fromTag) return true;
+    for (let tag = Math.max(this.base, fromTag); tag <= this.top; tag++) {
+      if (this.ring[(this.head + tag - this.base) & this.mask] === UNSETTLED) return true;
+    }
+    return false;
+  }
+
   /** A delivery arrived with this tag; `needsAck` is false for noAck consumers and gets. */
   delivered(tag: number, needsAck: boolean): void {
     if (tag <= this.top || !Number.isSafeInteger(tag)) return; // not the broker's sequence: keep out

@@ -349,6 +349,11 @@ export class ChannelCore implements ChannelEndpoint {
     return handleOf(rpc);
   }
 
+  /** True when a delivery of this channel from `fromTag` on is still unsettled (see AckTracker). */
+  holdsUnsettled(fromTag = 0): boolean {
+    return this.acks.hasUnsettled(fromTag);
+  }
+
   /** A delivery (basic.deliver or basic.get-ok) arrived with this tag. */
   delivered(deliveryTag: number, needsAck: boolean): void {
     if (needsAck) this.connection.ackableReceived++;

@@ -70,7 +70,7 @@ describe('ackOnSuccess', () => {
   );
 
   it(
-    'rejects a failed delivery without requeue by default and goes on with the next',
+    "settles a failed delivery by 'retry' by default (basic.reject with requeue) and goes on with the next",
     marbles((m) => {
       const channel = marbleKit(m).channel();
       const failures: [unknown, number][] = [];
@@ -88,8 +88,8 @@ describe('ackOnSuccess', () => {
       );
       m.expect(result).toBeObservable('-----x|', { x: 'ok' });
       m.expect(channel.settlements$).toBeObservable('-a--bc', {
-        a: reject(1, dropped),
-        b: reject(2, dropped),
+        a: reject(1),
+        b: reject(2),
         c: ack(3),
       });
       m.flush();
@@ -148,7 +148,7 @@ describe('ackOnSuccess', () => {
       );
       m.expect(result).toBeObservable('-#', undefined, logError);
       m.flush();
-      expect(channel.settlements).toEqual([reject(1, dropped)]);
+      expect(channel.settlements).toEqual([reject(1)]);
     }),
   );
 
@@ -217,7 +217,7 @@ describe('ackOnSuccess', () => {
     for (const body of ['good', 'bad', 'good']) deliveries.next(channel.delivery(body));
     deliveries.complete();
     expect(await results).toEqual([10, 30]);
-    expect(channel.settlements).toEqual([ack(1), reject(2, dropped), ack(3)]);
+    expect(channel.settlements).toEqual([ack(1), reject(2), ack(3)]);
   });
 
   it('infers the result type from Promise and Observable handlers', async () => {
@@ -241,5 +241,54 @@ describe('ackOnSuccess', () => {
     expect(() => ackOnSuccess(() => 1, { concurrency: 0 })).toThrow(ConfigurationError);
     expect(() => ackOnSuccess(() => 1, { concurrency: 1.5 })).toThrow(ConfigurationError);
     expect(() => ackOnSuccess(() => 1, { concurrency: Infinity })).not.toThrow();
+  });
+
+  it(
+    "'retry' is bounded: a redelivered message without a delivery count (classic queue) is rejected without requeue",
+    marbles((m) => {
+      const channel = marbleKit(m).channel();
+      const source = channel.cold('-a-b|', { a: 'first', b: { body: 'again', redelivered: true } });
+      m.expect(source.pipe(ackOnSuccess(() => throwError(() => new Error('boom'))))).toBeObservable('----|');
+      m.expect(channel.settlements$).toBeObservable('-a-b', { a: reject(1), b: reject(2, dropped) });
+    }),
+  );
+
+  it(
+    "'retry' reads x-delivery-count (quorum queues): requeues until the attempt that reaches maxDeliveries",
+    marbles((m) => {
+      const channel = marbleKit(m).channel();
+      const counted = (n: number) => ({ body: 'poison', redelivered: true, properties: { headers: { 'x-delivery-count': n } } });
+      const source = channel.cold('-abc|', { a: counted(1), b: counted(2), c: counted(3) });
+      const result = source.pipe(ackOnSuccess(() => throwError(() => new Error('boom')), { maxDeliveries: 3 }));
+      m.expect(result).toBeObservable('----|');
+      // Attempts 2 and 3 (x-delivery-count 1 and 2): the third is the last, so it is dead-lettered.
+      m.expect(channel.settlements$).toBeObservable('-abc', { a: reject(1), b: reject(2, dropped), c: reject(3, dropped) });
+    }),
+  );
+
+  it(
+    "maps each failure policy to its AMQP method: 'requeue' basic.nack, 'reject' and 'dead-letter' basic.reject without requeue",
+    marbles((m) => {
+      const channel = marbleKit(m).channel();
+      const fail = () => throwError(() => new Error('boom'));
+      const requeue = channel.cold('-a|', { a: 'x' }).pipe(ackOnSuccess(fail, { onError: 'requeue' }));
+      const rejected = channel.cold('--a|', { a: 'y' }).pipe(ackOnSuccess(fail, { onError: 'reject' }));
+      const dead = channel.cold('---a|', { a: 'z' }).pipe(ackOnSuccess(fail, { onError: 'dead-letter' }));
+      m.expect(requeue).toBeObservable('--|');
+      m.expect(rejected).toBeObservable('---|');
+      m.expect(dead).toBeObservable('----|');
+      m.expect(channel.settlements$).toBeObservable('-abc', {
+        a: nack(1),
+        b: reject(2, dropped),
+        c: reject(3, dropped),
+      });
+    }),
+  );
+
+  it('validates onError and maxDeliveries eagerly', () => {
+    expect(() => ackOnSuccess(() => 1, { onError: 'drop' as never })).toThrow(ConfigurationError);
+    expect(() => ackOnSuccess(() => 1, { maxDeliveries: 0 })).toThrow(ConfigurationError);
+    expect(() => ackOnSuccess(() => 1, { maxDeliveries: 1.5 })).toThrow(ConfigurationError);
+    expect(() => ackOnSuccess(() => 1, { maxDeliveries: Infinity })).not.toThrow();
   });
 });

@@ -72,7 +72,7 @@ describe('operators over the public interfaces', () => {
       '1:covered',
       '2:covered',
       '8:ack',
-      '9:reject!',
+      '9:reject',
     ]);
   });
 

@@ -58,7 +58,9 @@ export function resumeOnConsumerTimeout<T>(
     );
   }
   if (!(delayMs >= 0) || !Number.isFinite(delayMs)) {
-    throw new ConfigurationError(`resumeOnConsumerTimeout: delayMs must be a finite number >= 0, got ${delayMs}`);
+    throw new ConfigurationError(
+      `resumeOnConsumerTimeout: delayMs must be a finite number >= 0, got ${delayMs}`,
+    );
   }
   return retry<T>({
     count: maxResumes,

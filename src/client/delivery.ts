@@ -100,7 +100,11 @@ export function deathsOf(properties: BasicProperties): readonly DeathRecord[] {
 const NO_DEATHS: readonly DeathRecord[] = Object.freeze([]);
 
 function isTable(value: object): value is Record<string, FieldValue> {
-  return !(value instanceof Uint8Array) && !(value instanceof Date) && Object.getPrototypeOf(value) === Object.prototype;
+  return (
+    !(value instanceof Uint8Array) &&
+    !(value instanceof Date) &&
+    Object.getPrototypeOf(value) === Object.prototype
+  );
 }
 
 function unwrap(value: FieldValue | undefined): FieldValue | undefined {

@@ -68,7 +68,9 @@ describe('consumer timeout (real broker)', () => {
       expect(isConsumerTimeout(error)).toBe(true);
       expect(error).toBeInstanceOf(ChannelClosedError);
       expect((error as ChannelClosedError).replyCode).toBe(406);
-      expect((error as ChannelClosedError).replyText).toMatch(/delivery acknowledgement on channel \d+ timed out/);
+      expect((error as ChannelClosedError).replyText).toMatch(
+        /delivery acknowledgement on channel \d+ timed out/,
+      );
       // The channel's own stream says the same; the connection stays open.
       const channelEnd = await firstValueFrom(events);
       expect(isConsumerTimeout(channelEnd)).toBe(true);

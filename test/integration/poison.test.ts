@@ -5,7 +5,7 @@
  * ends with the message in the dead-letter queue, its `x-death` readable as `delivery.deaths`.
  */
 import { filter, firstValueFrom, lastValueFrom, take, timeout } from 'rxjs';
-import { ackOnSuccess } from '../../operators/index.js';
+import { type AckOnSuccessOptions, ackOnSuccess } from '../../operators/index.js';
 import type { Delivery } from '../../src/node.js';
 import { openSession, type Session, uniqueName } from '../support/session.js';
 
@@ -52,20 +52,17 @@ interface Attempt {
 async function failUntilDeadLettered(
   queue: string,
   dlq: string,
-  options: Parameters<typeof ackOnSuccess>[1] = {},
+  options: AckOnSuccessOptions = {},
 ): Promise<{ attempts: Attempt[]; dead: Delivery }> {
   const attempts: Attempt[] = [];
   const { channel, close } = await session.openChannel();
   const consuming = channel
     .consume(queue, { prefetch: 1 })
     .pipe(
-      ackOnSuccess(
-        (d) => {
-          attempts.push({ redelivered: d.fields.redelivered, deliveryCount: d.deliveryCount });
-          throw new Error('poison');
-        },
-        options,
-      ),
+      ackOnSuccess((d) => {
+        attempts.push({ redelivered: d.fields.redelivered, deliveryCount: d.deliveryCount });
+        throw new Error('poison');
+      }, options),
     )
     .subscribe();
   try {

@@ -257,12 +257,22 @@ describe('ackOnSuccess', () => {
     "'retry' reads x-delivery-count (quorum queues): requeues until the attempt that reaches maxDeliveries",
     marbles((m) => {
       const channel = marbleKit(m).channel();
-      const counted = (n: number) => ({ body: 'poison', redelivered: true, properties: { headers: { 'x-delivery-count': n } } });
+      const counted = (n: number) => ({
+        body: 'poison',
+        redelivered: true,
+        properties: { headers: { 'x-delivery-count': n } },
+      });
       const source = channel.cold('-abc|', { a: counted(1), b: counted(2), c: counted(3) });
-      const result = source.pipe(ackOnSuccess(() => throwError(() => new Error('boom')), { maxDeliveries: 3 }));
+      const result = source.pipe(
+        ackOnSuccess(() => throwError(() => new Error('boom')), { maxDeliveries: 3 }),
+      );
       m.expect(result).toBeObservable('----|');
       // Attempts 2 and 3 (x-delivery-count 1 and 2): the third is the last, so it is dead-lettered.
-      m.expect(channel.settlements$).toBeObservable('-abc', { a: reject(1), b: reject(2, dropped), c: reject(3, dropped) });
+      m.expect(channel.settlements$).toBeObservable('-abc', {
+        a: reject(1),
+        b: reject(2, dropped),
+        c: reject(3, dropped),
+      });
     }),
   );
 

@@ -4,7 +4,7 @@
  * exchange, consumed through `ackOnSuccess` with its default failure policy.
  */
 import { filter, firstValueFrom, lastValueFrom, take, timeout } from 'rxjs';
-import { ackOnSuccess } from '../../operators/index.js';
+import { type AckOnSuccessOptions, ackOnSuccess } from '../../operators/index.js';
 import { type Channel, type Connection, openConnection } from '../../src/node.js';
 import { EmbeddedBroker } from '../../src/testing/index.js';
 
@@ -20,7 +20,7 @@ beforeEach(async () => {
 });
 afterEach(() => broker.close());
 
-async function alwaysFail(queue: string, options: Parameters<typeof ackOnSuccess>[1] = {}) {
+async function alwaysFail(queue: string, options: AckOnSuccessOptions = {}) {
   const counts: (number | undefined)[] = [];
   const consumer = await conn.openChannel();
   const sub = consumer

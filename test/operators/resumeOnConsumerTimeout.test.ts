@@ -63,7 +63,9 @@ describe('resumeOnConsumerTimeout', () => {
     'waits delayMs before subscribing again',
     marbles((m) => {
       const source = m.cold('-#', undefined, closed);
-      const result = source.pipe(resumeOnConsumerTimeout({ delayMs: 3, maxResumes: 1, scheduler: m.scheduler }));
+      const result = source.pipe(
+        resumeOnConsumerTimeout({ delayMs: 3, maxResumes: 1, scheduler: m.scheduler }),
+      );
       m.expect(source).toHaveSubscriptions(['^!', '----^!']);
       m.expect(result).toBeObservable('-----#', undefined, closed);
     }),
@@ -73,7 +75,11 @@ describe('resumeOnConsumerTimeout', () => {
     'errors with the timeout after maxResumes in a row without a value',
     marbles((m) => {
       const source = m.cold('-#', undefined, closed);
-      m.expect(source.pipe(resumeOnConsumerTimeout({ maxResumes: 2 }))).toBeObservable('---#', undefined, closed);
+      m.expect(source.pipe(resumeOnConsumerTimeout({ maxResumes: 2 }))).toBeObservable(
+        '---#',
+        undefined,
+        closed,
+      );
       m.expect(source).toHaveSubscriptions(['^!', '-^!', '--^!']);
     }),
   );

@@ -35,7 +35,8 @@ export interface MarbleKitOptions {
  *   const channel = kit.channel();
  *   const source = channel.cold('-a-b|', { a: '1', b: 'x' });
  *   m.expect(source.pipe(ackOnSuccess((d) => JSON.parse(d.text()) as number), toArray())).toBeObservable('----(r|)', { r: [1] });
- *   m.expect(channel.settlements$).toBeObservable('-a-b', { a: settlement.ack(1), b: settlement.reject(2, { requeue: false }) });
+ *   // ackOnSuccess's default policy, 'retry', gives a failed first delivery back: basic.reject with requeue
+ *   m.expect(channel.settlements$).toBeObservable('-a-b', { a: settlement.ack(1), b: settlement.reject(2) });
  * }));
  * ```
  */

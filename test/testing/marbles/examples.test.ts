@@ -40,7 +40,7 @@ describe('the doc examples', () => {
       ).toBeObservable('----(r|)', { r: [1] });
       m.expect(channel.settlements$).toBeObservable('-a-b', {
         a: settlement.ack(1),
-        b: settlement.reject(2, { requeue: false }),
+        b: settlement.reject(2), // ackOnSuccess's default 'retry': basic.reject with requeue
       });
     }),
   );

@@ -153,7 +153,7 @@ describe('fake channels, more', () => {
       ),
     );
     expect(results).toEqual([1]);
-    expect(channel.settlements).toEqual([settlement.ack(1), settlement.reject(2, { requeue: false })]);
+    expect(channel.settlements).toEqual([settlement.ack(1), settlement.reject(2)]); // 'retry': requeued once
     expect(() => marbleKit().channel().cold('-a', { a: 'x' })).toThrow(ConfigurationError);
   });
 

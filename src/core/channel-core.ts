@@ -480,7 +480,12 @@ export class ChannelCore implements ChannelEndpoint {
         this.listener.confirmed?.(method);
         return;
       case 'basic.cancel':
-        if (!method.nowait) this.write({ name: 'basic.cancel-ok', consumerTag: method.consumerTag });
+        // RabbitMQ 4.3.7 and later (capability accept_consumer_cancel_ok) let go of a consumer it
+        // cancelled (a consumer timeout) as soon as the client answers, even a nowait cancel; older
+        // brokers take no cancel-ok from a client, so it is sent to them only when asked for.
+        if (!method.nowait || this.connection.serverCapability('accept_consumer_cancel_ok')) {
+          this.write({ name: 'basic.cancel-ok', consumerTag: method.consumerTag });
+        }
         this.listener.consumerCancelled?.(method.consumerTag);
         return;
       default:

@@ -640,11 +640,16 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
    * connection.close: then a bare hang-up during the handshake is the network, not the credentials.
    */
   private refusesLoginWithClose(): boolean {
+    return this.serverCapability('authentication_failure_close');
+  }
+
+  /** True when the broker announced `name` as true among connection.start's capabilities. */
+  serverCapability(name: string): boolean {
     const capabilities = this.serverProperties.capabilities;
     return (
       typeof capabilities === 'object' &&
       capabilities !== null &&
-      (capabilities as Record<string, unknown>).authentication_failure_close === true
+      (capabilities as Record<string, unknown>)[name] === true
     );
   }
 

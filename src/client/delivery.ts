@@ -52,8 +52,9 @@ export interface DeathRecord {
 /**
  * The `x-delivery-count` header of a message from a quorum queue: how many times it was delivered
  * before and given back (counted by the broker toward the queue's `x-delivery-limit`), as a number.
- * Undefined when the header is absent: a classic queue, or a quorum queue's first delivery on
- * RabbitMQ before 4.0. See `Delivery.deliveryCount`.
+ * Undefined when the header is absent: a classic queue, or a quorum queue's first delivery (RabbitMQ
+ * 3.x leaves the header out until the first return; read undefined as 0 there). See
+ * `Delivery.deliveryCount`.
  *
  * @example
  * ```ts
@@ -195,9 +196,10 @@ export class Delivery implements SettleableMessage {
 
   /**
    * How many times the broker delivered this message before (a quorum queue's `x-delivery-count`
-   * header), undefined when it does not count (classic queues). RabbitMQ counts every return of the
-   * message toward the queue's `x-delivery-limit`: on 4.3, a `reject({ requeue: true })` counts, a
-   * `nack({ requeue: true })` does not; before 4.3, both count (and so do channel closes).
+   * header), undefined when it does not count (classic queues) and on a quorum queue's first
+   * delivery where the broker leaves the header out (RabbitMQ 3.x). What RabbitMQ counts toward the
+   * queue's `x-delivery-limit`: on 4.3, a `reject({ requeue: true })`, not a `nack({ requeue: true })`;
+   * before 4.3, every return (both, and a channel closing with the message unacknowledged).
    *
    * @example
    * ```ts

@@ -15,6 +15,7 @@ if (command === 'start') {
   const cluster = await startCluster({ log: (l) => console.log(`[cluster] ${l}`) });
   console.log(`nodes: ${cluster.nodes.map((n) => `${n.name} ${n.host}`).join(', ')}`);
   console.log(`AMQP_HOSTS=${cluster.hosts.join(',')}`);
+  console.log(`AMQP_NODES=${cluster.nodes.map((n) => n.name).join(',')}`);
   console.log(
     `rabbitmqctl: HOME=${cluster.dir} RABBITMQ_CONF_ENV_FILE=${cluster.dir}/rabbitmq-env.conf /usr/lib/rabbitmq/bin/rabbitmqctl -n ${cluster.nodes[0]!.name} cluster_status`,
   );

@@ -160,7 +160,8 @@ describe('a 3-node RabbitMQ cluster (test/support/cluster.ts)', () => {
       complete: () => (published = true),
     });
 
-    const failovers: { node: string; resumeMs: number; publisherMs: number; to: string }[] = [];
+    const failovers: { node: string; resumeMs: number; lossMs: number; publisherMs: number; to: string }[] =
+      [];
     try {
       expect(await eventually(() => connectedHost(consumerStates) !== undefined, 20_000)).toBe(true);
       let next = 0;
@@ -206,9 +207,13 @@ describe('a 3-node RabbitMQ cluster (test/support/cluster.ts)', () => {
           ).toBe(true);
           const [key, at] = resumed()!;
           const publisherAt = publisherStates.filter((s) => s.status === 'CONNECTED').at(-1)!.at;
+          // When the consumer saw its connection go (rabbitmqctl itself takes a while to start).
+          const lostAt =
+            consumerStates.find((s) => s.status === 'RECONNECTING' && s.at >= stoppedAt)?.at ?? stoppedAt;
           failovers.push({
             node: node.name,
             resumeMs: at - stoppedAt,
+            lossMs: lostAt - stoppedAt,
             publisherMs: publisherAt - stoppedAt,
             to: c.nodeAt(key.slice(key.indexOf(':') + 1))?.name ?? key,
           });
@@ -232,7 +237,8 @@ describe('a 3-node RabbitMQ cluster (test/support/cluster.ts)', () => {
           failovers
             .map(
               (f, i) =>
-                `stop ${i + 1} (${f.node} -> ${f.to}): first delivery on the new node after ${f.resumeMs} ms, publisher reconnected after ${f.publisherMs} ms`,
+                `stop ${i + 1} (${f.node} -> ${f.to}): first delivery on the new node ${f.resumeMs} ms after the stop ` +
+                `(the consumer saw the loss at ${f.lossMs} ms), publisher reconnected at ${f.publisherMs} ms`,
             )
             .join('; '),
       );

@@ -12,7 +12,7 @@ import { startCluster, stopCluster } from '../test/support/cluster.js';
 
 const command = process.argv[2];
 if (command === 'start') {
-  const cluster = await startCluster({ log: (l) => console.log(`[cluster] ${l}`) });
+  const cluster = await startCluster({ keepOnExit: true, log: (l) => console.log(`[cluster] ${l}`) });
   console.log(`nodes: ${cluster.nodes.map((n) => `${n.name} ${n.host}`).join(', ')}`);
   console.log(`AMQP_HOSTS=${cluster.hosts.join(',')}`);
   console.log(`AMQP_NODES=${cluster.nodes.map((n) => n.name).join(',')}`);

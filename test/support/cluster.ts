@@ -88,6 +88,11 @@ export interface ClusterOptions {
   readonly baseDir?: string;
   /** Longest wait for the cluster to form, in ms. Default 150000. */
   readonly timeout?: number;
+  /**
+   * Leave the nodes running when this process exits without {@link Cluster.stop} (the CLI script does,
+   * and `stopCluster()` stops them later). Default false: the nodes are killed on exit.
+   */
+  readonly keepOnExit?: boolean;
   /** Progress lines (`console.log` by default when `RXAMQP_CLUSTER_VERBOSE` is set). */
   readonly log?: (line: string) => void;
 }
@@ -196,7 +201,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     killByName(nodes);
     rmSync(dir, { recursive: true, force: true });
   };
-  process.once('exit', onExit);
+  if (options.keepOnExit !== true) process.once('exit', onExit);
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;

@@ -144,6 +144,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       HOME: dir,
       RABBITMQ_CONF_ENV_FILE: join(dir, 'rabbitmq-env.conf'),
       ERL_EPMD_ADDRESS: '127.0.0.1',
+      // A VM that fails to start writes its crash dump here, never into the caller's directory.
+      ERL_CRASH_DUMP: join(dir, 'erl_crash.dump'),
     };
     if (node === undefined) return base;
     return {
@@ -399,6 +401,7 @@ async function removeStale(
         HOME: dir,
         RABBITMQ_CONF_ENV_FILE: join(dir, 'rabbitmq-env.conf'),
         ERL_EPMD_ADDRESS: '127.0.0.1',
+        ERL_CRASH_DUMP: join(dir, 'erl_crash.dump'),
       },
       cwd: dir,
       timeout: 30_000,

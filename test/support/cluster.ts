@@ -127,7 +127,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     });
   }
 
-  await removeStale(dir, nodes, log);
+  const release = await lock(`${dir}.lock`, Math.min(120_000, timeout), log);
+  try {
+    await removeStale(dir, nodes, log);
+  } catch (e) {
+    release();
+    throw e;
+  }
   mkdirSync(dir, { recursive: true });
   // A cookie of its own: the cluster cannot reach the default node, nor it the cluster.
   writeFileSync(join(dir, '.erlang.cookie'), randomBytes(20).toString('hex').toUpperCase(), { mode: 0o400 });
@@ -202,6 +208,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     }
     killByName(nodes);
     rmSync(dir, { recursive: true, force: true });
+    release();
   };
   if (options.keepOnExit !== true) process.once('exit', onExit);
   const stop = async (): Promise<void> => {
@@ -224,6 +231,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     }
     killByName(nodes);
     if (process.env.RXAMQP_CLUSTER_KEEP_DIR === undefined) rmSync(dir, { recursive: true, force: true });
+    if (options.keepOnExit !== true) release();
     log(`stopped and removed ${dir}`);
   };
 
@@ -410,6 +418,50 @@ async function removeStale(
   }
   killByName(nodes);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Takes the lock of a port range (a file holding the owner's pid, created exclusively), so that a
+ * second run on the same ports waits for the first instead of removing its nodes as stale. A lock
+ * whose owner is gone is taken over. Returns the release function.
+ */
+async function lock(file: string, ms: number, log: (l: string) => void): Promise<() => void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => {
+        try {
+          if (readFileSync(file, 'utf8') === String(process.pid)) rmSync(file, { force: true });
+        } catch {
+          // gone already
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const owner = Number(readFileSync(file, 'utf8').trim());
+    if (!Number.isInteger(owner) || owner <= 0 || owner === process.pid || !alive(owner)) {
+      rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `another cluster run (pid ${owner}) holds ${file}; wait for it, or set RXAMQP_CLUSTER_PORT to use other ports`,
+      );
+    }
+    log(`waiting for pid ${owner}, which holds ${file}`);
+    await sleep(1000);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Waits until something accepts TCP connections on 127.0.0.1:port. */

@@ -54,13 +54,19 @@ export class ConnectionObservable extends Observable<Connection> {
    * JSON.stringify(connection$); // {"status":"CONNECTED","host":"localhost:5672"}
    * ```
    */
-  toJSON(): { status: string; host?: string; cause?: { name: string; code?: string; message: string } } {
+  toJSON(): {
+    status: string;
+    host?: string;
+    node?: string;
+    cause?: { name: string; code?: string; message: string };
+  } {
     const state = this.states.value;
     const cause = state.cause;
     const code: unknown = (cause as { code?: unknown } | undefined)?.code;
     return {
       status: state.status,
       ...(state.host === undefined ? {} : { host: state.host }),
+      ...(state.node === undefined ? {} : { node: state.node }),
       ...(cause === undefined
         ? {}
         : {
@@ -193,7 +199,8 @@ export function openConnectionWith(
 
 /** One line for the `debug` option: `rxamqp: RECONNECTING host:port (retry 2 in 200 ms): cause`. */
 function describeState(state: ConnectionState): string {
-  const where = state.host === undefined ? '' : ` ${state.host}`;
+  const where =
+    (state.host === undefined ? '' : ` ${state.host}`) + (state.node === undefined ? '' : ` (${state.node})`);
   const when =
     state.status === 'RECONNECTING'
       ? ` (retry ${state.attempt ?? '?'} in ${state.delay ?? 0} ms)`

@@ -223,6 +223,15 @@ export interface ConnectOptions {
    */
   hosts?: readonly (string | HostAddress)[];
   /**
+   * Asked before the first connection and before each reconnect after a loss: the name of the broker
+   * node to try first (`'rabbit@rabbit-2'`), as the `node` of one of {@link ConnectOptions.hosts}.
+   * Give it a function that looks up where a queue's leader runs (the management API reports it as
+   * the queue's `leader`), so that a consumer connects to the node hosting its queue. `undefined`, a
+   * name no host has, an error, or no answer within 5 s: the hosts are tried in their usual order.
+   * See docs/cluster.md.
+   */
+  preferNode?: () => string | undefined | PromiseLike<string | undefined>;
+  /**
    * Automatic recovery: `true` for the defaults, or settings. `connect()` then emits a fresh
    * `Connection` after every reconnect, and what was opened on a lost connection (channels, consumer
    * streams) completes instead of erroring, so pipelines built with `switchMap` re-open by themselves.
@@ -259,6 +268,12 @@ export interface ConnectOptions {
 export interface HostAddress {
   readonly hostname: string;
   readonly port?: number;
+  /**
+   * The name of the broker node at this address (`'rabbit@rabbit-1'`). RabbitMQ does not name its node
+   * to AMQP 0-9-1 clients, so this is how `state$` reports the node a connection is on (`node`), and
+   * how {@link ConnectOptions.preferNode} finds the host of a node.
+   */
+  readonly node?: string;
 }
 
 /**
@@ -338,6 +353,8 @@ export interface ResolvedOptions {
   readonly shared: boolean;
   readonly whenBlocked: 'wait' | 'fail';
   readonly blockedTimeout: number;
+  /** See ConnectOptions.preferNode. */
+  readonly preferNode: (() => string | undefined | PromiseLike<string | undefined>) | undefined;
   /** Where the state lines go (see ConnectOptions.debug), or undefined. */
   readonly debug: ((line: string) => void) | undefined;
 }
@@ -350,6 +367,8 @@ export interface ResolvedEndpoint {
   /** `TransportTarget.url` for this host. */
   readonly url: string;
   readonly displayUrl: string;
+  /** The broker node at this address, when the `hosts` entry names it. */
+  readonly node: string | undefined;
 }
 
 /** Recovery settings with their policies built. */

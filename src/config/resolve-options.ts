@@ -78,6 +78,7 @@ const CONNECT_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {
   readBatching: true,
   transport: true,
   hosts: true,
+  preferNode: true,
   recovery: true,
   shared: true,
   whenBlocked: true,
@@ -733,6 +734,7 @@ export function resolveOptions(
     shared,
     whenBlocked,
     blockedTimeout: timeout('blockedTimeout', options.blockedTimeout ?? DEFAULT_BLOCKED_TIMEOUT),
+    preferNode: preferNode(options.preferNode, endpoints),
     debug: debugSink(options.debug),
   };
   return Object.freeze(resolved);
@@ -775,7 +777,7 @@ function resolveHosts(
     platform: Platform;
   },
 ): readonly ResolvedEndpoint[] {
-  const endpoint = (hostname: string, port: number): ResolvedEndpoint => {
+  const endpoint = (hostname: string, port: number, node?: string): ResolvedEndpoint => {
     const tls = hostname === base.hostname ? base.tls : resolveTls(base.tlsInput, hostname, base.platform);
     return Object.freeze({
       hostname,
@@ -783,6 +785,7 @@ function resolveHosts(
       tls,
       url: targetUrl(base.shape, hostname, port, base.vhost),
       displayUrl: displayUrl(base.shape, base.username, hostname, port, base.vhost),
+      node,
     });
   };
   if (hosts === undefined) return Object.freeze([endpoint(base.hostname, base.port)]);
@@ -791,8 +794,8 @@ function resolveHosts(
   }
   return Object.freeze(
     hosts.map((h: unknown, i: number) => {
-      const { hostname, port } = hostAddress(h, `hosts[${i}]`);
-      return endpoint(hostname, port ?? base.port);
+      const { hostname, port, node } = hostAddress(h, `hosts[${i}]`);
+      return endpoint(hostname, port ?? base.port, node);
     }),
   );
 }
@@ -806,15 +809,26 @@ function showHost(value: unknown): string {
 }
 
 /** Parses one entry of `hosts`. */
-function hostAddress(value: unknown, name: string): { hostname: string; port: number | undefined } {
+function hostAddress(
+  value: unknown,
+  name: string,
+): { hostname: string; port: number | undefined; node?: string } {
   if (isPlainObject(value)) {
-    checkKeys(value, { hostname: true, port: true }, `${name} key`);
+    checkKeys(value, { hostname: true, port: true, node: true }, `${name} key`);
     const hostname = value.hostname;
     if (typeof hostname !== 'string' || hostname === '') {
       fail(`${name}.hostname must be a host name or address, got ${showHost(hostname)}`);
     }
     const port = value.port === undefined ? undefined : integer(`${name}.port`, value.port, 1, 65535);
-    return { hostname: checkHostname(`${name}.hostname`, hostname), port };
+    const node = value.node;
+    if (node !== undefined && (typeof node !== 'string' || node === '')) {
+      fail(`${name}.node must be a node name such as 'rabbit@rabbit-1', got ${show(node)}`);
+    }
+    return {
+      hostname: checkHostname(`${name}.hostname`, hostname),
+      port,
+      ...(node === undefined ? {} : { node: node as string }),
+    };
   }
   if (typeof value !== 'string' || value.trim() === '') {
     fail(`${name} must be 'host', 'host:port' or { hostname, port }, got ${showHost(value)}`);
@@ -843,6 +857,18 @@ const DEFAULT_RECONNECT_RETRY: RetryPolicyOptions = Object.freeze({
   backoff: Object.freeze({ initialDelay: 100, multiplier: 2, maxDelay: 30_000, jitter: 0.5 }),
   maxAttempts: Number.POSITIVE_INFINITY,
 });
+
+/** The `preferNode` option, checked: a function, and only with hosts that name their nodes. */
+function preferNode(value: unknown, endpoints: readonly ResolvedEndpoint[]): ResolvedOptions['preferNode'] {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') fail(`preferNode must be a function, got ${show(value)}`);
+  if (!endpoints.some((e) => e.node !== undefined)) {
+    fail(
+      "preferNode needs hosts that name their nodes: hosts: [{ hostname, port, node: 'rabbit@host' }, ...]",
+    );
+  }
+  return value as ResolvedOptions['preferNode'];
+}
 
 /** The `debug` option as a function, or undefined when off. */
 function debugSink(value: unknown): ((line: string) => void) | undefined {

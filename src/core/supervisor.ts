@@ -39,6 +39,11 @@ export interface ConnectionState {
   readonly status: ConnectionStatus;
   /** `host:port` of the attempt or of the open connection. */
   readonly host?: string;
+  /**
+   * The broker node at `host`, when the `hosts` entry names it (`{ hostname, port, node }`): RabbitMQ
+   * does not name its node to AMQP 0-9-1 clients.
+   */
+  readonly node?: string;
   /** Why the connection was lost, an attempt failed, or it closed. */
   readonly cause?: Error;
   /** CONNECTING: the attempt number since the last open connection (1 for the first try). RECONNECTING: the retry number. */
@@ -57,6 +62,23 @@ export interface SupervisorSink<C> {
   ended(error: Error | undefined): void;
   /** connection.blocked / unblocked on the open connection. */
   blocked(core: C, reason: string | undefined): void;
+}
+
+/** `{ host, node }` of an endpoint for a state (`node` only when the endpoint names one). */
+function where(endpoint: ResolvedEndpoint): { host: string; node?: string } {
+  const host = hostLabel(endpoint);
+  return endpoint.node === undefined ? { host } : { host, node: endpoint.node };
+}
+
+/** Longest wait for `preferNode` to answer before the hosts are tried in their usual order. */
+const PREFER_NODE_TIMEOUT = 5000;
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** `host:port`, with IPv6 addresses in brackets. */
@@ -91,6 +113,8 @@ const makeCore: CoreFactory<ConnectionCore> = (options, listener) => new Connect
 /** @internal */
 export class Supervisor<C extends SupervisedCore = ConnectionCore> {
   private core: C | undefined;
+  /** Index (into the endpoints) of `core`. */
+  private coreIndex = 0;
   /** Retries since the last open connection (or since the start). */
   private retries = 0;
   /** Attempts since the last open connection (or since the start). */
@@ -113,7 +137,48 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
   ) {}
 
   start(): void {
-    this.attempt();
+    this.begin();
+  }
+
+  /**
+   * Starts a sequence of attempts (the first connection, or the reconnect after a loss): asks
+   * `preferNode` first, when given, and starts at the host of the node it names.
+   */
+  private begin(): void {
+    const prefer = this.options.preferNode;
+    if (prefer === undefined) {
+      this.attempt();
+      return;
+    }
+    const go = (node: unknown) => {
+      if (this.stopped || this.finished) return;
+      const index = typeof node === 'string' ? this.options.endpoints.findIndex((e) => e.node === node) : -1;
+      if (index >= 0) this.next = index;
+      this.attempt();
+    };
+    let answer: unknown;
+    try {
+      answer = prefer();
+    } catch {
+      go(undefined);
+      return;
+    }
+    if (!isPromiseLike(answer)) {
+      go(answer);
+      return;
+    }
+    // Whichever comes first: the answer, or the timeout (then the usual order).
+    let settled = false;
+    const scheduler = this.options.recovery?.scheduler ?? asyncScheduler;
+    const settle = (node: unknown) => {
+      if (settled) return;
+      settled = true;
+      this.timer?.unsubscribe();
+      this.timer = undefined;
+      go(node);
+    };
+    this.timer = scheduler.schedule(() => settle(undefined), PREFER_NODE_TIMEOUT);
+    answer.then(settle, () => settle(undefined));
   }
 
   /** The subscribers left: close what is open (the close handshake), stop retrying. */
@@ -127,7 +192,8 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
       this.finish(undefined);
       return;
     }
-    if (!this.closingReported) this.report({ status: 'CLOSING', host: hostLabel(core.options) });
+    if (!this.closingReported)
+      this.report({ status: 'CLOSING', ...where(core.options.endpoints[this.coreIndex]!) });
     this.closingReported = true;
     core.close();
   }
@@ -137,7 +203,7 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
     const index = this.next % endpoints.length;
     const endpoint = endpoints[index]!;
     this.attempts++;
-    this.report({ status: 'CONNECTING', host: hostLabel(endpoint), attempt: this.attempts });
+    this.report({ status: 'CONNECTING', ...where(endpoint), attempt: this.attempts });
     // A subscriber may have left on CONNECTING: then there is nothing to open.
     if (this.stopped) return;
     const core: C = this.factory(withEndpoint(this.options, endpoint), {
@@ -147,7 +213,7 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
         this.retries = 0;
         this.attempts = 0;
         this.next = index;
-        this.report({ status: 'CONNECTED', host: hostLabel(endpoint) });
+        this.report({ status: 'CONNECTED', ...where(endpoint) });
         this.sink.opened(core);
       },
       closed: (error) => this.closed(core, index, error),
@@ -155,11 +221,12 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
       closing: () => {
         if (this.stopped || this.closingReported) return;
         this.closingReported = true;
-        this.report({ status: 'CLOSING', host: hostLabel(endpoint) });
+        this.report({ status: 'CLOSING', ...where(endpoint) });
       },
       willRecover: (error) => this.decide(core, error).delay !== undefined,
     });
     this.core = core;
+    this.coreIndex = index;
     core.start();
   }
 
@@ -221,11 +288,14 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
     const scheduler = this.options.recovery?.scheduler ?? asyncScheduler;
     this.timer = scheduler.schedule(() => {
       this.timer = undefined;
-      if (!this.stopped) this.attempt();
+      if (this.stopped) return;
+      // After a loss, a new sequence: preferNode may pick its first host.
+      if (wasOpen) this.begin();
+      else this.attempt();
     }, delay);
     this.report({
       status: 'RECONNECTING',
-      host: hostLabel(this.options.endpoints[this.next % endpoints]!),
+      ...where(this.options.endpoints[this.next % endpoints]!),
       cause: error,
       attempt: retry,
       delay,

@@ -513,3 +513,148 @@ describe('Supervisor (virtual time)', () => {
     }),
   );
 });
+
+describe('Supervisor: cluster-aware hosts (virtual time)', () => {
+  const cluster = [
+    { hostname: 'a', node: 'rabbit@a' },
+    { hostname: 'b', node: 'rabbit@b' },
+    { hostname: 'c', node: 'rabbit@c' },
+  ];
+  const nodesOf = (states: ConnectionState[]) =>
+    states.map((s) => `${s.status} ${s.host ?? ''} ${s.node ?? ''}`.trim());
+
+  it(
+    'reports the node of the host (from the hosts entry) in every state that names a host',
+    marbles((m) => {
+      const seen: ConnectionState[] = [];
+      run(
+        m,
+        { hosts: [cluster[0]!, 'b'], recovery: { initial: false, reconnect: { delays: [5] } } },
+        [
+          { at: 1, does: 'open', loseAt: 10 },
+          { at: 1, does: 'refuse' },
+          { at: 1, does: 'open' },
+        ],
+        { onState: (s) => seen.push(s) },
+      );
+      m.flush();
+      expect(nodesOf(seen)).toEqual([
+        'CONNECTING a:5672 rabbit@a',
+        'CONNECTED a:5672 rabbit@a',
+        'RECONNECTING a:5672 rabbit@a',
+        'CONNECTING a:5672 rabbit@a',
+        'RECONNECTING b:5672',
+        'CONNECTING b:5672',
+        'CONNECTED b:5672',
+      ]);
+    }),
+  );
+
+  it(
+    'preferNode picks the first host of the first connection and of each reconnect',
+    marbles((m) => {
+      const answers = ['rabbit@c', 'rabbit@b'];
+      const asked: number[] = [];
+      const seen: ConnectionState[] = [];
+      run(
+        m,
+        {
+          hosts: cluster,
+          preferNode: () => {
+            asked.push(m.scheduler.now());
+            return answers.shift();
+          },
+          recovery: { initial: false, reconnect: { delays: [5] } },
+        },
+        [
+          { at: 1, does: 'open', loseAt: 10 },
+          { at: 1, does: 'open', loseAt: 20 },
+          { at: 1, does: 'open' },
+        ],
+        { onState: (s) => seen.push(s) },
+      );
+      m.flush();
+      expect(nodesOf(seen).filter((s) => s.startsWith('CONNECTED'))).toEqual([
+        'CONNECTED c:5672 rabbit@c',
+        'CONNECTED b:5672 rabbit@b',
+        // No answer the third time: in order, from the first host.
+        'CONNECTED a:5672 rabbit@a',
+      ]);
+      // Asked at the start and after each reconnect delay, not on the loss itself.
+      expect(asked).toEqual([0, 15, 40]);
+    }),
+  );
+
+  it(
+    'a thenable answer is waited for; an unknown node, a throw or a rejection fall back to the usual order',
+    marbles((m) => {
+      const first = (options: ConnectOptions) => {
+        const seen: ConnectionState[] = [];
+        run(m, { hosts: cluster, recovery: true, ...options }, [{ at: 1, does: 'open' }], {
+          onState: (s) => seen.push(s),
+        });
+        return seen;
+      };
+      const thenable = first({
+        preferNode: () =>
+          // biome-ignore lint/suspicious/noThenProperty: a synchronous thenable, so that virtual time sees the answer
+          ({ then: (ok: (v: string) => void) => ok('rabbit@b') }) as PromiseLike<string>,
+      });
+      const unknown = first({ preferNode: () => 'rabbit@elsewhere' });
+      const throws = first({
+        preferNode: () => {
+          throw new Error('management API down');
+        },
+      });
+      const rejects = first({
+        preferNode: () =>
+          // biome-ignore lint/suspicious/noThenProperty: a synchronous thenable, so that virtual time sees the answer
+          ({ then: (_: unknown, no: (e: Error) => void) => no(new Error('404')) }) as PromiseLike<string>,
+      });
+      m.flush();
+      expect(thenable[0]?.host).toBe('b:5672');
+      for (const seen of [unknown, throws, rejects]) expect(seen[0]?.host).toBe('a:5672');
+    }),
+  );
+
+  it(
+    'an answer that does not come within 5 s: the usual order; stopping while waiting ends at once',
+    marbles((m) => {
+      const seen: ConnectionState[] = [];
+      const silent = run(
+        m,
+        { hosts: cluster, recovery: true, preferNode: () => new Promise<string>(() => {}) },
+        [{ at: 1, does: 'open' }],
+        { onState: (s) => seen.push(s) },
+      );
+      const stopped = run(
+        m,
+        { hosts: cluster, recovery: true, preferNode: () => new Promise<string>(() => {}) },
+        [{ at: 1, does: 'open' }],
+      );
+      m.scheduler.schedule(() => stopped.supervisor.stop(), 100);
+      m.flush();
+      expect(silent.states[0]).toEqual([5000, 'CONNECTING', 'a:5672', 1]);
+      expect(seen[0]?.node).toBe('rabbit@a');
+      expect(stopped.states).toEqual([[100, 'CLOSED']]);
+      expect(stopped.cores).toHaveLength(0);
+    }),
+  );
+
+  it('preferNode needs a function and hosts that name their nodes; node must be a non-empty string', () => {
+    const resolve = (options: ConnectOptions) => () =>
+      resolveOptions('amqp://localhost', options, nodePlatform);
+    expect(resolve({ hosts: ['a', 'b'], preferNode: () => 'rabbit@a' })).toThrow(
+      /hosts that name their nodes/,
+    );
+    expect(resolve({ hosts: cluster, preferNode: 'rabbit@a' as never })).toThrow(
+      /preferNode must be a function/,
+    );
+    expect(resolve({ hosts: [{ hostname: 'a', node: '' }] })).toThrow(/hosts\[0\]\.node must be a node name/);
+    expect(resolve({ hosts: cluster, preferNode: () => undefined })().endpoints.map((e) => e.node)).toEqual([
+      'rabbit@a',
+      'rabbit@b',
+      'rabbit@c',
+    ]);
+  });
+});

@@ -101,20 +101,23 @@ export function ackOnSuccess<R, D extends SettleableMessage = Delivery>(
     source.pipe(
       mergeMap(
         (delivery) =>
-          defer(() => toObservable(handler(delivery))).pipe(
-            take(1),
-            defaultIfEmpty(NOTHING),
-            catchError((error: unknown) => {
-              settleFailed(delivery, policy, requeueRedelivered);
-              onFailure?.(error, delivery);
-              return EMPTY;
-            }),
-            map((result) => {
-              delivery.ack();
-              return result;
-            }),
-            filter((result): result is R => result !== NOTHING),
-          ),
+          // A drain with `prefetched: 'return'` gives back what has not started: not processed here.
+          delivery.returnForDrain?.() === true
+            ? EMPTY
+            : defer(() => toObservable(handler(delivery))).pipe(
+                take(1),
+                defaultIfEmpty(NOTHING),
+                catchError((error: unknown) => {
+                  settleFailed(delivery, policy, requeueRedelivered);
+                  onFailure?.(error, delivery);
+                  return EMPTY;
+                }),
+                map((result) => {
+                  delivery.ack();
+                  return result;
+                }),
+                filter((result): result is R => result !== NOTHING),
+              ),
         concurrency,
       ),
     );

@@ -9,6 +9,13 @@ export { ConnectionObservable, type ConnectionState, type ConnectionStatus } fro
 export { Connection, type ConnectionCounters, type Tune } from './client/connection.js';
 export { Delivery } from './client/delivery.js';
 export type {
+  DrainOptions,
+  DrainPhase,
+  DrainProgress,
+  PublisherDrainOptions,
+  PublisherDrainReport,
+} from './client/drain.js';
+export type {
   DeliveryFields,
   PublishCallback,
   PublishHandle,
@@ -56,6 +63,7 @@ export {
   type ConnectionClosedCode,
   ConnectionClosedError,
   ConsumerCancelledError,
+  DrainingError,
   EncodeError,
   type EncodeErrorCode,
   type ErrorCode,

@@ -17,6 +17,7 @@ import { INSPECT } from '../util/runtime.js';
 import { type ConfirmHost, type ConfirmSource, ConfirmTracker } from './confirms.js';
 import { Consumers, type OperationFailer, type UnclaimedDelivery } from './consumers.js';
 import { Delivery } from './delivery.js';
+import type { DrainableChannel } from './drain.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
 import { PublishPath, publishObservable } from './publish.js';
 import { type RequestOptions, RequestReply } from './request-reply.js';
@@ -60,7 +61,7 @@ export interface ChannelEvents {
  * ).subscribe();
  * ```
  */
-export class Channel implements PublishTarget {
+export class Channel implements PublishTarget, DrainableChannel {
   private readonly core: ChannelCore;
   private readonly wiring: ChannelWiring;
   private readonly publishes: PublishPath;
@@ -119,6 +120,26 @@ export class Channel implements PublishTarget {
   /** @internal Sends channel.open (throws when the connection cannot take another channel). */
   open(id?: number): void {
     this.core.open(id);
+  }
+
+  /** @internal A drain: cancels the consumers of this channel (their streams complete); returns how many. */
+  drainConsumers(): number {
+    return this.wiring.drainConsumers();
+  }
+
+  /** @internal Deliveries handed out on this channel and not yet settled (a drain waits for them). */
+  get unsettled(): number {
+    return this.core.unsettled;
+  }
+
+  /** @internal Publishes (and methods) queued on this channel, and publishes awaiting confirms. */
+  get unconfirmed(): number {
+    return this.core.queued + (this.wiring.tracker?.unconfirmed ?? 0);
+  }
+
+  /** @internal Sends the acks held for the next flush now. */
+  flushHeldAcks(): void {
+    this.core.flushHeldAcks();
   }
 
   /** @internal Closes the channel without waiting (unsubscribing from `connection.channel()`). */
@@ -813,6 +834,11 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer, Co
     private readonly channel: Channel,
     private readonly events: ChannelEvents,
   ) {}
+
+  /** A drain: the consumers, if any, are cancelled. */
+  drainConsumers(): number {
+    return this.consumerSet?.drain() ?? 0;
+  }
 
   // ---- ChannelListener ----
   opened(): void {

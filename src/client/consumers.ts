@@ -8,7 +8,12 @@
  */
 import { Observable, type Observer, type Subscriber } from 'rxjs';
 import type { ChannelCore, RpcHandle } from '../core/channel-core.js';
-import { ChannelClosedError, ConsumerCancelledError, type HeadersDecodeError } from '../errors.js';
+import {
+  ChannelClosedError,
+  ConsumerCancelledError,
+  DrainingError,
+  type HeadersDecodeError,
+} from '../errors.js';
 import type { BasicProperties, MethodOf } from '../protocol/generated.js';
 import { Delivery } from './delivery.js';
 import type { DeliveryFields } from './interfaces.js';
@@ -78,6 +83,11 @@ export class Consumers {
   /** Starts a consumer that reports to `observer`; returns what cancels it. */
   start(queue: string, options: ConsumeOptions, observer: Observer<Delivery>): ConsumerRun {
     const run = new ConsumerRun(this, queue, options.noAck ?? false, observer);
+    if (this.core.consumersRefused) {
+      run.stopped = true;
+      observer.error(new DrainingError(`consume('${queue}') while the connection drains`));
+      return run;
+    }
     // Both go out with the flush that ends this turn: a consumer unsubscribed in the turn it was
     // subscribed withdraws them and sends nothing. The handles (and the stacks the operations
     // captured) are let go once answered: an idle consumer keeps only what routes its deliveries.
@@ -169,6 +179,24 @@ export class Consumers {
     if (sink === undefined) return;
     this.sinks?.delete(consumerTag);
     sink.cancelled();
+  }
+
+  /**
+   * A drain: every running consumer is cancelled (basic.cancel, awaited, so that deliveries crossing
+   * it go back to the queue) and its stream completes. Returns how many there were.
+   */
+  drain(): number {
+    const sinks = this.sinks === undefined ? [] : [...this.sinks];
+    for (const [consumerTag, sink] of sinks) {
+      this.stop(consumerTag, sink.noAck);
+      sink.ended(undefined);
+    }
+    return sinks.length;
+  }
+
+  /** True while the connection drains: a consumer that starts now is cancelled at once. */
+  get refusing(): boolean {
+    return this.core.consumersRefused;
   }
 
   /** The channel ended: every consumer stream ends with it. */
@@ -301,6 +329,12 @@ class ConsumerRun implements ConsumerSink {
     if (this.stopped) {
       // Unsubscribed while basic.consume was in flight: cancel at once.
       this.owner.cancel(consumerTag, this.noAck);
+      return;
+    }
+    if (this.owner.refusing) {
+      // A drain began while basic.consume was in flight: cancel at once, and end like the others.
+      this.owner.cancel(consumerTag, this.noAck);
+      this.ended(undefined);
       return;
     }
     this.owner.register(consumerTag, this);

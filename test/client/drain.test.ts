@@ -1,0 +1,243 @@
+/** Connection.drain and Publisher.drain against the embedded broker (the same scenarios run on RabbitMQ in test/integration/drain.test.ts). */
+import { firstValueFrom, lastValueFrom, merge, Observable, tap, toArray } from 'rxjs';
+import {
+  type Connection,
+  createPublisher,
+  DrainingError,
+  openConnection,
+  type PublishOutcome,
+} from '../../src/index.js';
+import { EmbeddedBroker } from '../../src/testing/index.js';
+import { drainUnderLoad } from '../support/drain-scenario.js';
+
+let broker: EmbeddedBroker;
+const open = (): Promise<Connection> =>
+  openConnection('amqp://guest:guest@embedded', { transport: broker.connector });
+
+beforeEach(() => {
+  broker = new EmbeddedBroker();
+});
+
+describe('Connection.drain (embedded broker)', () => {
+  it('drains with 50 handlers in flight: each finishes and is acked once, the rest stay in the queue', async () => {
+    const f = await drainUnderLoad(open, 'drain.fifty', {
+      messages: 200,
+      prefetch: 50,
+      concurrency: 50,
+      handlerMs: (i) => 5 + ((i * 7) % 40),
+      drainAfterStarted: 50,
+      drain: { timeout: 5000 },
+    });
+    expect(f.started).toBe(50);
+    expect(f.finished).toBe(50);
+    expect(f.acked.size).toBe(50);
+    expect(f.doubleAcks).toBe(0);
+    expect(f.leftInQueue).toHaveLength(150);
+    expect(f.ackedAndLeft).toEqual([]);
+    expect(f.lost).toEqual([]);
+    expect(f.consumerEnd).toBe('complete');
+    expect(f.resultsConfirmed).toBe(50);
+    expect(f.progress.map((p) => p.phase)).toEqual(['settling', 'publishing', 'closing', 'closed']);
+    expect(f.progress[0]).toMatchObject({ consumers: 1, unsettled: 50, timedOut: false });
+    expect(f.progress.at(-1)).toMatchObject({ unsettled: 0, unconfirmed: 0, timedOut: false });
+  });
+
+  it("prefetched: 'return' gives back the deliveries whose handlers had not started", async () => {
+    const f = await drainUnderLoad(open, 'drain.return', {
+      messages: 200,
+      prefetch: 50,
+      concurrency: 5,
+      handlerMs: () => 30,
+      drainAfterStarted: 5,
+      drain: { timeout: 5000, prefetched: 'return' },
+    });
+    expect(f.started).toBe(5);
+    expect(f.finished).toBe(5);
+    expect(f.acked.size).toBe(5);
+    expect(f.doubleAcks).toBe(0);
+    expect(f.leftInQueue).toHaveLength(195);
+    expect(f.lost).toEqual([]);
+    expect(f.consumerEnd).toBe('complete');
+  });
+
+  it("prefetched: 'finish' (default) processes the deliveries waiting for a slot", async () => {
+    const f = await drainUnderLoad(open, 'drain.finish', {
+      messages: 200,
+      prefetch: 50,
+      concurrency: 5,
+      handlerMs: () => 5,
+      drainAfterStarted: 5,
+      drain: { timeout: 5000 },
+    });
+    expect(f.finished).toBe(50);
+    expect(f.acked.size).toBe(50);
+    expect(f.leftInQueue).toHaveLength(150);
+    expect(f.lost).toEqual([]);
+  });
+
+  it('closes at the timeout when handlers hang: every message goes back to the queue', async () => {
+    const f = await drainUnderLoad(open, 'drain.hang', {
+      messages: 100,
+      prefetch: 20,
+      concurrency: 20,
+      handlerMs: () => 0,
+      drainAfterStarted: 20,
+      hang: true,
+      drain: { timeout: 200 },
+    });
+    expect(f.finished).toBe(0);
+    expect(f.leftInQueue).toHaveLength(100);
+    expect(f.lost).toEqual([]);
+    const last = f.progress.at(-1)!;
+    expect(last).toMatchObject({ phase: 'closed', timedOut: true, unsettled: 20 });
+    expect(last.elapsed).toBeGreaterThanOrEqual(200);
+  });
+
+  it('refuses consume() from the start and publishes once settled', async () => {
+    const conn = await open();
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('drain.refuse'));
+    await lastValueFrom(ch.publish('', 'drain.refuse', 'one'));
+    let held: { ack(): boolean } | undefined;
+    ch.consume('drain.refuse').subscribe((d) => {
+      held = d;
+    });
+    while (held === undefined) await new Promise((r) => setTimeout(r, 5));
+    const events: string[] = [];
+    const done = lastValueFrom(conn.drain().pipe(toArray()));
+    // consume() fails at once; publishing is still allowed while a delivery is unsettled.
+    await expect(firstValueFrom(ch.consume('drain.refuse'))).rejects.toBeInstanceOf(DrainingError);
+    await expect(lastValueFrom(ch.publish('', 'drain.refuse', 'two'))).resolves.toEqual({ status: 'sent' });
+    expect(conn.isDraining).toBe(true);
+    events.push('acked');
+    held.ack();
+    const progress = await done;
+    expect(progress.map((p) => p.phase)).toEqual(['settling', 'publishing', 'closing', 'closed']);
+    expect(conn.isOpen).toBe(false);
+    expect(broker.queue('drain.refuse')?.messageCount).toBe(1);
+  });
+
+  it("publishes: 'refuse' refuses publishes from the start; late subscribers see the whole drain", async () => {
+    const conn = await open();
+    const ch = await conn.openChannel();
+    const drain = conn.drain({ publishes: 'refuse' });
+    const first = lastValueFrom(drain.pipe(toArray()));
+    const error = await lastValueFrom(ch.publish('', 'q', 'x')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DrainingError);
+    expect((error as DrainingError).code).toBe('DRAINING');
+    const a = await first;
+    const b = await lastValueFrom(drain.pipe(toArray()));
+    expect(b).toEqual(a);
+  });
+
+  it('waits for publishes in flight and their confirms before closing', async () => {
+    const conn = await open();
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('drain.confirms'));
+    await lastValueFrom(ch.confirmSelect());
+    const outcomes: Promise<PublishOutcome[]>[] = [];
+    const body = new Uint8Array(1024);
+    const all: Observable<PublishOutcome>[] = [];
+    for (let i = 0; i < 2000; i++) all.push(ch.publish('', 'drain.confirms', body));
+    outcomes.push(lastValueFrom(merge(...all).pipe(toArray())));
+    const progress = await lastValueFrom(conn.drain().pipe(toArray()));
+    const results = await outcomes[0]!;
+    expect(results).toHaveLength(2000);
+    expect(results.every((r) => r.status === 'acked')).toBe(true);
+    expect(progress.at(-1)).toMatchObject({ phase: 'closed', unconfirmed: 0, timedOut: false });
+    expect(broker.queue('drain.confirms')?.messageCount).toBe(2000);
+  });
+
+  it('refuses publishes once everything is settled, while it waits for the confirms', async () => {
+    const conn = await open();
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('drain.late'));
+    await lastValueFrom(ch.confirmSelect());
+    const pending = lastValueFrom(ch.publish('', 'drain.late', 'early'));
+    let late: unknown;
+    const progress = await lastValueFrom(
+      conn.drain().pipe(
+        tap((p) => {
+          if (p.phase === 'publishing') {
+            ch.publish('', 'drain.late', 'late').subscribe({ error: (e: unknown) => (late = e) });
+          }
+        }),
+        toArray(),
+      ),
+    );
+    expect(progress[1]).toMatchObject({ phase: 'publishing', unconfirmed: 1 });
+    expect(late).toBeInstanceOf(DrainingError);
+    await expect(pending).resolves.toMatchObject({ status: 'acked' });
+    expect(broker.queue('drain.late')?.messageCount).toBe(1);
+  });
+
+  it('keeps the publishes waiting for an unblock, in order, and closes once they are confirmed', async () => {
+    const conn = await open();
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('drain.blocked'));
+    await lastValueFrom(ch.confirmSelect());
+    broker.block();
+    const all: Observable<PublishOutcome>[] = [];
+    for (let i = 0; i < 100; i++) all.push(ch.publish('', 'drain.blocked', String(i)));
+    const outcomes = lastValueFrom(merge(...all).pipe(toArray()));
+    while (!conn.isBlocked) await new Promise((r) => setTimeout(r, 5));
+    const drained = lastValueFrom(conn.drain().pipe(toArray()));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(conn.isOpen).toBe(true);
+    broker.unblock();
+    const progress = await drained;
+    expect((await outcomes).every((o) => o.status === 'acked')).toBe(true);
+    expect(progress.at(-1)).toMatchObject({ phase: 'closed', timedOut: false });
+    const messages = broker.queue('drain.blocked')?.messages.map((m) => new TextDecoder().decode(m.body));
+    expect(messages).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
+  });
+
+  it('a drain on a closed connection completes at once', async () => {
+    const conn = await open();
+    await lastValueFrom(conn.close());
+    const progress = await lastValueFrom(conn.drain().pipe(toArray()));
+    expect(progress).toEqual([expect.objectContaining({ phase: 'closed', consumers: 0, timedOut: false })]);
+  });
+
+  it('rejects bad options', async () => {
+    const conn = await open();
+    expect(() => conn.drain({ timeout: -1 })).toThrow('drain timeout');
+    expect(() => conn.drain({ prefetched: 'drop' as never })).toThrow(
+      "prefetched must be 'finish' or 'return'",
+    );
+    expect(() => conn.drain({ publishes: 'maybe' as never })).toThrow('publishes must be');
+    expect(conn.isDraining).toBe(false);
+    await lastValueFrom(conn.close());
+  });
+});
+
+describe('Publisher.drain (embedded broker)', () => {
+  it('waits for every publish to be confirmed, then refuses more', async () => {
+    const conn = await open();
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('pub.drain'));
+    const { connect } = await import('../../src/index.js');
+    const connection$ = connect('amqp://guest:guest@embedded', { transport: broker.connector });
+    const publisher = createPublisher(connection$);
+    const all: Promise<PublishOutcome>[] = [];
+    for (let i = 0; i < 500; i++) all.push(lastValueFrom(publisher.publish('', 'pub.drain', String(i))));
+    const report = await lastValueFrom(publisher.drain());
+    expect(report).toMatchObject({ timedOut: false, dropped: 0 });
+    const outcomes = await Promise.all(all);
+    expect(outcomes.every((o) => o.status === 'acked')).toBe(true);
+    await expect(lastValueFrom(publisher.publish('', 'pub.drain', 'late'))).rejects.toBeInstanceOf(
+      DrainingError,
+    );
+    expect(broker.queue('pub.drain')?.messageCount).toBe(500);
+    await lastValueFrom(conn.close());
+  });
+
+  it('fails the held messages with a DrainingError at the timeout', async () => {
+    // A connection that never opens: messages stay held.
+    const publisher = createPublisher(new Observable<Connection>(() => {}));
+    const one = lastValueFrom(publisher.publish('', 'q', 'x')).catch((e: unknown) => e);
+    const report = await lastValueFrom(publisher.drain({ timeout: 100 }));
+    expect(report).toMatchObject({ timedOut: true, dropped: 1 });
+    expect(await one).toBeInstanceOf(DrainingError);
+  });
+});

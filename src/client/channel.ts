@@ -17,7 +17,6 @@ import { INSPECT } from '../util/runtime.js';
 import { type ConfirmHost, type ConfirmSource, ConfirmTracker } from './confirms.js';
 import { Consumers, type OperationFailer, type UnclaimedDelivery } from './consumers.js';
 import { Delivery } from './delivery.js';
-import type { DrainableChannel } from './drain.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
 import { PublishPath, publishObservable } from './publish.js';
 import { type RequestOptions, RequestReply } from './request-reply.js';
@@ -61,7 +60,7 @@ export interface ChannelEvents {
  * ).subscribe();
  * ```
  */
-export class Channel implements PublishTarget, DrainableChannel {
+export class Channel implements PublishTarget {
   private readonly core: ChannelCore;
   private readonly wiring: ChannelWiring;
   private readonly publishes: PublishPath;

@@ -36,6 +36,9 @@ export interface UnclaimedDelivery {
   readonly requeued: boolean;
 }
 
+/** RabbitMQ's direct reply-to pseudo-queue, which a drain leaves consuming (see `Consumers.drain`). */
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+
 /** @internal Ends a one-shot operation that failed (completing it when recovery replaces the connection). */
 export interface OperationFailer {
   failOperation(subscriber: Observer<never>, error: Error): void;
@@ -44,6 +47,7 @@ export interface OperationFailer {
 /** A consumer of this channel: where its deliveries go. */
 interface ConsumerSink {
   readonly noAck: boolean;
+  readonly queue: string;
   deliver(delivery: Delivery): void;
   /** The broker cancelled it. */
   cancelled(): void;
@@ -83,7 +87,7 @@ export class Consumers {
   /** Starts a consumer that reports to `observer`; returns what cancels it. */
   start(queue: string, options: ConsumeOptions, observer: Observer<Delivery>): ConsumerRun {
     const run = new ConsumerRun(this, queue, options.noAck ?? false, observer);
-    if (this.core.consumersRefused) {
+    if (this.core.consumersRefused && queue !== DIRECT_REPLY_TO) {
       run.stopped = true;
       observer.error(new DrainingError(`consume('${queue}') while the connection drains`));
       return run;
@@ -186,7 +190,10 @@ export class Consumers {
    * it go back to the queue) and its stream completes. Returns how many there were.
    */
   drain(): number {
-    const sinks = this.sinks === undefined ? [] : [...this.sinks];
+    // Not the direct reply-to consumer: it brings no work, only the replies to requests that
+    // handlers finishing may still make (it is noAck: nothing of it is left to settle).
+    const sinks =
+      this.sinks === undefined ? [] : [...this.sinks].filter(([, s]) => s.queue !== DIRECT_REPLY_TO);
     for (const [consumerTag, sink] of sinks) {
       this.stop(consumerTag, sink.noAck);
       sink.ended(undefined);
@@ -194,9 +201,9 @@ export class Consumers {
     return sinks.length;
   }
 
-  /** True while the connection drains: a consumer that starts now is cancelled at once. */
-  get refusing(): boolean {
-    return this.core.consumersRefused;
+  /** True while the connection drains: a consumer of `queue` that starts now is cancelled at once. */
+  refuses(queue: string): boolean {
+    return this.core.consumersRefused && queue !== DIRECT_REPLY_TO;
   }
 
   /** The channel ended: every consumer stream ends with it. */
@@ -302,7 +309,7 @@ class ConsumerRun implements ConsumerSink {
 
   constructor(
     private readonly owner: Consumers,
-    private readonly queue: string,
+    readonly queue: string,
     readonly noAck: boolean,
     private readonly observer: Observer<Delivery>,
   ) {}
@@ -331,7 +338,7 @@ class ConsumerRun implements ConsumerSink {
       this.owner.cancel(consumerTag, this.noAck);
       return;
     }
-    if (this.owner.refusing) {
+    if (this.owner.refuses(this.queue)) {
       // A drain began while basic.consume was in flight: cancel at once, and end like the others.
       this.owner.cancel(consumerTag, this.noAck);
       this.ended(undefined);

@@ -1,5 +1,6 @@
 /** Connection.drain and Publisher.drain against the embedded broker (the same scenarios run on RabbitMQ in test/integration/drain.test.ts). */
 import { firstValueFrom, lastValueFrom, merge, Observable, tap, toArray } from 'rxjs';
+import { ackOnSuccess } from '../../operators/index.js';
 import {
   type Connection,
   createPublisher,
@@ -190,6 +191,51 @@ describe('Connection.drain (embedded broker)', () => {
     expect(progress.at(-1)).toMatchObject({ phase: 'closed', timedOut: false });
     const messages = broker.queue('drain.blocked')?.messages.map((m) => new TextDecoder().decode(m.body));
     expect(messages).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
+  });
+
+  it('leaves the direct reply-to consumer running: a handler finishing may still make a request', async () => {
+    const server = await open();
+    const serverCh = await server.openChannel();
+    await lastValueFrom(serverCh.queueDeclare('drain.rpc'));
+    serverCh.consume('drain.rpc').subscribe((req) => {
+      const { replyTo, correlationId } = req.properties;
+      serverCh
+        .publish('', replyTo!, `re: ${req.text()}`, correlationId === undefined ? {} : { correlationId })
+        .subscribe();
+      req.ack();
+    });
+    const conn = await open();
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare('drain.work'));
+    await lastValueFrom(ch.publish('', 'drain.work', 'job'));
+    // A request before the drain starts the reply consumer; the handler's request comes during it.
+    await lastValueFrom(ch.request('', 'drain.rpc', 'warm-up'));
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const replies: string[] = [];
+    let started = false;
+    const work = lastValueFrom(
+      ch.consume('drain.work').pipe(
+        ackOnSuccess(async () => {
+          started = true;
+          await gate;
+          replies.push((await lastValueFrom(ch.request('', 'drain.rpc', 'during'))).text());
+        }),
+        toArray(),
+      ),
+    );
+    while (!started) await new Promise((r) => setTimeout(r, 5));
+    const drained = lastValueFrom(conn.drain({ timeout: 5000 }).pipe(toArray()));
+    release();
+    const progress = await drained;
+    await work;
+    expect(replies).toEqual(['re: during']);
+    expect(progress[0]).toMatchObject({ consumers: 1 });
+    expect(progress.at(-1)).toMatchObject({ phase: 'closed', timedOut: false });
+    expect(broker.queue('drain.work')?.messageCount).toBe(0);
+    await lastValueFrom(server.close());
   });
 
   it('a drain on a closed connection completes at once', async () => {

@@ -532,6 +532,8 @@ export class Publisher implements PublishTarget {
       this.clearTimer(item);
       item.done(item.context, undefined, reason);
     }
+    // A drain waiting for the held messages has nothing left to wait for.
+    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 }
 

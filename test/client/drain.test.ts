@@ -1,12 +1,15 @@
 /** Connection.drain and Publisher.drain against the embedded broker (the same scenarios run on RabbitMQ in test/integration/drain.test.ts). */
-import { firstValueFrom, lastValueFrom, merge, Observable, tap, toArray } from 'rxjs';
+import { concat, firstValueFrom, lastValueFrom, merge, Observable, switchMap, tap, toArray } from 'rxjs';
 import { ackOnSuccess } from '../../operators/index.js';
 import {
   type Connection,
+  ConnectionClosedError,
+  connect,
   createPublisher,
   DrainingError,
   openConnection,
   type PublishOutcome,
+  withChannel,
 } from '../../src/index.js';
 import { EmbeddedBroker } from '../../src/testing/index.js';
 import { drainUnderLoad } from '../support/drain-scenario.js';
@@ -257,12 +260,93 @@ describe('Connection.drain (embedded broker)', () => {
   });
 });
 
+describe('ConnectionObservable.drain (embedded broker, recovery)', () => {
+  const recovering = () =>
+    connect('amqp://guest:guest@embedded', {
+      transport: broker.connector,
+      recovery: { reconnect: { delays: [20] } },
+    });
+
+  it('drains the current connection and ends the lifetime: the pipeline completes', async () => {
+    const connection$ = recovering();
+    await lastValueFrom(
+      withChannel(connect('amqp://guest:guest@embedded', { transport: broker.connector }), (ch) =>
+        concat(
+          ch.queueDeclare('drain.rec'),
+          ch.publish('', 'drain.rec', 'a'),
+          ch.publish('', 'drain.rec', 'b'),
+        ),
+      ),
+    );
+    const handled: string[] = [];
+    const pipeline = lastValueFrom(
+      connection$.pipe(
+        switchMap((c) => c.channel()),
+        switchMap((ch) => ch.consume('drain.rec', { prefetch: 1 })),
+        ackOnSuccess(async (d) => {
+          handled.push(d.text());
+          await new Promise((r) => setTimeout(r, 30));
+        }),
+        toArray(),
+      ),
+    );
+    while (handled.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const progress = await lastValueFrom(connection$.drain().pipe(toArray()));
+    await pipeline; // completes: the connection$ ended
+    expect(handled).toEqual(['a']);
+    expect(progress.at(-1)).toMatchObject({ phase: 'closed', timedOut: false });
+    expect(broker.queue('drain.rec')?.messageCount).toBe(1);
+    expect(broker.connections()).toHaveLength(0);
+  });
+
+  it('a connection lost during the drain is not recovered: the drain errors, the lifetime ends', async () => {
+    const connection$ = recovering();
+    const states: string[] = [];
+    connection$.state$.subscribe((st) => states.push(st.status));
+    let started = false;
+    let ended: string | undefined;
+    // The delivery is held, never settled: the drain waits for it until the connection is lost.
+    connection$
+      .pipe(
+        switchMap((c) => c.channel()),
+        switchMap((ch) =>
+          concat(ch.queueDeclare('drain.lost'), ch.publish('', 'drain.lost', 'x'), ch.consume('drain.lost')),
+        ),
+      )
+      .subscribe({
+        next: (v) => {
+          if (typeof v === 'object' && 'ack' in v) started = true;
+        },
+        complete: () => {
+          ended = 'complete';
+        },
+        error: () => {
+          ended = 'error';
+        },
+      });
+    while (!started) await new Promise((r) => setTimeout(r, 5));
+    const drained = lastValueFrom(connection$.drain({ timeout: 5000 })).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 20));
+    broker.dropConnection(broker.connections()[0]!.id);
+    expect(await drained).toBeInstanceOf(ConnectionClosedError);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ended).toBe('complete');
+    expect(broker.connections()).toHaveLength(0);
+    expect(states.at(-1)).toBe('CLOSED');
+    expect(states).not.toContain('RECONNECTING');
+  });
+
+  it('with no connection open (never subscribed) emits closed at once', async () => {
+    const progress = await lastValueFrom(recovering().drain().pipe(toArray()));
+    expect(progress).toEqual([expect.objectContaining({ phase: 'closed' })]);
+  });
+});
+
 describe('Publisher.drain (embedded broker)', () => {
   it('waits for every publish to be confirmed, then refuses more', async () => {
     const conn = await open();
     const ch = await conn.openChannel();
     await lastValueFrom(ch.queueDeclare('pub.drain'));
-    const { connect } = await import('../../src/index.js');
     const connection$ = connect('amqp://guest:guest@embedded', { transport: broker.connector });
     const publisher = createPublisher(connection$);
     const all: Promise<PublishOutcome>[] = [];

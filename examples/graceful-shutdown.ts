@@ -14,7 +14,7 @@
  * Run: npx tsx examples/graceful-shutdown.ts [--serve]
  * Needs RabbitMQ on 127.0.0.1:5672 (or AMQP_URL).
  */
-import { type Connection, connect, createPublisher, type Delivery, openConnection } from 'rxamqp';
+import { connect, createPublisher, type Delivery, openConnection } from 'rxamqp';
 import { ackOnSuccess } from 'rxamqp/operators';
 import { lastValueFrom, switchMap, tap } from 'rxjs';
 
@@ -25,8 +25,6 @@ const serve = process.argv.includes('--serve');
 
 const connection$ = connect(url, { recovery: true, name: 'graceful-shutdown-example' });
 const publisher = createPublisher(connection$);
-/** The connection open now: the one to drain (recovery replaces it after a loss). */
-let current: Connection | undefined;
 let done = 0;
 
 /** One job: some work, then a result published (and confirmed) before the delivery is acked. */
@@ -38,9 +36,6 @@ async function handle(delivery: Delivery): Promise<void> {
 
 const worker = connection$
   .pipe(
-    tap((conn) => {
-      current = conn;
-    }),
     switchMap((conn) => conn.channel()),
     switchMap((ch) =>
       ch.queueDeclare(queue).pipe(
@@ -58,12 +53,14 @@ const worker = connection$
 
 let stopping = false;
 function shutdown(signal: string): void {
-  if (stopping || current === undefined) return;
+  if (stopping) return;
   stopping = true;
   console.log(`${signal}: draining`);
   // The connection first (the handlers finishing still publish through the publisher, whose channel
   // is on this connection), then the publisher (for what it might hold while disconnected).
-  current
+  // `connection$.drain()` drains the connection open now and ends the recovering lifetime: a loss
+  // during the drain is not reconnected, and during an outage nothing is reopened.
+  connection$
     .drain({ timeout: 20_000 })
     .pipe(
       tap((p) =>

@@ -203,7 +203,8 @@ export class ConnectionDrain {
     this.started = Date.now();
     const core = this.core;
     if (!core.isOpen) {
-      this.finish(core.error);
+      // Closed, or closing already: report its end.
+      core.close(() => this.finish(core.error));
       return;
     }
     core.draining = true;

@@ -97,8 +97,11 @@ export type HandlerResult<R> = R | PromiseLike<R> | Observable<R>;
  * as handlers finish, not necessarily in delivery order. Keep the consumer's `prefetch` at least as high
  * as `concurrency` (and bounded: deliveries waiting for a free slot are buffered here).
  *
- * When the source completes, the operator completes once the running handlers have finished. When the
- * subscription ends (unsubscription, source error), running handlers are unsubscribed and their
+ * When the source completes (a connection drain completes the consumer stream), the operator completes
+ * once the running handlers have finished. A drain with `prefetched: 'return'` makes each delivery
+ * still waiting for a slot go back to its queue when its turn comes (`returnForDrain()`), without
+ * running the handler. When the subscription ends (unsubscription, source error), running handlers
+ * are unsubscribed and their
  * deliveries, like the ones still waiting, are left unsettled: the broker delivers them again when the
  * channel closes.
  *
@@ -135,20 +138,23 @@ export function ackOnSuccess<R, D extends SettleableMessage = Delivery>(
     source.pipe(
       mergeMap(
         (delivery) =>
-          defer(() => toObservable(handler(delivery))).pipe(
-            take(1),
-            defaultIfEmpty(NOTHING),
-            catchError((error: unknown) => {
-              settleFailed(delivery, policy, requeueRedelivered, maxDeliveries);
-              onFailure?.(error, delivery);
-              return EMPTY;
-            }),
-            map((result) => {
-              delivery.ack();
-              return result;
-            }),
-            filter((result): result is R => result !== NOTHING),
-          ),
+          // A drain with `prefetched: 'return'` gives back what has not started: not processed here.
+          delivery.returnForDrain?.() === true
+            ? EMPTY
+            : defer(() => toObservable(handler(delivery))).pipe(
+                take(1),
+                defaultIfEmpty(NOTHING),
+                catchError((error: unknown) => {
+                  settleFailed(delivery, policy, requeueRedelivered, maxDeliveries);
+                  onFailure?.(error, delivery);
+                  return EMPTY;
+                }),
+                map((result) => {
+                  delivery.ack();
+                  return result;
+                }),
+                filter((result): result is R => result !== NOTHING),
+              ),
         concurrency,
       ),
     );

@@ -123,7 +123,8 @@ export type ErrorCode =
   | 'INVALID_CONFIGURATION'
   | 'CONFIRM_TAG'
   | 'HEADERS_UNREADABLE'
-  | 'NO_BROKER';
+  | 'NO_BROKER'
+  | 'DRAINING';
 
 /**
  * Base class of every error rxamqp raises. `code` is a stable machine-readable string; each subclass
@@ -648,5 +649,24 @@ export function causedByConnectionLoss(error: unknown): boolean {
 export class NoBrokerError extends AmqpError<'NO_BROKER'> {
   constructor(message: string, options?: { cause?: unknown }) {
     super('NO_BROKER', message, options);
+  }
+}
+
+/**
+ * A `consume()` or a publish attempted while its connection or publisher is draining (see
+ * `Connection.drain` and `Publisher.drain`): nothing was sent. A drain refuses new consumers from its
+ * start, and new publishes once the deliveries handed out have been settled (until then the handlers
+ * finishing them may still publish), or from its start with `publishes: 'refuse'`.
+ *
+ * @example
+ * ```ts
+ * ch.publish('', 'jobs', 'x').subscribe({
+ *   error: (e) => { if (e instanceof DrainingError) log.info('shutting down: not published'); },
+ * });
+ * ```
+ */
+export class DrainingError extends AmqpError<'DRAINING'> {
+  constructor(message: string) {
+    super('DRAINING', message);
   }
 }

@@ -15,6 +15,13 @@ export {
   deliveryCountOf,
 } from './client/delivery.js';
 export type {
+  DrainOptions,
+  DrainPhase,
+  DrainProgress,
+  PublisherDrainOptions,
+  PublisherDrainReport,
+} from './client/drain.js';
+export type {
   DeliveryFields,
   PublishCallback,
   PublishHandle,
@@ -62,6 +69,7 @@ export {
   type ConnectionClosedCode,
   ConnectionClosedError,
   ConsumerCancelledError,
+  DrainingError,
   EncodeError,
   type EncodeErrorCode,
   type ErrorCode,

@@ -121,6 +121,26 @@ export class Channel implements PublishTarget {
     this.core.open(id);
   }
 
+  /** @internal A drain: cancels the consumers of this channel (their streams complete); returns how many. */
+  drainConsumers(): number {
+    return this.wiring.drainConsumers();
+  }
+
+  /** @internal Deliveries handed out on this channel and not yet settled (a drain waits for them). */
+  get unsettled(): number {
+    return this.core.unsettled;
+  }
+
+  /** @internal Publishes (and methods) queued on this channel, and publishes awaiting confirms. */
+  get unconfirmed(): number {
+    return this.core.queued + (this.wiring.tracker?.unconfirmed ?? 0);
+  }
+
+  /** @internal Sends the acks held for the next flush now. */
+  flushHeldAcks(): void {
+    this.core.flushHeldAcks();
+  }
+
   /** @internal Closes the channel without waiting (unsubscribing from `connection.channel()`). */
   closeNow(): void {
     this.core.close();
@@ -813,6 +833,11 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer, Co
     private readonly channel: Channel,
     private readonly events: ChannelEvents,
   ) {}
+
+  /** A drain: the consumers, if any, are cancelled. */
+  drainConsumers(): number {
+    return this.consumerSet?.drain() ?? 0;
+  }
 
   // ---- ChannelListener ----
   opened(): void {

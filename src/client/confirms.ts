@@ -77,6 +77,11 @@ export class ConfirmTracker {
 
   constructor(private readonly host: ConfirmHost) {}
 
+  /** Publishes written and not yet answered by the broker (a drain waits for them). */
+  get unconfirmed(): number {
+    return this.smoother?.outstanding ?? 0;
+  }
+
   /** True once confirm.select has been sent on the channel. */
   get confirmMode(): boolean {
     return this.smoother !== undefined;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { BehaviorSubject, Observable, type Subscriber } from 'rxjs';
+import { BehaviorSubject, defer, merge, Observable, of, type Subscriber } from 'rxjs';
 import type { ConnectOptions, ResolvedOptions } from '../config/options.js';
 import type { Platform } from '../config/platform.js';
 import { resolveOptions } from '../config/resolve-options.js';
@@ -13,6 +13,7 @@ import type { ConnectionCore } from '../core/connection-core.js';
 import { type ConnectionState, Supervisor } from '../core/supervisor.js';
 import { ConfigurationError } from '../errors.js';
 import { Connection, keepFirst } from './connection.js';
+import { checkDrainOptions, type DrainOptions, type DrainProgress } from './drain.js';
 
 export type { ConnectionState, ConnectionStatus } from '../core/supervisor.js';
 
@@ -36,6 +37,8 @@ export function connectWith(
  */
 export class ConnectionObservable extends Observable<Connection> {
   private readonly states = new BehaviorSubject<ConnectionState>({ status: 'INITIAL' });
+  /** The connection lifetimes under way (one when shared, one per subscription otherwise). */
+  private readonly groups = new Set<ConnectionGroup>();
 
   /**
    * The state of this Observable's connection: the current state at once, then every change
@@ -79,6 +82,30 @@ export class ConnectionObservable extends Observable<Connection> {
     };
   }
 
+  /**
+   * Drains the connection this Observable holds open now (each of them, without `shared`), as
+   * `Connection.drain` does, and ends its lifetime: a connection lost during the drain is not
+   * recovered (the drain then errors with why it was lost), and while reconnecting nothing is
+   * reopened (the drain emits `closed` at once). The subscribers of this Observable complete once the
+   * connection is closed. Use it on SIGTERM when the pipeline runs on a recovering `connect()` and
+   * you do not hold the `Connection`.
+   *
+   * @example
+   * ```ts
+   * const connection$ = connect(url, { recovery: true });
+   * connection$.pipe(switchMap((c) => c.channel()), switchMap((ch) => ch.consume('jobs')), ackOnSuccess(handle)).subscribe();
+   * process.once('SIGTERM', () => connection$.drain({ timeout: 20_000 }).subscribe({ complete: () => process.exit(0) }));
+   * ```
+   */
+  drain(options: DrainOptions = {}): Observable<DrainProgress> {
+    checkDrainOptions(options);
+    return defer(() => {
+      const groups = [...this.groups].filter((g) => !g.isOver);
+      if (groups.length === 0) return of(CLOSED);
+      return merge(...groups.map((g) => g.drain(options)));
+    });
+  }
+
   /** @internal */
   constructor(
     url: string | ConnectOptions | undefined,
@@ -106,13 +133,19 @@ export class ConnectionObservable extends Observable<Connection> {
         }
         this.states.next(state);
       };
-      if (!resolved.shared) return new ConnectionGroup(resolved, report).add(subscriber);
+      for (const g of this.groups) if (g.isOver) this.groups.delete(g);
+      if (!resolved.shared) {
+        const own = new ConnectionGroup(resolved, report);
+        this.groups.add(own);
+        return own.add(subscriber);
+      }
       if (group === undefined || group.isOver) {
         // A group still closing when the next one starts no longer speaks for this Observable.
         const next: ConnectionGroup = new ConnectionGroup(resolved, (state) => {
           if (group === next) report(state);
         });
         group = next;
+        this.groups.add(next);
       }
       return group.add(subscriber);
     });
@@ -126,6 +159,22 @@ class ConnectionGroup {
   private supervisor: Supervisor | undefined;
   private readonly connections = new WeakMap<ConnectionCore, Connection>();
   isOver = false;
+  /** Set by a drain: a loss ends the lifetime instead of reconnecting. */
+  private draining = false;
+  private drained: Observable<DrainProgress> | undefined;
+
+  /** See `ConnectionObservable.drain`. */
+  drain(options: DrainOptions): Observable<DrainProgress> {
+    this.draining = true;
+    const connection = this.current;
+    if (connection === undefined) {
+      // Reconnecting (or not yet connected): nothing to drain; no further attempt.
+      this.supervisor?.stop();
+      return of(CLOSED);
+    }
+    this.drained ??= connection.drain(options);
+    return this.drained;
+  }
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -149,6 +198,8 @@ class ConnectionGroup {
             const connection = this.connections.get(core);
             if (this.current === connection) this.current = undefined;
             connection?.ended();
+            // A shutdown under way: no reconnect.
+            if (this.draining) this.supervisor?.stop();
           },
           ended: (error) => {
             this.isOver = true;
@@ -210,3 +261,13 @@ function describeState(state: ConnectionState): string {
   const cause = state.cause === undefined ? '' : `: ${state.cause.message}`;
   return `rxamqp: ${state.status}${where}${when}${cause}`;
 }
+
+/** What a drain reports when there is no open connection to drain. */
+const CLOSED: DrainProgress = Object.freeze({
+  phase: 'closed',
+  consumers: 0,
+  unsettled: 0,
+  unconfirmed: 0,
+  elapsed: 0,
+  timedOut: false,
+});

@@ -10,6 +10,7 @@ import type { ChannelClosedError } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import { INSPECT } from '../util/runtime.js';
 import { Channel, type ChannelEvents } from './channel.js';
+import { ConnectionDrain, checkDrainOptions, type DrainOptions, type DrainProgress } from './drain.js';
 import type { BlockedEvent, ChannelOptions } from './types.js';
 
 export type { ConnectionCounters, Tune } from '../core/connection-core.js';
@@ -48,8 +49,59 @@ export class Connection {
     return this.blockedSubject.subscribe(subscriber);
   });
 
+  /** The channels open (or opening) on this connection, for a drain. */
+  private readonly live = new Set<Channel>();
+  /** The drain, once started. */
+  private drainRun: ConnectionDrain | undefined;
+
   /** @internal */
   constructor(private readonly core: ConnectionCore) {}
+
+  /**
+   * Drains the connection for a graceful shutdown, when subscribed:
+   *
+   * 1. every consumer of every channel is cancelled (basic.cancel, awaited: a delivery crossing it
+   *    goes back to the queue) and its delivery stream completes, so that an `ackOnSuccess` after it
+   *    completes once its running handlers finish; from now on `consume()` fails with a
+   *    `DrainingError`;
+   * 2. the drain waits until every delivery handed out has been settled (`prefetched: 'finish'`), or
+   *    only those whose handlers had started (`'return'`: the rest go back to the queue unprocessed);
+   * 3. the held acks are sent, new publishes fail with a `DrainingError`, and the drain waits for the
+   *    publishes accepted before (those waiting for the socket or for an unblock included) to be
+   *    written and confirmed;
+   * 4. the connection closes; the `connect()` Observable completes.
+   *
+   * Steps 2 and 3 are bounded by `timeout` (default 25 s): past it, the connection closes anyway and
+   * the broker requeues what is still unsettled. Emits a {@link DrainProgress} as each phase begins
+   * and a last one, `closed`, then completes; errors with the connection's error if it is lost
+   * meanwhile. The first subscription starts the drain and later ones see it from its start;
+   * unsubscribing only stops listening (a drain half done would leave the consumers cancelled).
+   * Channels stay usable throughout, for the handlers that finish. On a connection already closed it
+   * emits `closed` at once (or errors with the connection's error). Invalid options throw a
+   * `ConfigurationError` at the call.
+   *
+   * @example
+   * ```ts
+   * process.once('SIGTERM', () => {
+   *   conn.drain({ timeout: 20_000 }).subscribe({
+   *     next: (p) => console.log(p.phase, p.unsettled, p.unconfirmed),
+   *     complete: () => process.exit(0),
+   *   });
+   * });
+   * ```
+   */
+  drain(options: DrainOptions = {}): Observable<DrainProgress> {
+    checkDrainOptions(options);
+    return new Observable<DrainProgress>((subscriber) => {
+      this.drainRun ??= new ConnectionDrain(this.core, () => this.live, options);
+      return this.drainRun.observable().subscribe(subscriber);
+    });
+  }
+
+  /** True once `drain()` has started: consumers are refused, and publishes soon. */
+  get isDraining(): boolean {
+    return this.core.draining;
+  }
 
   /** @internal connection.blocked (reason) or unblocked (undefined) from the broker. */
   dispatchBlocked(reason: string | undefined): void {
@@ -113,12 +165,14 @@ export class Connection {
       const channel = new Channel(this.core, {
         opened: (ch) => subscriber.next(ch),
         closed: (error) => {
+          this.live.delete(channel);
           if (error === undefined || this.core.lostToRecovery(error)) subscriber.complete();
           else subscriber.error(error);
         },
       });
       try {
         channel.open(options.id);
+        this.live.add(channel);
       } catch (e) {
         // On a lost recovering connection the next Connection brings the next channel.
         if (this.core.lostToRecovery(e)) subscriber.complete();
@@ -146,13 +200,14 @@ export class Connection {
     // Not keepFirst(channel()): a subscription kept for the channel's life would cost every open
     // channel ~1 KB (subscriber, observer, closures and their contexts). The channels opened here share
     // one events object, which forgets each once it has opened.
-    this.openings ??= new ChannelOpenings(this.core);
+    this.openings ??= new ChannelOpenings(this.core, this.live);
     const openings = this.openings;
     return new Promise<Channel>((resolve, reject) => {
       const channel = new Channel(this.core, openings);
       openings.waiting.set(channel, { resolve, reject });
       try {
         channel.open(options.id);
+        this.live.add(channel);
       } catch (e) {
         openings.closed(undefined, channel, e);
       }
@@ -272,7 +327,10 @@ export class Connection {
 class ChannelOpenings implements ChannelEvents {
   readonly waiting = new Map<Channel, { resolve(channel: Channel): void; reject(error: unknown): void }>();
 
-  constructor(private readonly core: ConnectionCore) {}
+  constructor(
+    private readonly core: ConnectionCore,
+    private readonly live: Set<Channel>,
+  ) {}
 
   opened(channel: Channel): void {
     const waiter = this.waiting.get(channel);
@@ -282,6 +340,7 @@ class ChannelOpenings implements ChannelEvents {
   }
 
   closed(error: ChannelClosedError | undefined, channel: Channel, thrown?: unknown): void {
+    this.live.delete(channel);
     const waiter = this.waiting.get(channel);
     if (waiter === undefined) return;
     this.waiting.delete(channel);

@@ -8,7 +8,12 @@
  */
 import { Observable, type Observer, type Subscriber } from 'rxjs';
 import type { ChannelCore, RpcHandle } from '../core/channel-core.js';
-import { ChannelClosedError, ConsumerCancelledError, type HeadersDecodeError } from '../errors.js';
+import {
+  ChannelClosedError,
+  ConsumerCancelledError,
+  DrainingError,
+  type HeadersDecodeError,
+} from '../errors.js';
 import type { BasicProperties, MethodOf } from '../protocol/generated.js';
 import { Delivery } from './delivery.js';
 import type { DeliveryFields } from './interfaces.js';
@@ -31,6 +36,9 @@ export interface UnclaimedDelivery {
   readonly requeued: boolean;
 }
 
+/** RabbitMQ's direct reply-to pseudo-queue, which a drain leaves consuming (see `Consumers.drain`). */
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+
 /** @internal Ends a one-shot operation that failed (completing it when recovery replaces the connection). */
 export interface OperationFailer {
   failOperation(subscriber: Observer<never>, error: Error): void;
@@ -39,6 +47,7 @@ export interface OperationFailer {
 /** A consumer of this channel: where its deliveries go. */
 interface ConsumerSink {
   readonly noAck: boolean;
+  readonly queue: string;
   deliver(delivery: Delivery): void;
   /** The broker cancelled it. */
   cancelled(): void;
@@ -78,6 +87,11 @@ export class Consumers {
   /** Starts a consumer that reports to `observer`; returns what cancels it. */
   start(queue: string, options: ConsumeOptions, observer: Observer<Delivery>): ConsumerRun {
     const run = new ConsumerRun(this, queue, options.noAck ?? false, observer);
+    if (this.core.consumersRefused && queue !== DIRECT_REPLY_TO) {
+      run.stopped = true;
+      observer.error(new DrainingError(`consume('${queue}') while the connection drains`));
+      return run;
+    }
     // Both go out with the flush that ends this turn: a consumer unsubscribed in the turn it was
     // subscribed withdraws them and sends nothing. The handles (and the stacks the operations
     // captured) are let go once answered: an idle consumer keeps only what routes its deliveries.
@@ -174,6 +188,27 @@ export class Consumers {
     if (sink === undefined) return;
     this.sinks?.delete(consumerTag);
     sink.cancelled();
+  }
+
+  /**
+   * A drain: every running consumer is cancelled (basic.cancel, awaited, so that deliveries crossing
+   * it go back to the queue) and its stream completes. Returns how many there were.
+   */
+  drain(): number {
+    // Not the direct reply-to consumer: it brings no work, only the replies to requests that
+    // handlers finishing may still make (it is noAck: nothing of it is left to settle).
+    const sinks =
+      this.sinks === undefined ? [] : [...this.sinks].filter(([, s]) => s.queue !== DIRECT_REPLY_TO);
+    for (const [consumerTag, sink] of sinks) {
+      this.stop(consumerTag, sink.noAck);
+      sink.ended(undefined);
+    }
+    return sinks.length;
+  }
+
+  /** True while the connection drains: a consumer of `queue` that starts now is cancelled at once. */
+  refuses(queue: string): boolean {
+    return this.core.consumersRefused && queue !== DIRECT_REPLY_TO;
   }
 
   /** The channel ended: every consumer stream ends with it. */
@@ -281,7 +316,7 @@ class ConsumerRun implements ConsumerSink {
 
   constructor(
     private readonly owner: Consumers,
-    private readonly queue: string,
+    readonly queue: string,
     readonly noAck: boolean,
     private readonly observer: Observer<Delivery>,
   ) {}
@@ -316,6 +351,12 @@ class ConsumerRun implements ConsumerSink {
     if (this.stopped) {
       // Unsubscribed while basic.consume was in flight: cancel at once.
       this.owner.cancel(consumerTag, this.noAck);
+      return;
+    }
+    if (this.owner.refuses(this.queue)) {
+      // A drain began while basic.consume was in flight: cancel at once, and end like the others.
+      this.owner.cancel(consumerTag, this.noAck);
+      this.ended(undefined);
       return;
     }
     this.owner.register(consumerTag, this);

@@ -128,6 +128,8 @@ function textOf(value: FieldValue | undefined): string | undefined {
 /** @internal How a delivery reaches its channel to settle. */
 export interface Settler {
   settle(kind: 'ack' | 'nack' | 'reject', deliveryTag: number, multiple: boolean, requeue: boolean): boolean;
+  /** True while a drain gives back the deliveries whose handlers have not started (`prefetched: 'return'`). */
+  readonly returning?: boolean;
 }
 
 /**
@@ -221,6 +223,23 @@ export class Delivery implements SettleableMessage {
    */
   get deaths(): readonly DeathRecord[] {
     return deathsOf(this.properties);
+  }
+
+  /**
+   * For the settling operators, just before a handler would start on this delivery: while its
+   * connection drains with `prefetched: 'return'`, gives the unsettled delivery back to its queue
+   * (nack with requeue) and returns true, and the handler must not run; otherwise returns false and
+   * changes nothing. Handlers already running are not affected: they finish and settle as usual.
+   *
+   * @example
+   * ```ts
+   * deliveries$.pipe(mergeMap((d) => (d.returnForDrain() ? EMPTY : handle(d)), 10)).subscribe();
+   * ```
+   */
+  returnForDrain(): boolean {
+    if (this.isSettled || this.settler?.returning !== true) return false;
+    this.settle('nack', false, true);
+    return true;
   }
 
   /** The body decoded as UTF-8 text. */

@@ -138,4 +138,10 @@ export interface SettleableMessage {
    * `multiple: true` settlement (ack batching). False when it was settled already.
    */
   markSettled(): boolean;
+  /**
+   * Asked just before a handler starts on it: true when a drain (`Connection.drain` with
+   * `prefetched: 'return'`) gave it back to its queue instead, and the handler must not run.
+   * Optional: doubles may leave it out.
+   */
+  returnForDrain?(): boolean;
 }

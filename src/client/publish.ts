@@ -8,7 +8,7 @@
  */
 import { Observable, type Subscriber } from 'rxjs';
 import type { ChannelCore } from '../core/channel-core.js';
-import { PublishBlockedError } from '../errors.js';
+import { DrainingError, PublishBlockedError } from '../errors.js';
 import { utf8Encode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import { microtask } from '../util/runtime.js';
@@ -39,6 +39,11 @@ export class PublishPath {
     if (core.canPublishNow) {
       // The fast path: nothing to wait for.
       this.write(exchange, routingKey, body, properties, mandatory, context, done);
+      return undefined;
+    }
+    if (core.publishesRefused) {
+      // Off the fast path: `canPublishNow` is false while a drain refuses publishes.
+      done(context, undefined, new DrainingError('publish while the connection drains'));
       return undefined;
     }
     let cancelled = false;

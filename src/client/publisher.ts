@@ -7,11 +7,12 @@
  * @module
  */
 import { Observable, type Subscription } from 'rxjs';
-import { ConfigurationError, causedByConnectionLoss, PublisherError } from '../errors.js';
+import { ConfigurationError, causedByConnectionLoss, DrainingError, PublisherError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import { MAX_TIMER_MS, type Timer } from '../util/runtime.js';
 import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
+import { drainTimeout, type PublisherDrainOptions, type PublisherDrainReport } from './drain.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
 import { publishObservable } from './publish.js';
 import type { PublishOptions, PublishOutcome } from './types.js';
@@ -77,6 +78,8 @@ export class Publisher implements PublishTarget {
   private channelSub: Subscription | undefined;
   private everReady = false;
   private closed = false;
+  /** Set by `drain()`: new publishes fail with a DrainingError. */
+  private draining = false;
   private ended: Error | undefined;
   private inFlight = 0;
   /** Wait before opening another channel after one failed on a live connection (ms). */
@@ -203,6 +206,10 @@ export class Publisher implements PublishTarget {
     context: C,
     done: PublishCallback<C>,
   ): PublishHandle | undefined {
+    if (this.draining) {
+      done(context, undefined, new DrainingError('publish while the publisher drains'));
+      return undefined;
+    }
     // Subscribing to the connection may end the publisher at once (a bad option): check after it.
     if (!this.closed) this.start();
     if (this.closed || this.ended !== undefined) {
@@ -304,6 +311,64 @@ export class Publisher implements PublishTarget {
       };
       if (this.inFlight === 0) finish();
       else this.idleWaiters.push(finish);
+    });
+  }
+
+  /**
+   * Drains the publisher for a graceful shutdown, when subscribed: new publishes fail at once with a
+   * `DrainingError`; the messages held while disconnected are still sent when a connection opens, and
+   * every publish handed to a channel is waited for (its confirm, in confirm mode); then the channel
+   * closes and the publisher lets go of the connection, like `close()`. Past `timeout` (default 25 s)
+   * it stops waiting: held messages fail with a `DrainingError` and publishes still unanswered fail
+   * with the channel's error as it closes. Emits a {@link PublisherDrainReport}, then completes.
+   * Unlike `close()`, which fails the held messages at once, nothing accepted before is dropped
+   * while there is time.
+   *
+   * @example
+   * ```ts
+   * process.once('SIGTERM', async () => {
+   *   const { dropped } = await lastValueFrom(publisher.drain({ timeout: 10_000 }));
+   *   if (dropped > 0) console.error(`${dropped} messages were not published`);
+   * });
+   * ```
+   */
+  drain(options: PublisherDrainOptions = {}): Observable<PublisherDrainReport> {
+    const timeout = drainTimeout(options.timeout);
+    return new Observable<PublisherDrainReport>((subscriber) => {
+      const started = Date.now();
+      this.draining = true;
+      let over = false;
+      const finish = (timedOut: boolean) => {
+        if (over) return;
+        over = true;
+        clearTimeout(timer);
+        this.closed = true;
+        let dropped = this.inFlight;
+        for (const item of this.held.splice(0)) {
+          this.clearTimer(item);
+          if (item.cancelled) continue;
+          dropped++;
+          item.done(
+            item.context,
+            undefined,
+            new DrainingError('the publisher drained before the message went out (timeout)'),
+          );
+        }
+        this.channelSub?.unsubscribe();
+        this.connectionSub?.unsubscribe();
+        this.channel = undefined;
+        subscriber.next({ timedOut, dropped, elapsed: Date.now() - started });
+        subscriber.complete();
+      };
+      const idle = () => {
+        if (over) return;
+        if (this.held.length === 0 && this.inFlight === 0) finish(false);
+        else this.idleWaiters.push(idle);
+      };
+      const timer = setTimeout(() => finish(true), timeout);
+      // A publisher that never connected holds nothing: idle at once.
+      if (this.held.length === 0 && this.inFlight === 0) finish(false);
+      else this.idleWaiters.push(idle);
     });
   }
 
@@ -467,6 +532,8 @@ export class Publisher implements PublishTarget {
       this.clearTimer(item);
       item.done(item.context, undefined, reason);
     }
+    // A drain waiting for the held messages has nothing left to wait for.
+    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 }
 

@@ -176,6 +176,19 @@ export class AckTracker {
     held.length = 0;
   }
 
+  /**
+   * How many deliveries still need a settlement from the user (acks held for the next flush count as
+   * settled). A scan of the window: for a drain, which asks now and then, not for the hot path.
+   */
+  get unsettled(): number {
+    let n = this.stragglers.size;
+    const ring = this.ring;
+    for (let tag = this.base; tag <= this.top; tag++) {
+      if (ring[(this.head + tag - this.base) & this.mask] === UNSETTLED) n++;
+    }
+    return n;
+  }
+
   /** Forgets every outstanding delivery (their tags are no longer valid: basic.recover-ok). */
   forgetAll(): void {
     this.held.length = 0;

@@ -380,6 +380,42 @@ export class ChannelCore implements ChannelEndpoint {
     return true;
   }
 
+  // ---- drain ------------------------------------------------------------------------------------
+
+  /** True while the connection drains: new consumers are refused. */
+  get consumersRefused(): boolean {
+    return this.connection.draining;
+  }
+
+  /** True once a drain refuses new publishes. */
+  get publishesRefused(): boolean {
+    return this.connection.publishesRefused;
+  }
+
+  /**
+   * Operations (publishes among them) waiting for their turn on this channel, and the one in flight;
+   * not the publishes waiting at the connection (see `ConnectionCore.publishesWaiting`).
+   */
+  get queued(): number {
+    if (this.state === 'closed') return 0;
+    return this.queue.length - this.queueHead + (this.inFlight === undefined ? 0 : 1);
+  }
+
+  /** Deliveries handed out on this channel that still need a settlement (0 once it is closed). */
+  get unsettled(): number {
+    return this.state === 'open' ? (this.ackTracker?.unsettled ?? 0) : 0;
+  }
+
+  /** True while a drain with `prefetched: 'return'` gives back the deliveries whose handlers have not started. */
+  get returning(): boolean {
+    return this.connection.returningPrefetched && this.state === 'open';
+  }
+
+  /** Sends the held acks now (a drain, before it waits for publishes and closes). */
+  flushHeldAcks(): void {
+    if (this.state === 'open') this.ackTracker?.flush();
+  }
+
   private disarmAckTimer(): void {
     if (!this.ackTimerArmed) return;
     this.ackTimerArmed = false;

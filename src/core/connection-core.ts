@@ -170,6 +170,19 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   blockedReason: string | undefined;
   /** Publishes waiting for the broker to unblock the connection. */
   private blockedWaiters: BlockedWaiter[] = [];
+  /** Set by a drain (see `Connection.drain`): new consumers are refused. */
+  draining = false;
+  /** Set by a drain with `prefetched: 'return'`: deliveries whose handlers have not started go back. */
+  returningPrefetched = false;
+  /** Set by a drain once new publishes are refused. */
+  publishesRefused = false;
+  /**
+   * Publishes waiting here to be released (for the socket to drain, or for an unblock), and those
+   * being released now: a drain waits until there are none, so that it drops none of them.
+   */
+  get publishesWaiting(): number {
+    return this.drainWaiters.length + this.blockedWaiters.length + this.unreleased;
+  }
   /** True once the connection ended and a recovering connection replaces it. */
   recovering = false;
   /** True once the handshake finished (it stays true after the connection ends). */
@@ -374,7 +387,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
    * must queue behind the rest, or it would overtake them on the wire.)
    */
   get publishable(): boolean {
-    return this.writable && !this.blocked && this.unreleased === 0 && this.drainWaiters.length === 0;
+    return (
+      this.writable &&
+      !this.blocked &&
+      this.unreleased === 0 &&
+      this.drainWaiters.length === 0 &&
+      !this.publishesRefused
+    );
   }
 
   /**

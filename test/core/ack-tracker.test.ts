@@ -831,3 +831,31 @@ describe('AckTracker: scale', () => {
     expect(frames.map(([, tag]) => tag)).toEqual(expected);
   });
 });
+
+describe('AckTracker.unsettled (what a drain waits for)', () => {
+  it('counts the deliveries awaiting a settlement; held acks and noAck deliveries do not count', () => {
+    const sent: Frame[] = [];
+    const tracker = new AckTracker((...frame) => sent.push(frame));
+    for (let tag = 1; tag <= 5; tag++) tracker.delivered(tag, tag !== 5);
+    expect(tracker.unsettled).toBe(4);
+    tracker.settle('ack', 2, false, false); // held
+    expect(tracker.unsettled).toBe(3);
+    tracker.settle('nack', 3, false, true);
+    expect(tracker.unsettled).toBe(2);
+    tracker.flush();
+    tracker.settle('ack', 4, true, false);
+    expect(tracker.unsettled).toBe(0);
+  });
+
+  it('counts the stragglers left by an overflowing window', () => {
+    const tracker = new AckTracker(() => {});
+    tracker.delivered(1, true);
+    for (let tag = 2; tag <= MAX_WINDOW + 10; tag++) {
+      tracker.delivered(tag, true);
+      tracker.settle('ack', tag, false, false);
+    }
+    expect(tracker.unsettled).toBe(1);
+    tracker.settle('ack', 1, false, false);
+    expect(tracker.unsettled).toBe(0);
+  });
+});

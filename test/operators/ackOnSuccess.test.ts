@@ -1,7 +1,7 @@
 import { EMPTY, firstValueFrom, map, of, Subject, tap, throwError, toArray } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { ackOnSuccess } from '../../operators/index.js';
-import { ConfigurationError, type Delivery } from '../../src/node.js';
+import { ConfigurationError, type Delivery, type SettleableMessage } from '../../src/node.js';
 import { marbleKit, settlement } from '../../src/testing/index.js';
 
 const { ack, nack, reject } = settlement;
@@ -300,5 +300,39 @@ describe('ackOnSuccess', () => {
     expect(() => ackOnSuccess(() => 1, { maxDeliveries: 0 })).toThrow(ConfigurationError);
     expect(() => ackOnSuccess(() => 1, { maxDeliveries: 1.5 })).toThrow(ConfigurationError);
     expect(() => ackOnSuccess(() => 1, { maxDeliveries: Infinity })).not.toThrow();
+  });
+});
+
+describe('ackOnSuccess during a drain', () => {
+  it('skips the deliveries a drain gives back (returnForDrain) and settles nothing for them', async () => {
+    const handled: string[] = [];
+    const acked: string[] = [];
+    const message = (id: string, returned: boolean): SettleableMessage => ({
+      body: new TextEncoder().encode(id),
+      properties: {},
+      fields: { deliveryTag: 1, redelivered: false, exchange: '', routingKey: 'q' },
+      settled: false,
+      ack: () => {
+        acked.push(id);
+        return true;
+      },
+      nack: () => true,
+      reject: () => true,
+      markSettled: () => true,
+      returnForDrain: () => returned,
+    });
+    const results = await firstValueFrom(
+      of(message('a', false), message('b', true), message('c', false)).pipe(
+        ackOnSuccess((d) => {
+          const id = new TextDecoder().decode(d.body);
+          handled.push(id);
+          return id;
+        }),
+        toArray(),
+      ),
+    );
+    expect(results).toEqual(['a', 'c']);
+    expect(handled).toEqual(['a', 'c']);
+    expect(acked).toEqual(['a', 'c']);
   });
 });

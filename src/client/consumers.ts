@@ -50,8 +50,12 @@ interface ConsumerSink {
 export class Consumers {
   /** The running consumers by tag (made with the first: a channel that never consumes has none). */
   private sinks: Map<string, ConsumerSink> | undefined;
-  /** Consumers whose basic.cancel awaits its cancel-ok, with their noAck setting. */
-  private cancelling: Map<string, boolean> | undefined;
+  /**
+   * Consumers whose basic.cancel awaits its cancel-ok, with how a delivery crossing the cancel is
+   * given back: not at all (noAck), requeued (nack), or acked (a stream consumer: RabbitMQ answers a
+   * nack or reject on a stream with 540 NOT_IMPLEMENTED, closing the connection).
+   */
+  private cancelling: Map<string, CrossingSettlement> | undefined;
   /** Made when first asked for; `unclaimedDone` makes it completed if the channel ended before. */
   private unclaimedSubject: LazySubject<UnclaimedDelivery> | undefined;
   private unclaimedDone = false;
@@ -77,7 +81,9 @@ export class Consumers {
 
   /** Starts a consumer that reports to `observer`; returns what cancels it. */
   start(queue: string, options: ConsumeOptions, observer: Observer<Delivery>): ConsumerRun {
-    const run = new ConsumerRun(this, queue, options.noAck ?? false, observer);
+    const noAck = options.noAck ?? false;
+    const crossing: CrossingSettlement = noAck ? 'none' : isStreamConsume(options) ? 'ack' : 'nack';
+    const run = new ConsumerRun(this, queue, crossing, observer);
     // Both go out with the flush that ends this turn: a consumer unsubscribed in the turn it was
     // subscribed withdraws them and sends nothing. The handles (and the stacks the operations
     // captured) are let go once answered: an idle consumer keeps only what routes its deliveries.
@@ -119,9 +125,9 @@ export class Consumers {
   }
 
   /** @internal For ConsumerRun: forgets the consumer and sends basic.cancel. */
-  stop(consumerTag: string, noAck: boolean): void {
+  stop(consumerTag: string, crossing: CrossingSettlement): void {
     this.sinks?.delete(consumerTag);
-    this.cancel(consumerTag, noAck);
+    this.cancel(consumerTag, crossing);
   }
 
   /** @internal For ConsumerRun: ends a one-shot operation that failed. */
@@ -153,12 +159,12 @@ export class Consumers {
     // otherwise the consumer is unknown. Either way give it back to the queue rather than hold it (a
     // noAck delivery is already settled, and rejecting it would be a protocol error). It is kept as
     // needing a settlement until then, so that no `multiple` ack covers it.
-    const cancellingNoAck = this.cancelling?.get(method.consumerTag);
-    const requeue = cancellingNoAck !== true;
+    const crossing = this.cancelling?.get(method.consumerTag);
+    const requeue = crossing !== 'none';
     this.core.delivered(method.deliveryTag, requeue);
     if (requeue)
-      this.core.settle(cancellingNoAck === undefined ? 'reject' : 'nack', method.deliveryTag, false, true);
-    if (cancellingNoAck === undefined && this.unclaimedSubject?.observed === true) {
+      this.core.settle(crossing === undefined ? 'reject' : crossing, method.deliveryTag, false, true);
+    if (crossing === undefined && this.unclaimedSubject?.observed === true) {
       this.unclaimedSubject.next({ fields, properties, requeued: requeue });
     }
   }
@@ -181,16 +187,27 @@ export class Consumers {
   }
 
   /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */
-  cancel(consumerTag: string, noAck: boolean): void {
+  cancel(consumerTag: string, crossing: CrossingSettlement): void {
     if (!this.core.isOpen) return;
     this.cancelling ??= new Map();
     const cancelling = this.cancelling;
-    cancelling.set(consumerTag, noAck);
+    cancelling.set(consumerTag, crossing);
     const done = (): void => {
       cancelling.delete(consumerTag);
     };
     this.core.call({ name: 'basic.cancel', consumerTag, nowait: false }, ['basic.cancel-ok'], done, done);
   }
+}
+
+/** How a delivery that crosses a consumer's basic.cancel is settled (see `Consumers.cancelling`). */
+type CrossingSettlement = 'none' | 'nack' | 'ack';
+
+/** A consumer of a stream queue: its arguments name a stream offset or filter. */
+function isStreamConsume(options: ConsumeOptions): boolean {
+  const args = options.arguments;
+  return (
+    args !== undefined && (args['x-stream-offset'] !== undefined || args['x-stream-filter'] !== undefined)
+  );
 }
 
 /**
@@ -272,12 +289,16 @@ class ConsumerRun implements ConsumerSink {
   qos: RpcHandle | undefined = undefined;
   consume: RpcHandle | undefined = undefined;
 
+  readonly noAck: boolean;
+
   constructor(
     private readonly owner: Consumers,
     private readonly queue: string,
-    readonly noAck: boolean,
+    private readonly crossing: CrossingSettlement,
     private readonly observer: Observer<Delivery>,
-  ) {}
+  ) {
+    this.noAck = crossing === 'none';
+  }
 
   deliver(delivery: Delivery): void {
     this.observer.next(delivery);
@@ -300,7 +321,7 @@ class ConsumerRun implements ConsumerSink {
     this.consume = undefined;
     if (this.stopped) {
       // Unsubscribed while basic.consume was in flight: cancel at once.
-      this.owner.cancel(consumerTag, this.noAck);
+      this.owner.cancel(consumerTag, this.crossing);
       return;
     }
     this.owner.register(consumerTag, this);
@@ -326,6 +347,6 @@ class ConsumerRun implements ConsumerSink {
       this.qos?.withdraw();
       return;
     }
-    if (this.consumerTag !== undefined) this.owner.stop(this.consumerTag, this.noAck);
+    if (this.consumerTag !== undefined) this.owner.stop(this.consumerTag, this.crossing);
   }
 }

@@ -84,7 +84,8 @@ export function streamOffsetProblem(offset: unknown): string | undefined {
  * string for `first` / `last` / `next` and intervals, a 64-bit integer (`l`) for an offset, a
  * timestamp (`T`) for a `Date`.
  *
- * @throws ConfigurationError for an invalid offset (see {@link streamOffsetProblem}).
+ * @throws ConfigurationError for an invalid offset (a negative or fractional number, an invalid Date,
+ * a string that is none of the names and no interval).
  *
  * @example
  * ```ts

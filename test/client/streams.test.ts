@@ -7,11 +7,15 @@ import { streamConsumeArguments, streamOffsetProblem } from '../../src/client/st
 import {
   type Channel,
   ConfigurationError,
+  consumer,
   consumeStream,
   encodeStreamOffset,
   type FieldTable,
   fieldTypesOf,
+  queue,
   TypedField,
+  toConsumeOptions,
+  toQueueDeclare,
   withStreamFilterValue,
 } from '../../src/node.js';
 import { Reader } from '../../src/protocol/reader.js';
@@ -147,5 +151,47 @@ describe('withStreamFilterValue', () => {
   it('refuses an empty or non-string value', () => {
     expect(() => withStreamFilterValue('')).toThrow(ConfigurationError);
     expect(() => withStreamFilterValue(3 as never)).toThrow(ConfigurationError);
+  });
+});
+
+describe('streams in topology specs', () => {
+  it('maps streamMaxSegmentSizeBytes to x-stream-max-segment-size-bytes, for streams only', () => {
+    expect(
+      toQueueDeclare(
+        queue({ name: 's', type: 'stream', streamMaxSegmentSizeBytes: 1_000_000, maxAge: '7D' }),
+      ),
+    ).toEqual({
+      queue: 's',
+      options: {
+        durable: true,
+        exclusive: false,
+        autoDelete: false,
+        arguments: {
+          'x-queue-type': 'stream',
+          'x-max-age': '7D',
+          'x-stream-max-segment-size-bytes': 1_000_000,
+        },
+      },
+    });
+    expect(() => queue({ name: 'c', streamMaxSegmentSizeBytes: 1000 })).toThrow(
+      /streamMaxSegmentSizeBytes is for streams/,
+    );
+    expect(() => queue({ name: 's', type: 'stream', streamMaxSegmentSizeBytes: 0 })).toThrow(
+      /streamMaxSegmentSizeBytes must be an integer ≥ 1/,
+    );
+  });
+
+  it('checks a ConsumerSpec streamOffset as consumeStream does, and encodes it the same way', () => {
+    const stream = queue({ name: 's', type: 'stream' });
+    expect(() => consumer({ queue: stream, prefetch: 1, streamOffset: '1 hour' as never })).toThrow(
+      /streamOffset must be 'first', 'last', 'next' or an interval/,
+    );
+    expect(() => consumer({ queue: stream, prefetch: 1, streamOffset: -1n })).toThrow(
+      /streamOffset must be from 0/,
+    );
+    const offset = toConsumeOptions(consumer({ queue: stream, prefetch: 1, streamOffset: 5n })).arguments?.[
+      'x-stream-offset'
+    ];
+    expect(offset).toEqual(encodeStreamOffset(5n));
   });
 });

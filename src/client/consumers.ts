@@ -10,7 +10,7 @@ import { Observable, type Observer, type Subscriber } from 'rxjs';
 import type { ChannelCore, RpcHandle } from '../core/channel-core.js';
 import { ChannelClosedError, ConsumerCancelledError, type HeadersDecodeError } from '../errors.js';
 import type { BasicProperties, MethodOf } from '../protocol/generated.js';
-import { Delivery } from './delivery.js';
+import { Delivery, type Settler } from './delivery.js';
 import type { DeliveryFields } from './interfaces.js';
 import { LazySubject } from './lazy-subject.js';
 import type { ConsumeOptions } from './types.js';
@@ -39,6 +39,8 @@ export interface OperationFailer {
 /** A consumer of this channel: where its deliveries go. */
 interface ConsumerSink {
   readonly noAck: boolean;
+  /** A stream consumer: its nacks and rejects are sent as acks (see `Consumers.credit`). */
+  readonly stream: boolean;
   deliver(delivery: Delivery): void;
   /** The broker cancelled it. */
   cancelled(): void;
@@ -59,6 +61,12 @@ export class Consumers {
   /** Made when first asked for; `unclaimedDone` makes it completed if the channel ended before. */
   private unclaimedSubject: LazySubject<UnclaimedDelivery> | undefined;
   private unclaimedDone = false;
+  /**
+   * How a stream consumer's deliveries settle: every settlement is an ack, which gives the broker
+   * credit. A stream never requeues, and RabbitMQ answers a nack or reject on one with 540
+   * NOT_IMPLEMENTED, closing the connection.
+   */
+  private credit: Settler | undefined;
 
   get unclaimed$(): Observable<UnclaimedDelivery> {
     if (this.unclaimedSubject === undefined) {
@@ -152,7 +160,8 @@ export class Consumers {
     };
     if (sink !== undefined) {
       this.core.delivered(method.deliveryTag, !sink.noAck);
-      sink.deliver(new Delivery(body, properties, fields, sink.noAck ? undefined : this.core, headersError));
+      const settler = sink.noAck ? undefined : sink.stream ? this.creditSettler() : this.core;
+      sink.deliver(new Delivery(body, properties, fields, settler, headersError));
       return;
     }
     // Nobody claims it. For a consumer being cancelled this is the race with our basic.cancel;
@@ -167,6 +176,11 @@ export class Consumers {
     if (crossing === undefined && this.unclaimedSubject?.observed === true) {
       this.unclaimedSubject.next({ fields, properties, requeued: requeue });
     }
+  }
+
+  private creditSettler(): Settler {
+    this.credit ??= creditOnly(this.core);
+    return this.credit;
   }
 
   /** A basic.cancel from the broker. */
@@ -201,6 +215,11 @@ export class Consumers {
 
 /** How a delivery that crosses a consumer's basic.cancel is settled (see `Consumers.cancelling`). */
 type CrossingSettlement = 'none' | 'nack' | 'ack';
+
+/** A settler that acks whatever settlement it is asked for. */
+function creditOnly(core: ChannelCore): Settler {
+  return { settle: (_kind, tag, multiple) => core.settle('ack', tag, multiple, false) };
+}
 
 /** A consumer of a stream queue: its arguments name a stream offset or filter. */
 function isStreamConsume(options: ConsumeOptions): boolean {
@@ -290,6 +309,7 @@ class ConsumerRun implements ConsumerSink {
   consume: RpcHandle | undefined = undefined;
 
   readonly noAck: boolean;
+  readonly stream: boolean;
 
   constructor(
     private readonly owner: Consumers,
@@ -298,6 +318,7 @@ class ConsumerRun implements ConsumerSink {
     private readonly observer: Observer<Delivery>,
   ) {
     this.noAck = crossing === 'none';
+    this.stream = crossing === 'ack';
   }
 
   deliver(delivery: Delivery): void {

@@ -299,6 +299,23 @@ describe('consumeStream (real broker)', () => {
     await connectionAlive(stream);
   });
 
+  it('channel.consume on a stream sends its nacks and rejects as acks: credit, and the connection stays open', async () => {
+    const ch = await newChannel();
+    const got = await firstValueFrom(
+      ch.consume(stream, { prefetch: 3, arguments: { 'x-stream-offset': 'first' } }).pipe(
+        tap((d) => {
+          if (Number(d.text().slice(1)) % 2 === 0) d.nack({ requeue: true });
+          else d.reject({ requeue: false });
+        }),
+        take(30),
+        toArray(),
+      ),
+    );
+    expect(got.map((d) => d.text())).toEqual(bodies(0, 30));
+    await new Promise((r) => setTimeout(r, 200));
+    await connectionAlive(stream);
+  });
+
   it('on a queue that is not a stream, the broker refuses the consumer (406 closes the channel)', async () => {
     const ch = await newChannel();
     const { queue: classic } = await lastValueFrom(ch.queueDeclare('', { exclusive: true }));

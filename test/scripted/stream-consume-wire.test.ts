@@ -119,6 +119,24 @@ describe('a stream consumer cancelled with deliveries in flight', () => {
     expect(filtered.seen).toEqual(['ack 2']);
   });
 
+  it('a nack or reject of a stream delivery goes out as an ack (credit), even from channel.consume', async () => {
+    for (const settle of [(d: Delivery) => d.nack({ requeue: true }), (d: Delivery) => d.reject()]) {
+      const { seen } = await crossTheCancel(async (channel) => {
+        const d = await firstValueFrom(
+          channel.consume('s', { prefetch: 10, arguments: { 'x-stream-offset': 'first' } }),
+        );
+        expect(settle(d)).toBe(true);
+        return d;
+      });
+      // Acks only: one for each, or one multiple ack covering both.
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.every((m) => m.startsWith('ack '))).toBe(true);
+      expect(seen.at(-1)).toMatch(/^ack 2/);
+      await server?.close();
+      server = undefined;
+    }
+  });
+
   it('another consumer still requeues it', async () => {
     const { seen } = await crossTheCancel(consumeWith({ prefetch: 10 }));
     expect(seen).toEqual(['nack 2 true']);

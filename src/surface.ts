@@ -30,6 +30,17 @@ export type {
 } from './client/interfaces.js';
 export { createPublisher, Publisher, type PublisherOptions } from './client/publisher.js';
 export { withChannel } from './client/scope.js';
+export {
+  consumeStream,
+  encodeStreamOffset,
+  STREAM_FILTER_VALUE_HEADER,
+  STREAM_OFFSET_HEADER,
+  type StreamConsumeOptions,
+  StreamDelivery,
+  type StreamFilter,
+  type StreamInterval,
+  withStreamFilterValue,
+} from './client/streams.js';
 export type {
   BlockedEvent,
   ChannelOptions,

@@ -15,7 +15,7 @@ import {
   type HeadersDecodeError,
 } from '../errors.js';
 import type { BasicProperties, MethodOf } from '../protocol/generated.js';
-import { Delivery } from './delivery.js';
+import { Delivery, type Settler } from './delivery.js';
 import type { DeliveryFields } from './interfaces.js';
 import { LazySubject } from './lazy-subject.js';
 import type { ConsumeOptions } from './types.js';
@@ -48,6 +48,10 @@ export interface OperationFailer {
 interface ConsumerSink {
   readonly noAck: boolean;
   readonly queue: string;
+  /** A stream consumer: its nacks and rejects are sent as acks (see `Consumers.credit`). */
+  readonly stream: boolean;
+  /** How a delivery crossing its basic.cancel is settled. */
+  readonly crossing: CrossingSettlement;
   deliver(delivery: Delivery): void;
   /** The broker cancelled it. */
   cancelled(): void;
@@ -59,11 +63,21 @@ interface ConsumerSink {
 export class Consumers {
   /** The running consumers by tag (made with the first: a channel that never consumes has none). */
   private sinks: Map<string, ConsumerSink> | undefined;
-  /** Consumers whose basic.cancel awaits its cancel-ok, with their noAck setting. */
-  private cancelling: Map<string, boolean> | undefined;
+  /**
+   * Consumers whose basic.cancel awaits its cancel-ok, with how a delivery crossing the cancel is
+   * given back: not at all (noAck), requeued (nack), or acked (a stream consumer: RabbitMQ answers a
+   * nack or reject on a stream with 540 NOT_IMPLEMENTED, closing the connection).
+   */
+  private cancelling: Map<string, CrossingSettlement> | undefined;
   /** Made when first asked for; `unclaimedDone` makes it completed if the channel ended before. */
   private unclaimedSubject: LazySubject<UnclaimedDelivery> | undefined;
   private unclaimedDone = false;
+  /**
+   * How a stream consumer's deliveries settle: every settlement is an ack, which gives the broker
+   * credit. A stream never requeues, and RabbitMQ answers a nack or reject on one with 540
+   * NOT_IMPLEMENTED, closing the connection.
+   */
+  private credit: Settler | undefined;
 
   get unclaimed$(): Observable<UnclaimedDelivery> {
     if (this.unclaimedSubject === undefined) {
@@ -86,7 +100,9 @@ export class Consumers {
 
   /** Starts a consumer that reports to `observer`; returns what cancels it. */
   start(queue: string, options: ConsumeOptions, observer: Observer<Delivery>): ConsumerRun {
-    const run = new ConsumerRun(this, queue, options.noAck ?? false, observer);
+    const noAck = options.noAck ?? false;
+    const crossing: CrossingSettlement = noAck ? 'none' : isStreamConsume(options) ? 'ack' : 'nack';
+    const run = new ConsumerRun(this, queue, crossing, observer);
     if (this.core.consumersRefused && queue !== DIRECT_REPLY_TO) {
       run.stopped = true;
       observer.error(new DrainingError(`consume('${queue}') while the connection drains`));
@@ -133,9 +149,9 @@ export class Consumers {
   }
 
   /** @internal For ConsumerRun: forgets the consumer and sends basic.cancel. */
-  stop(consumerTag: string, noAck: boolean): void {
+  stop(consumerTag: string, crossing: CrossingSettlement): void {
     this.sinks?.delete(consumerTag);
-    this.cancel(consumerTag, noAck);
+    this.cancel(consumerTag, crossing);
   }
 
   /** @internal For ConsumerRun: whether a delivery from `fromTag` on is still unsettled on the channel. */
@@ -165,21 +181,27 @@ export class Consumers {
     };
     if (sink !== undefined) {
       this.core.delivered(method.deliveryTag, !sink.noAck);
-      sink.deliver(new Delivery(body, properties, fields, sink.noAck ? undefined : this.core, headersError));
+      const settler = sink.noAck ? undefined : sink.stream ? this.creditSettler() : this.core;
+      sink.deliver(new Delivery(body, properties, fields, settler, headersError));
       return;
     }
     // Nobody claims it. For a consumer being cancelled this is the race with our basic.cancel;
     // otherwise the consumer is unknown. Either way give it back to the queue rather than hold it (a
     // noAck delivery is already settled, and rejecting it would be a protocol error). It is kept as
     // needing a settlement until then, so that no `multiple` ack covers it.
-    const cancellingNoAck = this.cancelling?.get(method.consumerTag);
-    const requeue = cancellingNoAck !== true;
+    const crossing = this.cancelling?.get(method.consumerTag);
+    const requeue = crossing !== 'none';
     this.core.delivered(method.deliveryTag, requeue);
     if (requeue)
-      this.core.settle(cancellingNoAck === undefined ? 'reject' : 'nack', method.deliveryTag, false, true);
-    if (cancellingNoAck === undefined && this.unclaimedSubject?.observed === true) {
+      this.core.settle(crossing === undefined ? 'reject' : crossing, method.deliveryTag, false, true);
+    if (crossing === undefined && this.unclaimedSubject?.observed === true) {
       this.unclaimedSubject.next({ fields, properties, requeued: requeue });
     }
+  }
+
+  private creditSettler(): Settler {
+    this.credit ??= creditOnly(this.core);
+    return this.credit;
   }
 
   /** A basic.cancel from the broker. */
@@ -200,7 +222,7 @@ export class Consumers {
     const sinks =
       this.sinks === undefined ? [] : [...this.sinks].filter(([, s]) => s.queue !== DIRECT_REPLY_TO);
     for (const [consumerTag, sink] of sinks) {
-      this.stop(consumerTag, sink.noAck);
+      this.stop(consumerTag, sink.crossing);
       sink.ended(undefined);
     }
     return sinks.length;
@@ -221,16 +243,32 @@ export class Consumers {
   }
 
   /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */
-  cancel(consumerTag: string, noAck: boolean): void {
+  cancel(consumerTag: string, crossing: CrossingSettlement): void {
     if (!this.core.isOpen) return;
     this.cancelling ??= new Map();
     const cancelling = this.cancelling;
-    cancelling.set(consumerTag, noAck);
+    cancelling.set(consumerTag, crossing);
     const done = (): void => {
       cancelling.delete(consumerTag);
     };
     this.core.call({ name: 'basic.cancel', consumerTag, nowait: false }, ['basic.cancel-ok'], done, done);
   }
+}
+
+/** How a delivery that crosses a consumer's basic.cancel is settled (see `Consumers.cancelling`). */
+type CrossingSettlement = 'none' | 'nack' | 'ack';
+
+/** A settler that acks whatever settlement it is asked for. */
+function creditOnly(core: ChannelCore): Settler {
+  return { settle: (_kind, tag, multiple) => core.settle('ack', tag, multiple, false) };
+}
+
+/** A consumer of a stream queue: its arguments name a stream offset or filter. */
+function isStreamConsume(options: ConsumeOptions): boolean {
+  const args = options.arguments;
+  return (
+    args !== undefined && (args['x-stream-offset'] !== undefined || args['x-stream-filter'] !== undefined)
+  );
 }
 
 /**
@@ -314,12 +352,18 @@ class ConsumerRun implements ConsumerSink {
   /** The tag of its first delivery (0 before one): where its unsettled deliveries can start. */
   private firstTag = 0;
 
+  readonly noAck: boolean;
+  readonly stream: boolean;
+
   constructor(
     private readonly owner: Consumers,
     readonly queue: string,
-    readonly noAck: boolean,
+    readonly crossing: CrossingSettlement,
     private readonly observer: Observer<Delivery>,
-  ) {}
+  ) {
+    this.noAck = crossing === 'none';
+    this.stream = crossing === 'ack';
+  }
 
   deliver(delivery: Delivery): void {
     if (this.firstTag === 0) this.firstTag = delivery.fields.deliveryTag;
@@ -350,12 +394,12 @@ class ConsumerRun implements ConsumerSink {
     this.consume = undefined;
     if (this.stopped) {
       // Unsubscribed while basic.consume was in flight: cancel at once.
-      this.owner.cancel(consumerTag, this.noAck);
+      this.owner.cancel(consumerTag, this.crossing);
       return;
     }
     if (this.owner.refuses(this.queue)) {
       // A drain began while basic.consume was in flight: cancel at once, and end like the others.
-      this.owner.cancel(consumerTag, this.noAck);
+      this.owner.cancel(consumerTag, this.crossing);
       this.ended(undefined);
       return;
     }
@@ -382,6 +426,6 @@ class ConsumerRun implements ConsumerSink {
       this.qos?.withdraw();
       return;
     }
-    if (this.consumerTag !== undefined) this.owner.stop(this.consumerTag, this.noAck);
+    if (this.consumerTag !== undefined) this.owner.stop(this.consumerTag, this.crossing);
   }
 }

@@ -5,10 +5,13 @@
  *
  * @module
  */
+import { encodeStreamOffset, type StreamOffset, streamOffsetProblem } from '../client/streams.js';
 import type { ConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions } from '../client/types.js';
 import { ConfigurationError } from '../errors.js';
 import { utf8Length } from '../protocol/bytes.js';
-import { type FieldTable, field } from '../protocol/field-table.js';
+import type { FieldTable } from '../protocol/field-table.js';
+
+export type { StreamOffset } from '../client/streams.js';
 
 // ---- the spec types ------------------------------------------------------------------------------
 
@@ -128,6 +131,11 @@ export interface QueueSpec {
   readonly deliveryLimit?: number;
   /** `x-max-age`: how long a stream keeps messages, such as `'7D'` or `'12h'` (units Y M D h m s). Streams only. */
   readonly maxAge?: string;
+  /**
+   * `x-stream-max-segment-size-bytes`: the size of a stream's segment files (an integer ≥ 1; RabbitMQ's
+   * default is 500 MB). Retention (`maxLengthBytes`, `maxAge`) removes whole segments. Streams only.
+   */
+  readonly streamMaxSegmentSizeBytes?: number;
   /** Extra raw arguments. A key that a typed field above also sets is a {@link ConfigurationError}. */
   readonly arguments?: FieldTable;
 }
@@ -207,17 +215,6 @@ export interface ExchangeBindSpec {
  * ```
  */
 export type BindSpec = QueueBindSpec | ExchangeBindSpec;
-
-/**
- * Where a stream consumer starts (`x-stream-offset`): the first or last chunk, only new messages, an
- * offset, a point in time, or an interval back from now such as `'1h'`.
- *
- * @example
- * ```ts
- * const from: StreamOffset = new Date(Date.now() - 60_000);
- * ```
- */
-export type StreamOffset = 'first' | 'last' | 'next' | number | Date | (string & {});
 
 /**
  * A consumer: which queue, and how (`basic.qos` and `basic.consume` options). Start it with
@@ -469,6 +466,9 @@ function queueTypedArguments(spec: QueueSpec): FieldTable {
   if (spec.maxPriority !== undefined) args['x-max-priority'] = spec.maxPriority;
   if (spec.deliveryLimit !== undefined) args['x-delivery-limit'] = spec.deliveryLimit;
   if (spec.maxAge !== undefined) args['x-max-age'] = spec.maxAge;
+  if (spec.streamMaxSegmentSizeBytes !== undefined) {
+    args['x-stream-max-segment-size-bytes'] = spec.streamMaxSegmentSizeBytes;
+  }
   return args;
 }
 
@@ -515,16 +515,8 @@ export function toQueueDeclare(spec: QueueSpec): {
 function consumerTypedArguments(spec: ConsumerSpec): FieldTable {
   const args: FieldTable = {};
   if (spec.priority !== undefined) args['x-priority'] = spec.priority;
-  if (spec.streamOffset !== undefined) {
-    const offset = spec.streamOffset;
-    // RabbitMQ reads a numeric offset as a long (`l`) and a point in time as a timestamp (`T`).
-    args['x-stream-offset'] =
-      typeof offset === 'number'
-        ? field.int64(offset)
-        : offset instanceof Date
-          ? field.timestamp(offset)
-          : offset;
-  }
+  // RabbitMQ reads a numeric offset as a long (`l`) and a point in time as a timestamp (`T`).
+  if (spec.streamOffset !== undefined) args['x-stream-offset'] = encodeStreamOffset(spec.streamOffset);
   return args;
 }
 
@@ -781,6 +773,10 @@ export function validateQueue(spec: QueueSpec): void {
     fail(what, "deliveryLimit is for quorum queues: set type: 'quorum'");
   }
   if (spec.maxAge !== undefined && type !== 'stream') fail(what, "maxAge is for streams: set type: 'stream'");
+  if (spec.streamMaxSegmentSizeBytes !== undefined) {
+    checkInteger(what, 'streamMaxSegmentSizeBytes', spec.streamMaxSegmentSizeBytes, 1);
+    if (type !== 'stream') fail(what, "streamMaxSegmentSizeBytes is for streams: set type: 'stream'");
+  }
   if (type === 'quorum' && spec.overflow === 'reject-publish-dlx') {
     fail(what, "a quorum queue does not support overflow 'reject-publish-dlx'");
   }
@@ -866,9 +862,9 @@ export function validateConsumer(spec: ConsumerSpec): void {
   checkBoolean(what, 'noAck', spec.noAck);
   checkBoolean(what, 'exclusive', spec.exclusive);
   if (spec.consumerTag !== undefined) checkShortString(what, 'consumerTag', spec.consumerTag);
-  if (typeof spec.streamOffset === 'number') checkInteger(what, 'streamOffset', spec.streamOffset, 0);
-  if (spec.streamOffset instanceof Date && Number.isNaN(spec.streamOffset.getTime())) {
-    fail(what, 'streamOffset is an invalid Date');
+  if (spec.streamOffset !== undefined) {
+    const problem = streamOffsetProblem(spec.streamOffset);
+    if (problem !== undefined) fail(what, `streamOffset ${problem}`);
   }
   if (typeof spec.queue !== 'string' && spec.queue.type === 'stream') {
     if (spec.prefetch === undefined || spec.prefetch === 0) {

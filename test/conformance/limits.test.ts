@@ -12,6 +12,7 @@ import type { Channel, FieldTable } from '../../src/node.js';
 import { backends } from './backends.js';
 import {
   channelError,
+  collect,
   countsOf,
   deathHeaders,
   drain,
@@ -183,6 +184,30 @@ describe.each(backends)('limits and quorum queues [$name]', (backend) => {
         'the message to be dropped',
       );
       expect(await getOne(ch, q)).toBeUndefined();
+    });
+
+    it("leaves x-delivery-count out of a consumer's first delivery, and counts the redeliveries", async () => {
+      const ch = await broker.confirmChannel();
+      const q = await declare(ch, 'count-consume', quorum({}), true);
+      await publishAll(ch, q, ['counted']);
+      const consumer = collect(ch.consume(q, { prefetch: 1 }));
+      try {
+        const [first] = await consumer.take(1);
+        // A basic.get shows 0 the first time (above); a consumer's first delivery has no header.
+        expect([first?.fields.redelivered, first?.properties.headers?.['x-delivery-count']]).toEqual([
+          false,
+          undefined,
+        ]);
+        first?.nack({ requeue: true });
+        const [second] = await consumer.take(1);
+        expect([second?.fields.redelivered, second?.properties.headers?.['x-delivery-count']]).toEqual([
+          true,
+          1,
+        ]);
+        second?.ack();
+      } finally {
+        consumer.stop();
+      }
     });
 
     it('dead-letters a message past x-delivery-limit with reason delivery_limit', async () => {

@@ -106,7 +106,7 @@ export class Deliveries implements ConsumerHost {
       tag,
       entry.redelivered,
       entry.content,
-      deliveryProperties(entry, isQuorum(queue)),
+      deliveryProperties(entry, isQuorum(queue), false),
     );
   }
 
@@ -172,7 +172,7 @@ export class Deliveries implements ConsumerHost {
         routingKey: content.routingKey,
         messageCount: queue.messageCount,
       },
-      deliveryProperties(entry, isQuorum(queue)),
+      deliveryProperties(entry, isQuorum(queue), true),
       content.body,
     );
   }

@@ -159,11 +159,12 @@ export function copyTable(table: FieldTable, keys: readonly string[] = Object.ke
 
 /**
  * @internal The properties a message is delivered with: as published, except that a quorum queue
- * adds `x-delivery-count` (first, as RabbitMQ puts it).
+ * adds `x-delivery-count` (first, as RabbitMQ puts it). RabbitMQ 3.10 leaves it out of a consumer's
+ * first delivery of a message but shows 0 to a basic.get (`get`).
  */
-export function deliveryProperties(entry: Entry, quorum: boolean): BasicProperties {
+export function deliveryProperties(entry: Entry, quorum: boolean, get: boolean): BasicProperties {
   const properties = entry.content.properties;
-  if (!quorum) return properties;
+  if (!quorum || (entry.deliveryCount === 0 && !get)) return properties;
   const headers: FieldTable = { 'x-delivery-count': field.int64(entry.deliveryCount) };
   const rest = properties.headers;
   if (rest !== undefined) {

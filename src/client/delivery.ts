@@ -7,7 +7,7 @@
 import type { HeadersDecodeError } from '../errors.js';
 import { utf8Decode } from '../protocol/bytes.js';
 import type { FieldValue } from '../protocol/field-table.js';
-import { TypedField } from '../protocol/field-table.js';
+import { isFieldTable, TypedField } from '../protocol/field-table.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import { jsonSafe } from '../util/runtime.js';
 import type { DeliveryFields, SettleableMessage } from './interfaces.js';
@@ -81,7 +81,7 @@ export function deathsOf(properties: BasicProperties): readonly DeathRecord[] {
   const deaths: DeathRecord[] = [];
   for (const item of raw) {
     const entry = unwrap(item);
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry) || !isTable(entry)) continue;
+    if (!isFieldTable(entry)) continue;
     const keys = unwrap(entry['routing-keys']);
     const time = unwrap(entry.time);
     const expiration = textOf(entry['original-expiration']);
@@ -99,14 +99,6 @@ export function deathsOf(properties: BasicProperties): readonly DeathRecord[] {
 }
 
 const NO_DEATHS: readonly DeathRecord[] = Object.freeze([]);
-
-function isTable(value: object): value is Record<string, FieldValue> {
-  return (
-    !(value instanceof Uint8Array) &&
-    !(value instanceof Date) &&
-    Object.getPrototypeOf(value) === Object.prototype
-  );
-}
 
 function unwrap(value: FieldValue | undefined): FieldValue | undefined {
   return value instanceof TypedField ? (value.value as FieldValue) : value;

@@ -9,12 +9,11 @@
 import { ConfigurationError, ConnectionClosedError } from '../errors.js';
 import { utf8Length } from '../protocol/bytes.js';
 import {
-  Decimal,
   type FieldTable,
   type FieldValue,
   fieldTypesOf,
+  isFieldTable,
   rememberFieldType,
-  TypedField,
 } from '../protocol/field-table.js';
 import { DEFAULT_MAX_BODY_SIZE } from '../protocol/frame-decoder.js';
 import { type RetryPolicy, type RetryPolicyOptions, retryPolicy } from '../recovery/retry-policy.js';
@@ -427,19 +426,6 @@ function resolveMechanisms(sasl: unknown, authMechanism: unknown): readonly Sasl
   return Object.freeze(mechanisms);
 }
 
-/** A field table value that is a nested table (not an array, bytes, date, decimal or typed field). */
-function isTable(value: FieldValue | undefined): value is FieldTable {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    !Array.isArray(value) &&
-    !(value instanceof Uint8Array) &&
-    !(value instanceof Date) &&
-    !(value instanceof Decimal) &&
-    !(value instanceof TypedField)
-  );
-}
-
 /**
  * Copies the entries of `source` over `target`, with the wire tags a decoded table remembers (which
  * spreading would lose). `special` handles a key itself when it returns true.
@@ -480,7 +466,7 @@ function clientProperties(user: unknown, name: string | undefined, platform: Pla
   if (!isPlainObject(user)) fail(`clientProperties must be a field table (an object), got ${show(user)}`);
   mergeTable(properties, user as FieldTable, (key, value) => {
     if (key !== 'capabilities' || value === undefined) return false;
-    if (!isTable(value)) fail(`clientProperties.capabilities must be a field table, got ${show(value)}`);
+    if (!isFieldTable(value)) fail(`clientProperties.capabilities must be a field table, got ${show(value)}`);
     const capabilities: FieldTable = { ...(properties.capabilities as FieldTable) };
     mergeTable(capabilities, value);
     properties.capabilities = capabilities;

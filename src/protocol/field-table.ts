@@ -149,6 +149,22 @@ export class TypedField {
 }
 
 /**
+ * @internal True for a nested field table: an object that is not an array, bytes, a date, a decimal or
+ * a typed field (the other object values a table holds).
+ */
+export function isFieldTable(value: unknown): value is FieldTable {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof Uint8Array) &&
+    !(value instanceof Date) &&
+    !(value instanceof Decimal) &&
+    !(value instanceof TypedField)
+  );
+}
+
+/**
  * Constructors for values with an explicit wire type.
  *
  * @example

@@ -13,6 +13,7 @@ import {
   type FieldValue,
   field,
   fieldTypesOf,
+  isFieldTable,
   rememberFieldType,
   TypedField,
 } from '../../protocol/field-table.js';
@@ -71,12 +72,12 @@ export function deadLetterProperties(
   let count = 1;
   const others: FieldValue[] = [];
   for (const item of previous) {
-    if (isTable(item) && text(item.queue) === queue && text(item.reason) === reason) {
+    if (isFieldTable(item) && text(item.queue) === queue && text(item.reason) === reason) {
       count = Number(plain(item.count) ?? 0) + 1;
       continue;
     }
     // RabbitMQ re-encodes the earlier entries from its decoded (sorted) form.
-    others.push(isTable(item) ? sortKeys(item) : item);
+    others.push(isFieldTable(item) ? sortKeys(item) : item);
   }
   const routingKeys: FieldValue[] = [content.routingKey];
   const cc = content.properties.headers?.CC;
@@ -108,7 +109,7 @@ export function diedIn(properties: BasicProperties, queue: string): boolean {
   if (!Array.isArray(deaths)) return false;
   let seen = false;
   for (const item of deaths) {
-    if (!isTable(item)) continue;
+    if (!isFieldTable(item)) continue;
     if (text(item.reason) === 'rejected') return false;
     if (text(item.queue) === queue) seen = true;
   }
@@ -128,18 +129,6 @@ function text(v: FieldValue | undefined): string | undefined {
 
 function sortKeys(table: FieldTable): FieldTable {
   return copyTable(table, Object.keys(table).sort());
-}
-
-function isTable(v: FieldValue | undefined): v is FieldTable {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    !Array.isArray(v) &&
-    !(v instanceof Uint8Array) &&
-    !(v instanceof Date) &&
-    !(v instanceof TypedField) &&
-    Object.getPrototypeOf(v) === Object.prototype
-  );
 }
 
 /**

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { Decimal, type FieldTable, type FieldValue, TypedField } from '../../protocol/field-table.js';
+import {
+  Decimal,
+  type FieldTable,
+  type FieldValue,
+  isFieldTable,
+  TypedField,
+} from '../../protocol/field-table.js';
 
 /**
  * Splits a routing key or binding key into words as RabbitMQ does: `''` has no words, `'a.'` has
@@ -155,22 +161,10 @@ export function fieldEquals(a: FieldValue | undefined, b: FieldValue | undefined
   if (Array.isArray(x) && Array.isArray(y)) {
     return x.length === y.length && x.every((v, i) => fieldEquals(v, y[i]));
   }
-  if (isTable(x) && isTable(y)) {
+  if (isFieldTable(x) && isFieldTable(y)) {
     const kx = Object.keys(x).filter((k) => x[k] !== undefined);
     const ky = Object.keys(y).filter((k) => y[k] !== undefined);
     return kx.length === ky.length && kx.every((k) => Object.hasOwn(y, k) && fieldEquals(x[k], y[k]));
   }
   return false;
-}
-
-function isTable(v: unknown): v is FieldTable {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    !Array.isArray(v) &&
-    !(v instanceof Uint8Array) &&
-    !(v instanceof Date) &&
-    !(v instanceof Decimal) &&
-    !(v instanceof TypedField)
-  );
 }

@@ -3,11 +3,11 @@
  *
  * @module
  */
-import type { PublishOutcome, ReturnedMessage } from '../../client/types.js';
+import type { PublishOutcome } from '../../client/types.js';
 import { type ChannelHost, FakeChannel } from './channel.js';
 import { FakeConnectionObservable, type FakeConnectionOptions } from './connection.js';
 import { type Clock, clockOf, type MarbleContext } from './context.js';
-import type { FakeMessage, PublishedMessage } from './message.js';
+import { type FakeMessage, type PublishedMessage, returnedOutcome } from './message.js';
 import { FakeQueue } from './queue.js';
 import type { FakeChannelOptions } from './types.js';
 
@@ -169,15 +169,5 @@ export const outcome = {
   /** `{ status: 'sent' }`. */
   sent: (): Sent => ({ status: 'sent' }),
   /** What an `r` reply gives for `message`: 312 NO_ROUTE with the message. */
-  returned: (seq: number, message: PublishedMessage): Returned => {
-    const returned: ReturnedMessage = {
-      replyCode: 312,
-      replyText: 'NO_ROUTE',
-      exchange: message.exchange,
-      routingKey: message.routingKey,
-      properties: message.properties ?? {},
-      body: message.body,
-    };
-    return { status: 'returned', seq, returned };
-  },
+  returned: (seq: number, message: PublishedMessage): Returned => returnedOutcome(seq, message),
 } as const;

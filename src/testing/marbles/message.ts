@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { PublishOutcome, ReturnedMessage } from '../../client/types.js';
 import { utf8Decode, utf8Encode } from '../../protocol/bytes.js';
 import type { BasicProperties } from '../../protocol/generated.js';
 
@@ -75,6 +76,25 @@ export interface PublishedMessage {
   readonly text: string;
   readonly properties: BasicProperties | undefined;
   readonly mandatory: boolean;
+}
+
+/**
+ * @internal The outcome of a publish the fake broker returns: 312 NO_ROUTE with the message, as
+ * RabbitMQ returns an unroutable mandatory message.
+ */
+export function returnedOutcome(
+  seq: number,
+  message: PublishedMessage,
+): Extract<PublishOutcome, { readonly status: 'returned' }> {
+  const returned: ReturnedMessage = {
+    replyCode: 312,
+    replyText: 'NO_ROUTE',
+    exchange: message.exchange,
+    routingKey: message.routingKey,
+    properties: message.properties ?? {},
+    body: message.body,
+  };
+  return { status: 'returned', seq, returned };
 }
 
 /**

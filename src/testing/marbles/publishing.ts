@@ -9,7 +9,7 @@ import { isObservable, type Observable, Observable as RxObservable, type Subscri
 import type { PublishCallback, PublishHandle } from '../../client/interfaces.js';
 import type { Confirmation, PublishOutcome, ReturnedMessage } from '../../client/types.js';
 import type { Clock } from './context.js';
-import type { PublishedMessage } from './message.js';
+import { type PublishedMessage, returnedOutcome } from './message.js';
 import { Timeline } from './timeline.js';
 import type { ChannelEvent, FakeChannelOptions, Reply } from './types.js';
 
@@ -259,15 +259,7 @@ export class Publishes {
     if (letter === 's') return SENT;
     // RabbitMQ returns only a mandatory message: an unroutable one without the flag is dropped, and acked.
     if (!message.mandatory) return { status: 'acked', seq };
-    const returned: ReturnedMessage = {
-      replyCode: 312,
-      replyText: 'NO_ROUTE',
-      exchange: message.exchange,
-      routingKey: message.routingKey,
-      properties: message.properties ?? {},
-      body: message.body,
-    };
-    return { status: 'returned', seq, returned };
+    return returnedOutcome(seq, message);
   }
 
   /** The default reply, without a marble parser (so that it also works without a test scheduler). */

@@ -48,9 +48,10 @@ export interface OperationFailer {
 interface ConsumerSink {
   readonly noAck: boolean;
   readonly queue: string;
-  /** A stream consumer: its nacks and rejects are sent as acks (see `Consumers.credit`). */
-  readonly stream: boolean;
-  /** How a delivery crossing its basic.cancel is settled. */
+  /**
+   * How a delivery crossing its basic.cancel is settled; `'ack'` for a stream consumer, whose nacks
+   * and rejects are sent as acks too (see `Consumers.credit`).
+   */
   readonly crossing: CrossingSettlement;
   deliver(delivery: Delivery): void;
   /** The broker cancelled it. */
@@ -103,7 +104,7 @@ export class Consumers {
     const noAck = options.noAck ?? false;
     const crossing: CrossingSettlement = noAck ? 'none' : isStreamConsume(options) ? 'ack' : 'nack';
     const run = new ConsumerRun(this, queue, crossing, observer);
-    if (this.core.consumersRefused && queue !== DIRECT_REPLY_TO) {
+    if (this.refuses(queue)) {
       run.stopped = true;
       observer.error(new DrainingError(`consume('${queue}') while the connection drains`));
       return run;
@@ -181,7 +182,7 @@ export class Consumers {
     };
     if (sink !== undefined) {
       this.core.delivered(method.deliveryTag, !sink.noAck);
-      const settler = sink.noAck ? undefined : sink.stream ? this.creditSettler() : this.core;
+      const settler = sink.noAck ? undefined : sink.crossing === 'ack' ? this.creditSettler() : this.core;
       sink.deliver(new Delivery(body, properties, fields, settler, headersError));
       return;
     }
@@ -353,7 +354,6 @@ class ConsumerRun implements ConsumerSink {
   private firstTag = 0;
 
   readonly noAck: boolean;
-  readonly stream: boolean;
 
   constructor(
     private readonly owner: Consumers,
@@ -362,7 +362,6 @@ class ConsumerRun implements ConsumerSink {
     private readonly observer: Observer<Delivery>,
   ) {
     this.noAck = crossing === 'none';
-    this.stream = crossing === 'ack';
   }
 
   deliver(delivery: Delivery): void {

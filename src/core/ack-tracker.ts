@@ -63,15 +63,11 @@ export class AckTracker {
   }
 
   /**
-   * True when a delivery from `fromTag` on is still unsettled (neither acked nor nacked nor rejected).
-   * Scans the window: for rare events (a consumer cancelled by the broker), not the hot path.
+   * True when a delivery from `fromTag` on is still unsettled (neither acked nor nacked nor rejected):
+   * for rare events (a consumer cancelled by the broker), not the hot path.
    */
   hasUnsettled(fromTag = 0): boolean {
-    for (const tag of this.stragglers) if (tag >= fromTag) return true;
-    for (let tag = Math.max(this.base, fromTag); tag <= this.top; tag++) {
-      if (this.ring[(this.head + tag - this.base) & this.mask] === UNSETTLED) return true;
-    }
-    return false;
+    return this.unsettledFrom(fromTag) > 0;
   }
 
   /** A delivery arrived with this tag; `needsAck` is false for noAck consumers and gets. */
@@ -178,12 +174,18 @@ export class AckTracker {
 
   /**
    * How many deliveries still need a settlement from the user (acks held for the next flush count as
-   * settled). A scan of the window: for a drain, which asks now and then, not for the hot path.
+   * settled): for a drain, which asks now and then, not for the hot path.
    */
   get unsettled(): number {
-    let n = this.stragglers.size;
+    return this.unsettledFrom(0);
+  }
+
+  /** How many deliveries from `fromTag` on are unsettled: a scan of the window. */
+  private unsettledFrom(fromTag: number): number {
+    let n = 0;
+    for (const tag of this.stragglers) if (tag >= fromTag) n++;
     const ring = this.ring;
-    for (let tag = this.base; tag <= this.top; tag++) {
+    for (let tag = Math.max(this.base, fromTag); tag <= this.top; tag++) {
       if (ring[(this.head + tag - this.base) & this.mask] === UNSETTLED) n++;
     }
     return n;

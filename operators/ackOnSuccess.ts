@@ -1,19 +1,21 @@
 import {
-  catchError,
-  defaultIfEmpty,
-  defer,
-  EMPTY,
-  filter,
   from,
   isObservable,
-  map,
   mergeMap,
-  type Observable,
+  Observable,
   type OperatorFunction,
   of,
-  take,
+  type Subscriber,
+  type Subscription,
+  type TeardownLogic,
 } from 'rxjs';
-import { ConfigurationError, type Delivery, deliveryCountOf, type SettleableMessage } from '../src/index.js';
+import {
+  ConfigurationError,
+  type Delivery,
+  deliveryCountOf,
+  type SettleableMessage,
+  type SettlementWatcher,
+} from '../src/index.js';
 
 /**
  * How a delivery whose processing failed is settled, and the AMQP method each sends:
@@ -133,34 +135,150 @@ export function ackOnSuccess<R, D extends SettleableMessage = Delivery>(
   const policy = failurePolicyOf('ackOnSuccess', options.onError, 'retry');
   const requeueRedelivered = options.requeueRedelivered ?? true;
   const maxDeliveries = maxDeliveriesOf('ackOnSuccess', options.maxDeliveries);
-  const { onFailure } = options;
-  return (source) =>
-    source.pipe(
-      mergeMap(
-        (delivery) =>
-          // A drain with `prefetched: 'return'` gives back what has not started: not processed here.
-          delivery.returnForDrain?.() === true
-            ? EMPTY
-            : defer(() => toObservable(handler(delivery))).pipe(
-                take(1),
-                defaultIfEmpty(NOTHING),
-                catchError((error: unknown) => {
-                  settleFailed(delivery, policy, requeueRedelivered, maxDeliveries);
-                  onFailure?.(error, delivery);
-                  return EMPTY;
-                }),
-                map((result) => {
-                  delivery.ack();
-                  return result;
-                }),
-                filter((result): result is R => result !== NOTHING),
-              ),
-        concurrency,
-      ),
-    );
+  const settings: Settings<R, D> = {
+    handler,
+    policy,
+    requeueRedelivered,
+    maxDeliveries,
+    onFailure: options.onFailure,
+  };
+  return (source) => source.pipe(mergeMap((delivery) => new Processing(delivery, settings), concurrency));
+}
+
+/** What every delivery of one `ackOnSuccess` is processed with. */
+interface Settings<R, D extends SettleableMessage> {
+  readonly handler: (delivery: D) => HandlerResult<R>;
+  readonly policy: FailurePolicy;
+  readonly requeueRedelivered: boolean;
+  readonly maxDeliveries: number;
+  readonly onFailure: ((error: unknown, delivery: D) => void) | undefined;
 }
 
 const NOTHING: unique symbol = Symbol('nothing');
+
+/**
+ * The processing of one delivery, as the Observable `mergeMap` subscribes to: runs the handler,
+ * settles the delivery by its outcome and emits the result. One object per delivery (the Observable,
+ * the observer of the handler's Observable and the watcher of the delivery's settlement) instead of a
+ * chain of operators.
+ */
+class Processing<R, D extends SettleableMessage> extends Observable<R> implements SettlementWatcher {
+  private subscriber: Subscriber<R> | undefined;
+  /** The subscription to the handler's Observable, when it returned one. */
+  private work: Subscription | undefined;
+  /** Settled, abandoned or unsubscribed: later outcomes of the handler are ignored. */
+  private done = false;
+  private watching = false;
+
+  constructor(
+    private readonly delivery: D,
+    private readonly settings: Settings<R, D>,
+  ) {
+    super(startProcessing);
+  }
+
+  /** Subscribed by mergeMap: the delivery's turn has come. */
+  start(subscriber: Subscriber<R>): TeardownLogic {
+    const delivery = this.delivery;
+    // A drain with `prefetched: 'return'` gives back what has not started: not processed here.
+    if (delivery.returnForDrain?.() === true) {
+      subscriber.complete();
+      return;
+    }
+    // Its channel is gone (a connection lost, a consumer timeout): it will be delivered again.
+    if (delivery.watchSettlement !== undefined) {
+      if (!delivery.watchSettlement(this)) {
+        subscriber.complete();
+        return;
+      }
+      this.watching = true;
+    }
+    this.subscriber = subscriber;
+    let result: HandlerResult<R>;
+    try {
+      result = this.settings.handler(delivery);
+    } catch (error) {
+      this.error(error);
+      return;
+    }
+    if (isObservable(result)) {
+      const work = result.subscribe(this);
+      if (this.done) work.unsubscribe();
+      else this.work = work;
+    } else if (isPromiseLike(result)) {
+      result.then(
+        (value) => this.next(value),
+        (error: unknown) => this.error(error),
+      );
+    } else {
+      this.next(result);
+      return;
+    }
+    return () => this.stop();
+  }
+
+  /** The handler's result (its Observable's first value): the delivery is acked and the result emitted. */
+  next(value: R | typeof NOTHING): void {
+    if (this.done) return;
+    this.finish();
+    this.delivery.ack();
+    const subscriber = this.subscriber!;
+    if (value !== NOTHING) subscriber.next(value);
+    subscriber.complete();
+  }
+
+  /** The handler failed: the delivery is settled by the failure policy. */
+  error(error: unknown): void {
+    if (this.done) return;
+    this.finish();
+    const { policy, requeueRedelivered, maxDeliveries, onFailure } = this.settings;
+    const subscriber = this.subscriber!;
+    settleFailed(this.delivery, policy, requeueRedelivered, maxDeliveries);
+    try {
+      onFailure?.(error, this.delivery);
+    } catch (thrown) {
+      subscriber.error(thrown);
+      return;
+    }
+    subscriber.complete();
+  }
+
+  /** The handler's Observable completed without a value: success, nothing emitted. */
+  complete(): void {
+    this.next(NOTHING);
+  }
+
+  /** The delivery can no longer be settled: the handler is stopped and nothing is emitted for it. */
+  settlementLost(): void {
+    if (this.done) return;
+    this.watching = false;
+    this.finish();
+    this.subscriber?.complete();
+  }
+
+  /** Unsubscribed (the stream ended): the handler is stopped and the delivery left unsettled. */
+  private stop(): void {
+    if (!this.done) this.finish();
+  }
+
+  private finish(): void {
+    this.done = true;
+    if (this.watching) {
+      this.watching = false;
+      this.delivery.unwatchSettlement?.(this);
+    }
+    const work = this.work;
+    if (work !== undefined) {
+      this.work = undefined;
+      work.unsubscribe();
+    }
+  }
+}
+
+/** The subscribe function of every `Processing`: one function, the state found through `this`. */
+function startProcessing<R>(this: Observable<R>, subscriber: Subscriber<R>): TeardownLogic {
+  return (this as Processing<R, SettleableMessage>).start(subscriber);
+}
 
 /** @internal A handler's result (value, Promise or Observable) as an Observable; shared by the operators. */
 export function toObservable<R>(result: HandlerResult<R>): Observable<R> {

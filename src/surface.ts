@@ -27,6 +27,7 @@ export type {
   PublishHandle,
   PublishTarget,
   SettleableMessage,
+  SettlementWatcher,
 } from './client/interfaces.js';
 export { createPublisher, Publisher, type PublisherOptions } from './client/publisher.js';
 export { withChannel } from './client/scope.js';

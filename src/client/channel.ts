@@ -41,6 +41,12 @@ export interface ChannelEvents {
   opened(channel: Channel): void;
   /** The channel ended: undefined when the client closed it. Called once. */
   closed(error: ChannelClosedError | undefined, channel: Channel): void;
+  /**
+   * Asked first when the broker closes the channel: true when a fresh channel will replace it (a
+   * consumer timeout on a recovering connection), so that its consumers and pending operations
+   * complete rather than error.
+   */
+  replaces?(error: ChannelClosedError): boolean;
 }
 
 /**
@@ -104,8 +110,24 @@ export class Channel implements PublishTarget {
     return this.wiring.consumers.unclaimed$;
   }
 
+  /**
+   * The consumer timeout that closed the channel this one replaces: `connection.channel()` on a
+   * recovering connection opens a fresh channel (and emits it) when the broker closes one for
+   * RabbitMQ's delivery acknowledgement timeout. Undefined for a channel that replaces none.
+   *
+   * @example
+   * ```ts
+   * conn.channel().pipe(
+   *   tap((ch) => ch.reopenedAfter && log.warn({ err: ch.reopenedAfter }, 'consumer timed out; channel reopened')),
+   *   switchMap((ch) => ch.consume('jobs', { prefetch: 10 })),
+   * );
+   * ```
+   */
+  readonly reopenedAfter: ChannelClosedError | undefined;
+
   /** @internal Channels come from `connection.channel()`. */
-  constructor(connection: ConnectionCore, events: ChannelEvents) {
+  constructor(connection: ConnectionCore, events: ChannelEvents, reopenedAfter?: ChannelClosedError) {
+    this.reopenedAfter = reopenedAfter;
     // One object wires the parts together (the core's listener, the hosts of the confirm tracker
     // and of the consumers): an open channel keeps no closure per event.
     const wiring = new ChannelWiring(this, events);
@@ -845,6 +867,7 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer, Co
   }
 
   closed(error: ChannelClosedError | undefined): void {
+    if (error !== undefined && this.events.replaces?.(error) === true) this.core.replaced = true;
     this.tracker?.end(error);
     this.consumerSet?.end(error);
     this.events.closed(error, this.channel);

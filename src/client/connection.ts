@@ -6,7 +6,7 @@
 import { Observable, Subject, type Subscriber } from 'rxjs';
 import type { ConnectionCore, ConnectionCounters, Tune } from '../core/connection-core.js';
 import { hostLabel } from '../core/supervisor.js';
-import type { ChannelClosedError } from '../errors.js';
+import { type ChannelClosedError, isConsumerTimeout } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import { INSPECT } from '../util/runtime.js';
 import { Channel, type ChannelEvents } from './channel.js';
@@ -155,6 +155,14 @@ export class Connection {
    * connection errors with its `ConnectionClosedError`; when no channel number is free (or an explicit
    * `id` is taken or out of range) it errors with an `AmqpError` coded `CHANNEL_UNAVAILABLE`.
    *
+   * On a recovering connection (`connect(url, { recovery })`), a channel the broker closes for
+   * RabbitMQ's delivery acknowledgement timeout (`consumer_timeout`: a delivery held unacknowledged
+   * too long; see `isConsumerTimeout`) is replaced: its consumers and pending operations complete,
+   * and a fresh channel is opened and emitted, with `reopenedAfter` set to the timeout. A pipeline that
+   * consumes in a `switchMap` after it starts its consumer again, and the broker delivers the
+   * messages it took back again (`redelivered: true`). While the connection drains, the Observable
+   * completes instead.
+   *
    * @example
    * ```ts
    * conn.channel().pipe(switchMap((ch) => ch.queueDeclare('jobs'))).subscribe();
@@ -162,25 +170,48 @@ export class Connection {
    */
   channel(options: ChannelOptions = {}): Observable<Channel> {
     return new Observable<Channel>((subscriber) => {
-      const channel = new Channel(this.core, {
-        opened: (ch) => subscriber.next(ch),
-        closed: (error) => {
-          this.live.delete(channel);
-          if (error === undefined || this.core.lostToRecovery(error)) subscriber.complete();
-          else subscriber.error(error);
-        },
-      });
-      try {
-        channel.open(options.id);
-        this.live.add(channel);
-      } catch (e) {
-        // On a lost recovering connection the next Connection brings the next channel.
-        if (this.core.lostToRecovery(e)) subscriber.complete();
-        else subscriber.error(e);
-        return;
-      }
-      return () => channel.closeNow();
+      let current: Channel | undefined;
+      const open = (reopenedAfter: ChannelClosedError | undefined): void => {
+        const channel = new Channel(
+          this.core,
+          {
+            opened: (ch) => subscriber.next(ch),
+            replaces: (error) => this.replacesChannel(error),
+            closed: (error) => {
+              this.live.delete(channel);
+              if (error !== undefined && this.replacesChannel(error)) {
+                if (this.core.draining || !this.core.isOpen) {
+                  subscriber.complete();
+                  return;
+                }
+                this.core.debug(`channel ${channel.id} closed by a consumer timeout; opening a fresh one`);
+                open(error);
+                return;
+              }
+              if (error === undefined || this.core.lostToRecovery(error)) subscriber.complete();
+              else subscriber.error(error);
+            },
+          },
+          reopenedAfter,
+        );
+        current = channel;
+        try {
+          channel.open(options.id);
+          this.live.add(channel);
+        } catch (e) {
+          // On a lost recovering connection the next Connection brings the next channel.
+          if (this.core.lostToRecovery(e)) subscriber.complete();
+          else subscriber.error(e);
+        }
+      };
+      open(undefined);
+      return () => current?.closeNow();
     });
+  }
+
+  /** Whether a channel the broker closed with `error` is replaced by a fresh one (see `channel()`). */
+  private replacesChannel(error: ChannelClosedError): boolean {
+    return this.core.options.recovery !== undefined && isConsumerTimeout(error);
   }
 
   /**

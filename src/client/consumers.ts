@@ -16,7 +16,7 @@ import {
 } from '../errors.js';
 import type { BasicProperties, MethodOf } from '../protocol/generated.js';
 import { Delivery, type Settler } from './delivery.js';
-import type { DeliveryFields } from './interfaces.js';
+import type { DeliveryFields, SettlementWatcher } from './interfaces.js';
 import { LazySubject } from './lazy-subject.js';
 import type { ConsumeOptions } from './types.js';
 
@@ -44,8 +44,8 @@ export interface OperationFailer {
   failOperation(subscriber: Observer<never>, error: Error): void;
 }
 
-/** A consumer of this channel: where its deliveries go. */
-interface ConsumerSink {
+/** A consumer of this channel: where its deliveries go, and how they are settled. */
+interface ConsumerSink extends Settler {
   readonly noAck: boolean;
   readonly queue: string;
   /**
@@ -58,6 +58,8 @@ interface ConsumerSink {
   cancelled(): void;
   /** The channel ended (error undefined: the client closed it). */
   ended(error: Error | undefined): void;
+  /** Its deliveries can no longer be settled. */
+  lose(): void;
 }
 
 /** @internal */
@@ -74,11 +76,10 @@ export class Consumers {
   private unclaimedSubject: LazySubject<UnclaimedDelivery> | undefined;
   private unclaimedDone = false;
   /**
-   * How a stream consumer's deliveries settle: every settlement is an ack, which gives the broker
-   * credit. A stream never requeues, and RabbitMQ answers a nack or reject on one with 540
-   * NOT_IMPLEMENTED, closing the connection.
+   * The consumers whose deliveries are watched by operators holding them (see
+   * `Delivery.watchSettlement`), stopped ones included: the channel's end tells them all.
    */
-  private credit: Settler | undefined;
+  private watched: Set<ConsumerRun> | undefined;
 
   get unclaimed$(): Observable<UnclaimedDelivery> {
     if (this.unclaimedSubject === undefined) {
@@ -99,11 +100,16 @@ export class Consumers {
     return new ConsumeObservable(new SharedConsumer(this, queue, options));
   }
 
-  /** Starts a consumer that reports to `observer`; returns what cancels it. */
-  start(queue: string, options: ConsumeOptions, observer: Observer<Delivery>): ConsumerRun {
+  /**
+   * Starts a consumer that reports to `host`; returns what cancels it. `resumed`: it replaces one the
+   * broker cancelled for a consumer timeout, whose explicit tag is reused only where the broker has
+   * let go of it (see `ChannelCore.releasesCancelledTags`).
+   */
+  start(queue: string, options: ConsumeOptions, host: ConsumerHost, resumed = false): ConsumerRun {
     const noAck = options.noAck ?? false;
     const crossing: CrossingSettlement = noAck ? 'none' : isStreamConsume(options) ? 'ack' : 'nack';
-    const run = new ConsumerRun(this, queue, crossing, observer);
+    const run = new ConsumerRun(this, this.core, queue, crossing, host);
+    const observer = host;
     if (this.refuses(queue)) {
       run.stopped = true;
       observer.error(new DrainingError(`consume('${queue}') while the connection drains`));
@@ -128,7 +134,7 @@ export class Consumers {
       {
         name: 'basic.consume',
         queue,
-        consumerTag: options.consumerTag ?? '',
+        consumerTag: resumed && !this.core.releasesCancelledTags ? '' : (options.consumerTag ?? ''),
         noLocal: options.noLocal ?? false,
         noAck: run.noAck,
         exclusive: options.exclusive ?? false,
@@ -165,6 +171,15 @@ export class Consumers {
     this.failer.failOperation(subscriber, error);
   }
 
+  /** @internal For ConsumerRun: whether its deliveries are watched (told at the channel's end). */
+  setWatched(run: ConsumerRun, watched: boolean): void {
+    if (!watched) this.watched?.delete(run);
+    else {
+      this.watched ??= new Set();
+      this.watched.add(run);
+    }
+  }
+
   /** A basic.deliver from the broker. */
   delivered(
     method: MethodOf<'basic.deliver'>,
@@ -182,8 +197,7 @@ export class Consumers {
     };
     if (sink !== undefined) {
       this.core.delivered(method.deliveryTag, !sink.noAck);
-      const settler = sink.noAck ? undefined : sink.crossing === 'ack' ? this.creditSettler() : this.core;
-      sink.deliver(new Delivery(body, properties, fields, settler, headersError));
+      sink.deliver(new Delivery(body, properties, fields, sink.noAck ? undefined : sink, headersError));
       return;
     }
     // Nobody claims it. For a consumer being cancelled this is the race with our basic.cancel;
@@ -198,11 +212,6 @@ export class Consumers {
     if (crossing === undefined && this.unclaimedSubject?.observed === true) {
       this.unclaimedSubject.next({ fields, properties, requeued: requeue });
     }
-  }
-
-  private creditSettler(): Settler {
-    this.credit ??= creditOnly(this.core);
-    return this.credit;
   }
 
   /** A basic.cancel from the broker. */
@@ -234,12 +243,19 @@ export class Consumers {
     return this.core.consumersRefused && queue !== DIRECT_REPLY_TO;
   }
 
-  /** The channel ended: every consumer stream ends with it. */
+  /**
+   * The channel ended: no delivery of it can be settled any more (the operators holding some are
+   * told first), and every consumer stream ends with it.
+   */
   end(error: Error | undefined): void {
     this.unclaimedDone = true;
     this.unclaimedSubject?.complete();
+    const watched = this.watched === undefined ? [] : [...this.watched];
+    this.watched = undefined;
+    for (const run of watched) run.lose();
     const sinks = this.sinks === undefined ? [] : [...this.sinks.values()];
     this.sinks?.clear();
+    for (const sink of sinks) sink.lose();
     for (const sink of sinks) sink.ended(error);
   }
 
@@ -259,9 +275,13 @@ export class Consumers {
 /** How a delivery that crosses a consumer's basic.cancel is settled (see `Consumers.cancelling`). */
 type CrossingSettlement = 'none' | 'nack' | 'ack';
 
-/** A settler that acks whatever settlement it is asked for. */
-function creditOnly(core: ChannelCore): Settler {
-  return { settle: (_kind, tag, multiple) => core.settle('ack', tag, multiple, false) };
+/** What a consumer reports to: its deliveries and end, and its resumption after a consumer timeout. */
+interface ConsumerHost extends Observer<Delivery> {
+  /**
+   * The broker cancelled the consumer for a consumer timeout (RabbitMQ 4.3) on a recovering
+   * connection: a fresh consumer of the same queue takes over the stream.
+   */
+  resume(error: ConsumerCancelledError): void;
 }
 
 /** A consumer of a stream queue: its arguments name a stream offset or filter. */
@@ -292,7 +312,7 @@ function subscribeShared(this: Observable<Delivery>, subscriber: Subscriber<Deli
  * change so that delivering to them is a plain loop (this is the path of every message). One object
  * with methods rather than closures: an idle consumer costs what it keeps.
  */
-class SharedConsumer implements Observer<Delivery> {
+class SharedConsumer implements ConsumerHost {
   private group: Subscriber<Delivery>[] = [];
   private run: ConsumerRun | undefined;
 
@@ -335,6 +355,12 @@ class SharedConsumer implements Observer<Delivery> {
     for (const s of this.end()) s.complete();
   }
 
+  resume(): void {
+    if (this.group.length === 0) return;
+    const run = this.owner.start(this.queue, this.options, this, true);
+    if (this.group.length > 0) this.run = run;
+  }
+
   /** The consumer ended: a later subscriber starts a new one. */
   private end(): Subscriber<Delivery>[] {
     const subscribers = this.group;
@@ -344,7 +370,10 @@ class SharedConsumer implements Observer<Delivery> {
   }
 }
 
-/** One consumer on the broker, from basic.consume to its end: where its deliveries go. */
+/**
+ * One consumer on the broker, from basic.consume to its end: where its deliveries go, and the settler
+ * of each (a stream consumer's nacks and rejects are sent as acks: credit).
+ */
 class ConsumerRun implements ConsumerSink {
   consumerTag: string | undefined = undefined;
   stopped = false;
@@ -352,14 +381,19 @@ class ConsumerRun implements ConsumerSink {
   consume: RpcHandle | undefined = undefined;
   /** The tag of its first delivery (0 before one): where its unsettled deliveries can start. */
   private firstTag = 0;
+  /** Who holds its deliveries and wants to hear when they can no longer be settled. */
+  private watchers: Set<SettlementWatcher> | undefined;
+  /** Its deliveries can no longer be settled (the channel ended, or the broker took them back). */
+  private lost = false;
 
   readonly noAck: boolean;
 
   constructor(
     private readonly owner: Consumers,
+    private readonly core: ChannelCore,
     readonly queue: string,
     readonly crossing: CrossingSettlement,
-    private readonly observer: Observer<Delivery>,
+    private readonly observer: ConsumerHost,
   ) {
     this.noAck = crossing === 'none';
   }
@@ -369,21 +403,74 @@ class ConsumerRun implements ConsumerSink {
     this.observer.next(delivery);
   }
 
+  // ---- Settler (its deliveries) ----
+
+  /**
+   * Settles one of its deliveries on the channel. A stream never requeues, and RabbitMQ answers a
+   * nack or reject on one with 540 NOT_IMPLEMENTED, closing the connection: a stream consumer's
+   * settlements are all acks, which give the broker credit.
+   */
+  settle(kind: 'ack' | 'nack' | 'reject', deliveryTag: number, multiple: boolean, requeue: boolean): boolean {
+    if (this.crossing === 'ack') return this.core.settle('ack', deliveryTag, multiple, false);
+    return this.core.settle(kind, deliveryTag, multiple, requeue);
+  }
+
+  get returning(): boolean {
+    return this.core.returning;
+  }
+
+  watch(watcher: SettlementWatcher): boolean {
+    if (this.lost) return false;
+    if (this.watchers === undefined) this.watchers = new Set();
+    this.watchers.add(watcher);
+    if (this.watchers.size === 1) this.owner.setWatched(this, true);
+    return true;
+  }
+
+  unwatch(watcher: SettlementWatcher): void {
+    const watchers = this.watchers;
+    if (watchers === undefined || !watchers.delete(watcher) || watchers.size > 0) return;
+    this.owner.setWatched(this, false);
+  }
+
+  /** Its deliveries can no longer be settled: the operators holding them are told. */
+  lose(): void {
+    if (this.lost) return;
+    this.lost = true;
+    const watchers = this.watchers;
+    if (watchers === undefined) return;
+    this.watchers = undefined;
+    this.owner.setWatched(this, false);
+    for (const watcher of watchers) watcher.settlementLost();
+  }
+
   /**
    * The broker cancelled the consumer. basic.cancel says no why: a cancel while the consumer's
    * deliveries are still unsettled is the form of RabbitMQ 4.3's consumer timeout, and is marked so
    * (`heldUnsettled`, which `isConsumerTimeout` reads). The channel's deliveries from this consumer's
    * first on are looked at: one consumer per channel, as pipelines have it, makes that exact.
+   *
+   * After such a timeout the broker has taken its deliveries back (and ignores their settlements), so
+   * the operators holding them are told; on a recovering connection a fresh consumer of the queue
+   * takes over the stream (not for a stream queue, which would start again from its first offset).
    */
   cancelled(): void {
     this.stopped = true;
     const held = !this.noAck && this.firstTag > 0 && this.owner.holdsUnsettled(this.firstTag);
-    this.observer.error(new ConsumerCancelledError(this.consumerTag ?? '', this.queue, held));
+    const error = new ConsumerCancelledError(this.consumerTag ?? '', this.queue, held);
+    if (held) this.lose();
+    if (held && this.crossing === 'nack' && this.core.recovers && !this.owner.refuses(this.queue)) {
+      this.core.debug(`${error.message}; consuming ${this.queue} again`);
+      this.observer.resume(error);
+      return;
+    }
+    this.observer.error(error);
   }
 
+  /** The channel ended (error undefined: the client closed it; a replaced channel's timeout completes too). */
   ended(error: Error | undefined): void {
     this.stopped = true;
-    if (error === undefined) this.observer.complete();
+    if (error === undefined || this.core.lostToRecovery(error)) this.observer.complete();
     else this.observer.error(error);
   }
 

@@ -10,7 +10,7 @@ import type { FieldValue } from '../protocol/field-table.js';
 import { isFieldTable, TypedField } from '../protocol/field-table.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import { jsonSafe } from '../util/runtime.js';
-import type { DeliveryFields, SettleableMessage } from './interfaces.js';
+import type { DeliveryFields, SettleableMessage, SettlementWatcher } from './interfaces.js';
 
 export type { DeliveryFields } from './interfaces.js';
 
@@ -122,6 +122,9 @@ export interface Settler {
   settle(kind: 'ack' | 'nack' | 'reject', deliveryTag: number, multiple: boolean, requeue: boolean): boolean;
   /** True while a drain gives back the deliveries whose handlers have not started (`prefetched: 'return'`). */
   readonly returning?: boolean;
+  /** See `Delivery.watchSettlement`: false when its deliveries can no longer be settled. */
+  watch?(watcher: SettlementWatcher): boolean;
+  unwatch?(watcher: SettlementWatcher): void;
 }
 
 /**
@@ -232,6 +235,29 @@ export class Delivery implements SettleableMessage {
     if (this.isSettled || this.settler?.returning !== true) return false;
     this.settle('nack', false, true);
     return true;
+  }
+
+  /**
+   * For the operators that hold a delivery while its handler runs: registers `watcher`, told once if
+   * the delivery can no longer be settled before it is (its channel closed: the connection was lost,
+   * the broker closed the channel for a consumer timeout; or RabbitMQ 4.3 cancelled its consumer for
+   * a timeout and took its deliveries back). Returns false, registering nothing, when that has
+   * happened already. A delivery received with `noAck`, or from `get`, is never told (true).
+   *
+   * @example
+   * ```ts
+   * const watcher = { settlementLost: () => job.unsubscribe() };
+   * if (!delivery.watchSettlement(watcher)) return; // its channel is gone: it will be delivered again
+   * job = handle(delivery).subscribe({ complete: () => { delivery.unwatchSettlement(watcher); delivery.ack(); } });
+   * ```
+   */
+  watchSettlement(watcher: SettlementWatcher): boolean {
+    return this.settler?.watch?.(watcher) ?? true;
+  }
+
+  /** Takes off a watcher registered by {@link watchSettlement}. */
+  unwatchSettlement(watcher: SettlementWatcher): void {
+    this.settler?.unwatch?.(watcher);
   }
 
   /** The body decoded as UTF-8 text. */

@@ -144,4 +144,28 @@ export interface SettleableMessage {
    * Optional: doubles may leave it out.
    */
   returnForDrain?(): boolean;
+  /**
+   * For operators that hold a message while a handler runs: registers `watcher`, to be told once if
+   * the message can no longer be settled (its channel closed, or the broker took its consumer's
+   * deliveries back after a consumer timeout). Returns false, registering nothing, when it already
+   * cannot be; `unwatchSettlement` takes the watcher off. Optional: doubles may leave both out.
+   */
+  watchSettlement?(watcher: SettlementWatcher): boolean;
+  /** Takes off a watcher registered by `watchSettlement`. */
+  unwatchSettlement?(watcher: SettlementWatcher): void;
+}
+
+/**
+ * What `SettleableMessage.watchSettlement` tells: the message can no longer be settled. `ackOnSuccess`
+ * uses it to stop the handler of a delivery whose channel closed under it (a connection lost, a
+ * consumer timeout) and free its place for the deliveries that replace it.
+ *
+ * @example
+ * ```ts
+ * const watcher: SettlementWatcher = { settlementLost: () => work.unsubscribe() };
+ * if (delivery.watchSettlement?.(watcher) === false) return; // nothing to do: it comes again
+ * ```
+ */
+export interface SettlementWatcher {
+  settlementLost(): void;
 }

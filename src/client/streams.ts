@@ -11,6 +11,7 @@ import { type FieldTable, field, type TypedField } from '../protocol/field-table
 import type { BasicProperties } from '../protocol/generated.js';
 import type { Channel } from './channel.js';
 import { Delivery, type Settler } from './delivery.js';
+import type { SettlementWatcher } from './interfaces.js';
 
 /**
  * An interval back from now, as RabbitMQ reads it in `x-stream-offset` (and `x-max-age`): a whole
@@ -241,6 +242,14 @@ class CreditSettler implements Settler {
 
   settle(_kind: 'ack' | 'nack' | 'reject', _deliveryTag: number, multiple: boolean): boolean {
     return this.delivery.ack({ multiple });
+  }
+
+  watch(watcher: SettlementWatcher): boolean {
+    return this.delivery.watchSettlement(watcher);
+  }
+
+  unwatch(watcher: SettlementWatcher): void {
+    this.delivery.unwatchSettlement(watcher);
   }
 }
 

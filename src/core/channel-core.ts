@@ -13,6 +13,7 @@ import {
   type CloseReason,
   type ConnectionClosedError,
   type HeadersDecodeError,
+  isConsumerTimeout,
 } from '../errors.js';
 import type { ContentMethod } from '../protocol/frame-decoder.js';
 import type { BasicProperties, Method, MethodInit, MethodName } from '../protocol/generated.js';
@@ -221,9 +222,37 @@ export class ChannelCore implements ChannelEndpoint {
     return this.connection.whenPublishable(callback);
   }
 
-  /** True when `error` is the loss of a connection that recovery replaces (see ConnectionCore). */
+  /**
+   * True when `error` is the loss of a connection that recovery replaces (see ConnectionCore), or
+   * the consumer timeout that closed this channel when a fresh channel replaces it (`replaced`): what
+   * was opened on it then completes rather than errors.
+   */
   lostToRecovery(error: unknown): boolean {
-    return this.connection.lostToRecovery(error);
+    return this.connection.lostToRecovery(error) || (this.replaced && isConsumerTimeout(error));
+  }
+
+  /**
+   * Set when the broker closed this channel for a consumer timeout and a fresh channel replaces it
+   * (`Connection.channel()` of a recovering connection): its consumers complete instead of erroring.
+   */
+  replaced = false;
+
+  /** True when the connection recovers (the `recovery` option): consumer timeouts are recovered too. */
+  get recovers(): boolean {
+    return this.connection.options.recovery !== undefined;
+  }
+
+  /**
+   * True when the broker lets go of a consumer it cancelled once the client answers with
+   * basic.cancel-ok (RabbitMQ 4.3.7 and later): its tag may then be used again at once.
+   */
+  get releasesCancelledTags(): boolean {
+    return this.connection.serverCapability('accept_consumer_cancel_ok');
+  }
+
+  /** A line for the `debug` option, if set. */
+  debug(line: string): void {
+    this.connection.debug(line);
   }
 
   /** The broker broke the protocol on this channel: the connection closes with 503 and `message`. */

@@ -396,6 +396,17 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     );
   }
 
+  /** A line (`rxamqp: ...`) for the `debug` option, if set; a logger that throws is ignored. */
+  debug(line: string): void {
+    const debug = this.options.debug;
+    if (debug === undefined) return;
+    try {
+      debug(`rxamqp: ${line}`);
+    } catch {
+      // a logger that throws must not break the connection
+    }
+  }
+
   /**
    * True when `error` is this connection's loss and a recovering connection replaces it: what was
    * opened on it then completes rather than errors.

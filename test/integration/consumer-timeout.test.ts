@@ -5,9 +5,9 @@
  * the old values, and always restored in `afterAll`. Run under `flock /tmp/rabbit.lock`: other suites
  * share this broker.
  */
-import { firstValueFrom, lastValueFrom, NEVER, of, switchMap, take, timeout } from 'rxjs';
+import { finalize, firstValueFrom, lastValueFrom, NEVER, of, switchMap, take, tap, timeout } from 'rxjs';
 import { ackOnSuccess, resumeOnConsumerTimeout } from '../../operators/index.js';
-import { ChannelClosedError, connect, isConsumerTimeout } from '../../src/node.js';
+import { type Channel, ChannelClosedError, connect, isConsumerTimeout } from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
 import { rabbitmqctl } from '../support/rabbitmqctl.js';
 import { openSession, type Session, uniqueName } from '../support/session.js';
@@ -83,12 +83,12 @@ describe('consumer timeout (real broker)', () => {
     }
   });
 
-  it('with resumeOnConsumerTimeout on a recovering connection, the consumer comes back and the message is redelivered', async () => {
+  it('without recovery, resumeOnConsumerTimeout brings the consumer back and the message is redelivered', async () => {
     const queue = await declareWithMessage('job-1');
     const resumes: unknown[] = [];
     const seen: { body: string; redelivered: boolean }[] = [];
     const url = await brokerUrl();
-    const connection$ = connect(url, { name: 'rxamqp consumer-timeout resume', recovery: true });
+    const connection$ = connect(url, { name: 'rxamqp consumer-timeout resume' });
     try {
       const results = lastValueFrom(
         connection$.pipe(
@@ -115,6 +115,49 @@ describe('consumer timeout (real broker)', () => {
       expect(resumes).toHaveLength(1);
       expect(isConsumerTimeout(resumes[0])).toBe(true);
       // Acked: the queue is empty once the ack has gone out.
+      let left = 1;
+      for (let i = 0; i < 50 && left > 0; i++) {
+        left = (await lastValueFrom(session.channel.queueDeclare(queue, { passive: true }))).messageCount;
+        if (left > 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(left).toBe(0);
+    } finally {
+      await lastValueFrom(session.channel.queueDelete(queue));
+    }
+  });
+
+  it('on a recovering connection the consumer comes back by itself: a fresh channel, the hung handler let go, the message redelivered', async () => {
+    const queue = await declareWithMessage('job-1');
+    const channels: Channel[] = [];
+    const seen: { body: string; redelivered: boolean }[] = [];
+    let hungUnsubscribed = false;
+    const url = await brokerUrl();
+    const connection$ = connect(url, { name: 'rxamqp consumer-timeout recovery', recovery: true });
+    try {
+      const result = await lastValueFrom(
+        connection$.pipe(
+          switchMap((conn) => conn.channel()),
+          tap((ch) => channels.push(ch)),
+          switchMap((ch) => ch.consume(queue, { prefetch: 1 })),
+          // Concurrency 1: the redelivery only runs because the hung handler's place was freed.
+          ackOnSuccess((d) => {
+            seen.push({ body: d.text(), redelivered: d.fields.redelivered });
+            if (d.fields.redelivered) return of(d.text());
+            return NEVER.pipe(finalize(() => (hungUnsubscribed = true)));
+          }),
+          take(1),
+          timeout(20_000),
+        ),
+      );
+      expect(result).toBe('job-1');
+      expect(seen).toEqual([
+        { body: 'job-1', redelivered: false },
+        { body: 'job-1', redelivered: true },
+      ]);
+      expect(hungUnsubscribed).toBe(true);
+      expect(channels).toHaveLength(2);
+      expect(isConsumerTimeout(channels[0]!.error)).toBe(true);
+      expect(channels[1]!.reopenedAfter).toBe(channels[0]!.error);
       let left = 1;
       for (let i = 0; i < 50 && left > 0; i++) {
         left = (await lastValueFrom(session.channel.queueDeclare(queue, { passive: true }))).messageCount;

@@ -5,9 +5,10 @@
  * RabbitMQ 4.3 (basic.cancel while deliveries are held; the embedded broker sends basic.cancel when a
  * queue is deleted, which is the same frame).
  */
-import { lastValueFrom, NEVER, of, switchMap, take, timeout } from 'rxjs';
+import { lastValueFrom, map, NEVER, of, Subject, switchMap, take, tap, timeout, toArray } from 'rxjs';
 import { ackOnSuccess, resumeOnConsumerTimeout } from '../../operators/index.js';
 import {
+  type Channel,
   ChannelClosedError,
   ConsumerCancelledError,
   connect,
@@ -38,7 +39,7 @@ describe('consumer timeout (embedded broker)', () => {
     expect(broker.queue('slow')!.messages[0]).toMatchObject({ redelivered: true });
   });
 
-  it('with resumeOnConsumerTimeout on a recovering connection the consumer comes back and the message is redelivered', async () => {
+  it('without recovery, resumeOnConsumerTimeout brings the consumer back and the message is redelivered', async () => {
     broker = new EmbeddedBroker({ consumerTimeout: 50, timers: true });
     const setup = await openConnection(URL, { transport: broker.connector });
     await lastValueFrom((await setup.openChannel()).queueDeclare('jobs'));
@@ -47,7 +48,7 @@ describe('consumer timeout (embedded broker)', () => {
     const seen: boolean[] = [];
     const resumes: unknown[] = [];
     const result = lastValueFrom(
-      connect(URL, { transport: broker.connector, recovery: true }).pipe(
+      connect(URL, { transport: broker.connector }).pipe(
         switchMap((conn) =>
           conn.channel().pipe(
             switchMap((ch) => ch.consume('jobs', { prefetch: 1 })),
@@ -107,5 +108,155 @@ describe('consumer timeout (embedded broker)', () => {
     expect((error as ConsumerCancelledError).heldUnsettled).toBe(false);
     expect(isConsumerTimeout(error)).toBe(false);
     await lastValueFrom(conn.close());
+  });
+
+  describe('on a recovering connection the consumer comes back by itself', () => {
+    /** A queue `jobs` holding `count` messages. */
+    async function withJobs(options: ConstructorParameters<typeof EmbeddedBroker>[0], count = 1) {
+      broker = new EmbeddedBroker(options);
+      const setup = await openConnection(URL, { transport: broker.connector });
+      await lastValueFrom((await setup.openChannel()).queueDeclare('jobs'));
+      await lastValueFrom(setup.close());
+      for (let i = 1; i <= count; i++) broker.publish('', 'jobs', `job-${i}`);
+    }
+
+    it('3.x form: channel() opens a fresh channel, the hung handler is let go and the message is redelivered', async () => {
+      await withJobs({ consumerTimeout: 50, timers: true });
+      const channels: Channel[] = [];
+      const seen: string[] = [];
+      let hungUnsubscribed = false;
+      const lines: string[] = [];
+      const result = lastValueFrom(
+        connect(URL, { transport: broker.connector, recovery: true, debug: (l) => lines.push(l) }).pipe(
+          switchMap((conn) => conn.channel()),
+          tap((ch) => channels.push(ch)),
+          switchMap((ch) => ch.consume('jobs', { prefetch: 1 })),
+          // Concurrency 1: the redelivery only runs if the hung handler's place was freed.
+          ackOnSuccess((d) => {
+            seen.push(`${d.text()}${d.fields.redelivered ? ' (redelivered)' : ''}`);
+            if (d.fields.redelivered) return of(d.text());
+            return new Subject<string>().pipe(tap({ finalize: () => (hungUnsubscribed = true) }));
+          }),
+          take(1),
+          timeout(5_000),
+        ),
+      );
+      expect(await result).toBe('job-1');
+      expect(seen).toEqual(['job-1', 'job-1 (redelivered)']);
+      expect(hungUnsubscribed).toBe(true);
+      expect(channels).toHaveLength(2);
+      expect(channels[0]!.reopenedAfter).toBeUndefined();
+      expect(isConsumerTimeout(channels[0]!.error)).toBe(true);
+      expect(channels[1]!.reopenedAfter).toBe(channels[0]!.error);
+      expect(isConsumerTimeout(channels[1]!.reopenedAfter)).toBe(true);
+      expect(lines.some((l) => /consumer timeout; opening a fresh one/.test(l))).toBe(true);
+      expect(broker.queue('jobs')!.messageCount).toBe(0);
+    });
+
+    it('3.x form: deliveries of the closed channel still waiting for a place are not processed', async () => {
+      await withJobs({ consumerTimeout: 50, timers: true }, 3);
+      const seen: string[] = [];
+      const done: string[] = [];
+      await lastValueFrom(
+        connect(URL, { transport: broker.connector, recovery: true }).pipe(
+          switchMap((conn) => conn.channel()),
+          switchMap((ch) => ch.consume('jobs', { prefetch: 3 })),
+          ackOnSuccess((d) => {
+            seen.push(`${d.text()}${d.fields.redelivered ? '*' : ''}`);
+            return d.fields.redelivered ? of(d.text()) : NEVER;
+          }),
+          tap((r) => done.push(r)),
+          take(3),
+          timeout(5_000),
+        ),
+      );
+      // job-2 and job-3 waited behind the hung job-1 on the first channel: they never ran there.
+      expect(seen).toEqual(['job-1', 'job-1*', 'job-2*', 'job-3*']);
+      expect(done).toEqual(['job-1', 'job-2', 'job-3']);
+      expect(broker.queue('jobs')!.messageCount).toBe(0);
+    });
+
+    it('4.3 form: the stream goes on with a fresh consumer on the same channel; the late ack is ignored', async () => {
+      await withJobs({ consumerTimeout: 50, timers: true, consumerTimeoutResponse: 'notify-consumer' });
+      const channels: Channel[] = [];
+      const tags: string[] = [];
+      const lines: string[] = [];
+      let hung: ((value: string) => void) | undefined;
+      let hungDelivery: { ack(): boolean } | undefined;
+      const result = lastValueFrom(
+        connect(URL, { transport: broker.connector, recovery: true, debug: (l) => lines.push(l) }).pipe(
+          switchMap((conn) => conn.channel()),
+          tap((ch) => channels.push(ch)),
+          switchMap((ch) => ch.consume('jobs', { prefetch: 1, consumerTag: 'worker' })),
+          ackOnSuccess((d) => {
+            tags.push(d.fields.consumerTag ?? '');
+            if (d.fields.redelivered) return of(d.text());
+            hungDelivery = d;
+            return new Promise<string>((resolve) => {
+              hung = resolve;
+            });
+          }),
+          take(1),
+          timeout(5_000),
+        ),
+      );
+      expect(await result).toBe('job-1');
+      expect(channels).toHaveLength(1); // no fresh channel: the broker kept it open
+      // The broker does not let go of a cancelled tag before RabbitMQ 4.3.7: it names the new one.
+      expect(tags[0]).toBe('worker');
+      expect(tags[1]).toMatch(/^amq\.ctag-/);
+      expect(lines.some((l) => /consuming jobs again/.test(l))).toBe(true);
+      // The hung handler finishing now changes nothing: its delivery was let go, nothing is sent.
+      hung?.('late');
+      await new Promise((r) => setTimeout(r, 20));
+      expect(hungDelivery?.ack()).toBe(false);
+      expect(broker.queue('jobs')!.messageCount).toBe(0);
+    });
+
+    it('4.3 form: a late ack of a taken-back delivery is ignored by the broker, as RabbitMQ 4.3 does', async () => {
+      await withJobs({ consumerTimeout: 50, timers: true, consumerTimeoutResponse: 'notify-consumer' });
+      const conn = await openConnection(URL, { transport: broker.connector });
+      const ch = await conn.openChannel();
+      const error = await new Promise<unknown>((resolve) => {
+        ch.consume('jobs', { prefetch: 1 }).subscribe({
+          next: (d) => setTimeout(() => d.ack(), 150), // after the timeout took it back
+          error: resolve,
+        });
+      });
+      expect(isConsumerTimeout(error)).toBe(true); // no recovery: the stream errors
+      await new Promise((r) => setTimeout(r, 250));
+      expect(ch.isOpen).toBe(true);
+      expect(broker.queue('jobs')!.messageCount).toBe(1); // back in the queue
+      await lastValueFrom(conn.close());
+    });
+
+    it('while the connection drains, a consumer timeout ends channel() instead of reopening', async () => {
+      await withJobs({ consumerTimeout: 100, timers: true });
+      const connection$ = connect(URL, { transport: broker.connector, recovery: true });
+      const channels: Channel[] = [];
+      let drained: Promise<string[]> | undefined;
+      const ended = new Promise<string>((resolve, reject) => {
+        connection$
+          .pipe(
+            switchMap((conn) => conn.channel().pipe(tap({ complete: () => resolve('complete') }))),
+            tap((ch) => channels.push(ch)),
+            switchMap((ch) => ch.consume('jobs', { prefetch: 1 })),
+            // The delivery is never settled: the drain waits for it until the timeout closes the channel.
+            tap(() => {
+              drained ??= lastValueFrom(
+                connection$.drain({ timeout: 5_000 }).pipe(
+                  map((p) => p.phase),
+                  toArray(),
+                ),
+              );
+            }),
+          )
+          .subscribe({ error: reject });
+      });
+      expect(await ended).toBe('complete');
+      expect(channels).toHaveLength(1);
+      expect(await drained).toContain('closed');
+      expect(broker.queue('jobs')!.messageCount).toBe(1);
+    });
   });
 });

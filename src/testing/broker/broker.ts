@@ -65,6 +65,12 @@ function checkOptions(options: EmbeddedBrokerOptions): void {
   whole('channelMax', options.channelMax, 0, 65535);
   whole('heartbeat', options.heartbeat, 0, 65535);
   whole('consumerTimeout', options.consumerTimeout, 0, Number.MAX_SAFE_INTEGER);
+  const response: unknown = options.consumerTimeoutResponse;
+  if (response !== undefined && response !== 'close-channel' && response !== 'notify-consumer') {
+    throw new TypeError(
+      `EmbeddedBroker: consumerTimeoutResponse must be 'close-channel' or 'notify-consumer', got ${String(response)}`,
+    );
+  }
   if (options.clock !== undefined && typeof options.clock !== 'function') {
     throw new TypeError('EmbeddedBroker: clock must be a function returning milliseconds');
   }
@@ -245,7 +251,10 @@ export class EmbeddedBroker {
     const now = this.clock();
     for (const v of this.vhosts.values()) v.expire(now);
     const timeout = this.options.consumerTimeout ?? DEFAULT_CONSUMER_TIMEOUT;
-    if (timeout > 0) for (const c of this.live) c.expireDeliveries(now, timeout);
+    if (timeout > 0) {
+      const notify = this.options.consumerTimeoutResponse === 'notify-consumer';
+      for (const c of this.live) c.expireDeliveries(now, timeout, notify);
+    }
   }
 
   /** With timers: a timer for the next expiry. */

@@ -390,6 +390,11 @@ export class ServerChannel {
     return this.deliveries.unackedCount;
   }
 
+  /** RabbitMQ 4.3's consumer timeout: see `Deliveries.timeOutConsumers`. */
+  timeOutConsumers(now: number, timeoutMs: number): boolean {
+    return this.deliveries.timeOutConsumers(now, timeoutMs);
+  }
+
   /** When its oldest unsettled delivery was made (for the consumer timeout), or undefined. */
   get oldestDelivery(): number | undefined {
     return this.deliveries.oldestDelivery;

@@ -181,13 +181,15 @@ export class ChannelTable {
 
   /**
    * RabbitMQ's consumer timeout: a channel holding a delivery unacknowledged for `timeoutMs` is
-   * closed with 406.
+   * closed with 406 (RabbitMQ 3.x), or with `notifyConsumer` (RabbitMQ 4.3) the consumers holding
+   * such deliveries are cancelled and the deliveries taken back.
    */
-  expireDeliveries(now: number, timeoutMs: number): void {
-    for (const ch of this.channels) {
+  expireDeliveries(now: number, timeoutMs: number, notifyConsumer: boolean): void {
+    for (const ch of this.channels.slice()) {
       if (!ch.open) continue;
       const oldest = ch.oldestDelivery;
       if (oldest === undefined || now - oldest < timeoutMs) continue;
+      if (notifyConsumer && ch.timeOutConsumers(now, timeoutMs)) continue;
       this.closeChannel(
         ch,
         new BrokerFault(

@@ -479,8 +479,9 @@ export class ServerConnection implements ServerEnd, FrameHandler, TableHost {
   }
 
   /** The consumer timeout: closes the channels that held a delivery unacknowledged too long. */
-  expireDeliveries(now: number, timeoutMs: number): void {
-    if (this.state === 'open') this.channels.expireDeliveries(now, timeoutMs);
+  expireDeliveries(now: number, timeoutMs: number, notifyConsumer: boolean): void {
+    if (this.state === 'open')
+      this.channels.expireDeliveries(now, timeoutMs, notifyConsumer && this.cancelNotify);
   }
 
   /** The alarm cleared: connection.unblocked, and what waited runs in order. */

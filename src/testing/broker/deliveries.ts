@@ -33,6 +33,11 @@ export class Deliveries implements ConsumerHost {
   private globalPrefetch = 0;
   /** Consumers the broker cancelled (their queue was deleted), to tell the client at the flush. */
   private cancels: string[] = [];
+  /**
+   * Tags of deliveries taken back from consumers cancelled for a consumer timeout: their late
+   * settlements are ignored, as RabbitMQ 4.3 does, instead of closing the channel.
+   */
+  private reclaimed: Set<number> | undefined;
   /** Reused for every delivery. */
   private readonly deliverMethod = {
     name: 'basic.deliver' as const,
@@ -188,8 +193,11 @@ export class Deliveries implements ConsumerHost {
       return all;
     }
     const one = this.unacked.get(tag);
-    if (one === undefined) throw precondition(`unknown delivery tag ${tag}`);
+    if (one === undefined && this.reclaimed?.has(tag) !== true) {
+      throw precondition(`unknown delivery tag ${tag}`);
+    }
     if (!multiple) {
+      if (one === undefined) return [];
       this.unacked.delete(tag);
       return [one];
     }
@@ -243,6 +251,36 @@ export class Deliveries implements ConsumerHost {
     for (const [q, entries] of back) q.requeue(entries, now);
     if (this.globalPrefetch !== 0) this.dispatchAll();
     else for (const q of queues) q.dispatch(now);
+  }
+
+  /**
+   * RabbitMQ 4.3's consumer timeout (`consumer_timeout_response = notify_consumer`): each consumer
+   * holding a delivery unsettled for `timeoutMs` is cancelled (basic.cancel to the client) and its
+   * unsettled deliveries go back to their queue; their late settlements are then ignored. Returns
+   * false, changing nothing, when such a delivery came from basic.get (no consumer to cancel: the
+   * channel is closed instead).
+   */
+  timeOutConsumers(now: number, timeoutMs: number): boolean {
+    const expired = new Set<Consumer>();
+    // In tag order, so in delivery order: the old ones come first.
+    for (const p of this.unacked.values()) {
+      if (now - p.at < timeoutMs) break;
+      if (p.consumer === undefined) return false;
+      expired.add(p.consumer);
+    }
+    for (const consumer of expired) {
+      const pending = [...this.unacked.values()].filter((p) => p.consumer === consumer);
+      this.reclaimed ??= new Set();
+      for (const p of pending) {
+        this.unacked.delete(p.tag);
+        this.reclaimed.add(p.tag);
+      }
+      this.consumers.delete(consumer.tag);
+      this.host.vhost.consumerGone(consumer.queue, consumer);
+      this.host.writeMethod(this.channel, { name: 'basic.cancel', consumerTag: consumer.tag, nowait: true });
+      this.apply('nack', pending, true);
+    }
+    return true;
   }
 
   /** basic.recover: every unsettled delivery goes back to its queue. */

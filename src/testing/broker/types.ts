@@ -61,6 +61,14 @@ export interface EmbeddedBrokerOptions {
    * anything (and on a timer with `timers`).
    */
   readonly consumerTimeout?: number;
+  /**
+   * What the consumer timeout does, as RabbitMQ's `consumer_timeout_response`: `'close-channel'`
+   * (the default, RabbitMQ 3.x and before 4.3) closes the channel with 406; `'notify-consumer'`
+   * (RabbitMQ 4.3's default) cancels each consumer holding a timed-out delivery with basic.cancel,
+   * takes its unsettled deliveries back to their queues and ignores their late settlements (a client
+   * that did not announce `consumer_cancel_notify`, or a timed-out basic.get, still gets the close).
+   */
+  readonly consumerTimeoutResponse?: 'close-channel' | 'notify-consumer';
 }
 
 /**

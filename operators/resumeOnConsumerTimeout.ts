@@ -1,5 +1,11 @@
-import { type MonoTypeOperatorFunction, retry, type SchedulerLike, timer } from 'rxjs';
-import { ConfigurationError, isConsumerTimeout } from '../src/index.js';
+import { EMPTY, type MonoTypeOperatorFunction, retry, type SchedulerLike, timer } from 'rxjs';
+import {
+  ChannelClosedError,
+  ConfigurationError,
+  ConnectionClosedError,
+  DrainingError,
+  isConsumerTimeout,
+} from '../src/index.js';
 
 /** Options of {@link resumeOnConsumerTimeout}. */
 export interface ResumeOnConsumerTimeoutOptions {
@@ -23,8 +29,11 @@ export interface ResumeOnConsumerTimeoutOptions {
  * subscribing again opens a new channel and starts a new consumer: the deliveries the broker took
  * back (the one that timed out among them) are delivered again, `redelivered: true`.
  *
- * A recovering connection (`recovery: true`) comes back from connection losses by itself; this is
- * the same for a consumer timeout, which ends only a channel or a consumer. A handler that always
+ * On a recovering connection (`connect(url, { recovery })`) this operator is not needed: there a
+ * consumer timeout is recovered like a connection loss (`Connection.channel()` opens a fresh channel,
+ * a consumer the broker cancelled is started again). It is for connections without recovery. A
+ * shutdown under way ends the stream (it completes) when subscribing again meets it: a drain refusing
+ * the consumer (`DrainingError`), or the connection closed by the client. A handler that always
  * takes longer than the timeout makes the same message time out again and again: the count of resumes
  * in a row (`maxResumes`) ends that, and so does raising the timeout (`x-consumer-timeout`) for such
  * work.
@@ -66,9 +75,20 @@ export function resumeOnConsumerTimeout<T>(
     count: maxResumes,
     resetOnSuccess: true,
     delay: (error: unknown, resume: number) => {
+      // Subscribing again during a shutdown (a drain, a client close): the stream ends as the drain's do.
+      if (resume > 1 && endsByShutdown(error)) return EMPTY;
       if (!isConsumerTimeout(error)) throw error;
       onResume?.(error, resume);
       return scheduler === undefined ? timer(delayMs) : timer(delayMs, scheduler);
     },
   });
+}
+
+/** A drain refusing a consumer, or the client having closed the connection or channel. */
+function endsByShutdown(error: unknown): boolean {
+  return (
+    error instanceof DrainingError ||
+    ((error instanceof ConnectionClosedError || error instanceof ChannelClosedError) &&
+      error.initiator === 'client')
+  );
 }

@@ -160,8 +160,8 @@ export class Connection {
    * too long; see `isConsumerTimeout`) is replaced: its consumers and pending operations complete,
    * and a fresh channel is opened and emitted, with `reopenedAfter` set to the timeout. A pipeline that
    * consumes in a `switchMap` after it starts its consumer again, and the broker delivers the
-   * messages it took back again (`redelivered: true`). While the connection drains, the Observable
-   * completes instead.
+   * messages it took back again (`redelivered: true`). While the connection drains (recovering or
+   * not), such a close completes the Observable instead, as the drain ends consumers.
    *
    * @example
    * ```ts
@@ -209,9 +209,13 @@ export class Connection {
     });
   }
 
-  /** Whether a channel the broker closed with `error` is replaced by a fresh one (see `channel()`). */
+  /**
+   * Whether a channel the broker closed with `error` is replaced by a fresh one (see `channel()`): a
+   * consumer timeout on a recovering connection. During a drain it ends like the drain's consumers
+   * (the Observable completes, no fresh channel), with or without recovery.
+   */
   private replacesChannel(error: ChannelClosedError): boolean {
-    return this.core.options.recovery !== undefined && isConsumerTimeout(error);
+    return (this.core.options.recovery !== undefined || this.core.draining) && isConsumerTimeout(error);
   }
 
   /**

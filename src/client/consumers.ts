@@ -171,6 +171,11 @@ export class Consumers {
     this.failer.failOperation(subscriber, error);
   }
 
+  /** @internal For ConsumerRun: how many consumers run on the channel. */
+  get consumerCount(): number {
+    return this.sinks?.size ?? 0;
+  }
+
   /** @internal For ConsumerRun: whether its deliveries are watched (told at the channel's end). */
   setWatched(run: ConsumerRun, watched: boolean): void {
     if (!watched) this.watched?.delete(run);
@@ -453,13 +458,19 @@ class ConsumerRun implements ConsumerSink {
    * After such a timeout the broker has taken its deliveries back (and ignores their settlements), so
    * the operators holding them are told; on a recovering connection a fresh consumer of the queue
    * takes over the stream (not for a stream queue, which would start again from its first offset).
+   * (A drain cancels every consumer when it starts: a broker cancel crossing it finds none.)
    */
   cancelled(): void {
     this.stopped = true;
     const held = !this.noAck && this.firstTag > 0 && this.owner.holdsUnsettled(this.firstTag);
     const error = new ConsumerCancelledError(this.consumerTag ?? '', this.queue, held);
-    if (held) this.lose();
-    if (held && this.crossing === 'nack' && this.core.recovers && !this.owner.refuses(this.queue)) {
+    if (held) {
+      this.lose();
+      // Its deliveries are from its first tag on when it was the channel's only consumer (as in a
+      // pipeline); with others, which of the later tags were its own is not known: they stay counted.
+      if (this.owner.consumerCount === 0) this.core.reclaimed(this.firstTag);
+    }
+    if (held && this.crossing === 'nack' && this.core.recovers) {
       this.core.debug(`${error.message}; consuming ${this.queue} again`);
       this.observer.resume(error);
       return;

@@ -200,6 +200,20 @@ export class AckTracker {
     this.base = this.top + 1;
   }
 
+  /**
+   * Forgets the unsettled deliveries from `fromTag` on: the broker took them back (RabbitMQ 4.3's
+   * consumer timeout) and ignores their settlements, so nobody waits for them. A later settlement of
+   * one is passed to the broker as it is.
+   */
+  forgetFrom(fromTag: number): void {
+    for (const tag of this.stragglers) if (tag >= fromTag) this.stragglers.delete(tag);
+    const ring = this.ring;
+    for (let tag = Math.max(this.base, fromTag); tag <= this.top; tag++) {
+      const slot = (this.head + tag - this.base) & this.mask;
+      if (ring[slot] === UNSETTLED) ring[slot] = DONE;
+    }
+  }
+
   /** Every delivery up to `tag` was settled by a `multiple` settlement already sent. */
   private settledUpTo(tag: number): void {
     for (const straggler of this.stragglers) if (straggler <= tag) this.stragglers.delete(straggler);

@@ -440,6 +440,14 @@ export class ChannelCore implements ChannelEndpoint {
     return this.connection.returningPrefetched && this.state === 'open';
   }
 
+  /**
+   * The broker took back the unsettled deliveries from `fromTag` on (RabbitMQ 4.3's consumer timeout)
+   * and ignores their settlements: they are no longer waited for.
+   */
+  reclaimed(fromTag: number): void {
+    this.ackTracker?.forgetFrom(fromTag);
+  }
+
   /** Sends the held acks now (a drain, before it waits for publishes and closes). */
   flushHeldAcks(): void {
     if (this.state === 'open') this.ackTracker?.flush();

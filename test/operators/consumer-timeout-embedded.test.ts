@@ -13,6 +13,7 @@ import {
   ConsumerCancelledError,
   connect,
   isConsumerTimeout,
+  type DrainProgress,
   openConnection,
 } from '../../src/node.js';
 import { EmbeddedBroker } from '../../src/testing/index.js';
@@ -213,6 +214,32 @@ describe('consumer timeout (embedded broker)', () => {
       expect(broker.queue('jobs')!.messageCount).toBe(0);
     });
 
+    it('4.3 form: a drain after the resume does not wait for the delivery the broker took back', async () => {
+      await withJobs({ consumerTimeout: 50, timers: true, consumerTimeoutResponse: 'notify-consumer' });
+      const connection$ = connect(URL, { transport: broker.connector, recovery: true });
+      const results: string[] = [];
+      const drained = new Promise<DrainProgress[]>((resolve, reject) => {
+        connection$
+          .pipe(
+            switchMap((conn) => conn.channel()),
+            switchMap((ch) => ch.consume('jobs', { prefetch: 1 })),
+            ackOnSuccess((d) => (d.fields.redelivered ? of(d.text()) : NEVER), { concurrency: 2 }),
+          )
+          .subscribe({
+            next: (r) => {
+              results.push(r);
+              lastValueFrom(connection$.drain({ timeout: 5_000 }).pipe(toArray())).then(resolve, reject);
+            },
+            error: reject,
+          });
+      });
+      const progress = await drained;
+      expect(results).toEqual(['job-1']);
+      expect(progress.at(-1)).toMatchObject({ phase: 'closed', timedOut: false });
+      expect(progress.at(-1)!.elapsed).toBeLessThan(2_000);
+      expect(broker.queue('jobs')!.messageCount).toBe(0);
+    });
+
     it('4.3 form: a late ack of a taken-back delivery is ignored by the broker, as RabbitMQ 4.3 does', async () => {
       await withJobs({ consumerTimeout: 50, timers: true, consumerTimeoutResponse: 'notify-consumer' });
       const conn = await openConnection(URL, { transport: broker.connector });
@@ -259,4 +286,90 @@ describe('consumer timeout (embedded broker)', () => {
       expect(broker.queue('jobs')!.messageCount).toBe(1);
     });
   });
+
+  describe('during a drain a consumer timeout ends the stream (it completes)', () => {
+    async function jobs(options: ConstructorParameters<typeof EmbeddedBroker>[0]) {
+      broker = new EmbeddedBroker(options);
+      const conn = await openConnection(URL, { transport: broker.connector });
+      const ch = await conn.openChannel();
+      await lastValueFrom(ch.queueDeclare('jobs'));
+      await lastValueFrom(ch.queueDeclare('other'));
+      broker.publish('', 'jobs', 'slow');
+      return { conn, ch };
+    }
+
+    it('3.x form without recovery: channel() completes and the drain closes', async () => {
+      const { conn } = await jobs({ consumerTimeout: 100, timers: true });
+      let drained: Promise<string[]> | undefined;
+      const end = await new Promise<string>((resolve) => {
+        conn
+          .channel()
+          .pipe(
+            switchMap((ch) => ch.consume('jobs', { prefetch: 1 })),
+            tap(() => {
+              drained ??= lastValueFrom(conn.drain({ timeout: 5_000 }).pipe(map((p) => p.phase), toArray()));
+            }),
+          )
+          .subscribe({ complete: () => resolve('complete'), error: (e: unknown) => resolve(`error ${e}`) });
+      });
+      expect(end).toBe('complete');
+      expect(await drained).toContain('closed');
+      expect(broker.queue('jobs')!.messageCount).toBe(1);
+    });
+
+    it('4.3 form: a delivery of a consumer the drain cancelled times out: the channel closes and the drain goes on at once', async () => {
+      const { conn } = await jobs({
+        consumerTimeout: 100,
+        timers: true,
+        consumerTimeoutResponse: 'notify-consumer',
+      });
+      const ch = await conn.openChannel();
+      let drained: Promise<DrainProgress[]> | undefined;
+      const started = Date.now();
+      const end = await new Promise<string>((resolve) => {
+        ch.consume('jobs', { prefetch: 1 })
+          .pipe(
+            tap(() => {
+              drained ??= lastValueFrom(conn.drain({ timeout: 5_000 }).pipe(toArray()));
+            }),
+          )
+          .subscribe({ complete: () => resolve('complete'), error: (e: unknown) => resolve(`error ${e}`) });
+      });
+      expect(end).toBe('complete'); // the drain ended the stream
+      const progress = await drained!;
+      expect(progress.at(-1)).toMatchObject({ phase: 'closed', timedOut: false });
+      // Not the drain's 5 s: RabbitMQ 4.4 closes the channel when a cancelled consumer's delivery times out.
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(isConsumerTimeout(ch.error)).toBe(true);
+      expect(broker.queue('jobs')!.messageCount).toBe(1);
+    });
+
+    it('without recovery, resumeOnConsumerTimeout meeting a drain when it subscribes again completes', async () => {
+      const { conn, ch } = await jobs({ consumerTimeout: 100, timers: true });
+      // Another consumer holds a delivery for a while: the drain is still running at the resume.
+      ch.consume('other').subscribe((d) => setTimeout(() => d.ack(), 200));
+      let drained: Promise<unknown> | undefined;
+      const end = await new Promise<string>((resolve) => {
+        conn
+          .channel()
+          .pipe(
+            switchMap((c) => c.consume('jobs', { prefetch: 1 })),
+            ackOnSuccess(() => NEVER),
+            resumeOnConsumerTimeout({
+              delayMs: 20,
+              onResume: () => {
+                broker.publish('', 'other', 'x');
+                setTimeout(() => {
+                  drained = lastValueFrom(conn.drain({ timeout: 3_000 }));
+                }, 5);
+              },
+            }),
+          )
+          .subscribe({ complete: () => resolve('complete'), error: (e: unknown) => resolve(`error ${e}`) });
+      });
+      expect(end).toBe('complete');
+      expect(await drained).toMatchObject({ phase: 'closed' });
+    });
+  });
 });
+

@@ -5,8 +5,8 @@
  * only when the broker announced `accept_consumer_cancel_ok` (RabbitMQ 4.3.7 and later), since older
  * brokers take no cancel-ok from a client.
  */
-import { lastValueFrom } from 'rxjs';
-import { ConsumerCancelledError, isConsumerTimeout, openConnection } from '../../src/node.js';
+import { lastValueFrom, map, switchMap, take, tap, toArray } from 'rxjs';
+import { ConsumerCancelledError, connect, isConsumerTimeout, openConnection } from '../../src/node.js';
 import { DEFAULT_SERVER_PROPERTIES, type ScriptedPeer, ScriptedServer } from '../support/scripted-server.js';
 
 let server: ScriptedServer | undefined;
@@ -99,3 +99,86 @@ describe('a consumer cancelled by the broker while it holds a delivery (RabbitMQ
     expect(seen).toEqual(['basic.cancel-ok', 'channel.close', 'connection.close']);
   });
 });
+
+describe('on a recovering connection the broker-cancelled consumer is started again on the same channel', () => {
+  /** The broker cancels consumer `worker` while it holds a delivery; returns the tag the client asks for next. */
+  async function resumeScript(peer: ScriptedPeer, acceptsCancelOk: boolean): Promise<{ tag: string; seen: string[] }> {
+    await peer.expectProtocolHeader();
+    const capabilities = {
+      ...(DEFAULT_SERVER_PROPERTIES.capabilities as Record<string, boolean>),
+      ...(acceptsCancelOk ? { accept_consumer_cancel_ok: true } : {}),
+    };
+    await peer.handshake({ serverProperties: { ...DEFAULT_SERVER_PROPERTIES, capabilities } });
+    await peer.expect('channel.open', { channel: 1 });
+    peer.send(1, { name: 'channel.open-ok' });
+    const first = await peer.expect('basic.consume', { channel: 1 });
+    expect(first.consumerTag).toBe('worker');
+    peer.send(1, { name: 'basic.consume-ok', consumerTag: 'worker' });
+    const deliver = (deliveryTag: number, redelivered: boolean, consumerTag: string) =>
+      peer.sendContent(
+        1,
+        { name: 'basic.deliver', consumerTag, deliveryTag, redelivered, exchange: '', routingKey: 'q' },
+        {},
+        Buffer.from('job'),
+      );
+    deliver(1, false, 'worker');
+    await new Promise((r) => setTimeout(r, 20));
+    peer.send(1, { name: 'basic.cancel', consumerTag: 'worker', nowait: true });
+    const seen: string[] = [];
+    let tag = '';
+    for (;;) {
+      const event = await peer.next();
+      if (event.kind !== 'method') continue;
+      seen.push(event.method.name);
+      if (event.method.name === 'basic.consume') {
+        tag = event.method.consumerTag === '' ? 'amq.ctag-new' : event.method.consumerTag;
+        peer.send(1, { name: 'basic.consume-ok', consumerTag: tag });
+        deliver(2, true, tag);
+      }
+      if (event.method.name === 'channel.close') peer.send(1, { name: 'channel.close-ok' });
+      if (event.method.name === 'connection.close') {
+        peer.send(0, { name: 'connection.close-ok' });
+        return { tag, seen };
+      }
+    }
+  }
+
+  async function resume(acceptsCancelOk: boolean) {
+    let script: { tag: string; seen: string[] } | undefined;
+    server = await ScriptedServer.start(
+      async (peer) => {
+        script = await resumeScript(peer, acceptsCancelOk);
+      },
+      { maxConnections: 1 },
+    );
+    const received = await lastValueFrom(
+      connect({ hostname: '127.0.0.1', port: server.port, recovery: true }).pipe(
+        switchMap((conn) => conn.channel()),
+        switchMap((ch) => ch.consume('q', { consumerTag: 'worker' })),
+        // The first delivery is never settled; the one after the resume is acked.
+        tap((d) => {
+          if (d.fields.redelivered) d.ack();
+        }),
+        map((d) => `${d.fields.deliveryTag}:${d.fields.consumerTag}`),
+        take(2),
+        toArray(),
+      ),
+    );
+    expect(received).toEqual(['1:worker', `2:${acceptsCancelOk ? 'worker' : 'amq.ctag-new'}`]);
+    await server.done();
+    return script!;
+  }
+
+  it('reuses the explicit tag where the broker let go of it (accept_consumer_cancel_ok, after basic.cancel-ok)', async () => {
+    const { tag, seen } = await resume(true);
+    expect(seen.slice(0, 3)).toEqual(['basic.cancel-ok', 'basic.consume', 'basic.ack']);
+    expect(tag).toBe('worker');
+  });
+
+  it('lets the broker name the tag where it may still hold the old one (no accept_consumer_cancel_ok)', async () => {
+    const { tag, seen } = await resume(false);
+    expect(seen.slice(0, 2)).toEqual(['basic.consume', 'basic.ack']);
+    expect(tag).toBe('amq.ctag-new');
+  });
+});
+

@@ -257,15 +257,17 @@ export class Deliveries implements ConsumerHost {
    * RabbitMQ 4.3's consumer timeout (`consumer_timeout_response = notify_consumer`): each consumer
    * holding a delivery unsettled for `timeoutMs` is cancelled (basic.cancel to the client) and its
    * unsettled deliveries go back to their queue; their late settlements are then ignored. Returns
-   * false, changing nothing, when such a delivery came from basic.get (no consumer to cancel: the
-   * channel is closed instead).
+   * false, changing nothing, when such a delivery came from basic.get or from a consumer already
+   * cancelled (no consumer to cancel: the channel is closed instead).
    */
   timeOutConsumers(now: number, timeoutMs: number): boolean {
     const expired = new Set<Consumer>();
     // In tag order, so in delivery order: the old ones come first.
     for (const p of this.unacked.values()) {
       if (now - p.at < timeoutMs) break;
-      if (p.consumer === undefined) return false;
+      // A basic.get, or a consumer already cancelled: the channel is closed (RabbitMQ 4.4 does so for
+      // a cancelled consumer's delivery).
+      if (p.consumer === undefined || this.consumers.get(p.consumer.tag) !== p.consumer) return false;
       expired.add(p.consumer);
     }
     for (const consumer of expired) {

@@ -66,7 +66,8 @@ export interface EmbeddedBrokerOptions {
    * (the default, RabbitMQ 3.x and before 4.3) closes the channel with 406; `'notify-consumer'`
    * (RabbitMQ 4.3's default) cancels each consumer holding a timed-out delivery with basic.cancel,
    * takes its unsettled deliveries back to their queues and ignores their late settlements (a client
-   * that did not announce `consumer_cancel_notify`, or a timed-out basic.get, still gets the close).
+   * that did not announce `consumer_cancel_notify`, a timed-out basic.get, or a delivery of a consumer
+   * already cancelled still gets the close, as RabbitMQ 4.4 does).
    */
   readonly consumerTimeoutResponse?: 'close-channel' | 'notify-consumer';
 }

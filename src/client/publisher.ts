@@ -9,7 +9,7 @@
 import { Observable, type Subscription } from 'rxjs';
 import { ConfigurationError, causedByConnectionLoss, DrainingError, PublisherError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import { MAX_TIMER_MS, type Timer } from '../util/runtime.js';
+import { MAX_TIMER_MS, type Timer, unrefTimer } from '../util/runtime.js';
 import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
 import { drainTimeout, type PublisherDrainOptions, type PublisherDrainReport } from './drain.js';
@@ -245,7 +245,11 @@ export class Publisher implements PublishTarget {
         if (item.cancelled) return false;
         item.cancelled = true;
         const handle = item.handle;
-        if (handle === undefined) return this.unhold(item);
+        if (handle === undefined) {
+          if (!this.unhold(item)) return false;
+          this.idleIfEmpty();
+          return true;
+        }
         if (!handle.cancel()) return false;
         // The channel dropped it unwritten and will not report it: it is no longer in flight.
         item.handle = undefined;
@@ -322,7 +326,14 @@ export class Publisher implements PublishTarget {
    * it stops waiting: held messages fail with a `DrainingError` and publishes still unanswered fail
    * with the channel's error as it closes. Emits a {@link PublisherDrainReport}, then completes.
    * Unlike `close()`, which fails the held messages at once, nothing accepted before is dropped
-   * while there is time.
+   * while there is time. The drain ends as soon as nothing is held or in flight, however the last
+   * message left (answered, failed with `BUFFER_TIMEOUT`, or cancelled by unsubscribing from its
+   * `publish()`).
+   *
+   * Once started, the drain goes on to its end: unsubscribing only stops listening (the publisher
+   * still refuses new publishes, sends what it holds and closes). While subscribed, the drain's
+   * timeout keeps the process alive; after unsubscribing it no longer does, so a process with
+   * nothing else to do may exit before the timeout.
    *
    * @example
    * ```ts
@@ -369,6 +380,10 @@ export class Publisher implements PublishTarget {
       // A publisher that never connected holds nothing: idle at once.
       if (this.held.length === 0 && this.inFlight === 0) finish(false);
       else this.idleWaiters.push(idle);
+      // Unsubscribing leaves the drain running; its timer then no longer keeps the process alive.
+      return () => {
+        if (!over) unrefTimer(timer);
+      };
     });
   }
 
@@ -483,6 +498,14 @@ export class Publisher implements PublishTarget {
     if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
+  /**
+   * A held message left without going out (its buffer timeout, or cancelled): with nothing else held
+   * or in flight, a drain (or a close) waiting for the publisher to be idle is done.
+   */
+  private idleIfEmpty(): void {
+    if (this.held.length === 0 && this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
   /** Keeps a message until a channel is ready; republished ones go before those never sent. */
   private hold(item: Item, again: boolean): void {
     if (item.cancelled && !again) return;
@@ -502,6 +525,7 @@ export class Publisher implements PublishTarget {
           `no connection opened within bufferTimeout (${this.bufferTimeout} ms)`,
         ),
       );
+      this.idleIfEmpty();
     }, this.bufferTimeout);
     if (this.channel !== undefined) this.ready(this.channel);
   }

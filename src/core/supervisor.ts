@@ -19,7 +19,9 @@ import { ConnectionCore, type ConnectionListener } from './connection-core.js';
  * - `CONNECTING`: an attempt is under way (`host`, `attempt`);
  * - `CONNECTED`: open (`host`);
  * - `RECONNECTING`: the connection was lost or an attempt failed (`cause`), and the next attempt starts
- *   after `delay` ms on `host` (`attempt` counts the retries since the last open connection);
+ *   after `delay` ms on `host` (`attempt` counts the retries since the last open connection); with
+ *   `preferNode`, the RECONNECTING that follows the loss of an open connection has no `host` (nor
+ *   `node`): `preferNode`, asked after the delay, picks it;
  * - `CLOSING`: the last subscriber left, or `close()` was called: the close handshake is under way;
  * - `CLOSED`: over; `cause` says why when it was not the client (an error that was not retried, or
  *   the retries ran out).
@@ -37,7 +39,10 @@ export type ConnectionStatus = 'INITIAL' | 'CONNECTING' | 'CONNECTED' | 'RECONNE
  */
 export interface ConnectionState {
   readonly status: ConnectionStatus;
-  /** `host:port` of the attempt or of the open connection. */
+  /**
+   * `host:port` of the attempt or of the open connection; on `RECONNECTING`, of the next attempt
+   * (none after a loss when `preferNode` is set: it picks the host after the delay).
+   */
   readonly host?: string;
   /**
    * The broker node at `host`, when the `hosts` entry names it (`{ hostname, port, node }`): RabbitMQ
@@ -293,9 +298,12 @@ export class Supervisor<C extends SupervisedCore = ConnectionCore> {
       if (wasOpen) this.begin();
       else this.attempt();
     }, delay);
+    // After a loss with preferNode, the host is not known until preferNode answers (after the
+    // delay): RECONNECTING then names none rather than one that may not be tried.
+    const decidedLater = wasOpen && this.options.preferNode !== undefined;
     this.report({
       status: 'RECONNECTING',
-      ...where(this.options.endpoints[this.next % endpoints]!),
+      ...(decidedLater ? {} : where(this.options.endpoints[this.next % endpoints]!)),
       cause: error,
       attempt: retry,
       delay,

@@ -1,5 +1,17 @@
 /** Connection.drain and Publisher.drain against the embedded broker (the same scenarios run on RabbitMQ in test/integration/drain.test.ts). */
-import { concat, firstValueFrom, lastValueFrom, merge, Observable, switchMap, tap, toArray } from 'rxjs';
+import {
+  concat,
+  firstValueFrom,
+  lastValueFrom,
+  merge,
+  NEVER,
+  Observable,
+  Subject,
+  type Subscription,
+  switchMap,
+  tap,
+  toArray,
+} from 'rxjs';
 import { ackOnSuccess } from '../../operators/index.js';
 import {
   type Connection,
@@ -369,5 +381,76 @@ describe('Publisher.drain (embedded broker)', () => {
     const report = await lastValueFrom(publisher.drain({ timeout: 100 }));
     expect(report).toMatchObject({ timedOut: true, dropped: 1 });
     expect(await one).toBeInstanceOf(DrainingError);
+  });
+
+  it('ends as soon as the last held message fails with BUFFER_TIMEOUT, not at its timeout', async () => {
+    const publisher = createPublisher(NEVER, { bufferTimeout: 100 });
+    const one = lastValueFrom(publisher.publish('', 'q', 'x')).catch((e: unknown) => e);
+    const report = await lastValueFrom(publisher.drain({ timeout: 1500 }));
+    expect(report).toMatchObject({ timedOut: false, dropped: 0 });
+    expect(report.elapsed).toBeGreaterThanOrEqual(90);
+    expect(report.elapsed).toBeLessThan(700);
+    expect(await one).toMatchObject({ name: 'PublisherError', code: 'BUFFER_TIMEOUT' });
+  });
+
+  it('ends as soon as the last held message is cancelled (its publish unsubscribed)', async () => {
+    const publisher = createPublisher(new Subject<Connection>(), { bufferTimeout: 5000 });
+    const outcomes: unknown[] = [];
+    const sub = publisher.publish('', 'q', 'x').subscribe({
+      next: (o) => outcomes.push(o),
+      error: (e: unknown) => outcomes.push(e),
+    });
+    expect(publisher.buffered).toBe(1);
+    const report = lastValueFrom(publisher.drain({ timeout: 1500 }));
+    setTimeout(() => sub.unsubscribe(), 50);
+    const { timedOut, dropped, elapsed } = await report;
+    expect({ timedOut, dropped }).toEqual({ timedOut: false, dropped: 0 });
+    expect(elapsed).toBeLessThan(700);
+    expect(publisher.buffered).toBe(0);
+    expect(outcomes).toEqual([]);
+  });
+
+  it('cancelling one of two held messages leaves the drain waiting for the other', async () => {
+    const publisher = createPublisher(NEVER, { bufferTimeout: 300 });
+    const first = publisher.publish('', 'q', 'a').subscribe({ error: () => {} });
+    const second = lastValueFrom(publisher.publish('', 'q', 'b')).catch((e: unknown) => e);
+    const report = lastValueFrom(publisher.drain({ timeout: 1500 }));
+    first.unsubscribe();
+    const { timedOut, elapsed } = await report;
+    expect(timedOut).toBe(false);
+    // The second message's buffer timeout ended it, not the cancel.
+    expect(elapsed).toBeGreaterThanOrEqual(280);
+    expect(elapsed).toBeLessThan(1000);
+    expect(await second).toMatchObject({ code: 'BUFFER_TIMEOUT' });
+  });
+
+  it('keeps draining after an unsubscribe, with a timer that no longer keeps the process alive', async () => {
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    const real = globalThis.setTimeout;
+    const spy = jest.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      const t = real(fn, ms);
+      timers.push(t);
+      return t;
+    }) as typeof setTimeout);
+    let drainTimer: ReturnType<typeof setTimeout> | undefined;
+    let one: Promise<unknown>;
+    let sub: Subscription;
+    const reports: unknown[] = [];
+    try {
+      const publisher = createPublisher(NEVER, { bufferTimeout: 5000 });
+      one = lastValueFrom(publisher.publish('', 'q', 'x')).catch((e: unknown) => e);
+      const before = timers.length;
+      sub = publisher.drain({ timeout: 150 }).subscribe((r) => reports.push(r));
+      drainTimer = timers[before];
+    } finally {
+      spy.mockRestore();
+    }
+    expect(drainTimer).toBeDefined();
+    expect(drainTimer!.hasRef()).toBe(true);
+    sub.unsubscribe();
+    expect(drainTimer!.hasRef()).toBe(false);
+    // The drain goes on: at its timeout the held message fails with a DrainingError.
+    expect(await one).toBeInstanceOf(DrainingError);
+    expect(reports).toEqual([]);
   });
 });

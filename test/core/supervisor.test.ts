@@ -586,6 +586,46 @@ describe('Supervisor: cluster-aware hosts (virtual time)', () => {
   );
 
   it(
+    'with preferNode, RECONNECTING after a loss names no host (preferNode picks it after the delay); after a failed attempt it names the next',
+    marbles((m) => {
+      const seen: ConnectionState[] = [];
+      const r = run(
+        m,
+        {
+          hosts: cluster,
+          preferNode: () => 'rabbit@c',
+          recovery: { initial: false, reconnect: { delays: [5, 5] } },
+        },
+        [
+          { at: 1, does: 'open', loseAt: 10 },
+          { at: 1, does: 'refuse' },
+          { at: 1, does: 'open' },
+        ],
+        { onState: (s) => seen.push(s) },
+      );
+      m.flush();
+      expect(nodesOf(seen)).toEqual([
+        'CONNECTING c:5672 rabbit@c',
+        'CONNECTED c:5672 rabbit@c',
+        'RECONNECTING',
+        'CONNECTING c:5672 rabbit@c',
+        // A failed attempt within the sequence: the next host is known.
+        'RECONNECTING a:5672 rabbit@a',
+        'CONNECTING a:5672 rabbit@a',
+        'CONNECTED a:5672 rabbit@a',
+      ]);
+      const reconnecting = seen.filter((s) => s.status === 'RECONNECTING');
+      expect(reconnecting[0]).not.toHaveProperty('host');
+      expect(reconnecting[0]).not.toHaveProperty('node');
+      expect(reconnecting[0]).toMatchObject({ attempt: 1, delay: 5 });
+      expect(r.states.filter(([, s]) => s === 'RECONNECTING')).toEqual([
+        [10, 'RECONNECTING', 1, 5],
+        [16, 'RECONNECTING', 'a:5672', 2, 5],
+      ]);
+    }),
+  );
+
+  it(
     'a thenable answer is waited for; an unknown node, a throw or a rejection fall back to the usual order',
     marbles((m) => {
       const first = (options: ConnectOptions) => {

@@ -212,8 +212,12 @@ export class Consumers {
     const crossing = this.cancelling?.get(method.consumerTag);
     const requeue = crossing !== 'none';
     this.core.delivered(method.deliveryTag, requeue);
-    if (requeue)
-      this.core.settle(crossing === undefined ? 'reject' : crossing, method.deliveryTag, false, true);
+    if (crossing === undefined) this.core.settle('reject', method.deliveryTag, false, true);
+    else if (crossing !== 'none') {
+      // A stream consumer's crossing delivery is acked (credit), but only one that is from a stream.
+      const stream = crossing === 'ack' && properties.headers?.['x-stream-offset'] !== undefined;
+      this.core.settle(stream ? 'ack' : 'nack', method.deliveryTag, false, true);
+    }
     if (crossing === undefined && this.unclaimedSubject?.observed === true) {
       this.unclaimedSubject.next({ fields, properties, requeued: requeue });
     }

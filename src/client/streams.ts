@@ -207,7 +207,7 @@ export interface StreamConsumeOptions {
 export class StreamDelivery extends Delivery {
   /** @internal Stream deliveries come from `consumeStream`. */
   constructor(
-    delivery: Delivery,
+    private readonly inner: Delivery,
     /**
      * The message's offset in the stream (its `x-stream-offset` header). Offsets rise but may skip
      * numbers (the stream also records entries that are not messages): resume from the last
@@ -215,13 +215,18 @@ export class StreamDelivery extends Delivery {
      */
     readonly streamOffset: number,
   ) {
-    super(
-      delivery.body,
-      delivery.properties,
-      delivery.fields,
-      new CreditSettler(delivery),
-      delivery.headersError,
-    );
+    super(inner.body, inner.properties, inner.fields, new CreditSettler(inner), inner.headersError);
+  }
+
+  /**
+   * While its connection drains with `prefetched: 'return'`: grants its credit without processing it
+   * and returns true (a stream keeps every message: the application reads it again from its stored
+   * offset); otherwise false. See `Delivery.returnForDrain`.
+   */
+  override returnForDrain(): boolean {
+    if (this.settled || !this.inner.returnForDrain()) return false;
+    this.markSettled();
+    return true;
   }
 
   /** What `JSON.stringify` shows: as for any delivery, plus the stream offset. */
@@ -327,8 +332,10 @@ function defaultPostFilter(filter: StreamFilter): (delivery: StreamDelivery) => 
  * when it fails).
  *
  * It errors with a `ConfigurationError` for invalid options (before anything is sent), or if a
- * delivery comes without an `x-stream-offset` header (the queue is not a stream: that delivery is
- * requeued, but the ones that crossed the cancel are acked).
+ * delivery comes without an `x-stream-offset` header: the queue is not a stream (RabbitMQ refuses
+ * stream arguments on other queues with 406, so only a broker that ignores them gets there). That
+ * delivery is left unsettled, to go back to the queue when the channel closes, and the ones crossing
+ * the cancel are requeued.
  *
  * To resume after a restart or a reconnect, store the offset of the last delivery processed and
  * start again from the one after it: `offset: stored + 1` gives exactly the messages after it.
@@ -377,7 +384,7 @@ export function consumeStream(
         next: (inner) => {
           const header = inner.properties.headers?.[STREAM_OFFSET_HEADER];
           if (typeof header !== 'number' && typeof header !== 'bigint') {
-            inner.nack({ requeue: true }); // not a stream: a real nack is allowed
+            // Not a stream: left unsettled (an ack would drop it), it goes back when the channel closes.
             subscriber.error(
               new ConfigurationError(
                 `a delivery from '${queue}' has no ${STREAM_OFFSET_HEADER} header: consumeStream needs a stream queue`,

@@ -122,6 +122,30 @@ describe.each(backends)('consume [$name]', (backend) => {
     expect(ch.isOpen).toBe(false);
   });
 
+  it.each([
+    ['classic', {}],
+    ['quorum', { 'x-queue-type': 'quorum' }],
+  ])(
+    'refuses stream consumer arguments (x-stream-offset) on a %s queue with 406, closing its channel',
+    async (type, args) => {
+      const ch = await broker.channel();
+      const q = broker.queue(`not-a-stream-${type}`);
+      await lastValueFrom(ch.queueDeclare(q, { durable: true, arguments: args }));
+      await publishAll(await broker.confirmChannel(), q, ['kept']);
+      const consumer = collect(ch.consume(q, { prefetch: 5, arguments: { 'x-stream-offset': 'first' } }));
+      expect(shapeOf(await consumer.error())).toEqual(
+        channelError(
+          406,
+          `PRECONDITION_FAILED - invalid arg 'x-stream-offset' for queue '${q}' in vhost '${broker.vhost}' of queue type rabbit_${type}_queue`,
+          60,
+          20,
+        ),
+      );
+      expect(ch.isOpen).toBe(false);
+      expect((await getOne(await broker.channel(), q, { noAck: true }))?.text()).toBe('kept');
+    },
+  );
+
   it('refuses an exclusive consumer on a queue with consumers, and any consumer beside an exclusive one, with 403', async () => {
     const q = await queueWith('exclusive', []);
     const ch = await broker.channel();

@@ -3,17 +3,32 @@
  * offsets of every kind, credit granted for the user, resuming from a stored offset, the client-side
  * filter, and the settlements a stream refuses (a nack or reject closes the connection with 540).
  */
-import { filter, firstValueFrom, lastValueFrom, merge, take, tap, throwError, timeout, toArray } from 'rxjs';
+import {
+  filter,
+  firstValueFrom,
+  lastValueFrom,
+  map,
+  merge,
+  take,
+  tap,
+  throwError,
+  timeout,
+  timer,
+  toArray,
+} from 'rxjs';
 import { ackOnSuccess } from '../../operators/index.js';
 import {
   type Channel,
   ChannelClosedError,
   consumeStream,
+  type DrainProgress,
+  openConnection,
   queue,
   type StreamDelivery,
   toQueueDeclare,
   withStreamFilterValue,
 } from '../../src/node.js';
+import { brokerUrl } from '../support/broker.js';
 import { openSession, type Session, uniqueName } from '../support/session.js';
 
 let session: Session;
@@ -326,5 +341,36 @@ describe('consumeStream (real broker)', () => {
     expect(error).toMatchObject({ replyCode: 406 });
     expect((error as Error).message).toMatch(/invalid arg 'x-stream-offset'/);
     await connectionAlive(stream);
+  });
+
+  it("a drain with prefetched: 'return' grants the waiting stream deliveries their credit unprocessed, and waits for the running one", async () => {
+    const conn = await openConnection(await brokerUrl(), { name: 'rxamqp stream drain' });
+    const ch = await conn.openChannel();
+    const started: string[] = [];
+    let received = 0;
+    let progress: Promise<DrainProgress[]> | undefined;
+    const results = await lastValueFrom(
+      consumeStream(ch, stream, { offset: 'first', prefetch: 10, credit: 'manual' }).pipe(
+        // The drain starts once the whole prefetch has come: nine deliveries wait behind the first.
+        tap(() => {
+          if (++received !== 10) return;
+          // As from a signal handler: in a task of its own.
+          setTimeout(() => {
+            progress = lastValueFrom(conn.drain({ prefetched: 'return', timeout: 5_000 }).pipe(toArray()));
+          });
+        }),
+        ackOnSuccess((d) => {
+          started.push(d.text());
+          return timer(300).pipe(map(() => d.text()));
+        }),
+        toArray(),
+        timeout(10_000),
+      ),
+    );
+    expect(results).toEqual(['m0']);
+    expect(started).toEqual(['m0']);
+    const last = (await progress!).at(-1)!;
+    expect(last).toMatchObject({ phase: 'closed', timedOut: false });
+    expect(last.elapsed).toBeLessThan(2_000);
   });
 });

@@ -12,8 +12,8 @@ import {
   ChannelClosedError,
   ConsumerCancelledError,
   connect,
-  isConsumerTimeout,
   type DrainProgress,
+  isConsumerTimeout,
   openConnection,
 } from '../../src/node.js';
 import { EmbeddedBroker } from '../../src/testing/index.js';
@@ -307,7 +307,12 @@ describe('consumer timeout (embedded broker)', () => {
           .pipe(
             switchMap((ch) => ch.consume('jobs', { prefetch: 1 })),
             tap(() => {
-              drained ??= lastValueFrom(conn.drain({ timeout: 5_000 }).pipe(map((p) => p.phase), toArray()));
+              drained ??= lastValueFrom(
+                conn.drain({ timeout: 5_000 }).pipe(
+                  map((p) => p.phase),
+                  toArray(),
+                ),
+              );
             }),
           )
           .subscribe({ complete: () => resolve('complete'), error: (e: unknown) => resolve(`error ${e}`) });
@@ -372,4 +377,3 @@ describe('consumer timeout (embedded broker)', () => {
     });
   });
 });
-

@@ -102,7 +102,10 @@ describe('a consumer cancelled by the broker while it holds a delivery (RabbitMQ
 
 describe('on a recovering connection the broker-cancelled consumer is started again on the same channel', () => {
   /** The broker cancels consumer `worker` while it holds a delivery; returns the tag the client asks for next. */
-  async function resumeScript(peer: ScriptedPeer, acceptsCancelOk: boolean): Promise<{ tag: string; seen: string[] }> {
+  async function resumeScript(
+    peer: ScriptedPeer,
+    acceptsCancelOk: boolean,
+  ): Promise<{ tag: string; seen: string[] }> {
     await peer.expectProtocolHeader();
     const capabilities = {
       ...(DEFAULT_SERVER_PROPERTIES.capabilities as Record<string, boolean>),
@@ -181,4 +184,3 @@ describe('on a recovering connection the broker-cancelled consumer is started ag
     expect(tag).toBe('amq.ctag-new');
   });
 });
-

@@ -7,6 +7,7 @@
 import { firstValueFrom, lastValueFrom } from 'rxjs';
 import {
   type Channel,
+  ConfigurationError,
   type ConsumeOptions,
   consumeStream,
   type Delivery,
@@ -22,7 +23,8 @@ afterEach(async () => {
   server = undefined;
 });
 
-function deliver(tag: number, offset: number): Uint8Array {
+/** A basic.deliver; without `offset`, as from a queue that is not a stream (no x-stream-offset header). */
+function deliver(tag: number, offset: number | undefined): Uint8Array {
   const writer = new FrameWriter();
   writer.writeContent(
     1,
@@ -34,7 +36,7 @@ function deliver(tag: number, offset: number): Uint8Array {
       exchange: '',
       routingKey: 's',
     },
-    { headers: { 'x-stream-offset': offset } },
+    offset === undefined ? {} : { headers: { 'x-stream-offset': offset } },
     Buffer.from(`m${tag}`),
   );
   return writer.take()!;
@@ -46,7 +48,8 @@ function deliver(tag: number, offset: number): Uint8Array {
  * about the deliveries.
  */
 async function crossTheCancel(
-  consume: (channel: Channel) => Promise<Delivery>,
+  consume: (channel: Channel) => Promise<unknown>,
+  fromStream = true,
 ): Promise<{ args: unknown; seen: string[] }> {
   let args: unknown;
   const seen: string[] = [];
@@ -61,13 +64,13 @@ async function crossTheCancel(
       const consumeMethod = (await peer.expect('basic.consume')) as MethodOf<'basic.consume'>;
       args = consumeMethod.arguments;
       peer.send(1, { name: 'basic.consume-ok', consumerTag: 'ctag' });
-      peer.sendRaw(deliver(1, 100));
+      peer.sendRaw(deliver(1, fromStream ? 100 : undefined));
       for (;;) {
         const event = await peer.next();
         if (event.kind !== 'method') continue;
         const m = event.method;
         if (m.name === 'basic.cancel') {
-          peer.sendRaw(deliver(2, 101)); // crosses the cancel
+          peer.sendRaw(deliver(2, fromStream ? 101 : undefined)); // crosses the cancel
           peer.send(1, { name: 'basic.cancel-ok', consumerTag: 'ctag' });
         } else if (m.name === 'basic.ack') seen.push(`ack ${m.deliveryTag}${m.multiple ? '+' : ''}`);
         else if (m.name === 'basic.nack') seen.push(`nack ${m.deliveryTag} ${m.requeue}`);
@@ -135,6 +138,26 @@ describe('a stream consumer cancelled with deliveries in flight', () => {
       await server?.close();
       server = undefined;
     }
+  });
+
+  it('consumeStream on a queue that is not a stream errors, leaves that delivery unsettled and requeues the crossing one', async () => {
+    let error: unknown;
+    const { seen } = await crossTheCancel(
+      (channel) =>
+        new Promise<void>((resolve) => {
+          consumeStream(channel, 's', { offset: 'first', prefetch: 10 }).subscribe({
+            error: (e: unknown) => {
+              error = e;
+              resolve();
+            },
+          });
+        }),
+      false,
+    );
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(String(error)).toMatch(/has no x-stream-offset header: consumeStream needs a stream queue/);
+    // Never an ack, which would drop a message of a queue that is not a stream.
+    expect(seen).toEqual(['nack 2 true']);
   });
 
   it('another consumer still requeues it', async () => {

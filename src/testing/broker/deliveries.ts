@@ -10,7 +10,7 @@
 import type { MethodOf } from '../../protocol/generated.js';
 import type { ChannelHost } from './channel-host.js';
 import { Consumer, type ConsumerHost, Pending } from './consumer.js';
-import { BrokerFault, precondition } from './faults.js';
+import { BrokerFault, precondition, resource } from './faults.js';
 import { type Content, deliveryProperties, type Entry } from './message.js';
 import type { Queue } from './queue.js';
 
@@ -65,6 +65,15 @@ export class Deliveries implements ConsumerHost {
 
   /** Starts a consumer on `queue` (checked by the channel); consume-ok goes before any delivery. */
   consume(queue: Queue, tag: string, m: MethodOf<'basic.consume'>): void {
+    // Stream consumer arguments on a queue that is not a stream (the embedded broker has none), as
+    // RabbitMQ refuses them.
+    for (const arg of ['x-stream-offset', 'x-stream-filter']) {
+      if (m.arguments[arg] !== undefined) {
+        throw precondition(
+          `invalid arg '${arg}' for ${resource('queue', queue.name, queue.vhost)} of queue type rabbit_${queue.settings.type}_queue`,
+        );
+      }
+    }
     if (queue.exclusivelyConsumed || (m.exclusive && queue.consumers.length > 0)) {
       throw new BrokerFault(403, `queue '${queue.name}' in vhost '${queue.vhost}' in exclusive use`);
     }

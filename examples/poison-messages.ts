@@ -2,7 +2,8 @@
  * Poison messages and consumer timeouts, end to end. A quorum queue `x-delivery-limit: 3` with a
  * dead-letter queue; a worker on a recovering connection consumes it through `ackOnSuccess` with its
  * default failure policy (`'retry'`: basic.reject with requeue, counted by the broker toward the
- * delivery limit) and `resumeOnConsumerTimeout` (a consumer timeout opens a new channel and consumer).
+ * delivery limit). A consumer timeout needs nothing more on a recovering connection: `channel()`
+ * opens a fresh channel (its `reopenedAfter` says why) and the consumer starts again on it.
  * Three messages are published: `ok` is processed, `poison` always fails and ends in the dead-letter
  * queue after the first delivery and three redeliveries (its `x-death` read as `delivery.deaths`), and
  * `ok-2` also succeeds. A second worker reads the dead-letter queue.
@@ -12,8 +13,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, type Delivery, openConnection } from 'rxamqp';
-import { ackOnSuccess, resumeOnConsumerTimeout } from 'rxamqp/operators';
-import { filter, firstValueFrom, lastValueFrom, switchMap, take, timeout } from 'rxjs';
+import { ackOnSuccess } from 'rxamqp/operators';
+import { filter, firstValueFrom, lastValueFrom, switchMap, take, tap, timeout } from 'rxjs';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const runId = randomUUID().slice(0, 8);
@@ -41,20 +42,19 @@ async function main(): Promise<void> {
     const processed: string[] = [];
     const worker = connect(url, { name: 'rxamqp-example-poison-worker', recovery: true })
       .pipe(
-        switchMap((conn) =>
-          conn.channel().pipe(
-            switchMap((wch) => wch.consume(queue, { prefetch: 10 })),
-            ackOnSuccess(
-              (d: Delivery) => {
-                const attempt = (d.deliveryCount ?? 0) + 1;
-                if (d.text() === 'poison') throw new Error(`cannot handle it (attempt ${attempt})`);
-                processed.push(d.text());
-                return d.text();
-              },
-              { concurrency: 10, onFailure: (e) => console.log('failed:', (e as Error).message) },
-            ),
-            resumeOnConsumerTimeout({ onResume: (e) => console.warn('consumer timeout, resuming:', e) }),
-          ),
+        switchMap((conn) => conn.channel()),
+        tap((wch) => {
+          if (wch.reopenedAfter !== undefined) console.warn('consumer timeout, channel reopened');
+        }),
+        switchMap((wch) => wch.consume(queue, { prefetch: 10 })),
+        ackOnSuccess(
+          (d: Delivery) => {
+            const attempt = (d.deliveryCount ?? 0) + 1;
+            if (d.text() === 'poison') throw new Error(`cannot handle it (attempt ${attempt})`);
+            processed.push(d.text());
+            return d.text();
+          },
+          { concurrency: 10, onFailure: (e) => console.log('failed:', (e as Error).message) },
         ),
       )
       .subscribe({ error: (e) => console.error('worker gave up:', e) });

@@ -103,9 +103,14 @@ export type HandlerResult<R> = R | PromiseLike<R> | Observable<R>;
  * once the running handlers have finished. A drain with `prefetched: 'return'` makes each delivery
  * still waiting for a slot go back to its queue when its turn comes (`returnForDrain()`), without
  * running the handler. When the subscription ends (unsubscription, source error), running handlers
- * are unsubscribed and their
- * deliveries, like the ones still waiting, are left unsettled: the broker delivers them again when the
- * channel closes.
+ * are unsubscribed and their deliveries, like the ones still waiting, are left unsettled: the broker
+ * delivers them again when the channel closes.
+ *
+ * A delivery that can no longer be settled (`watchSettlement`: its channel closed, as after a
+ * connection loss or a consumer timeout, or RabbitMQ 4.3 took it back after a consumer timeout) is let
+ * go: a handler running for it is unsubscribed (a Promise's result is ignored), nothing is emitted for
+ * it and its place is freed for the deliveries that replace it; one still waiting is not processed.
+ * The broker delivers it again.
  *
  * @param handler Processes one delivery; throwing, rejecting or erroring marks it failed.
  * @param options `concurrency`, failure policy and `onFailure` callback.

@@ -1,4 +1,4 @@
-import { EMPTY, firstValueFrom, map, of, Subject, tap, throwError, toArray } from 'rxjs';
+import { EMPTY, firstValueFrom, map, merge, of, Subject, tap, throwError, toArray } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { ackOnSuccess } from '../../operators/index.js';
 import { ConfigurationError, type Delivery, type SettleableMessage } from '../../src/node.js';
@@ -300,6 +300,86 @@ describe('ackOnSuccess', () => {
     expect(() => ackOnSuccess(() => 1, { maxDeliveries: 0 })).toThrow(ConfigurationError);
     expect(() => ackOnSuccess(() => 1, { maxDeliveries: 1.5 })).toThrow(ConfigurationError);
     expect(() => ackOnSuccess(() => 1, { maxDeliveries: Infinity })).not.toThrow();
+  });
+});
+
+describe('ackOnSuccess when deliveries can no longer be settled (their channel closed)', () => {
+  it(
+    'lets go of the running handler and skips the waiting deliveries, settling nothing',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const channel = kit.channel();
+      const hung = m.cold('----------r|');
+      const source = channel.cold('-ab------|', { a: 'a', b: 'b' });
+      const handled: string[] = [];
+      const result = source.pipe(
+        ackOnSuccess((d) => {
+          handled.push(d.text());
+          return hung;
+        }),
+      );
+      // A consumer timeout (or any close) of the channel at frame 4.
+      kit.at(4, () => channel.fail(new Error('delivery acknowledgement on channel 1 timed out')));
+      m.expect(result).toBeObservable('---------|');
+      m.expect(hung).toHaveSubscriptions('-^--!');
+      m.expect(channel.settlements$).toBeObservable('----#', undefined, expect.anything());
+      m.flush();
+      expect(handled).toEqual(['a']);
+    }),
+  );
+
+  it(
+    'goes on with deliveries of another channel (the one that replaced it)',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const first = kit.channel();
+      const second = kit.channel();
+      const hung = m.cold('----------r|');
+      const source = merge(first.cold('-a|', { a: 'a' }), second.cold('------b|', { b: 'b' }));
+      const result = source.pipe(ackOnSuccess((d) => (d.text() === 'a' ? hung : of(d.text()))));
+      kit.at(3, () => first.close().subscribe());
+      m.expect(result).toBeObservable('------b|');
+      m.expect(hung).toHaveSubscriptions('-^-!');
+      m.expect(second.settlements$).toBeObservable('------a', { a: ack(1) });
+    }),
+  );
+
+  it('asks a message double that can say so (watchSettlement) and ignores a late Promise result', async () => {
+    let lose: (() => void) | undefined;
+    let resolveLate: ((v: string) => void) | undefined;
+    const acked: string[] = [];
+    const message: SettleableMessage = {
+      body: new TextEncoder().encode('x'),
+      properties: {},
+      fields: { deliveryTag: 1, redelivered: false, exchange: '', routingKey: 'q' },
+      settled: false,
+      ack: () => {
+        acked.push('x');
+        return true;
+      },
+      nack: () => true,
+      reject: () => true,
+      markSettled: () => true,
+      watchSettlement: (w) => {
+        lose = () => w.settlementLost();
+        return true;
+      },
+      unwatchSettlement: () => {
+        lose = undefined;
+      },
+    };
+    const results = firstValueFrom(
+      of(message).pipe(
+        ackOnSuccess(() => new Promise<string>((r) => (resolveLate = r))),
+        toArray(),
+      ),
+    );
+    await Promise.resolve();
+    lose?.();
+    expect(await results).toEqual([]);
+    resolveLate?.('late');
+    await Promise.resolve();
+    expect(acked).toEqual([]);
   });
 });
 

@@ -7,7 +7,12 @@
  */
 import { type Observable, Observable as RxObservable, share } from 'rxjs';
 import { Delivery, type Settler } from '../../client/delivery.js';
-import type { PublishCallback, PublishHandle, PublishTarget } from '../../client/interfaces.js';
+import type {
+  PublishCallback,
+  PublishHandle,
+  PublishTarget,
+  SettlementWatcher,
+} from '../../client/interfaces.js';
 import type {
   Confirmation,
   ConsumeOptions,
@@ -100,7 +105,17 @@ export class FakeChannel implements PublishTarget {
 
   private readonly settler: Settler = {
     settle: (kind, deliveryTag, multiple, requeue) => this.settle(kind, deliveryTag, multiple, requeue),
+    watch: (watcher) => {
+      if (this.closedWith !== undefined) return false;
+      this.watchers.add(watcher);
+      return true;
+    },
+    unwatch: (watcher) => {
+      this.watchers.delete(watcher);
+    },
   };
+  /** Who holds deliveries of this channel and hears when they can no longer be settled (it closed). */
+  private readonly watchers = new Set<SettlementWatcher>();
 
   /** @internal Made by `kit.channel()` or a fake connection's `channel()`. */
   constructor(
@@ -591,7 +606,8 @@ export class FakeChannel implements PublishTarget {
    * Closes the channel when subscribed, as `Channel.close()` (the client closing it): emits and
    * completes. Publishes waiting or awaiting their answer fail with a `ChannelClosedError`,
    * unacknowledged deliveries from fake queues go back to them (redelivered), settling later sends
-   * nothing (returns false), and the consumers and the record streams complete.
+   * nothing (returns false), operators holding deliveries of it are told they can no longer be settled
+   * (`ackOnSuccess` lets go of their handlers), and the consumers and the record streams complete.
    *
    * @example
    * ```ts
@@ -662,6 +678,9 @@ export class FakeChannel implements PublishTarget {
       origin.queue.settled(origin.message, 'requeue');
     }
     this.outstanding.clear();
+    const watchers = [...this.watchers];
+    this.watchers.clear();
+    for (const watcher of watchers) watcher.settlementLost();
     for (const consumer of [...this.consumers]) consumer.end(error);
     this.consumers.clear();
     if (error === undefined) this.settled.complete();

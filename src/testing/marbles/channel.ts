@@ -117,11 +117,25 @@ export class FakeChannel implements PublishTarget {
   /** Who holds deliveries of this channel and hears when they can no longer be settled (it closed). */
   private readonly watchers = new Set<SettlementWatcher>();
 
+  /**
+   * @internal Set by a recovering fake connection's `channel()`: true for an error that replaces the
+   * channel (a consumer timeout), whose consumers and record streams then complete.
+   */
+  replaces: ((error: Error) => boolean) | undefined = undefined;
+
+  /**
+   * The consumer timeout that closed the channel this one replaces, as `Channel.reopenedAfter`: a
+   * recovering fake connection's `channel()` emits a fresh channel after `timeOut()`.
+   */
+  readonly reopenedAfter: Error | undefined;
+
   /** @internal Made by `kit.channel()` or a fake connection's `channel()`. */
   constructor(
     private readonly host: ChannelHost,
     private readonly options: FakeChannelOptions = {},
+    reopenedAfter?: Error,
   ) {
+    this.reopenedAfter = reopenedAfter;
     this.clock = host.clock;
     this.id = options.id ?? host.nextChannelId();
     this.settled = new Timeline(this.clock);
@@ -639,6 +653,29 @@ export class FakeChannel implements PublishTarget {
   }
 
   /**
+   * RabbitMQ's consumer timeout (RabbitMQ 3.x's form): the broker closes the channel with 406
+   * `PRECONDITION_FAILED - delivery acknowledgement on channel N timed out...`, which
+   * `isConsumerTimeout` recognises. On a recovering fake connection (`onLoss: 'complete'`, the
+   * default) its consumers complete and `channel()` emits a fresh channel, as `Connection.channel()`
+   * does; otherwise it fails like {@link fail}.
+   *
+   * @example
+   * ```ts
+   * kit.at(5, () => connection.channels[0]!.timeOut()); // the pipeline goes on on channel 2
+   * ```
+   */
+  timeOut(): void {
+    this.end(
+      ChannelClosedError.fromServer(this.id, {
+        replyCode: 406,
+        replyText: `PRECONDITION_FAILED - delivery acknowledgement on channel ${this.id} timed out. Timeout value used: 1800000 ms. This timeout value can be configured, see consumers doc guide to learn more`,
+        classId: 0,
+        methodId: 0,
+      }),
+    );
+  }
+
+  /**
    * Turns confirm mode on, as `Channel.confirmSelect()`: emits when subscribed and completes.
    *
    * @example
@@ -660,6 +697,9 @@ export class FakeChannel implements PublishTarget {
    */
   end(error: Error | undefined, failure?: ChannelClosedError, reported: Error | undefined = error): void {
     if (this.closedWith !== undefined) return;
+    // Replaced by a fresh channel: the streams complete, the listeners (channel()) hear why.
+    const replaced = error !== undefined && this.replaces?.(error) === true;
+    const streamsError = replaced ? undefined : error;
     const closed =
       failure ??
       (error instanceof ChannelClosedError
@@ -669,7 +709,7 @@ export class FakeChannel implements PublishTarget {
             initiator: error === undefined ? 'client' : 'server',
             ...(error === undefined ? {} : { cause: error }),
           }));
-    this.closedWith = { error, failure: closed, reported };
+    this.closedWith = { error: streamsError, failure: closed, reported };
     this.log.push({ time: this.clock.now(), type: 'closed', error });
     this.publishes.fail(closed);
     for (const [tag, origin] of this.origins) {
@@ -681,11 +721,11 @@ export class FakeChannel implements PublishTarget {
     const watchers = [...this.watchers];
     this.watchers.clear();
     for (const watcher of watchers) watcher.settlementLost();
-    for (const consumer of [...this.consumers]) consumer.end(error);
+    for (const consumer of [...this.consumers]) consumer.end(streamsError);
     this.consumers.clear();
-    if (error === undefined) this.settled.complete();
-    else this.settled.error(error);
-    this.publishes.end(error);
+    if (streamsError === undefined) this.settled.complete();
+    else this.settled.error(streamsError);
+    this.publishes.end(streamsError);
     for (const listener of this.endListeners.splice(0)) listener(error);
   }
 

@@ -8,7 +8,12 @@
 import { BehaviorSubject, type Observable, Observable as RxObservable, Subject } from 'rxjs';
 import type { ConnectionState } from '../../client/connect.js';
 import type { BlockedEvent } from '../../client/types.js';
-import { ChannelClosedError, ConfigurationError, ConnectionClosedError } from '../../errors.js';
+import {
+  ChannelClosedError,
+  ConfigurationError,
+  ConnectionClosedError,
+  isConsumerTimeout,
+} from '../../errors.js';
 import { type ChannelHost, FakeChannel } from './channel.js';
 import type { FakeChannelOptions } from './types.js';
 
@@ -45,7 +50,8 @@ export interface FakeConnectionOptions {
 
 /**
  * The part of a `Connection` that pipelines use, faked: `channel()` (emits a fresh
- * {@link FakeChannel} per subscription, which closes on unsubscription; completes, or errors, when the
+ * {@link FakeChannel} per subscription, which closes on unsubscription, and a fresh one again after a
+ * consumer timeout (`channel.timeOut()`) unless `onLoss: 'error'`; completes, or errors, when the
  * connection is lost; subscribed after a loss, completes as on a recovering connection),
  * `cachedChannel()`, `isOpen`, `error`, `host`, `blocked$` and `isBlocked` (never blocked; `blocked$`
  * completes with the connection) and `close()`. Not faked: `serverProperties`, `tune`, `counters`,
@@ -71,6 +77,8 @@ export class FakeConnection {
     private readonly channelHost: ChannelHost,
     private readonly channelOptions: FakeConnectionOptions['channel'],
     private readonly close$: () => void,
+    /** Recovering (`onLoss: 'complete'`): a channel closed by a consumer timeout is replaced. */
+    private readonly recovers = true,
   ) {}
 
   /** True until lost or closed. */
@@ -126,10 +134,21 @@ export class FakeConnection {
         else subscriber.error(this.closedError());
         return;
       }
-      const channel = this.open(options);
-      channel.onEnd((error) => (error === undefined ? subscriber.complete() : subscriber.error(error)));
-      subscriber.next(channel);
-      return () => channel.end(undefined);
+      let current: FakeChannel;
+      const open = (reopenedAfter: Error | undefined): void => {
+        const channel = this.open(options, reopenedAfter);
+        current = channel;
+        // As a recovering `Connection.channel()`: a consumer timeout replaces the channel.
+        if (this.recovers) channel.replaces = isConsumerTimeout;
+        channel.onEnd((error) => {
+          if (error === undefined) subscriber.complete();
+          else if (channel.replaces?.(error) === true && this.ended === undefined) open(error);
+          else subscriber.error(error);
+        });
+        subscriber.next(channel);
+      };
+      open(undefined);
+      return () => current.end(undefined);
     });
   }
 
@@ -179,16 +198,16 @@ export class FakeConnection {
     );
   }
 
-  private open(options: FakeChannelOptions | undefined): FakeChannel {
+  private open(options: FakeChannelOptions | undefined, reopenedAfter?: Error): FakeChannel {
     const configured =
       typeof this.channelOptions === 'function'
         ? this.channelOptions(this.index, this.opened.length + 1)
         : (this.channelOptions ?? {});
-    const channel = new FakeChannel(this.channelHost, {
-      id: this.opened.length + 1,
-      ...configured,
-      ...options,
-    });
+    const channel = new FakeChannel(
+      this.channelHost,
+      { id: this.opened.length + 1, ...configured, ...options },
+      reopenedAfter,
+    );
     this.opened.push(channel);
     return channel;
   }
@@ -280,7 +299,14 @@ export class FakeConnectionObservable extends RxObservable<FakeConnection> {
           if (event === 'c') {
             if (current !== undefined) return;
             if (count > 0) report({ status: 'CONNECTING', host: label, attempt: 1 });
-            const connection = new FakeConnection(++count, label, host, options.channel, close);
+            const connection = new FakeConnection(
+              ++count,
+              label,
+              host,
+              options.channel,
+              close,
+              options.onLoss !== 'error',
+            );
             current = connection;
             this.made.push(connection);
             report({ status: 'CONNECTED', host: label });

@@ -4,10 +4,10 @@
  * message, one shared consumer per `consume()` Observable, what a lost connection leaves on its
  * channels, and the states a recovering connection reports.
  */
-import { map, merge, mergeMap, of, switchMap, timeout } from 'rxjs';
+import { map, merge, mergeMap, NEVER, of, switchMap, timeout } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
-import { publishConfirmed } from '../../../operators/index.js';
-import { ChannelClosedError } from '../../../src/index.js';
+import { ackOnSuccess, publishConfirmed } from '../../../operators/index.js';
+import { ChannelClosedError, isConsumerTimeout } from '../../../src/index.js';
 import { type FakeChannel, marbleKit, outcome } from '../../../src/testing/index.js';
 
 const { acked, nacked } = outcome;
@@ -349,6 +349,57 @@ describe('a lost fake connection, as a lost recovering Connection', () => {
       );
       m.flush();
       expect(seen).toEqual(['channel ConnectionClosedError', 'cachedChannel ConnectionClosedError']);
+    }),
+  );
+});
+
+describe('a consumer timeout on a fake channel, as on a real one', () => {
+  it(
+    'on a recovering fake connection: the consumer completes, channel() emits a fresh channel and the pipeline goes on',
+    marbles((m) => {
+      const kit = marbleKit(m);
+      const jobs = kit.queue('jobs', '-a', { a: 'job' });
+      const connection$ = kit.connection('c');
+      const channels: FakeChannel[] = [];
+      const handled = connection$.pipe(
+        switchMap((conn) => conn.channel()),
+        switchMap((ch) => {
+          channels.push(ch);
+          return ch.consume('jobs', { prefetch: 1 });
+        }),
+        ackOnSuccess((d) => (d.fields.redelivered ? of(`${d.text()}*`) : NEVER)),
+      );
+      kit.at(4, () => channels[0]?.timeOut());
+      m.expect(handled).toBeObservable('-----a', { a: 'job*' });
+      m.flush();
+      expect(channels.map((c) => c.id)).toEqual([1, 2]);
+      expect(channels[0]?.reopenedAfter).toBeUndefined();
+      expect(isConsumerTimeout(channels[0]?.error)).toBe(true);
+      expect(channels[1]?.reopenedAfter).toBe(channels[0]?.error);
+      expect([jobs.acked, jobs.depth]).toEqual([1, 0]);
+    }),
+  );
+
+  it(
+    "errors channel() and its consumers with onLoss: 'error', as a connection without recovery",
+    marbles((m) => {
+      const kit = marbleKit(m);
+      kit.queue('jobs', '-a', { a: 'job' });
+      const connection$ = kit.connection({ marbles: 'c', onLoss: 'error' });
+      let channel: FakeChannel | undefined;
+      const seen: string[] = [];
+      connection$
+        .pipe(
+          switchMap((conn) => conn.channel()),
+          switchMap((ch) => {
+            channel = ch;
+            return ch.consume('jobs');
+          }),
+        )
+        .subscribe({ error: (e: unknown) => seen.push(isConsumerTimeout(e) ? 'timeout' : String(e)) });
+      kit.at(3, () => channel?.timeOut());
+      m.flush();
+      expect(seen).toEqual(['timeout']);
     }),
   );
 });

@@ -62,7 +62,9 @@ export interface AnswerRequestsOptions<R> {
  *
  * The handler may return a value, a Promise or an Observable (its first value is the result). Up to
  * `concurrency` requests run at once, results are emitted as they finish. On unsubscription, running
- * handlers are unsubscribed and their requests left unsettled.
+ * handlers are unsubscribed and their requests left unsettled. A drain with `prefetched: 'return'`
+ * gives each request still waiting for a slot back to its queue when its turn comes
+ * (`returnForDrain()`), unanswered.
  *
  * @param channel Where the replies are published. With direct reply-to (`amq.rabbitmq.reply-to`) any
  *   channel works, the one consuming the requests included.
@@ -109,6 +111,8 @@ export function answerRequests<R>(
   return (source) =>
     source.pipe(
       mergeMap((request) => {
+        // A drain with `prefetched: 'return'` gives back what has not started: not answered here.
+        if (request.returnForDrain() === true) return EMPTY;
         const { replyTo, correlationId } = request.properties;
         if (replyTo === undefined || replyTo === '') {
           request.reject({ requeue: false });

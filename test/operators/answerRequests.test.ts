@@ -255,3 +255,31 @@ describe('answerRequests', () => {
     expect(() => answerRequests(channel, () => 1, { concurrency: Infinity })).not.toThrow();
   });
 });
+
+describe('answerRequests during a drain', () => {
+  it('gives back the requests a drain returns (returnForDrain) unanswered, and answers the others', async () => {
+    const channel = marbleKit().channel({ confirm: false });
+    const requests = [1, 2, 3].map((n) => channel.delivery(request(n)));
+    // As a drain with prefetched: 'return' would: the second one goes back when its turn comes.
+    const returned: number[] = [];
+    requests[1]!.returnForDrain = () => {
+      returned.push(2);
+      return true;
+    };
+    const handled: string[] = [];
+    const results = await firstValueFrom(
+      of(...requests).pipe(
+        answerRequests(channel, (r) => {
+          handled.push(r.text());
+          return r.text();
+        }),
+        toArray(),
+      ),
+    );
+    expect(results).toEqual(['m1', 'm3']);
+    expect(handled).toEqual(['m1', 'm3']);
+    expect(returned).toEqual([2]);
+    expect(channel.published).toEqual([reply(1, 'm1'), reply(3, 'm3')]);
+    expect(channel.settlements).toEqual([ack(1), ack(3)]);
+  });
+});

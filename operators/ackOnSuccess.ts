@@ -8,6 +8,7 @@ import {
   type Subscriber,
   type Subscription,
   type TeardownLogic,
+  take,
 } from 'rxjs';
 import {
   ConfigurationError,
@@ -207,7 +208,9 @@ class Processing<R, D extends SettleableMessage> extends Observable<R> implement
       return;
     }
     if (isObservable(result)) {
-      const work = result.subscribe(this);
+      // take(1) closes the handler's subscriber at its first value, so that a source emitting
+      // synchronously stops there rather than when its subscribe returns.
+      const work = result.pipe(take(1)).subscribe(this);
       if (this.done) work.unsubscribe();
       else this.work = work;
     } else if (isPromiseLike(result)) {
@@ -226,8 +229,14 @@ class Processing<R, D extends SettleableMessage> extends Observable<R> implement
   next(value: R | typeof NOTHING): void {
     if (this.done) return;
     this.finish();
-    this.delivery.ack();
     const subscriber = this.subscriber!;
+    try {
+      this.delivery.ack();
+    } catch (thrown) {
+      // A message double's ack that throws: the stream errors, as the operators' own errors do.
+      subscriber.error(thrown);
+      return;
+    }
     if (value !== NOTHING) subscriber.next(value);
     subscriber.complete();
   }
@@ -238,8 +247,8 @@ class Processing<R, D extends SettleableMessage> extends Observable<R> implement
     this.finish();
     const { policy, requeueRedelivered, maxDeliveries, onFailure } = this.settings;
     const subscriber = this.subscriber!;
-    settleFailed(this.delivery, policy, requeueRedelivered, maxDeliveries);
     try {
+      settleFailed(this.delivery, policy, requeueRedelivered, maxDeliveries);
       onFailure?.(error, this.delivery);
     } catch (thrown) {
       subscriber.error(thrown);

@@ -180,6 +180,8 @@ export class Connection {
             closed: (error) => {
               this.live.delete(channel);
               if (error !== undefined && this.replacesChannel(error)) {
+                // Whoever consumed may have left as its consumers completed: nothing to reopen for.
+                if (subscriber.closed) return;
                 if (this.core.draining || !this.core.isOpen) {
                   subscriber.complete();
                   return;

@@ -171,9 +171,11 @@ export class Consumers {
     this.failer.failOperation(subscriber, error);
   }
 
-  /** @internal For ConsumerRun: how many consumers run on the channel. */
-  get consumerCount(): number {
-    return this.sinks?.size ?? 0;
+  /** @internal For ConsumerRun: how many consumers that settle (not `noAck`) run on the channel. */
+  get settlingConsumers(): number {
+    let n = 0;
+    if (this.sinks !== undefined) for (const sink of this.sinks.values()) if (!sink.noAck) n++;
+    return n;
   }
 
   /** @internal For ConsumerRun: whether its deliveries are watched (told at the channel's end). */
@@ -366,6 +368,11 @@ class SharedConsumer implements ConsumerHost {
 
   resume(): void {
     if (this.group.length === 0) return;
+    if (this.owner.refuses(this.queue)) {
+      // A drain began meanwhile: the stream ends as the drain ends the others.
+      this.complete();
+      return;
+    }
     const run = this.owner.start(this.queue, this.options, this, true);
     if (this.group.length > 0) this.run = run;
   }
@@ -429,7 +436,7 @@ class ConsumerRun implements ConsumerSink {
   }
 
   watch(watcher: SettlementWatcher): boolean {
-    if (this.lost) return false;
+    if (this.lost || !this.core.isOpen) return false;
     if (this.watchers === undefined) this.watchers = new Set();
     this.watchers.add(watcher);
     if (this.watchers.size === 1) this.owner.setWatched(this, true);
@@ -450,7 +457,16 @@ class ConsumerRun implements ConsumerSink {
     if (watchers === undefined) return;
     this.watchers = undefined;
     this.owner.setWatched(this, false);
-    for (const watcher of watchers) watcher.settlementLost();
+    for (const watcher of watchers) {
+      try {
+        watcher.settlementLost();
+      } catch (error) {
+        // A watcher's own bug must not stop the others, nor break the frame being handled.
+        this.core.debug(
+          `a settlement watcher threw: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
   }
 
   /**
@@ -472,11 +488,19 @@ class ConsumerRun implements ConsumerSink {
       this.lose();
       // Its deliveries are from its first tag on when it was the channel's only consumer (as in a
       // pipeline); with others, which of the later tags were its own is not known: they stay counted.
-      if (this.owner.consumerCount === 0) this.core.reclaimed(this.firstTag);
+      if (this.owner.settlingConsumers === 0) this.core.reclaimed(this.firstTag);
     }
-    if (held && this.crossing === 'nack' && this.core.recovers) {
-      this.core.debug(`${error.message}; consuming ${this.queue} again`);
-      this.observer.resume(error);
+    if (held && this.crossing === 'nack' && this.core.recovers && this.queue !== '') {
+      // A queue deleted while deliveries were held looks the same: consuming it again would close the
+      // channel with 404. Its existence is asked on a channel of its own first.
+      this.core.queueExists(this.queue, (exists) => {
+        if (this.core.isClosed) this.ended(this.core.error);
+        else if (!exists) this.observer.error(error);
+        else {
+          this.core.debug(`${error.message}; consuming ${this.queue} again`);
+          this.observer.resume(error);
+        }
+      });
       return;
     }
     this.observer.error(error);

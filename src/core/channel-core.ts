@@ -250,6 +250,48 @@ export class ChannelCore implements ChannelEndpoint {
     return this.connection.serverCapability('accept_consumer_cancel_ok');
   }
 
+  /**
+   * Asks the broker whether `queue` exists (a passive queue.declare on a short-lived channel of its
+   * own, so that a 404 closes that one, not this); `done(false)` too when that cannot be asked (no
+   * channel free, the connection ending).
+   */
+  queueExists(queue: string, done: (exists: boolean) => void): void {
+    let answered = false;
+    const answer = (exists: boolean): void => {
+      if (answered) return;
+      answered = true;
+      done(exists);
+    };
+    const probe: ChannelCore = new ChannelCore(this.connection, {
+      opened: () => {
+        probe.call(
+          {
+            name: 'queue.declare',
+            queue,
+            passive: true,
+            durable: false,
+            exclusive: false,
+            autoDelete: false,
+            nowait: false,
+            arguments: {},
+          },
+          ['queue.declare-ok'],
+          () => {
+            answer(true);
+            probe.close();
+          },
+          () => answer(false),
+        );
+      },
+      closed: () => answer(false),
+    });
+    try {
+      probe.open();
+    } catch {
+      answer(false);
+    }
+  }
+
   /** A line for the `debug` option, if set. */
   debug(line: string): void {
     this.connection.debug(line);

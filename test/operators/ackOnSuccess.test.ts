@@ -1,4 +1,4 @@
-import { EMPTY, firstValueFrom, map, merge, of, Subject, tap, throwError, toArray } from 'rxjs';
+import { EMPTY, firstValueFrom, map, merge, Observable, of, Subject, tap, throwError, toArray } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { ackOnSuccess } from '../../operators/index.js';
 import { ConfigurationError, type Delivery, type SettleableMessage } from '../../src/node.js';
@@ -380,6 +380,64 @@ describe('ackOnSuccess when deliveries can no longer be settled (their channel c
     resolveLate?.('late');
     await Promise.resolve();
     expect(acked).toEqual([]);
+  });
+});
+
+describe('ackOnSuccess with handlers and doubles that misbehave', () => {
+  it('stops a handler Observable emitting synchronously at its first value', async () => {
+    let emitted = 0;
+    const endless = new Observable<number>((s) => {
+      for (let i = 0; i < 1_000 && !s.closed; i++) {
+        emitted++;
+        s.next(i);
+      }
+    });
+    const channel = marbleKit().channel();
+    const results = await firstValueFrom(
+      of(channel.delivery()).pipe(
+        ackOnSuccess(() => endless),
+        toArray(),
+      ),
+    );
+    expect(results).toEqual([0]);
+    expect(emitted).toBe(1);
+    expect(channel.settlements).toEqual([ack(1)]);
+  });
+
+  it("errors the stream when a message double's ack or reject throws, for every kind of handler", async () => {
+    const double = (fail: 'ack' | 'reject'): SettleableMessage => ({
+      body: new Uint8Array(0),
+      properties: {},
+      fields: { deliveryTag: 1, redelivered: false, exchange: '', routingKey: 'q' },
+      settled: false,
+      ack: () => {
+        if (fail === 'ack') throw new Error('ack failed');
+        return true;
+      },
+      nack: () => true,
+      reject: () => {
+        throw new Error('reject failed');
+      },
+      markSettled: () => true,
+    });
+    const handlers = [() => 'value', () => Promise.resolve('value'), () => of('value')];
+    for (const handler of handlers) {
+      await expect(firstValueFrom(of(double('ack')).pipe(ackOnSuccess(handler)))).rejects.toThrow(
+        'ack failed',
+      );
+    }
+    const failing = [
+      () => {
+        throw new Error('x');
+      },
+      () => Promise.reject(new Error('x')),
+      () => throwError(() => new Error('x')),
+    ];
+    for (const handler of failing) {
+      await expect(firstValueFrom(of(double('reject')).pipe(ackOnSuccess(handler)))).rejects.toThrow(
+        'reject failed',
+      );
+    }
   });
 });
 

@@ -5,11 +5,27 @@
  * RabbitMQ 4.3 (basic.cancel while deliveries are held; the embedded broker sends basic.cancel when a
  * queue is deleted, which is the same frame).
  */
-import { lastValueFrom, map, NEVER, of, Subject, switchMap, take, tap, timeout, toArray } from 'rxjs';
+import {
+  filter,
+  firstValueFrom,
+  lastValueFrom,
+  map,
+  merge,
+  NEVER,
+  of,
+  Subject,
+  type Subscription,
+  switchMap,
+  take,
+  tap,
+  timeout,
+  toArray,
+} from 'rxjs';
 import { ackOnSuccess, resumeOnConsumerTimeout } from '../../operators/index.js';
 import {
   type Channel,
   ChannelClosedError,
+  type Connection,
   ConsumerCancelledError,
   connect,
   type DrainProgress,
@@ -374,6 +390,121 @@ describe('consumer timeout (embedded broker)', () => {
       });
       expect(end).toBe('complete');
       expect(await drained).toMatchObject({ phase: 'closed' });
+    });
+  });
+
+  describe('what a recovering connection does not take for a timeout, and what it does not leak', () => {
+    it('a queue deleted while deliveries were held: the stream errors with ConsumerCancelledError, the channel stays open', async () => {
+      broker = new EmbeddedBroker();
+      const setup = await openConnection(URL, { transport: broker.connector });
+      const sch = await setup.openChannel();
+      await lastValueFrom(sch.queueDeclare('held'));
+      await lastValueFrom(sch.queueDeclare('other'));
+      await lastValueFrom(setup.close());
+      broker.publish('', 'held', 'x');
+      const channels: Channel[] = [];
+      const error = await new Promise<unknown>((resolve) => {
+        connect(URL, { transport: broker.connector, recovery: true })
+          .pipe(
+            switchMap((conn) => conn.channel()),
+            tap((ch) => channels.push(ch)),
+            switchMap((ch) =>
+              // Something else consumes on the same channel: it must survive.
+              merge(ch.consume('held').pipe(tap(() => broker.deleteQueue('held'))), ch.consume('other')),
+            ),
+          )
+          .subscribe({ error: resolve });
+      });
+      expect(error).toBeInstanceOf(ConsumerCancelledError);
+      expect(channels).toHaveLength(1);
+      // Closed by the pipeline's end, not by the broker (a 404 for consuming the deleted queue again).
+      expect(channels[0]!.error).toBeUndefined();
+    });
+
+    it('no fresh channel for a pipeline that left as its consumer completed', async () => {
+      broker = new EmbeddedBroker({ consumerTimeout: 50, timers: true });
+      const setup = await openConnection(URL, { transport: broker.connector });
+      await lastValueFrom((await setup.openChannel()).queueDeclare('jobs'));
+      await lastValueFrom(setup.close());
+      broker.publish('', 'jobs', 'job');
+      let conn!: Connection;
+      const keep = connect(URL, { transport: broker.connector, recovery: true }).subscribe((c) => {
+        conn = c;
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      const opened: number[] = [];
+      const sub: Subscription = conn
+        .channel()
+        .pipe(
+          tap((ch) => opened.push(ch.id)),
+          switchMap((ch) =>
+            ch.consume('jobs', { prefetch: 1 }).pipe(tap({ complete: () => sub.unsubscribe() })),
+          ),
+        )
+        .subscribe(); // never acks
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sub.closed).toBe(true);
+      expect(opened).toEqual([1]);
+      expect(broker.connections().map((c) => c.channels)).toEqual([0]);
+      keep.unsubscribe();
+    });
+
+    it('a settlement watcher that throws does not stop the others nor the recovery', async () => {
+      broker = new EmbeddedBroker({ consumerTimeout: 50, timers: true });
+      const setup = await openConnection(URL, { transport: broker.connector });
+      await lastValueFrom((await setup.openChannel()).queueDeclare('jobs'));
+      await lastValueFrom(setup.close());
+      broker.publish('', 'jobs', 'job');
+      const lines: string[] = [];
+      const told: string[] = [];
+      const redelivered = await firstValueFrom(
+        connect(URL, { transport: broker.connector, recovery: true, debug: (l) => lines.push(l) }).pipe(
+          switchMap((conn) => conn.channel()),
+          switchMap((ch) => ch.consume('jobs', { prefetch: 1 })),
+          tap((d) => {
+            if (d.fields.redelivered) return;
+            d.watchSettlement({
+              settlementLost: () => {
+                throw new Error('watcher threw');
+              },
+            });
+            d.watchSettlement({ settlementLost: () => told.push('second') });
+          }),
+          filter((d) => d.fields.redelivered),
+          timeout(2_000),
+        ),
+      );
+      expect(redelivered.text()).toBe('job');
+      expect(told).toEqual(['second']);
+      expect(lines.some((l) => l.includes('a settlement watcher threw: watcher threw'))).toBe(true);
+    });
+
+    it('a delivery of a consumer cancelled by the client is not processed once its channel closed', async () => {
+      broker = new EmbeddedBroker();
+      const conn = await openConnection(URL, { transport: broker.connector });
+      const ch = await conn.openChannel();
+      await lastValueFrom(ch.queueDeclare('q1'));
+      await lastValueFrom(ch.queueDeclare('q2'));
+      broker.publish('', 'q2', 'slow');
+      const ran: string[] = [];
+      const started = new Subject<void>();
+      const sub = merge(ch.consume('q2'), ch.consume('q1').pipe(take(1)))
+        .pipe(
+          ackOnSuccess((d) => {
+            ran.push(d.text());
+            started.next();
+            return d.text() === 'slow' ? NEVER : of(d.text());
+          }),
+        )
+        .subscribe();
+      await firstValueFrom(started);
+      broker.publish('', 'q1', 'waiting'); // waits behind 'slow'; take(1) cancels q1's consumer
+      await new Promise((r) => setTimeout(r, 50));
+      await lastValueFrom(ch.close());
+      await new Promise((r) => setTimeout(r, 20));
+      expect(ran).toEqual(['slow']);
+      sub.unsubscribe();
+      await lastValueFrom(conn.close());
     });
   });
 });

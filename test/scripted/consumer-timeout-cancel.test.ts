@@ -132,6 +132,17 @@ describe('on a recovering connection the broker-cancelled consumer is started ag
     for (;;) {
       const event = await peer.next();
       if (event.kind !== 'method') continue;
+      if (event.channel === 2) {
+        // The client first asks, on a channel of its own, whether the queue still exists.
+        seen.push(`probe ${event.method.name}`);
+        if (event.method.name === 'channel.open') peer.send(2, { name: 'channel.open-ok' });
+        if (event.method.name === 'queue.declare') {
+          expect(event.method).toMatchObject({ queue: 'q', passive: true });
+          peer.send(2, { name: 'queue.declare-ok', queue: 'q', messageCount: 1, consumerCount: 0 });
+        }
+        if (event.method.name === 'channel.close') peer.send(2, { name: 'channel.close-ok' });
+        continue;
+      }
       seen.push(event.method.name);
       if (event.method.name === 'basic.consume') {
         tag = event.method.consumerTag === '' ? 'amq.ctag-new' : event.method.consumerTag;
@@ -174,13 +185,26 @@ describe('on a recovering connection the broker-cancelled consumer is started ag
 
   it('reuses the explicit tag where the broker let go of it (accept_consumer_cancel_ok, after basic.cancel-ok)', async () => {
     const { tag, seen } = await resume(true);
-    expect(seen.slice(0, 3)).toEqual(['basic.cancel-ok', 'basic.consume', 'basic.ack']);
+    expect(seen.slice(0, 6)).toEqual([
+      'basic.cancel-ok',
+      'probe channel.open',
+      'probe queue.declare',
+      'probe channel.close',
+      'basic.consume',
+      'basic.ack',
+    ]);
     expect(tag).toBe('worker');
   });
 
   it('lets the broker name the tag where it may still hold the old one (no accept_consumer_cancel_ok)', async () => {
     const { tag, seen } = await resume(false);
-    expect(seen.slice(0, 2)).toEqual(['basic.consume', 'basic.ack']);
+    expect(seen.slice(0, 5)).toEqual([
+      'probe channel.open',
+      'probe queue.declare',
+      'probe channel.close',
+      'basic.consume',
+      'basic.ack',
+    ]);
     expect(tag).toBe('amq.ctag-new');
   });
 });

@@ -720,7 +720,13 @@ export class FakeChannel implements PublishTarget {
     this.outstanding.clear();
     const watchers = [...this.watchers];
     this.watchers.clear();
-    for (const watcher of watchers) watcher.settlementLost();
+    for (const watcher of watchers) {
+      try {
+        watcher.settlementLost();
+      } catch {
+        // a watcher's own bug must not stop the others
+      }
+    }
     for (const consumer of [...this.consumers]) consumer.end(streamsError);
     this.consumers.clear();
     if (streamsError === undefined) this.settled.complete();

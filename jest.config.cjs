@@ -15,6 +15,7 @@ module.exports = {
     '^rxamqp/operators$': '<rootDir>/operators/index.ts',
     '^rxamqp/protocol$': '<rootDir>/src/protocol/index.ts',
     '^rxamqp/testing$': '<rootDir>/src/testing/node.ts',
+    '^rxamqp/mq$': '<rootDir>/src/mq/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testTimeout: 30000,

@@ -98,6 +98,15 @@ export type PublisherErrorCode =
   | 'PUBLISHER_CLOSED'
   | 'CONNECTION_ENDED';
 
+/** Codes of {@link MqError} (`rxamqp/mq`). */
+export type MqErrorCode =
+  | 'MQ_NOT_A_SENDER'
+  | 'MQ_NOT_A_RECEIVER'
+  | 'MQ_SEND_FAILED'
+  | 'MQ_CLOSED'
+  | 'MQ_BACKEND_MISSING'
+  | 'MQ_CONNECTION';
+
 /**
  * Every `code` an rxamqp error can carry: narrow on it after `instanceof AmqpError`.
  *
@@ -124,7 +133,8 @@ export type ErrorCode =
   | 'CONFIRM_TAG'
   | 'HEADERS_UNREADABLE'
   | 'NO_BROKER'
-  | 'DRAINING';
+  | 'DRAINING'
+  | MqErrorCode;
 
 /**
  * Base class of every error rxamqp raises. `code` is a stable machine-readable string; each subclass
@@ -670,3 +680,26 @@ export class DrainingError extends AmqpError<'DRAINING'> {
     super('DRAINING', message);
   }
 }
+
+/**
+ * An error of `rxamqp/mq`, the queue interface over AMQP and MQTT: `MQ_NOT_A_SENDER` /
+ * `MQ_NOT_A_RECEIVER` (a queue used in the role it was not made for), `MQ_SEND_FAILED` (the broker did
+ * not take a reliable message: a nack, a return, the connection closed first; `cause` says which),
+ * `MQ_CLOSED` (the connection was closed by the client), `MQ_BACKEND_MISSING` (an `mqtt://` URL
+ * without the optional `mqtt` package installed), `MQ_CONNECTION` (a connection error of the MQTT
+ * backend, on `errors$`; `cause` holds mqtt.js's error). Invalid names and options are
+ * `ConfigurationError`s.
+ *
+ * @example
+ * ```ts
+ * queue.send('hello').subscribe({
+ *   error: (e) => { if (e instanceof MqError && e.code === 'MQ_SEND_FAILED') log.warn(e.message); },
+ * });
+ * ```
+ */
+export class MqError extends AmqpError<MqErrorCode> {
+  constructor(code: MqErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+

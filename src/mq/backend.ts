@@ -1,0 +1,46 @@
+/**
+ * @internal What the mq facade needs of a backend (AMQP through rxamqp, MQTT through mqtt.js).
+ *
+ * @module
+ */
+import type { Observable } from 'rxjs';
+import type { MqBackendKind, MqMessage, MqStatus } from './types.js';
+
+/** A queue with its options resolved (defaults applied, validated). */
+export interface ResolvedQueue {
+  readonly name: string;
+  readonly role: 'sender' | 'receiver';
+  readonly pattern: 'unicast' | 'broadcast';
+  readonly reliable: boolean;
+  /** AMQP: the consumer's prefetch. */
+  readonly prefetch: number;
+  /** AMQP: delivery mode 2. */
+  readonly persistent: boolean;
+  /** MQTT: the QoS of sends and subscriptions. */
+  readonly qos: 0 | 1;
+  /** MQTT: the shared-subscription group of unicast receivers. */
+  readonly group: string;
+}
+
+/** @internal A backend: one broker connection, its queues' send and receive paths. */
+export interface MqBackend {
+  readonly kind: MqBackendKind;
+  /** The current status at once, then every change; completes after `closed`. */
+  readonly status$: Observable<MqStatus>;
+  /** Connection errors, as they happen (a failed attempt, a loss); hot. */
+  readonly errors$: Observable<Error>;
+  /**
+   * Sends one message of a sender queue when subscribed: completes once the broker took it (reliable)
+   * or once it was handed to the connection (best effort); errors with an `MqError` (`MQ_SEND_FAILED`,
+   * `MQ_CLOSED`) when it was not.
+   */
+  send(queue: ResolvedQueue, body: Uint8Array, contentType: string | undefined): Observable<void>;
+  /**
+   * The messages of a receiver queue: subscribing starts the consumer or subscription (declaring what
+   * the mapping needs), unsubscribing stops it; after a reconnect it starts again by itself. Cold:
+   * the facade shares it.
+   */
+  receive(queue: ResolvedQueue): Observable<MqMessage>;
+  /** Closes the connection when subscribed: emits once closed, then completes. */
+  close(): Observable<void>;
+}

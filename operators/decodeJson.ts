@@ -1,15 +1,15 @@
 import { EMPTY, mergeMap, type OperatorFunction, of } from 'rxjs';
-import type { Delivery } from '../src/index.js';
+import type { Delivery, SettleableMessage } from '../src/index.js';
 import { type FailurePolicy, failurePolicyOf, settleFailed } from './ackOnSuccess.js';
 
-/** A delivery with its body parsed as JSON. */
-export interface DecodedJson<T> {
-  readonly delivery: Delivery;
+/** A delivery (or another settleable message) with its body parsed as JSON. */
+export interface DecodedJson<T, D extends SettleableMessage = Delivery> {
+  readonly delivery: D;
   readonly value: T;
 }
 
 /** Options of {@link decodeJson}. */
-export interface DecodeJsonOptions {
+export interface DecodeJsonOptions<D extends SettleableMessage = Delivery> {
   /**
    * How a delivery whose body is not JSON is settled: `'reject'` (default) and `'dead-letter'` send
    * basic.reject with `requeue: false`; `'requeue'` sends basic.nack with `requeue: true` (it will
@@ -19,7 +19,7 @@ export interface DecodeJsonOptions {
    */
   onError?: FailurePolicy;
   /** Called after an undecodable delivery was settled, with the SyntaxError. If it throws, the stream errors. */
-  onFailure?: (error: unknown, delivery: Delivery) => void;
+  onFailure?: (error: unknown, delivery: D) => void;
 }
 
 /**
@@ -28,7 +28,8 @@ export interface DecodeJsonOptions {
  * has a dead-letter exchange), reported to `onFailure` and skipped: it does not error the stream.
  *
  * The type parameter is an assertion, not a validation: check the shape yourself if the producer is
- * not trusted.
+ * not trusted. Any `SettleableMessage` works (the messages of `rxamqp/mq`, test doubles): the second
+ * type parameter names it.
  *
  * @param options Failure policy and `onFailure` callback.
  *
@@ -43,15 +44,15 @@ export interface DecodeJsonOptions {
  * ).subscribe();
  * ```
  */
-export function decodeJson<T = unknown>(
-  options: DecodeJsonOptions = {},
-): OperatorFunction<Delivery, DecodedJson<T>> {
+export function decodeJson<T = unknown, D extends SettleableMessage = Delivery>(
+  options: DecodeJsonOptions<D> = {},
+): OperatorFunction<D, DecodedJson<T, D>> {
   const policy = failurePolicyOf('decodeJson', options.onError, 'reject');
   const { onFailure } = options;
   return mergeMap((delivery) => {
     let value: T;
     try {
-      value = delivery.json<T>();
+      value = parse<T>(delivery);
     } catch (error) {
       settleFailed(delivery, policy);
       onFailure?.(error, delivery);
@@ -59,4 +60,13 @@ export function decodeJson<T = unknown>(
     }
     return of({ delivery, value });
   });
+}
+
+const decoder = new TextDecoder();
+
+/** The body as JSON: with the message's own `json()` when it has one (a `Delivery`'s is Node's fast path). */
+function parse<T>(message: SettleableMessage): T {
+  const own = (message as { json?: () => T }).json;
+  if (typeof own === 'function') return own.call(message);
+  return JSON.parse(decoder.decode(message.body)) as T;
 }

@@ -702,4 +702,3 @@ export class MqError extends AmqpError<MqErrorCode> {
     super(code, message, options);
   }
 }
-

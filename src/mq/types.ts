@@ -5,8 +5,9 @@
  *
  * @module
  */
-import type { ConnectOptions, RecoveryOptions } from '../config/options.js';
+
 import type { SettleableMessage } from '../client/interfaces.js';
+import type { ConnectOptions, RecoveryOptions } from '../config/options.js';
 
 /**
  * The state of an mq connection, as general-mq names them: `connecting` (the first attempt, or an

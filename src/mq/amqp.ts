@@ -1,0 +1,239 @@
+/**
+ * @internal The AMQP backend of `rxamqp/mq`, on rxamqp itself, mapped as general-mq maps it:
+ *
+ * - unicast: a durable queue named after the mq queue, reached through the default exchange;
+ * - broadcast: a durable fanout exchange named after the mq queue, and one exclusive server-named
+ *   queue bound to it per receiver;
+ * - reliable: publisher confirms, persistent messages (delivery mode 2) and manual acks;
+ *   best effort: no confirms and automatic acks (`noAck` consumers).
+ *
+ * One AMQP connection (`connect()` with recovery, shared), one channel per sender (a
+ * `createPublisher`, which keeps what is sent while disconnected and republishes what was not
+ * confirmed) and one per receiver (a consumer that starts again after every reconnect).
+ *
+ * @module
+ */
+import { BehaviorSubject, concatMap, map, Observable, type ObservableInput, Subject, switchMap } from 'rxjs';
+import type { Channel } from '../client/channel.js';
+import type { ConnectionObservable, ConnectionState } from '../client/connect.js';
+import type { Connection } from '../client/connection.js';
+import { createPublisher, type Publisher } from '../client/publisher.js';
+import { MqError, PublisherError } from '../errors.js';
+import type { BasicProperties } from '../protocol/generated.js';
+import type { MqBackend, ResolvedQueue } from './backend.js';
+import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
+
+/** How the AMQP backend opens its connection (the Node entry's `connect`, bound by the mq entry). */
+export type AmqpConnect = (
+  url: string,
+  options: Parameters<typeof import('../node.js').connect>[1],
+) => ConnectionObservable;
+
+/** @internal */
+export function createAmqpBackend(url: string, options: MqConnectOptions, connect: AmqpConnect): MqBackend {
+  return new AmqpBackend(url, options, connect);
+}
+
+class AmqpBackend implements MqBackend {
+  readonly kind = 'amqp' as const;
+  private readonly status = new BehaviorSubject<MqStatus>('connecting');
+  private readonly errors = new Subject<Error>();
+  private readonly connection$: ConnectionObservable;
+  private readonly keep;
+  /** One publisher (one channel) per sender queue, by its key. */
+  private readonly publishers = new Map<string, Publisher>();
+  private closing = false;
+
+  readonly status$: Observable<MqStatus> = this.status.asObservable();
+  readonly errors$: Observable<Error> = this.errors.asObservable();
+
+  constructor(url: string, options: MqConnectOptions, connect: AmqpConnect) {
+    const recovery = options.recovery ?? true;
+    this.connection$ = connect(url, {
+      ...options.amqp,
+      ...(options.name === undefined ? {} : { name: options.name }),
+      recovery,
+      shared: true,
+    });
+    this.connection$.state$.subscribe((state) => this.track(state));
+    // Held for the backend's life: the connection (and its recovery) lives as long as this.
+    this.keep = this.connection$.subscribe({ error: () => {} });
+  }
+
+  /** Maps rxamqp's connection states to general-mq's. */
+  private track(state: ConnectionState): void {
+    if (this.status.value === 'closed') return;
+    if (state.cause !== undefined && (state.status === 'RECONNECTING' || state.status === 'CLOSED')) {
+      this.errors.next(state.cause);
+    }
+    switch (state.status) {
+      case 'INITIAL':
+        return;
+      case 'CONNECTING':
+        this.next('connecting');
+        return;
+      case 'CONNECTED':
+        this.next('connected');
+        return;
+      case 'RECONNECTING':
+        this.next('disconnected');
+        return;
+      case 'CLOSING':
+        this.next('closing');
+        return;
+      case 'CLOSED':
+        this.next('closed');
+        this.status.complete();
+        this.errors.complete();
+        return;
+    }
+  }
+
+  private next(status: MqStatus): void {
+    if (this.closing && status !== 'closing' && status !== 'closed') return;
+    if (this.status.value !== status) this.status.next(status);
+  }
+
+  send(queue: ResolvedQueue, body: Uint8Array, contentType: string | undefined): Observable<void> {
+    return new Observable<void>((subscriber) => {
+      if (this.closing) {
+        subscriber.error(new MqError('MQ_CLOSED', `mq queue '${queue.name}': the connection was closed`));
+        return;
+      }
+      const properties: BasicProperties =
+        contentType === undefined
+          ? queue.persistent
+            ? PERSISTENT
+            : NO_PROPERTIES
+          : { contentType, ...(queue.persistent ? { deliveryMode: 2 } : {}) };
+      const unicast = queue.pattern === 'unicast';
+      return this.publisher(queue)
+        .publish(unicast ? '' : queue.name, unicast ? queue.name : '', body, properties, {
+          mandatory: unicast && queue.reliable,
+        })
+        .subscribe({
+          next: (outcome) => {
+            if (outcome.status === 'acked' || outcome.status === 'sent') {
+              subscriber.next();
+              subscriber.complete();
+              return;
+            }
+            const why =
+              outcome.status === 'returned'
+                ? `the broker returned it (${outcome.returned.replyCode} ${outcome.returned.replyText})`
+                : 'the broker nacked it';
+            subscriber.error(new MqError('MQ_SEND_FAILED', `mq queue '${queue.name}': ${why}`));
+          },
+          error: (error: unknown) => subscriber.error(sendError(queue, error)),
+        });
+    });
+  }
+
+  /** The publisher of a sender queue: made on its first send, on a channel of its own. */
+  private publisher(queue: ResolvedQueue): Publisher {
+    const key = `${queue.pattern}:${queue.reliable ? 'r' : 'b'}:${queue.name}`;
+    let publisher = this.publishers.get(key);
+    if (publisher === undefined) {
+      // The publisher gets each connection once what it sends to is declared on it.
+      const declared$ = this.connection$.pipe(
+        switchMap((conn) => onCachedChannel(conn, (ch) => declareForSend(ch, queue)).pipe(map(() => conn))),
+      );
+      // Reliable: what the broker had not confirmed when a connection was lost is published again on
+      // the next one (at least once); best effort: nothing waits for a connection.
+      publisher = createPublisher(declared$, {
+        confirm: queue.reliable,
+        republish: queue.reliable,
+        whileDisconnected: queue.reliable ? 'buffer' : 'fail',
+      });
+      this.publishers.set(key, publisher);
+    }
+    return publisher;
+  }
+
+  receive(queue: ResolvedQueue): Observable<MqMessage> {
+    if (this.closing) {
+      return new Observable<MqMessage>((s) =>
+        s.error(new MqError('MQ_CLOSED', `mq queue '${queue.name}': the connection was closed`)),
+      );
+    }
+    const noAck = !queue.reliable;
+    return this.connection$.pipe(
+      switchMap((conn) => conn.channel()),
+      switchMap((ch) =>
+        declareForReceive(ch, queue).pipe(
+          switchMap((name) => ch.consume(name, { noAck, ...(noAck ? {} : { prefetch: queue.prefetch }) })),
+        ),
+      ),
+    );
+  }
+
+  close(): Observable<void> {
+    return new Observable<void>((subscriber) => {
+      const done = (): void => {
+        subscriber.next();
+        subscriber.complete();
+      };
+      if (this.status.value === 'closed') {
+        done();
+        return;
+      }
+      const ended = this.status.subscribe({ complete: done });
+      if (!this.closing) {
+        this.closing = true;
+        this.status.next('closing');
+        let left = this.publishers.size;
+        const release = (): void => {
+          if (--left > 0) return;
+          this.keep.unsubscribe();
+        };
+        if (left === 0) {
+          left = 1;
+          release();
+        }
+        for (const publisher of this.publishers.values()) {
+          publisher.close().subscribe({ complete: release, error: release });
+        }
+      }
+      return () => ended.unsubscribe();
+    });
+  }
+}
+
+const NO_PROPERTIES: BasicProperties = Object.freeze({});
+const PERSISTENT: BasicProperties = Object.freeze({ deliveryMode: 2 });
+
+/** Runs `work` on the connection's cached channel; nothing when the connection is lost meanwhile. */
+function onCachedChannel<T>(conn: Connection, work: (ch: Channel) => ObservableInput<T>): Observable<T> {
+  return conn.cachedChannel().pipe(concatMap(work));
+}
+
+/** What a sender needs on the broker: the durable queue (unicast) or fanout exchange (broadcast). */
+function declareForSend(ch: Channel, queue: ResolvedQueue): Observable<unknown> {
+  return queue.pattern === 'unicast'
+    ? ch.queueDeclare(queue.name, { durable: true })
+    : ch.exchangeDeclare(queue.name, 'fanout', { durable: true });
+}
+
+/** What a receiver needs; emits the name of the queue to consume. */
+function declareForReceive(ch: Channel, queue: ResolvedQueue): Observable<string> {
+  if (queue.pattern === 'unicast') {
+    return ch.queueDeclare(queue.name, { durable: true }).pipe(map(() => queue.name));
+  }
+  return ch.exchangeDeclare(queue.name, 'fanout', { durable: true }).pipe(
+    switchMap(() => ch.queueDeclare('', { exclusive: true, autoDelete: true })),
+    switchMap((ok) => ch.queueBind(ok.queue, queue.name, '').pipe(map(() => ok.queue))),
+  );
+}
+
+/** A publisher's failure as the mq layer reports it. */
+function sendError(queue: ResolvedQueue, error: unknown): MqError {
+  if (error instanceof MqError) return error;
+  if (
+    error instanceof PublisherError &&
+    (error.code === 'PUBLISHER_CLOSED' || error.code === 'CONNECTION_ENDED')
+  ) {
+    return new MqError('MQ_CLOSED', `mq queue '${queue.name}': the connection was closed`, { cause: error });
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  return new MqError('MQ_SEND_FAILED', `mq queue '${queue.name}': not sent: ${reason}`, { cause: error });
+}

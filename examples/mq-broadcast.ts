@@ -6,12 +6,12 @@
  *      MQ_URL=mqtt://localhost:1883 npx tsx examples/mq-broadcast.ts
  * Needs RabbitMQ on localhost:5672 (the default, amqp://localhost) or an MQTT broker (Mosquitto).
  */
-import { randomUUID } from 'node:crypto';
 import { connectMq, type MqConnection } from 'rxamqp/mq';
 import { concatMap, filter, firstValueFrom, from, lastValueFrom, map, take, timeout, toArray } from 'rxjs';
 
 const url = process.env.MQ_URL ?? 'amqp://localhost';
-const name = `examples.events-${randomUUID().slice(0, 8)}`;
+// A fixed name: the AMQP fanout exchange is durable (each listener's queue goes with it).
+const name = 'examples.events';
 
 async function main(): Promise<void> {
   const opened: MqConnection[] = [];

@@ -7,13 +7,13 @@
  *      MQ_URL=mqtt://localhost:1883 npx tsx examples/mq-work-queue.ts
  * Needs RabbitMQ on localhost:5672 (the default, amqp://localhost) or an MQTT broker (Mosquitto).
  */
-import { randomUUID } from 'node:crypto';
 import { connectMq, type MqConnection, sendEach } from 'rxamqp/mq';
 import { ackOnSuccess } from 'rxamqp/operators';
 import { filter, firstValueFrom, from, lastValueFrom, merge, take, timeout, toArray } from 'rxjs';
 
 const url = process.env.MQ_URL ?? 'amqp://localhost';
-const name = `examples.jobs-${randomUUID().slice(0, 8)}`;
+// A fixed name: the AMQP queue is durable, and each run leaves it empty for the next.
+const name = 'examples.jobs';
 
 async function main(): Promise<void> {
   const opened: MqConnection[] = [];

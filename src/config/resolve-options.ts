@@ -835,11 +835,13 @@ function hostAddress(
   return { hostname, port };
 }
 
-const DEFAULT_INITIAL_RETRY: RetryPolicyOptions = Object.freeze({
+/** @internal The retries of a first connection by default (recovery on): about 3 s. */
+export const DEFAULT_INITIAL_RETRY: RetryPolicyOptions = Object.freeze({
   backoff: Object.freeze({ initialDelay: 100, maxDelay: 5000 }),
   maxAttempts: 5,
 });
-const DEFAULT_RECONNECT_RETRY: RetryPolicyOptions = Object.freeze({
+/** @internal The retries after a loss by default: backoff from 100 ms to 30 s, without end. */
+export const DEFAULT_RECONNECT_RETRY: RetryPolicyOptions = Object.freeze({
   backoff: Object.freeze({ initialDelay: 100, multiplier: 2, maxDelay: 30_000, jitter: 0.5 }),
   maxAttempts: Number.POSITIVE_INFINITY,
 });

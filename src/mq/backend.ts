@@ -1,5 +1,6 @@
 /**
- * @internal What the mq facade needs of a backend (AMQP through rxamqp, MQTT through mqtt.js).
+ * What the mq facade needs of a backend (AMQP through rxamqp, MQTT through mqtt.js). Not exported
+ * from `rxamqp/mq`: the backends are chosen by URL.
  *
  * @module
  */
@@ -22,7 +23,7 @@ export interface ResolvedQueue {
   readonly group: string;
 }
 
-/** @internal A backend: one broker connection, its queues' send and receive paths. */
+/** A backend: one broker connection, its queues' send and receive paths. */
 export interface MqBackend {
   readonly kind: MqBackendKind;
   /** The current status at once, then every change; completes after `closed`. */

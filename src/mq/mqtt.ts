@@ -96,26 +96,12 @@ import {
   type Subscription,
 } from 'rxjs';
 import type { SettlementWatcher } from '../client/interfaces.js';
+import { DEFAULT_INITIAL_RETRY, DEFAULT_RECONNECT_RETRY } from '../config/resolve-options.js';
 import { AuthenticationError, ConfigurationError, MqError } from '../errors.js';
 import { utf8Decode } from '../protocol/bytes.js';
-import type { RetryPolicyOptions } from '../recovery/retry-policy.js';
 import { type RetryPolicy, retryPolicy } from '../recovery/retry-policy.js';
 import type { MqBackend, ResolvedQueue } from './backend.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
-
-/**
- * rxamqp's default first-connect policy (`src/config/resolve-options.ts`): 100 ms doubling up to 5 s,
- * 5 attempts (about 3 s in all).
- */
-const DEFAULT_INITIAL_RETRY: RetryPolicyOptions = Object.freeze({
-  backoff: Object.freeze({ initialDelay: 100, maxDelay: 5000 }),
-  maxAttempts: 5,
-});
-/** rxamqp's default reconnect policy: 100 ms doubling up to 30 s, jitter 0.5, no limit. */
-const DEFAULT_RECONNECT_RETRY: RetryPolicyOptions = Object.freeze({
-  backoff: Object.freeze({ initialDelay: 100, multiplier: 2, maxDelay: 30_000, jitter: 0.5 }),
-  maxAttempts: Number.POSITIVE_INFINITY,
-});
 
 const DEFAULT_KEEPALIVE = 30;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;

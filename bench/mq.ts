@@ -1,0 +1,397 @@
+/**
+ * `mq`: what `rxamqp/mq` costs over the client it runs on, on each backend. Reliable unicast, 256-byte
+ * payloads, sender and receiver in this one process; a round sends N messages reliably and ends once
+ * the receiver has settled all N (each acknowledged by the receiver). Four workloads:
+ *
+ * - `mq amqp` (`rxamqp/mq`): `connectMq(AMQP_URL)`, a receiver queue (unicast, reliable, prefetch 100,
+ *   the mq default) whose `messages$` is subscribed with `(m) => { m.ack(); count++ }`, and a sender
+ *   queue sending N through `sendEach(sender, { concurrency: 1000 })`.
+ * - `direct amqp` (`rxamqp`): the same work with rxamqp itself, the way the mq AMQP backend does it
+ *   underneath: one `connect(url, { recovery: true, shared: true })` connection, a durable queue, a
+ *   channel consuming it with `consume(q, { prefetch: 100 })` and acking each delivery, and N persistent
+ *   mandatory messages through `publishConfirmed(publisher, { window: 1000 })` on a
+ *   `createPublisher(connection$, { confirm: true, republish: true, whileDisconnected: 'buffer' })`
+ *   (the publisher the mq sender publishes on). So the difference is the mq layer alone: the facade,
+ *   one Observable per send and `sendEach`'s `mergeMap`, and the receiver's mapping.
+ * - `mq mqtt` (`rxamqp/mq`): `connectMq(MQTT_URL)` (one mqtt.js client for both queues), the same
+ *   queues at QoS 1, `sendEach` with a concurrency of 20.
+ * - `direct mqtt` (`mqtt.js`): two mqtt.js clients with the backend's options (MQTT 5, `clean: false`,
+ *   session expiry 3600 s, no automatic reconnect, ended with session expiry 0): the receiver subscribed
+ *   at QoS 1 to `$share/rxamqp/<topic>` (mqtt.js sends the PUBACK after the message handler), the
+ *   sender publishing N at QoS 1 with at most 20 awaiting their PUBACK.
+ *
+ * MQTT's window is 20 on both sides: Mosquitto advertises a receive maximum of 20 in its CONNACK (its
+ * `max_inflight_messages`, which also bounds the unacknowledged messages it sends a client: MQTT's
+ * prefetch), and mqtt.js does not enforce it by itself.
+ *
+ * RabbitMQ at `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`), Mosquitto at `MQTT_URL`
+ * (default `mqtt://127.0.0.1:1883`). A backend whose broker does not answer (or, for MQTT, without the
+ * `mqtt` package) has its workloads left out, with the reason logged; with neither the scenario is
+ * skipped. Queue and topic names are unique per process; the AMQP queues are deleted at teardown.
+ *
+ * @module
+ */
+import { connect as tcpConnect } from 'node:net';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { filter, firstValueFrom, ignoreElements, lastValueFrom, map, range, type Subscription, take } from 'rxjs';
+import { publishConfirmed } from '../operators/index.js';
+import { type ConnectionObservable, connect, createPublisher, type Publisher } from '../src/node.js';
+import { connectMq, type MqConnection, sendEach } from '../src/mq/index.js';
+import { closeWithin, withAdmin } from './lib/targets.js';
+import type { Scenario, ScenarioContext, Workload } from './lib/types.js';
+
+const BODY = new Uint8Array(256).fill(120);
+/** The mq default prefetch of an AMQP receiver. */
+const AMQP_PREFETCH = 100;
+/** Sends awaiting their confirm at once, AMQP. */
+const AMQP_WINDOW = 1000;
+/** Sends awaiting their PUBACK at once, MQTT: Mosquitto's receive maximum. */
+const MQTT_WINDOW = 20;
+/** The mq MQTT backend's default shared-subscription group. */
+const MQTT_GROUP = 'rxamqp';
+const PER_ROUND = 20_000;
+const PER_ROUND_QUICK = 2_000;
+/** Longest a round may take before it fails rather than hangs (a lost message). */
+const ROUND_GUARD_MS = 120_000;
+
+/** A name unique to this process and workload, valid as an mq queue name and an MQTT topic. */
+function uniqueName(kind: string): string {
+  return `bench-mq-${kind}-${process.pid}-${Date.now().toString(36)}`;
+}
+
+/** Counts settled messages; `until(n)` resolves once `n` more than now were counted. */
+class Counter {
+  count = 0;
+  private waiter: { target: number; resolve(): void; reject(e: Error): void } | undefined;
+
+  add(): void {
+    this.count++;
+    const w = this.waiter;
+    if (w !== undefined && this.count >= w.target) {
+      this.waiter = undefined;
+      w.resolve();
+    }
+  }
+
+  until(n: number, what: string): Promise<void> {
+    const start = this.count;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new Error(`${what}: ${this.count - start} of ${n} received after ${ROUND_GUARD_MS / 1000} s`));
+      }, ROUND_GUARD_MS);
+      this.waiter = {
+        target: start + n,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject,
+      };
+      if (this.count >= start + n) this.add();
+    });
+  }
+}
+
+/** True when something accepts TCP connections at `url`'s host and port. */
+function reachable(url: string, defaultPort: number): Promise<boolean> {
+  let host = '127.0.0.1';
+  let port = defaultPort;
+  try {
+    const u = new URL(url);
+    host = u.hostname.replace(/^\[|\]$/g, '') || host;
+    port = u.port === '' ? defaultPort : Number(u.port);
+  } catch {
+    return Promise.resolve(false);
+  }
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function mqttMissing(url: string): Promise<string | undefined> {
+  try {
+    await import('mqtt');
+  } catch {
+    return 'the mqtt package is not installed';
+  }
+  return (await reachable(url, 1883)) ? undefined : `no MQTT broker at ${url}`;
+}
+
+/** Waits for an mq connection's first `connected` (or fails on `closed`). */
+async function connected(mq: MqConnection): Promise<void> {
+  const status = await firstValueFrom(mq.status$.pipe(filter((s) => s === 'connected' || s === 'closed')));
+  if (status === 'closed') throw new Error(`mq: could not connect to ${mq.url}`);
+}
+
+/** `rxamqp/mq` on either backend: receiver and sender queues of one connection. */
+function mqWorkload(kind: 'amqp' | 'mqtt', url: string, perRound: number): Workload {
+  const window = kind === 'amqp' ? AMQP_WINDOW : MQTT_WINDOW;
+  const counter = new Counter();
+  let mq: MqConnection | undefined;
+  let receiving: Subscription | undefined;
+  let name = '';
+  let run: ((n: number) => Promise<void>) | undefined;
+  return {
+    name: `mq ${kind}`,
+    client: 'rxamqp/mq',
+    unit: 'message',
+    params: {
+      backend: kind,
+      bodyBytes: BODY.length,
+      window,
+      ...(kind === 'amqp' ? { prefetch: AMQP_PREFETCH } : { qos: 1 }),
+    },
+    opsPerRound: perRound,
+    async setup() {
+      name = uniqueName(kind);
+      mq = connectMq(url, { name: 'bench-mq' });
+      await connected(mq);
+      const receiver = mq.queue({
+        name,
+        role: 'receiver',
+        ...(kind === 'amqp' ? { amqp: { prefetch: AMQP_PREFETCH } } : {}),
+      });
+      receiving = receiver.messages$.subscribe((m) => {
+        m.ack();
+        counter.add();
+      });
+      const sender = mq.queue({ name, role: 'sender' });
+      run = async (n) => {
+        const received = counter.until(n, `mq ${kind}`);
+        await lastValueFrom(range(0, n).pipe(map(() => BODY), sendEach(sender, { concurrency: window }), ignoreElements()), {
+          defaultValue: undefined,
+        });
+        await received;
+      };
+    },
+    async run(n) {
+      if (run === undefined) throw new Error('mq: setup did not run');
+      await run(n);
+      return undefined;
+    },
+    async teardown() {
+      receiving?.unsubscribe();
+      const conn = mq;
+      if (conn !== undefined) {
+        await closeWithin(() => lastValueFrom(conn.close(), { defaultValue: undefined }));
+      }
+      if (kind === 'amqp' && name !== '') await deleteQueue(url, name);
+    },
+  };
+}
+
+async function deleteQueue(url: string, queue: string): Promise<void> {
+  await withAdmin(url, (ch) => lastValueFrom(ch.queueDelete(queue), { defaultValue: undefined })).catch(
+    () => undefined,
+  );
+}
+
+/** rxamqp directly: a consumer channel and a confirming publisher on one recovering connection. */
+function directAmqp(url: string, perRound: number): Workload {
+  const counter = new Counter();
+  let connection$: ConnectionObservable | undefined;
+  let keep: Subscription | undefined;
+  let consuming: Subscription | undefined;
+  let publisher: Publisher | undefined;
+  let queue = '';
+  return {
+    name: 'direct amqp',
+    client: 'rxamqp',
+    unit: 'message',
+    params: {
+      backend: 'amqp',
+      bodyBytes: BODY.length,
+      window: AMQP_WINDOW,
+      prefetch: AMQP_PREFETCH,
+      publisher: 'createPublisher + publishConfirmed',
+    },
+    opsPerRound: perRound,
+    async setup() {
+      queue = uniqueName('direct-amqp');
+      await withAdmin(url, (ch) => lastValueFrom(ch.queueDeclare(queue, { durable: true })));
+      connection$ = connect(url, { name: 'bench-mq-direct', recovery: true, shared: true });
+      keep = connection$.subscribe({ error: () => {} });
+      const conn = await firstValueFrom(connection$);
+      const ch = await conn.openChannel();
+      consuming = ch.consume(queue, { prefetch: AMQP_PREFETCH }).subscribe((delivery) => {
+        delivery.ack();
+        counter.add();
+      });
+      publisher = createPublisher(connection$, {
+        confirm: true,
+        republish: true,
+        whileDisconnected: 'buffer',
+      });
+    },
+    async run(n) {
+      const pub = publisher;
+      if (pub === undefined) throw new Error('direct amqp: setup did not run');
+      const received = counter.until(n, 'direct amqp');
+      await lastValueFrom(
+        range(0, n).pipe(
+          map(() => ({
+            exchange: '',
+            routingKey: queue,
+            body: BODY,
+            properties: PERSISTENT,
+            mandatory: true,
+          })),
+          publishConfirmed(pub, { window: AMQP_WINDOW }),
+          filter(({ outcome }) => outcome.status !== 'acked'),
+          take(1),
+          map(({ outcome }) => {
+            throw new Error(`direct amqp: a publish was ${outcome.status}`);
+          }),
+          ignoreElements(),
+        ),
+        { defaultValue: undefined },
+      );
+      await received;
+      return undefined;
+    },
+    async teardown() {
+      consuming?.unsubscribe();
+      const pub = publisher;
+      if (pub !== undefined) await closeWithin(() => lastValueFrom(pub.close(), { defaultValue: undefined }));
+      keep?.unsubscribe();
+      if (queue !== '') await deleteQueue(url, queue);
+    },
+  };
+}
+
+const PERSISTENT = Object.freeze({ deliveryMode: 2 });
+
+/** An mqtt.js client with the mq backend's options; resolves once connected. */
+async function mqttClient(url: string, role: string): Promise<MqttClient> {
+  const mqtt = await import('mqtt');
+  const connectFn = mqtt.connect ?? (mqtt as unknown as { default: typeof mqtt }).default.connect;
+  const options: IClientOptions = {
+    protocolVersion: 5,
+    clientId: `bench-mq-${role}-${process.pid}-${Math.random().toString(16).slice(2, 10)}`,
+    clean: false,
+    keepalive: 30,
+    connectTimeout: 10_000,
+    reconnectPeriod: 0,
+    resubscribe: false,
+    queueQoSZero: true,
+    properties: { sessionExpiryInterval: 3600 },
+  };
+  const client = connectFn(url, options);
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+    client.once('close', () => reject(new Error(`direct mqtt: no connection to ${url}`)));
+  });
+  client.removeAllListeners('error');
+  client.removeAllListeners('close');
+  client.on('error', () => {});
+  return client;
+}
+
+/** Ends an mqtt.js client and its session (session expiry 0), as the mq backend's `close()` does. */
+function endClient(client: MqttClient): Promise<void> {
+  return new Promise<void>((resolve) => {
+    client.end(false, { properties: { sessionExpiryInterval: 0 } }, () => resolve());
+  });
+}
+
+/** mqtt.js directly: a receiver client on a shared subscription, a sender client with a window. */
+function directMqtt(url: string, perRound: number): Workload {
+  const counter = new Counter();
+  let receiver: MqttClient | undefined;
+  let sender: MqttClient | undefined;
+  let topic = '';
+  return {
+    name: 'direct mqtt',
+    client: 'mqtt.js',
+    unit: 'message',
+    params: { backend: 'mqtt', bodyBytes: BODY.length, window: MQTT_WINDOW, qos: 1, clients: 2 },
+    opsPerRound: perRound,
+    async setup() {
+      topic = uniqueName('direct-mqtt');
+      receiver = await mqttClient(url, 'receiver');
+      receiver.on('message', () => counter.add());
+      const r = receiver;
+      await new Promise<void>((resolve, reject) => {
+        r.subscribe(`$share/${MQTT_GROUP}/${topic}`, { qos: 1 }, (err, granted) => {
+          if (err) reject(err);
+          else if (granted?.[0]?.qos !== 1) reject(new Error(`direct mqtt: granted ${granted?.[0]?.qos}`));
+          else resolve();
+        });
+      });
+      sender = await mqttClient(url, 'sender');
+    },
+    async run(n) {
+      const client = sender;
+      if (client === undefined) throw new Error('direct mqtt: setup did not run');
+      const received = counter.until(n, 'direct mqtt');
+      const payload = Buffer.from(BODY.buffer, BODY.byteOffset, BODY.byteLength);
+      await new Promise<void>((resolve, reject) => {
+        let sent = 0;
+        let acked = 0;
+        let failed = false;
+        const onAck = (err?: Error): void => {
+          if (failed) return;
+          if (err) {
+            failed = true;
+            reject(err);
+            return;
+          }
+          acked++;
+          if (acked === n) resolve();
+          else if (sent < n) {
+            sent++;
+            client.publish(topic, payload, QOS1, onAck);
+          }
+        };
+        const first = Math.min(n, MQTT_WINDOW);
+        for (; sent < first; ) {
+          sent++;
+          client.publish(topic, payload, QOS1, onAck);
+        }
+      });
+      await received;
+      return undefined;
+    },
+    async teardown() {
+      const s = sender;
+      const r = receiver;
+      if (s !== undefined) await closeWithin(() => endClient(s));
+      if (r !== undefined) await closeWithin(() => endClient(r));
+    },
+  };
+}
+
+const QOS1 = Object.freeze({ qos: 1 as const });
+
+const scenario: Scenario = {
+  name: 'mq',
+  description:
+    'rxamqp/mq vs its client (rxamqp, mqtt.js): reliable unicast, 256 B, sender and receiver in one process',
+  async workloads(ctx: ScenarioContext) {
+    const amqpUrl = ctx.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+    const mqttUrl = ctx.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
+    const perRound = ctx.quick ? PER_ROUND_QUICK : PER_ROUND;
+    const [amqpUp, mqttWhyNot] = await Promise.all([reachable(amqpUrl, 5672), mqttMissing(mqttUrl)]);
+    const workloads: Workload[] = [];
+    const skipped: string[] = [];
+    if (amqpUp) workloads.push(mqWorkload('amqp', amqpUrl, perRound), directAmqp(amqpUrl, perRound));
+    else skipped.push('AMQP: no RabbitMQ at AMQP_URL or 127.0.0.1:5672');
+    if (mqttWhyNot === undefined) {
+      workloads.push(mqWorkload('mqtt', mqttUrl, perRound), directMqtt(mqttUrl, perRound));
+    } else skipped.push(`MQTT: ${mqttWhyNot}`);
+    if (workloads.length === 0) return { skip: skipped.join('; ') };
+    for (const reason of skipped) ctx.log(`${reason}: its workloads are skipped`);
+    return workloads;
+  },
+};
+
+export default scenario;

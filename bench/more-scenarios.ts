@@ -1,6 +1,6 @@
 /**
- * Scenarios listed in `scenarios.ts` after the peer suite's: request/reply and idle resources, each a
- * module of its own (loaded lazily, like the others).
+ * Scenarios listed in `scenarios.ts` after the peer suite's: request/reply, idle resources and the mq
+ * layer (`rxamqp/mq`), each a module of its own (loaded lazily, like the others).
  *
  * @module
  */
@@ -18,5 +18,11 @@ export const MORE_SCENARIOS: readonly ScenarioEntry[] = [
     description:
       'memory per idle channel (1,000) and consumer (10,000 on 100 channels); rxamqp and peers, both brokers',
     load: async () => (await import('./idle.js')).default,
+  },
+  {
+    name: 'mq',
+    description:
+      'rxamqp/mq vs its client (rxamqp, mqtt.js): reliable unicast, 256 B, sender and receiver in one process',
+    load: async () => (await import('./mq.js')).default,
   },
 ];

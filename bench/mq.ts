@@ -33,10 +33,19 @@
  */
 import { connect as tcpConnect } from 'node:net';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { filter, firstValueFrom, ignoreElements, lastValueFrom, map, range, type Subscription, take } from 'rxjs';
+import {
+  filter,
+  firstValueFrom,
+  ignoreElements,
+  lastValueFrom,
+  map,
+  range,
+  type Subscription,
+  take,
+} from 'rxjs';
 import { publishConfirmed } from '../operators/index.js';
-import { type ConnectionObservable, connect, createPublisher, type Publisher } from '../src/node.js';
 import { connectMq, type MqConnection, sendEach } from '../src/mq/index.js';
+import { type ConnectionObservable, connect, createPublisher, type Publisher } from '../src/node.js';
 import { closeWithin, withAdmin } from './lib/targets.js';
 import type { Scenario, ScenarioContext, Workload } from './lib/types.js';
 
@@ -166,9 +175,16 @@ function mqWorkload(kind: 'amqp' | 'mqtt', url: string, perRound: number): Workl
       const sender = mq.queue({ name, role: 'sender' });
       run = async (n) => {
         const received = counter.until(n, `mq ${kind}`);
-        await lastValueFrom(range(0, n).pipe(map(() => BODY), sendEach(sender, { concurrency: window }), ignoreElements()), {
-          defaultValue: undefined,
-        });
+        await lastValueFrom(
+          range(0, n).pipe(
+            map(() => BODY),
+            sendEach(sender, { concurrency: window }),
+            ignoreElements(),
+          ),
+          {
+            defaultValue: undefined,
+          },
+        );
         await received;
       };
     },

@@ -683,9 +683,10 @@ export class DrainingError extends AmqpError<'DRAINING'> {
 
 /**
  * An error of `rxamqp/mq`, the queue interface over AMQP and MQTT: `MQ_NOT_A_SENDER` /
- * `MQ_NOT_A_RECEIVER` (a queue used in the role it was not made for), `MQ_SEND_FAILED` (the broker did
- * not take a reliable message: a nack, a return, the connection closed first; `cause` says which),
- * `MQ_CLOSED` (the connection was closed by the client), `MQ_BACKEND_MISSING` (an `mqtt://` URL
+ * `MQ_NOT_A_RECEIVER` (a queue used in the role it was not made for), `MQ_SEND_FAILED` (a message was
+ * not sent or not taken: a nack, a return, a best-effort send while disconnected, the connection
+ * closed before the broker answered; `cause` says which), `MQ_CLOSED` (the connection is closed: by
+ * the client, or its retries ran out), `MQ_BACKEND_MISSING` (an `mqtt://` URL
  * without the optional `mqtt` package installed), `MQ_CONNECTION` (a connection error of the MQTT
  * backend, on `errors$`; `cause` holds mqtt.js's error). Invalid names and options are
  * `ConfigurationError`s.

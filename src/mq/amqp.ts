@@ -13,7 +13,18 @@
  *
  * @module
  */
-import { BehaviorSubject, concatMap, map, Observable, type ObservableInput, Subject, switchMap } from 'rxjs';
+import {
+  BehaviorSubject,
+  concatMap,
+  defer,
+  map,
+  Observable,
+  type ObservableInput,
+  of,
+  Subject,
+  switchMap,
+  takeUntil,
+} from 'rxjs';
 import type { Channel } from '../client/channel.js';
 import type { ConnectionObservable, ConnectionState } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
@@ -44,7 +55,13 @@ class AmqpBackend implements MqBackend {
   private readonly publishers = new Map<string, Publisher>();
   private closing = false;
 
-  readonly status$: Observable<MqStatus> = this.status.asObservable();
+  /** Ends the receivers when the backend closes (each holds the shared connection open). */
+  private readonly closing$ = new Subject<void>();
+
+  /** The current status at once (`closed` too, after the end), then every change. */
+  readonly status$: Observable<MqStatus> = defer(() =>
+    this.status.value === 'closed' ? of<MqStatus>('closed') : this.status,
+  );
   readonly errors$: Observable<Error> = this.errors.asObservable();
 
   constructor(url: string, options: MqConnectOptions, connect: AmqpConnect) {
@@ -158,6 +175,7 @@ class AmqpBackend implements MqBackend {
     }
     const noAck = !queue.reliable;
     return this.connection$.pipe(
+      takeUntil(this.closing$),
       switchMap((conn) => conn.channel()),
       switchMap((ch) =>
         declareForReceive(ch, queue).pipe(
@@ -181,9 +199,12 @@ class AmqpBackend implements MqBackend {
       if (!this.closing) {
         this.closing = true;
         this.status.next('closing');
+        // The publishers first (a reliable one waits for the confirms of what it published), then the
+        // receivers (their streams complete), then the connection.
         let left = this.publishers.size;
         const release = (): void => {
           if (--left > 0) return;
+          this.closing$.next();
           this.keep.unsubscribe();
         };
         if (left === 0) {

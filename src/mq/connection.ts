@@ -105,9 +105,10 @@ export class MqConnection {
   }
 
   /**
-   * Closes the connection when subscribed: receivers complete, sends not yet taken fail with an
-   * `MqError` coded `MQ_CLOSED` (a reliable AMQP sender first waits for the confirms of what it
-   * published). Emits once closed, then completes.
+   * Closes the connection when subscribed: receivers complete, and sends not yet taken fail with an
+   * `MqError`: `MQ_CLOSED` when nothing went out, `MQ_SEND_FAILED` (cause `MQ_CLOSED`) when a message
+   * may have reached the broker unanswered (a reliable AMQP sender first waits for the confirms of
+   * what it published). Emits once closed, then completes.
    *
    * @example
    * ```ts

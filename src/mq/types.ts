@@ -99,7 +99,9 @@ export interface MqQueueOptions {
   /**
    * `true` (default): sends complete once the broker has taken the message (AMQP publisher confirms,
    * MQTT PUBACK at QoS 1), messages are persistent and received messages are acknowledged by the
-   * application; `false`: best effort (no confirms, QoS 0, automatic acknowledgement).
+   * application; `false`: best effort (no confirms, QoS 0, automatic acknowledgement). On MQTT the
+   * QoS decides (an `mqtt.qos` given overrides what `reliable` implies): at QoS 1 messages are
+   * acknowledged by the application, at QoS 0 they come settled.
    */
   readonly reliable?: boolean;
   /** AMQP only. */

@@ -380,13 +380,15 @@ describe.each(backends)('queues [$name]', (backend) => {
     it('deletes a queue unused for x-expires; a passive declare counts as use', async () => {
       const ch = await broker.channel();
       const q = broker.queue('expires');
-      await lastValueFrom(ch.queueDeclare(q, { arguments: { 'x-expires': 100 } }));
-      // Declared (passively) every 30 ms for 300 ms: never unused for 100 ms, so it stays.
+      // 400 ms, declared every 40 ms: a busy machine (2 cores, parallel suites) may stall a few
+      // hundred ms without the queue going unused for that long.
+      await lastValueFrom(ch.queueDeclare(q, { arguments: { 'x-expires': 400 } }));
+      // Declared (passively) every 40 ms for 400 ms: never unused for 400 ms, so it stays.
       for (let i = 0; i < 10; i++) {
         expect(await countsOf(ch, q)).toEqual({ messageCount: 0, consumerCount: 0 });
-        await sleep(30);
+        await sleep(40);
       }
-      await sleep(250);
+      await sleep(700);
       expect(await errorOf(ch.queueDeclare(q, { passive: true }))).toEqual(
         channelError(404, `NOT_FOUND - no queue '${q}' in vhost '${broker.vhost}'`, 50, 10),
       );

@@ -188,6 +188,23 @@ describe.each(BACKENDS)('rxamqp/mq on $name', (backend) => {
     }
   });
 
+  it('close() with a receiver subscribed completes it and ends the connection; status$ then says closed', async () => {
+    const name = mq.name('mq.close');
+    const conn = await mq.open();
+    const ended = new Promise<string>((resolve) => {
+      conn
+        .queue({ name, role: 'receiver' })
+        .messages$.subscribe({
+          complete: () => resolve('complete'),
+          error: (e: unknown) => resolve(`error ${e}`),
+        });
+    });
+    await sleep(SETTLE_MS);
+    await lastValueFrom(conn.close().pipe(timeout(5_000)));
+    expect(await ended).toBe('complete');
+    expect(await firstValueFrom(conn.status$.pipe(timeout(1_000)))).toBe('closed');
+  });
+
   it('bad names, bad options and a queue used in the wrong role give typed errors', async () => {
     const conn = await mq.open();
     for (const name of ['', 'Jobs', 'jobs..x', '.jobs', 'jobs/x', 'jobs x', 'jobs.', 'a+b', '#']) {

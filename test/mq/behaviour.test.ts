@@ -192,12 +192,10 @@ describe.each(BACKENDS)('rxamqp/mq on $name', (backend) => {
     const name = mq.name('mq.close');
     const conn = await mq.open();
     const ended = new Promise<string>((resolve) => {
-      conn
-        .queue({ name, role: 'receiver' })
-        .messages$.subscribe({
-          complete: () => resolve('complete'),
-          error: (e: unknown) => resolve(`error ${e}`),
-        });
+      conn.queue({ name, role: 'receiver' }).messages$.subscribe({
+        complete: () => resolve('complete'),
+        error: (e: unknown) => resolve(`error ${e}`),
+      });
     });
     await sleep(SETTLE_MS);
     await lastValueFrom(conn.close().pipe(timeout(5_000)));

@@ -34,7 +34,7 @@ async function startBridge(): Promise<number> {
   });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const address = server.address();
-  if (typeof address === 'string') throw new Error('unexpected address');
+  if (address === null || typeof address === 'string') throw new Error('unexpected address');
   return address.port;
 }
 

@@ -22,7 +22,9 @@
  *
  * MQTT's window is 20 on both sides: Mosquitto advertises a receive maximum of 20 in its CONNACK (its
  * `max_inflight_messages`, which also bounds the unacknowledged messages it sends a client: MQTT's
- * prefetch), and mqtt.js does not enforce it by itself.
+ * prefetch), and mqtt.js does not enforce it by itself. Mosquitto also drops QoS 1 messages beyond
+ * 1,000 queued for one client, and acknowledges a publish once queued: both MQTT senders stop while
+ * 500 sent messages are not yet received (the same gate, `gatedPump`, in both workloads).
  *
  * RabbitMQ at `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`), Mosquitto at `MQTT_URL`
  * (default `mqtt://127.0.0.1:1883`). A backend whose broker does not answer (or, for MQTT, without the
@@ -39,6 +41,7 @@ import {
   ignoreElements,
   lastValueFrom,
   map,
+  Observable,
   range,
   type Subscription,
   take,
@@ -58,6 +61,12 @@ const AMQP_WINDOW = 1000;
 const MQTT_WINDOW = 20;
 /** The mq MQTT backend's default shared-subscription group. */
 const MQTT_GROUP = 'rxamqp';
+/**
+ * MQTT: most messages sent and not yet received. Mosquitto acknowledges a publish once it has queued
+ * it for the subscriber, and drops QoS 1 messages beyond 1,000 queued for one client
+ * (`max_queued_messages`): a sender left free runs ahead of the receiver and messages are lost.
+ */
+const MQTT_AHEAD = 500;
 const PER_ROUND = 20_000;
 const PER_ROUND_QUICK = 2_000;
 /** Longest a round may take before it fails rather than hangs (a lost message). */
@@ -73,6 +82,10 @@ class Counter {
   count = 0;
   private waiter: { target: number; resolve(): void; reject(e: Error): void } | undefined;
 
+  /** Who waits for the count to reach `resumeAt` (the MQTT sender's gate). */
+  private resume: (() => void) | undefined;
+  private resumeAt = 0;
+
   add(): void {
     this.count++;
     const w = this.waiter;
@@ -80,6 +93,21 @@ class Counter {
       this.waiter = undefined;
       w.resolve();
     }
+    if (this.resume !== undefined && this.count >= this.resumeAt) {
+      const resume = this.resume;
+      this.resume = undefined;
+      resume();
+    }
+  }
+
+  /** Calls `f` once the count reaches `at` (now if it has). */
+  when(at: number, f: () => void): void {
+    if (this.count >= at) {
+      f();
+      return;
+    }
+    this.resumeAt = at;
+    this.resume = f;
   }
 
   until(n: number, what: string): Promise<void> {
@@ -100,6 +128,44 @@ class Counter {
       if (this.count >= start + n) this.add();
     });
   }
+}
+
+/**
+ * The MQTT sender's gate: the next message may go only while fewer than {@link MQTT_AHEAD} sent
+ * messages are still to be received (`sentBefore` counts the messages of earlier rounds). Calls
+ * `send()` for each message it lets through, up to `n`, and `done()` after the last; `more()` says
+ * whether the sender has room for another (its own window), and `pump()` is called again when it may.
+ */
+function gatedPump(
+  counter: Counter,
+  sentBefore: number,
+  n: number,
+  more: () => boolean,
+  send: () => void,
+  done: () => void,
+): () => void {
+  let sent = 0;
+  let waiting = false;
+  const pump = (): void => {
+    if (waiting) return;
+    while (sent < n && more()) {
+      if (sentBefore + sent - counter.count >= MQTT_AHEAD) {
+        waiting = true;
+        counter.when(sentBefore + sent - MQTT_AHEAD / 2, () => {
+          waiting = false;
+          pump();
+        });
+        return;
+      }
+      sent++;
+      send();
+    }
+    if (sent === n) {
+      sent++;
+      done();
+    }
+  };
+  return pump;
 }
 
 /** True when something accepts TCP connections at `url`'s host and port. */
@@ -175,16 +241,24 @@ function mqWorkload(kind: 'amqp' | 'mqtt', url: string, perRound: number): Workl
       const sender = mq.queue({ name, role: 'sender' });
       run = async (n) => {
         const received = counter.until(n, `mq ${kind}`);
-        await lastValueFrom(
-          range(0, n).pipe(
-            map(() => BODY),
-            sendEach(sender, { concurrency: window }),
-            ignoreElements(),
-          ),
-          {
-            defaultValue: undefined,
-          },
-        );
+        const sentBefore = counter.count;
+        // AMQP: RabbitMQ holds what the sender is ahead by; MQTT: the gate keeps it under Mosquitto's limit.
+        const bodies =
+          kind === 'amqp'
+            ? range(0, n).pipe(map(() => BODY))
+            : new Observable<Uint8Array>((subscriber) => {
+                gatedPump(
+                  counter,
+                  sentBefore,
+                  n,
+                  () => !subscriber.closed,
+                  () => subscriber.next(BODY),
+                  () => subscriber.complete(),
+                )();
+              });
+        await lastValueFrom(bodies.pipe(sendEach(sender, { concurrency: window }), ignoreElements()), {
+          defaultValue: undefined,
+        });
         await received;
       };
     },
@@ -350,8 +424,9 @@ function directMqtt(url: string, perRound: number): Workload {
       if (client === undefined) throw new Error('direct mqtt: setup did not run');
       const received = counter.until(n, 'direct mqtt');
       const payload = Buffer.from(BODY.buffer, BODY.byteOffset, BODY.byteLength);
+      const sentBefore = counter.count;
       await new Promise<void>((resolve, reject) => {
-        let sent = 0;
+        let inFlight = 0;
         let acked = 0;
         let failed = false;
         const onAck = (err?: Error): void => {
@@ -361,18 +436,22 @@ function directMqtt(url: string, perRound: number): Workload {
             reject(err);
             return;
           }
-          acked++;
-          if (acked === n) resolve();
-          else if (sent < n) {
-            sent++;
-            client.publish(topic, payload, QOS1, onAck);
-          }
+          inFlight--;
+          if (++acked === n) resolve();
+          else pump();
         };
-        const first = Math.min(n, MQTT_WINDOW);
-        for (; sent < first; ) {
-          sent++;
-          client.publish(topic, payload, QOS1, onAck);
-        }
+        const pump = gatedPump(
+          counter,
+          sentBefore,
+          n,
+          () => inFlight < MQTT_WINDOW,
+          () => {
+            inFlight++;
+            client.publish(topic, payload, QOS1, onAck);
+          },
+          () => {},
+        );
+        pump();
       });
       await received;
       return undefined;

@@ -30,8 +30,9 @@ import type { ConnectionObservable, ConnectionState } from '../client/connect.js
 import type { Connection } from '../client/connection.js';
 import { createPublisher, type Publisher } from '../client/publisher.js';
 import { MqError, PublisherError } from '../errors.js';
+import type { PublishOutcome } from '../client/types.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import type { MqBackend, ResolvedQueue } from './backend.js';
+import type { MqBackend, MqSendPath, ResolvedQueue } from './backend.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
 
 /** How the AMQP backend opens its connection (the Node entry's `connect`, bound by the mq entry). */
@@ -112,42 +113,29 @@ class AmqpBackend implements MqBackend {
   }
 
   send(queue: ResolvedQueue, body: Uint8Array, contentType: string | undefined): Observable<void> {
+    const path = this.sender(queue);
     return new Observable<void>((subscriber) => {
-      if (this.closing) {
-        subscriber.error(new MqError('MQ_CLOSED', `mq queue '${queue.name}': the connection was closed`));
-        return;
-      }
-      const properties: BasicProperties =
-        contentType === undefined
-          ? queue.persistent
-            ? PERSISTENT
-            : NO_PROPERTIES
-          : { contentType, ...(queue.persistent ? { deliveryMode: 2 } : {}) };
-      const unicast = queue.pattern === 'unicast';
-      return this.publisher(queue)
-        .publish(unicast ? '' : queue.name, unicast ? queue.name : '', body, properties, {
-          mandatory: unicast && queue.reliable,
-        })
-        .subscribe({
-          next: (outcome) => {
-            if (outcome.status === 'acked' || outcome.status === 'sent') {
-              subscriber.next();
-              subscriber.complete();
-              return;
-            }
-            const why =
-              outcome.status === 'returned'
-                ? `the broker returned it (${outcome.returned.replyCode} ${outcome.returned.replyText})`
-                : 'the broker nacked it';
-            subscriber.error(new MqError('MQ_SEND_FAILED', `mq queue '${queue.name}': ${why}`));
-          },
-          error: (error: unknown) => subscriber.error(sendError(queue, error)),
-        });
+      path.send(body, contentType, (error) => {
+        if (error !== undefined) subscriber.error(error);
+        else {
+          subscriber.next();
+          subscriber.complete();
+        }
+      });
     });
   }
 
+  sender(queue: ResolvedQueue): MqSendPath {
+    return new AmqpSendPath(this, queue);
+  }
+
+  /** @internal For a send path: true once `close()` began. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
   /** The publisher of a sender queue: made on its first send, on a channel of its own. */
-  private publisher(queue: ResolvedQueue): Publisher {
+  publisher(queue: ResolvedQueue): Publisher {
     const key = `${queue.pattern}:${queue.reliable ? 'r' : 'b'}:${queue.name}`;
     let publisher = this.publishers.get(key);
     if (publisher === undefined) {
@@ -218,6 +206,64 @@ class AmqpBackend implements MqBackend {
       return () => ended.unsubscribe();
     });
   }
+}
+
+/**
+ * The send path of one sender queue: its publisher, exchange, routing key and properties worked out
+ * once; each send is a `publishWith` with the caller's callback as its context (nothing allocated per
+ * message but the publish itself).
+ */
+class AmqpSendPath implements MqSendPath {
+  private publisher: Publisher | undefined;
+  private readonly exchange: string;
+  private readonly routingKey: string;
+  private readonly mandatory: boolean;
+  private readonly properties: BasicProperties;
+
+  constructor(
+    private readonly backend: AmqpBackend,
+    private readonly queue: ResolvedQueue,
+  ) {
+    const unicast = queue.pattern === 'unicast';
+    this.exchange = unicast ? '' : queue.name;
+    this.routingKey = unicast ? queue.name : '';
+    this.mandatory = unicast && queue.reliable;
+    this.properties = queue.persistent ? PERSISTENT : NO_PROPERTIES;
+  }
+
+  send(body: Uint8Array, contentType: string | undefined, done: (error: Error | undefined) => void): void {
+    const queue = this.queue;
+    if (this.backend.isClosing) {
+      done(new MqError('MQ_CLOSED', `mq queue '${queue.name}': the connection was closed`));
+      return;
+    }
+    this.publisher ??= this.backend.publisher(queue);
+    const properties =
+      contentType === undefined
+        ? this.properties
+        : { contentType, ...(queue.persistent ? { deliveryMode: 2 as const } : {}) };
+    this.publisher.publishWith(this.exchange, this.routingKey, body, properties, this.mandatory, done, this.finish);
+  }
+
+  /** The outcome of one publish, to its caller's callback (the publish's context): one per path. */
+  private readonly finish = (
+    done: (error: Error | undefined) => void,
+    outcome: PublishOutcome | undefined,
+    error?: Error,
+  ): void => {
+    if (error !== undefined) done(sendError(this.queue, error));
+    else if (outcome === undefined || outcome.status === 'acked' || outcome.status === 'sent') done(undefined);
+    else done(outcomeError(this.queue, outcome));
+  };
+}
+
+/** A nacked or returned publish as the mq layer reports it. */
+function outcomeError(queue: ResolvedQueue, outcome: PublishOutcome): MqError {
+  const why =
+    outcome.status === 'returned'
+      ? `the broker returned it (${outcome.returned.replyCode} ${outcome.returned.replyText})`
+      : 'the broker nacked it';
+  return new MqError('MQ_SEND_FAILED', `mq queue '${queue.name}': ${why}`);
 }
 
 const NO_PROPERTIES: BasicProperties = Object.freeze({});

@@ -44,4 +44,15 @@ export interface MqBackend {
   receive(queue: ResolvedQueue): Observable<MqMessage>;
   /** Closes the connection when subscribed: emits once closed, then completes. */
   close(): Observable<void>;
+  /**
+   * Optional fast path of `send`: the send path of one sender queue, made once, whose sends report
+   * by callback (no Observable per message). `sendEach` and `MqQueue.send` use it when present.
+   */
+  sender?(queue: ResolvedQueue): MqSendPath;
+}
+
+/** A sender queue's send path, as a backend's `sender` makes it. */
+export interface MqSendPath {
+  /** Sends one message; `done` is called once, with an `MqError` when it was not taken. */
+  send(body: Uint8Array, contentType: string | undefined, done: (error: Error | undefined) => void): void;
 }

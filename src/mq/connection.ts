@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { mergeMap, Observable, type OperatorFunction, share } from 'rxjs';
+import { Observable, type OperatorFunction, share } from 'rxjs';
 import { redactUrl } from '../config/url.js';
 import { ConfigurationError, MqError } from '../errors.js';
 import { utf8Encode } from '../protocol/bytes.js';
-import type { MqBackend, ResolvedQueue } from './backend.js';
+import type { MqBackend, MqSendPath, ResolvedQueue } from './backend.js';
 import type {
   MqBackendKind,
   MqConnectOptions,
@@ -139,6 +139,8 @@ export class MqConnection {
  */
 export class MqQueue {
   private shared: Observable<MqMessage> | undefined;
+  /** The backend's send path for this queue, when it has one (made with the first send). */
+  private path: MqSendPath | undefined;
 
   /** @internal Made by `MqConnection.queue`. */
   constructor(
@@ -185,7 +187,34 @@ export class MqQueue {
       );
     }
     const body = typeof payload === 'string' ? utf8Encode(payload) : payload;
-    return this.backend.send(this.resolved, body, options.contentType);
+    const contentType = options.contentType;
+    if (this.backend.sender === undefined) return this.backend.send(this.resolved, body, contentType);
+    return new Observable<void>((subscriber) => {
+      this.sendWith(body, contentType, (error) => {
+        if (error !== undefined) subscriber.error(error);
+        else {
+          subscriber.next();
+          subscriber.complete();
+        }
+      });
+    });
+  }
+
+  /**
+   * @internal Sends one message and calls `done` once (with the error when it was not taken): the
+   * callback path of `send` and `sendEach`. The queue must be a sender.
+   */
+  sendWith(body: Uint8Array, contentType: string | undefined, done: (error: Error | undefined) => void): void {
+    const backend = this.backend;
+    if (backend.sender === undefined) {
+      backend.send(this.resolved, body, contentType).subscribe({
+        error: (e: unknown) => done(e instanceof Error ? e : new Error(String(e))),
+        complete: () => done(undefined),
+      });
+      return;
+    }
+    this.path ??= backend.sender(this.resolved);
+    this.path.send(body, contentType, done);
   }
 
   /**
@@ -220,28 +249,98 @@ export class MqQueue {
  * from(lines).pipe(sendEach(jobs, { concurrency: 100 })).subscribe({ complete: () => console.log('all sent') });
  * ```
  */
-export function sendEach<
-  T extends MqPayload | { readonly payload: MqPayload; readonly contentType?: string },
->(queue: MqQueue, options: { readonly concurrency?: number } = {}): OperatorFunction<T, T> {
+export function sendEach<T extends MqPayload | { readonly payload: MqPayload; readonly contentType?: string }>(
+  queue: MqQueue,
+  options: { readonly concurrency?: number } = {},
+): OperatorFunction<T, T> {
   const concurrency = options.concurrency ?? 100;
   if (!(concurrency >= 1) || (!Number.isInteger(concurrency) && concurrency !== Infinity)) {
     throw new ConfigurationError(`sendEach: concurrency must be a positive integer, got ${concurrency}`);
   }
-  return mergeMap((item: T) => {
-    const sent =
-      typeof item === 'string' || item instanceof Uint8Array
-        ? queue.send(item)
-        : queue.send(item.payload, item.contentType === undefined ? {} : { contentType: item.contentType });
-    return new Observable<T>((subscriber) =>
-      sent.subscribe({
-        error: (e: unknown) => subscriber.error(e),
-        complete: () => {
+  return (source) =>
+    new Observable<T>((subscriber) => {
+      if (queue.role !== 'sender') {
+        subscriber.error(
+          new MqError('MQ_NOT_A_SENDER', `mq queue '${queue.name}' is a receiver: it cannot send`),
+        );
+        return undefined;
+      }
+      // A hand-made window (mergeMap's buffer costs a shift per item and an Observable per send): the
+      // items beyond `concurrency` wait in an array read from a moving head.
+      let waiting: T[] = [];
+      let head = 0;
+      let inFlight = 0;
+      let sourceDone = false;
+      let over = false;
+      let pumping = false;
+      let again = false;
+      const start = (item: T): void => {
+        inFlight++;
+        const payload = typeof item === 'string' || item instanceof Uint8Array ? item : item.payload;
+        const contentType =
+          typeof item === 'string' || item instanceof Uint8Array ? undefined : item.contentType;
+        const body = typeof payload === 'string' ? utf8Encode(payload) : payload;
+        queue.sendWith(body, contentType, (error) => {
+          inFlight--;
+          if (over) return;
+          if (error !== undefined) {
+            over = true;
+            subscriber.error(error);
+            return;
+          }
           subscriber.next(item);
+          pump();
+        });
+      };
+      const pump = (): void => {
+        // Sends that complete at once (best effort) call back into here: the outer loop goes on.
+        if (pumping) {
+          again = true;
+          return;
+        }
+        pumping = true;
+        do {
+          again = false;
+          while (!over && inFlight < concurrency && head < waiting.length) {
+            const item = waiting[head]!;
+            waiting[head++] = undefined as never;
+            start(item);
+          }
+        } while (again && !over);
+        pumping = false;
+        if (head === waiting.length && head > 0) {
+          waiting = [];
+          head = 0;
+        } else if (head > 1024 && head * 2 > waiting.length) {
+          waiting = waiting.slice(head);
+          head = 0;
+        }
+        if (!over && sourceDone && inFlight === 0 && head === waiting.length) {
+          over = true;
           subscriber.complete();
+        }
+      };
+      const subscription = source.subscribe({
+        next: (item) => {
+          if (over) return;
+          if (inFlight < concurrency && head === waiting.length && !pumping) start(item);
+          else waiting.push(item);
         },
-      }),
-    );
-  }, concurrency);
+        error: (error: unknown) => {
+          if (over) return;
+          over = true;
+          subscriber.error(error);
+        },
+        complete: () => {
+          sourceDone = true;
+          pump();
+        },
+      });
+      return () => {
+        over = true;
+        subscription.unsubscribe();
+      };
+    });
 }
 
 /**

@@ -103,6 +103,8 @@ import { type RetryPolicy, retryPolicy } from '../recovery/retry-policy.js';
 import type { MqBackend, ResolvedQueue } from './backend.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
 
+/** What the handleMessage hook answers a QoS 1 packet with, so that mqtt.js sends no PUBACK: one for all. */
+const ACKNOWLEDGED_BY_THE_APPLICATION = new Error('acknowledged by the application');
 const DEFAULT_KEEPALIVE = 30;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 const DEFAULT_SESSION_EXPIRY = 3600;
@@ -703,7 +705,7 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
     // QoS 1: no PUBACK from mqtt.js (an error here makes it skip the PUBACK and go on with the next
     // packet); the backend sends it when the message is settled.
     c.handleMessage = (packet, callback) => {
-      if (packet.qos === 1) callback(new Error('acknowledged by the application'));
+      if (packet.qos === 1) callback(ACKNOWLEDGED_BY_THE_APPLICATION);
       else callback();
     };
     c.on('connect', (connack) => guard(() => onConnect(connack)));

@@ -29,8 +29,8 @@ import type { Channel } from '../client/channel.js';
 import type { ConnectionObservable, ConnectionState } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { createPublisher, type Publisher } from '../client/publisher.js';
-import { MqError, PublisherError } from '../errors.js';
 import type { PublishOutcome } from '../client/types.js';
+import { MqError, PublisherError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import type { MqBackend, MqSendPath, ResolvedQueue } from './backend.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
@@ -242,7 +242,15 @@ class AmqpSendPath implements MqSendPath {
       contentType === undefined
         ? this.properties
         : { contentType, ...(queue.persistent ? { deliveryMode: 2 as const } : {}) };
-    this.publisher.publishWith(this.exchange, this.routingKey, body, properties, this.mandatory, done, this.finish);
+    this.publisher.publishWith(
+      this.exchange,
+      this.routingKey,
+      body,
+      properties,
+      this.mandatory,
+      done,
+      this.finish,
+    );
   }
 
   /** The outcome of one publish, to its caller's callback (the publish's context): one per path. */
@@ -252,7 +260,8 @@ class AmqpSendPath implements MqSendPath {
     error?: Error,
   ): void => {
     if (error !== undefined) done(sendError(this.queue, error));
-    else if (outcome === undefined || outcome.status === 'acked' || outcome.status === 'sent') done(undefined);
+    else if (outcome === undefined || outcome.status === 'acked' || outcome.status === 'sent')
+      done(undefined);
     else done(outcomeError(this.queue, outcome));
   };
 }

@@ -204,7 +204,11 @@ export class MqQueue {
    * @internal Sends one message and calls `done` once (with the error when it was not taken): the
    * callback path of `send` and `sendEach`. The queue must be a sender.
    */
-  sendWith(body: Uint8Array, contentType: string | undefined, done: (error: Error | undefined) => void): void {
+  sendWith(
+    body: Uint8Array,
+    contentType: string | undefined,
+    done: (error: Error | undefined) => void,
+  ): void {
     const backend = this.backend;
     if (backend.sender === undefined) {
       backend.send(this.resolved, body, contentType).subscribe({
@@ -249,10 +253,9 @@ export class MqQueue {
  * from(lines).pipe(sendEach(jobs, { concurrency: 100 })).subscribe({ complete: () => console.log('all sent') });
  * ```
  */
-export function sendEach<T extends MqPayload | { readonly payload: MqPayload; readonly contentType?: string }>(
-  queue: MqQueue,
-  options: { readonly concurrency?: number } = {},
-): OperatorFunction<T, T> {
+export function sendEach<
+  T extends MqPayload | { readonly payload: MqPayload; readonly contentType?: string },
+>(queue: MqQueue, options: { readonly concurrency?: number } = {}): OperatorFunction<T, T> {
   const concurrency = options.concurrency ?? 100;
   if (!(concurrency >= 1) || (!Number.isInteger(concurrency) && concurrency !== Infinity)) {
     throw new ConfigurationError(`sendEach: concurrency must be a positive integer, got ${concurrency}`);

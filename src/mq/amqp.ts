@@ -32,7 +32,7 @@ import { createPublisher, type Publisher } from '../client/publisher.js';
 import type { PublishOutcome } from '../client/types.js';
 import { MqError, PublisherError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import type { MqBackend, MqSendPath, ResolvedQueue } from './backend.js';
+import { type MqBackend, type MqSendPath, type ResolvedQueue, sendObservable } from './backend.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
 
 /** How the AMQP backend opens its connection (the Node entry's `connect`, bound by the mq entry). */
@@ -113,16 +113,7 @@ class AmqpBackend implements MqBackend {
   }
 
   send(queue: ResolvedQueue, body: Uint8Array, contentType: string | undefined): Observable<void> {
-    const path = this.sender(queue);
-    return new Observable<void>((subscriber) => {
-      path.send(body, contentType, (error) => {
-        if (error !== undefined) subscriber.error(error);
-        else {
-          subscriber.next();
-          subscriber.complete();
-        }
-      });
-    });
+    return sendObservable(this.sender(queue), body, contentType);
   }
 
   sender(queue: ResolvedQueue): MqSendPath {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Observable } from 'rxjs';
+import { Observable } from 'rxjs';
 import type { MqBackendKind, MqMessage, MqStatus } from './types.js';
 
 /** A queue with its options resolved (defaults applied, validated). */
@@ -55,4 +55,21 @@ export interface MqBackend {
 export interface MqSendPath {
   /** Sends one message; `done` is called once, with an `MqError` when it was not taken. */
   send(body: Uint8Array, contentType: string | undefined, done: (error: Error | undefined) => void): void;
+}
+
+/** One send of a send path as an Observable: emits once the message was taken, then completes. */
+export function sendObservable(
+  path: MqSendPath,
+  body: Uint8Array,
+  contentType: string | undefined,
+): Observable<void> {
+  return new Observable<void>((subscriber) => {
+    path.send(body, contentType, (error) => {
+      if (error !== undefined) subscriber.error(error);
+      else {
+        subscriber.next();
+        subscriber.complete();
+      }
+    });
+  });
 }

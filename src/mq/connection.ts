@@ -8,7 +8,7 @@ import { Observable, type OperatorFunction, share } from 'rxjs';
 import { redactUrl } from '../config/url.js';
 import { ConfigurationError, MqError } from '../errors.js';
 import { utf8Encode } from '../protocol/bytes.js';
-import type { MqBackend, MqSendPath, ResolvedQueue } from './backend.js';
+import { type MqBackend, type MqSendPath, type ResolvedQueue, sendObservable } from './backend.js';
 import type {
   MqBackendKind,
   MqConnectOptions,
@@ -188,16 +188,10 @@ export class MqQueue {
     }
     const body = typeof payload === 'string' ? utf8Encode(payload) : payload;
     const contentType = options.contentType;
-    if (this.backend.sender === undefined) return this.backend.send(this.resolved, body, contentType);
-    return new Observable<void>((subscriber) => {
-      this.sendWith(body, contentType, (error) => {
-        if (error !== undefined) subscriber.error(error);
-        else {
-          subscriber.next();
-          subscriber.complete();
-        }
-      });
-    });
+    const backend = this.backend;
+    if (backend.sender === undefined) return backend.send(this.resolved, body, contentType);
+    this.path ??= backend.sender(this.resolved);
+    return sendObservable(this.path, body, contentType);
   }
 
   /**

@@ -3,7 +3,6 @@
  * (MQTT_PORT to change it), with a TCP proxy between client and broker to lose connections.
  */
 import { randomBytes } from 'node:crypto';
-import { createConnection } from 'node:net';
 import {
   filter,
   firstValueFrom,
@@ -19,26 +18,15 @@ import type { MqBackend, ResolvedQueue } from '../../src/mq/backend.js';
 import { createMqttBackend } from '../../src/mq/mqtt.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from '../../src/mq/types.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { MQTT_HOST, MQTT_PORT, mqttUrl } from './support.js';
 
-const HOST = '127.0.0.1';
-const PORT = Number(process.env.MQTT_PORT ?? 1883);
+const HOST = MQTT_HOST;
+const PORT = MQTT_PORT;
 const URL_ = `mqtt://${HOST}:${PORT}`;
 
 /** Fails (never skips) with instructions when Mosquitto is not there. */
 async function requireBroker(): Promise<void> {
-  const up = await new Promise<boolean>((resolve) => {
-    const socket = createConnection({ host: HOST, port: PORT });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-  if (!up) {
-    throw new Error(
-      `no MQTT broker on ${HOST}:${PORT}: start Mosquitto with 'mosquitto -d -c /etc/mosquitto/mosquitto.conf' (anonymous access on 127.0.0.1:1883), or set MQTT_PORT`,
-    );
-  }
+  await mqttUrl();
 }
 
 const backends: MqBackend[] = [];

@@ -12,6 +12,7 @@ import { resolveOptions } from '../config/resolve-options.js';
 import type { ConnectionCore } from '../core/connection-core.js';
 import { type ConnectionState, Supervisor } from '../core/supervisor.js';
 import { ConfigurationError } from '../errors.js';
+import { debugLine } from '../util/runtime.js';
 import { Connection, keepFirst } from './connection.js';
 import { checkDrainOptions, type DrainOptions, type DrainProgress } from './drain.js';
 
@@ -124,13 +125,7 @@ export class ConnectionObservable extends Observable<Connection> {
       }
       const debug = resolved.debug;
       const report = (state: ConnectionState) => {
-        if (debug !== undefined) {
-          try {
-            debug(describeState(state));
-          } catch {
-            // a logger that throws must not break the connection
-          }
-        }
+        if (debug !== undefined) debugLine(debug, describeState(state));
         this.states.next(state);
       };
       for (const g of this.groups) if (g.isOver) this.groups.delete(g);

@@ -217,7 +217,7 @@ export class Connection {
    * (the Observable completes, no fresh channel), with or without recovery.
    */
   private replacesChannel(error: ChannelClosedError): boolean {
-    return (this.core.options.recovery !== undefined || this.core.draining) && isConsumerTimeout(error);
+    return (this.core.recovers || this.core.draining) && isConsumerTimeout(error);
   }
 
   /**

@@ -36,8 +36,11 @@ export interface UnclaimedDelivery {
   readonly requeued: boolean;
 }
 
-/** RabbitMQ's direct reply-to pseudo-queue, which a drain leaves consuming (see `Consumers.drain`). */
-const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+/**
+ * @internal RabbitMQ's direct reply-to pseudo-queue: what requests name as `replyTo` and consume their
+ * replies from, and what a drain leaves consuming (see `Consumers.drain`).
+ */
+export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
 /** @internal Ends a one-shot operation that failed (completing it when recovery replaces the connection). */
 export interface OperationFailer {
@@ -58,8 +61,6 @@ interface ConsumerSink extends Settler {
   cancelled(): void;
   /** The channel ended (error undefined: the client closed it). */
   ended(error: Error | undefined): void;
-  /** Its deliveries can no longer be settled. */
-  lose(): void;
 }
 
 /** @internal */
@@ -109,10 +110,9 @@ export class Consumers {
     const noAck = options.noAck ?? false;
     const crossing: CrossingSettlement = noAck ? 'none' : isStreamConsume(options) ? 'ack' : 'nack';
     const run = new ConsumerRun(this, this.core, queue, crossing, host);
-    const observer = host;
     if (this.refuses(queue)) {
       run.stopped = true;
-      observer.error(new DrainingError(`consume('${queue}') while the connection drains`));
+      host.error(new DrainingError(`consume('${queue}') while the connection drains`));
       return run;
     }
     // Both go out with the flush that ends this turn: a consumer unsubscribed in the turn it was
@@ -264,9 +264,9 @@ export class Consumers {
     const watched = this.watched === undefined ? [] : [...this.watched];
     this.watched = undefined;
     for (const run of watched) run.lose();
+    // (A consumer nobody watches needs no telling: `watch` refuses once the channel is not open.)
     const sinks = this.sinks === undefined ? [] : [...this.sinks.values()];
     this.sinks?.clear();
-    for (const sink of sinks) sink.lose();
     for (const sink of sinks) sink.ended(error);
   }
 

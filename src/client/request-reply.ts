@@ -7,6 +7,7 @@
 import { Observable, type Subscriber, type Subscription, timeout } from 'rxjs';
 import { utf8Encode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
+import { DIRECT_REPLY_TO } from './consumers.js';
 import type { Delivery } from './delivery.js';
 import type { PublishCallback, PublishHandle } from './interfaces.js';
 
@@ -80,8 +81,8 @@ export class RequestReply {
         routingKey,
         bytes,
         expiration === undefined
-          ? { ...properties, replyTo: 'amq.rabbitmq.reply-to', correlationId }
-          : { ...properties, replyTo: 'amq.rabbitmq.reply-to', correlationId, expiration },
+          ? { ...properties, replyTo: DIRECT_REPLY_TO, correlationId }
+          : { ...properties, replyTo: DIRECT_REPLY_TO, correlationId, expiration },
         mandatory,
         subscriber,
         publishFailed,
@@ -103,7 +104,7 @@ export class RequestReply {
       this.requests.clear();
       for (const subscriber of pending) subscriber.error(error);
     };
-    this.replyConsumer = this.host.consume('amq.rabbitmq.reply-to', { noAck: true }).subscribe({
+    this.replyConsumer = this.host.consume(DIRECT_REPLY_TO, { noAck: true }).subscribe({
       next: (reply) => {
         const id = reply.properties.correlationId;
         const subscriber = id === undefined ? undefined : this.requests.get(id);

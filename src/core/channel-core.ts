@@ -239,7 +239,7 @@ export class ChannelCore implements ChannelEndpoint {
 
   /** True when the connection recovers (the `recovery` option): consumer timeouts are recovered too. */
   get recovers(): boolean {
-    return this.connection.options.recovery !== undefined;
+    return this.connection.recovers;
   }
 
   /**

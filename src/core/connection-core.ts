@@ -33,7 +33,7 @@ import {
   ReplyCode,
 } from '../protocol/generated.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
-import { endOfTurn, microtask, rearm, type Timer, uncaught, unrefTimer } from '../util/runtime.js';
+import { debugLine, endOfTurn, microtask, rearm, type Timer, uncaught, unrefTimer } from '../util/runtime.js';
 
 /**
  * Encoded bytes waiting for the end of the turn past which a publish writes them at once: large enough
@@ -398,13 +398,12 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
   /** A line (`rxamqp: ...`) for the `debug` option, if set; a logger that throws is ignored. */
   debug(line: string): void {
-    const debug = this.options.debug;
-    if (debug === undefined) return;
-    try {
-      debug(`rxamqp: ${line}`);
-    } catch {
-      // a logger that throws must not break the connection
-    }
+    if (this.options.debug !== undefined) debugLine(this.options.debug, `rxamqp: ${line}`);
+  }
+
+  /** True when the connection recovers (the `recovery` option): consumer timeouts are recovered too. */
+  get recovers(): boolean {
+    return this.options.recovery !== undefined;
   }
 
   /**

@@ -147,11 +147,7 @@ class AmqpBackend implements MqBackend {
   }
 
   receive(queue: ResolvedQueue): Observable<MqMessage> {
-    if (this.closing) {
-      return new Observable<MqMessage>((s) =>
-        s.error(new MqError('MQ_CLOSED', `mq queue '${queue.name}': the connection was closed`)),
-      );
-    }
+    if (this.closing) return new Observable<MqMessage>((s) => s.error(closedError(queue)));
     const noAck = !queue.reliable;
     return this.connection$.pipe(
       takeUntil(this.closing$),
@@ -180,18 +176,17 @@ class AmqpBackend implements MqBackend {
         this.status.next('closing');
         // The publishers first (a reliable one waits for the confirms of what it published), then the
         // receivers (their streams complete), then the connection.
-        let left = this.publishers.size;
-        const release = (): void => {
-          if (--left > 0) return;
+        const endConnection = (): void => {
           this.closing$.next();
           this.keep.unsubscribe();
         };
-        if (left === 0) {
-          left = 1;
-          release();
-        }
+        let left = this.publishers.size;
+        if (left === 0) endConnection();
+        const closed = (): void => {
+          if (--left === 0) endConnection();
+        };
         for (const publisher of this.publishers.values()) {
-          publisher.close().subscribe({ complete: release, error: release });
+          publisher.close().subscribe({ complete: closed, error: closed });
         }
       }
       return () => ended.unsubscribe();
@@ -225,7 +220,7 @@ class AmqpSendPath implements MqSendPath {
   send(body: Uint8Array, contentType: string | undefined, done: (error: Error | undefined) => void): void {
     const queue = this.queue;
     if (this.backend.isClosing) {
-      done(new MqError('MQ_CLOSED', `mq queue '${queue.name}': the connection was closed`));
+      done(closedError(queue));
       return;
     }
     this.publisher ??= this.backend.publisher(queue);
@@ -292,6 +287,15 @@ function declareForReceive(ch: Channel, queue: ResolvedQueue): Observable<string
   );
 }
 
+/** A queue's send or receive after its connection was closed (by `close()`, or by a closing publisher). */
+function closedError(queue: ResolvedQueue, cause?: unknown): MqError {
+  return new MqError(
+    'MQ_CLOSED',
+    `mq queue '${queue.name}': the connection was closed`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
 /** A publisher's failure as the mq layer reports it. */
 function sendError(queue: ResolvedQueue, error: unknown): MqError {
   if (error instanceof MqError) return error;
@@ -299,7 +303,7 @@ function sendError(queue: ResolvedQueue, error: unknown): MqError {
     error instanceof PublisherError &&
     (error.code === 'PUBLISHER_CLOSED' || error.code === 'CONNECTION_ENDED')
   ) {
-    return new MqError('MQ_CLOSED', `mq queue '${queue.name}': the connection was closed`, { cause: error });
+    return closedError(queue, error);
   }
   const reason = error instanceof Error ? error.message : String(error);
   return new MqError('MQ_SEND_FAILED', `mq queue '${queue.name}': not sent: ${reason}`, { cause: error });

@@ -181,12 +181,8 @@ export class MqQueue {
    * ```
    */
   send(payload: MqPayload, options: MqSendOptions = {}): Observable<void> {
-    if (this.resolved.role !== 'sender') {
-      return failed(
-        new MqError('MQ_NOT_A_SENDER', `mq queue '${this.resolved.name}' is a receiver: it cannot send`),
-      );
-    }
-    const body = typeof payload === 'string' ? utf8Encode(payload) : payload;
+    if (this.resolved.role !== 'sender') return failed(notASender(this.resolved.name));
+    const body = bodyOf(payload);
     const contentType = options.contentType;
     const backend = this.backend;
     if (backend.sender === undefined) return backend.send(this.resolved, body, contentType);
@@ -257,9 +253,7 @@ export function sendEach<
   return (source) =>
     new Observable<T>((subscriber) => {
       if (queue.role !== 'sender') {
-        subscriber.error(
-          new MqError('MQ_NOT_A_SENDER', `mq queue '${queue.name}' is a receiver: it cannot send`),
-        );
+        subscriber.error(notASender(queue.name));
         return undefined;
       }
       // A hand-made window (mergeMap's buffer costs a shift per item and an Observable per send): the
@@ -273,11 +267,8 @@ export function sendEach<
       let again = false;
       const start = (item: T): void => {
         inFlight++;
-        const payload = typeof item === 'string' || item instanceof Uint8Array ? item : item.payload;
-        const contentType =
-          typeof item === 'string' || item instanceof Uint8Array ? undefined : item.contentType;
-        const body = typeof payload === 'string' ? utf8Encode(payload) : payload;
-        queue.sendWith(body, contentType, (error) => {
+        const bare = typeof item === 'string' || item instanceof Uint8Array;
+        queue.sendWith(bodyOf(bare ? item : item.payload), bare ? undefined : item.contentType, (error) => {
           inFlight--;
           if (over) return;
           if (error !== undefined) {
@@ -429,6 +420,15 @@ export function resolveQueue(options: MqQueueOptions): ResolvedQueue {
     );
   }
   return { name, role, pattern, reliable, prefetch, persistent, qos, group };
+}
+
+/** A payload's bytes: a string is sent as UTF-8. */
+function bodyOf(payload: MqPayload): Uint8Array {
+  return typeof payload === 'string' ? utf8Encode(payload) : payload;
+}
+
+function notASender(name: string): MqError {
+  return new MqError('MQ_NOT_A_SENDER', `mq queue '${name}' is a receiver: it cannot send`);
 }
 
 function failed<T>(error: Error): Observable<T> {

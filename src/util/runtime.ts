@@ -91,3 +91,16 @@ export const uncaught = {
     }, 0);
   },
 };
+
+/**
+ * Writes a line to the `debug` option's logger, if there is one; a logger that throws must not break
+ * the connection, so what it throws is ignored.
+ */
+export function debugLine(debug: ((line: string) => void) | undefined, line: string): void {
+  if (debug === undefined) return;
+  try {
+    debug(line);
+  } catch {
+    // a logger that throws must not break the connection
+  }
+}

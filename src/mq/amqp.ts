@@ -30,7 +30,7 @@ import type { ConnectionObservable, ConnectionState } from '../client/connect.js
 import type { Connection } from '../client/connection.js';
 import { createPublisher, type Publisher } from '../client/publisher.js';
 import type { PublishOutcome } from '../client/types.js';
-import { MqError, PublisherError } from '../errors.js';
+import { ConfigurationError, MqError, PublisherError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import { type MqBackend, type MqSendPath, type ResolvedQueue, sendObservable } from './backend.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
@@ -74,8 +74,17 @@ class AmqpBackend implements MqBackend {
       shared: true,
     });
     this.connection$.state$.subscribe((state) => this.track(state));
-    // Held for the backend's life: the connection (and its recovery) lives as long as this.
-    this.keep = this.connection$.subscribe({ error: () => {} });
+    // Held for the backend's life: the connection (and its recovery) lives as long as this. Invalid
+    // options fail at once, when subscribed: they are thrown to `connectMq`'s caller.
+    let invalid: ConfigurationError | undefined;
+    let made = false;
+    this.keep = this.connection$.subscribe({
+      error: (e: unknown) => {
+        if (!made && e instanceof ConfigurationError) invalid = e;
+      },
+    });
+    made = true;
+    if (invalid !== undefined) throw invalid;
   }
 
   /** Maps rxamqp's connection states to general-mq's. */

@@ -371,6 +371,29 @@ function checkConnectOptions(options: MqConnectOptions): void {
   if (options.name !== undefined && typeof options.name !== 'string') {
     throw new ConfigurationError('connectMq: name must be a string');
   }
+  const mqtt: unknown = options.mqtt;
+  if (mqtt === undefined) return;
+  if (typeof mqtt !== 'object' || mqtt === null)
+    throw new ConfigurationError('connectMq: mqtt must be an object');
+  const m = mqtt as Record<string, unknown>;
+  const whole = (key: string, min: number, max: number): void => {
+    const v = m[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+      throw new ConfigurationError(`connectMq: mqtt.${key} must be an integer from ${min} to ${max}`);
+    }
+  };
+  whole('keepalive', 0, 65535);
+  whole('connectTimeout', 1, 2_147_483_647);
+  whole('sessionExpiry', 0, 4_294_967_295);
+  for (const key of ['clientId', 'username', 'password']) {
+    const v = m[key];
+    // The value is never shown: a password must not appear in an error.
+    if (v !== undefined && (typeof v !== 'string' || (key === 'clientId' && v === ''))) {
+      throw new ConfigurationError(
+        `connectMq: mqtt.${key} must be a${key === 'clientId' ? ' non-empty' : ''} string`,
+      );
+    }
+  }
 }
 
 /** Validates a queue's options and fills in the defaults. */

@@ -7,6 +7,7 @@ import { marbles } from 'rxjs-marbles/jest';
 import { ConfigurationError } from '../../src/errors.js';
 import { createAmqpBackend } from '../../src/mq/amqp.js';
 import { backendOf, resolveQueue } from '../../src/mq/connection.js';
+import { connectMq } from '../../src/mq/index.js';
 import { marbleKit } from '../../src/testing/index.js';
 
 describe('the AMQP backend status stream', () => {
@@ -110,6 +111,34 @@ describe('the options of a queue, resolved for the backends', () => {
     ]) {
       expect(() => resolveQueue(bad as never)).toThrow(ConfigurationError);
     }
+  });
+
+  it('refuses bad connection options with a ConfigurationError that shows no password', () => {
+    const url = 'mqtt://user:s3cret-pw@127.0.0.1:1';
+    for (const mqtt of [
+      { keepalive: -1 },
+      { keepalive: 1.5 },
+      { connectTimeout: 0 },
+      { sessionExpiry: 'x' },
+      { clientId: '' },
+      { password: 42 },
+    ]) {
+      let error: unknown;
+      try {
+        connectMq(url, { mqtt: mqtt as never });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(String(error)).not.toContain('s3cret');
+    }
+    // AMQP options are checked by rxamqp's own resolution, at once.
+    expect(() => connectMq('amqp://user:s3cret-pw@127.0.0.1:1', { amqp: { heartbeat: -5 } })).toThrow(
+      ConfigurationError,
+    );
+    expect(() => connectMq('amqp://user:s3cret-pw@127.0.0.1:1', { amqp: { heartbeat: -5 } })).not.toThrow(
+      /s3cret/,
+    );
   });
 
   it('picks the backend by the URL scheme', () => {

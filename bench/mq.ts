@@ -12,13 +12,13 @@
  *   mandatory messages through `publishConfirmed(publisher, { window: 1000 })` on a
  *   `createPublisher(connection$, { confirm: true, republish: true, whileDisconnected: 'buffer' })`
  *   (the publisher the mq sender publishes on). So the difference is the mq layer alone: the facade,
- *   one Observable per send and `sendEach`'s `mergeMap`, and the receiver's mapping.
+ *   `sendEach`'s window over the backend's send path, and the receiver's mapping.
  * - `mq mqtt` (`rxamqp/mq`): `connectMq(MQTT_URL)` (one mqtt.js client for both queues), the same
  *   queues at QoS 1, `sendEach` with a concurrency of 20.
- * - `direct mqtt` (`mqtt.js`): two mqtt.js clients with the backend's options (MQTT 5, `clean: false`,
- *   session expiry 3600 s, no automatic reconnect, ended with session expiry 0): the receiver subscribed
- *   at QoS 1 to `$share/rxamqp/<topic>` (mqtt.js sends the PUBACK after the message handler), the
- *   sender publishing N at QoS 1 with at most 20 awaiting their PUBACK.
+ * - `direct mqtt` (`mqtt.js`): one mqtt.js client with the backend's options (MQTT 5, `clean: false`,
+ *   session expiry 3600 s, no automatic reconnect, ended with session expiry 0), as the mq connection
+ *   is one client: subscribed at QoS 1 to `$share/rxamqp/<topic>` (mqtt.js sends the PUBACK after the
+ *   message handler) and publishing N at QoS 1 with at most 20 awaiting their PUBACK.
  *
  * MQTT's window is 20 on both sides: Mosquitto advertises a receive maximum of 20 in its CONNACK (its
  * `max_inflight_messages`, which also bounds the unacknowledged messages it sends a client: MQTT's
@@ -393,35 +393,33 @@ function endClient(client: MqttClient): Promise<void> {
   });
 }
 
-/** mqtt.js directly: a receiver client on a shared subscription, a sender client with a window. */
+/** mqtt.js directly: one client, subscribed on a shared subscription and publishing with a window. */
 function directMqtt(url: string, perRound: number): Workload {
   const counter = new Counter();
-  let receiver: MqttClient | undefined;
-  let sender: MqttClient | undefined;
+  let client: MqttClient | undefined;
   let topic = '';
   return {
     name: 'direct mqtt',
     client: 'mqtt.js',
     unit: 'message',
-    params: { backend: 'mqtt', bodyBytes: BODY.length, window: MQTT_WINDOW, qos: 1, clients: 2 },
+    params: { backend: 'mqtt', bodyBytes: BODY.length, window: MQTT_WINDOW, qos: 1, clients: 1 },
     opsPerRound: perRound,
     async setup() {
       topic = uniqueName('direct-mqtt');
-      receiver = await mqttClient(url, 'receiver');
-      receiver.on('message', () => counter.add());
-      const r = receiver;
+      client = await mqttClient(url, 'direct');
+      client.on('message', () => counter.add());
+      const c = client;
       await new Promise<void>((resolve, reject) => {
-        r.subscribe(`$share/${MQTT_GROUP}/${topic}`, { qos: 1 }, (err, granted) => {
+        c.subscribe(`$share/${MQTT_GROUP}/${topic}`, { qos: 1 }, (err, granted) => {
           if (err) reject(err);
           else if (granted?.[0]?.qos !== 1) reject(new Error(`direct mqtt: granted ${granted?.[0]?.qos}`));
           else resolve();
         });
       });
-      sender = await mqttClient(url, 'sender');
     },
     async run(n) {
-      const client = sender;
-      if (client === undefined) throw new Error('direct mqtt: setup did not run');
+      const c = client;
+      if (c === undefined) throw new Error('direct mqtt: setup did not run');
       const received = counter.until(n, 'direct mqtt');
       const payload = Buffer.from(BODY.buffer, BODY.byteOffset, BODY.byteLength);
       const sentBefore = counter.count;
@@ -447,7 +445,7 @@ function directMqtt(url: string, perRound: number): Workload {
           () => inFlight < MQTT_WINDOW,
           () => {
             inFlight++;
-            client.publish(topic, payload, QOS1, onAck);
+            c.publish(topic, payload, QOS1, onAck);
           },
           () => {},
         );
@@ -457,10 +455,8 @@ function directMqtt(url: string, perRound: number): Workload {
       return undefined;
     },
     async teardown() {
-      const s = sender;
-      const r = receiver;
-      if (s !== undefined) await closeWithin(() => endClient(s));
-      if (r !== undefined) await closeWithin(() => endClient(r));
+      const c = client;
+      if (c !== undefined) await closeWithin(() => endClient(c));
     },
   };
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Observable, type OperatorFunction, share } from 'rxjs';
+import { Observable, type Observer, type OperatorFunction, type Subscriber, type Subscription } from 'rxjs';
 import { redactUrl } from '../config/url.js';
 import { ConfigurationError, MqError } from '../errors.js';
 import { utf8Encode } from '../protocol/bytes.js';
@@ -228,8 +228,83 @@ export class MqQueue {
         new MqError('MQ_NOT_A_RECEIVER', `mq queue '${this.resolved.name}' is a sender: it has no messages`),
       );
     }
-    this.shared ??= this.backend.receive(this.resolved).pipe(share());
+    this.shared ??= new SharedMessages(this.backend.receive(this.resolved));
     return this.shared;
+  }
+}
+
+/**
+ * A hand-made `share()` of a receiver's messages, as `consume()` has one: the first subscriber
+ * subscribes the backend's stream, the last one to leave unsubscribes it, and each message goes to
+ * every subscriber in a plain loop over an array copied on change (this is the path of every message:
+ * no Subject, no closure per message). An error or a completion reaches every subscriber and ends the
+ * run: a later subscriber starts the stream again, as `share()` does.
+ */
+class SharedMessages extends Observable<MqMessage> {
+  private group: Subscriber<MqMessage>[] = [];
+  /** The current subscription of the source, while it has subscribers. */
+  run: SharedRun | undefined;
+
+  constructor(private readonly messages: Observable<MqMessage>) {
+    super(subscribeSharedMessages);
+  }
+
+  add(subscriber: Subscriber<MqMessage>): () => void {
+    this.group = this.group.length === 0 ? [subscriber] : [...this.group, subscriber];
+    if (this.run === undefined) {
+      const run = new SharedRun(this);
+      this.run = run;
+      // When the source ends while it is subscribed, the run is over and this subscription closed.
+      run.subscription = this.messages.subscribe(run);
+    }
+    return () => this.remove(subscriber);
+  }
+
+  deliver(message: MqMessage): void {
+    const subscribers = this.group;
+    for (let i = 0; i < subscribers.length; i++) subscribers[i]!.next(message);
+  }
+
+  /** The run ended: who was subscribed, now none (a later subscriber starts a new run). */
+  end(): Subscriber<MqMessage>[] {
+    const subscribers = this.group;
+    this.group = [];
+    this.run = undefined;
+    return subscribers;
+  }
+
+  private remove(subscriber: Subscriber<MqMessage>): void {
+    if (!this.group.includes(subscriber)) return;
+    this.group = this.group.filter((s) => s !== subscriber);
+    if (this.group.length > 0) return;
+    const run = this.run;
+    this.run = undefined;
+    run?.subscription?.unsubscribe();
+  }
+}
+
+function subscribeSharedMessages(this: Observable<MqMessage>, subscriber: Subscriber<MqMessage>): () => void {
+  return (this as SharedMessages).add(subscriber);
+}
+
+/** One subscription of a {@link SharedMessages}' source: what it emits counts only while it is current. */
+class SharedRun implements Observer<MqMessage> {
+  subscription: Subscription | undefined;
+
+  constructor(private readonly owner: SharedMessages) {}
+
+  next(message: MqMessage): void {
+    if (this.owner.run === this) this.owner.deliver(message);
+  }
+
+  error(error: unknown): void {
+    if (this.owner.run !== this) return;
+    for (const s of this.owner.end()) s.error(error);
+  }
+
+  complete(): void {
+    if (this.owner.run !== this) return;
+    for (const s of this.owner.end()) s.complete();
   }
 }
 

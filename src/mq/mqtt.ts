@@ -39,8 +39,8 @@
  * connection is down is kept by mqtt.js (its outgoing store, which `reconnect()` keeps here) and sent
  * after the reconnect; so is one in flight when the connection was lost (sent again, DUP). QoS 0:
  * completes once mqtt.js wrote it; while down, mqtt.js queues it and writes it after the reconnect.
- * Unsubscribing before completion does not take back a message already handed to mqtt.js: it is sent
- * all the same. After `close()` (or after the retries ran out) a send errors with `MQ_CLOSED`; a send
+ * Unsubscribing before completion does not take back the message: it is sent all the same (once
+ * mqtt.js is loaded, when it was not yet), only its outcome is no longer reported. After `close()` (or after the retries ran out) a send errors with `MQ_CLOSED`; a send
  * still waiting when the backend closes errors with `MQ_SEND_FAILED` (cause `MQ_CLOSED`).
  *
  * ## Receiving
@@ -59,7 +59,9 @@
  * PINGRESP read meanwhile; verified with mqtt 5.16). Instead the `handleMessage` hook answers QoS 1
  * packets with an error, which makes mqtt.js skip its PUBACK and go on at once, and the backend sends
  * the PUBACK itself when the message is settled, through mqtt.js's internal `_sendPacket` (there is
- * no public way to send one later), only on the network connection the message came on:
+ * no public way to send one later), only on the network connection the message came on. A message
+ * acknowledged while it is delivered (a synchronous handler) is the exception: the hook lets mqtt.js
+ * send that PUBACK as it does without the backend, at no extra cost.
  * - `ack()` (and `markSettled()`, since MQTT has no `multiple` acknowledgement to be covered by):
  *   PUBACK, reason 0.
  * - `nack({ requeue: false })` / `reject({ requeue: false })`: PUBACK with reason 0x80 (unspecified
@@ -83,7 +85,7 @@
  *
  * @module
  */
-import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import type { IClientOptions, IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
 import {
   asyncScheduler,
   BehaviorSubject,
@@ -100,7 +102,7 @@ import { DEFAULT_INITIAL_RETRY, DEFAULT_RECONNECT_RETRY } from '../config/resolv
 import { AuthenticationError, ConfigurationError, MqError } from '../errors.js';
 import { utf8Decode } from '../protocol/bytes.js';
 import { type RetryPolicy, retryPolicy } from '../recovery/retry-policy.js';
-import type { MqBackend, ResolvedQueue } from './backend.js';
+import { type MqBackend, type MqSendPath, type ResolvedQueue, sendObservable } from './backend.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
 
 /** What the handleMessage hook answers a QoS 1 packet with, so that mqtt.js sends no PUBACK: one for all. */
@@ -130,21 +132,84 @@ interface MqttInternals {
 /** What the backend does with a settled QoS 1 packet: PUBACK with a reason code, or nothing. */
 type Outcome = number | 'requeue';
 
+/** An item of a {@link Chain}: the chain's links live in the item, so adding and removing allocate nothing. */
+class Linked {
+  /** @internal */ chainPrev: Linked | undefined;
+  /** @internal */ chainNext: Linked | undefined;
+  /** @internal */ chained = false;
+}
+
+/** A set of items in the order they were added, without the hashing and resizing of a `Set`. */
+class Chain<T extends Linked> {
+  private head: Linked | undefined;
+  private tail: Linked | undefined;
+
+  add(item: T): void {
+    if (item.chained) return;
+    item.chained = true;
+    item.chainPrev = this.tail;
+    item.chainNext = undefined;
+    if (this.tail === undefined) this.head = item;
+    else this.tail.chainNext = item;
+    this.tail = item;
+  }
+
+  /** Removes `item`: false when it was not in the chain. */
+  delete(item: T): boolean {
+    if (!item.chained) return false;
+    item.chained = false;
+    const { chainPrev: prev, chainNext: next } = item;
+    if (prev === undefined) this.head = next;
+    else prev.chainNext = next;
+    if (next === undefined) this.tail = prev;
+    else next.chainPrev = prev;
+    item.chainPrev = undefined;
+    item.chainNext = undefined;
+    return true;
+  }
+
+  /** Empties the chain and returns what it held, in order. */
+  drain(): T[] {
+    const items: T[] = [];
+    for (let at = this.head; at !== undefined; ) {
+      const next = at.chainNext;
+      at.chained = false;
+      at.chainPrev = undefined;
+      at.chainNext = undefined;
+      items.push(at as T);
+      at = next;
+    }
+    this.head = undefined;
+    this.tail = undefined;
+    return items;
+  }
+}
+
 /** One QoS 1 packet received on the current network connection, perhaps delivered to several subscribers. */
-class InboundPacket {
+class InboundPacket extends Linked {
   lost = false;
   private outcome: Outcome = 0;
   private remaining = 0;
-  readonly copies: MqttMessage[] = [];
+  /** The copies delivered: the first, then the others (a broadcast filter, or several filters). */
+  private first: MqttMessage | undefined;
+  private others: MqttMessage[] | undefined;
 
   constructor(
     readonly messageId: number,
     readonly generation: number,
     private readonly answer: (packet: InboundPacket, reasonCode: number | undefined) => boolean,
-  ) {}
+  ) {
+    super();
+  }
+
+  /** How many copies were delivered for the application to settle. */
+  get copies(): number {
+    return this.first === undefined ? 0 : 1 + (this.others?.length ?? 0);
+  }
 
   add(copy: MqttMessage): void {
-    this.copies.push(copy);
+    if (this.first === undefined) this.first = copy;
+    else (this.others ??= []).push(copy);
     this.remaining++;
   }
 
@@ -162,27 +227,47 @@ class InboundPacket {
   lose(): void {
     if (this.lost) return;
     this.lost = true;
-    for (const copy of this.copies) copy.lose();
+    this.first?.lose();
+    if (this.others !== undefined) for (const copy of this.others) copy.lose();
   }
 }
+
+/** The AMQP-shaped `fields` of a received MQTT message. */
+interface MqttFields {
+  readonly deliveryTag: number;
+  readonly redelivered: boolean;
+  readonly exchange: string;
+  readonly routingKey: string;
+}
+
+/** The properties of a message without a content type: one for all. */
+const NO_PROPERTIES: { readonly contentType?: string } = Object.freeze({});
 
 /** A received MQTT message, settled once (see the module documentation for what each settlement sends). */
 class MqttMessage implements MqMessage {
   private isSettled: boolean;
   private watchers: Set<SettlementWatcher> | undefined;
+  private madeFields: MqttFields | undefined;
 
   constructor(
     readonly body: Uint8Array,
-    readonly properties: { contentType?: string },
-    readonly fields: {
-      readonly deliveryTag: number;
-      readonly redelivered: boolean;
-      readonly exchange: string;
-      readonly routingKey: string;
-    },
+    readonly properties: { readonly contentType?: string },
+    private readonly topic: string,
+    private readonly publish: IPublishPacket,
     private readonly packet: InboundPacket | undefined,
   ) {
     this.isSettled = packet === undefined;
+  }
+
+  /** `deliveryTag`: the packet id (0 at QoS 0); `redelivered`: DUP; `exchange` `''`; `routingKey`: the topic. */
+  get fields(): MqttFields {
+    this.madeFields ??= {
+      deliveryTag: this.publish.messageId ?? 0,
+      redelivered: this.publish.dup === true,
+      exchange: '',
+      routingKey: this.topic,
+    };
+    return this.madeFields;
   }
 
   get settled(): boolean {
@@ -237,7 +322,7 @@ class MqttMessage implements MqMessage {
   }
 
   /** Never the body: fields, properties, the body's size, whether it is settled. */
-  toJSON(): { fields: MqttMessage['fields']; properties: unknown; bodySize: number; settled: boolean } {
+  toJSON(): { fields: MqttFields; properties: unknown; bodySize: number; settled: boolean } {
     return {
       fields: this.fields,
       properties: this.properties,
@@ -293,9 +378,65 @@ interface Filter {
   pending: boolean;
 }
 
-/** A send waiting for mqtt.js's callback. */
-interface PendingSend {
-  fail(error: Error): void;
+/** The filters by name, and as an array for the message path (a Map's iterator allocates). */
+class Filters extends Map<string, Filter> {
+  private list: Filter[] | undefined;
+
+  /** Every filter, in the order they were added. */
+  get all(): readonly Filter[] {
+    this.list ??= [...this.values()];
+    return this.list;
+  }
+
+  override set(key: string, value: Filter): this {
+    this.list = undefined;
+    return super.set(key, value);
+  }
+
+  override delete(key: string): boolean {
+    this.list = undefined;
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.list = undefined;
+    super.clear();
+  }
+}
+
+/** A send waiting for mqtt.js's callback: in `pending` until it is answered, failed or the backend closes. */
+class PendingSend extends Linked {
+  private over = false;
+
+  constructor(
+    private readonly pending: Chain<PendingSend>,
+    private readonly done: (error: Error | undefined) => void,
+  ) {
+    super();
+    pending.add(this);
+  }
+
+  /** mqtt.js answered: reports `error` (or success) unless the send was failed already. */
+  finish(error: Error | undefined): void {
+    if (this.over) return;
+    this.over = true;
+    this.pending.delete(this);
+    this.done(error);
+  }
+
+  /** Fails it (the backend closed, or it could not be handed to mqtt.js). */
+  fail(error: Error): void {
+    this.finish(error);
+  }
+}
+
+/** `body` as a Buffer for mqtt.js (the same memory), where there is a Buffer. */
+function asBuffer(body: Uint8Array): Buffer {
+  return (
+    typeof Buffer === 'undefined' || Buffer.isBuffer(body)
+      ? body
+      : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  ) as Buffer;
 }
 
 /** 16 random hex digits. */
@@ -329,9 +470,10 @@ function reasonCodeOf(error: unknown): number | undefined {
 
 /**
  * Creates the MQTT backend of an mq connection to `url` (`mqtt://`, `mqtts://`, `ws://`, `wss://`,
- * passed to mqtt.js as it is). Synchronous: mqtt.js is loaded (dynamic import) and the connection
- * opened in the background. When the `mqtt` package is missing, the backend closes at once: `errors$`
- * emits `MqError('MQ_BACKEND_MISSING')`, and sends and receivers error with it. Throws a
+ * passed to mqtt.js as it is). Synchronous: mqtt.js is loaded (`load`: a dynamic import) and the
+ * connection opened in the background (at once when `load` gives the module itself, as tests do).
+ * When the `mqtt` package is missing, the backend closes at once: `errors$` emits
+ * `MqError('MQ_BACKEND_MISSING')`, and sends and receivers error with it. Throws a
  * `ConfigurationError` for invalid `recovery` policies. See the module documentation for the semantics.
  *
  * @example
@@ -339,7 +481,11 @@ function reasonCodeOf(error: unknown): number | undefined {
  * const backend = createMqttBackend('mqtt://localhost:1883', { name: 'worker' });
  * ```
  */
-export function createMqttBackend(url: string, options: MqConnectOptions): MqBackend {
+export function createMqttBackend(
+  url: string,
+  options: MqConnectOptions,
+  load: () => MqttModule | PromiseLike<MqttModule> = () => import('mqtt'),
+): MqBackend {
   const recovery = options.recovery ?? true;
   const recoveryObject = typeof recovery === 'object' ? recovery : {};
   let initialPolicy: RetryPolicy | undefined;
@@ -385,10 +531,15 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
   /** The last error mqtt.js reported since the last connect or loss: the loss's cause. */
   let lastError: unknown;
   let nextFilterId = 1;
-  const filters = new Map<string, Filter>();
-  const pendingSends = new Set<PendingSend>();
+  const filters = new Filters();
+  const pendingSends = new Chain<PendingSend>();
   /** QoS 1 packets received on the current network connection and not yet answered. */
-  const inbound = new Set<InboundPacket>();
+  const inbound = new Chain<InboundPacket>();
+  /** The QoS 1 packet whose copies are being delivered (in mqtt.js's `message` event), and its PUBLISH. */
+  let receiving: InboundPacket | undefined;
+  let receivingPublish: IPublishPacket | undefined;
+  /** The PUBLISH acknowledged (reason 0) while it was delivered: mqtt.js's `handleMessage` answers it. */
+  let ackInline: IPublishPacket | undefined;
   /** Called once the backend is closed (for `close()` subscribers). */
   const closedListeners = new Set<() => void>();
   /** Sends made before mqtt.js was loaded: run once it is (or the backend closed). */
@@ -415,14 +566,13 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
     if (closeTimer !== undefined) clearTimeout(closeTimer);
     closeTimer = undefined;
     if (error !== undefined) endError = error;
-    for (const p of inbound) p.lose();
-    inbound.clear();
+    for (const p of inbound.drain()) p.lose();
     // Sends not yet handed to mqtt.js (made while it loaded) fail with MQ_CLOSED (or the missing package).
     flushWhenStarted();
     const closed = new MqError('MQ_CLOSED', 'the mq connection closed before the broker took the message', {
       cause: error,
     });
-    for (const send of [...pendingSends]) {
+    for (const send of pendingSends.drain()) {
       send.fail(
         error?.code === 'MQ_BACKEND_MISSING'
           ? error
@@ -431,7 +581,6 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
             }),
       );
     }
-    pendingSends.clear();
     const receivers = [...filters.values()].flatMap((f) => f.receivers);
     filters.clear();
     for (const r of receivers) {
@@ -459,6 +608,11 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
   const answer = (packet: InboundPacket, reasonCode: number | undefined): boolean => {
     inbound.delete(packet);
     if (reasonCode === undefined) return true;
+    if (reasonCode === 0 && packet === receiving) {
+      // Settled while it is delivered: mqtt.js sends this PUBACK itself, as it would without us.
+      ackInline = receivingPublish;
+      return true;
+    }
     const c = client;
     const internals = c as unknown as MqttInternals | undefined;
     if (
@@ -527,69 +681,82 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
     }
   };
 
+  /** Whether a message with these subscription identifiers (or, without, this topic) is for `f`. */
+  const isFor = (f: Filter, ids: number | number[] | undefined, topic: string): boolean =>
+    ids === undefined ? f.topic === topic : Array.isArray(ids) ? ids.includes(f.id) : ids === f.id;
+
+  /** The receivers of `f` a message goes to: each (broadcast) or the next in turn (unicast). */
+  const receiversOf = (f: Filter): readonly Receiver[] | Receiver => {
+    if (f.pattern === 'broadcast') return f.receivers;
+    const r = f.receivers[f.next++ % f.receivers.length] as Receiver;
+    if (f.next >= f.receivers.length) f.next = 0;
+    return r;
+  };
+
   /** Delivers a message from mqtt.js's `message` event to the receivers of the filters it is for. */
   const onMessage = (topic: string, payload: Uint8Array, packet: IPublishPacket): void => {
     const ids = packet.properties?.subscriptionIdentifier;
-    const idList = ids === undefined ? undefined : Array.isArray(ids) ? ids : [ids];
-    const targets: Filter[] = [];
-    for (const f of filters.values()) {
-      if (f.receivers.length === 0) continue;
-      if (idList !== undefined ? idList.includes(f.id) : f.topic === topic) {
-        targets.push(f);
-      }
-    }
-    const qos1 = packet.qos > 0 && typeof packet.messageId === 'number';
-    const inboundPacket = qos1
-      ? new InboundPacket(packet.messageId as number, generation, answer)
-      : undefined;
+    const inboundPacket =
+      packet.qos > 0 && typeof packet.messageId === 'number'
+        ? new InboundPacket(packet.messageId, generation, answer)
+        : undefined;
     const contentType = packet.properties?.contentType;
-    const properties = contentType === undefined ? {} : { contentType };
-    const fields = {
-      deliveryTag: packet.messageId ?? 0,
-      redelivered: packet.dup === true,
-      exchange: '',
-      routingKey: topic,
-    };
-    const deliveries: [Receiver, MqttMessage][] = [];
-    for (const f of targets) {
-      const chosen =
-        f.pattern === 'broadcast' ? f.receivers : [f.receivers[f.next++ % f.receivers.length] as Receiver];
-      if (f.next >= f.receivers.length) f.next = 0;
-      for (const r of chosen) {
-        const auto = r.qos === 0;
-        const message = new MqttMessage(
-          payload,
-          properties,
-          fields,
-          inboundPacket === undefined || auto ? undefined : inboundPacket,
-        );
-        if (inboundPacket !== undefined && !auto) inboundPacket.add(message);
-        deliveries.push([r, message]);
+    const properties = contentType === undefined ? NO_PROPERTIES : { contentType };
+    // Every copy is made (and counted in the packet) before the first is delivered: a copy settled
+    // at once must not answer the broker for the others. Most messages have one copy: no array.
+    let firstReceiver: Receiver | undefined;
+    let firstMessage: MqttMessage | undefined;
+    let more: [Receiver, MqttMessage][] | undefined;
+    for (const f of filters.all) {
+      if (f.receivers.length === 0 || !isFor(f, ids, topic)) continue;
+      const chosen = receiversOf(f);
+      const count = Array.isArray(chosen) ? chosen.length : 1;
+      for (let i = 0; i < count; i++) {
+        const r = Array.isArray(chosen) ? (chosen[i] as Receiver) : (chosen as Receiver);
+        const settles = inboundPacket !== undefined && r.qos === 1;
+        const message = new MqttMessage(payload, properties, topic, packet, settles ? inboundPacket : undefined);
+        if (settles) inboundPacket.add(message);
+        if (firstReceiver === undefined) {
+          firstReceiver = r;
+          firstMessage = message;
+        } else (more ??= []).push([r, message]);
       }
     }
-    if (inboundPacket !== undefined) {
-      if (inboundPacket.copies.length === 0) {
+    if (inboundPacket === undefined) {
+      if (firstReceiver !== undefined) deliver(firstReceiver, firstMessage as MqttMessage);
+      if (more !== undefined) for (const [r, message] of more) deliver(r, message);
+      return;
+    }
+    receiving = inboundPacket;
+    receivingPublish = packet;
+    try {
+      if (inboundPacket.copies === 0) {
         // Nobody takes it here: best-effort receivers only (acknowledged for them), or no receiver any
         // more (dropped: MQTT cannot give it back).
-        answer(inboundPacket, deliveries.length > 0 ? 0 : PUBACK_UNSPECIFIED_ERROR);
+        answer(inboundPacket, firstReceiver !== undefined ? 0 : PUBACK_UNSPECIFIED_ERROR);
       } else {
         inbound.add(inboundPacket);
       }
+      if (firstReceiver !== undefined) deliver(firstReceiver, firstMessage as MqttMessage);
+      if (more !== undefined) for (const [r, message] of more) deliver(r, message);
+    } finally {
+      receiving = undefined;
+      receivingPublish = undefined;
     }
-    for (const [r, message] of deliveries) {
-      try {
-        r.subscriber.next(message);
-      } catch {
-        // RxJS reports a subscriber's own errors; nothing may escape into mqtt.js.
-      }
+  };
+
+  const deliver = (r: Receiver, message: MqttMessage): void => {
+    try {
+      r.subscriber.next(message);
+    } catch {
+      // RxJS reports a subscriber's own errors; nothing may escape into mqtt.js.
     }
   };
 
   /** A network connection ended (a loss, a failed attempt, or the end of `close()`). */
   const onClose = (): void => {
     generation++;
-    for (const p of inbound) p.lose();
-    inbound.clear();
+    for (const p of inbound.drain()) p.lose();
     for (const f of filters.values()) f.pending = false;
     if (phase === 'closing') {
       finishClosed(undefined);
@@ -702,14 +869,23 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
       return;
     }
     client = c;
-    // QoS 1: no PUBACK from mqtt.js (an error here makes it skip the PUBACK and go on with the next
-    // packet); the backend sends it when the message is settled.
+    // QoS 1: mqtt.js calls this after the `message` event. A packet the application acknowledged
+    // during that event gets its PUBACK from mqtt.js (no error here); any other gets none (an error
+    // here makes mqtt.js skip it and go on with the next packet), the backend sends it when settled.
     c.handleMessage = (packet, callback) => {
-      if (packet.qos === 1) callback(ACKNOWLEDGED_BY_THE_APPLICATION);
-      else callback();
+      const inline = ackInline;
+      ackInline = undefined;
+      if (packet.qos !== 1 || inline === packet) callback();
+      else callback(ACKNOWLEDGED_BY_THE_APPLICATION);
     };
     c.on('connect', (connack) => guard(() => onConnect(connack)));
-    c.on('message', (topic, payload, packet) => guard(() => onMessage(topic, payload, packet)));
+    c.on('message', (topic, payload, packet) => {
+      try {
+        onMessage(topic, payload, packet);
+      } catch (e) {
+        emitError(connectionError('internal error of the mqtt backend', e));
+      }
+    });
     c.on('error', (e) =>
       guard(() => {
         lastError = e;
@@ -747,6 +923,7 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
       finishClosed(undefined);
       return;
     }
+    if (phase === 'closed') return;
     // A graceful end waits for the PUBACKs of QoS 1 messages in flight: not forever.
     closeTimer = setTimeout(() => {
       closeTimer = undefined;
@@ -760,91 +937,74 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
     }, mqttOptions.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT);
   };
 
-  import('mqtt').then(
-    (mqtt) => guard(() => start(mqtt)),
-    (cause: unknown) => {
-      const missing = new MqError(
-        'MQ_BACKEND_MISSING',
-        'the mqtt package is not installed: npm install mqtt',
-        { cause },
-      );
-      if (phase === 'closed') return;
-      emitError(missing);
-      finishClosed(missing);
-    },
-  );
+  const missing = (cause: unknown): void => {
+    if (phase === 'closed') return;
+    const error = new MqError('MQ_BACKEND_MISSING', 'the mqtt package is not installed: npm install mqtt', {
+      cause,
+    });
+    emitError(error);
+    finishClosed(error);
+  };
+  let loading: MqttModule | PromiseLike<MqttModule> | undefined;
+  try {
+    loading = load();
+  } catch (cause) {
+    missing(cause);
+  }
+  if (loading !== undefined) {
+    if (typeof (loading as PromiseLike<MqttModule>).then === 'function') {
+      (loading as PromiseLike<MqttModule>).then((mqtt) => guard(() => start(mqtt)), missing);
+    } else {
+      guard(() => start(loading as MqttModule));
+    }
+  }
 
-  const send = (queue: ResolvedQueue, body: Uint8Array, contentType: string | undefined): Observable<void> =>
-    new Observable<void>((subscriber) => {
-      if (phase === 'closing' || phase === 'closed') {
-        subscriber.error(closedError());
+  /** The send path of a sender queue: its publish options made once, a callback per send. */
+  const sender = (queue: ResolvedQueue): MqSendPath => {
+    const topic = queue.name;
+    const plain: IClientPublishOptions = { qos: queue.qos };
+    const refused = (err: unknown): MqError =>
+      phase === 'open'
+        ? new MqError(
+            'MQ_SEND_FAILED',
+            redact(`the broker did not take the message sent to '${topic}': ${messageOf(err)}`),
+            { cause: err },
+          )
+        : closedError();
+    const publish = (pending: PendingSend, body: Uint8Array, contentType: string | undefined): void => {
+      const c = client;
+      if (c === undefined || phase !== 'open') {
+        pending.fail(closedError());
         return;
       }
-      let active = true;
-      const pending: PendingSend = {
-        fail: (e) => {
-          if (!active) return;
-          active = false;
-          subscriber.error(e);
-        },
-      };
-      pendingSends.add(pending);
-      const publish = (): void => {
-        if (!active) return;
-        const c = client;
-        if (c === undefined || phase !== 'open') {
-          pending.fail(closedError());
+      try {
+        c.publish(
+          topic,
+          asBuffer(body),
+          contentType === undefined ? plain : { qos: queue.qos, properties: { contentType } },
+          (err) => {
+            if (err === null || err === undefined) pending.finish(undefined);
+            else pending.finish(refused(err));
+          },
+        );
+      } catch (e) {
+        pending.fail(
+          new MqError('MQ_SEND_FAILED', redact(`could not send to '${topic}': ${messageOf(e)}`), { cause: e }),
+        );
+      }
+    };
+    return {
+      send(body, contentType, done) {
+        if (phase === 'closing' || phase === 'closed') {
+          done(closedError());
           return;
         }
-        const payload =
-          typeof Buffer === 'undefined' || Buffer.isBuffer(body)
-            ? body
-            : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-        const opts =
-          contentType === undefined ? { qos: queue.qos } : { qos: queue.qos, properties: { contentType } };
-        c.publish(queue.name, payload as Buffer, opts, (err) => {
-          pendingSends.delete(pending);
-          if (!active) return;
-          if (err !== null && err !== undefined) {
-            pending.fail(
-              phase === 'open'
-                ? new MqError(
-                    'MQ_SEND_FAILED',
-                    redact(`the broker did not take the message sent to '${queue.name}': ${messageOf(err)}`),
-                    {
-                      cause: err,
-                    },
-                  )
-                : closedError(),
-            );
-            return;
-          }
-          active = false;
-          subscriber.next();
-          subscriber.complete();
-        });
-      };
-      const publishSafely = (): void => {
-        try {
-          publish();
-        } catch (e) {
-          pendingSends.delete(pending);
-          pending.fail(
-            new MqError('MQ_SEND_FAILED', redact(`could not send to '${queue.name}': ${messageOf(e)}`), {
-              cause: e,
-            }),
-          );
-        }
-      };
-      if (client === undefined) whenStarted.add(publishSafely);
-      else publishSafely();
-      return () => {
-        // A message handed to mqtt.js is sent all the same; only its outcome is no longer reported.
-        active = false;
-        pendingSends.delete(pending);
-        whenStarted.delete(publishSafely);
-      };
-    });
+        const pending = new PendingSend(pendingSends, done);
+        if (client === undefined) whenStarted.add(() => publish(pending, body, contentType));
+        else publish(pending, body, contentType);
+      },
+    };
+  };
 
   const receive = (queue: ResolvedQueue): Observable<MqMessage> =>
     new Observable<MqMessage>((subscriber) => {
@@ -918,7 +1078,8 @@ export function createMqttBackend(url: string, options: MqConnectOptions): MqBac
     // A subscriber that comes after the end still gets `closed` (a completed BehaviorSubject gives nothing).
     status$: defer(() => (phase === 'closed' ? of<MqStatus>('closed') : status.asObservable())),
     errors$: errors.asObservable(),
-    send,
+    send: (queue, body, contentType) => sendObservable(sender(queue), body, contentType),
+    sender,
     receive,
     close,
   };

@@ -282,6 +282,38 @@ describe('mqtt backend: acknowledgements and reconnection', () => {
     expect(got.length).toBe(6);
   });
 
+  it('settled while delivered (a synchronous handler): ack and nack without requeue are answered, nack with requeue comes again', async () => {
+    const q = queue(topic());
+    const { b: receiver, proxy } = await proxied();
+    const got: string[] = [];
+    const outcomes: boolean[] = [];
+    subscriptions.push(
+      receiver.receive(q).subscribe((m) => {
+        const body = m.text();
+        got.push(m.fields.redelivered ? `${body} (again)` : body);
+        if (m.fields.redelivered) outcomes.push(m.ack());
+        else if (body.startsWith('ack')) outcomes.push(m.ack());
+        else if (body === 'drop') outcomes.push(m.nack({ requeue: false }));
+        else outcomes.push(m.nack());
+        // Settled once: a second settlement is refused.
+        expect(m.ack()).toBe(false);
+      }),
+    );
+    const sender = backend();
+    await subscribed(receiver, sender);
+    for (const body of ['ack 1', 'drop', 'requeue', 'ack 2']) await send(sender, q, body);
+    await until(() => got.length === 4, 5000, '4 messages');
+    await delay(200);
+
+    proxy.reset();
+    await statusOf(receiver, 'disconnected');
+    await statusOf(receiver, 'connected');
+    await until(() => got.length >= 5, 5000, 'the requeued message again');
+    await delay(300);
+    expect(got).toEqual(['ack 1', 'drop', 'requeue', 'ack 2', 'requeue (again)']);
+    expect(outcomes).toEqual([true, true, true, true, true]);
+  });
+
   it('status$ goes connecting, connected, disconnected, connecting, connected across a loss, then closing, closed', async () => {
     const { b, proxy } = await proxied();
     const seen: MqStatus[] = [];

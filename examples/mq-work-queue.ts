@@ -5,20 +5,27 @@
  *
  * Run: npx tsx examples/mq-work-queue.ts
  *      MQ_URL=mqtt://localhost:1883 npx tsx examples/mq-work-queue.ts
+ *      MQ_URL=mqtts://mq.example.com:8883 MQ_CA=/etc/ssl/mq-ca.pem npx tsx examples/mq-work-queue.ts
  * Needs RabbitMQ on localhost:5672 (the default, amqp://localhost) or an MQTT broker (Mosquitto).
+ * Over TLS (amqps://, mqtts://), MQ_CA names the PEM file of a private CA that signed the broker's
+ * certificate.
  */
+import { readFileSync } from 'node:fs';
 import { connectMq, type MqConnection, sendEach } from 'rxamqp/mq';
 import { ackOnSuccess } from 'rxamqp/operators';
 import { filter, firstValueFrom, from, lastValueFrom, merge, take, timeout, toArray } from 'rxjs';
 
 const url = process.env.MQ_URL ?? 'amqp://localhost';
+// A private CA for TLS: given to both backends' options (each reads its own).
+const ca = process.env.MQ_CA === undefined ? undefined : readFileSync(process.env.MQ_CA, 'utf8');
+const tls = ca === undefined ? {} : { amqp: { tls: { ca } }, mqtt: { tls: { ca } } };
 // A fixed name: the AMQP queue is durable, and each run leaves it empty for the next.
 const name = 'examples.jobs';
 
 async function main(): Promise<void> {
   const opened: MqConnection[] = [];
   const open = async (who: string): Promise<MqConnection> => {
-    const mq = connectMq(url, { name: who });
+    const mq = connectMq(url, { name: who, ...tls });
     opened.push(mq);
     await firstValueFrom(
       mq.status$.pipe(

@@ -460,6 +460,7 @@ function checkConnectOptions(options: MqConnectOptions): void {
   whole('keepalive', 0, 65535);
   whole('connectTimeout', 1, 2_147_483_647);
   whole('sessionExpiry', 0, 4_294_967_295);
+  checkTlsOptions(m.tls);
   for (const key of ['clientId', 'username', 'password']) {
     const v = m[key];
     // The value is never shown: a password must not appear in an error.
@@ -468,6 +469,32 @@ function checkConnectOptions(options: MqConnectOptions): void {
         `connectMq: mqtt.${key} must be a${key === 'clientId' ? ' non-empty' : ''} string`,
       );
     }
+  }
+}
+
+/** Checks `mqtt.tls` (its values are never shown: a key or passphrase must not appear in an error). */
+function checkTlsOptions(tls: unknown): void {
+  if (tls === undefined) return;
+  if (typeof tls !== 'object' || tls === null)
+    throw new ConfigurationError('connectMq: mqtt.tls must be an object');
+  const t = tls as Record<string, unknown>;
+  const pem = (v: unknown): boolean => typeof v === 'string' || v instanceof Uint8Array;
+  const ca = t.ca;
+  if (ca !== undefined && !pem(ca) && !(Array.isArray(ca) && ca.every(pem))) {
+    throw new ConfigurationError('connectMq: mqtt.tls.ca must be PEM text or bytes, or an array of them');
+  }
+  for (const key of ['cert', 'key']) {
+    if (t[key] !== undefined && !pem(t[key])) {
+      throw new ConfigurationError(`connectMq: mqtt.tls.${key} must be PEM text or bytes`);
+    }
+  }
+  for (const key of ['passphrase', 'servername']) {
+    if (t[key] !== undefined && typeof t[key] !== 'string') {
+      throw new ConfigurationError(`connectMq: mqtt.tls.${key} must be a string`);
+    }
+  }
+  if (t.rejectUnauthorized !== undefined && typeof t.rejectUnauthorized !== 'boolean') {
+    throw new ConfigurationError('connectMq: mqtt.tls.rejectUnauthorized must be true or false');
   }
 }
 

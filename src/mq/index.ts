@@ -34,6 +34,7 @@ export type {
   MqSendOptions,
   MqStatus,
   MqttBackendOptions,
+  MqttTlsOptions,
 } from './types.js';
 
 const FACTORIES = {

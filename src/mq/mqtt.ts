@@ -209,7 +209,8 @@ class InboundPacket extends Linked {
 
   add(copy: MqttMessage): void {
     if (this.first === undefined) this.first = copy;
-    else (this.others ??= []).push(copy);
+    else if (this.others === undefined) this.others = [copy];
+    else this.others.push(copy);
     this.remaining++;
   }
 
@@ -505,7 +506,7 @@ export function createMqttBackend(
   const mqttOptions = options.mqtt ?? {};
   const givenClientId = mqttOptions.clientId;
   const clientId = givenClientId ?? `${options.name ?? 'rxamqp-mq'}-${randomHex()}`;
-  const secrets = [mqttOptions.password, urlPassword(url)].filter(
+  const secrets = [mqttOptions.password, mqttOptions.tls?.passphrase, urlPassword(url)].filter(
     (s): s is string => s !== undefined && s !== '',
   );
 
@@ -714,12 +715,19 @@ export function createMqttBackend(
       for (let i = 0; i < count; i++) {
         const r = Array.isArray(chosen) ? (chosen[i] as Receiver) : (chosen as Receiver);
         const settles = inboundPacket !== undefined && r.qos === 1;
-        const message = new MqttMessage(payload, properties, topic, packet, settles ? inboundPacket : undefined);
+        const message = new MqttMessage(
+          payload,
+          properties,
+          topic,
+          packet,
+          settles ? inboundPacket : undefined,
+        );
         if (settles) inboundPacket.add(message);
         if (firstReceiver === undefined) {
           firstReceiver = r;
           firstMessage = message;
-        } else (more ??= []).push([r, message]);
+        } else if (more === undefined) more = [[r, message]];
+        else more.push([r, message]);
       }
     }
     if (inboundPacket === undefined) {
@@ -859,6 +867,19 @@ export function createMqttBackend(
     };
     if (mqttOptions.username !== undefined) clientOptions.username = mqttOptions.username;
     if (mqttOptions.password !== undefined) clientOptions.password = mqttOptions.password;
+    const tls = mqttOptions.tls;
+    if (tls !== undefined) {
+      // mqtt.js hands these to tls.connect (mqtts://) or to the WebSocket (wss://).
+      if (tls.ca !== undefined) clientOptions.ca = tls.ca as NonNullable<IClientOptions['ca']>;
+      if (tls.cert !== undefined) clientOptions.cert = tls.cert as NonNullable<IClientOptions['cert']>;
+      if (tls.key !== undefined) clientOptions.key = tls.key as NonNullable<IClientOptions['key']>;
+      // Not in mqtt.js's types, but passed on to tls.connect with the rest.
+      if (tls.passphrase !== undefined) {
+        (clientOptions as IClientOptions & { passphrase?: string }).passphrase = tls.passphrase;
+      }
+      if (tls.rejectUnauthorized !== undefined) clientOptions.rejectUnauthorized = tls.rejectUnauthorized;
+      if (tls.servername !== undefined) clientOptions.servername = tls.servername;
+    }
     let c: MqttClient;
     try {
       c = connect(url, clientOptions);
@@ -989,7 +1010,9 @@ export function createMqttBackend(
         );
       } catch (e) {
         pending.fail(
-          new MqError('MQ_SEND_FAILED', redact(`could not send to '${topic}': ${messageOf(e)}`), { cause: e }),
+          new MqError('MQ_SEND_FAILED', redact(`could not send to '${topic}': ${messageOf(e)}`), {
+            cause: e,
+          }),
         );
       }
     };

@@ -51,6 +51,35 @@ export interface MqttBackendOptions {
   /** User name and password, when the URL does not carry them. */
   readonly username?: string;
   readonly password?: string;
+  /**
+   * TLS settings of `mqtts://` and `wss://` connections (and a client certificate for mutual TLS),
+   * passed to mqtt.js. The broker's certificate chain and host name are verified unless
+   * `rejectUnauthorized: false` is given.
+   */
+  readonly tls?: MqttTlsOptions;
+}
+
+/**
+ * TLS settings of an MQTT connection: those of Node's `tls.connect` a broker connection needs.
+ *
+ * @example
+ * ```ts
+ * connectMq('mqtts://mq.example.com:8883', { mqtt: { tls: { ca: readFileSync('/etc/ssl/mq-ca.pem') } } });
+ * ```
+ */
+export interface MqttTlsOptions {
+  /** CA certificates (PEM) to trust instead of the runtime's defaults. A `Buffer` is a `Uint8Array`. */
+  readonly ca?: string | Uint8Array | readonly (string | Uint8Array)[];
+  /** Client certificate chain (PEM), for mutual TLS. */
+  readonly cert?: string | Uint8Array;
+  /** Client private key (PEM). */
+  readonly key?: string | Uint8Array;
+  /** Passphrase of the private key. */
+  readonly passphrase?: string;
+  /** Verify the broker's certificate chain and host name. Default true. */
+  readonly rejectUnauthorized?: boolean;
+  /** Server name for SNI and host-name verification. Default: the URL's host name. */
+  readonly servername?: string;
 }
 
 /**

@@ -122,6 +122,13 @@ describe('the options of a queue, resolved for the backends', () => {
       { sessionExpiry: 'x' },
       { clientId: '' },
       { password: 42 },
+      { tls: 's3cret-pw' },
+      { tls: { ca: 42 } },
+      { tls: { ca: ['pem', 7] } },
+      { tls: { key: { s3cret: 'pw' } } },
+      { tls: { passphrase: 123 } },
+      { tls: { rejectUnauthorized: 'no' } },
+      { tls: { servername: false } },
     ]) {
       let error: unknown;
       try {

@@ -1,6 +1,7 @@
 /**
  * A TLS front for the test broker: a `tls.createServer` on 127.0.0.1 that forwards every connection,
- * once its handshake is done, to the broker's plain AMQP port (from {@link brokerEndpoint}) and back.
+ * once its handshake is done, to the broker's plain AMQP port (from {@link brokerEndpoint}), or to
+ * another plain port given (Mosquitto's), and back.
  * Its certificates are made for the occasion with the `openssl` CLI in a temporary directory: a CA, a
  * server certificate signed by it for `DNS:localhost, IP:127.0.0.1`, and an unrelated second CA (to be
  * trusted by a client that should then reject the server).
@@ -164,13 +165,17 @@ function bridge(client: TLSSocket, upstream: Socket): void {
 }
 
 /**
- * Generates the certificates and starts the terminator on 127.0.0.1 (a free port).
+ * Generates the certificates and starts the terminator on 127.0.0.1 (a free port), in front of
+ * `upstream` (default: the AMQP test broker; the mq tests front Mosquitto with it too).
  *
  * @throws Error when `openssl` is missing or the broker cannot be found.
  */
-export async function startTlsTerminator(): Promise<TlsTerminator> {
+export async function startTlsTerminator(upstream?: {
+  readonly host: string;
+  readonly port: number;
+}): Promise<TlsTerminator> {
   requireOpenssl();
-  const broker = await brokerEndpoint();
+  const broker = upstream ?? (await brokerEndpoint());
   const dir = mkdtempSync(join(tmpdir(), 'rxamqp-tls-'));
   try {
     writeFileSync(join(dir, 'openssl.cnf'), OPENSSL_CONFIG);

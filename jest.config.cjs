@@ -6,7 +6,15 @@ module.exports = {
   transform: {
     '^.+\\.ts$': [
       '@swc/jest',
-      { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } },
+      {
+        jsc: {
+          // NestJS's decorators (rxamqp/nestjs and its tests): legacy decorators with their metadata.
+          parser: { syntax: 'typescript', decorators: true },
+          transform: { legacyDecorator: true, decoratorMetadata: true },
+          target: 'es2022',
+        },
+        module: { type: 'commonjs' },
+      },
     ],
   },
   moduleNameMapper: {
@@ -16,6 +24,7 @@ module.exports = {
     '^rxamqp/protocol$': '<rootDir>/src/protocol/index.ts',
     '^rxamqp/testing$': '<rootDir>/src/testing/node.ts',
     '^rxamqp/mq$': '<rootDir>/src/mq/index.ts',
+    '^rxamqp/nestjs$': '<rootDir>/src/nestjs/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testTimeout: 30000,

@@ -3,7 +3,13 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test', '<rootDir>/examples'],
   testMatch: ['**/*.test.ts'],
+  // NestJS 12 ships ES modules only: Jest's CommonJS runtime gets them compiled like our sources.
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs)/)'],
   transform: {
+    '/node_modules/@nestjs/.+\\.js$': [
+      '@swc/jest',
+      { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } },
+    ],
     '^.+\\.ts$': [
       '@swc/jest',
       {

@@ -1,0 +1,374 @@
+/**
+ * The handlers of a connection: found on providers and controllers by their decorators, wrapped by
+ * Nest's `ExternalContextCreator` (guards, interceptors, pipes, exception filters, in an execution
+ * context of type `'rxamqp'`), and run as rxamqp pipelines that come back after each reconnect.
+ *
+ * @module
+ */
+import { Logger } from '@nestjs/common';
+import type { DiscoveryService, ExternalContextCreator, MetadataScanner } from '@nestjs/core';
+import type { ParamsFactory } from '@nestjs/core/helpers/external-context-creator.js';
+import {
+  catchError,
+  defer,
+  EMPTY,
+  lastValueFrom,
+  type Observable,
+  retry,
+  type Subscription,
+  switchMap,
+  tap,
+  timer,
+} from 'rxjs';
+import type { Channel } from '../client/channel.js';
+import type { Delivery } from '../client/delivery.js';
+import { ConfigurationError } from '../errors.js';
+import type { BasicProperties } from '../protocol/generated.js';
+import { type AppliedTopology, applyTopology, consumeSpec } from '../topology/apply.js';
+import type { BindSpec, ExchangeSpec, QueueSpec, Topology } from '../topology/specs.js';
+import { ackOnSuccess } from '../../operators/ackOnSuccess.js';
+import { type RxAmqpConnection, describe } from './connection.js';
+import { CONTEXT_TYPE, HANDLER_METADATA, type HandlerMetadata, PARAMS_METADATA, ParamKind } from './decorators.js';
+import {
+  checkHandlerDefaults,
+  DEFAULT_CONNECTION,
+  type HandlerDefaults,
+  type HandlerFailurePolicy,
+  type HandlerSource,
+} from './options.js';
+
+/** The header an error reply of an `@Rpc` handler carries. */
+export const RPC_ERROR_HEADER = 'x-rxamqp-error';
+
+/** A payload that could not be decoded: rejected without requeue whatever the policy (it never will be). */
+export class PayloadDecodeError extends Error {
+  override readonly name = 'PayloadDecodeError';
+}
+
+/** One handler method found on a provider or controller. */
+interface FoundHandler {
+  readonly instance: object;
+  readonly methodName: string;
+  readonly metadata: HandlerMetadata;
+  /** `Class.method`, for messages. */
+  readonly label: string;
+}
+
+/** Decodes a delivery's payload: JSON when it says so (or says nothing and parses), text, or bytes. */
+export function decodePayload(delivery: Delivery): unknown {
+  const contentType = delivery.properties.contentType?.toLowerCase();
+  const body = delivery.body;
+  if (contentType === undefined || contentType.includes('json')) {
+    const text = delivery.text();
+    if (contentType === undefined) {
+      if (text.length === 0) return undefined;
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        return text;
+      }
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      throw new PayloadDecodeError(`the ${contentType} payload does not parse: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+  }
+  if (contentType.startsWith('text/')) return delivery.text();
+  return body;
+}
+
+/** The values of the parameter decorators, from the handler's arguments (`[delivery]`). */
+const PARAMS_FACTORY: ParamsFactory = {
+  exchangeKeyForValue(type: number, data: unknown, args: unknown[]): unknown {
+    const delivery = args[0] as Delivery;
+    if (type === ParamKind.Delivery) return delivery;
+    if (type === ParamKind.Headers) {
+      const headers = delivery.properties.headers ?? {};
+      return typeof data === 'string' ? headers[data] : headers;
+    }
+    if (type === ParamKind.Payload) {
+      const payload = decodePayload(delivery);
+      return typeof data === 'string' && typeof payload === 'object' && payload !== null
+        ? (payload as Record<string, unknown>)[data]
+        : payload;
+    }
+    return undefined;
+  },
+};
+
+/**
+ * Finds the handlers of one connection and runs them. Made by the module for each connection; its
+ * `start()` runs at application bootstrap, after the connection's topology is declared.
+ */
+export class HandlerRunner {
+  private readonly logger: Logger;
+  private readonly running: Subscription[] = [];
+
+  constructor(
+    private readonly connection: RxAmqpConnection,
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly contextCreator: ExternalContextCreator,
+  ) {
+    this.logger = new Logger(`RxAmqp:${connection.name}`);
+  }
+
+  /** The handlers of this connection, checked. */
+  find(): FoundHandler[] {
+    const found: FoundHandler[] = [];
+    const wrappers = [...this.discovery.getProviders(), ...this.discovery.getControllers()];
+    const seen = new Set<object>();
+    for (const wrapper of wrappers) {
+      const instance: unknown = wrapper.instance;
+      if (typeof instance !== 'object' || instance === null || seen.has(instance)) continue;
+      // Request-scoped and transient hosts have no single instance to call: not supported here.
+      if (!wrapper.isDependencyTreeStatic()) continue;
+      seen.add(instance);
+      const prototype = Object.getPrototypeOf(instance) as object | null;
+      if (prototype === null) continue;
+      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+        const method = (prototype as Record<string, unknown>)[methodName];
+        if (typeof method !== 'function') continue;
+        const metadata = Reflect.getMetadata(HANDLER_METADATA, method) as HandlerMetadata | undefined;
+        if (metadata === undefined) continue;
+        if ((metadata.options.connection ?? DEFAULT_CONNECTION) !== this.connection.name) continue;
+        const label = `${instance.constructor.name}.${methodName}`;
+        checkSource(metadata.options, label);
+        if (metadata.kind === 'consume') checkHandlerDefaults(metadata.options, `@Consume on ${label}`);
+        else checkHandlerDefaults({ ...metadata.options }, `@Rpc on ${label}`);
+        found.push({ instance, methodName, metadata, label });
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Starts every handler; resolves once each has its queue and bindings declared on the first
+   * connection (rejects, failing the bootstrap, when one cannot).
+   */
+  async start(): Promise<void> {
+    const handlers = this.find();
+    await Promise.all(handlers.map((h) => this.run(h)));
+    if (handlers.length > 0) this.logger.log(`${handlers.length} handler(s) consuming`);
+  }
+
+  /** Unsubscribes every handler (after the drain, or when the application stops without one). */
+  stop(): void {
+    for (const s of this.running.splice(0)) s.unsubscribe();
+  }
+
+  private run(handler: FoundHandler): Promise<void> {
+    const { instance, methodName, metadata, label } = handler;
+    const method = (instance as Record<string, (...args: unknown[]) => unknown>)[methodName] as (
+      ...args: unknown[]
+    ) => unknown;
+    const call = this.contextCreator.create(
+      instance,
+      method,
+      methodName,
+      PARAMS_METADATA,
+      PARAMS_FACTORY,
+      undefined,
+      undefined,
+      undefined,
+      CONTEXT_TYPE,
+    ) as (delivery: Delivery) => Promise<unknown>;
+    const topology = handlerTopology(metadata.options);
+    const defaults = this.connection.options.handlers ?? {};
+    const options = metadata.options as HandlerSource & HandlerDefaults;
+    const concurrency = options.concurrency ?? defaults.concurrency ?? 1;
+    const prefetch = options.prefetch ?? defaults.prefetch ?? concurrency;
+    const queue = topology.queues?.[0] as QueueSpec;
+    let declared!: () => void;
+    let failed!: (error: unknown) => void;
+    const firstDeclared = new Promise<void>((resolve, reject) => {
+      declared = resolve;
+      failed = reject;
+    });
+    let first = true;
+
+    const consume = (channel: Channel, applied: AppliedTopology): Observable<unknown> => {
+      const deliveries = consumeSpec(channel, { queue, prefetch }, applied);
+      if (metadata.kind === 'rpc') return deliveries.pipe(this.answer(channel, call, concurrency, label));
+      const policy = options.onError ?? defaults.onError ?? 'retry';
+      const maxDeliveries = options.maxDeliveries ?? defaults.maxDeliveries;
+      return deliveries.pipe(
+        ackOnSuccess((delivery) => this.handle(call, delivery, policy, label), {
+          concurrency,
+          onError: typeof policy === 'function' ? 'reject' : policy,
+          ...(maxDeliveries === undefined ? {} : { maxDeliveries }),
+          onFailure: (error) => this.logger.warn(`${label} failed: ${describe(error)}`),
+        }),
+      );
+    };
+
+    const subscription = this.connection.ready$
+      .pipe(
+        switchMap(({ connection }) =>
+          defer(() =>
+            applyTopology(connection, topology).pipe(
+              tap(() => {
+                if (first) {
+                  first = false;
+                  declared();
+                }
+              }),
+              switchMap((applied) =>
+                connection.channel().pipe(switchMap((channel) => consume(channel, applied))),
+              ),
+            ),
+          ).pipe(
+            // On this connection: a refused declare or consume is tried again after a pause (the
+            // next connection starts afresh anyway).
+            retry({
+              delay: (error: unknown, attempt: number) => {
+                if (first) {
+                  failed(error);
+                  throw error;
+                }
+                this.logger.warn(`${label}: ${describe(error)}; trying again`);
+                return timer(Math.min(500 * 2 ** (attempt - 1), 30_000));
+              },
+            }),
+            catchError(() => EMPTY),
+          ),
+        ),
+      )
+      .subscribe({
+        error: (error: unknown) => {
+          if (first) failed(error);
+          else this.logger.error(`${label} stopped: ${describe(error)}`);
+        },
+      });
+    this.running.push(subscription);
+    return firstDeclared.catch((error: unknown) => {
+      subscription.unsubscribe();
+      throw new ConfigurationError(`${label}: its queue or bindings could not be declared: ${describe(error)}`, {
+        cause: error,
+      });
+    });
+  }
+
+  /** Runs a `@Consume` handler; a function policy or an undecodable payload settles it here. */
+  private async handle(
+    call: (delivery: Delivery) => Promise<unknown>,
+    delivery: Delivery,
+    policy: HandlerFailurePolicy,
+    label: string,
+  ): Promise<unknown> {
+    try {
+      return await call(delivery);
+    } catch (error) {
+      if (error instanceof PayloadDecodeError) {
+        this.logger.warn(`${label}: ${error.message}; rejected`);
+        delivery.reject({ requeue: false });
+        return undefined;
+      }
+      if (typeof policy !== 'function') throw error;
+      try {
+        policy(error, delivery);
+      } catch (policyError) {
+        this.logger.error(`${label}: the failure policy threw: ${describe(policyError)}`);
+      }
+      // A policy that settled nothing must not leave the delivery held until the channel closes.
+      if (!delivery.settled) delivery.reject({ requeue: false });
+      return undefined;
+    }
+  }
+
+  /** `@Rpc`: each request answered (a result or an error reply), then acknowledged. */
+  private answer(
+    channel: Channel,
+    call: (delivery: Delivery) => Promise<unknown>,
+    concurrency: number,
+    label: string,
+  ): (source: Observable<Delivery>) => Observable<unknown> {
+    return ackOnSuccess(
+      async (request: Delivery) => {
+        const { replyTo, correlationId } = request.properties;
+        if (replyTo === undefined || replyTo === '') {
+          this.logger.warn(`${label}: a request without replyTo; rejected`);
+          request.reject({ requeue: false });
+          return undefined;
+        }
+        let body: string | Uint8Array;
+        let properties: BasicProperties;
+        try {
+          const result = await call(request);
+          ({ body, properties } = encodeReply(result));
+        } catch (error) {
+          this.logger.warn(`${label} failed: ${describe(error)}`);
+          body = JSON.stringify({ error: errorReply(error) });
+          properties = { contentType: 'application/json', headers: { [RPC_ERROR_HEADER]: true } };
+        }
+        const reply = { ...properties, ...(correlationId === undefined ? {} : { correlationId }) };
+        await lastValueFrom(channel.publish('', replyTo, body, reply));
+        return undefined;
+      },
+      { concurrency, onError: 'reject', onFailure: (error) => this.logger.warn(`${label}: ${describe(error)}`) },
+    );
+  }
+}
+
+/** A reply body and its content type: JSON unless a string or bytes. */
+function encodeReply(result: unknown): { body: string | Uint8Array; properties: BasicProperties } {
+  if (typeof result === 'string') return { body: result, properties: { contentType: 'text/plain' } };
+  if (result instanceof Uint8Array) return { body: result, properties: {} };
+  return {
+    body: result === undefined ? '' : JSON.stringify(result),
+    properties: { contentType: 'application/json' },
+  };
+}
+
+/** What an error reply says: a name and a message, and an HTTP-like status when the error has one. */
+function errorReply(error: unknown): { name: string; message: string; status?: number } {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const status: unknown = (error as { getStatus?: () => unknown }).getStatus?.();
+  return {
+    name: error.name,
+    message: error.message,
+    ...(typeof status === 'number' ? { status } : {}),
+  };
+}
+
+/** A handler's queue (and bindings) as a topology. */
+export function handlerTopology(source: HandlerSource): Topology {
+  const queue: QueueSpec =
+    typeof source.queue === 'string'
+      ? source.queue === ''
+        ? { name: '', exclusive: true, autoDelete: true }
+        : {
+            name: source.queue,
+            durable: true,
+            ...(source.queueArguments === undefined ? {} : { arguments: source.queueArguments }),
+          }
+      : source.queue;
+  const exchanges: ExchangeSpec[] = typeof source.exchange === 'object' ? [source.exchange] : [];
+  const bindings: BindSpec[] =
+    source.exchange === undefined
+      ? []
+      : (source.routingKeys ?? ['#']).map((routingKey) => ({
+          exchange: source.exchange as NonNullable<HandlerSource['exchange']>,
+          queue,
+          routingKey,
+        }));
+  return { exchanges, queues: [queue], bindings };
+}
+
+function checkSource(source: HandlerSource, label: string): void {
+  if (typeof source !== 'object' || source === null) {
+    throw new ConfigurationError(`${label}: the handler's options must be an object`);
+  }
+  if (typeof source.queue !== 'string' && (typeof source.queue !== 'object' || source.queue === null)) {
+    throw new ConfigurationError(`${label}: queue must be a name or a QueueSpec`);
+  }
+  if (source.routingKeys !== undefined && source.exchange === undefined) {
+    throw new ConfigurationError(`${label}: routingKeys need an exchange to bind to`);
+  }
+  if (source.routingKeys !== undefined && !source.routingKeys.every((k) => typeof k === 'string')) {
+    throw new ConfigurationError(`${label}: routingKeys must be strings`);
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * `rxamqp/nestjs`, the module against RabbitMQ: a Nest application context built with
+ * `@nestjs/testing`, its handlers found by decorator, their parameters, guards, interceptors and pipes
+ * in the path, the failure policies, request/reply, recovery through forced closes and the drain on
+ * shutdown.
+ */
+import 'reflect-metadata';
+import {
+  type CallHandler,
+  type CanActivate,
+  type ExecutionContext,
+  Injectable,
+  type NestInterceptor,
+  ParseIntPipe,
+  UseGuards,
+  UseInterceptors,
+} from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { lastValueFrom, map, type Observable } from 'rxjs';
+import { type Delivery, openConnection } from '../../src/node.js';
+import {
+  AmqpDelivery,
+  AmqpHeaders,
+  AmqpPayload,
+  CONTEXT_TYPE,
+  Consume,
+  getConnectionToken,
+  InjectPublisher,
+  Rpc,
+  RPC_ERROR_HEADER,
+  RxAmqpConnection,
+  RxAmqpModule,
+} from '../../src/nestjs/index.js';
+import type { Publisher } from '../../src/node.js';
+import { brokerUrl } from '../support/broker.js';
+
+const PREFIX = `nest.${process.pid}.${Date.now().toString(36)}`;
+const Q = {
+  plain: `${PREFIX}.plain`,
+  guarded: `${PREFIX}.guarded`,
+  bound: `${PREFIX}.bound`,
+  rpc: `${PREFIX}.rpc`,
+};
+const EXCHANGE = `${PREFIX}.x`;
+
+function until(check: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      if (check()) resolve();
+      else if (Date.now() > end) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(poll, 20);
+    };
+    poll();
+  });
+}
+
+@Injectable()
+class OnlyGold implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const delivery = context.getArgByIndex<Delivery>(0);
+    return context.getType<string>() === CONTEXT_TYPE && delivery.properties.headers?.['tier'] === 'gold';
+  }
+}
+
+@Injectable()
+class Doubling implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(map((v) => (typeof v === 'number' ? v * 2 : v)));
+  }
+}
+
+@Injectable()
+class Handlers {
+  readonly plain: { payload: unknown; header: unknown; routingKey: string }[] = [];
+  readonly guarded: unknown[] = [];
+  readonly bound: string[] = [];
+
+  constructor(@InjectPublisher() readonly publisher: Publisher) {}
+
+  @Consume({ queue: Q.plain, concurrency: 2 })
+  onPlain(
+    @AmqpPayload() payload: unknown,
+    @AmqpHeaders('x-tag') header: unknown,
+    @AmqpDelivery() delivery: Delivery,
+  ): void {
+    this.plain.push({ payload, header, routingKey: delivery.fields.routingKey });
+  }
+
+  @Consume({ queue: Q.guarded })
+  @UseGuards(OnlyGold)
+  onGuarded(@AmqpPayload('n', ParseIntPipe) n: number): void {
+    this.guarded.push(n);
+  }
+
+  @Consume({ queue: Q.bound, exchange: { name: EXCHANGE, type: 'topic' }, routingKeys: ['order.*'] })
+  onBound(@AmqpDelivery() delivery: Delivery): void {
+    this.bound.push(delivery.fields.routingKey);
+  }
+
+  @Rpc({ queue: Q.rpc })
+  @UseInterceptors(Doubling)
+  add(@AmqpPayload() { a, b }: { a: number; b: number }): number {
+    if (a < 0) throw new Error('negative numbers are not welcome');
+    return a + b;
+  }
+}
+
+let app: TestingModule;
+let handlers: Handlers;
+
+beforeAll(async () => {
+  const url = await brokerUrl();
+  app = await Test.createTestingModule({
+    imports: [RxAmqpModule.forRoot({ url })],
+    providers: [Handlers, OnlyGold, Doubling],
+  }).compile();
+  await app.init();
+  handlers = app.get(Handlers);
+});
+
+afterAll(async () => {
+  await app?.close();
+  const conn = await openConnection(await brokerUrl());
+  const ch = await conn.openChannel();
+  for (const q of Object.values(Q)) await lastValueFrom(ch.queueDelete(q));
+  await lastValueFrom(ch.exchangeDelete(EXCHANGE));
+  await lastValueFrom(conn.close());
+});
+
+function publish(exchange: string, routingKey: string, body: string, properties = {}): Promise<unknown> {
+  return lastValueFrom(handlers.publisher.publish(exchange, routingKey, body, properties));
+}
+
+describe('RxAmqpModule handlers', () => {
+  it('@Consume: the payload (JSON), a header and the delivery reach the handler, which acks', async () => {
+    await publish('', Q.plain, JSON.stringify({ id: 1 }), {
+      contentType: 'application/json',
+      headers: { 'x-tag': 'one' },
+    });
+    await publish('', Q.plain, 'not json at all');
+    await until(() => handlers.plain.length === 2, 5000, 'two messages');
+    expect(handlers.plain).toEqual([
+      { payload: { id: 1 }, header: 'one', routingKey: Q.plain },
+      { payload: 'not json at all', header: undefined, routingKey: Q.plain },
+    ]);
+  });
+
+  it('guards and pipes apply: a refused delivery is not handled; a pipe converts the payload', async () => {
+    await publish('', Q.guarded, JSON.stringify({ n: '7' }), { headers: { tier: 'gold' } });
+    await publish('', Q.guarded, JSON.stringify({ n: '8' }), { headers: { tier: 'tin' } });
+    await until(() => handlers.guarded.length === 1, 5000, 'the gold one');
+    expect(handlers.guarded).toEqual([7]);
+  });
+
+  it('the queue is bound to the exchange with the routing keys (a topic wildcard)', async () => {
+    await publish(EXCHANGE, 'order.created', '{}');
+    await publish(EXCHANGE, 'invoice.created', '{}');
+    await publish(EXCHANGE, 'order.paid', '{}');
+    await until(() => handlers.bound.length === 2, 5000, 'two orders');
+    expect(handlers.bound).toEqual(['order.created', 'order.paid']);
+  });
+
+  it('@Rpc: the result (through an interceptor) is the reply; a failure is an error reply', async () => {
+    const conn = await openConnection(await brokerUrl());
+    try {
+      const ch = await conn.openChannel();
+      const ask = (a: number, b: number) =>
+        lastValueFrom(
+          ch.request('', Q.rpc, JSON.stringify({ a, b }), { contentType: 'application/json' }, { timeoutMs: 5000 }),
+        );
+      const reply = await ask(2, 3);
+      expect(reply.json()).toBe(10);
+      expect(reply.properties.headers?.[RPC_ERROR_HEADER]).toBeUndefined();
+      const failure = await ask(-1, 3);
+      expect(failure.properties.headers?.[RPC_ERROR_HEADER]).toBe(true);
+      expect(failure.json()).toEqual({ error: { name: 'Error', message: 'negative numbers are not welcome' } });
+    } finally {
+      await lastValueFrom(conn.close());
+    }
+  });
+
+  it('the connection is injectable by token, with its state', () => {
+    const connection = app.get<RxAmqpConnection>(getConnectionToken());
+    expect(connection).toBeInstanceOf(RxAmqpConnection);
+    expect(connection.name).toBe('default');
+  });
+});

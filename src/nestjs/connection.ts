@@ -15,8 +15,8 @@ import {
   type Observable,
   ReplaySubject,
   type Subscription,
-  switchMap,
   startWith,
+  switchMap,
   take,
   timeout,
 } from 'rxjs';
@@ -108,7 +108,9 @@ export class RxAmqpConnection {
     this.watching ??= this.state$.subscribe((state) => {
       this.lastState = state;
     });
-    this.watching.add(this.blocked$.subscribe({ next: (e) => (this.isBlocked = e.blocked), error: () => undefined }));
+    this.watching.add(
+      this.blocked$.subscribe({ next: (e) => (this.isBlocked = e.blocked), error: () => undefined }),
+    );
     if (this.keep === undefined) {
       const topology = this.options.topology ?? NO_TOPOLOGY;
       let first = true;
@@ -185,7 +187,9 @@ export class RxAmqpConnection {
     }
     await lastValueFrom(this.publisher.drain({ timeout: Math.min(drainTimeout, 5_000) }), {
       defaultValue: undefined,
-    }).catch((error: unknown) => this.logger.warn(`shutdown: the publisher drain failed: ${describe(error)}`));
+    }).catch((error: unknown) =>
+      this.logger.warn(`shutdown: the publisher drain failed: ${describe(error)}`),
+    );
   }
 
   /**

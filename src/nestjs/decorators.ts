@@ -83,7 +83,9 @@ function paramDecorator(kind: ParamKind, data: string | undefined, pipes: ParamP
   return (target, key, index) => {
     if (key === undefined) return;
     const existing: Record<string, unknown> =
-      (Reflect.getMetadata(PARAMS_METADATA, target.constructor, key) as Record<string, unknown> | undefined) ?? {};
+      (Reflect.getMetadata(PARAMS_METADATA, target.constructor, key) as
+        | Record<string, unknown>
+        | undefined) ?? {};
     Reflect.defineMetadata(
       PARAMS_METADATA,
       { ...existing, [`${kind}:${index}`]: { index, data, pipes } },

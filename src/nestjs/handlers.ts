@@ -20,15 +20,21 @@ import {
   tap,
   timer,
 } from 'rxjs';
+import { ackOnSuccess } from '../../operators/ackOnSuccess.js';
 import type { Channel } from '../client/channel.js';
 import type { Delivery } from '../client/delivery.js';
 import { ConfigurationError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
 import { type AppliedTopology, applyTopology, consumeSpec } from '../topology/apply.js';
 import type { BindSpec, ExchangeSpec, QueueSpec, Topology } from '../topology/specs.js';
-import { ackOnSuccess } from '../../operators/ackOnSuccess.js';
-import { type RxAmqpConnection, describe } from './connection.js';
-import { CONTEXT_TYPE, HANDLER_METADATA, type HandlerMetadata, PARAMS_METADATA, ParamKind } from './decorators.js';
+import { describe, type RxAmqpConnection } from './connection.js';
+import {
+  CONTEXT_TYPE,
+  HANDLER_METADATA,
+  type HandlerMetadata,
+  PARAMS_METADATA,
+  ParamKind,
+} from './decorators.js';
 import {
   checkHandlerDefaults,
   DEFAULT_CONNECTION,
@@ -199,6 +205,8 @@ export class HandlerRunner {
         ackOnSuccess((delivery) => this.handle(call, delivery, policy, label), {
           concurrency,
           onError: typeof policy === 'function' ? 'reject' : policy,
+          // 'requeue' gives a message one more chance, not an endless loop.
+          requeueRedelivered: false,
           ...(maxDeliveries === undefined ? {} : { maxDeliveries }),
           onFailure: (error) => this.logger.warn(`${label} failed: ${describe(error)}`),
         }),
@@ -246,9 +254,12 @@ export class HandlerRunner {
     this.running.push(subscription);
     return firstDeclared.catch((error: unknown) => {
       subscription.unsubscribe();
-      throw new ConfigurationError(`${label}: its queue or bindings could not be declared: ${describe(error)}`, {
-        cause: error,
-      });
+      throw new ConfigurationError(
+        `${label}: its queue or bindings could not be declared: ${describe(error)}`,
+        {
+          cause: error,
+        },
+      );
     });
   }
 
@@ -308,7 +319,11 @@ export class HandlerRunner {
         await lastValueFrom(channel.publish('', replyTo, body, reply));
         return undefined;
       },
-      { concurrency, onError: 'reject', onFailure: (error) => this.logger.warn(`${label}: ${describe(error)}`) },
+      {
+        concurrency,
+        onError: 'reject',
+        onFailure: (error) => this.logger.warn(`${label}: ${describe(error)}`),
+      },
     );
   }
 }

@@ -36,7 +36,9 @@ export interface RxAmqpModuleExtras {
 }
 
 /** The lifecycle of one connection: started at bootstrap, drained at shutdown. */
-class ConnectionLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+class ConnectionLifecycle
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
+{
   constructor(
     private readonly connection: RxAmqpConnection,
     private readonly runner: HandlerRunner,
@@ -62,52 +64,55 @@ class ConnectionLifecycle implements OnApplicationBootstrap, BeforeApplicationSh
 const { ConfigurableModuleClass, OPTIONS_TYPE, ASYNC_OPTIONS_TYPE } =
   new ConfigurableModuleBuilder<RxAmqpModuleOptions>({ optionsInjectionToken: RXAMQP_MODULE_OPTIONS })
     .setClassMethodName('forRoot')
-    .setExtras<RxAmqpModuleExtras>({ isGlobal: false, name: DEFAULT_CONNECTION, waitForConnection: true }, (definition, extras) => {
-      const name = extras.name ?? DEFAULT_CONNECTION;
-      const lifecycleToken = `rxamqp:lifecycle:${name}`;
-      const providers: Provider[] = [
-        {
-          provide: getConnectionToken(name),
-          useFactory: (options: RxAmqpModuleOptions) => {
-            checkModuleOptions(options, name);
-            return new RxAmqpConnection({ ...options, name });
+    .setExtras<RxAmqpModuleExtras>(
+      { isGlobal: false, name: DEFAULT_CONNECTION, waitForConnection: true },
+      (definition, extras) => {
+        const name = extras.name ?? DEFAULT_CONNECTION;
+        const lifecycleToken = `rxamqp:lifecycle:${name}`;
+        const providers: Provider[] = [
+          {
+            provide: getConnectionToken(name),
+            useFactory: (options: RxAmqpModuleOptions) => {
+              checkModuleOptions(options, name);
+              return new RxAmqpConnection({ ...options, name });
+            },
+            inject: [RXAMQP_MODULE_OPTIONS],
           },
-          inject: [RXAMQP_MODULE_OPTIONS],
-        },
-        {
-          provide: getPublisherToken(name),
-          useFactory: (connection: RxAmqpConnection) => connection.publisher,
-          inject: [getConnectionToken(name)],
-        },
-        {
-          provide: getConnectionObservableToken(name),
-          useFactory: (connection: RxAmqpConnection) => connection.connection$,
-          inject: [getConnectionToken(name)],
-        },
-        {
-          provide: lifecycleToken,
-          useFactory: (
-            connection: RxAmqpConnection,
-            discovery: DiscoveryService,
-            scanner: MetadataScanner,
-            contextCreator: ExternalContextCreator,
-          ) =>
-            new ConnectionLifecycle(
-              connection,
-              new HandlerRunner(connection, discovery, scanner, contextCreator),
-              extras.waitForConnection ?? true,
-            ),
-          inject: [getConnectionToken(name), DiscoveryService, MetadataScanner, ExternalContextCreator],
-        },
-      ];
-      return {
-        ...definition,
-        global: extras.isGlobal ?? false,
-        imports: [...(definition.imports ?? []), DiscoveryModule],
-        providers: [...(definition.providers ?? []), MetadataScanner, ...providers],
-        exports: [getConnectionToken(name), getPublisherToken(name), getConnectionObservableToken(name)],
-      };
-    })
+          {
+            provide: getPublisherToken(name),
+            useFactory: (connection: RxAmqpConnection) => connection.publisher,
+            inject: [getConnectionToken(name)],
+          },
+          {
+            provide: getConnectionObservableToken(name),
+            useFactory: (connection: RxAmqpConnection) => connection.connection$,
+            inject: [getConnectionToken(name)],
+          },
+          {
+            provide: lifecycleToken,
+            useFactory: (
+              connection: RxAmqpConnection,
+              discovery: DiscoveryService,
+              scanner: MetadataScanner,
+              contextCreator: ExternalContextCreator,
+            ) =>
+              new ConnectionLifecycle(
+                connection,
+                new HandlerRunner(connection, discovery, scanner, contextCreator),
+                extras.waitForConnection ?? true,
+              ),
+            inject: [getConnectionToken(name), DiscoveryService, MetadataScanner, ExternalContextCreator],
+          },
+        ];
+        return {
+          ...definition,
+          global: extras.isGlobal ?? false,
+          imports: [...(definition.imports ?? []), DiscoveryModule],
+          providers: [...(definition.providers ?? []), MetadataScanner, ...providers],
+          exports: [getConnectionToken(name), getPublisherToken(name), getConnectionObservableToken(name)],
+        };
+      },
+    )
     .build();
 
 /**

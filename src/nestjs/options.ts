@@ -5,8 +5,8 @@
  * @module
  */
 import type { Delivery } from '../client/delivery.js';
-import type { PublisherOptions } from '../client/publisher.js';
 import type { DrainOptions } from '../client/drain.js';
+import type { PublisherOptions } from '../client/publisher.js';
 import type { ConnectOptions } from '../config/options.js';
 import { redactUrl } from '../config/url.js';
 import { ConfigurationError } from '../errors.js';
@@ -163,13 +163,19 @@ export function checkModuleOptions(options: RxAmqpModuleOptions, name: string): 
 export function checkHandlerDefaults(options: HandlerDefaults, where: string): void {
   const { prefetch, concurrency, onError, maxDeliveries } = options;
   if (prefetch !== undefined && !(Number.isInteger(prefetch) && prefetch >= 1 && prefetch <= 65535)) {
-    throw new ConfigurationError(`${where}: prefetch must be an integer from 1 to 65535, got ${String(prefetch)}`);
+    throw new ConfigurationError(
+      `${where}: prefetch must be an integer from 1 to 65535, got ${String(prefetch)}`,
+    );
   }
   if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1)) {
-    throw new ConfigurationError(`${where}: concurrency must be a positive integer, got ${String(concurrency)}`);
+    throw new ConfigurationError(
+      `${where}: concurrency must be a positive integer, got ${String(concurrency)}`,
+    );
   }
   if (maxDeliveries !== undefined && !(Number.isInteger(maxDeliveries) && maxDeliveries >= 1)) {
-    throw new ConfigurationError(`${where}: maxDeliveries must be a positive integer, got ${String(maxDeliveries)}`);
+    throw new ConfigurationError(
+      `${where}: maxDeliveries must be a positive integer, got ${String(maxDeliveries)}`,
+    );
   }
   if (
     onError !== undefined &&

@@ -17,7 +17,6 @@ import {
 } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { lastValueFrom, map, type Observable } from 'rxjs';
-import { type Delivery, openConnection } from '../../src/node.js';
 import {
   AmqpDelivery,
   AmqpHeaders,
@@ -26,12 +25,13 @@ import {
   Consume,
   getConnectionToken,
   InjectPublisher,
-  Rpc,
   RPC_ERROR_HEADER,
+  Rpc,
   RxAmqpConnection,
   RxAmqpModule,
 } from '../../src/nestjs/index.js';
 import type { Publisher } from '../../src/node.js';
+import { type Delivery, openConnection } from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
 
 const PREFIX = `nest.${process.pid}.${Date.now().toString(36)}`;

@@ -17,8 +17,6 @@ import {
   type Subscription,
   startWith,
   switchMap,
-  take,
-  timeout,
 } from 'rxjs';
 import type { ConnectionObservable, ConnectionState } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
@@ -105,12 +103,14 @@ export class RxAmqpConnection {
    * there after the initial retries, the topology is refused).
    */
   start(): Promise<void> {
-    this.watching ??= this.state$.subscribe((state) => {
-      this.lastState = state;
-    });
-    this.watching.add(
-      this.blocked$.subscribe({ next: (e) => (this.isBlocked = e.blocked), error: () => undefined }),
-    );
+    if (this.watching === undefined) {
+      this.watching = this.state$.subscribe((state) => {
+        this.lastState = state;
+      });
+      this.watching.add(
+        this.blocked$.subscribe({ next: (e) => (this.isBlocked = e.blocked), error: () => undefined }),
+      );
+    }
     if (this.keep === undefined) {
       const topology = this.options.topology ?? NO_TOPOLOGY;
       let first = true;

@@ -37,13 +37,16 @@ function until(check: () => boolean, ms: number, what: string): Promise<void> {
 async function fill(queue: string, n: number, perTick = n): Promise<void> {
   const conn = await openConnection(await brokerUrl());
   try {
-    const ch = await conn.openChannel({ confirm: true });
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.confirmSelect());
     await lastValueFrom(ch.queueDeclare(queue, { durable: true }));
     for (let i = 0; i < n; i++) {
       ch.publish('', queue, JSON.stringify({ i }), { contentType: 'application/json' }).subscribe();
       if ((i + 1) % perTick === 0) await new Promise((r) => setTimeout(r, 20));
     }
-    await lastValueFrom(ch.publish('', queue, JSON.stringify({ i: -1 }), { contentType: 'application/json' }));
+    await lastValueFrom(
+      ch.publish('', queue, JSON.stringify({ i: -1 }), { contentType: 'application/json' }),
+    );
   } finally {
     await lastValueFrom(conn.close());
   }
@@ -105,7 +108,9 @@ describe('recovery', () => {
       }
       await filling;
       await until(() => seen.size === 5001, 60_000, 'all 5,001 messages');
-      console.log(`nestjs recovery: 5,001 distinct, ${handled} handled (${handled - 5001} again after the cuts)`);
+      console.log(
+        `nestjs recovery: 5,001 distinct, ${handled} handled (${handled - 5001} again after the cuts)`,
+      );
       expect(await messageCount(RUN_QUEUE)).toBe(0);
     } finally {
       await app.close();

@@ -59,7 +59,7 @@ function until(check: () => boolean, ms = 5000, what = 'condition'): Promise<voi
 class OnlyGold implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     const delivery = context.getArgByIndex<Delivery>(0);
-    return context.getType<string>() === CONTEXT_TYPE && delivery.properties.headers?.['tier'] === 'gold';
+    return context.getType<string>() === CONTEXT_TYPE && delivery.properties.headers?.tier === 'gold';
   }
 }
 
@@ -167,14 +167,22 @@ describe('RxAmqpModule handlers', () => {
       const ch = await conn.openChannel();
       const ask = (a: number, b: number) =>
         lastValueFrom(
-          ch.request('', Q.rpc, JSON.stringify({ a, b }), { contentType: 'application/json' }, { timeoutMs: 5000 }),
+          ch.request(
+            '',
+            Q.rpc,
+            JSON.stringify({ a, b }),
+            { contentType: 'application/json' },
+            { timeoutMs: 5000 },
+          ),
         );
       const reply = await ask(2, 3);
       expect(reply.json()).toBe(10);
       expect(reply.properties.headers?.[RPC_ERROR_HEADER]).toBeUndefined();
       const failure = await ask(-1, 3);
       expect(failure.properties.headers?.[RPC_ERROR_HEADER]).toBe(true);
-      expect(failure.json()).toEqual({ error: { name: 'Error', message: 'negative numbers are not welcome' } });
+      expect(failure.json()).toEqual({
+        error: { name: 'Error', message: 'negative numbers are not welcome' },
+      });
     } finally {
       await lastValueFrom(conn.close());
     }

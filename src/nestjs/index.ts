@@ -39,6 +39,7 @@ export {
   Rpc,
 } from './decorators.js';
 export { decodePayload, PayloadDecodeError, RPC_ERROR_HEADER } from './handlers.js';
+export { RxAmqpHealthIndicator, type RxAmqpHealthOptions, type RxAmqpHealthResult } from './health.js';
 export {
   RXAMQP_MODULE_OPTIONS,
   RxAmqpModule,

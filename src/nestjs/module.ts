@@ -17,6 +17,7 @@ import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScan
 import { RxAmqpConnection } from './connection.js';
 import { getConnectionObservableToken, getConnectionToken, getPublisherToken } from './decorators.js';
 import { HandlerRunner } from './handlers.js';
+import { RxAmqpHealthIndicator } from './health.js';
 import { checkModuleOptions, DEFAULT_CONNECTION, type RxAmqpModuleOptions } from './options.js';
 
 /** The injection token of a module's options (each `forRoot` has its own, inside its module). */
@@ -108,8 +109,13 @@ const { ConfigurableModuleClass, OPTIONS_TYPE, ASYNC_OPTIONS_TYPE } =
           ...definition,
           global: extras.isGlobal ?? false,
           imports: [...(definition.imports ?? []), DiscoveryModule],
-          providers: [...(definition.providers ?? []), MetadataScanner, ...providers],
-          exports: [getConnectionToken(name), getPublisherToken(name), getConnectionObservableToken(name)],
+          providers: [...(definition.providers ?? []), MetadataScanner, RxAmqpHealthIndicator, ...providers],
+          exports: [
+            getConnectionToken(name),
+            getPublisherToken(name),
+            getConnectionObservableToken(name),
+            RxAmqpHealthIndicator,
+          ],
         };
       },
     )

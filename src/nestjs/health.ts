@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { Injectable } from '@nestjs/common';
-import type { ModuleRef } from '@nestjs/core';
+import { Inject, Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import type { RxAmqpConnection } from './connection.js';
 import { getConnectionToken } from './decorators.js';
 import { DEFAULT_CONNECTION } from './options.js';
@@ -51,7 +51,8 @@ export interface RxAmqpHealthOptions {
  */
 @Injectable()
 export class RxAmqpHealthIndicator {
-  constructor(private readonly moduleRef: ModuleRef) {}
+  // An explicit token: the design-time type would not survive a type-only import.
+  constructor(@Inject(ModuleRef) private readonly moduleRef: ModuleRef) {}
 
   /** The health of a connection under `key` (default `'rabbitmq'`). */
   isHealthy(key = 'rabbitmq', options: RxAmqpHealthOptions = {}): RxAmqpHealthResult {

@@ -77,9 +77,14 @@ export function Rpc(options: RpcHandlerOptions): MethodDecorator {
 export const ParamKind = { Payload: 0, Headers: 1, Delivery: 2 } as const;
 export type ParamKind = (typeof ParamKind)[keyof typeof ParamKind];
 
-type ParamPipe = Type<PipeTransform> | PipeTransform;
+/** A pipe for a parameter decorator: a class (instantiated by Nest, with its dependencies) or an instance. */
+export type AmqpParamPipe = Type<PipeTransform> | PipeTransform;
 
-function paramDecorator(kind: ParamKind, data: string | undefined, pipes: ParamPipe[]): ParameterDecorator {
+function paramDecorator(
+  kind: ParamKind,
+  data: string | undefined,
+  pipes: AmqpParamPipe[],
+): ParameterDecorator {
   return (target, key, index) => {
     if (key === undefined) return;
     const existing: Record<string, unknown> =
@@ -105,7 +110,10 @@ function paramDecorator(kind: ParamKind, data: string | undefined, pipes: ParamP
  * handle(@AmqpPayload(new ValidationPipe()) order: OrderDto, @AmqpPayload('id') id: string) {}
  * ```
  */
-export function AmqpPayload(property?: string | ParamPipe, ...pipes: ParamPipe[]): ParameterDecorator {
+export function AmqpPayload(
+  property?: string | AmqpParamPipe,
+  ...pipes: AmqpParamPipe[]
+): ParameterDecorator {
   return typeof property === 'string' || property === undefined
     ? paramDecorator(ParamKind.Payload, property, pipes)
     : paramDecorator(ParamKind.Payload, undefined, [property, ...pipes]);

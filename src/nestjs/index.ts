@@ -27,6 +27,7 @@ export { type ReadyConnection, RxAmqpConnection } from './connection.js';
 export {
   AmqpDelivery,
   AmqpHeaders,
+  type AmqpParamPipe,
   AmqpPayload,
   CONTEXT_TYPE,
   Consume,
@@ -52,6 +53,7 @@ export type {
   HandlerDefaults,
   HandlerFailurePolicy,
   HandlerSource,
+  ResolvedModuleOptions,
   RpcHandlerOptions,
   RxAmqpModuleOptions,
 } from './options.js';

@@ -7,6 +7,7 @@
  */
 import {
   type BeforeApplicationShutdown,
+  type ConfigurableModuleAsyncOptions,
   ConfigurableModuleBuilder,
   Module,
   type OnApplicationBootstrap,
@@ -62,64 +63,65 @@ class ConnectionLifecycle
   }
 }
 
-const { ConfigurableModuleClass, OPTIONS_TYPE, ASYNC_OPTIONS_TYPE } =
-  new ConfigurableModuleBuilder<RxAmqpModuleOptions>({ optionsInjectionToken: RXAMQP_MODULE_OPTIONS })
-    .setClassMethodName('forRoot')
-    .setExtras<RxAmqpModuleExtras>(
-      { isGlobal: false, name: DEFAULT_CONNECTION, waitForConnection: true },
-      (definition, extras) => {
-        const name = extras.name ?? DEFAULT_CONNECTION;
-        const lifecycleToken = `rxamqp:lifecycle:${name}`;
-        const providers: Provider[] = [
-          {
-            provide: getConnectionToken(name),
-            useFactory: (options: RxAmqpModuleOptions) => {
-              checkModuleOptions(options, name);
-              return new RxAmqpConnection({ ...options, name });
-            },
-            inject: [RXAMQP_MODULE_OPTIONS],
+const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<RxAmqpModuleOptions>({
+  optionsInjectionToken: RXAMQP_MODULE_OPTIONS,
+})
+  .setClassMethodName('forRoot')
+  .setExtras<RxAmqpModuleExtras>(
+    { isGlobal: false, name: DEFAULT_CONNECTION, waitForConnection: true },
+    (definition, extras) => {
+      const name = extras.name ?? DEFAULT_CONNECTION;
+      const lifecycleToken = `rxamqp:lifecycle:${name}`;
+      const providers: Provider[] = [
+        {
+          provide: getConnectionToken(name),
+          useFactory: (options: RxAmqpModuleOptions) => {
+            checkModuleOptions(options, name);
+            return new RxAmqpConnection({ ...options, name });
           },
-          {
-            provide: getPublisherToken(name),
-            useFactory: (connection: RxAmqpConnection) => connection.publisher,
-            inject: [getConnectionToken(name)],
-          },
-          {
-            provide: getConnectionObservableToken(name),
-            useFactory: (connection: RxAmqpConnection) => connection.connection$,
-            inject: [getConnectionToken(name)],
-          },
-          {
-            provide: lifecycleToken,
-            useFactory: (
-              connection: RxAmqpConnection,
-              discovery: DiscoveryService,
-              scanner: MetadataScanner,
-              contextCreator: ExternalContextCreator,
-            ) =>
-              new ConnectionLifecycle(
-                connection,
-                new HandlerRunner(connection, discovery, scanner, contextCreator),
-                extras.waitForConnection ?? true,
-              ),
-            inject: [getConnectionToken(name), DiscoveryService, MetadataScanner, ExternalContextCreator],
-          },
-        ];
-        return {
-          ...definition,
-          global: extras.isGlobal ?? false,
-          imports: [...(definition.imports ?? []), DiscoveryModule],
-          providers: [...(definition.providers ?? []), MetadataScanner, RxAmqpHealthIndicator, ...providers],
-          exports: [
-            getConnectionToken(name),
-            getPublisherToken(name),
-            getConnectionObservableToken(name),
-            RxAmqpHealthIndicator,
-          ],
-        };
-      },
-    )
-    .build();
+          inject: [RXAMQP_MODULE_OPTIONS],
+        },
+        {
+          provide: getPublisherToken(name),
+          useFactory: (connection: RxAmqpConnection) => connection.publisher,
+          inject: [getConnectionToken(name)],
+        },
+        {
+          provide: getConnectionObservableToken(name),
+          useFactory: (connection: RxAmqpConnection) => connection.connection$,
+          inject: [getConnectionToken(name)],
+        },
+        {
+          provide: lifecycleToken,
+          useFactory: (
+            connection: RxAmqpConnection,
+            discovery: DiscoveryService,
+            scanner: MetadataScanner,
+            contextCreator: ExternalContextCreator,
+          ) =>
+            new ConnectionLifecycle(
+              connection,
+              new HandlerRunner(connection, discovery, scanner, contextCreator),
+              extras.waitForConnection ?? true,
+            ),
+          inject: [getConnectionToken(name), DiscoveryService, MetadataScanner, ExternalContextCreator],
+        },
+      ];
+      return {
+        ...definition,
+        global: extras.isGlobal ?? false,
+        imports: [...(definition.imports ?? []), DiscoveryModule],
+        providers: [...(definition.providers ?? []), MetadataScanner, RxAmqpHealthIndicator, ...providers],
+        exports: [
+          getConnectionToken(name),
+          getPublisherToken(name),
+          getConnectionObservableToken(name),
+          RxAmqpHealthIndicator,
+        ],
+      };
+    },
+  )
+  .build();
 
 /**
  * The NestJS module of rxamqp: `RxAmqpModule.forRoot(options)` (or `forRootAsync({ useFactory,
@@ -146,7 +148,8 @@ const { ConfigurableModuleClass, OPTIONS_TYPE, ASYNC_OPTIONS_TYPE } =
 @Module({})
 export class RxAmqpModule extends ConfigurableModuleClass {}
 
-/** The argument of `RxAmqpModule.forRoot`. */
-export type RxAmqpModuleForRootOptions = typeof OPTIONS_TYPE;
-/** The argument of `RxAmqpModule.forRootAsync`. */
-export type RxAmqpModuleForRootAsyncOptions = typeof ASYNC_OPTIONS_TYPE;
+/** The argument of `RxAmqpModule.forRoot`: the options and the extras. */
+export type RxAmqpModuleForRootOptions = RxAmqpModuleOptions & RxAmqpModuleExtras;
+/** The argument of `RxAmqpModule.forRootAsync`: how to make the options (Nest's async options), and the extras. */
+export type RxAmqpModuleForRootAsyncOptions = ConfigurableModuleAsyncOptions<RxAmqpModuleOptions> &
+  RxAmqpModuleExtras;

@@ -1,0 +1,76 @@
+/**
+ * `rxamqp/nestjs` on the embedded broker of `rxamqp/testing`: the recipe of docs/nestjs.md for testing
+ * an application's handlers without RabbitMQ (the module's connection gets the broker's connector),
+ * and the module's recovery when the broker drops the connection.
+ */
+import 'reflect-metadata';
+import { Injectable } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { lastValueFrom } from 'rxjs';
+import { AmqpPayload, Consume, InjectPublisher, Rpc, RxAmqpModule } from '../../src/nestjs/index.js';
+import { openConnection, type Publisher } from '../../src/node.js';
+import { EmbeddedBroker } from '../../src/testing/index.js';
+
+function until(check: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      if (check()) resolve();
+      else if (Date.now() > end) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(poll, 5);
+    };
+    poll();
+  });
+}
+
+@Injectable()
+class Orders {
+  readonly handled: number[] = [];
+
+  constructor(@InjectPublisher() readonly publisher: Publisher) {}
+
+  @Consume({ queue: 'orders', exchange: { name: 'shop', type: 'topic' }, routingKeys: ['order.*'] })
+  handle(@AmqpPayload('id') id: number): void {
+    this.handled.push(id);
+  }
+
+  @Rpc({ queue: 'rpc.double' })
+  double(@AmqpPayload() n: number): number {
+    return n * 2;
+  }
+}
+
+describe('RxAmqpModule on the embedded broker', () => {
+  it('handlers, request/reply and recovery without RabbitMQ', async () => {
+    const broker = new EmbeddedBroker();
+    const app = await Test.createTestingModule({
+      imports: [
+        RxAmqpModule.forRoot({
+          url: 'amqp://guest:guest@embedded',
+          connection: { transport: broker.connector, recovery: { reconnect: { delays: [10] } } },
+        }),
+      ],
+      providers: [Orders],
+    }).compile();
+    await app.init();
+    const orders = app.get(Orders);
+    try {
+      await lastValueFrom(orders.publisher.publish('shop', 'order.placed', JSON.stringify({ id: 1 })));
+      await until(() => orders.handled.length === 1, 3000, 'the first order');
+
+      const client = await openConnection('amqp://guest:guest@embedded', { transport: broker.connector });
+      const ch = await client.openChannel();
+      const reply = await lastValueFrom(ch.request('', 'rpc.double', '21', {}, { timeoutMs: 2000 }));
+      expect(reply.json()).toBe(42);
+      await lastValueFrom(client.close());
+
+      // The broker drops the module's connection: it comes back, and so does the handler.
+      for (const info of broker.connections()) broker.dropConnection(info);
+      await lastValueFrom(orders.publisher.publish('shop', 'order.paid', JSON.stringify({ id: 2 })));
+      await until(() => orders.handled.length === 2, 3000, 'the order after the drop');
+      expect(orders.handled).toEqual([1, 2]);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -6,8 +6,16 @@
  * @module
  */
 import { Logger } from '@nestjs/common';
-import type { DiscoveryService, ExternalContextCreator, MetadataScanner } from '@nestjs/core';
+import {
+  type ContextId,
+  ContextIdFactory,
+  type DiscoveryService,
+  type ExternalContextCreator,
+  type MetadataScanner,
+  type ModuleRef,
+} from '@nestjs/core';
 import type { ParamsFactory } from '@nestjs/core/helpers/external-context-creator.js';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import {
   catchError,
   defer,
@@ -53,7 +61,10 @@ export class PayloadDecodeError extends Error {
 
 /** One handler method found on a provider or controller. */
 interface FoundHandler {
+  /** The instance to call; for a request-scoped (or transient) host, its static stand-in. */
   readonly instance: object;
+  /** A request-scoped or transient host: an instance is resolved for each delivery. */
+  readonly scoped: InstanceWrapper | undefined;
   readonly methodName: string;
   readonly metadata: HandlerMetadata;
   /** `Class.method`, for messages. */
@@ -118,6 +129,7 @@ export class HandlerRunner {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly contextCreator: ExternalContextCreator,
+    private readonly moduleRef: ModuleRef,
   ) {
     this.logger = new Logger(`RxAmqp:${connection.name}`);
   }
@@ -130,9 +142,10 @@ export class HandlerRunner {
     for (const wrapper of wrappers) {
       const instance: unknown = wrapper.instance;
       if (typeof instance !== 'object' || instance === null || seen.has(instance)) continue;
-      // Request-scoped and transient hosts have no single instance to call: not supported here.
-      if (!wrapper.isDependencyTreeStatic()) continue;
       seen.add(instance);
+      // A request-scoped (or transient) host gets an instance of its own for each delivery, with the
+      // delivery as its REQUEST; its static instance only shows where the handlers are.
+      const scoped = wrapper.isDependencyTreeStatic() ? undefined : wrapper;
       const prototype = Object.getPrototypeOf(instance) as object | null;
       if (prototype === null) continue;
       for (const methodName of this.scanner.getAllMethodNames(prototype)) {
@@ -145,7 +158,7 @@ export class HandlerRunner {
         checkSource(metadata.options, label);
         if (metadata.kind === 'consume') checkHandlerDefaults(metadata.options, `@Consume on ${label}`);
         else checkHandlerDefaults({ ...metadata.options }, `@Rpc on ${label}`);
-        found.push({ instance, methodName, metadata, label });
+        found.push({ instance, scoped, methodName, metadata, label });
       }
     }
     return found;
@@ -166,22 +179,35 @@ export class HandlerRunner {
     for (const s of this.running.splice(0)) s.unsubscribe();
   }
 
+  /** How a handler is called for one delivery: through Nest's enhancers, on the right instance. */
+  private caller(handler: FoundHandler): (delivery: Delivery) => Promise<unknown> {
+    const { instance, scoped, methodName } = handler;
+    const wrap = (host: object, contextId?: ContextId, inquirerId?: string) =>
+      this.contextCreator.create(
+        host,
+        (host as Record<string, (...args: unknown[]) => unknown>)[methodName] as (
+          ...args: unknown[]
+        ) => unknown,
+        methodName,
+        PARAMS_METADATA,
+        PARAMS_FACTORY,
+        contextId,
+        inquirerId,
+        undefined,
+        CONTEXT_TYPE,
+      ) as (delivery: Delivery) => Promise<unknown>;
+    if (scoped === undefined) return wrap(instance);
+    return async (delivery) => {
+      const contextId = ContextIdFactory.create();
+      this.moduleRef.registerRequestByContextId(delivery, contextId);
+      const host = (await this.moduleRef.resolve(scoped.token, contextId, { strict: false })) as object;
+      return wrap(host, contextId, scoped.id)(delivery);
+    };
+  }
+
   private run(handler: FoundHandler): Promise<void> {
-    const { instance, methodName, metadata, label } = handler;
-    const method = (instance as Record<string, (...args: unknown[]) => unknown>)[methodName] as (
-      ...args: unknown[]
-    ) => unknown;
-    const call = this.contextCreator.create(
-      instance,
-      method,
-      methodName,
-      PARAMS_METADATA,
-      PARAMS_FACTORY,
-      undefined,
-      undefined,
-      undefined,
-      CONTEXT_TYPE,
-    ) as (delivery: Delivery) => Promise<unknown>;
+    const { metadata, label } = handler;
+    const call = this.caller(handler);
     const topology = handlerTopology(metadata.options);
     const defaults = this.connection.options.handlers ?? {};
     const options = metadata.options as HandlerSource & HandlerDefaults;

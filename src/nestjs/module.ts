@@ -14,7 +14,13 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
-import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner } from '@nestjs/core';
+import {
+  DiscoveryModule,
+  DiscoveryService,
+  ExternalContextCreator,
+  MetadataScanner,
+  ModuleRef,
+} from '@nestjs/core';
 import { RxAmqpConnection } from './connection.js';
 import { getConnectionObservableToken, getConnectionToken, getPublisherToken } from './decorators.js';
 import { HandlerRunner } from './handlers.js';
@@ -98,13 +104,20 @@ const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<RxAmqpModuleOp
             discovery: DiscoveryService,
             scanner: MetadataScanner,
             contextCreator: ExternalContextCreator,
+            moduleRef: ModuleRef,
           ) =>
             new ConnectionLifecycle(
               connection,
-              new HandlerRunner(connection, discovery, scanner, contextCreator),
+              new HandlerRunner(connection, discovery, scanner, contextCreator, moduleRef),
               extras.waitForConnection ?? true,
             ),
-          inject: [getConnectionToken(name), DiscoveryService, MetadataScanner, ExternalContextCreator],
+          inject: [
+            getConnectionToken(name),
+            DiscoveryService,
+            MetadataScanner,
+            ExternalContextCreator,
+            ModuleRef,
+          ],
         },
       ];
       return {

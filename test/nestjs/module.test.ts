@@ -8,13 +8,19 @@ import 'reflect-metadata';
 import {
   type CallHandler,
   type CanActivate,
+  Catch,
+  type ExceptionFilter,
   type ExecutionContext,
+  Inject,
   Injectable,
   type NestInterceptor,
   ParseIntPipe,
+  Scope,
+  UseFilters,
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
+import { REQUEST } from '@nestjs/core';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { lastValueFrom, map, type Observable } from 'rxjs';
 import {
@@ -36,6 +42,8 @@ import { brokerUrl } from '../support/broker.js';
 
 const PREFIX = `nest.${process.pid}.${Date.now().toString(36)}`;
 const Q = {
+  scoped: `${PREFIX}.scoped`,
+  filtered: `${PREFIX}.filtered`,
   plain: `${PREFIX}.plain`,
   guarded: `${PREFIX}.guarded`,
   bound: `${PREFIX}.bound`,
@@ -106,6 +114,44 @@ class Handlers {
   }
 }
 
+/** Request-scoped: a new instance for each delivery, which gets the delivery as its REQUEST. */
+@Injectable({ scope: Scope.REQUEST })
+class PerDelivery {
+  static readonly seen: { instance: number; tag: unknown }[] = [];
+  static instances = 0;
+  private readonly instance = ++PerDelivery.instances;
+
+  constructor(@Inject(REQUEST) private readonly request: Delivery) {}
+
+  @Consume({ queue: Q.scoped })
+  handle(): void {
+    PerDelivery.seen.push({ instance: this.instance, tag: this.request.properties.headers?.['x-tag'] });
+  }
+}
+
+/** An exception filter that takes the error in hand: the delivery counts as handled (acked). */
+@Catch()
+class Swallow implements ExceptionFilter {
+  static readonly caught: string[] = [];
+  catch(error: Error): string {
+    Swallow.caught.push(error.message);
+    // Nest 12: a filter that returns nothing has not handled the exception.
+    return 'handled';
+  }
+}
+
+@Injectable()
+class Filtered {
+  static attempts = 0;
+
+  @Consume({ queue: Q.filtered })
+  @UseFilters(Swallow)
+  handle(): void {
+    Filtered.attempts++;
+    throw new Error('taken in hand by the filter');
+  }
+}
+
 let app: TestingModule;
 let handlers: Handlers;
 
@@ -113,7 +159,7 @@ beforeAll(async () => {
   const url = await brokerUrl();
   app = await Test.createTestingModule({
     imports: [RxAmqpModule.forRoot({ url })],
-    providers: [Handlers, OnlyGold, Doubling],
+    providers: [Handlers, OnlyGold, Doubling, PerDelivery, Filtered],
   }).compile();
   await app.init();
   handlers = app.get(Handlers);
@@ -192,5 +238,21 @@ describe('RxAmqpModule handlers', () => {
     const connection = app.get<RxAmqpConnection>(getConnectionToken());
     expect(connection).toBeInstanceOf(RxAmqpConnection);
     expect(connection.name).toBe('default');
+  });
+
+  it('a request-scoped host: an instance for each delivery, with the delivery as its REQUEST', async () => {
+    await publish('', Q.scoped, '{}', { headers: { 'x-tag': 'a' } });
+    await publish('', Q.scoped, '{}', { headers: { 'x-tag': 'b' } });
+    await until(() => PerDelivery.seen.length === 2, 5000, 'two deliveries');
+    expect(PerDelivery.seen.map((s) => s.tag)).toEqual(['a', 'b']);
+    expect(new Set(PerDelivery.seen.map((s) => s.instance)).size).toBe(2);
+  });
+
+  it('an exception filter that takes the error in hand: the delivery is acked, not retried', async () => {
+    await publish('', Q.filtered, '{}');
+    await until(() => Swallow.caught.length === 1, 5000, 'the filter');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(Filtered.attempts).toBe(1);
+    expect(Swallow.caught).toEqual(['taken in hand by the filter']);
   });
 });

@@ -17,10 +17,11 @@ import type { ConnectOptions } from '../../config/options.js';
 import { resolveOptions } from '../../config/resolve-options.js';
 import { ConfigurationError } from '../../errors.js';
 import {
+  type BindSpec,
   type ExchangeSpec,
-  exchange as exchangeSpec,
   type QueueSpec,
-  queue as queueSpec,
+  validateExchange,
+  validateQueue,
 } from '../../topology/specs.js';
 import { nodePlatform } from '../../transport/node.js';
 import { jsonEnvelope, type TransportEnvelope } from './envelope.js';
@@ -104,11 +105,12 @@ export interface RxAmqpServerOptions extends RxAmqpConnectionOptions {
   readonly maxDeliveries?: number;
   /**
    * More broker objects to declare with the server's own after each (re)connect: a dead-letter
-   * exchange and queue, say. rxamqp topology specs.
+   * exchange, its queue and their binding, say. rxamqp topology specs (checked at `listen`).
    */
   readonly topology?: {
     readonly exchanges?: readonly ExchangeSpec[];
     readonly queues?: readonly QueueSpec[];
+    readonly bindings?: readonly BindSpec[];
   };
   /** How `close()` drains: default `{ timeout: 25000, prefetched: 'return' }`. */
   readonly drain?: Pick<DrainOptions, 'timeout' | 'prefetched'>;
@@ -155,6 +157,7 @@ export interface ResolvedServerOptions {
   readonly queues: readonly ResolvedQueue[];
   readonly extraExchanges: readonly ExchangeSpec[];
   readonly extraQueues: readonly QueueSpec[];
+  readonly extraBindings: readonly BindSpec[];
   readonly drain: Pick<DrainOptions, 'timeout' | 'prefetched'>;
 }
 
@@ -247,10 +250,12 @@ function checkExchange(who: string, value: string | ExchangeSpec | undefined): E
     );
   }
   try {
-    return exchangeSpec(spec);
+    // Checked, not copied: bindings and dead-letter settings may refer to this very object.
+    validateExchange(spec);
   } catch (error) {
     throw refuse(who, (error as Error).message, error);
   }
+  return spec;
 }
 
 function checkQueue(who: string, value: string | QueueSpec): QueueSpec {
@@ -260,10 +265,11 @@ function checkQueue(who: string, value: string | QueueSpec): QueueSpec {
   }
   if (spec.name === '') throw refuse(who, 'a queue needs a name (server-named queues are not supported)');
   try {
-    return queueSpec(spec);
+    validateQueue(spec);
   } catch (error) {
     throw refuse(who, (error as Error).message, error);
   }
+  return spec;
 }
 
 function positiveInteger(
@@ -345,10 +351,11 @@ export function resolveServerOptions(options: RxAmqpServerOptions): ResolvedServ
   });
   const extraExchanges = (options.topology?.exchanges ?? []).map((e) => {
     try {
-      return exchangeSpec(e);
+      validateExchange(e);
     } catch (error) {
       throw refuse(who, (error as Error).message, error);
     }
+    return e;
   });
   const extraQueues = (options.topology?.queues ?? []).map((q) => checkQueue(who, q));
   const drain = { timeout: 25_000, prefetched: 'return' as const, ...options.drain };
@@ -363,6 +370,7 @@ export function resolveServerOptions(options: RxAmqpServerOptions): ResolvedServ
     queues,
     extraExchanges,
     extraQueues,
+    extraBindings: [...(options.topology?.bindings ?? [])],
     drain,
   };
 }

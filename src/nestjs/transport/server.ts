@@ -280,10 +280,10 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
 
   /** The exchange, the queues, their bindings and the extra declarations, as one topology. */
   private topology(): Topology {
-    const { exchange, queues, extraExchanges, extraQueues } = this.config;
+    const { exchange, queues, extraExchanges, extraQueues, extraBindings } = this.config;
     const handlerPatterns = [...this.getHandlers().keys()];
     const listed = new Set(queues.flatMap((q) => q.patterns ?? []));
-    const bindings: BindSpec[] = [];
+    const bindings: BindSpec[] = [...extraBindings];
     if (exchange !== undefined) {
       for (const q of queues) {
         const keys = q.patterns ?? handlerPatterns.filter((p) => !listed.has(p));

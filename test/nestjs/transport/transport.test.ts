@@ -9,7 +9,9 @@ import { Controller, type INestMicroservice, type Type } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { firstValueFrom, interval, lastValueFrom, map, type Observable, take, toArray } from 'rxjs';
+import type { ConnectionObservable } from '../../../src/client/connect.js';
 import type { Connection } from '../../../src/client/connection.js';
+import { AuthenticationError } from '../../../src/errors.js';
 import {
   jsonEnvelope,
   plainEnvelope,
@@ -38,7 +40,14 @@ const apps: INestMicroservice[] = [];
 const clients: RxAmqpClient[] = [];
 const proxies: TcpProxy[] = [];
 
+/** The process must never see an unhandled rejection from the transport. */
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(reason);
+};
+
 beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
   url = await brokerUrl();
   admin = await openConnection(url);
 });
@@ -50,6 +59,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  expect(unhandled).toEqual([]);
   const ch = await admin.openChannel();
   for (const q of queues) await lastValueFrom(ch.queueDelete(q), { defaultValue: undefined });
   for (const e of exchanges) await lastValueFrom(ch.exchangeDelete(e), { defaultValue: undefined });
@@ -470,5 +481,114 @@ describe('RxAmqpServer and RxAmqpClient over RabbitMQ', () => {
     expect(finished).toBe(5);
     // 5 acked; the 5 prefetched but not started went back with the 10 never sent.
     expect(await messageCount(inbox)).toBe(15);
+  });
+
+  it('close() during a request lets the handler finish and its reply go out', async () => {
+    const requests = q('rpc-drain');
+    let finished = 0;
+
+    @Controller()
+    class SlowRpc {
+      @MessagePattern('slow')
+      async slow(n: number): Promise<number> {
+        await new Promise((r) => setTimeout(r, 300));
+        finished++;
+        return n + 1;
+      }
+    }
+
+    const { app } = await startServer(SlowRpc, { queue: requests });
+    const c = client({ queue: requests, timeout: 5000 });
+    const answer = firstValueFrom(c.send('slow', 41));
+    await new Promise((r) => setTimeout(r, 100));
+    await app.close();
+    apps.splice(apps.indexOf(app), 1);
+    expect(finished).toBe(1);
+    expect(await answer).toBe(42);
+    expect(await messageCount(requests)).toBe(0);
+  });
+
+  it("reports its status and unwraps to rxamqp's connection Observable", async () => {
+    const inbox = q('status');
+
+    @Controller()
+    class Quiet {
+      @EventPattern('x')
+      x(_data: unknown): void {}
+    }
+
+    const { app, server } = await startServer(Quiet, { queue: inbox });
+    expect(await firstValueFrom(server.status)).toBe('connected');
+    const connection$ = server.unwrap<ConnectionObservable>();
+    expect(JSON.parse(JSON.stringify(connection$)).status).toBe('CONNECTED');
+    const c = client({ queue: inbox });
+    expect(() => c.unwrap()).toThrow(/connect/);
+    await c.connect();
+    expect(await firstValueFrom(c.status)).toBe('connected');
+    expect(c.unwrap<ConnectionObservable>()).toBeDefined();
+    const statuses: RxAmqpStatus[] = [];
+    server.status.subscribe((s) => statuses.push(s));
+    await app.close();
+    apps.splice(apps.indexOf(app), 1);
+    expect(statuses.at(-1)).toBe('closed');
+    await c.close();
+    expect(await firstValueFrom(c.status)).toBe('closed');
+  });
+
+  it('fails listen() with the typed error, and no password, when the broker refuses the login', async () => {
+    const endpoint = await brokerEndpoint();
+    const bad = `amqp://${endpoint.username}:Wr0ngSecretPw@${endpoint.host}:${endpoint.port}/`;
+    @Controller()
+    class Nobody {
+      @EventPattern('x')
+      x(_data: unknown): void {}
+    }
+    const failure = await startServer(Nobody, { queue: q('auth') }, bad).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(AuthenticationError);
+    expect(String((failure as Error).message)).not.toContain('Wr0ngSecretPw');
+    const c = client({ queue: q('auth') }, bad);
+    const refused = await c.connect().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(AuthenticationError);
+  });
+
+  it('fails listen() when the broker refuses the topology (a queue declared with other arguments)', async () => {
+    const taken = q('taken');
+    const ch = await admin.openChannel();
+    await lastValueFrom(ch.queueDeclare(taken, { durable: true, arguments: { 'x-max-length': 5 } }));
+    await lastValueFrom(ch.close(), { defaultValue: undefined });
+    @Controller()
+    class Nobody {
+      @EventPattern('x')
+      x(_data: unknown): void {}
+    }
+    await expect(startServer(Nobody, { queue: taken })).rejects.toMatchObject({ replyCode: 406 });
+  });
+
+  it("with onError 'reject' drops a failed event once (no dead-letter exchange), and keeps consuming", async () => {
+    const inbox = q('reject');
+    const seen: number[] = [];
+
+    @Controller()
+    class Picky {
+      @EventPattern('n')
+      n(value: number): void {
+        seen.push(value);
+        if (value % 2 === 0) throw new RpcException('even');
+      }
+    }
+
+    await startServer(Picky, { queue: inbox, onError: 'reject', prefetch: 1 });
+    const c = client({ queue: inbox });
+    for (let i = 1; i <= 6; i++) await emitted(c, 'n', i);
+    await until(() => seen.length >= 6);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await messageCount(inbox)).toBe(0);
   });
 });

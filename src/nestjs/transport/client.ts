@@ -43,6 +43,7 @@ import {
   type RxAmqpStatus,
   resolveClientOptions,
   statusOf,
+  tell,
 } from './options.js';
 
 /** Wait before the reply consumer that failed on a live connection is started again, in ms. */
@@ -118,7 +119,11 @@ export class RxAmqpClient extends ClientProxy<RxAmqpEvents, RxAmqpStatus> {
    * ```
    */
   connect(): Promise<ConnectionObservable> {
-    this.connecting ??= this.start();
+    if (this.connecting === undefined) {
+      this.connecting = this.start();
+      // Callers that do not wait for it (emit's hot path) must not make it an unhandled rejection.
+      this.connecting.catch(() => undefined);
+    }
     return this.connecting;
   }
 
@@ -267,7 +272,7 @@ export class RxAmqpClient extends ClientProxy<RxAmqpEvents, RxAmqpStatus> {
     this.subscriptions.push(
       connection$.state$.subscribe((state) => {
         this._status$.next(statusOf(state));
-        for (const listener of this.listeners.state) listener(state);
+        tell(this.listeners.state, state);
       }),
     );
     const exchange = this.config.exchange;
@@ -308,6 +313,12 @@ export class RxAmqpClient extends ClientProxy<RxAmqpEvents, RxAmqpStatus> {
               } else {
                 this.report('the connection ended', error);
               }
+            },
+            // Closed before the first connection opened: whoever waits for it learns so.
+            complete: () => {
+              if (ready) return;
+              ready = true;
+              reject(new Error('RxAmqpClient: closed before it connected'));
             },
           }),
       );
@@ -370,13 +381,7 @@ export class RxAmqpClient extends ClientProxy<RxAmqpEvents, RxAmqpStatus> {
   private report(what: string, error: unknown): void {
     const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     this.logger.error(`${what}: ${detail}`);
-    for (const listener of this.listeners.error) {
-      try {
-        listener(error);
-      } catch {
-        // A failing listener must not stop the client.
-      }
-    }
+    tell(this.listeners.error, error);
   }
 }
 

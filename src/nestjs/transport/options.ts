@@ -406,3 +406,14 @@ export function resolveClientOptions(options: RxAmqpClientOptions): ResolvedClie
 export function statusOf(state: ConnectionState): RxAmqpStatus {
   return state.status.toLowerCase() as RxAmqpStatus;
 }
+
+/** @internal Calls each listener; one that throws stops neither the transport nor the others. */
+export function tell<A>(listeners: readonly ((arg: A) => void)[], arg: A): void {
+  for (const listener of listeners) {
+    try {
+      listener(arg);
+    } catch {
+      // A listener's failure is its own.
+    }
+  }
+}

@@ -53,6 +53,7 @@ import {
   type RxAmqpStatus,
   resolveServerOptions,
   statusOf,
+  tell,
 } from './options.js';
 
 /** What a request without a handler is answered with (the text Nest's transports send). */
@@ -60,6 +61,9 @@ const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the 
 
 /** Wait before a consumer that failed on a live connection is started again, in ms. */
 const RESTART_DELAY = 1000;
+
+/** How long `close()` waits, after the drain, for the consumers' pipeline to end, in ms. */
+const PIPELINE_GRACE = 5000;
 
 /**
  * The context of a handler served by {@link RxAmqpServer} (`@Ctx() ctx: RxAmqpContext`): the delivery,
@@ -182,7 +186,7 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
     this.connection$ = connection$;
     this.stateSubscription = connection$.state$.subscribe((state) => {
       this._status$.next(statusOf(state));
-      for (const listener of this.listeners.state) listener(state);
+      tell(this.listeners.state, state);
     });
     let listening = false;
     const started = (error?: unknown): void => {
@@ -500,13 +504,7 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
   private report(what: string, error: unknown): void {
     const detail = error instanceof Error ? `${error.name}: ${error.message}` : safeJson(error);
     this.logger.error(`${what}: ${detail}`);
-    for (const listener of this.listeners.error) {
-      try {
-        listener(error);
-      } catch {
-        // A failing listener must not stop the consumer.
-      }
-    }
+    tell(this.listeners.error, error);
   }
 
   private async shutdown(): Promise<void> {
@@ -518,7 +516,8 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
       // Lost during the drain: the broker requeues what was unsettled.
       this.report('the connection was lost during the drain', error);
     }
-    await this.pipelineDone;
+    // The drain completes the connection Observable, which ends the pipeline; bounded all the same.
+    await within(this.pipelineDone, PIPELINE_GRACE);
     this.pipeline?.unsubscribe();
     this.stateSubscription?.unsubscribe();
     this._status$.next('closed');
@@ -531,4 +530,13 @@ function safeJson(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+/** Resolves when `promise` does, or after `ms` at the latest. */
+function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -591,4 +591,15 @@ describe('RxAmqpServer and RxAmqpClient over RabbitMQ', () => {
     expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
     expect(await messageCount(inbox)).toBe(0);
   });
+
+  it('close() of a client still waiting for its first connection ends the wait', async () => {
+    const path = await startTcpProxy(await brokerEndpoint());
+    proxies.push(path);
+    path.refuse(true);
+    const c = client({ queue: q('never') }, path.url(url));
+    const connecting = c.connect();
+    await new Promise((r) => setTimeout(r, 200));
+    await c.close();
+    await expect(connecting).rejects.toThrow();
+  });
 });

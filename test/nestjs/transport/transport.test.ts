@@ -107,9 +107,9 @@ function withContext(target: Type, ...methods: string[]): void {
   }
 }
 
-async function until(predicate: () => boolean, ms = 10_000): Promise<void> {
+async function until(predicate: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -473,12 +473,18 @@ describe('RxAmqpServer and RxAmqpClient over RabbitMQ', () => {
     await lastValueFrom(ch.queueDeclare(inbox, { durable: true }));
     await lastValueFrom(ch.close(), { defaultValue: undefined });
     for (let i = 0; i < 20; i++) await emitted(c, 'job', i);
-    const { app } = await startServer(Slow, { queues: [{ name: inbox, prefetch: 10, concurrency: 5 }] });
+    const { app, server } = await startServer(Slow, {
+      queues: [{ name: inbox, prefetch: 10, concurrency: 5 }],
+    });
+    const errors: unknown[] = [];
+    server.on('error', (e) => errors.push(e));
     await until(() => started === 5);
     await app.close();
     apps.splice(apps.indexOf(app), 1);
     expect(started).toBe(5);
     expect(finished).toBe(5);
+    // An ack sent twice would have closed the channel (406 PRECONDITION_FAILED), reported here.
+    expect(errors).toEqual([]);
     // 5 acked; the 5 prefetched but not started went back with the 10 never sent.
     expect(await messageCount(inbox)).toBe(15);
   });
@@ -601,5 +607,34 @@ describe('RxAmqpServer and RxAmqpClient over RabbitMQ', () => {
     await new Promise((r) => setTimeout(r, 200));
     await c.close();
     await expect(connecting).rejects.toThrow();
+  });
+
+  it("bounds 'retry' on a quorum queue by maxDeliveries (x-delivery-count), then dead-letters", async () => {
+    const dlx = exchange({ name: x('quorum.dlx'), type: 'fanout', durable: true });
+    const dead = queue({ name: q('quorum.dead'), durable: true });
+    const work = queue({ name: q('quorum.work'), type: 'quorum', deadLetterExchange: dlx });
+    let attempts = 0;
+
+    @Controller()
+    class Poison {
+      @EventPattern('poison')
+      poison(_data: unknown): void {
+        attempts++;
+        throw new Error('always fails');
+      }
+    }
+
+    await startServer(Poison, {
+      queues: [{ name: work }],
+      maxDeliveries: 3,
+      topology: { exchanges: [dlx], queues: [dead], bindings: [{ exchange: dlx, queue: dead }] },
+    });
+    const c = client({ queue: work.name });
+    await emitted(c, 'poison', 1);
+    await until(() => attempts >= 3);
+    await until(async () => (await messageCount(dead.name)) === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(attempts).toBe(3);
+    expect(await messageCount(work.name)).toBe(0);
   });
 });

@@ -1,11 +1,10 @@
-import 'reflect-metadata';
 import {
   ERROR_HEADER,
   isTopicPattern,
   jsonEnvelope,
   plainEnvelope,
   topicMatches,
-} from '../../../src/nestjs/transport/index.js';
+} from '../../../src/nestjs/transport/envelope.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array | string): string => (typeof b === 'string' ? b : new TextDecoder().decode(b));

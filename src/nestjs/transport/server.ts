@@ -353,7 +353,7 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
       delivery.reject({ requeue: false });
       return;
     }
-    const pattern = this.getPatternAsString(packet.pattern);
+    const pattern = patternString(packet.pattern);
     const context = new RxAmqpContext([delivery, channel, pattern, queue]);
     const handler = this.findHandler(pattern);
     if (packet.id === undefined) {
@@ -521,6 +521,20 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
     this.pipeline?.unsubscribe();
     this.stateSubscription?.unsubscribe();
     this._status$.next('closed');
+  }
+}
+
+/**
+ * An incoming pattern as the string handlers are looked up by. A pattern comes from the message: one
+ * too deep for JSON (a RangeError) must not fail the processing (Nest 12 has this as
+ * `getPatternAsString`; Nest 11 does not).
+ */
+function patternString(pattern: unknown): string {
+  if (typeof pattern === 'string') return pattern;
+  try {
+    return JSON.stringify(pattern) ?? String(pattern);
+  } catch {
+    return '<unserializable pattern>';
   }
 }
 

@@ -78,7 +78,9 @@ const PIPELINE_GRACE = 5000;
  * }
  * ```
  */
-export class RxAmqpContext extends BaseRpcContext<[Delivery, Channel, string, string]> {
+export class RxAmqpContext extends BaseRpcContext<
+  [Delivery, Channel, string, string, Readonly<Record<string, string>> | undefined]
+> {
   /** The rxamqp delivery (body, properties, fields). */
   getMessage(): Delivery {
     return this.args[0];
@@ -102,6 +104,14 @@ export class RxAmqpContext extends BaseRpcContext<[Delivery, Channel, string, st
   /** The routing key the message was published with. */
   getRoutingKey(): string {
     return this.args[0].fields.routingKey;
+  }
+
+  /**
+   * The out-of-band values the client attached to the packet (a trace id, say: Nest 12's
+   * `ClientProxy.setOnDispatchHook`), if any.
+   */
+  getMetadata(): Readonly<Record<string, string>> | undefined {
+    return this.args[4];
   }
 }
 
@@ -354,7 +364,7 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
       return;
     }
     const pattern = patternString(packet.pattern);
-    const context = new RxAmqpContext([delivery, channel, pattern, queue]);
+    const context = new RxAmqpContext([delivery, channel, pattern, queue, packet.metadata]);
     const handler = this.findHandler(pattern);
     if (packet.id === undefined) {
       if (handler === null) {

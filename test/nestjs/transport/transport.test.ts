@@ -264,7 +264,7 @@ describe('RxAmqpServer and RxAmqpClient over RabbitMQ', () => {
       @EventPattern('b.#')
       b(n: number, context: unknown): void {
         const ctx = context as RxAmqpContext;
-        seen.push(`b:${n}:${ctx.getQueue()}`);
+        seen.push(`b:${n}:${ctx.getQueue()}:${ctx.getMetadata()?.trace}`);
       }
     }
 
@@ -278,9 +278,13 @@ describe('RxAmqpServer and RxAmqpClient over RabbitMQ', () => {
     });
     const c = client({ exchange: shop });
     await emitted(c, 'a.one', 1);
+    // Nest 12's dispatch hook: metadata travels in the envelope to the handler's context.
+    c.setOnDispatchHook((packet) => {
+      packet.metadata = { trace: 't-1' };
+    });
     await emitted(c, 'b.two.deep', 2);
     await until(() => seen.length >= 2);
-    expect(seen.sort()).toEqual([`a:1:${qa}`, `b:2:${qb}`]);
+    expect(seen.sort()).toEqual([`a:1:${qa}`, `b:2:${qb}:t-1`]);
   });
 
   it('takes plain JSON bodies with the pattern from the routing key (plain and custom envelopes)', async () => {

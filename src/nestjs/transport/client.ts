@@ -70,19 +70,22 @@ interface PendingRequest {
  * @example
  * ```ts
  * @Module({
- *   providers: [{
- *     provide: 'ORDERS',
- *     useFactory: () => new RxAmqpClient({ url: process.env.AMQP_URL!, exchange: 'shop', timeout: 5000 }),
- *   }],
+ *   imports: [
+ *     ClientsModule.register([
+ *       { name: 'SHOP', customClass: RxAmqpClient, options: { url: process.env.AMQP_URL!, exchange: 'shop', timeout: 5000 } },
+ *     ]),
+ *   ],
  * })
  * class AppModule {}
  *
- * // in a service:
+ * // in a service: constructor(@Inject('SHOP') private readonly client: ClientProxy) {}
  * const invoice = await firstValueFrom(this.client.send('invoice.get', { id }));
  * await lastValueFrom(this.client.emit('orders.created', order), { defaultValue: undefined });
  * ```
  */
-export class RxAmqpClient extends ClientProxy<RxAmqpEvents, RxAmqpStatus> {
+// The status type parameter stays `string` so that the class is a `Type<ClientProxy>` for
+// `ClientsModule`'s `customClass`; the `status` getter is narrowed instead.
+export class RxAmqpClient extends ClientProxy<RxAmqpEvents, string> {
   private readonly logger = new Logger('RxAmqpClient');
   private readonly config: ResolvedClientOptions;
   private connection$: ConnectionObservable | undefined;
@@ -106,6 +109,18 @@ export class RxAmqpClient extends ClientProxy<RxAmqpEvents, RxAmqpStatus> {
   constructor(options: RxAmqpClientOptions) {
     super();
     this.config = resolveClientOptions(options);
+  }
+
+  /**
+   * The connection's status (see {@link RxAmqpStatus}): the current one at once, then each change.
+   *
+   * @example
+   * ```ts
+   * client.status.subscribe((s) => console.log('client', s));
+   * ```
+   */
+  override get status(): Observable<RxAmqpStatus> {
+    return super.status as Observable<RxAmqpStatus>;
   }
 
   /**

@@ -16,7 +16,14 @@ import type {
 } from '@nestjs/microservices';
 import type { BasicProperties } from '../../protocol/generated.js';
 
-/** A message as the envelope sees it: its body, properties, and where the broker routed it from. */
+/**
+ * A message as the envelope sees it: its body, properties, and where the broker routed it from.
+ *
+ * @example
+ * ```ts
+ * const decode = (m: AmqpMessage) => ({ pattern: m.routingKey, data: new TextDecoder().decode(m.body) });
+ * ```
+ */
 export interface AmqpMessage {
   /** The raw body. */
   readonly body: Uint8Array;
@@ -28,7 +35,15 @@ export interface AmqpMessage {
   readonly exchange: string;
 }
 
-/** What the envelope makes of an incoming message: a Nest request (with `id`) or event (without). */
+/**
+ * What the envelope makes of an incoming message: a Nest request (with `id`) or event (without).
+ *
+ * @example
+ * ```ts
+ * const event: IncomingPacket = { pattern: 'orders.created', data: { id: 1 } };
+ * const request: IncomingPacket = { pattern: 'sum', data: [1, 2], id: 'c0ffee' };
+ * ```
+ */
 export interface IncomingPacket {
   /** The pattern the handler is looked up by (a string, or an object pattern). */
   readonly pattern: unknown;
@@ -40,7 +55,14 @@ export interface IncomingPacket {
   readonly metadata?: Record<string, string> | undefined;
 }
 
-/** A packet the client sends: a request (with `id`) or an event. */
+/**
+ * A packet the client sends: a request (with `id`) or an event.
+ *
+ * @example
+ * ```ts
+ * const encode = (p: OutgoingPacket) => ({ body: JSON.stringify(p.data), properties: { type: p.routingKey } });
+ * ```
+ */
 export interface OutgoingPacket {
   readonly pattern: unknown;
   readonly data: unknown;
@@ -53,6 +75,12 @@ export interface OutgoingPacket {
 /**
  * One reply to a request, as Nest's clients read them: a `response` (several for a streamed one), an
  * `err`, and `isDisposed` on the last.
+ *
+ * @example
+ * ```ts
+ * const last: ReplyPacket = { id: 'c0ffee', response: 3, isDisposed: true };
+ * const failed: ReplyPacket = { id: 'c0ffee', err: { status: 'error', message: 'no' }, isDisposed: true };
+ * ```
  */
 export interface ReplyPacket {
   readonly id?: string | undefined;
@@ -62,7 +90,14 @@ export interface ReplyPacket {
   readonly status?: string | undefined;
 }
 
-/** A message to publish, as an envelope encodes it. */
+/**
+ * A message to publish, as an envelope encodes it.
+ *
+ * @example
+ * ```ts
+ * const message: EncodedMessage = { body: '{"id":1}', properties: { contentType: 'application/json' } };
+ * ```
+ */
 export interface EncodedMessage {
   /** A string is sent as UTF-8. */
   readonly body: Uint8Array | string;
@@ -98,7 +133,14 @@ export interface TransportEnvelope {
   decodeReply(message: AmqpMessage): ReplyPacket | Promise<ReplyPacket>;
 }
 
-/** Options of {@link jsonEnvelope}: Nest's own serializer and deserializer interfaces. */
+/**
+ * Options of {@link jsonEnvelope}: Nest's own serializer and deserializer interfaces.
+ *
+ * @example
+ * ```ts
+ * jsonEnvelope({ serializer: { serialize: (packet) => ({ ...packet, sentAt: Date.now() }) } });
+ * ```
+ */
 export interface JsonEnvelopeOptions {
   /**
    * Applied to outgoing packets before JSON: the server's replies (a `ConsumerSerializer`) or the
@@ -117,7 +159,7 @@ export interface JsonEnvelopeOptions {
 const JSON_PROPERTIES: BasicProperties = Object.freeze({ contentType: 'application/json' });
 const decoder = new TextDecoder();
 
-/** The body parsed as JSON, or as text when it is not JSON (as Nest's RMQ transport does). */
+/** @internal The body parsed as JSON, or as text when it is not JSON (as Nest's RMQ transport does). */
 export function parseBody(body: Uint8Array): unknown {
   const text = decoder.decode(body);
   try {
@@ -134,7 +176,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** The only keys a Nest reply packet has: anything else is a foreign payload, taken as the response. */
 const REPLY_KEYS = new Set(['id', 'err', 'response', 'isDisposed', 'status']);
 
-/** An error as JSON can carry it: an Error's own JSON is `{}`, so its name and message are sent. */
+/** @internal An error as JSON can carry it: an Error's own JSON is `{}`, so its name and message are sent. */
 export function errorForWire(error: unknown): unknown {
   if (error instanceof Error) return { status: 'error', name: error.name, message: error.message };
   return error;
@@ -222,7 +264,14 @@ export function jsonEnvelope(options: JsonEnvelopeOptions = {}): TransportEnvelo
   };
 }
 
-/** The header by which {@link plainEnvelope} marks a reply that carries an error. */
+/**
+ * The header by which {@link plainEnvelope} marks a reply that carries an error.
+ *
+ * @example
+ * ```ts
+ * const failed = reply.properties.headers?.[ERROR_HEADER] === true;
+ * ```
+ */
 export const ERROR_HEADER = 'x-rxamqp-error';
 
 /**
@@ -270,7 +319,15 @@ export function plainEnvelope(): TransportEnvelope {
 
 // ---- topic matching -----------------------------------------------------------------------------
 
-/** Whether a pattern has AMQP topic wildcards: a `*` or `#` word. */
+/**
+ * Whether a pattern has AMQP topic wildcards: a `*` or `#` word.
+ *
+ * @example
+ * ```ts
+ * isTopicPattern('orders.*'); // true
+ * isTopicPattern('orders.created'); // false
+ * ```
+ */
 export function isTopicPattern(pattern: string): boolean {
   return pattern.split('.').some((word) => word === '*' || word === '#');
 }

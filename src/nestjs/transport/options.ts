@@ -29,10 +29,23 @@ import { jsonEnvelope, type TransportEnvelope } from './envelope.js';
 /**
  * The status a transport reports through Nest's `status` stream: its connection's state, lowercased
  * (`connecting`, `connected`, `reconnecting`, `closing`, `closed`).
+ *
+ * @example
+ * ```ts
+ * server.status.pipe(filter((s: RxAmqpStatus) => s === 'reconnecting')).subscribe(() => log.warn('broker lost'));
+ * ```
  */
 export type RxAmqpStatus = 'initial' | 'connecting' | 'connected' | 'reconnecting' | 'closing' | 'closed';
 
-/** What `on()` of the server and the client accepts. */
+/**
+ * What `on()` of the server and the client accepts.
+ *
+ * @example
+ * ```ts
+ * server.on('error', (error) => sentry.captureException(error));
+ * client.on('state', (state) => log.info(state.status));
+ * ```
+ */
 export type RxAmqpEvents = {
   /** Every state change of the connection (with its host and cause). */
   state: (state: ConnectionState) => void;
@@ -40,7 +53,14 @@ export type RxAmqpEvents = {
   error: (error: unknown) => void;
 };
 
-/** Where the server's and client's connection goes, and how. */
+/**
+ * Where the server's and client's connection goes, and how.
+ *
+ * @example
+ * ```ts
+ * const connection: RxAmqpConnectionOptions = { url: 'amqps://app:secret@mq.example', connectOptions: { heartbeat: 10 } };
+ * ```
+ */
 export interface RxAmqpConnectionOptions {
   /**
    * The broker: an `amqp://` / `amqps://` URL or rxamqp connect options (required). Its password is
@@ -59,7 +79,19 @@ export interface RxAmqpConnectionOptions {
   readonly envelope?: TransportEnvelope;
 }
 
-/** One queue the server consumes. */
+/**
+ * One queue the server consumes.
+ *
+ * @example
+ * ```ts
+ * const billing: RxAmqpQueueOptions = {
+ *   name: queue({ name: 'billing', type: 'quorum', deadLetterExchange: 'billing.dlx' }),
+ *   patterns: ['invoice.*'],
+ *   prefetch: 20,
+ *   onError: 'dead-letter',
+ * };
+ * ```
+ */
 export interface RxAmqpQueueOptions {
   /**
    * The queue: a name (declared durable) or an rxamqp `QueueSpec` (`queue({ name, type: 'quorum',
@@ -80,7 +112,21 @@ export interface RxAmqpQueueOptions {
   readonly onError?: FailurePolicy;
 }
 
-/** Options of `RxAmqpServer`. */
+/**
+ * Options of `RxAmqpServer`.
+ *
+ * @example
+ * ```ts
+ * const options: RxAmqpServerOptions = {
+ *   url: process.env.AMQP_URL!,
+ *   exchange: 'shop',
+ *   queues: [{ name: 'orders', patterns: ['orders.#'] }],
+ *   onError: 'retry',
+ *   maxDeliveries: 5,
+ *   drain: { timeout: 20_000 },
+ * };
+ * ```
+ */
 export interface RxAmqpServerOptions extends RxAmqpConnectionOptions {
   /**
    * A topic exchange to declare (a name: durable topic; or an `ExchangeSpec` of type `topic` or
@@ -120,7 +166,14 @@ export interface RxAmqpServerOptions extends RxAmqpConnectionOptions {
   readonly serializer?: ConsumerSerializer;
 }
 
-/** Options of `RxAmqpClient`. */
+/**
+ * Options of `RxAmqpClient`.
+ *
+ * @example
+ * ```ts
+ * const options: RxAmqpClientOptions = { url: process.env.AMQP_URL!, exchange: 'shop', timeout: 5000 };
+ * ```
+ */
 export interface RxAmqpClientOptions extends RxAmqpConnectionOptions {
   /**
    * The exchange to publish to, with the pattern as routing key (declared like the server's: a name

@@ -6,7 +6,14 @@
  */
 import 'reflect-metadata';
 import { Controller, type INestMicroservice, type Type } from '@nestjs/common';
-import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
+import {
+  ClientsModule,
+  Ctx,
+  EventPattern,
+  MessagePattern,
+  Payload,
+  RpcException,
+} from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { firstValueFrom, interval, lastValueFrom, map, type Observable, take, toArray } from 'rxjs';
 import type { ConnectionObservable } from '../../../src/client/connect.js';
@@ -640,5 +647,31 @@ describe('RxAmqpServer and RxAmqpClient over RabbitMQ', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(attempts).toBe(3);
     expect(await messageCount(work.name)).toBe(0);
+  });
+
+  it("is built by Nest's ClientsModule as a customClass", async () => {
+    const requests = q('rpc-module');
+
+    @Controller()
+    class Echo {
+      @MessagePattern('echo')
+      echo(data: unknown): unknown {
+        return data;
+      }
+    }
+
+    await startServer(Echo, { queue: requests });
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ClientsModule.register([
+          { name: 'ECHO', customClass: RxAmqpClient, options: { url, queue: requests } },
+        ]),
+      ],
+    }).compile();
+    const c = moduleRef.get<RxAmqpClient>('ECHO');
+    clients.push(c);
+    expect(c).toBeInstanceOf(RxAmqpClient);
+    expect(await firstValueFrom(c.send('echo', { hello: 'nest' }))).toEqual({ hello: 'nest' });
+    await moduleRef.close();
   });
 });

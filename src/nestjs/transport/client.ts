@@ -64,8 +64,9 @@ interface PendingRequest {
  * 'amq.rabbitmq.reply-to'` and emits the replies (streamed ones too), erroring with RxJS's
  * `TimeoutError` when none comes within `timeout`. `emit(pattern, data)` resolves once the broker has
  * confirmed the event; events emitted while the connection is down are held and sent after the
- * reconnect. With `exchange`, the pattern is the routing key; with `queue`, messages go straight to
- * that queue.
+ * reconnect (at least once: a confirm lost with a connection publishes the event again). With
+ * `exchange`, the pattern is the routing key (an event no queue is bound for is dropped by the broker,
+ * and confirmed all the same); with `queue`, messages go straight to that queue.
  *
  * @example
  * ```ts

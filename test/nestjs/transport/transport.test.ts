@@ -674,4 +674,28 @@ describe('RxAmqpServer and RxAmqpClient over RabbitMQ', () => {
     expect(await firstValueFrom(c.send('echo', { hello: 'nest' }))).toEqual({ hello: 'nest' });
     await moduleRef.close();
   });
+
+  it("with onError 'requeue' puts a failed event back, and it is handled on its next delivery", async () => {
+    const inbox = q('requeue');
+    const deliveries: boolean[] = [];
+
+    @Controller()
+    class Flaky {
+      @EventPattern('flaky')
+      flaky(_data: unknown, context: unknown): void {
+        const redelivered = (context as RxAmqpContext).getMessage().fields.redelivered;
+        deliveries.push(redelivered);
+        if (!redelivered) throw new Error('the first delivery fails');
+      }
+    }
+
+    withContext(Flaky, 'flaky');
+    await startServer(Flaky, { queue: inbox, onError: 'requeue' });
+    const c = client({ queue: inbox });
+    await emitted(c, 'flaky', 1);
+    await until(() => deliveries.length >= 2);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(deliveries).toEqual([false, true]);
+    expect(await messageCount(inbox)).toBe(0);
+  });
 });

@@ -57,3 +57,4 @@ export type {
   RpcHandlerOptions,
   RxAmqpModuleOptions,
 } from './options.js';
+export * from './transport/index.js';

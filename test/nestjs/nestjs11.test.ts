@@ -1,8 +1,8 @@
 /**
  * rxamqp/nestjs on NestJS 11 (the newest 12.x is what the other suites load): runs the module's
  * broker suites (handlers, guards/interceptors/pipes, request/reply, failure policies, the embedded
- * broker) again in a child Jest whose `@nestjs/*` imports resolve to compat/nestjs11, where
- * `npm install` (the prepare script) puts NestJS 11.
+ * broker) and the microservices transport's again in a child Jest whose `@nestjs/*` imports resolve to
+ * compat/nestjs11, where `npm install` (the prepare script) puts NestJS 11.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 
-it('the module suites pass on NestJS 11', async () => {
+it('the module and transport suites pass on NestJS 11', async () => {
   if (!existsSync(join(ROOT, 'compat', 'nestjs11', 'node_modules', '@nestjs', 'core'))) {
     throw new Error(
       'NestJS 11 is not installed in compat/nestjs11: run `npm install` (or `npm run prepare`)',
@@ -29,7 +29,7 @@ it('the module suites pass on NestJS 11', async () => {
   expect({ code, summary, versions: [...new Set(output.match(/\[nestjs 11\.[\d.]+\]/g) ?? [])] }).toEqual({
     code: 0,
     summary: [
-      expect.stringMatching(/^Test Suites: +3 passed, 3 total/),
+      expect.stringMatching(/^Test Suites: +4 passed, 4 total/),
       expect.stringMatching(/^Tests: +\d+ passed/),
     ],
     versions: [expect.stringMatching(/^\[nestjs 11\./)],

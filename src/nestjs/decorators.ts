@@ -34,6 +34,11 @@ export function getPublisherToken(name: string = DEFAULT_CONNECTION): string {
   return `rxamqp:publisher:${name}`;
 }
 
+/** The token of a connection's applied topology: an `Observable<AppliedTopology>`, the latest replayed. */
+export function getTopologyToken(name: string = DEFAULT_CONNECTION): string {
+  return `rxamqp:topology:${name}`;
+}
+
 /** The token of a connection's `ConnectionObservable`. */
 export function getConnectionObservableToken(name: string = DEFAULT_CONNECTION): string {
   return `rxamqp:connection$:${name}`;
@@ -180,4 +185,19 @@ export function InjectConnection(name?: string): PropertyDecorator & ParameterDe
  */
 export function InjectPublisher(name?: string): PropertyDecorator & ParameterDecorator {
   return Inject(getPublisherToken(name));
+}
+
+/**
+ * Injects a connection's topology as declared on the current connection: an
+ * `Observable<AppliedTopology>` that replays the latest and emits again after each reconnect (the
+ * names the broker gave server-named queues are there).
+ *
+ * @example
+ * ```ts
+ * constructor(@InjectTopology() private readonly topology$: Observable<AppliedTopology>) {}
+ * inbox() { return this.topology$.pipe(take(1), map((t) => t.queueName(inboxSpec))); }
+ * ```
+ */
+export function InjectTopology(name?: string): PropertyDecorator & ParameterDecorator {
+  return Inject(getTopologyToken(name));
 }

@@ -97,6 +97,9 @@ export function decodePayload(delivery: Delivery): unknown {
   return body;
 }
 
+/** Each delivery's decoded payload, for the handlers with several `@AmqpPayload` parameters. */
+const decoded = new WeakMap<Delivery, unknown>();
+
 /** The values of the parameter decorators, from the handler's arguments (`[delivery]`). */
 const PARAMS_FACTORY: ParamsFactory = {
   exchangeKeyForValue(type: number, data: unknown, args: unknown[]): unknown {
@@ -107,7 +110,12 @@ const PARAMS_FACTORY: ParamsFactory = {
       return typeof data === 'string' ? headers[data] : headers;
     }
     if (type === ParamKind.Payload) {
-      const payload = decodePayload(delivery);
+      // Decoded once per delivery, however many parameters ask for it.
+      let payload = decoded.get(delivery);
+      if (payload === undefined && !decoded.has(delivery)) {
+        payload = decodePayload(delivery);
+        decoded.set(delivery, payload);
+      }
       return typeof data === 'string' && typeof payload === 'object' && payload !== null
         ? (payload as Record<string, unknown>)[data]
         : payload;
@@ -337,8 +345,12 @@ export class HandlerRunner {
           const result = await call(request);
           ({ body, properties } = encodeReply(result));
         } catch (error) {
-          this.logger.warn(`${label} failed: ${describe(error)}`);
-          body = JSON.stringify({ error: errorReply(error) });
+          const reply = errorReply(error);
+          // A client's mistake (a 4xx from a pipe or a NotFoundException) is an answer, not a fault.
+          if (reply.status !== undefined && reply.status < 500)
+            this.logger.debug(`${label}: ${reply.message}`);
+          else this.logger.warn(`${label} failed: ${describe(error)}`);
+          body = JSON.stringify({ error: reply });
           properties = { contentType: 'application/json', headers: { [RPC_ERROR_HEADER]: true } };
         }
         const reply = { ...properties, ...(correlationId === undefined ? {} : { correlationId }) };

@@ -34,9 +34,11 @@ export {
   getConnectionObservableToken,
   getConnectionToken,
   getPublisherToken,
+  getTopologyToken,
   InjectConnection,
   InjectPublisher,
   InjectRxAmqp,
+  InjectTopology,
   Rpc,
 } from './decorators.js';
 export { decodePayload, PayloadDecodeError, RPC_ERROR_HEADER } from './handlers.js';

@@ -21,8 +21,14 @@ import {
   MetadataScanner,
   ModuleRef,
 } from '@nestjs/core';
+import { map } from 'rxjs';
 import { RxAmqpConnection } from './connection.js';
-import { getConnectionObservableToken, getConnectionToken, getPublisherToken } from './decorators.js';
+import {
+  getConnectionObservableToken,
+  getConnectionToken,
+  getPublisherToken,
+  getTopologyToken,
+} from './decorators.js';
 import { HandlerRunner } from './handlers.js';
 import { RxAmqpHealthIndicator } from './health.js';
 import { checkModuleOptions, DEFAULT_CONNECTION, type RxAmqpModuleOptions } from './options.js';
@@ -93,6 +99,11 @@ const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<RxAmqpModuleOp
           inject: [getConnectionToken(name)],
         },
         {
+          provide: getTopologyToken(name),
+          useFactory: (connection: RxAmqpConnection) => connection.ready$.pipe(map((ready) => ready.applied)),
+          inject: [getConnectionToken(name)],
+        },
+        {
           provide: getConnectionObservableToken(name),
           useFactory: (connection: RxAmqpConnection) => connection.connection$,
           inject: [getConnectionToken(name)],
@@ -129,6 +140,7 @@ const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<RxAmqpModuleOp
           getConnectionToken(name),
           getPublisherToken(name),
           getConnectionObservableToken(name),
+          getTopologyToken(name),
           RxAmqpHealthIndicator,
         ],
       };

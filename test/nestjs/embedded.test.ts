@@ -6,10 +6,19 @@
 import 'reflect-metadata';
 import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { lastValueFrom } from 'rxjs';
-import { AmqpPayload, Consume, InjectPublisher, Rpc, RxAmqpModule } from '../../src/nestjs/index.js';
+import { firstValueFrom, lastValueFrom, type Observable } from 'rxjs';
+import {
+  AmqpPayload,
+  Consume,
+  getTopologyToken,
+  InjectPublisher,
+  Rpc,
+  RxAmqpModule,
+} from '../../src/nestjs/index.js';
 import { openConnection, type Publisher } from '../../src/node.js';
 import { EmbeddedBroker } from '../../src/testing/index.js';
+import type { AppliedTopology } from '../../src/topology/apply.js';
+import type { QueueSpec } from '../../src/topology/specs.js';
 
 function until(check: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;
@@ -40,6 +49,9 @@ class Orders {
   }
 }
 
+/** A server-named queue of the module's topology: its name comes from the broker. */
+const INBOX: QueueSpec = { name: '', exclusive: true };
+
 describe('RxAmqpModule on the embedded broker', () => {
   it('handlers, request/reply and recovery without RabbitMQ', async () => {
     const broker = new EmbeddedBroker();
@@ -48,6 +60,7 @@ describe('RxAmqpModule on the embedded broker', () => {
         RxAmqpModule.forRoot({
           url: 'amqp://guest:guest@embedded',
           connection: { transport: broker.connector, recovery: { reconnect: { delays: [10] } } },
+          topology: { queues: [INBOX] },
         }),
       ],
       providers: [Orders],
@@ -55,6 +68,11 @@ describe('RxAmqpModule on the embedded broker', () => {
     await app.init();
     const orders = app.get(Orders);
     try {
+      // The applied topology, injectable: the broker's name for the server-named queue.
+      const topology$ = app.get<Observable<AppliedTopology>>(getTopologyToken());
+      const inbox = (await firstValueFrom(topology$)).queueName(INBOX);
+      expect(inbox).toMatch(/^amq\.gen-/);
+
       await lastValueFrom(orders.publisher.publish('shop', 'order.placed', JSON.stringify({ id: 1 })));
       await until(() => orders.handled.length === 1, 3000, 'the first order');
 
@@ -69,6 +87,10 @@ describe('RxAmqpModule on the embedded broker', () => {
       await lastValueFrom(orders.publisher.publish('shop', 'order.paid', JSON.stringify({ id: 2 })));
       await until(() => orders.handled.length === 2, 3000, 'the order after the drop');
       expect(orders.handled).toEqual([1, 2]);
+      // Declared again on the new connection: a new name.
+      const again = (await firstValueFrom(topology$)).queueName(INBOX);
+      expect(again).toMatch(/^amq\.gen-/);
+      expect(again).not.toBe(inbox);
     } finally {
       await app.close();
     }

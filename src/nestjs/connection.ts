@@ -8,15 +8,18 @@
 import { Logger } from '@nestjs/common';
 import {
   catchError,
+  defer,
   EMPTY,
   firstValueFrom,
   lastValueFrom,
   map,
   type Observable,
   ReplaySubject,
+  retry,
   type Subscription,
   startWith,
   switchMap,
+  timer,
 } from 'rxjs';
 import type { ConnectionObservable, ConnectionState } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
@@ -99,10 +102,11 @@ export class RxAmqpConnection {
 
   /**
    * @internal Opens the connection (kept open until shutdown) and declares the topology on each
-   * connection; resolves once the first is ready, rejects when it cannot be made (the broker is not
-   * there after the initial retries, the topology is refused).
+   * connection; resolves once the first is ready. With `wait` (the default), a first topology the
+   * broker refuses rejects it (the bootstrap fails); otherwise, and after a reconnect, a refused
+   * topology is logged and tried again on the same connection after a pause (1 s doubling, at most 30 s).
    */
-  start(): Promise<void> {
+  start(wait = true): Promise<void> {
     if (this.watching === undefined) {
       this.watching = this.state$.subscribe((state) => {
         this.lastState = state;
@@ -117,16 +121,20 @@ export class RxAmqpConnection {
       this.keep = this.connection$
         .pipe(
           switchMap((connection) =>
-            applyTopology(connection, topology).pipe(
-              map((applied) => ({ connection, applied })),
-              catchError((error: unknown) => {
-                // At bootstrap the application fails to start with it; after a reconnect there is
-                // nobody to tell but the log: the next connection tries again.
-                if (first) this.firstError = error;
-                this.logger.error(`the topology could not be declared: ${describe(error)}`);
-                if (first) this.readySubject.error(error);
-                return EMPTY;
+            defer(() => applyTopology(connection, topology)).pipe(
+              retry({
+                delay: (error: unknown, attempt: number) => {
+                  this.logger.error(`the topology could not be declared: ${describe(error)}`);
+                  if (first && wait) {
+                    this.firstError = error;
+                    this.readySubject.error(error);
+                    throw error;
+                  }
+                  return timer(Math.min(1000 * 2 ** (attempt - 1), 30_000));
+                },
               }),
+              map((applied) => ({ connection, applied })),
+              catchError(() => EMPTY),
             ),
           ),
         )

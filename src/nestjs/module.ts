@@ -60,7 +60,7 @@ class ConnectionLifecycle
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const starting = this.connection.start().then(() => this.runner.start());
+    const starting = this.connection.start(this.wait).then(() => this.runner.start());
     if (this.wait) await starting;
     // Started in the background: what goes wrong is logged by the connection and the handlers.
     else starting.catch(() => undefined);

@@ -21,22 +21,11 @@ import {
 import { ConfigurationError, openConnection, type Publisher } from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
 import { currentWatermark, restoreWatermark, setMemoryWatermark } from '../support/rabbitmqctl.js';
+import { until } from './support.js';
 
 const P = `nest-conn.${process.pid}.${Date.now().toString(36)}`;
 const ORDERS = `${P}.orders`;
 const EVENTS = `${P}.events`;
-
-function until(check: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(poll, 20);
-    };
-    poll();
-  });
-}
 
 afterAll(async () => {
   const conn = await openConnection(await brokerUrl());
@@ -192,5 +181,28 @@ describe('bad options', () => {
     expect(app.get(RxAmqpHealthIndicator).isHealthy()['rabbitmq']?.status).toBe('down');
     await new Promise((r) => setTimeout(r, 200));
     await app.close();
+  });
+
+  it('a topology the broker refuses fails the bootstrap with its error (406)', async () => {
+    const name = `${P}.refused`;
+    const conn = await openConnection(await brokerUrl());
+    const ch = await conn.openChannel();
+    await lastValueFrom(ch.queueDeclare(name, { durable: true, arguments: { 'x-max-length': 5 } }));
+    try {
+      const app = await Test.createTestingModule({
+        imports: [
+          RxAmqpModule.forRoot({
+            url: await brokerUrl(),
+            connection: { recovery: { initial: false } },
+            topology: { queues: [{ name, durable: true, maxLength: 10 }] },
+          }),
+        ],
+      }).compile();
+      await expect(app.init()).rejects.toMatchObject({ replyCode: 406 });
+      await app.close();
+    } finally {
+      await lastValueFrom(ch.queueDelete(name));
+      await lastValueFrom(conn.close());
+    }
   });
 });

@@ -19,18 +19,7 @@ import { openConnection, type Publisher } from '../../src/node.js';
 import { EmbeddedBroker } from '../../src/testing/index.js';
 import type { AppliedTopology } from '../../src/topology/apply.js';
 import type { QueueSpec } from '../../src/topology/specs.js';
-
-function until(check: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(poll, 5);
-    };
-    poll();
-  });
-}
+import { until } from './support.js';
 
 @Injectable()
 class Orders {

@@ -12,23 +12,12 @@ import { AmqpPayload, Consume, RxAmqpModule } from '../../src/nestjs/index.js';
 import { openConnection } from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
 import { closeConnectionsNamed } from '../support/rabbitmqctl.js';
+import { until } from './support.js';
 
 const P = `nest-life.${process.pid}.${Date.now().toString(36)}`;
 const RUN_QUEUE = `${P}.run`;
 const DRAIN_QUEUE = `${P}.drain`;
 const CONNECTION_NAME = `${P}.module`;
-
-function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(poll, 20);
-    };
-    poll();
-  });
-}
 
 /**
  * Publishes `n` numbered JSON messages to `queue` (and a last one numbered -1) on a connection of the

@@ -39,6 +39,7 @@ import {
 import type { Publisher } from '../../src/node.js';
 import { type Delivery, openConnection } from '../../src/node.js';
 import { brokerUrl } from '../support/broker.js';
+import { until } from './support.js';
 
 const PREFIX = `nest.${process.pid}.${Date.now().toString(36)}`;
 const Q = {
@@ -50,18 +51,6 @@ const Q = {
   rpc: `${PREFIX}.rpc`,
 };
 const EXCHANGE = `${PREFIX}.x`;
-
-function until(check: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(poll, 20);
-    };
-    poll();
-  });
-}
 
 @Injectable()
 class OnlyGold implements CanActivate {

@@ -12,6 +12,7 @@ import { AmqpDelivery, AmqpPayload, Consume, InjectPublisher, RxAmqpModule } fro
 import { type Delivery, deathsOf, openConnection, type Publisher } from '../../src/node.js';
 import type { QueueSpec } from '../../src/topology/specs.js';
 import { brokerUrl } from '../support/broker.js';
+import { until } from './support.js';
 
 const P = `nest-settle.${process.pid}.${Date.now().toString(36)}`;
 const DLX = `${P}.dlx`;
@@ -30,18 +31,6 @@ const QUEUES = {
   custom: dead('custom'),
   badJson: dead('bad-json'),
 };
-
-function until(check: () => boolean, ms = 8000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(poll, 20);
-    };
-    poll();
-  });
-}
 
 const attempts = new Map<string, number>();
 const count = (queue: string): void => {

@@ -9,6 +9,7 @@ import {
   type CallHandler,
   type CanActivate,
   Catch,
+  Controller,
   type ExceptionFilter,
   type ExecutionContext,
   Inject,
@@ -22,7 +23,7 @@ import {
 } from '@nestjs/common';
 import { REQUEST } from '@nestjs/core';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { lastValueFrom, map, type Observable } from 'rxjs';
+import { lastValueFrom, map, type Observable, of, timer } from 'rxjs';
 import {
   AmqpDelivery,
   AmqpHeaders,
@@ -43,6 +44,8 @@ import { until } from './support.js';
 
 const PREFIX = `nest.${process.pid}.${Date.now().toString(36)}`;
 const Q = {
+  controller: `${PREFIX}.controller`,
+  streamed: `${PREFIX}.streamed`,
   scoped: `${PREFIX}.scoped`,
   filtered: `${PREFIX}.filtered`,
   plain: `${PREFIX}.plain`,
@@ -141,6 +144,22 @@ class Filtered {
   }
 }
 
+/** A controller hosts handlers too; one returns an Observable (its last value is the reply). */
+@Controller()
+class OnController {
+  static readonly seen: string[] = [];
+
+  @Consume({ queue: Q.controller })
+  handle(@AmqpPayload() body: string): Observable<void> {
+    return timer(5).pipe(map(() => void OnController.seen.push(body)));
+  }
+
+  @Rpc({ queue: Q.streamed })
+  countdown(@AmqpPayload() from: number): Observable<string> {
+    return of(from, from - 1, from - 2).pipe(map((n) => `t-${n}`));
+  }
+}
+
 let app: TestingModule;
 let handlers: Handlers;
 
@@ -148,6 +167,7 @@ beforeAll(async () => {
   const url = await brokerUrl();
   app = await Test.createTestingModule({
     imports: [RxAmqpModule.forRoot({ url })],
+    controllers: [OnController],
     providers: [Handlers, OnlyGold, Doubling, PerDelivery, Filtered],
   }).compile();
   await app.init();
@@ -243,5 +263,19 @@ describe('RxAmqpModule handlers', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(Filtered.attempts).toBe(1);
     expect(Swallow.caught).toEqual(['taken in hand by the filter']);
+  });
+
+  it('a controller hosts handlers; an Observable result: its last value (the reply of an @Rpc)', async () => {
+    await publish('', Q.controller, 'from a controller', { contentType: 'text/plain' });
+    await until(() => OnController.seen.length === 1, 5000, 'the controller handler');
+    expect(OnController.seen).toEqual(['from a controller']);
+    const conn = await openConnection(await brokerUrl());
+    try {
+      const ch = await conn.openChannel();
+      const reply = await lastValueFrom(ch.request('', Q.streamed, '3', {}, { timeoutMs: 5000 }));
+      expect(reply.text()).toBe('t-1');
+    } finally {
+      await lastValueFrom(conn.close());
+    }
   });
 });

@@ -9,12 +9,7 @@ const base = require('./jest.config.cjs');
 module.exports = {
   ...base,
   roots: ['<rootDir>/test/nestjs'],
-  testMatch: [
-    '**/module.test.ts',
-    '**/settling.test.ts',
-    '**/embedded.test.ts',
-    '**/transport/transport.test.ts',
-  ],
+  testMatch: ['**/module.test.ts', '**/transport/transport.test.ts'],
   transformIgnorePatterns: ['/node_modules/'],
   moduleNameMapper: {
     '^@nestjs/(.*)$': '<rootDir>/compat/nestjs11/node_modules/@nestjs/$1',

@@ -25,9 +25,11 @@ import type { ConnectionObservable, ConnectionState } from '../client/connect.js
 import type { Connection } from '../client/connection.js';
 import { createPublisher, type Publisher } from '../client/publisher.js';
 import type { BlockedEvent } from '../client/types.js';
+import { redactUrl } from '../config/url.js';
 import { connect } from '../node.js';
 import { type AppliedTopology, applyTopology } from '../topology/apply.js';
 import type { Topology } from '../topology/specs.js';
+import { INSPECT } from '../util/runtime.js';
 import type { ResolvedModuleOptions } from './options.js';
 
 /** A connection and the module topology as applied on it. */
@@ -98,6 +100,22 @@ export class RxAmqpConnection {
   /** The name given to `forRoot` (`'default'` when none). */
   get name(): string {
     return this.options.name;
+  }
+
+  /** What `JSON.stringify` shows: the name, the URL without its password, the state. Never a secret. */
+  toJSON(): { name: string; url: string | undefined; status: string; blocked: boolean } {
+    const url = this.options.url;
+    return {
+      name: this.name,
+      url: url === undefined ? undefined : redactUrl(url),
+      status: this.lastState.status,
+      blocked: this.isBlocked,
+    };
+  }
+
+  [INSPECT](): string {
+    const { name, url, status } = this.toJSON();
+    return `RxAmqpConnection { name: '${name}', url: '${url ?? '(connection options)'}', status: ${status} }`;
   }
 
   /**

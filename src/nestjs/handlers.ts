@@ -20,6 +20,7 @@ import {
   catchError,
   defer,
   EMPTY,
+  EmptyError,
   lastValueFrom,
   type Observable,
   retry,
@@ -138,6 +139,8 @@ export class HandlerRunner {
     private readonly scanner: MetadataScanner,
     private readonly contextCreator: ExternalContextCreator,
     private readonly moduleRef: ModuleRef,
+    /** Whether the bootstrap waits (a first failure fails it) or the handlers start in the background. */
+    private readonly wait = true,
   ) {
     this.logger = new Logger(`RxAmqp:${connection.name}`);
   }
@@ -204,13 +207,13 @@ export class HandlerRunner {
         undefined,
         CONTEXT_TYPE,
       ) as (delivery: Delivery) => Promise<unknown>;
-    if (scoped === undefined) return wrap(instance);
-    return async (delivery) => {
+    if (scoped === undefined) return noValueIsUndefined(wrap(instance));
+    return noValueIsUndefined(async (delivery) => {
       const contextId = ContextIdFactory.create();
       this.moduleRef.registerRequestByContextId(delivery, contextId);
       const host = (await this.moduleRef.resolve(scoped.token, contextId, { strict: false })) as object;
       return wrap(host, contextId, scoped.id)(delivery);
-    };
+    });
   }
 
   private run(handler: FoundHandler): Promise<void> {
@@ -267,7 +270,9 @@ export class HandlerRunner {
             // next connection starts afresh anyway).
             retry({
               delay: (error: unknown, attempt: number) => {
-                if (first) {
+                // Lost or draining: the next connection (if any) starts the handler afresh.
+                if (!connection.isOpen || connection.isDraining) return EMPTY;
+                if (first && this.wait) {
                   failed(error);
                   throw error;
                 }
@@ -366,6 +371,20 @@ export class HandlerRunner {
   }
 }
 
+/**
+ * Nest turns a handler's Observable into its last value with `lastValueFrom`, which fails on one that
+ * completes without a value: that is a success with no result here, as the docs promise.
+ */
+function noValueIsUndefined(
+  call: (delivery: Delivery) => Promise<unknown>,
+): (delivery: Delivery) => Promise<unknown> {
+  return (delivery) =>
+    call(delivery).catch((error: unknown) => {
+      if (error instanceof EmptyError) return undefined;
+      throw error;
+    });
+}
+
 /** A reply body and its content type: JSON unless a string or bytes. */
 function encodeReply(result: unknown): { body: string | Uint8Array; properties: BasicProperties } {
   if (typeof result === 'string') return { body: result, properties: { contentType: 'text/plain' } };
@@ -376,10 +395,18 @@ function encodeReply(result: unknown): { body: string | Uint8Array; properties: 
   };
 }
 
-/** What an error reply says: a name and a message, and an HTTP-like status when the error has one. */
+/**
+ * What an error reply says: the name and message of a client's mistake (an HTTP exception below 500,
+ * whose status goes along) or of an error meant for the caller (an `RpcException`); for anything else
+ * only that it failed, as Nest's own RPC replies do: an internal message may name a host or a user.
+ */
 function errorReply(error: unknown): { name: string; message: string; status?: number } {
-  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
-  const status: unknown = (error as { getStatus?: () => unknown }).getStatus?.();
+  const status: unknown = (error as { getStatus?: () => unknown } | null)?.getStatus?.();
+  const forTheCaller =
+    error instanceof Error &&
+    ((typeof status === 'number' && status < 500) ||
+      typeof (error as { getError?: unknown }).getError === 'function');
+  if (!forTheCaller) return { name: 'Error', message: 'Internal server error' };
   return {
     name: error.name,
     message: error.message,

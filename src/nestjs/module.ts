@@ -6,12 +6,13 @@
  * @module
  */
 import {
-  type BeforeApplicationShutdown,
   type ConfigurableModuleAsyncOptions,
   ConfigurableModuleBuilder,
+  Logger,
   Module,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
+  type OnModuleDestroy,
   type Provider,
 } from '@nestjs/common';
 import {
@@ -22,7 +23,7 @@ import {
   ModuleRef,
 } from '@nestjs/core';
 import { map } from 'rxjs';
-import { RxAmqpConnection } from './connection.js';
+import { describe, RxAmqpConnection } from './connection.js';
 import {
   getConnectionObservableToken,
   getConnectionToken,
@@ -50,23 +51,31 @@ export interface RxAmqpModuleExtras {
 }
 
 /** The lifecycle of one connection: started at bootstrap, drained at shutdown. */
-class ConnectionLifecycle
-  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
-{
+class ConnectionLifecycle implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
+  private readonly logger: Logger;
+
   constructor(
     private readonly connection: RxAmqpConnection,
     private readonly runner: HandlerRunner,
     private readonly wait: boolean,
-  ) {}
+  ) {
+    this.logger = new Logger(`RxAmqp:${connection.name}`);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     const starting = this.connection.start(this.wait).then(() => this.runner.start());
     if (this.wait) await starting;
-    // Started in the background: what goes wrong is logged by the connection and the handlers.
-    else starting.catch(() => undefined);
+    else {
+      starting.catch((error: unknown) => this.logger.error(`could not start: ${describe(error)}`));
+    }
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
+  /**
+   * The drain runs at the earliest shutdown hook Nest has (`onModuleDestroy`): the handlers still
+   * running finish before the modules that import this one are destroyed and before any
+   * `beforeApplicationShutdown` hook (a module torn down in the same round may still go first).
+   */
+  async onModuleDestroy(): Promise<void> {
     await this.connection.shutdown();
   }
 
@@ -119,7 +128,14 @@ const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<RxAmqpModuleOp
           ) =>
             new ConnectionLifecycle(
               connection,
-              new HandlerRunner(connection, discovery, scanner, contextCreator, moduleRef),
+              new HandlerRunner(
+                connection,
+                discovery,
+                scanner,
+                contextCreator,
+                moduleRef,
+                extras.waitForConnection ?? true,
+              ),
               extras.waitForConnection ?? true,
             ),
           inject: [

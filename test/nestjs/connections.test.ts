@@ -205,4 +205,46 @@ describe('bad options', () => {
       await lastValueFrom(conn.close());
     }
   });
+
+  it('waitForConnection: false: a handler whose exchange does not exist yet starts consuming once it does', async () => {
+    const exchange = `${P}.late`;
+    const queue = `${P}.late-q`;
+    const got: string[] = [];
+
+    @Injectable()
+    class Late {
+      @Consume({ queue, exchange, routingKeys: ['k'] })
+      handle(@AmqpPayload() body: string): void {
+        got.push(body);
+      }
+    }
+
+    const app = await Test.createTestingModule({
+      imports: [RxAmqpModule.forRoot({ url: await brokerUrl(), waitForConnection: false })],
+      providers: [Late],
+    }).compile();
+    await app.init();
+    const conn = await openConnection(await brokerUrl());
+    try {
+      // The binding is refused (404: no exchange) and tried again after a pause.
+      await new Promise((r) => setTimeout(r, 300));
+      const ch = await conn.openChannel();
+      await lastValueFrom(ch.exchangeDeclare(exchange, 'direct'));
+      await lastValueFrom(ch.confirmSelect());
+      await until(
+        () => {
+          ch.publish(exchange, 'k', 'late but there', { contentType: 'text/plain' }).subscribe();
+          return got.length > 0;
+        },
+        10_000,
+        'the handler on the late exchange',
+      );
+      expect(got[0]).toBe('late but there');
+      await lastValueFrom(ch.queueDelete(queue));
+      await lastValueFrom(ch.exchangeDelete(exchange));
+    } finally {
+      await app.close();
+      await lastValueFrom(conn.close());
+    }
+  });
 });

@@ -6,6 +6,7 @@
  */
 import 'reflect-metadata';
 import {
+  BadRequestException,
   type CallHandler,
   type CanActivate,
   Catch,
@@ -23,7 +24,7 @@ import {
 } from '@nestjs/common';
 import { REQUEST } from '@nestjs/core';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { lastValueFrom, map, type Observable, of, timer } from 'rxjs';
+import { EMPTY, lastValueFrom, map, type Observable, of, timer } from 'rxjs';
 import {
   AmqpDelivery,
   AmqpHeaders,
@@ -44,6 +45,7 @@ import { until } from './support.js';
 
 const PREFIX = `nest.${process.pid}.${Date.now().toString(36)}`;
 const Q = {
+  empty: `${PREFIX}.empty`,
   controller: `${PREFIX}.controller`,
   streamed: `${PREFIX}.streamed`,
   scoped: `${PREFIX}.scoped`,
@@ -75,6 +77,7 @@ class Handlers {
   readonly plain: { payload: unknown; header: unknown; routingKey: string }[] = [];
   readonly guarded: unknown[] = [];
   readonly bound: string[] = [];
+  empties = 0;
 
   constructor(@InjectPublisher() readonly publisher: Publisher) {}
 
@@ -101,8 +104,16 @@ class Handlers {
   @Rpc({ queue: Q.rpc })
   @UseInterceptors(Doubling)
   add(@AmqpPayload() { a, b }: { a: number; b: number }): number {
-    if (a < 0) throw new Error('negative numbers are not welcome');
+    if (a < 0) throw new BadRequestException('negative numbers are not welcome');
+    if (b < 0) throw new Error('the database at db.internal refused user app');
     return a + b;
+  }
+
+  /** An Observable that completes without a value: a success with nothing to say (acked). */
+  @Consume({ queue: Q.empty })
+  onEmpty(): Observable<never> {
+    this.empties++;
+    return EMPTY;
   }
 }
 
@@ -233,11 +244,17 @@ describe('RxAmqpModule handlers', () => {
       const reply = await ask(2, 3);
       expect(reply.json()).toBe(10);
       expect(reply.properties.headers?.[RPC_ERROR_HEADER]).toBeUndefined();
+      // A client's mistake (an HTTP exception below 500): its message and status go back.
       const failure = await ask(-1, 3);
       expect(failure.properties.headers?.[RPC_ERROR_HEADER]).toBe(true);
       expect(failure.json()).toEqual({
-        error: { name: 'Error', message: 'negative numbers are not welcome' },
+        error: { name: 'BadRequestException', message: 'negative numbers are not welcome', status: 400 },
       });
+      // Any other error: only that it failed (its message may name a host or a user).
+      const internal = await ask(1, -3);
+      expect(internal.properties.headers?.[RPC_ERROR_HEADER]).toBe(true);
+      expect(internal.json()).toEqual({ error: { name: 'Error', message: 'Internal server error' } });
+      expect(internal.text()).not.toContain('db.internal');
     } finally {
       await lastValueFrom(conn.close());
     }
@@ -277,5 +294,12 @@ describe('RxAmqpModule handlers', () => {
     } finally {
       await lastValueFrom(conn.close());
     }
+  });
+
+  it('a handler whose Observable completes without a value succeeds: acked once, not retried', async () => {
+    await publish('', Q.empty, '{}');
+    await until(() => handlers.empties === 1, 5000, 'the empty handler');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(handlers.empties).toBe(1);
   });
 });

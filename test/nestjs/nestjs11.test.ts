@@ -1,8 +1,10 @@
 /**
  * rxamqp/nestjs on NestJS 11 (the newest 12.x is what the other suites load): runs the module's
- * broker suites (handlers, guards/interceptors/pipes, request/reply, failure policies, the embedded
- * broker) and the microservices transport's again in a child Jest whose `@nestjs/*` imports resolve to
- * compat/nestjs11, where `npm install` (the prepare script) puts NestJS 11.
+ * handler suite (decorators, guards, interceptors, pipes, filters, request scope, request/reply) and the
+ * microservices transport's suite again in a child Jest whose `@nestjs/*` imports resolve to
+ * compat/nestjs11, where `npm install` (the prepare script) puts NestJS 11. (The failure policies, the
+ * embedded broker and the lifecycle go through the same code with either version, and CI's time is
+ * counted: those run on NestJS 12 only.)
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -29,7 +31,7 @@ it('the module and transport suites pass on NestJS 11', async () => {
   expect({ code, summary, versions: [...new Set(output.match(/\[nestjs 11\.[\d.]+\]/g) ?? [])] }).toEqual({
     code: 0,
     summary: [
-      expect.stringMatching(/^Test Suites: +4 passed, 4 total/),
+      expect.stringMatching(/^Test Suites: +2 passed, 2 total/),
       expect.stringMatching(/^Tests: +\d+ passed/),
     ],
     versions: [expect.stringMatching(/^\[nestjs 11\./)],

@@ -5,6 +5,7 @@
  *
  * @module
  */
+
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
@@ -30,11 +31,13 @@ import type { Connection } from '../../client/connection.js';
 import { DIRECT_REPLY_TO } from '../../client/consumers.js';
 import type { Delivery } from '../../client/delivery.js';
 import { createPublisher, type Publisher } from '../../client/publisher.js';
+import { redactUrl } from '../../config/url.js';
 import { PublishNackedError } from '../../errors.js';
 import { connect } from '../../node.js';
 import type { BasicProperties } from '../../protocol/generated.js';
 import { applyTopology } from '../../topology/apply.js';
 import { defineTopology, type Topology } from '../../topology/specs.js';
+import { INSPECT } from '../../util/runtime.js';
 import type { EncodedMessage, ReplyPacket } from './envelope.js';
 import {
   type ResolvedClientOptions,
@@ -110,6 +113,17 @@ export class RxAmqpClient extends ClientProxy<RxAmqpEvents, string> {
   constructor(options: RxAmqpClientOptions) {
     super();
     this.config = resolveClientOptions(options);
+  }
+
+  /** What `JSON.stringify` shows: the URL without its password, never the options (secrets). */
+  toJSON(): { url: string } {
+    const url = this.config.url;
+    return { url: typeof url === 'string' ? redactUrl(url) : '(connection options)' };
+  }
+
+  /** What `util.inspect` and `console.log` show: as `toJSON`, never a secret. */
+  [INSPECT](): string {
+    return `RxAmqpClient { url: '${this.toJSON().url}' }`;
   }
 
   /**

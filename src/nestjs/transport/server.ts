@@ -10,6 +10,7 @@
  *
  * @module
  */
+
 import { Logger } from '@nestjs/common';
 import {
   BaseRpcContext,
@@ -35,9 +36,11 @@ import type { Channel } from '../../client/channel.js';
 import type { ConnectionObservable } from '../../client/connect.js';
 import type { Connection } from '../../client/connection.js';
 import type { Delivery } from '../../client/delivery.js';
+import { redactUrl } from '../../config/url.js';
 import { connect } from '../../node.js';
 import { applyTopology } from '../../topology/apply.js';
 import { type BindSpec, defineTopology, type QueueSpec, type Topology } from '../../topology/specs.js';
+import { INSPECT } from '../../util/runtime.js';
 import {
   errorForWire,
   type IncomingPacket,
@@ -158,6 +161,8 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
   private pipelineDone: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
   private readonly listeners: { [K in keyof RxAmqpEvents]: RxAmqpEvents[K][] } = { state: [], error: [] };
+  /** The reply streams of requests still answering (an Observable result), ended by `close()`. */
+  private readonly answering = new Set<Subscription>();
   /** Handler patterns with wildcards, in registration order, tried after an exact match. */
   private wildcards: (readonly [string, MessageHandler])[] = [];
 
@@ -173,6 +178,17 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
   constructor(options: RxAmqpServerOptions) {
     super();
     this.config = resolveServerOptions(options);
+  }
+
+  /** What `JSON.stringify` shows: the URL without its password, never the options (secrets). */
+  toJSON(): { url: string } {
+    const url = this.config.url;
+    return { url: typeof url === 'string' ? redactUrl(url) : '(connection options)' };
+  }
+
+  /** What `util.inspect` and `console.log` show: as `toJSON`, never a secret. */
+  [INSPECT](): string {
+    return `RxAmqpServer { url: '${this.toJSON().url}' }`;
   }
 
   /**
@@ -321,6 +337,8 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
           ackOnSuccess((delivery) => this.process(delivery, channel, name), {
             concurrency: q.concurrency,
             onError: q.onError,
+            // 'requeue' gives a message one more chance, not an endless loop.
+            requeueRedelivered: false,
             maxDeliveries: q.maxDeliveries,
             onFailure: (error, delivery) =>
               this.report(
@@ -437,7 +455,7 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
       // One value is held back so that the last goes out with isDisposed: one message for the
       // usual single response, as Nest's own transports send it.
       let held: { value: unknown } | undefined;
-      result$.subscribe({
+      const subscription = result$.subscribe({
         next: (value) => {
           if (held !== undefined) send({ id, response: held.value });
           held = { value };
@@ -454,6 +472,11 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
           resolve();
         },
       });
+      // An endless stream of replies ends with the server (close() unsubscribes what is left).
+      if (!subscription.closed) {
+        this.answering.add(subscription);
+        subscription.add(() => this.answering.delete(subscription));
+      }
     });
     return sending;
   }
@@ -502,8 +525,9 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
             end();
           }
         });
-        // The hooks' own Promise carries nothing more; never let it go unhandled.
-        if (ran instanceof Promise) ran.catch(() => undefined);
+        // A hook that fails before the work ran fails the delivery (settled by the policy) rather than
+        // holding it; once the work has settled, this changes nothing.
+        if (ran instanceof Promise) ran.catch(reject);
       } catch (error) {
         reject(error);
       }
@@ -530,6 +554,8 @@ export class RxAmqpServer extends Server<RxAmqpEvents, RxAmqpStatus> implements 
     await within(this.pipelineDone, PIPELINE_GRACE);
     this.pipeline?.unsubscribe();
     this.stateSubscription?.unsubscribe();
+    for (const answering of [...this.answering]) answering.unsubscribe();
+    this.answering.clear();
     this._status$.next('closed');
   }
 }

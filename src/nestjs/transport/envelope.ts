@@ -8,6 +8,7 @@
  *
  * @module
  */
+
 import type {
   ConsumerDeserializer,
   ConsumerSerializer,
@@ -15,6 +16,7 @@ import type {
   ProducerSerializer,
 } from '@nestjs/microservices';
 import type { BasicProperties } from '../../protocol/generated.js';
+import { topicMatch } from '../../topology/topic.js';
 
 /**
  * A message as the envelope sees it: its body, properties, and where the broker routed it from.
@@ -333,9 +335,9 @@ export function isTopicPattern(pattern: string): boolean {
 }
 
 /**
- * Whether a routing key matches a binding key with AMQP topic semantics: words are separated by
- * dots, `*` stands for exactly one word and `#` for zero or more words; any other word must be equal.
- * `''` is one empty word (so `*` and `#` match it, as RabbitMQ's topic exchange does).
+ * Whether a routing key matches a binding key as RabbitMQ's topic exchange decides it (the embedded
+ * broker's rules): words are separated by dots, `*` stands for exactly one word and `#` for zero or
+ * more words; any other word must be equal. `''` has no words (`#` matches it, `*` does not).
  *
  * @example
  * ```ts
@@ -346,33 +348,5 @@ export function isTopicPattern(pattern: string): boolean {
  * ```
  */
 export function topicMatches(pattern: string, routingKey: string): boolean {
-  return matchWords(pattern.split('.'), routingKey.split('.'));
-}
-
-/**
- * Glob matching over words (`#` the star, `*` the single): on a mismatch after a `#`, that `#` takes
- * one more word and the match resumes after it. Linear in practice, never exponential.
- */
-function matchWords(pattern: readonly string[], key: readonly string[]): boolean {
-  let p = 0;
-  let k = 0;
-  let hash = -1;
-  let resume = 0;
-  while (k < key.length) {
-    const word = pattern[p];
-    if (word === '#') {
-      hash = p++;
-      resume = k;
-    } else if (word !== undefined && (word === '*' || word === key[k])) {
-      p++;
-      k++;
-    } else if (hash >= 0) {
-      p = hash + 1;
-      k = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (pattern[p] === '#') p++;
-  return p === pattern.length;
+  return topicMatch(pattern, routingKey);
 }

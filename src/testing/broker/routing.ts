@@ -1,7 +1,7 @@
 /**
- * Routing rules of the built-in exchange types, pure: topic patterns (`*` one word, `#` zero or more
- * words, words split on `.` with empty words kept, as RabbitMQ splits them) and headers matching
- * (`x-match` all, any, all-with-x, any-with-x; a binding value of void matches any value).
+ * Routing rules of the built-in exchange types, pure: topic patterns (in `src/topology/topic.ts`) and
+ * headers matching (`x-match` all, any, all-with-x, any-with-x; a binding value of void matches any
+ * value).
  *
  * @module
  */
@@ -13,64 +13,8 @@ import {
   TypedField,
 } from '../../protocol/field-table.js';
 
-/**
- * Splits a routing key or binding key into words as RabbitMQ does: `''` has no words, `'a.'` has
- * `'a'` and an empty word.
- *
- * @example
- * ```ts
- * topicWords('a..b'); // ['a', '', 'b']
- * topicWords(''); // []
- * ```
- */
-export function topicWords(key: string): string[] {
-  return key === '' ? [] : key.split('.');
-}
-
-/**
- * True when a topic binding pattern (already split with {@link topicWords}) matches a routing key
- * (split likewise).
- *
- * @example
- * ```ts
- * topicMatchWords(topicWords('a.#'), topicWords('a')); // true: # matches zero words
- * topicMatchWords(topicWords('*.b'), topicWords('.b')); // true: * matches the empty word
- * ```
- */
-export function topicMatchWords(pattern: readonly string[], key: readonly string[]): boolean {
-  return matchFrom(pattern, 0, key, 0);
-}
-
-function matchFrom(pattern: readonly string[], p: number, key: readonly string[], k: number): boolean {
-  while (p < pattern.length) {
-    const word = pattern[p]!;
-    if (word === '#') {
-      // Collapse consecutive #s, then try every split point.
-      while (p + 1 < pattern.length && pattern[p + 1] === '#') p++;
-      if (p + 1 === pattern.length) return true;
-      for (let i = k; i <= key.length; i++) if (matchFrom(pattern, p + 1, key, i)) return true;
-      return false;
-    }
-    if (k >= key.length) return false;
-    if (word !== '*' && word !== key[k]) return false;
-    p++;
-    k++;
-  }
-  return k === key.length;
-}
-
-/**
- * True when a topic binding key matches a routing key.
- *
- * @example
- * ```ts
- * topicMatch('stock.#', 'stock.usd.nyse'); // true
- * topicMatch('*.nyse', 'stock.usd.nyse'); // false
- * ```
- */
-export function topicMatch(pattern: string, routingKey: string): boolean {
-  return topicMatchWords(topicWords(pattern), topicWords(routingKey));
-}
+// Topic matching is shared with the NestJS transport, which routes messages as the exchange did.
+export { topicMatch, topicMatchWords, topicWords } from '../../topology/topic.js';
 
 /**
  * The `x-match` modes of a headers binding.

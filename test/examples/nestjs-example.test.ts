@@ -9,8 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { lastValueFrom } from 'rxjs';
-import { type Channel, openConnection } from '../../src/node.js';
-import { brokerUrl } from '../support/broker.js';
+import { brokerUrl, withBrokerChannel } from '../support/broker.js';
 
 const ROOT = join(__dirname, '..', '..');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
@@ -42,19 +41,9 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Runs `use` on a channel of a fresh connection to the test broker. */
-async function withChannel<T>(use: (ch: Channel) => Promise<T>): Promise<T> {
-  const conn = await openConnection(await brokerUrl());
-  try {
-    return await use(await conn.openChannel());
-  } finally {
-    await lastValueFrom(conn.close(), { defaultValue: undefined });
-  }
-}
-
 /** The consumers of a queue (0 when it does not exist). */
 function consumersOf(queue: string): Promise<number> {
-  return withChannel(async (ch) => {
+  return withBrokerChannel(async (ch) => {
     try {
       return (await lastValueFrom(ch.queueDeclare(queue, { passive: true }))).consumerCount;
     } catch {
@@ -144,7 +133,7 @@ afterAll(async () => {
     await exited;
   }
   if (!ours) return;
-  await withChannel(async (ch) => {
+  await withBrokerChannel(async (ch) => {
     for (const queue of QUEUES) await lastValueFrom(ch.queueDelete(queue));
     await lastValueFrom(ch.exchangeDelete(EXCHANGE));
   });

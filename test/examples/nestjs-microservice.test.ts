@@ -9,8 +9,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { lastValueFrom } from 'rxjs';
-import { type Channel, openConnection } from '../../src/node.js';
-import { brokerUrl } from '../support/broker.js';
+import { brokerUrl, withBrokerChannel } from '../support/broker.js';
 
 const ROOT = join(__dirname, '..', '..');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
@@ -29,19 +28,9 @@ interface Run {
   readonly stderr: string;
 }
 
-/** Runs `use` on a channel of a fresh connection to the test broker. */
-async function withChannel<T>(use: (ch: Channel) => Promise<T>): Promise<T> {
-  const conn = await openConnection(await brokerUrl());
-  try {
-    return await use(await conn.openChannel());
-  } finally {
-    await lastValueFrom(conn.close(), { defaultValue: undefined });
-  }
-}
-
 /** The consumers and messages of a queue (zeros when it does not exist). */
 function countsOf(queue: string): Promise<{ consumerCount: number; messageCount: number }> {
-  return withChannel(async (ch) => {
+  return withBrokerChannel(async (ch) => {
     try {
       const { consumerCount, messageCount } = await lastValueFrom(ch.queueDeclare(queue, { passive: true }));
       return { consumerCount, messageCount };
@@ -108,14 +97,14 @@ beforeAll(async () => {
   }
   ours = true;
   // A clean start: no message left by a run of the example that was stopped half-way.
-  await withChannel(async (ch) => {
+  await withBrokerChannel(async (ch) => {
     for (const queue of QUEUES) await lastValueFrom(ch.queueDelete(queue));
   });
 }, 30_000);
 
 afterAll(async () => {
   if (!ours) return;
-  await withChannel(async (ch) => {
+  await withBrokerChannel(async (ch) => {
     for (const queue of QUEUES) await lastValueFrom(ch.queueDelete(queue));
     await lastValueFrom(ch.exchangeDelete(EXCHANGE));
   });

@@ -19,6 +19,9 @@
  *
  * @module
  */
+import { lastValueFrom } from 'rxjs';
+import type { Channel } from '../../src/client/channel.js';
+import { openConnection } from '../../src/node.js';
 import { brokerForTests, LOCAL_TEST_BROKER_URL, type TestBroker } from '../../src/testing/node.js';
 
 /** Where the local broker is looked for when `AMQP_URL` is not set. */
@@ -143,4 +146,22 @@ async function discover(): Promise<BrokerEndpoint> {
   found = broker;
   if (broker.source === 'embedded') throw new Error('unreachable: the embedded broker was not allowed');
   return parseAmqpUrl(broker.url, broker.source);
+}
+
+/**
+ * Runs `use` on a channel of a fresh connection to the test broker (closed after), for a test's set-up
+ * and clean-up.
+ *
+ * @example
+ * ```ts
+ * await withBrokerChannel((ch) => lastValueFrom(ch.queueDelete('jobs')));
+ * ```
+ */
+export async function withBrokerChannel<T>(use: (ch: Channel) => Promise<T>): Promise<T> {
+  const conn = await openConnection(await brokerUrl());
+  try {
+    return await use(await conn.openChannel());
+  } finally {
+    await lastValueFrom(conn.close(), { defaultValue: undefined });
+  }
 }

@@ -10,6 +10,7 @@ import type {
   ProducerDeserializer,
   ProducerSerializer,
 } from '@nestjs/microservices';
+import { failurePolicyOf } from '../../../operators/ackOnSuccess.js';
 import type { FailurePolicy } from '../../../operators/index.js';
 import type { ConnectionState } from '../../client/connect.js';
 import type { DrainOptions } from '../../client/drain.js';
@@ -238,8 +239,6 @@ export interface ResolvedClientOptions {
   readonly closeTimeout: number;
 }
 
-const POLICIES: readonly FailurePolicy[] = ['retry', 'requeue', 'reject', 'dead-letter'];
-
 /** `ConfigurationError`, its message prefixed with who refused the option. */
 function refuse(who: string, message: string, cause?: unknown): ConfigurationError {
   return new ConfigurationError(`${who}: ${message}`, cause === undefined ? undefined : { cause });
@@ -339,19 +338,6 @@ function positiveInteger(
   return n;
 }
 
-function checkPolicy(
-  who: string,
-  name: string,
-  value: FailurePolicy | undefined,
-  fallback: FailurePolicy,
-): FailurePolicy {
-  if (value === undefined) return fallback;
-  if (!POLICIES.includes(value)) {
-    throw refuse(who, `${name} must be 'retry', 'requeue', 'reject' or 'dead-letter', got ${String(value)}`);
-  }
-  return value;
-}
-
 function checkPatterns(who: string, patterns: readonly string[] | undefined): readonly string[] | undefined {
   if (patterns === undefined) return undefined;
   if (!Array.isArray(patterns)) throw refuse(who, 'patterns must be an array of binding keys');
@@ -370,7 +356,7 @@ export function resolveServerOptions(options: RxAmqpServerOptions): ResolvedServ
   const envelope = checkEnvelope(who, options);
   const exchange = checkExchange(who, options.exchange);
   const prefetch = positiveInteger(who, 'prefetch', options.prefetch, 10, 65535);
-  const onError = checkPolicy(who, 'onError', options.onError, 'retry');
+  const onError = failurePolicyOf(who, options.onError, 'retry');
   const maxDeliveries = positiveInteger(who, 'maxDeliveries', options.maxDeliveries, 20);
   const given: RxAmqpQueueOptions[] = [];
   if (options.queue !== undefined) given.push({ name: options.queue });
@@ -398,7 +384,7 @@ export function resolveServerOptions(options: RxAmqpServerOptions): ResolvedServ
       patterns: checkPatterns(who, q.patterns),
       prefetch: queuePrefetch,
       concurrency: positiveInteger(who, `concurrency of queue '${spec.name}'`, q.concurrency, queuePrefetch),
-      onError: checkPolicy(who, `onError of queue '${spec.name}'`, q.onError, onError),
+      onError: failurePolicyOf(`${who}, queue '${spec.name}'`, q.onError, onError),
       maxDeliveries,
     };
   });

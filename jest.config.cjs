@@ -31,6 +31,8 @@ module.exports = {
     '^rxamqp/testing$': '<rootDir>/src/testing/node.ts',
     '^rxamqp/mq$': '<rootDir>/src/mq/index.ts',
     '^rxamqp/nestjs$': '<rootDir>/src/nestjs/index.ts',
+    '^rxamqp/angular$': '<rootDir>/src/angular/index.ts',
+    '^rxamqp/relay$': '<rootDir>/src/relay/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testTimeout: 30000,

@@ -85,7 +85,8 @@ export type ConnectionClosedCode =
   | 'PROTOCOL_ERROR'
   | 'CONNECT_TIMEOUT'
   | 'CLIENT_CLOSED'
-  | 'TLS_HANDSHAKE_FAILED';
+  | 'TLS_HANDSHAKE_FAILED'
+  | 'CREDENTIALS_UNAVAILABLE';
 
 /** Codes of {@link ChannelClosedError}. */
 export type ChannelClosedCode = 'SERVER_CLOSED' | 'CHANNEL_CLOSED' | 'CONNECTION_CLOSED';

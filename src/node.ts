@@ -23,6 +23,11 @@ import { nodePlatform } from './transport/node.js';
 
 export * from './surface.js';
 export { connectTcp, connectTls, connectTransport, nodePlatform } from './transport/index.js';
+export {
+  connectWebSocket,
+  type NodeWebSocketConnectorOptions,
+  nodeWebSocketConnector,
+} from './transport/websocket-node.js';
 
 /**
  * Connects to a broker, and emits the open `Connection`. Without `recovery` it is cold: each

@@ -55,6 +55,7 @@ export type {
   QueueDeclareOptions,
   ReturnedMessage,
 } from './client/types.js';
+export type { CredentialsProvider, ProvidedCredentials, SubscribableLike } from './config/credentials.js';
 export type {
   ConnectOptions,
   Credentials,
@@ -130,4 +131,10 @@ export type {
   TransportHandler,
   TransportTarget,
 } from './transport/transport.js';
+export {
+  type WebSocketConnectorOptions,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  webSocketConnector,
+} from './transport/websocket.js';
 export { VERSION } from './version.js';

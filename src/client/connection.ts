@@ -4,9 +4,10 @@
  * @module
  */
 import { Observable, Subject, type Subscriber } from 'rxjs';
+import { Secret } from '../config/secret.js';
 import type { ConnectionCore, ConnectionCounters, Tune } from '../core/connection-core.js';
 import { hostLabel } from '../core/supervisor.js';
-import { type ChannelClosedError, isConsumerTimeout } from '../errors.js';
+import { type ChannelClosedError, ConfigurationError, isConsumerTimeout } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import { INSPECT } from '../util/runtime.js';
 import { Channel, type ChannelEvents } from './channel.js';
@@ -318,6 +319,46 @@ export class Connection {
   /** Why the connection ended, when it was not the client closing it; undefined while open. */
   get error(): Error | undefined {
     return this.core.error;
+  }
+
+  /**
+   * Hands the broker a new secret for this open connection when subscribed
+   * (`connection.update-secret`): an OAuth 2 token that replaces one about to expire, without
+   * reconnecting. Emits once and completes when the broker accepted it; later reconnects of this
+   * `connect()` then log in with it (unless a `credentials` provider is set: it is asked instead). A
+   * broker that refuses the secret closes the connection: the Observable errors with that
+   * `ConnectionClosedError` (recovery, if on, reconnects). Errors with a `ConfigurationError` for a
+   * secret that is not a non-empty string or `Secret`. The secret never appears in an error or a log.
+   *
+   * RabbitMQ checks the new secret with its authentication backend: the OAuth 2 backend takes a new
+   * token for the same user; the internal backend takes the user's current password.
+   *
+   * @example
+   * ```ts
+   * auth.tokenRefreshed$.pipe(switchMap((token) => conn.updateSecret(token, 'token refreshed'))).subscribe();
+   * ```
+   */
+  updateSecret(secret: string | Secret, reason = 'rxamqp: the secret was rotated'): Observable<void> {
+    return new Observable<void>((subscriber) => {
+      const value =
+        secret instanceof Secret ? secret : typeof secret === 'string' ? new Secret(secret) : undefined;
+      if (value === undefined || value.reveal() === '' || typeof reason !== 'string') {
+        subscriber.error(
+          new ConfigurationError(
+            'updateSecret takes a non-empty secret (a string or a Secret) and a string reason',
+          ),
+        );
+        return;
+      }
+      this.core.updateSecret(value, reason, (error) => {
+        if (error !== undefined) {
+          subscriber.error(error);
+          return;
+        }
+        subscriber.next();
+        subscriber.complete();
+      });
+    });
   }
 
   /**

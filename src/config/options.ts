@@ -13,11 +13,13 @@ import type {
   ServerIdentityCheck,
   TransportConnector,
 } from '../transport/transport.js';
+import type { Credentials, CredentialsProvider, CredentialsSource } from './credentials.js';
 import type { Secret } from './secret.js';
 
 // The transport seam owns the resolved TLS and socket settings (so that it imports nothing from the
 // configuration); they are re-exported here, where they have always been found.
 export type { ResolvedSocketOptions, ResolvedTlsOptions } from '../transport/transport.js';
+export type { Credentials };
 
 /** Default heartbeat the client asks for, in seconds (RabbitMQ's own clients use 60). */
 export const DEFAULT_HEARTBEAT = 60;
@@ -37,19 +39,6 @@ export const DEFAULT_ACK_DELAY = 1;
 export const DEFAULT_BLOCKED_TIMEOUT = 60_000;
 /** Default read batching of dense streams. */
 export const DEFAULT_READ_BATCHING = Object.freeze({ minMessages: 4, delayMs: 1 });
-
-/**
- * Credentials as a SASL mechanism sees them.
- *
- * @example
- * ```ts
- * const credentials: Credentials = { username: 'guest', password: new Secret('guest') };
- * ```
- */
-export interface Credentials {
-  readonly username: string;
-  readonly password: Secret;
-}
 
 /**
  * A SASL mechanism: PLAIN, AMQPLAIN and EXTERNAL are built in; implement this for others.
@@ -159,6 +148,21 @@ export interface ConnectOptions {
   username?: string;
   /** Password. Default `guest`. */
   password?: string | Secret;
+  /**
+   * Asked for the user name and password (or token) before every connection attempt, the first and
+   * each reconnect, instead of `password`: for OAuth 2 tokens and other rotating secrets. When the
+   * answer has an `expiresAt`, the open connection asks again ahead of that time and hands the broker
+   * the new secret (`connection.update-secret`). A provider that fails (rejects, throws, errors)
+   * fails the attempt with a `ConnectionClosedError` `CREDENTIALS_UNAVAILABLE`, which recovery retries.
+   *
+   * @example
+   * ```ts
+   * connect('wss://app.example.com/amqp', {
+   *   credentials: async () => ({ username: 'web', password: await auth.token() }),
+   * });
+   * ```
+   */
+  credentials?: CredentialsProvider;
   /** TLS: true for the defaults (verification on), or settings. Default false (`amqps://` turns it on). */
   tls?: boolean | TlsOptions;
   /**
@@ -320,7 +324,10 @@ export interface ResolvedOptions {
   readonly hostname: string;
   readonly port: number;
   readonly vhost: string;
+  /** The URL's or options' user name and password (see `credentialsSource` for each attempt's). */
   readonly credentials: Credentials;
+  /** Each attempt's credentials: a provider's, or the fixed ones updated by update-secret. */
+  readonly credentialsSource: CredentialsSource;
   readonly tls: ResolvedTlsOptions | undefined;
   readonly heartbeat: number;
   readonly frameMax: number;

@@ -24,6 +24,11 @@ export interface Platform {
   /** Opens transports for amqp: and amqps: URLs when the `transport` option is not given (Node: TCP/TLS). */
   readonly connector?: TransportConnector;
   /**
+   * Connectors for other URL schemes, by lower-case scheme, used when the `transport` option is not
+   * given: `ws` and `wss` (a WebSocket relay) in Node and in browsers.
+   */
+  readonly schemes?: Readonly<Record<string, TransportConnector>>;
+  /**
    * Reads a file an option names by path (TLS ca/cert/key/pfx files). Absent in browsers. Throws when
    * the file cannot be read; an error's `code` (such as `ENOENT`) is shown in the message.
    */

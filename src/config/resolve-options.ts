@@ -17,11 +17,13 @@ import {
 } from '../protocol/field-table.js';
 import { DEFAULT_MAX_BODY_SIZE } from '../protocol/frame-decoder.js';
 import { type RetryPolicy, type RetryPolicyOptions, retryPolicy } from '../recovery/retry-policy.js';
-import type { TransportTarget } from '../transport/transport.js';
+import type { TransportConnector, TransportTarget } from '../transport/transport.js';
 import { VERSION } from '../version.js';
+import { CredentialsSource } from './credentials.js';
 import { hostnameProblem, ipVersion, isIPv6 } from './host.js';
 import {
   type ConnectOptions,
+  type Credentials,
   DEFAULT_ACK_DELAY,
   DEFAULT_BLOCKED_TIMEOUT,
   DEFAULT_CHANNEL_MAX,
@@ -59,6 +61,7 @@ const CONNECT_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {
   vhost: true,
   username: true,
   password: true,
+  credentials: true,
   tls: true,
   heartbeat: true,
   frameMax: true,
@@ -528,6 +531,12 @@ function resolvePort(port: unknown, shape: UrlShape, hostname: string): number {
 }
 
 /** Checks a host name option; the message never quotes it (see hostnameProblem). */
+/** The runtime's connector for a non-AMQP scheme (`ws`, `wss`), if it has one. */
+function schemeConnectorOf(platform: Platform, scheme: string): TransportConnector | undefined {
+  const schemes = platform.schemes;
+  return schemes !== undefined && Object.hasOwn(schemes, scheme) ? schemes[scheme] : undefined;
+}
+
 function checkHostname(name: string, hostname: string): string {
   const problem = hostnameProblem(hostname);
   if (problem !== undefined) fail(`${name} is not a host name or IP address: ${problem}`);
@@ -610,11 +619,12 @@ export function resolveOptions(
     fail(`transport must be a function (a TransportConnector), got ${show(options.transport)}`);
   }
   const amqp = urlShape?.amqp ?? true;
+  const schemeConnector = amqp ? undefined : schemeConnectorOf(runtime, urlShape!.scheme);
   if (!amqp) {
     const scheme = urlShape!.scheme;
-    if (options.transport === undefined) {
+    if (options.transport === undefined && schemeConnector === undefined) {
       fail(
-        `rxamqp opens amqp: and amqps: URLs only; a ${scheme}: URL needs a connector in the transport ` +
+        `rxamqp opens amqp:, amqps:, ws: and wss: URLs; a ${scheme}: URL needs a connector in the transport ` +
           'option (see docs/transports.md)',
       );
     }
@@ -649,11 +659,16 @@ export function resolveOptions(
   const password = secret('password', options.password ?? 'guest');
   if (username.includes('\0')) fail('username must not contain a NUL character');
   if (password.reveal().includes('\0')) fail('password must not contain a NUL character');
+  const provider = options.credentials;
+  if (provider !== undefined && typeof provider !== 'function') {
+    fail(`credentials must be a function (a CredentialsProvider), got ${show(provider)}`);
+  }
+  const credentials: Credentials = Object.freeze({ username, password });
 
   const name = options.name === undefined ? undefined : shortString('name', options.name);
   const locale = shortString('locale', options.locale ?? 'en_US');
 
-  const transport = options.transport ?? runtime.connector;
+  const transport = options.transport ?? (amqp ? runtime.connector : schemeConnector);
   if (transport === undefined) {
     fail(
       `this runtime has no built-in transport for ${shape.scheme}: URLs: pass a connector in the transport ` +
@@ -683,7 +698,8 @@ export function resolveOptions(
     hostname: endpoints[0]!.hostname,
     port: endpoints[0]!.port,
     vhost,
-    credentials: Object.freeze({ username, password }),
+    credentials,
+    credentialsSource: new CredentialsSource(credentials, provider),
     tls: endpoints[0]!.tls,
     heartbeat: integer('heartbeat', options.heartbeat ?? DEFAULT_HEARTBEAT, 0, 65535, ' (seconds)'),
     frameMax: frameMax(options.frameMax ?? DEFAULT_FRAME_MAX),

@@ -8,9 +8,11 @@
  * @internal
  */
 
-import type { ResolvedOptions, SaslMechanism } from '../config/options.js';
-import { transportTarget } from '../config/resolve-options.js';
+import { refreshDelay } from '../config/credentials.js';
+import type { Credentials, ResolvedOptions, SaslMechanism } from '../config/options.js';
+import { MAX_TIMEOUT, transportTarget } from '../config/resolve-options.js';
 import { chooseMechanism } from '../config/sasl.js';
+import type { Secret } from '../config/secret.js';
 import {
   AmqpError,
   AuthenticationError,
@@ -112,6 +114,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   readonly writer: FrameWriter;
   private readonly channels: (ChannelEndpoint | undefined)[] = [];
   private mechanism: SaslMechanism | undefined;
+  /** The credentials of this attempt (set before the transport opens). */
+  private credentials: Credentials | undefined;
+  /** When the secret of this connection expires (ms since the epoch), if it does. */
+  private expiresAt: number | undefined;
+  private refreshTimer: Timer | undefined;
+  /** update-secret calls waiting for their update-secret-ok, oldest first. */
+  private readonly secretWaiters: SecretWaiter[] = [];
   private readonly abort = new AbortController();
   private connectTimer: Timer | undefined;
   private closeTimer: Timer | undefined;
@@ -221,6 +230,28 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
         ),
       );
     }, o.connectionTimeout);
+    const source = o.credentialsSource;
+    if (!source.provided) {
+      this.credentials = source.current;
+      this.openTransport();
+      return;
+    }
+    // A provider (an OAuth 2 token source) is asked before every attempt, under the connect timeout.
+    source.fetch().then(
+      ({ credentials, expiresAt }) => {
+        if (this.state !== 'connecting') return;
+        this.credentials = credentials;
+        this.expiresAt = expiresAt;
+        this.openTransport();
+      },
+      (error: ConnectionClosedError) => {
+        if (this.state !== 'closed') this.fail(error);
+      },
+    );
+  }
+
+  private openTransport(): void {
+    const o = this.options;
     let attempt: Promise<Transport>;
     try {
       attempt = o.transport(transportTarget(o), this, this.abort.signal);
@@ -760,6 +791,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
         this.state = 'open';
         this.everOpened = true;
         this.clearConnectTimer();
+        this.scheduleRefresh();
         this.listener.opened();
         return;
       case 'connection.close':
@@ -778,8 +810,13 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
         this.setBlocked(false, undefined);
         this.listener.blocked?.(undefined);
         return;
-      case 'connection.update-secret-ok':
+      case 'connection.update-secret-ok': {
+        const waiter = this.secretWaiters.shift();
+        if (waiter === undefined) break;
+        this.options.credentialsSource.updated(waiter.secret);
+        waiter.done(undefined);
         return;
+      }
       default:
         break;
     }
@@ -822,7 +859,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     this.mechanism = mechanism;
     let response: Uint8Array;
     try {
-      response = mechanism.response(o.credentials);
+      response = mechanism.response(this.credentials!);
     } catch (e) {
       this.fail(
         new AuthenticationError(
@@ -855,7 +892,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     }
     let response: Uint8Array;
     try {
-      response = mechanism.challenge(challenge, this.options.credentials);
+      response = mechanism.challenge(challenge, this.credentials!);
     } catch (e) {
       this.fail(
         new AuthenticationError(
@@ -1071,7 +1108,18 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     if (this.readTimer !== undefined) clearTimeout(this.readTimer);
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
     this.transport = undefined;
+    const secretError =
+      error ??
+      new ConnectionClosedError(
+        'CLIENT_CLOSED',
+        'the connection closed before the broker accepted the new secret',
+        {
+          initiator: 'client',
+        },
+      );
+    for (const waiter of this.secretWaiters.splice(0)) waiter.done(secretError);
     if (error !== undefined && this.listener.willRecover !== undefined) {
       try {
         this.recovering = this.listener.willRecover(error);
@@ -1100,12 +1148,65 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     for (const cb of this.closeWaiters.splice(0)) cb();
   }
 
+  // ---- secrets ---------------------------------------------------------------------------------
+
+  /**
+   * Hands the broker a new secret for the open connection (`connection.update-secret`: an OAuth 2
+   * token that replaces one about to expire). `done` hears `undefined` once the broker accepted it (the
+   * next attempts then use it, unless a provider is asked), or the error that closed the connection
+   * (a broker that refuses the secret closes the connection).
+   */
+  updateSecret(secret: Secret, reason: string, done: (error: Error | undefined) => void): void {
+    if (this.state !== 'open') {
+      done(
+        this.closeError ??
+          new ConnectionClosedError('CLIENT_CLOSED', 'update-secret needs an open connection', {
+            initiator: 'client',
+          }),
+      );
+      return;
+    }
+    this.secretWaiters.push({ secret, done });
+    this.sendMethod(0, { name: 'connection.update-secret', newSecret: secret.reveal(), reason });
+  }
+
+  /** With a secret that expires, asks the provider again ahead of time and updates the broker. */
+  private scheduleRefresh(): void {
+    const expiresAt = this.expiresAt;
+    if (expiresAt === undefined) return;
+    const delay = Math.min(refreshDelay(expiresAt, Date.now()), MAX_TIMEOUT);
+    this.refreshTimer = unrefTimer(
+      setTimeout(() => {
+        this.refreshTimer = undefined;
+        this.options.credentialsSource.fetch().then(
+          ({ credentials, expiresAt: next }) => {
+            if (this.state !== 'open') return;
+            this.updateSecret(credentials.password, 'rxamqp: the secret was about to expire', (error) => {
+              if (error !== undefined) return; // the connection closed: recovery asks the provider again
+              this.expiresAt = next;
+              this.scheduleRefresh();
+            });
+          },
+          (error: Error) => {
+            // The broker closes the connection when the old secret expires; recovery then asks again.
+            debugLine(this.options.debug, `rxamqp: secret refresh failed: ${error.message}`);
+          },
+        );
+      }, delay),
+    );
+  }
+
   private clearConnectTimer(): void {
     if (this.connectTimer !== undefined) {
       clearTimeout(this.connectTimer);
       this.connectTimer = undefined;
     }
   }
+}
+
+interface SecretWaiter {
+  readonly secret: Secret;
+  readonly done: (error: Error | undefined) => void;
 }
 
 interface BlockedWaiter {

@@ -17,6 +17,8 @@ const node: Platform = {
   name: 'Test 1.0',
 };
 const browser: Platform = {};
+const webSocket: TransportConnector = () => Promise.reject(new Error('not used'));
+const withWs: Platform = { ...node, schemes: { ws: webSocket, wss: webSocket } };
 
 function error(run: () => unknown): ConfigurationError {
   try {
@@ -91,10 +93,24 @@ describe('connector selection', () => {
 });
 
 describe('URLs of other schemes', () => {
-  it('need a transport connector, even where the platform has one', () => {
+  it('need a transport connector where the platform has none for their scheme', () => {
     expect(error(() => resolveOptions('ws://h/ws', undefined, node)).message).toBe(
-      'rxamqp opens amqp: and amqps: URLs only; a ws: URL needs a connector in the transport option ' +
+      'rxamqp opens amqp:, amqps:, ws: and wss: URLs; a ws: URL needs a connector in the transport option ' +
         '(see docs/transports.md)',
+    );
+    expect(error(() => resolveOptions('memory://h/x', undefined, withWs)).message).toMatch(
+      /a memory: URL needs a connector in the transport option/,
+    );
+  });
+
+  it("use the platform's connector for their scheme (ws, wss) unless the transport option names one", () => {
+    expect(resolveOptions('ws://h/ws', undefined, withWs).transport).toBe(webSocket);
+    expect(resolveOptions('wss://h/ws', undefined, withWs).transport).toBe(webSocket);
+    expect(resolveOptions('ws://h/ws', { transport: custom }, withWs).transport).toBe(custom);
+    // amqp: URLs keep the platform's own connector; a scheme named like an Object member is no scheme.
+    expect(resolveOptions('amqp://h', undefined, withWs).transport).toBe(builtIn);
+    expect(error(() => resolveOptions('constructor://h/x', undefined, withWs)).message).toMatch(
+      /needs a connector in the transport option/,
     );
   });
 

@@ -36,12 +36,8 @@ function loadWs(): Promise<WsModule> {
   loaded ??= import('ws').then(
     (m) => ((m as unknown as { default?: WsModule }).default ?? m) as WsModule,
     (error: unknown) => {
-      loaded = undefined;
-      throw new ConnectionClosedError(
-        'CONNECTION_LOST',
-        "ws: and wss: URLs in Node need the 'ws' package: npm install ws",
-        { initiator: 'client', cause: error },
-      );
+      loaded = undefined; // installed later: try again next time
+      throw error;
     },
   );
   return loaded;
@@ -66,7 +62,16 @@ export function nodeWebSocketConnector(options: NodeWebSocketConnectorOptions = 
   const protocols = options.protocols === undefined ? undefined : [...toArray(options.protocols)];
   const load = options.load ?? loadWs;
   return async (target, handler, signal): Promise<Transport> => {
-    const ws = await load();
+    let ws: WsModule;
+    try {
+      ws = await load();
+    } catch (error) {
+      throw new ConnectionClosedError(
+        'CONNECTION_LOST',
+        "ws: and wss: URLs in Node need the 'ws' package: npm install ws",
+        { initiator: 'client', cause: error },
+      );
+    }
     const WebSocket = ((ws as { WebSocket?: unknown }).WebSocket ?? ws) as unknown as WsConstructor;
     return openWebSocket(
       target,

@@ -11,6 +11,7 @@ import type { Platform } from '../config/platform.js';
 import { connectTcp } from './tcp.js';
 import { connectTls } from './tls.js';
 import type { Transport, TransportHandler, TransportTarget } from './transport.js';
+import { connectWebSocket } from './websocket-node.js';
 
 /**
  * Opens the transport `target` asks for: TLS when `target.tls` is set, plain TCP otherwise. Same
@@ -33,7 +34,8 @@ export function connectTransport(
 }
 
 /**
- * The Node.js platform: {@link connectTransport} (TCP or TLS) for amqp: and amqps: URLs, the TLS file
+ * The Node.js platform: {@link connectTransport} (TCP or TLS) for amqp: and amqps: URLs, a WebSocket
+ * over the `ws` package for ws: and wss: URLs (a relay such as `rxamqp-relay`), the TLS file
  * options read with `fs.readFileSync`, and `Node.js <version>` as the `platform` client property.
  *
  * @example
@@ -44,6 +46,7 @@ export function connectTransport(
  */
 export const nodePlatform: Platform = Object.freeze({
   connector: connectTransport,
+  schemes: Object.freeze({ ws: connectWebSocket, wss: connectWebSocket }),
   readFile: (path: string): Uint8Array => readFileSync(path),
   name: `Node.js ${process.version}`,
 });

@@ -330,8 +330,10 @@ export class Connection {
    * `ConnectionClosedError` (recovery, if on, reconnects). Errors with a `ConfigurationError` for a
    * secret that is not a non-empty string or `Secret`. The secret never appears in an error or a log.
    *
-   * RabbitMQ checks the new secret with its authentication backend: the OAuth 2 backend takes a new
-   * token for the same user; the internal backend takes the user's current password.
+   * RabbitMQ (3.10) checks the new secret with the backends whose credentials can expire: the OAuth 2
+   * backend takes any token with a valid signature, audience and scopes (neither its `sub` nor its
+   * `exp` is checked) and refuses anything else with 530 NOT_ALLOWED; the internal backend accepts any
+   * secret without checking it, so a wrong one only shows when a reconnect logs in with it.
    *
    * @example
    * ```ts
@@ -342,10 +344,16 @@ export class Connection {
     return new Observable<void>((subscriber) => {
       const value =
         secret instanceof Secret ? secret : typeof secret === 'string' ? new Secret(secret) : undefined;
-      if (value === undefined || value.reveal() === '' || typeof reason !== 'string') {
+      if (
+        value === undefined ||
+        value.reveal() === '' ||
+        value.reveal().includes('\0') ||
+        typeof reason !== 'string' ||
+        new TextEncoder().encode(reason).length > 255
+      ) {
         subscriber.error(
           new ConfigurationError(
-            'updateSecret takes a non-empty secret (a string or a Secret) and a string reason',
+            'updateSecret takes a non-empty secret (a string or a Secret) without NUL characters and a string reason of at most 255 bytes',
           ),
         );
         return;

@@ -2,10 +2,11 @@
  * Where a connection's credentials come from for each attempt: fixed ones (the URL's or the options'
  * user name and password, replaced by the last secret the broker accepted through
  * `connection.updateSecret`), or a provider the user gives (an OAuth2 token source, say), asked before
- * every connect and reconnect. No RxJS here: a provider's Observable is read through `subscribe`.
+ * every connect and reconnect.
  *
  * @module
  */
+import { Observable, take } from 'rxjs';
 import { ConnectionClosedError } from '../errors.js';
 import { Secret } from './secret.js';
 
@@ -110,34 +111,36 @@ export class CredentialsSource {
    * Credentials for a new attempt or a refresh: the provider's answer (rejecting with a
    * `ConnectionClosedError` `CREDENTIALS_UNAVAILABLE` when it fails), or the current ones.
    */
-  fetch(): Promise<AttemptCredentials> {
+  fetch(signal?: AbortSignal): Promise<AttemptCredentials> {
     const provider = this.provider;
     if (provider === undefined) return Promise.resolve({ credentials: this.latest, expiresAt: undefined });
     return new Promise<ProvidedCredentials>((resolve, reject) => {
       const answer = provider();
-      if (isSubscribable(answer)) {
-        let done = false;
-        let subscription: { unsubscribe(): void } | undefined;
-        subscription = answer.subscribe({
-          next: (value) => {
-            if (done) return;
-            done = true;
-            subscription?.unsubscribe();
-            resolve(value);
-          },
-          error: (error) => {
-            done = true;
-            reject(error);
-          },
-          complete: () => {
-            if (!done) reject(new Error('the credentials Observable completed without a value'));
-            done = true;
-          },
-        });
-        if (done) subscription.unsubscribe();
-      } else {
+      if (!isSubscribable(answer)) {
         Promise.resolve(answer).then(resolve, reject);
+        return;
       }
+      // Its first value: take(1) stops a synchronous source right there (what follows it, a token
+      // request say, is never subscribed), and the end of the attempt (signal) unsubscribes a source
+      // that has not answered, so that no attempt leaves a subscription behind.
+      const subscription = new Observable<ProvidedCredentials>((subscriber) => answer.subscribe(subscriber))
+        .pipe(take(1))
+        .subscribe({
+          next: resolve,
+          error: reject,
+          complete: () => reject(new Error('the credentials Observable completed without a value')),
+        });
+      if (signal === undefined || subscription.closed) return;
+      const abort = (): void => {
+        subscription.unsubscribe();
+        reject(signal.reason);
+      };
+      if (signal.aborted) {
+        abort();
+        return;
+      }
+      signal.addEventListener('abort', abort, { once: true });
+      subscription.add(() => signal.removeEventListener('abort', abort));
     }).then(
       (value) => this.accept(value),
       (error: unknown) => {

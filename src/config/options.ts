@@ -326,7 +326,7 @@ export interface ResolvedOptions {
   readonly vhost: string;
   /** The URL's or options' user name and password (see `credentialsSource` for each attempt's). */
   readonly credentials: Credentials;
-  /** Each attempt's credentials: a provider's, or the fixed ones updated by update-secret. */
+  /** @internal Each attempt's credentials: a provider's, or the fixed ones updated by update-secret. */
   readonly credentialsSource: CredentialsSource;
   readonly tls: ResolvedTlsOptions | undefined;
   readonly heartbeat: number;

@@ -122,6 +122,8 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   /** update-secret calls waiting for their update-secret-ok, oldest first. */
   private readonly secretWaiters: SecretWaiter[] = [];
   private readonly abort = new AbortController();
+  /** Aborted when the connection ends: a provider's Observable still being read is unsubscribed. */
+  private readonly credentialsAbort = new AbortController();
   private connectTimer: Timer | undefined;
   private closeTimer: Timer | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -237,7 +239,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       return;
     }
     // A provider (an OAuth 2 token source) is asked before every attempt, under the connect timeout.
-    source.fetch().then(
+    source.fetch(this.credentialsAbort.signal).then(
       ({ credentials, expiresAt }) => {
         if (this.state !== 'connecting') return;
         this.credentials = credentials;
@@ -1119,6 +1121,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
           initiator: 'client',
         },
       );
+    this.credentialsAbort.abort(secretError);
     for (const waiter of this.secretWaiters.splice(0)) waiter.done(secretError);
     if (error !== undefined && this.listener.willRecover !== undefined) {
       try {
@@ -1166,32 +1169,49 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
       );
       return;
     }
+    try {
+      this.sendMethod(0, { name: 'connection.update-secret', newSecret: secret.reveal(), reason });
+    } catch (e) {
+      // Not sent (a secret larger than frame_max, say): no update-secret-ok will answer it.
+      done(e as Error);
+      return;
+    }
     this.secretWaiters.push({ secret, done });
-    this.sendMethod(0, { name: 'connection.update-secret', newSecret: secret.reveal(), reason });
   }
 
-  /** With a secret that expires, asks the provider again ahead of time and updates the broker. */
-  private scheduleRefresh(): void {
+  /**
+   * With a secret that expires, asks the provider again ahead of time and updates the broker. A
+   * refresh that fails is tried again: RabbitMQ keeps an AMQP 0-9-1 connection open past its token's
+   * expiry (3.10 to 4.x) and refuses every later access check with 403, so nothing else would ever
+   * renew it. Refreshes are at least MIN_REFRESH_INTERVAL apart (after the first): a provider that
+   * gives the same secret until it expires, or secrets that live less than 5 s, would otherwise be
+   * asked, and the broker sent update-secret, in a tight loop.
+   */
+  private scheduleRefresh(after = 0): void {
     const expiresAt = this.expiresAt;
     if (expiresAt === undefined) return;
-    const delay = Math.min(refreshDelay(expiresAt, Date.now()), MAX_TIMEOUT);
+    const delay = Math.min(Math.max(refreshDelay(expiresAt, Date.now()), after), MAX_TIMEOUT);
     this.refreshTimer = unrefTimer(
       setTimeout(() => {
         this.refreshTimer = undefined;
-        this.options.credentialsSource.fetch().then(
-          ({ credentials, expiresAt: next }) => {
+        const failed = (error: Error): void => {
+          if (this.state !== 'open') return; // closed: recovery asks the provider again
+          this.debug(`secret refresh failed: ${error.message}`);
+          this.scheduleRefresh(MIN_REFRESH_INTERVAL);
+        };
+        this.options.credentialsSource
+          .fetch(this.credentialsAbort.signal)
+          .then(({ credentials, expiresAt: next }) => {
             if (this.state !== 'open') return;
             this.updateSecret(credentials.password, 'rxamqp: the secret was about to expire', (error) => {
-              if (error !== undefined) return; // the connection closed: recovery asks the provider again
+              if (error !== undefined) {
+                failed(error);
+                return;
+              }
               this.expiresAt = next;
-              this.scheduleRefresh();
+              this.scheduleRefresh(MIN_REFRESH_INTERVAL);
             });
-          },
-          (error: Error) => {
-            // The broker closes the connection when the old secret expires; recovery then asks again.
-            debugLine(this.options.debug, `rxamqp: secret refresh failed: ${error.message}`);
-          },
-        );
+          }, failed);
       }, delay),
     );
   }
@@ -1203,6 +1223,9 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     }
   }
 }
+
+/** The shortest time between two refreshes of a connection's secret, in ms (see scheduleRefresh). */
+const MIN_REFRESH_INTERVAL = 1_000;
 
 interface SecretWaiter {
   readonly secret: Secret;

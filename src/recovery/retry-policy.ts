@@ -262,12 +262,21 @@ function codeOf(value: object): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/**
+ * A 530 NOT_ALLOWED in answer to connection.update-secret (class 10, method 70): RabbitMQ refused a new
+ * secret (an OAuth 2 token) and closed the connection. A reconnect logs in again with the provider's
+ * next secret (or the last one accepted), which can succeed: not permanent.
+ */
+function refusedSecret(error: ConnectionClosedError): boolean {
+  return error.classId === 10 && error.methodId === 70;
+}
+
 /** Whether one error, without its causes, is a failure that retrying cannot fix. */
 function isPermanent(error: object): boolean {
   if (error instanceof AuthenticationError || error instanceof ConfigurationError) return true;
   if (
     error instanceof ConnectionClosedError &&
-    (error.replyCode === ACCESS_REFUSED || error.replyCode === NOT_ALLOWED)
+    (error.replyCode === ACCESS_REFUSED || (error.replyCode === NOT_ALLOWED && !refusedSecret(error)))
   ) {
     return true;
   }

@@ -1089,8 +1089,11 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private fail(error: ConnectionClosedError | AuthenticationError): void {
     if (this.state === 'closed') return;
     this.abort.abort(error);
-    this.transport?.destroy();
+    // Closed first, then the transport destroyed: a transport may call onClose from within destroy()
+    // (the WebSocket one does), which must not end the connection a second time with a vaguer error.
+    const transport = this.transport;
     this.finish(error);
+    transport?.destroy();
   }
 
   private closeChannels(error: ConnectionClosedError): void {

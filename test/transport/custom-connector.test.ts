@@ -4,7 +4,7 @@
  * scripted broker, standing in for any other byte stream). The vhost comes from the query, not the
  * path; the connector sees the URL's host and port.
  */
-import { firstValueFrom } from 'rxjs';
+import { firstValueFrom, lastValueFrom } from 'rxjs';
 import {
   ConnectionClosedError,
   connect,
@@ -55,5 +55,51 @@ describe('a custom connector', () => {
     expect(error).toBeInstanceOf(ConnectionClosedError);
     expect((error as ConnectionClosedError).code).toBe('CONNECTION_LOST');
     expect((error as ConnectionClosedError).cause).toBe(failure);
+  });
+
+  it("keeps the broker's close reason when the transport's destroy() calls onClose at once", async () => {
+    // The seam allows onClose from inside destroy() (the WebSocket transport does it): the connection
+    // must end with the broker's connection.close, not with a vaguer "closed by the peer".
+    const scripted = await ScriptedServer.start(async (peer) => {
+      await peer.handshake();
+      peer.send(0, {
+        name: 'connection.close',
+        replyCode: 320,
+        replyText: 'CONNECTION_FORCED - closed via management plugin',
+        classId: 0,
+        methodId: 0,
+      });
+      await peer.expect('connection.close-ok');
+    });
+    server = scripted;
+    const synchronousClose: TransportConnector = async (target, handler, signal) => {
+      const inner = await connectTcp(
+        { ...target, hostname: '127.0.0.1', port: scripted.port },
+        handler,
+        signal,
+      );
+      let closed = false;
+      return Object.assign(Object.create(inner) as typeof inner, {
+        write: (chunk: Uint8Array) => inner.write(chunk),
+        end: () => inner.end(),
+        destroy: () => {
+          inner.destroy();
+          if (!closed) {
+            closed = true;
+            handler.onClose(undefined);
+          }
+        },
+      });
+    };
+    // connect() emits the connection, then errors with what closed it.
+    const error = await lastValueFrom(connect('memory://broker:7', { transport: synchronousClose })).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConnectionClosedError);
+    expect(error).toMatchObject({
+      code: 'SERVER_CLOSED',
+      replyCode: 320,
+      replyText: 'CONNECTION_FORCED - closed via management plugin',
+    });
   });
 });

@@ -3,10 +3,15 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test', '<rootDir>/examples'],
   testMatch: ['**/*.test.ts'],
-  // NestJS 12 ships ES modules only: Jest's CommonJS runtime gets them compiled like our sources.
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs)/)'],
+  // NestJS 12 and Angular ship ES modules only: Jest's CommonJS runtime gets them compiled like our sources.
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|@angular)/)'],
   transform: {
     '/node_modules/@nestjs/.+\\.js$': [
+      '@swc/jest',
+      { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } },
+    ],
+    // Angular's packages (rxamqp/angular's tests): fesm2022/*.mjs.
+    '/node_modules/@angular/.+\\.m?js$': [
       '@swc/jest',
       { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } },
     ],

@@ -25,4 +25,9 @@ export const MORE_SCENARIOS: readonly ScenarioEntry[] = [
       'rxamqp/mq vs its client (rxamqp, mqtt.js): reliable unicast, 256 B, sender and receiver in one process',
     load: async () => (await import('./mq.js')).default,
   },
+  {
+    name: 'relay',
+    description: 'WebSocket relay (rxamqp-relay) vs direct TCP: confirmed publish + consume, 256 B messages',
+    load: async () => (await import('./relay.js')).default,
+  },
 ];

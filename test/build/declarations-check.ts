@@ -207,7 +207,8 @@ export function checkDeclarations(root: string, opts: DeclarationCheckOptions = 
   writeFileSync(consumerFile, consumerSource);
   const consumerOptions: ts.CompilerOptions = {
     target: ts.ScriptTarget.ES2022,
-    lib: ['lib.es2022.d.ts'],
+    // The DOM's types too: `rxamqp/angular`'s declarations import @angular/core's, which use them.
+    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
     module: ts.ModuleKind.NodeNext,
     moduleResolution: ts.ModuleResolutionKind.NodeNext,
     strict: true,

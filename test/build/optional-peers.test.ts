@@ -2,8 +2,9 @@
  * The integrations' frameworks are optional peer dependencies: importing an entry loads only what that
  * entry is for. This walks the static (run-time) imports of each entry point through the sources and
  * lists the packages it reaches: `rxamqp` never loads NestJS, mqtt.js or reflect-metadata,
- * `rxamqp/mq` loads mqtt.js only on demand (a dynamic import when an MQTT URL is used), and
- * `rxamqp/nestjs` loads NestJS but not mqtt.js.
+ * `rxamqp/mq` loads mqtt.js only on demand (a dynamic import when an MQTT URL is used),
+ * `rxamqp/nestjs` loads NestJS but not mqtt.js, `rxamqp/angular` loads `@angular/core` only, and
+ * `rxamqp/relay` loads `ws` only (the Node entry loads `ws` on demand, for ws: URLs).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
@@ -58,5 +59,15 @@ describe('optional peer dependencies', () => {
     expect(reached.has('reflect-metadata')).toBe(true);
     expect(reached.has('mqtt')).toBe(false);
     expect(reached.has('@nestjs/terminus')).toBe(false);
+  });
+
+  it('rxamqp/angular loads @angular/core and no other framework (nor ws: browsers have a WebSocket)', () => {
+    const frameworks = [...packagesReached('src/angular/index.ts')].filter((p) => FRAMEWORKS.test(p));
+    expect(frameworks).toEqual(['@angular/core']);
+  });
+
+  it('rxamqp/relay loads ws and no other framework', () => {
+    const frameworks = [...packagesReached('src/relay/index.ts')].filter((p) => FRAMEWORKS.test(p));
+    expect(frameworks).toEqual(['ws']);
   });
 });

@@ -7,11 +7,14 @@
  * A backend only has to open connections through rxamqp's public `openConnection` (over TCP to a
  * RabbitMQ, over an in-memory `transport` connector to an embedded broker) and say which vhost they
  * land in and which user they log in as, since the broker's reply texts name them. The backends are
- * RabbitMQ and the embedded broker of `rxamqp/testing`; adding one is one more entry in the list.
+ * RabbitMQ over TCP, RabbitMQ through the WebSocket relay (`rxamqp/relay`, over `ws://` with the `ws`
+ * package: what a browser's connection goes through), and the embedded broker of `rxamqp/testing`;
+ * adding one is one more entry in the list.
  *
  * @module
  */
 import { type Connection, type ConnectOptions, openConnection } from '../../src/node.js';
+import { startRelay } from '../../src/relay/index.js';
 import { EmbeddedBroker } from '../../src/testing/index.js';
 import { brokerEndpoint, stopBroker } from '../support/broker.js';
 
@@ -56,6 +59,35 @@ export const rabbitmq: ConformanceBackend = {
 };
 
 /**
+ * The same RabbitMQ reached through a WebSocket relay started for the suite file (`startRelay`, on a
+ * free port): every case's bytes go over `ws://` to the relay and over TCP from there, as a browser's
+ * do. The relay never reads AMQP, so every case must give exactly the results it gives over TCP.
+ */
+export const rabbitmqViaRelay: ConformanceBackend = {
+  name: 'rabbitmq via relay',
+  async start() {
+    const endpoint = await brokerEndpoint();
+    const relay = await startRelay({
+      port: 0,
+      broker: `${endpoint.url.startsWith('amqps:') ? 'amqps' : 'amqp'}://${endpoint.host}:${endpoint.port}`,
+    });
+    const { port } = relay.address!;
+    const user = `${encodeURIComponent(endpoint.username)}:${encodeURIComponent(endpoint.password)}`;
+    const vhost = endpoint.vhost === '/' ? '' : `?vhost=${encodeURIComponent(endpoint.vhost)}`;
+    const url = `ws://${user}@127.0.0.1:${port}/${vhost}`;
+    return {
+      vhost: endpoint.vhost,
+      username: endpoint.username,
+      connect: (options = {}) => openConnection(url, options),
+      stop: async () => {
+        await relay.close();
+        await stopBroker();
+      },
+    };
+  },
+};
+
+/**
  * The embedded broker of `rxamqp/testing`, one per suite file, with timers on: the TTL, expiry and
  * polling cases wait in wall-clock time, as they do against RabbitMQ.
  */
@@ -74,4 +106,4 @@ export const embedded: ConformanceBackend = {
 };
 
 /** Every backend the suite runs against. */
-export const backends: readonly ConformanceBackend[] = [rabbitmq, embedded];
+export const backends: readonly ConformanceBackend[] = [rabbitmq, rabbitmqViaRelay, embedded];

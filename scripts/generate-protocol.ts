@@ -5,8 +5,11 @@
  *
  * - `src/protocol/constants.ts`: the frame constants, protocol header, reply codes and class ids. It
  *   imports nothing, so `src/errors.ts` can use the reply codes without an import cycle.
- * - `src/protocol/generated.ts`: a typed interface per method, the method metadata, the method argument
- *   decoders and encoders, and the basic content-header properties codec; it re-exports the constants.
+ * - `src/protocol/generated.ts`: a typed interface per method, the method table (every method's ids,
+ *   flags and arguments in one compact string, which `src/protocol/method-codec.ts` reads at load and
+ *   encodes and decodes any method from), the metadata built from it, generated encoders and decoders
+ *   for the hot methods only (`HOT_DECODE`, `HOT_ENCODE`), and the basic content-header properties
+ *   codec; it re-exports the constants.
  *
  * Usage: `npm run generate`. The output is committed; test/protocol/generated.test.ts regenerates it in
  * memory with {@link generateFiles} and fails when the committed files differ.
@@ -15,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { methodArguments, parseMethodTable } from '../src/protocol/method-codec.js';
 
 interface SpecArgument {
   name: string;
@@ -167,6 +171,83 @@ function fieldGroups(args: ResolvedArg[]): (ResolvedArg | ResolvedArg[])[] {
   return groups;
 }
 
+/**
+ * The methods with generated code of their own, because they run per message: decoding what a
+ * consumer, a confirming publisher and a broker receive for each message, and encoding the
+ * acknowledgements a consumer sends (publishing has `FrameWriter.writePublish`). Every other method is
+ * encoded and decoded from the method table by `src/protocol/method-codec.ts`.
+ */
+const HOT_DECODE = ['basic.deliver', 'basic.ack', 'basic.nack'];
+const HOT_ENCODE = ['basic.ack', 'basic.reject', 'basic.nack'];
+
+/** The type codes of the method table (see `src/protocol/method-codec.ts`). */
+const TYPE_CODES: Record<string, string> = {
+  octet: 'o',
+  short: 's',
+  long: 'l',
+  longlong: 'L',
+  bit: 'b',
+  shortstr: 'S',
+  longstr: 'T',
+  longbytes: 'X',
+  table: 'F',
+  timestamp: 'D',
+};
+
+/** One argument in the method table: `<type code><spec-name>[=<default>]`. */
+function tableArgument(a: ResolvedArg): string {
+  const code = TYPE_CODES[a.type];
+  if (code === undefined) throw new Error(`no type code for ${a.type}`);
+  if (!/^[a-z]+(-[a-z]+)*$/.test(a.name)) throw new Error(`argument name ${a.name} does not camelCase back`);
+  if (!a.hasDefault) return `${code}${a.name}`;
+  const d = a.default;
+  let text: string;
+  if (a.type === 'bit' && typeof d === 'boolean') text = d ? '1' : '0';
+  else if (a.type === 'table' && literal(d) === 'EMPTY_TABLE') text = '';
+  else if (typeof d === 'number' && ['octet', 'short', 'long', 'longlong'].includes(a.type)) text = String(d);
+  else if (typeof d === 'string' && ['shortstr', 'longstr', 'longbytes'].includes(a.type)) text = d;
+  else throw new Error(`default ${JSON.stringify(d)} of ${a.name} has no form in the method table`);
+  if (/[\s,;'\\]/.test(text)) throw new Error(`default ${JSON.stringify(d)} of ${a.name} has a separator`);
+  return `${code}${a.name}=${text}`;
+}
+
+/**
+ * Reads the method table back as the codec will and checks it against the specification: ids, flags,
+ * replies, and every argument's name, type and default.
+ */
+function checkTable(
+  text: string,
+  methods: { cls: SpecClass; m: SpecMethod; full: string; args: ResolvedArg[] }[],
+  names: Set<string>,
+): void {
+  const table = parseMethodTable(text);
+  const args = methodArguments(table);
+  const expected = methods.map(({ cls, m, full, args: resolved }) => {
+    const replies = m.synchronous ? [`${full}-ok`, `${full}-empty`].filter((n) => names.has(n)) : [];
+    if (m.synchronous && replies.length === 0) throw new Error(`synchronous ${full} has no reply`);
+    return {
+      full,
+      info: {
+        classId: cls.id,
+        methodId: m.id,
+        synchronous: m.synchronous === true,
+        content: m.content === true,
+        replies,
+      },
+      args: resolved.map((a) => ({
+        name: a.prop,
+        specName: a.name,
+        type: a.type,
+        ...(a.hasDefault ? { default: a.default } : {}),
+      })),
+    };
+  });
+  const actual = Object.keys(table.info).map((full) => ({ full, info: table.info[full], args: args[full] }));
+  // The table's empty-table default is a frozen {}: equal to the spec's {} as JSON.
+  if (JSON.stringify(actual) !== JSON.stringify(expected))
+    throw new Error('the method table does not read back');
+}
+
 /** The sha256 of the spec text, recorded in each generated file. */
 function specHash(specText: string): string {
   return createHash('sha256').update(specText).digest('hex');
@@ -239,6 +320,10 @@ function generateConstants(spec: Spec, specText: string): string {
   emit('  readonly kind: ReplyCodeKind;');
   emit('}');
   emit();
+  const hardErrors = replyCodes.filter((c) => c.class === 'hard-error').map((c) => c.value);
+  emit('/** The reply codes the specification classes as hard errors (they close the connection). */');
+  emit(`const HARD_ERRORS: readonly number[] = [${hardErrors.join(', ')}];`);
+  emit();
   emit('/**');
   emit(' * Name and kind of every reply code the specification defines.');
   emit(' *');
@@ -247,12 +332,19 @@ function generateConstants(spec: Spec, specText: string): string {
   emit(" * REPLY_CODES[406]; // { name: 'PRECONDITION_FAILED', kind: 'soft' }");
   emit(' * ```');
   emit(' */');
-  emit('export const REPLY_CODES: Readonly<Record<number, ReplyCodeInfo>> = {');
-  for (const c of replyCodes) {
-    const kind = c.class === undefined ? 'success' : c.class === 'hard-error' ? 'hard' : 'soft';
-    emit(`  ${c.value}: { name: '${constName(c.name)}', kind: '${kind}' },`);
-  }
-  emit('};');
+  // Built from ReplyCode and the list of hard errors, so that each name is written once.
+  const success = replyCodes.filter((c) => c.class === undefined);
+  if (success.length !== 1 || success[0]!.name !== 'REPLY-SUCCESS')
+    throw new Error('one success code expected');
+  emit('export const REPLY_CODES: Readonly<Record<number, ReplyCodeInfo>> = Object.fromEntries(');
+  emit('  Object.entries(ReplyCode).map(([name, code]) => [');
+  emit('    code,');
+  emit('    {');
+  emit('      name,');
+  emit("      kind: code === ReplyCode.REPLY_SUCCESS ? 'success' : HARD_ERRORS.includes(code) ? 'hard' : 'soft',");
+  emit('    },');
+  emit('  ]),');
+  emit(');');
   emit();
   emit('/**');
   emit(
@@ -304,18 +396,26 @@ function generateMethods(spec: Spec, specText: string): string {
     }
   }
   const names = new Set(methods.map((x) => x.full));
+  const hotDecode = methods.filter((x) => HOT_DECODE.includes(x.full));
+  const hotEncode = methods.filter((x) => HOT_ENCODE.includes(x.full));
+  if (hotDecode.length !== HOT_DECODE.length || hotEncode.length !== HOT_ENCODE.length)
+    throw new Error('a hot method is not in the specification');
+  const needsEmptyTable = hotEncode.some((x) =>
+    x.args.some((a) => a.hasDefault && literal(a.default) === 'EMPTY_TABLE'),
+  );
 
   emit('// AMQP 0-9-1 method definitions. DO NOT EDIT: generated by scripts/generate-protocol.ts');
   emit(`// from amqp-rabbitmq-0.9.1.json (sha256 ${specHash(specText)}).`);
   emit('// Regenerate with `npm run generate`; test/protocol/generated.test.ts checks this file is current.');
   emit('/* biome-ignore-all lint: generated code */');
   emit("import type { FieldTable } from './field-table.js';");
+  emit(
+    `import { decodeArguments, ${needsEmptyTable ? 'EMPTY_TABLE, ' : ''}encodeArguments, methodArguments, parseMethodTable } from './method-codec.js';`,
+  );
   emit("import type { Reader } from './reader.js';");
   emit("import type { Writer } from './writer.js';");
   emit();
   emit("export * from './constants.js';");
-  emit();
-  emit('const EMPTY_TABLE: FieldTable = Object.freeze({}) as FieldTable;');
   emit();
 
   for (const { cls, m, full, type, args } of methods) {
@@ -380,6 +480,32 @@ function generateMethods(spec: Spec, specText: string): string {
   emit('  readonly replies: readonly MethodName[];');
   emit('}');
   emit();
+  // The method table that method-codec.ts reads (its format is described there); checked below by
+  // reading it back with the same function the codec uses.
+  // One piece per class and per method, so that each method reads on a line of its own.
+  const tablePieces = spec.classes.flatMap((cls, i) => [
+    `${i === 0 ? '' : ';'}${cls.name} ${cls.id}`,
+    ...cls.methods.map((m) => {
+      const full = `${cls.name}.${m.name}`;
+      const args = methods.find((x) => x.full === full)!.args;
+      const flags = `${m.synchronous ? 's' : ''}${m.content ? 'c' : ''}`;
+      return [`,${m.name} ${m.id}${flags}`, ...args.map(tableArgument)].join(' ');
+    }),
+  ]);
+  checkTable(tablePieces.join(''), methods, names);
+
+  emit('/**');
+  emit(' * Every method in one compact table, read once at load (see `method-codec.ts` for its format).');
+  emit(' * The hot methods also have the generated code below; the others are encoded and decoded from it.');
+  emit(' * @internal');
+  emit(' */');
+  emit('export const METHOD_TABLE = parseMethodTable(');
+  tablePieces.forEach((piece, i) => {
+    const indent = piece.startsWith(',') ? '    ' : '  ';
+    emit(`${indent}'${piece}'${i < tablePieces.length - 1 ? ' +' : ','}`);
+  });
+  emit(');');
+  emit();
   emit('/**');
   emit(' * Ids, synchronicity, content and replies of every method, by name.');
   emit(' *');
@@ -388,20 +514,9 @@ function generateMethods(spec: Spec, specText: string): string {
   emit(" * METHOD_INFO['basic.get'].replies; // ['basic.get-ok', 'basic.get-empty']");
   emit(' * ```');
   emit(' */');
-  emit('export const METHOD_INFO: Readonly<Record<MethodName, MethodInfo>> = {');
-  for (const { cls, m, full } of methods) {
-    let replies: string[] = [];
-    if (m.synchronous) {
-      replies =
-        full === 'basic.get'
-          ? ['basic.get-ok', 'basic.get-empty']
-          : [`${full}-ok`].filter((n) => names.has(n));
-    }
-    emit(
-      `  '${full}': { classId: ${cls.id}, methodId: ${m.id}, synchronous: ${m.synchronous === true}, content: ${m.content === true}, replies: [${replies.map((r) => `'${r}'`).join(', ')}] },`,
-    );
-  }
-  emit('};');
+  emit(
+    'export const METHOD_INFO = METHOD_TABLE.info as unknown as Readonly<Record<MethodName, MethodInfo>>;',
+  );
   emit();
   emit("/** The wire type of a method argument or property, after resolving the spec's domains. */");
   emit(
@@ -426,15 +541,9 @@ function generateMethods(spec: Spec, specText: string): string {
   emit(" * METHOD_ARGUMENTS['basic.ack'].map((a) => a.name); // ['deliveryTag', 'multiple']");
   emit(' * ```');
   emit(' */');
-  emit('export const METHOD_ARGUMENTS: Readonly<Record<MethodName, readonly ArgumentInfo[]>> = {');
-  for (const { full, args } of methods) {
-    const items = args.map((a) => {
-      const def = a.hasDefault ? `, default: ${JSON.stringify(a.default)}` : '';
-      return `{ name: '${a.prop}', specName: '${a.name}', type: '${a.type}'${def} }`;
-    });
-    emit(`  '${full}': [${items.join(', ')}],`);
-  }
-  emit('};');
+  emit(
+    'export const METHOD_ARGUMENTS = /* @__PURE__ */ methodArguments(METHOD_TABLE) as unknown as Readonly<Record<MethodName, readonly ArgumentInfo[]>>;',
+  );
   emit();
   emit('/**');
   emit(' * The name of the method with these ids, or undefined when the spec has none.');
@@ -445,11 +554,7 @@ function generateMethods(spec: Spec, specText: string): string {
   emit(' * ```');
   emit(' */');
   emit('export function methodName(classId: number, methodId: number): MethodName | undefined {');
-  emit('  switch ((classId << 16) | methodId) {');
-  for (const { cls, m, full } of methods)
-    emit(`    case ${hex((cls.id << 16) | m.id, 8)}: return '${full}';`);
-  emit('    default: return undefined;');
-  emit('  }');
+  emit('  return METHOD_TABLE.byId.get((classId << 16) | methodId)?.name as MethodName | undefined;');
   emit('}');
   emit();
   emit('/**');
@@ -475,8 +580,9 @@ function generateMethods(spec: Spec, specText: string): string {
   emit(
     'export function decodeMethodArgs(r: Reader, classId: number, methodId: number): Method | undefined {',
   );
-  emit('  switch ((classId << 16) | methodId) {');
-  for (const { cls, m, full, args } of methods) {
+  emit('  const id = (classId << 16) | methodId;');
+  emit('  switch (id) {');
+  for (const { cls, m, full, args } of hotDecode) {
     emit(`    case ${hex((cls.id << 16) | m.id, 8)}: {`);
     const fields: string[] = [];
     let bitOctet = 0;
@@ -496,9 +602,9 @@ function generateMethods(spec: Spec, specText: string): string {
     emit(`      return { name: '${full}'${fields.map((f) => `, ${f}`).join('')} };`);
     emit('    }');
   }
-  emit('    default:');
-  emit('      return undefined;');
   emit('  }');
+  emit('  const def = METHOD_TABLE.byId.get(id);');
+  emit('  return def === undefined ? undefined : (decodeArguments(r, def) as unknown as Method);');
   emit('}');
   emit();
 
@@ -511,10 +617,9 @@ function generateMethods(spec: Spec, specText: string): string {
   emit(' */');
   emit('export function encodeMethod(w: Writer, m: MethodInit): void {');
   emit('  switch (m.name) {');
-  for (const { cls, m, full, args } of methods) {
+  for (const { cls, m, full, args } of hotEncode) {
     emit(`    case '${full}': {`);
-    emit(`      w.u16(${cls.id});`);
-    emit(`      w.u16(${m.id});`);
+    emit(`      w.u32(${hex((cls.id << 16) | m.id, 8)});`);
     for (const g of fieldGroups(args)) {
       if (Array.isArray(g)) {
         const parts = g.map((a, i) => {
@@ -530,9 +635,12 @@ function generateMethods(spec: Spec, specText: string): string {
     emit('      return;');
     emit('    }');
   }
-  emit('    default:');
-  emit(`      throw new TypeError(\`unknown method \${String((m as { name?: unknown }).name)}\`);`);
   emit('  }');
+  emit('  const def = METHOD_TABLE.byName.get(m.name);');
+  emit(
+    `  if (def === undefined) throw new TypeError(\`unknown method \${String((m as { name?: unknown }).name)}\`);`,
+  );
+  emit('  encodeArguments(w, def, m as unknown as Record<string, unknown>);');
   emit('}');
   emit();
 

@@ -75,6 +75,9 @@ export interface ReplyCodeInfo {
   readonly kind: ReplyCodeKind;
 }
 
+/** The reply codes the specification classes as hard errors (they close the connection). */
+const HARD_ERRORS: readonly number[] = [320, 402, 501, 502, 503, 504, 505, 506, 530, 540, 541];
+
 /**
  * Name and kind of every reply code the specification defines.
  *
@@ -83,27 +86,15 @@ export interface ReplyCodeInfo {
  * REPLY_CODES[406]; // { name: 'PRECONDITION_FAILED', kind: 'soft' }
  * ```
  */
-export const REPLY_CODES: Readonly<Record<number, ReplyCodeInfo>> = {
-  200: { name: 'REPLY_SUCCESS', kind: 'success' },
-  311: { name: 'CONTENT_TOO_LARGE', kind: 'soft' },
-  312: { name: 'NO_ROUTE', kind: 'soft' },
-  313: { name: 'NO_CONSUMERS', kind: 'soft' },
-  403: { name: 'ACCESS_REFUSED', kind: 'soft' },
-  404: { name: 'NOT_FOUND', kind: 'soft' },
-  405: { name: 'RESOURCE_LOCKED', kind: 'soft' },
-  406: { name: 'PRECONDITION_FAILED', kind: 'soft' },
-  320: { name: 'CONNECTION_FORCED', kind: 'hard' },
-  402: { name: 'INVALID_PATH', kind: 'hard' },
-  501: { name: 'FRAME_ERROR', kind: 'hard' },
-  502: { name: 'SYNTAX_ERROR', kind: 'hard' },
-  503: { name: 'COMMAND_INVALID', kind: 'hard' },
-  504: { name: 'CHANNEL_ERROR', kind: 'hard' },
-  505: { name: 'UNEXPECTED_FRAME', kind: 'hard' },
-  506: { name: 'RESOURCE_ERROR', kind: 'hard' },
-  530: { name: 'NOT_ALLOWED', kind: 'hard' },
-  540: { name: 'NOT_IMPLEMENTED', kind: 'hard' },
-  541: { name: 'INTERNAL_ERROR', kind: 'hard' },
-};
+export const REPLY_CODES: Readonly<Record<number, ReplyCodeInfo>> = Object.fromEntries(
+  Object.entries(ReplyCode).map(([name, code]) => [
+    code,
+    {
+      name,
+      kind: code === ReplyCode.REPLY_SUCCESS ? 'success' : HARD_ERRORS.includes(code) ? 'hard' : 'soft',
+    },
+  ]),
+);
 
 /**
  * True for the reply codes that the specification classes as hard errors (they close the connection).

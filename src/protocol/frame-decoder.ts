@@ -127,7 +127,26 @@ export interface FrameDecoderOptions {
 export const DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024;
 
 const HEADER_SIZE = 7;
-const NO_LIMIT = 0xffffffff;
+/** @internal The largest frame size there is: a frameMax of 0 (no limit) stands for it. */
+export const NO_LIMIT = 0xffffffff;
+
+/**
+ * @internal The largest frame accepted or written for a `frameMax` setting (shared by the decoder and
+ * the writer): 0 means no limit, otherwise an integer from 4096 to 2^32 - 1.
+ *
+ * @throws ConfigurationError for any other value.
+ */
+export function frameLimit(frameMax: number): number {
+  if (
+    !Number.isInteger(frameMax) ||
+    frameMax < 0 ||
+    frameMax > NO_LIMIT ||
+    (frameMax > 0 && frameMax < FRAME_MIN_SIZE)
+  ) {
+    throw new ConfigurationError(`frameMax must be 0 or an integer from ${FRAME_MIN_SIZE} to ${NO_LIMIT}`);
+  }
+  return frameMax === 0 ? NO_LIMIT : frameMax;
+}
 
 /**
  * An incomplete frame's buffer starts at most this large and doubles as bytes arrive (capped at the
@@ -301,10 +320,7 @@ export class FrameDecoder {
 
   /** @throws ConfigurationError unless 0 or an integer from 4096 to 2^32 - 1. */
   set frameMax(value: number) {
-    if (!Number.isInteger(value) || value < 0 || value > NO_LIMIT || (value > 0 && value < FRAME_MIN_SIZE)) {
-      throw new ConfigurationError(`frameMax must be 0 or an integer from ${FRAME_MIN_SIZE} to ${NO_LIMIT}`);
-    }
-    this.limit = value === 0 ? NO_LIMIT : value;
+    this.limit = frameLimit(value);
   }
 
   /** Bytes held from an incomplete frame (a body frame streaming into its body holds none). */

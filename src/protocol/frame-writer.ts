@@ -10,8 +10,9 @@
  *
  * @module
  */
-import { ConfigurationError, EncodeError } from '../errors.js';
+import { EncodeError } from '../errors.js';
 import { allocBytes, concatBytes, copyBytes } from './bytes.js';
+import { frameLimit, NO_LIMIT } from './frame-decoder.js';
 import {
   type BasicProperties,
   encodeBasicProperties,
@@ -51,7 +52,6 @@ export interface FrameWriterOptions {
   released?: () => boolean;
 }
 
-const NO_LIMIT = 0xffffffff;
 /** Matches no destination, so the publish-arguments cache starts empty. */
 const NOTHING_CACHED = Symbol('nothing cached');
 const EMPTY_PROPERTIES: BasicProperties = Object.freeze({});
@@ -180,10 +180,7 @@ export class FrameWriter {
 
   /** @throws ConfigurationError unless 0 or an integer from 4096 to 2^32 - 1. */
   set frameMax(value: number) {
-    if (!Number.isInteger(value) || value < 0 || value > NO_LIMIT || (value > 0 && value < FRAME_MIN_SIZE)) {
-      throw new ConfigurationError(`frameMax must be 0 or an integer from ${FRAME_MIN_SIZE} to ${NO_LIMIT}`);
-    }
-    this.limit = value === 0 ? NO_LIMIT : value;
+    this.limit = frameLimit(value);
   }
 
   /** Bytes written and not yet taken. */

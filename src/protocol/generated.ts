@@ -3,12 +3,11 @@
 // Regenerate with `npm run generate`; test/protocol/generated.test.ts checks this file is current.
 /* biome-ignore-all lint: generated code */
 import type { FieldTable } from './field-table.js';
+import { decodeArguments, encodeArguments, methodArguments, parseMethodTable } from './method-codec.js';
 import type { Reader } from './reader.js';
 import type { Writer } from './writer.js';
 
 export * from './constants.js';
-
-const EMPTY_TABLE: FieldTable = Object.freeze({}) as FieldTable;
 
 /** `connection.start` (10/10), synchronous: as decoded from the wire. */
 export interface ConnectionStart {
@@ -1075,6 +1074,88 @@ export interface MethodInfo {
 }
 
 /**
+ * Every method in one compact table, read once at load (see `method-codec.ts` for its format).
+ * The hot methods also have the generated code below; the others are encoded and decoded from it.
+ * @internal
+ */
+export const METHOD_TABLE = parseMethodTable(
+  'connection 10' +
+    ',start 10s oversion-major=0 oversion-minor=9 Fserver-properties Tmechanisms=PLAIN Tlocales=en_US' +
+    ',start-ok 11 Fclient-properties Smechanism=PLAIN Xresponse Slocale=en_US' +
+    ',secure 20s Xchallenge' +
+    ',secure-ok 21 Xresponse' +
+    ',tune 30s schannel-max=0 lframe-max=0 sheartbeat=0' +
+    ',tune-ok 31 schannel-max=0 lframe-max=0 sheartbeat=0' +
+    ',open 40s Svirtual-host=/ Scapabilities= binsist=0' +
+    ',open-ok 41 Sknown-hosts=' +
+    ',close 50s sreply-code Sreply-text= sclass-id smethod-id' +
+    ',close-ok 51' +
+    ',blocked 60 Sreason=' +
+    ',unblocked 61' +
+    ',update-secret 70s Xnew-secret Sreason' +
+    ',update-secret-ok 71' +
+  ';channel 20' +
+    ',open 10s Sout-of-band=' +
+    ',open-ok 11 Tchannel-id=' +
+    ',flow 20s bactive' +
+    ',flow-ok 21 bactive' +
+    ',close 40s sreply-code Sreply-text= sclass-id smethod-id' +
+    ',close-ok 41' +
+  ';access 30' +
+    ',request 10s Srealm=/data bexclusive=0 bpassive=1 bactive=1 bwrite=1 bread=1' +
+    ',request-ok 11 sticket=1' +
+  ';exchange 40' +
+    ',declare 10s sticket=0 Sexchange Stype=direct bpassive=0 bdurable=0 bauto-delete=0 binternal=0 bnowait=0 Farguments=' +
+    ',declare-ok 11' +
+    ',delete 20s sticket=0 Sexchange bif-unused=0 bnowait=0' +
+    ',delete-ok 21' +
+    ',bind 30s sticket=0 Sdestination Ssource Srouting-key= bnowait=0 Farguments=' +
+    ',bind-ok 31' +
+    ',unbind 40s sticket=0 Sdestination Ssource Srouting-key= bnowait=0 Farguments=' +
+    ',unbind-ok 51' +
+  ';queue 50' +
+    ',declare 10s sticket=0 Squeue= bpassive=0 bdurable=0 bexclusive=0 bauto-delete=0 bnowait=0 Farguments=' +
+    ',declare-ok 11 Squeue lmessage-count lconsumer-count' +
+    ',bind 20s sticket=0 Squeue= Sexchange Srouting-key= bnowait=0 Farguments=' +
+    ',bind-ok 21' +
+    ',purge 30s sticket=0 Squeue= bnowait=0' +
+    ',purge-ok 31 lmessage-count' +
+    ',delete 40s sticket=0 Squeue= bif-unused=0 bif-empty=0 bnowait=0' +
+    ',delete-ok 41 lmessage-count' +
+    ',unbind 50s sticket=0 Squeue= Sexchange Srouting-key= Farguments=' +
+    ',unbind-ok 51' +
+  ';basic 60' +
+    ',qos 10s lprefetch-size=0 sprefetch-count=0 bglobal=0' +
+    ',qos-ok 11' +
+    ',consume 20s sticket=0 Squeue= Sconsumer-tag= bno-local=0 bno-ack=0 bexclusive=0 bnowait=0 Farguments=' +
+    ',consume-ok 21 Sconsumer-tag' +
+    ',cancel 30s Sconsumer-tag bnowait=0' +
+    ',cancel-ok 31 Sconsumer-tag' +
+    ',publish 40c sticket=0 Sexchange= Srouting-key= bmandatory=0 bimmediate=0' +
+    ',return 50c sreply-code Sreply-text= Sexchange Srouting-key' +
+    ',deliver 60c Sconsumer-tag Ldelivery-tag bredelivered=0 Sexchange Srouting-key' +
+    ',get 70s sticket=0 Squeue= bno-ack=0' +
+    ',get-ok 71c Ldelivery-tag bredelivered=0 Sexchange Srouting-key lmessage-count' +
+    ',get-empty 72 Scluster-id=' +
+    ',ack 80 Ldelivery-tag=0 bmultiple=0' +
+    ',reject 90 Ldelivery-tag brequeue=1' +
+    ',recover-async 100 brequeue=0' +
+    ',recover 110s brequeue=0' +
+    ',recover-ok 111' +
+    ',nack 120 Ldelivery-tag=0 bmultiple=0 brequeue=1' +
+  ';tx 90' +
+    ',select 10s' +
+    ',select-ok 11' +
+    ',commit 20s' +
+    ',commit-ok 21' +
+    ',rollback 30s' +
+    ',rollback-ok 31' +
+  ';confirm 85' +
+    ',select 10s bnowait=0' +
+    ',select-ok 11',
+);
+
+/**
  * Ids, synchronicity, content and replies of every method, by name.
  *
  * @example
@@ -1082,74 +1163,7 @@ export interface MethodInfo {
  * METHOD_INFO['basic.get'].replies; // ['basic.get-ok', 'basic.get-empty']
  * ```
  */
-export const METHOD_INFO: Readonly<Record<MethodName, MethodInfo>> = {
-  'connection.start': { classId: 10, methodId: 10, synchronous: true, content: false, replies: ['connection.start-ok'] },
-  'connection.start-ok': { classId: 10, methodId: 11, synchronous: false, content: false, replies: [] },
-  'connection.secure': { classId: 10, methodId: 20, synchronous: true, content: false, replies: ['connection.secure-ok'] },
-  'connection.secure-ok': { classId: 10, methodId: 21, synchronous: false, content: false, replies: [] },
-  'connection.tune': { classId: 10, methodId: 30, synchronous: true, content: false, replies: ['connection.tune-ok'] },
-  'connection.tune-ok': { classId: 10, methodId: 31, synchronous: false, content: false, replies: [] },
-  'connection.open': { classId: 10, methodId: 40, synchronous: true, content: false, replies: ['connection.open-ok'] },
-  'connection.open-ok': { classId: 10, methodId: 41, synchronous: false, content: false, replies: [] },
-  'connection.close': { classId: 10, methodId: 50, synchronous: true, content: false, replies: ['connection.close-ok'] },
-  'connection.close-ok': { classId: 10, methodId: 51, synchronous: false, content: false, replies: [] },
-  'connection.blocked': { classId: 10, methodId: 60, synchronous: false, content: false, replies: [] },
-  'connection.unblocked': { classId: 10, methodId: 61, synchronous: false, content: false, replies: [] },
-  'connection.update-secret': { classId: 10, methodId: 70, synchronous: true, content: false, replies: ['connection.update-secret-ok'] },
-  'connection.update-secret-ok': { classId: 10, methodId: 71, synchronous: false, content: false, replies: [] },
-  'channel.open': { classId: 20, methodId: 10, synchronous: true, content: false, replies: ['channel.open-ok'] },
-  'channel.open-ok': { classId: 20, methodId: 11, synchronous: false, content: false, replies: [] },
-  'channel.flow': { classId: 20, methodId: 20, synchronous: true, content: false, replies: ['channel.flow-ok'] },
-  'channel.flow-ok': { classId: 20, methodId: 21, synchronous: false, content: false, replies: [] },
-  'channel.close': { classId: 20, methodId: 40, synchronous: true, content: false, replies: ['channel.close-ok'] },
-  'channel.close-ok': { classId: 20, methodId: 41, synchronous: false, content: false, replies: [] },
-  'access.request': { classId: 30, methodId: 10, synchronous: true, content: false, replies: ['access.request-ok'] },
-  'access.request-ok': { classId: 30, methodId: 11, synchronous: false, content: false, replies: [] },
-  'exchange.declare': { classId: 40, methodId: 10, synchronous: true, content: false, replies: ['exchange.declare-ok'] },
-  'exchange.declare-ok': { classId: 40, methodId: 11, synchronous: false, content: false, replies: [] },
-  'exchange.delete': { classId: 40, methodId: 20, synchronous: true, content: false, replies: ['exchange.delete-ok'] },
-  'exchange.delete-ok': { classId: 40, methodId: 21, synchronous: false, content: false, replies: [] },
-  'exchange.bind': { classId: 40, methodId: 30, synchronous: true, content: false, replies: ['exchange.bind-ok'] },
-  'exchange.bind-ok': { classId: 40, methodId: 31, synchronous: false, content: false, replies: [] },
-  'exchange.unbind': { classId: 40, methodId: 40, synchronous: true, content: false, replies: ['exchange.unbind-ok'] },
-  'exchange.unbind-ok': { classId: 40, methodId: 51, synchronous: false, content: false, replies: [] },
-  'queue.declare': { classId: 50, methodId: 10, synchronous: true, content: false, replies: ['queue.declare-ok'] },
-  'queue.declare-ok': { classId: 50, methodId: 11, synchronous: false, content: false, replies: [] },
-  'queue.bind': { classId: 50, methodId: 20, synchronous: true, content: false, replies: ['queue.bind-ok'] },
-  'queue.bind-ok': { classId: 50, methodId: 21, synchronous: false, content: false, replies: [] },
-  'queue.purge': { classId: 50, methodId: 30, synchronous: true, content: false, replies: ['queue.purge-ok'] },
-  'queue.purge-ok': { classId: 50, methodId: 31, synchronous: false, content: false, replies: [] },
-  'queue.delete': { classId: 50, methodId: 40, synchronous: true, content: false, replies: ['queue.delete-ok'] },
-  'queue.delete-ok': { classId: 50, methodId: 41, synchronous: false, content: false, replies: [] },
-  'queue.unbind': { classId: 50, methodId: 50, synchronous: true, content: false, replies: ['queue.unbind-ok'] },
-  'queue.unbind-ok': { classId: 50, methodId: 51, synchronous: false, content: false, replies: [] },
-  'basic.qos': { classId: 60, methodId: 10, synchronous: true, content: false, replies: ['basic.qos-ok'] },
-  'basic.qos-ok': { classId: 60, methodId: 11, synchronous: false, content: false, replies: [] },
-  'basic.consume': { classId: 60, methodId: 20, synchronous: true, content: false, replies: ['basic.consume-ok'] },
-  'basic.consume-ok': { classId: 60, methodId: 21, synchronous: false, content: false, replies: [] },
-  'basic.cancel': { classId: 60, methodId: 30, synchronous: true, content: false, replies: ['basic.cancel-ok'] },
-  'basic.cancel-ok': { classId: 60, methodId: 31, synchronous: false, content: false, replies: [] },
-  'basic.publish': { classId: 60, methodId: 40, synchronous: false, content: true, replies: [] },
-  'basic.return': { classId: 60, methodId: 50, synchronous: false, content: true, replies: [] },
-  'basic.deliver': { classId: 60, methodId: 60, synchronous: false, content: true, replies: [] },
-  'basic.get': { classId: 60, methodId: 70, synchronous: true, content: false, replies: ['basic.get-ok', 'basic.get-empty'] },
-  'basic.get-ok': { classId: 60, methodId: 71, synchronous: false, content: true, replies: [] },
-  'basic.get-empty': { classId: 60, methodId: 72, synchronous: false, content: false, replies: [] },
-  'basic.ack': { classId: 60, methodId: 80, synchronous: false, content: false, replies: [] },
-  'basic.reject': { classId: 60, methodId: 90, synchronous: false, content: false, replies: [] },
-  'basic.recover-async': { classId: 60, methodId: 100, synchronous: false, content: false, replies: [] },
-  'basic.recover': { classId: 60, methodId: 110, synchronous: true, content: false, replies: ['basic.recover-ok'] },
-  'basic.recover-ok': { classId: 60, methodId: 111, synchronous: false, content: false, replies: [] },
-  'basic.nack': { classId: 60, methodId: 120, synchronous: false, content: false, replies: [] },
-  'tx.select': { classId: 90, methodId: 10, synchronous: true, content: false, replies: ['tx.select-ok'] },
-  'tx.select-ok': { classId: 90, methodId: 11, synchronous: false, content: false, replies: [] },
-  'tx.commit': { classId: 90, methodId: 20, synchronous: true, content: false, replies: ['tx.commit-ok'] },
-  'tx.commit-ok': { classId: 90, methodId: 21, synchronous: false, content: false, replies: [] },
-  'tx.rollback': { classId: 90, methodId: 30, synchronous: true, content: false, replies: ['tx.rollback-ok'] },
-  'tx.rollback-ok': { classId: 90, methodId: 31, synchronous: false, content: false, replies: [] },
-  'confirm.select': { classId: 85, methodId: 10, synchronous: true, content: false, replies: ['confirm.select-ok'] },
-  'confirm.select-ok': { classId: 85, methodId: 11, synchronous: false, content: false, replies: [] },
-};
+export const METHOD_INFO = METHOD_TABLE.info as unknown as Readonly<Record<MethodName, MethodInfo>>;
 
 /** The wire type of a method argument or property, after resolving the spec's domains. */
 export type ArgumentType = 'octet' | 'short' | 'long' | 'longlong' | 'bit' | 'shortstr' | 'longstr' | 'longbytes' | 'table' | 'timestamp';
@@ -1172,74 +1186,7 @@ export interface ArgumentInfo {
  * METHOD_ARGUMENTS['basic.ack'].map((a) => a.name); // ['deliveryTag', 'multiple']
  * ```
  */
-export const METHOD_ARGUMENTS: Readonly<Record<MethodName, readonly ArgumentInfo[]>> = {
-  'connection.start': [{ name: 'versionMajor', specName: 'version-major', type: 'octet', default: 0 }, { name: 'versionMinor', specName: 'version-minor', type: 'octet', default: 9 }, { name: 'serverProperties', specName: 'server-properties', type: 'table' }, { name: 'mechanisms', specName: 'mechanisms', type: 'longstr', default: "PLAIN" }, { name: 'locales', specName: 'locales', type: 'longstr', default: "en_US" }],
-  'connection.start-ok': [{ name: 'clientProperties', specName: 'client-properties', type: 'table' }, { name: 'mechanism', specName: 'mechanism', type: 'shortstr', default: "PLAIN" }, { name: 'response', specName: 'response', type: 'longbytes' }, { name: 'locale', specName: 'locale', type: 'shortstr', default: "en_US" }],
-  'connection.secure': [{ name: 'challenge', specName: 'challenge', type: 'longbytes' }],
-  'connection.secure-ok': [{ name: 'response', specName: 'response', type: 'longbytes' }],
-  'connection.tune': [{ name: 'channelMax', specName: 'channel-max', type: 'short', default: 0 }, { name: 'frameMax', specName: 'frame-max', type: 'long', default: 0 }, { name: 'heartbeat', specName: 'heartbeat', type: 'short', default: 0 }],
-  'connection.tune-ok': [{ name: 'channelMax', specName: 'channel-max', type: 'short', default: 0 }, { name: 'frameMax', specName: 'frame-max', type: 'long', default: 0 }, { name: 'heartbeat', specName: 'heartbeat', type: 'short', default: 0 }],
-  'connection.open': [{ name: 'virtualHost', specName: 'virtual-host', type: 'shortstr', default: "/" }, { name: 'capabilities', specName: 'capabilities', type: 'shortstr', default: "" }, { name: 'insist', specName: 'insist', type: 'bit', default: false }],
-  'connection.open-ok': [{ name: 'knownHosts', specName: 'known-hosts', type: 'shortstr', default: "" }],
-  'connection.close': [{ name: 'replyCode', specName: 'reply-code', type: 'short' }, { name: 'replyText', specName: 'reply-text', type: 'shortstr', default: "" }, { name: 'classId', specName: 'class-id', type: 'short' }, { name: 'methodId', specName: 'method-id', type: 'short' }],
-  'connection.close-ok': [],
-  'connection.blocked': [{ name: 'reason', specName: 'reason', type: 'shortstr', default: "" }],
-  'connection.unblocked': [],
-  'connection.update-secret': [{ name: 'newSecret', specName: 'new-secret', type: 'longbytes' }, { name: 'reason', specName: 'reason', type: 'shortstr' }],
-  'connection.update-secret-ok': [],
-  'channel.open': [{ name: 'outOfBand', specName: 'out-of-band', type: 'shortstr', default: "" }],
-  'channel.open-ok': [{ name: 'channelId', specName: 'channel-id', type: 'longstr', default: "" }],
-  'channel.flow': [{ name: 'active', specName: 'active', type: 'bit' }],
-  'channel.flow-ok': [{ name: 'active', specName: 'active', type: 'bit' }],
-  'channel.close': [{ name: 'replyCode', specName: 'reply-code', type: 'short' }, { name: 'replyText', specName: 'reply-text', type: 'shortstr', default: "" }, { name: 'classId', specName: 'class-id', type: 'short' }, { name: 'methodId', specName: 'method-id', type: 'short' }],
-  'channel.close-ok': [],
-  'access.request': [{ name: 'realm', specName: 'realm', type: 'shortstr', default: "/data" }, { name: 'exclusive', specName: 'exclusive', type: 'bit', default: false }, { name: 'passive', specName: 'passive', type: 'bit', default: true }, { name: 'active', specName: 'active', type: 'bit', default: true }, { name: 'write', specName: 'write', type: 'bit', default: true }, { name: 'read', specName: 'read', type: 'bit', default: true }],
-  'access.request-ok': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 1 }],
-  'exchange.declare': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'type', specName: 'type', type: 'shortstr', default: "direct" }, { name: 'passive', specName: 'passive', type: 'bit', default: false }, { name: 'durable', specName: 'durable', type: 'bit', default: false }, { name: 'autoDelete', specName: 'auto-delete', type: 'bit', default: false }, { name: 'internal', specName: 'internal', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
-  'exchange.declare-ok': [],
-  'exchange.delete': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'ifUnused', specName: 'if-unused', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
-  'exchange.delete-ok': [],
-  'exchange.bind': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'destination', specName: 'destination', type: 'shortstr' }, { name: 'source', specName: 'source', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
-  'exchange.bind-ok': [],
-  'exchange.unbind': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'destination', specName: 'destination', type: 'shortstr' }, { name: 'source', specName: 'source', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
-  'exchange.unbind-ok': [],
-  'queue.declare': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'passive', specName: 'passive', type: 'bit', default: false }, { name: 'durable', specName: 'durable', type: 'bit', default: false }, { name: 'exclusive', specName: 'exclusive', type: 'bit', default: false }, { name: 'autoDelete', specName: 'auto-delete', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
-  'queue.declare-ok': [{ name: 'queue', specName: 'queue', type: 'shortstr' }, { name: 'messageCount', specName: 'message-count', type: 'long' }, { name: 'consumerCount', specName: 'consumer-count', type: 'long' }],
-  'queue.bind': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
-  'queue.bind-ok': [],
-  'queue.purge': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
-  'queue.purge-ok': [{ name: 'messageCount', specName: 'message-count', type: 'long' }],
-  'queue.delete': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'ifUnused', specName: 'if-unused', type: 'bit', default: false }, { name: 'ifEmpty', specName: 'if-empty', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
-  'queue.delete-ok': [{ name: 'messageCount', specName: 'message-count', type: 'long' }],
-  'queue.unbind': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
-  'queue.unbind-ok': [],
-  'basic.qos': [{ name: 'prefetchSize', specName: 'prefetch-size', type: 'long', default: 0 }, { name: 'prefetchCount', specName: 'prefetch-count', type: 'short', default: 0 }, { name: 'global', specName: 'global', type: 'bit', default: false }],
-  'basic.qos-ok': [],
-  'basic.consume': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr', default: "" }, { name: 'noLocal', specName: 'no-local', type: 'bit', default: false }, { name: 'noAck', specName: 'no-ack', type: 'bit', default: false }, { name: 'exclusive', specName: 'exclusive', type: 'bit', default: false }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }, { name: 'arguments', specName: 'arguments', type: 'table', default: {} }],
-  'basic.consume-ok': [{ name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr' }],
-  'basic.cancel': [{ name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr' }, { name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
-  'basic.cancel-ok': [{ name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr' }],
-  'basic.publish': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'exchange', specName: 'exchange', type: 'shortstr', default: "" }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr', default: "" }, { name: 'mandatory', specName: 'mandatory', type: 'bit', default: false }, { name: 'immediate', specName: 'immediate', type: 'bit', default: false }],
-  'basic.return': [{ name: 'replyCode', specName: 'reply-code', type: 'short' }, { name: 'replyText', specName: 'reply-text', type: 'shortstr', default: "" }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr' }],
-  'basic.deliver': [{ name: 'consumerTag', specName: 'consumer-tag', type: 'shortstr' }, { name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong' }, { name: 'redelivered', specName: 'redelivered', type: 'bit', default: false }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr' }],
-  'basic.get': [{ name: 'ticket', specName: 'ticket', type: 'short', default: 0 }, { name: 'queue', specName: 'queue', type: 'shortstr', default: "" }, { name: 'noAck', specName: 'no-ack', type: 'bit', default: false }],
-  'basic.get-ok': [{ name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong' }, { name: 'redelivered', specName: 'redelivered', type: 'bit', default: false }, { name: 'exchange', specName: 'exchange', type: 'shortstr' }, { name: 'routingKey', specName: 'routing-key', type: 'shortstr' }, { name: 'messageCount', specName: 'message-count', type: 'long' }],
-  'basic.get-empty': [{ name: 'clusterId', specName: 'cluster-id', type: 'shortstr', default: "" }],
-  'basic.ack': [{ name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong', default: 0 }, { name: 'multiple', specName: 'multiple', type: 'bit', default: false }],
-  'basic.reject': [{ name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong' }, { name: 'requeue', specName: 'requeue', type: 'bit', default: true }],
-  'basic.recover-async': [{ name: 'requeue', specName: 'requeue', type: 'bit', default: false }],
-  'basic.recover': [{ name: 'requeue', specName: 'requeue', type: 'bit', default: false }],
-  'basic.recover-ok': [],
-  'basic.nack': [{ name: 'deliveryTag', specName: 'delivery-tag', type: 'longlong', default: 0 }, { name: 'multiple', specName: 'multiple', type: 'bit', default: false }, { name: 'requeue', specName: 'requeue', type: 'bit', default: true }],
-  'tx.select': [],
-  'tx.select-ok': [],
-  'tx.commit': [],
-  'tx.commit-ok': [],
-  'tx.rollback': [],
-  'tx.rollback-ok': [],
-  'confirm.select': [{ name: 'nowait', specName: 'nowait', type: 'bit', default: false }],
-  'confirm.select-ok': [],
-};
+export const METHOD_ARGUMENTS = /* @__PURE__ */ methodArguments(METHOD_TABLE) as unknown as Readonly<Record<MethodName, readonly ArgumentInfo[]>>;
 
 /**
  * The name of the method with these ids, or undefined when the spec has none.
@@ -1250,75 +1197,7 @@ export const METHOD_ARGUMENTS: Readonly<Record<MethodName, readonly ArgumentInfo
  * ```
  */
 export function methodName(classId: number, methodId: number): MethodName | undefined {
-  switch ((classId << 16) | methodId) {
-    case 0x000a000a: return 'connection.start';
-    case 0x000a000b: return 'connection.start-ok';
-    case 0x000a0014: return 'connection.secure';
-    case 0x000a0015: return 'connection.secure-ok';
-    case 0x000a001e: return 'connection.tune';
-    case 0x000a001f: return 'connection.tune-ok';
-    case 0x000a0028: return 'connection.open';
-    case 0x000a0029: return 'connection.open-ok';
-    case 0x000a0032: return 'connection.close';
-    case 0x000a0033: return 'connection.close-ok';
-    case 0x000a003c: return 'connection.blocked';
-    case 0x000a003d: return 'connection.unblocked';
-    case 0x000a0046: return 'connection.update-secret';
-    case 0x000a0047: return 'connection.update-secret-ok';
-    case 0x0014000a: return 'channel.open';
-    case 0x0014000b: return 'channel.open-ok';
-    case 0x00140014: return 'channel.flow';
-    case 0x00140015: return 'channel.flow-ok';
-    case 0x00140028: return 'channel.close';
-    case 0x00140029: return 'channel.close-ok';
-    case 0x001e000a: return 'access.request';
-    case 0x001e000b: return 'access.request-ok';
-    case 0x0028000a: return 'exchange.declare';
-    case 0x0028000b: return 'exchange.declare-ok';
-    case 0x00280014: return 'exchange.delete';
-    case 0x00280015: return 'exchange.delete-ok';
-    case 0x0028001e: return 'exchange.bind';
-    case 0x0028001f: return 'exchange.bind-ok';
-    case 0x00280028: return 'exchange.unbind';
-    case 0x00280033: return 'exchange.unbind-ok';
-    case 0x0032000a: return 'queue.declare';
-    case 0x0032000b: return 'queue.declare-ok';
-    case 0x00320014: return 'queue.bind';
-    case 0x00320015: return 'queue.bind-ok';
-    case 0x0032001e: return 'queue.purge';
-    case 0x0032001f: return 'queue.purge-ok';
-    case 0x00320028: return 'queue.delete';
-    case 0x00320029: return 'queue.delete-ok';
-    case 0x00320032: return 'queue.unbind';
-    case 0x00320033: return 'queue.unbind-ok';
-    case 0x003c000a: return 'basic.qos';
-    case 0x003c000b: return 'basic.qos-ok';
-    case 0x003c0014: return 'basic.consume';
-    case 0x003c0015: return 'basic.consume-ok';
-    case 0x003c001e: return 'basic.cancel';
-    case 0x003c001f: return 'basic.cancel-ok';
-    case 0x003c0028: return 'basic.publish';
-    case 0x003c0032: return 'basic.return';
-    case 0x003c003c: return 'basic.deliver';
-    case 0x003c0046: return 'basic.get';
-    case 0x003c0047: return 'basic.get-ok';
-    case 0x003c0048: return 'basic.get-empty';
-    case 0x003c0050: return 'basic.ack';
-    case 0x003c005a: return 'basic.reject';
-    case 0x003c0064: return 'basic.recover-async';
-    case 0x003c006e: return 'basic.recover';
-    case 0x003c006f: return 'basic.recover-ok';
-    case 0x003c0078: return 'basic.nack';
-    case 0x005a000a: return 'tx.select';
-    case 0x005a000b: return 'tx.select-ok';
-    case 0x005a0014: return 'tx.commit';
-    case 0x005a0015: return 'tx.commit-ok';
-    case 0x005a001e: return 'tx.rollback';
-    case 0x005a001f: return 'tx.rollback-ok';
-    case 0x0055000a: return 'confirm.select';
-    case 0x0055000b: return 'confirm.select-ok';
-    default: return undefined;
-  }
+  return METHOD_TABLE.byId.get((classId << 16) | methodId)?.name as MethodName | undefined;
 }
 
 /**
@@ -1340,256 +1219,8 @@ export function isContentMethod(classId: number, methodId: number): boolean {
  * @internal
  */
 export function decodeMethodArgs(r: Reader, classId: number, methodId: number): Method | undefined {
-  switch ((classId << 16) | methodId) {
-    case 0x000a000a: {
-      const f0 = r.u8();
-      const f1 = r.u8();
-      const f2 = r.table();
-      const f3 = r.longstr();
-      const f4 = r.longstr();
-      return { name: 'connection.start', versionMajor: f0, versionMinor: f1, serverProperties: f2, mechanisms: f3, locales: f4 };
-    }
-    case 0x000a000b: {
-      const f0 = r.table();
-      const f1 = r.shortstr();
-      const f2 = r.longbytes();
-      const f3 = r.shortstr();
-      return { name: 'connection.start-ok', clientProperties: f0, mechanism: f1, response: f2, locale: f3 };
-    }
-    case 0x000a0014: {
-      const f0 = r.longbytes();
-      return { name: 'connection.secure', challenge: f0 };
-    }
-    case 0x000a0015: {
-      const f0 = r.longbytes();
-      return { name: 'connection.secure-ok', response: f0 };
-    }
-    case 0x000a001e: {
-      const f0 = r.u16();
-      const f1 = r.u32();
-      const f2 = r.u16();
-      return { name: 'connection.tune', channelMax: f0, frameMax: f1, heartbeat: f2 };
-    }
-    case 0x000a001f: {
-      const f0 = r.u16();
-      const f1 = r.u32();
-      const f2 = r.u16();
-      return { name: 'connection.tune-ok', channelMax: f0, frameMax: f1, heartbeat: f2 };
-    }
-    case 0x000a0028: {
-      const f0 = r.shortstr();
-      const f1 = r.shortstr();
-      const bits0 = r.u8();
-      return { name: 'connection.open', virtualHost: f0, capabilities: f1, insist: (bits0 & 1) !== 0 };
-    }
-    case 0x000a0029: {
-      const f0 = r.shortstr();
-      return { name: 'connection.open-ok', knownHosts: f0 };
-    }
-    case 0x000a0032: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.u16();
-      const f3 = r.u16();
-      return { name: 'connection.close', replyCode: f0, replyText: f1, classId: f2, methodId: f3 };
-    }
-    case 0x000a0033: {
-      return { name: 'connection.close-ok' };
-    }
-    case 0x000a003c: {
-      const f0 = r.shortstr();
-      return { name: 'connection.blocked', reason: f0 };
-    }
-    case 0x000a003d: {
-      return { name: 'connection.unblocked' };
-    }
-    case 0x000a0046: {
-      const f0 = r.longbytes();
-      const f1 = r.shortstr();
-      return { name: 'connection.update-secret', newSecret: f0, reason: f1 };
-    }
-    case 0x000a0047: {
-      return { name: 'connection.update-secret-ok' };
-    }
-    case 0x0014000a: {
-      const f0 = r.shortstr();
-      return { name: 'channel.open', outOfBand: f0 };
-    }
-    case 0x0014000b: {
-      const f0 = r.longstr();
-      return { name: 'channel.open-ok', channelId: f0 };
-    }
-    case 0x00140014: {
-      const bits0 = r.u8();
-      return { name: 'channel.flow', active: (bits0 & 1) !== 0 };
-    }
-    case 0x00140015: {
-      const bits0 = r.u8();
-      return { name: 'channel.flow-ok', active: (bits0 & 1) !== 0 };
-    }
-    case 0x00140028: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.u16();
-      const f3 = r.u16();
-      return { name: 'channel.close', replyCode: f0, replyText: f1, classId: f2, methodId: f3 };
-    }
-    case 0x00140029: {
-      return { name: 'channel.close-ok' };
-    }
-    case 0x001e000a: {
-      const f0 = r.shortstr();
-      const bits0 = r.u8();
-      return { name: 'access.request', realm: f0, exclusive: (bits0 & 1) !== 0, passive: (bits0 & 2) !== 0, active: (bits0 & 4) !== 0, write: (bits0 & 8) !== 0, read: (bits0 & 16) !== 0 };
-    }
-    case 0x001e000b: {
-      const f0 = r.u16();
-      return { name: 'access.request-ok', ticket: f0 };
-    }
-    case 0x0028000a: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.shortstr();
-      const bits0 = r.u8();
-      const f8 = r.table();
-      return { name: 'exchange.declare', ticket: f0, exchange: f1, type: f2, passive: (bits0 & 1) !== 0, durable: (bits0 & 2) !== 0, autoDelete: (bits0 & 4) !== 0, internal: (bits0 & 8) !== 0, nowait: (bits0 & 16) !== 0, arguments: f8 };
-    }
-    case 0x0028000b: {
-      return { name: 'exchange.declare-ok' };
-    }
-    case 0x00280014: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const bits0 = r.u8();
-      return { name: 'exchange.delete', ticket: f0, exchange: f1, ifUnused: (bits0 & 1) !== 0, nowait: (bits0 & 2) !== 0 };
-    }
-    case 0x00280015: {
-      return { name: 'exchange.delete-ok' };
-    }
-    case 0x0028001e: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.shortstr();
-      const f3 = r.shortstr();
-      const bits0 = r.u8();
-      const f5 = r.table();
-      return { name: 'exchange.bind', ticket: f0, destination: f1, source: f2, routingKey: f3, nowait: (bits0 & 1) !== 0, arguments: f5 };
-    }
-    case 0x0028001f: {
-      return { name: 'exchange.bind-ok' };
-    }
-    case 0x00280028: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.shortstr();
-      const f3 = r.shortstr();
-      const bits0 = r.u8();
-      const f5 = r.table();
-      return { name: 'exchange.unbind', ticket: f0, destination: f1, source: f2, routingKey: f3, nowait: (bits0 & 1) !== 0, arguments: f5 };
-    }
-    case 0x00280033: {
-      return { name: 'exchange.unbind-ok' };
-    }
-    case 0x0032000a: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const bits0 = r.u8();
-      const f7 = r.table();
-      return { name: 'queue.declare', ticket: f0, queue: f1, passive: (bits0 & 1) !== 0, durable: (bits0 & 2) !== 0, exclusive: (bits0 & 4) !== 0, autoDelete: (bits0 & 8) !== 0, nowait: (bits0 & 16) !== 0, arguments: f7 };
-    }
-    case 0x0032000b: {
-      const f0 = r.shortstr();
-      const f1 = r.u32();
-      const f2 = r.u32();
-      return { name: 'queue.declare-ok', queue: f0, messageCount: f1, consumerCount: f2 };
-    }
-    case 0x00320014: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.shortstr();
-      const f3 = r.shortstr();
-      const bits0 = r.u8();
-      const f5 = r.table();
-      return { name: 'queue.bind', ticket: f0, queue: f1, exchange: f2, routingKey: f3, nowait: (bits0 & 1) !== 0, arguments: f5 };
-    }
-    case 0x00320015: {
-      return { name: 'queue.bind-ok' };
-    }
-    case 0x0032001e: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const bits0 = r.u8();
-      return { name: 'queue.purge', ticket: f0, queue: f1, nowait: (bits0 & 1) !== 0 };
-    }
-    case 0x0032001f: {
-      const f0 = r.u32();
-      return { name: 'queue.purge-ok', messageCount: f0 };
-    }
-    case 0x00320028: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const bits0 = r.u8();
-      return { name: 'queue.delete', ticket: f0, queue: f1, ifUnused: (bits0 & 1) !== 0, ifEmpty: (bits0 & 2) !== 0, nowait: (bits0 & 4) !== 0 };
-    }
-    case 0x00320029: {
-      const f0 = r.u32();
-      return { name: 'queue.delete-ok', messageCount: f0 };
-    }
-    case 0x00320032: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.shortstr();
-      const f3 = r.shortstr();
-      const f4 = r.table();
-      return { name: 'queue.unbind', ticket: f0, queue: f1, exchange: f2, routingKey: f3, arguments: f4 };
-    }
-    case 0x00320033: {
-      return { name: 'queue.unbind-ok' };
-    }
-    case 0x003c000a: {
-      const f0 = r.u32();
-      const f1 = r.u16();
-      const bits0 = r.u8();
-      return { name: 'basic.qos', prefetchSize: f0, prefetchCount: f1, global: (bits0 & 1) !== 0 };
-    }
-    case 0x003c000b: {
-      return { name: 'basic.qos-ok' };
-    }
-    case 0x003c0014: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.shortstr();
-      const bits0 = r.u8();
-      const f7 = r.table();
-      return { name: 'basic.consume', ticket: f0, queue: f1, consumerTag: f2, noLocal: (bits0 & 1) !== 0, noAck: (bits0 & 2) !== 0, exclusive: (bits0 & 4) !== 0, nowait: (bits0 & 8) !== 0, arguments: f7 };
-    }
-    case 0x003c0015: {
-      const f0 = r.shortstr();
-      return { name: 'basic.consume-ok', consumerTag: f0 };
-    }
-    case 0x003c001e: {
-      const f0 = r.shortstr();
-      const bits0 = r.u8();
-      return { name: 'basic.cancel', consumerTag: f0, nowait: (bits0 & 1) !== 0 };
-    }
-    case 0x003c001f: {
-      const f0 = r.shortstr();
-      return { name: 'basic.cancel-ok', consumerTag: f0 };
-    }
-    case 0x003c0028: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.shortstr();
-      const bits0 = r.u8();
-      return { name: 'basic.publish', ticket: f0, exchange: f1, routingKey: f2, mandatory: (bits0 & 1) !== 0, immediate: (bits0 & 2) !== 0 };
-    }
-    case 0x003c0032: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const f2 = r.shortstr();
-      const f3 = r.shortstr();
-      return { name: 'basic.return', replyCode: f0, replyText: f1, exchange: f2, routingKey: f3 };
-    }
+  const id = (classId << 16) | methodId;
+  switch (id) {
     case 0x003c003c: {
       const f0 = r.shortstr();
       const f1 = r.u64('delivery-tag');
@@ -1598,78 +1229,19 @@ export function decodeMethodArgs(r: Reader, classId: number, methodId: number): 
       const f4 = r.shortstr();
       return { name: 'basic.deliver', consumerTag: f0, deliveryTag: f1, redelivered: (bits0 & 1) !== 0, exchange: f3, routingKey: f4 };
     }
-    case 0x003c0046: {
-      const f0 = r.u16();
-      const f1 = r.shortstr();
-      const bits0 = r.u8();
-      return { name: 'basic.get', ticket: f0, queue: f1, noAck: (bits0 & 1) !== 0 };
-    }
-    case 0x003c0047: {
-      const f0 = r.u64('delivery-tag');
-      const bits0 = r.u8();
-      const f2 = r.shortstr();
-      const f3 = r.shortstr();
-      const f4 = r.u32();
-      return { name: 'basic.get-ok', deliveryTag: f0, redelivered: (bits0 & 1) !== 0, exchange: f2, routingKey: f3, messageCount: f4 };
-    }
-    case 0x003c0048: {
-      const f0 = r.shortstr();
-      return { name: 'basic.get-empty', clusterId: f0 };
-    }
     case 0x003c0050: {
       const f0 = r.u64('delivery-tag');
       const bits0 = r.u8();
       return { name: 'basic.ack', deliveryTag: f0, multiple: (bits0 & 1) !== 0 };
-    }
-    case 0x003c005a: {
-      const f0 = r.u64('delivery-tag');
-      const bits0 = r.u8();
-      return { name: 'basic.reject', deliveryTag: f0, requeue: (bits0 & 1) !== 0 };
-    }
-    case 0x003c0064: {
-      const bits0 = r.u8();
-      return { name: 'basic.recover-async', requeue: (bits0 & 1) !== 0 };
-    }
-    case 0x003c006e: {
-      const bits0 = r.u8();
-      return { name: 'basic.recover', requeue: (bits0 & 1) !== 0 };
-    }
-    case 0x003c006f: {
-      return { name: 'basic.recover-ok' };
     }
     case 0x003c0078: {
       const f0 = r.u64('delivery-tag');
       const bits0 = r.u8();
       return { name: 'basic.nack', deliveryTag: f0, multiple: (bits0 & 1) !== 0, requeue: (bits0 & 2) !== 0 };
     }
-    case 0x005a000a: {
-      return { name: 'tx.select' };
-    }
-    case 0x005a000b: {
-      return { name: 'tx.select-ok' };
-    }
-    case 0x005a0014: {
-      return { name: 'tx.commit' };
-    }
-    case 0x005a0015: {
-      return { name: 'tx.commit-ok' };
-    }
-    case 0x005a001e: {
-      return { name: 'tx.rollback' };
-    }
-    case 0x005a001f: {
-      return { name: 'tx.rollback-ok' };
-    }
-    case 0x0055000a: {
-      const bits0 = r.u8();
-      return { name: 'confirm.select', nowait: (bits0 & 1) !== 0 };
-    }
-    case 0x0055000b: {
-      return { name: 'confirm.select-ok' };
-    }
-    default:
-      return undefined;
   }
+  const def = METHOD_TABLE.byId.get(id);
+  return def === undefined ? undefined : (decodeArguments(r, def) as unknown as Method);
 }
 
 /**
@@ -1679,467 +1251,28 @@ export function decodeMethodArgs(r: Reader, classId: number, methodId: number): 
  */
 export function encodeMethod(w: Writer, m: MethodInit): void {
   switch (m.name) {
-    case 'connection.start': {
-      w.u16(10);
-      w.u16(10);
-      w.u8(m.versionMajor ?? 0);
-      w.u8(m.versionMinor ?? 9);
-      w.table(m.serverProperties);
-      w.longstr(m.mechanisms ?? "PLAIN", 'mechanisms');
-      w.longstr(m.locales ?? "en_US", 'locales');
-      return;
-    }
-    case 'connection.start-ok': {
-      w.u16(10);
-      w.u16(11);
-      w.table(m.clientProperties);
-      w.shortstr(m.mechanism ?? "PLAIN", 'mechanism');
-      w.longstr(m.response, 'response');
-      w.shortstr(m.locale ?? "en_US", 'locale');
-      return;
-    }
-    case 'connection.secure': {
-      w.u16(10);
-      w.u16(20);
-      w.longstr(m.challenge, 'challenge');
-      return;
-    }
-    case 'connection.secure-ok': {
-      w.u16(10);
-      w.u16(21);
-      w.longstr(m.response, 'response');
-      return;
-    }
-    case 'connection.tune': {
-      w.u16(10);
-      w.u16(30);
-      w.u16(m.channelMax ?? 0);
-      w.u32(m.frameMax ?? 0);
-      w.u16(m.heartbeat ?? 0);
-      return;
-    }
-    case 'connection.tune-ok': {
-      w.u16(10);
-      w.u16(31);
-      w.u16(m.channelMax ?? 0);
-      w.u32(m.frameMax ?? 0);
-      w.u16(m.heartbeat ?? 0);
-      return;
-    }
-    case 'connection.open': {
-      w.u16(10);
-      w.u16(40);
-      w.shortstr(m.virtualHost ?? "/", 'virtual-host');
-      w.shortstr(m.capabilities ?? "", 'capabilities');
-      w.u8(((m.insist ?? false) ? 1 : 0));
-      return;
-    }
-    case 'connection.open-ok': {
-      w.u16(10);
-      w.u16(41);
-      w.shortstr(m.knownHosts ?? "", 'known-hosts');
-      return;
-    }
-    case 'connection.close': {
-      w.u16(10);
-      w.u16(50);
-      w.u16(m.replyCode);
-      w.shortstr(m.replyText ?? "", 'reply-text');
-      w.u16(m.classId);
-      w.u16(m.methodId);
-      return;
-    }
-    case 'connection.close-ok': {
-      w.u16(10);
-      w.u16(51);
-      return;
-    }
-    case 'connection.blocked': {
-      w.u16(10);
-      w.u16(60);
-      w.shortstr(m.reason ?? "", 'reason');
-      return;
-    }
-    case 'connection.unblocked': {
-      w.u16(10);
-      w.u16(61);
-      return;
-    }
-    case 'connection.update-secret': {
-      w.u16(10);
-      w.u16(70);
-      w.longstr(m.newSecret, 'new-secret');
-      w.shortstr(m.reason, 'reason');
-      return;
-    }
-    case 'connection.update-secret-ok': {
-      w.u16(10);
-      w.u16(71);
-      return;
-    }
-    case 'channel.open': {
-      w.u16(20);
-      w.u16(10);
-      w.shortstr(m.outOfBand ?? "", 'out-of-band');
-      return;
-    }
-    case 'channel.open-ok': {
-      w.u16(20);
-      w.u16(11);
-      w.longstr(m.channelId ?? "", 'channel-id');
-      return;
-    }
-    case 'channel.flow': {
-      w.u16(20);
-      w.u16(20);
-      w.u8((m.active ? 1 : 0));
-      return;
-    }
-    case 'channel.flow-ok': {
-      w.u16(20);
-      w.u16(21);
-      w.u8((m.active ? 1 : 0));
-      return;
-    }
-    case 'channel.close': {
-      w.u16(20);
-      w.u16(40);
-      w.u16(m.replyCode);
-      w.shortstr(m.replyText ?? "", 'reply-text');
-      w.u16(m.classId);
-      w.u16(m.methodId);
-      return;
-    }
-    case 'channel.close-ok': {
-      w.u16(20);
-      w.u16(41);
-      return;
-    }
-    case 'access.request': {
-      w.u16(30);
-      w.u16(10);
-      w.shortstr(m.realm ?? "/data", 'realm');
-      w.u8(((m.exclusive ?? false) ? 1 : 0) | ((m.passive ?? true) ? 2 : 0) | ((m.active ?? true) ? 4 : 0) | ((m.write ?? true) ? 8 : 0) | ((m.read ?? true) ? 16 : 0));
-      return;
-    }
-    case 'access.request-ok': {
-      w.u16(30);
-      w.u16(11);
-      w.u16(m.ticket ?? 1);
-      return;
-    }
-    case 'exchange.declare': {
-      w.u16(40);
-      w.u16(10);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.exchange, 'exchange');
-      w.shortstr(m.type ?? "direct", 'type');
-      w.u8(((m.passive ?? false) ? 1 : 0) | ((m.durable ?? false) ? 2 : 0) | ((m.autoDelete ?? false) ? 4 : 0) | ((m.internal ?? false) ? 8 : 0) | ((m.nowait ?? false) ? 16 : 0));
-      w.table(m.arguments ?? EMPTY_TABLE);
-      return;
-    }
-    case 'exchange.declare-ok': {
-      w.u16(40);
-      w.u16(11);
-      return;
-    }
-    case 'exchange.delete': {
-      w.u16(40);
-      w.u16(20);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.exchange, 'exchange');
-      w.u8(((m.ifUnused ?? false) ? 1 : 0) | ((m.nowait ?? false) ? 2 : 0));
-      return;
-    }
-    case 'exchange.delete-ok': {
-      w.u16(40);
-      w.u16(21);
-      return;
-    }
-    case 'exchange.bind': {
-      w.u16(40);
-      w.u16(30);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.destination, 'destination');
-      w.shortstr(m.source, 'source');
-      w.shortstr(m.routingKey ?? "", 'routing-key');
-      w.u8(((m.nowait ?? false) ? 1 : 0));
-      w.table(m.arguments ?? EMPTY_TABLE);
-      return;
-    }
-    case 'exchange.bind-ok': {
-      w.u16(40);
-      w.u16(31);
-      return;
-    }
-    case 'exchange.unbind': {
-      w.u16(40);
-      w.u16(40);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.destination, 'destination');
-      w.shortstr(m.source, 'source');
-      w.shortstr(m.routingKey ?? "", 'routing-key');
-      w.u8(((m.nowait ?? false) ? 1 : 0));
-      w.table(m.arguments ?? EMPTY_TABLE);
-      return;
-    }
-    case 'exchange.unbind-ok': {
-      w.u16(40);
-      w.u16(51);
-      return;
-    }
-    case 'queue.declare': {
-      w.u16(50);
-      w.u16(10);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.queue ?? "", 'queue');
-      w.u8(((m.passive ?? false) ? 1 : 0) | ((m.durable ?? false) ? 2 : 0) | ((m.exclusive ?? false) ? 4 : 0) | ((m.autoDelete ?? false) ? 8 : 0) | ((m.nowait ?? false) ? 16 : 0));
-      w.table(m.arguments ?? EMPTY_TABLE);
-      return;
-    }
-    case 'queue.declare-ok': {
-      w.u16(50);
-      w.u16(11);
-      w.shortstr(m.queue, 'queue');
-      w.u32(m.messageCount);
-      w.u32(m.consumerCount);
-      return;
-    }
-    case 'queue.bind': {
-      w.u16(50);
-      w.u16(20);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.queue ?? "", 'queue');
-      w.shortstr(m.exchange, 'exchange');
-      w.shortstr(m.routingKey ?? "", 'routing-key');
-      w.u8(((m.nowait ?? false) ? 1 : 0));
-      w.table(m.arguments ?? EMPTY_TABLE);
-      return;
-    }
-    case 'queue.bind-ok': {
-      w.u16(50);
-      w.u16(21);
-      return;
-    }
-    case 'queue.purge': {
-      w.u16(50);
-      w.u16(30);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.queue ?? "", 'queue');
-      w.u8(((m.nowait ?? false) ? 1 : 0));
-      return;
-    }
-    case 'queue.purge-ok': {
-      w.u16(50);
-      w.u16(31);
-      w.u32(m.messageCount);
-      return;
-    }
-    case 'queue.delete': {
-      w.u16(50);
-      w.u16(40);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.queue ?? "", 'queue');
-      w.u8(((m.ifUnused ?? false) ? 1 : 0) | ((m.ifEmpty ?? false) ? 2 : 0) | ((m.nowait ?? false) ? 4 : 0));
-      return;
-    }
-    case 'queue.delete-ok': {
-      w.u16(50);
-      w.u16(41);
-      w.u32(m.messageCount);
-      return;
-    }
-    case 'queue.unbind': {
-      w.u16(50);
-      w.u16(50);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.queue ?? "", 'queue');
-      w.shortstr(m.exchange, 'exchange');
-      w.shortstr(m.routingKey ?? "", 'routing-key');
-      w.table(m.arguments ?? EMPTY_TABLE);
-      return;
-    }
-    case 'queue.unbind-ok': {
-      w.u16(50);
-      w.u16(51);
-      return;
-    }
-    case 'basic.qos': {
-      w.u16(60);
-      w.u16(10);
-      w.u32(m.prefetchSize ?? 0);
-      w.u16(m.prefetchCount ?? 0);
-      w.u8(((m.global ?? false) ? 1 : 0));
-      return;
-    }
-    case 'basic.qos-ok': {
-      w.u16(60);
-      w.u16(11);
-      return;
-    }
-    case 'basic.consume': {
-      w.u16(60);
-      w.u16(20);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.queue ?? "", 'queue');
-      w.shortstr(m.consumerTag ?? "", 'consumer-tag');
-      w.u8(((m.noLocal ?? false) ? 1 : 0) | ((m.noAck ?? false) ? 2 : 0) | ((m.exclusive ?? false) ? 4 : 0) | ((m.nowait ?? false) ? 8 : 0));
-      w.table(m.arguments ?? EMPTY_TABLE);
-      return;
-    }
-    case 'basic.consume-ok': {
-      w.u16(60);
-      w.u16(21);
-      w.shortstr(m.consumerTag, 'consumer-tag');
-      return;
-    }
-    case 'basic.cancel': {
-      w.u16(60);
-      w.u16(30);
-      w.shortstr(m.consumerTag, 'consumer-tag');
-      w.u8(((m.nowait ?? false) ? 1 : 0));
-      return;
-    }
-    case 'basic.cancel-ok': {
-      w.u16(60);
-      w.u16(31);
-      w.shortstr(m.consumerTag, 'consumer-tag');
-      return;
-    }
-    case 'basic.publish': {
-      w.u16(60);
-      w.u16(40);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.exchange ?? "", 'exchange');
-      w.shortstr(m.routingKey ?? "", 'routing-key');
-      w.u8(((m.mandatory ?? false) ? 1 : 0) | ((m.immediate ?? false) ? 2 : 0));
-      return;
-    }
-    case 'basic.return': {
-      w.u16(60);
-      w.u16(50);
-      w.u16(m.replyCode);
-      w.shortstr(m.replyText ?? "", 'reply-text');
-      w.shortstr(m.exchange, 'exchange');
-      w.shortstr(m.routingKey, 'routing-key');
-      return;
-    }
-    case 'basic.deliver': {
-      w.u16(60);
-      w.u16(60);
-      w.shortstr(m.consumerTag, 'consumer-tag');
-      w.u64(m.deliveryTag);
-      w.u8(((m.redelivered ?? false) ? 1 : 0));
-      w.shortstr(m.exchange, 'exchange');
-      w.shortstr(m.routingKey, 'routing-key');
-      return;
-    }
-    case 'basic.get': {
-      w.u16(60);
-      w.u16(70);
-      w.u16(m.ticket ?? 0);
-      w.shortstr(m.queue ?? "", 'queue');
-      w.u8(((m.noAck ?? false) ? 1 : 0));
-      return;
-    }
-    case 'basic.get-ok': {
-      w.u16(60);
-      w.u16(71);
-      w.u64(m.deliveryTag);
-      w.u8(((m.redelivered ?? false) ? 1 : 0));
-      w.shortstr(m.exchange, 'exchange');
-      w.shortstr(m.routingKey, 'routing-key');
-      w.u32(m.messageCount);
-      return;
-    }
-    case 'basic.get-empty': {
-      w.u16(60);
-      w.u16(72);
-      w.shortstr(m.clusterId ?? "", 'cluster-id');
-      return;
-    }
     case 'basic.ack': {
-      w.u16(60);
-      w.u16(80);
+      w.u32(0x003c0050);
       w.u64(m.deliveryTag ?? 0);
       w.u8(((m.multiple ?? false) ? 1 : 0));
       return;
     }
     case 'basic.reject': {
-      w.u16(60);
-      w.u16(90);
+      w.u32(0x003c005a);
       w.u64(m.deliveryTag);
       w.u8(((m.requeue ?? true) ? 1 : 0));
       return;
     }
-    case 'basic.recover-async': {
-      w.u16(60);
-      w.u16(100);
-      w.u8(((m.requeue ?? false) ? 1 : 0));
-      return;
-    }
-    case 'basic.recover': {
-      w.u16(60);
-      w.u16(110);
-      w.u8(((m.requeue ?? false) ? 1 : 0));
-      return;
-    }
-    case 'basic.recover-ok': {
-      w.u16(60);
-      w.u16(111);
-      return;
-    }
     case 'basic.nack': {
-      w.u16(60);
-      w.u16(120);
+      w.u32(0x003c0078);
       w.u64(m.deliveryTag ?? 0);
       w.u8(((m.multiple ?? false) ? 1 : 0) | ((m.requeue ?? true) ? 2 : 0));
       return;
     }
-    case 'tx.select': {
-      w.u16(90);
-      w.u16(10);
-      return;
-    }
-    case 'tx.select-ok': {
-      w.u16(90);
-      w.u16(11);
-      return;
-    }
-    case 'tx.commit': {
-      w.u16(90);
-      w.u16(20);
-      return;
-    }
-    case 'tx.commit-ok': {
-      w.u16(90);
-      w.u16(21);
-      return;
-    }
-    case 'tx.rollback': {
-      w.u16(90);
-      w.u16(30);
-      return;
-    }
-    case 'tx.rollback-ok': {
-      w.u16(90);
-      w.u16(31);
-      return;
-    }
-    case 'confirm.select': {
-      w.u16(85);
-      w.u16(10);
-      w.u8(((m.nowait ?? false) ? 1 : 0));
-      return;
-    }
-    case 'confirm.select-ok': {
-      w.u16(85);
-      w.u16(11);
-      return;
-    }
-    default:
-      throw new TypeError(`unknown method ${String((m as { name?: unknown }).name)}`);
   }
+  const def = METHOD_TABLE.byName.get(m.name);
+  if (def === undefined) throw new TypeError(`unknown method ${String((m as { name?: unknown }).name)}`);
+  encodeArguments(w, def, m as unknown as Record<string, unknown>);
 }
 
 /**

@@ -90,10 +90,6 @@ export class Reader {
     this.end = 0;
   }
 
-  get remaining(): number {
-    return this.end - this.pos;
-  }
-
   private need(n: number, what: string): void {
     if (this.end - this.pos < n) throw truncated(what);
   }

@@ -136,10 +136,6 @@ export class Writer {
     this.pos += 8;
   }
 
-  bool(v: boolean): void {
-    this.u8(v ? 1 : 0);
-  }
-
   /** A short string: at most 255 UTF-8 bytes after a length octet. */
   shortstr(s: string, what = 'short string'): void {
     if (typeof s !== 'string')

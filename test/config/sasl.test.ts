@@ -15,7 +15,7 @@ function decodeAmqplain(bytes: Uint8Array): [string, string, string][] {
   const buf = Buffer.from(bytes);
   const r = new Reader().reset(buf, 0, buf.length);
   const entries: [string, string, string][] = [];
-  while (r.remaining > 0) {
+  while (r.end - r.pos > 0) {
     const key = r.shortstr();
     const tag = String.fromCharCode(r.u8());
     entries.push([key, tag, r.longstr()]);
@@ -109,7 +109,7 @@ describe('AMQPLAIN', () => {
     const table = Buffer.concat([length, body]);
     const r = new Reader().reset(table, 0, table.length);
     expect(r.table()).toEqual({ LOGIN: 'u', PASSWORD: 'p' });
-    expect(r.remaining).toBe(0);
+    expect(r.end - r.pos).toBe(0);
   });
 
   it('round-trips long and arbitrary values', () => {

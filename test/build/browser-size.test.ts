@@ -5,7 +5,8 @@
  *
  * The budget is not yet issue 19's target (16 KB): the client's core (the connection and channel
  * state machines with recovery, confirms and ack batching, the option checks with their messages,
- * the codec) is about 42 KB gzipped today. docs/browser.md gives the figures and what weighs what.
+ * the codec) is about 43 KB gzipped today, and the state machines with the codec alone weigh 21 KB.
+ * docs/browser.md gives the figures and what weighs what.
  */
 import { join } from 'node:path';
 import { stop } from 'esbuild';

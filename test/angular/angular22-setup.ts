@@ -1,7 +1,7 @@
 /**
  * Setup of the Angular 22 run (jest.angular22.config.cjs): fails every suite unless `@angular/core`
  * (and the subpaths Angular imports itself) really resolves to compat/angular22's Angular 22, and says
- * which version runs. It resolves without loading Angular, so that zone.test.ts still loads zone.js
+ * which version runs. It resolves without loading Angular, so that zone.isolated.ts still loads zone.js
  * before `@angular/core`, as an application does.
  */
 import { readFileSync } from 'node:fs';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 
-it('the config, service, zone and relay suites pass on Angular 22', async () => {
+it('the config, service and relay suites pass on Angular 22 (the zone suite: zone.test.ts)', async () => {
   if (!existsSync(join(ROOT, 'compat', 'angular22', 'node_modules', '@angular', 'core'))) {
     throw new Error(
       'Angular 22 is not installed in compat/angular22: run `npm install` (or `npm run prepare`)',
@@ -45,16 +45,11 @@ it('the config, service, zone and relay suites pass on Angular 22', async () => 
   }).toEqual({
     code: 0,
     summary: [
-      expect.stringMatching(/^Test Suites: +4 passed, 4 total/),
+      expect.stringMatching(/^Test Suites: +3 passed, 3 total/),
       expect.stringMatching(/^Tests: +(\d+) passed, \1 total/),
     ],
     failure: undefined,
-    passed: [
-      'test/angular/config.test.ts',
-      'test/angular/relay.test.ts',
-      'test/angular/service.test.ts',
-      'test/angular/zone.test.ts',
-    ],
+    passed: ['test/angular/config.test.ts', 'test/angular/relay.test.ts', 'test/angular/service.test.ts'],
     versions: [expect.stringMatching(/^\[angular 22\./)],
   });
 }, 150_000);

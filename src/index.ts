@@ -43,7 +43,7 @@ const UNIVERSAL: Platform = Object.freeze({ schemes: Object.freeze({ ws: WEB_SOC
  *
  * @example
  * ```ts
- * connect('ws://localhost:15670/ws', { transport: webSocketConnector }).pipe(
+ * connect('ws://localhost:15670/ws').pipe(
  *   switchMap((conn) => conn.channel()),
  * ).subscribe();
  * ```
@@ -53,12 +53,12 @@ export function connect(url?: string | ConnectOptions, options?: ConnectOptions)
 }
 
 /**
- * Connects for async/await code through the `transport` connector given in the options; resolves
+ * Connects for async/await code (a WebSocket relay for `ws:`/`wss:` URLs, or the `transport` connector); resolves
  * with the open connection (see `connect`).
  *
  * @example
  * ```ts
- * const conn = await openConnection('ws://localhost:15670/ws', { transport: webSocketConnector });
+ * const conn = await openConnection('ws://localhost:15670/ws', { transport: webSocketConnector({ protocols: ['amqp'] }) });
  * ```
  */
 export function openConnection(url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {

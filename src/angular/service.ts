@@ -23,6 +23,7 @@ import {
   takeUntil,
   takeWhile,
   throwError,
+  throwIfEmpty,
 } from 'rxjs';
 import type {
   BasicProperties,
@@ -41,7 +42,7 @@ import type {
   RequestOptions,
   Topology,
 } from '../index.js';
-import { applyTopology, ConfigurationError, connect, createPublisher } from '../index.js';
+import { applyTopology, ConfigurationError, connect, createPublisher, PublisherError } from '../index.js';
 import type { SplitConfig } from './config.js';
 import { insideNgZone, outsideNgZone, type ZoneRunner } from './zone.js';
 
@@ -297,6 +298,15 @@ export class RxAmqp {
         .pipe(
           take(1),
           switchMap((s) => s.publisher.publish(exchange, routingKey, body, properties, options)),
+          // Destroyed before the publisher existed (an async configuration still pending): fail as a
+          // publish held by a destroyed service does, never complete without an outcome.
+          throwIfEmpty(
+            () =>
+              new PublisherError(
+                'PUBLISHER_CLOSED',
+                'the RxAmqp service was destroyed before the message was sent',
+              ),
+          ),
         )
         .subscribe(outcome),
     );

@@ -15,9 +15,9 @@ import type { TransportConnector } from '../transport/transport.js';
  * ```ts
  * // Node: TCP/TLS and file reading (what `nodePlatform` is).
  * const node: Platform = { connector: connectTransport, readFile: (path) => readFileSync(path), name: `Node.js ${process.version}` };
- * // A browser: nothing built in; connect() must be given a `transport` (a WebSocket connector, say).
- * const browser: Platform = {};
- * resolveOptions('wss://mq.example.com/ws', { transport: webSocketConnector }, browser);
+ * // A browser: no TCP; ws: and wss: URLs open the global WebSocket (to a relay).
+ * const browser: Platform = { schemes: { ws: webSocketConnector(), wss: webSocketConnector() } };
+ * resolveOptions('wss://mq.example.com/ws', undefined, browser);
  * ```
  */
 export interface Platform {

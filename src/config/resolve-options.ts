@@ -530,12 +530,13 @@ function resolvePort(port: unknown, shape: UrlShape, hostname: string): number {
   );
 }
 
-/** Checks a host name option; the message never quotes it (see hostnameProblem). */
 /** The runtime's connector for a non-AMQP scheme (`ws`, `wss`), if it has one. */
 function schemeConnectorOf(platform: Platform, scheme: string): TransportConnector | undefined {
   const schemes = platform.schemes;
   return schemes !== undefined && Object.hasOwn(schemes, scheme) ? schemes[scheme] : undefined;
 }
+
+/** Checks a host name option; the message never quotes it (see hostnameProblem). */
 
 function checkHostname(name: string, hostname: string): string {
   const problem = hostnameProblem(hostname);
@@ -576,8 +577,8 @@ function checkHostname(name: string, hostname: string): string {
  * options.clientProperties.connection_name; // 'orders-api'
  * options.transport === nodePlatform.connector; // true
  *
- * // In a browser: no built-in transport, a WebSocket connector instead.
- * resolveOptions('wss://mq.example.com/ws?vhost=orders', { transport: webSocketConnector }, {}).url;
+ * // In a browser: no TCP; a WebSocket connector (the browser entry's default for ws:/wss:).
+ * resolveOptions('wss://mq.example.com/ws?vhost=orders', { transport: webSocketConnector() }, {}).url;
  * // 'wss://mq.example.com:443/ws?vhost=orders'
  * ```
  */

@@ -119,6 +119,8 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   /** When the secret of this connection expires (ms since the epoch), if it does. */
   private expiresAt: number | undefined;
   private refreshTimer: Timer | undefined;
+  /** Refreshes in a row that gave a secret already expired (their retries back off). */
+  private staleRefreshes = 0;
   /** update-secret calls waiting for their update-secret-ok, oldest first. */
   private readonly secretWaiters: SecretWaiter[] = [];
   private readonly abort = new AbortController();
@@ -256,19 +258,57 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
     const o = this.options;
     let attempt: Promise<Transport>;
     try {
-      attempt = o.transport(transportTarget(o), this, this.abort.signal);
+      const opened: unknown = o.transport(transportTarget(o), this, this.abort.signal);
+      // A connector that returns something else (a connector factory passed uncalled, say) must fail
+      // the attempt with a clear error, never throw from here (a provider's callback would turn that
+      // into an unhandled rejection).
+      attempt =
+        typeof (opened as PromiseLike<Transport> | null)?.then === 'function'
+          ? Promise.resolve(opened as PromiseLike<Transport>)
+          : Promise.reject(
+              new TypeError(
+                `the transport connector returned ${opened === null ? 'null' : typeof opened}, not a Promise of a Transport ` +
+                  '(a connector factory such as webSocketConnector must be called: webSocketConnector())',
+              ),
+            );
     } catch (e) {
       attempt = Promise.reject(e);
     }
     attempt.then(
       (transport) => {
-        if (this.state !== 'connecting') {
-          transport.destroy();
+        if (typeof (transport as Partial<Transport> | null)?.write !== 'function') {
+          if (this.state === 'closed') return;
+          this.fail(
+            new ConnectionClosedError(
+              'CONNECTION_LOST',
+              `could not connect to ${o.displayUrl}: the transport connector resolved with something that is not a Transport`,
+              { initiator: 'client' },
+            ),
+          );
           return;
         }
-        this.transport = transport;
-        this.state = 'start';
-        this.writeRaw(PROTOCOL_HEADER);
+        try {
+          if (this.state !== 'connecting') {
+            transport.destroy();
+            return;
+          }
+          this.transport = transport;
+          this.state = 'start';
+          this.writeRaw(PROTOCOL_HEADER);
+        } catch (e) {
+          // A transport that throws from write() or destroy(): end the attempt, never reject unheard.
+          if (this.state === 'closed') return;
+          this.fail(
+            new ConnectionClosedError(
+              'CONNECTION_LOST',
+              `could not connect to ${o.displayUrl}: ${messageOf(e)}`,
+              {
+                initiator: 'network',
+                cause: e,
+              },
+            ),
+          );
+        }
       },
       (error: unknown) => {
         if (this.state === 'closed') return;
@@ -1212,6 +1252,21 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
                 return;
               }
               this.expiresAt = next;
+              if (next !== undefined && next <= Date.now()) {
+                // The provider answers with a secret already expired (a cache not yet renewed): ask
+                // again, backing off up to a minute rather than every second.
+                this.staleRefreshes++;
+                const wait = Math.min(
+                  MIN_REFRESH_INTERVAL * 2 ** this.staleRefreshes,
+                  MAX_STALE_REFRESH_INTERVAL,
+                );
+                this.debug(
+                  `the credentials provider gave a secret that has already expired; asking again in ${wait} ms`,
+                );
+                this.scheduleRefresh(wait);
+                return;
+              }
+              this.staleRefreshes = 0;
               this.scheduleRefresh(MIN_REFRESH_INTERVAL);
             });
           }, failed);
@@ -1229,6 +1284,8 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
 /** The shortest time between two refreshes of a connection's secret, in ms (see scheduleRefresh). */
 const MIN_REFRESH_INTERVAL = 1_000;
+/** The longest wait before asking again after a refresh that gave an expired secret, in ms. */
+const MAX_STALE_REFRESH_INTERVAL = 60_000;
 
 interface SecretWaiter {
   readonly secret: Secret;

@@ -49,7 +49,7 @@ const OPTIONS = {
     multiple: true,
     env: 'ALLOW_ORIGIN',
     value: '<origin>',
-    help: 'an origin allowed to connect, such as https://app.example.com (repeatable; env: comma-separated). Default: any origin',
+    help: "an origin allowed to connect, such as https://app.example.com (repeatable; env: comma-separated), or '*' for any. Default: no browser origin (clients without an Origin only)",
   },
   'require-origin': {
     type: 'boolean',
@@ -232,7 +232,9 @@ export function parseRelayCommandLine(
         ?.split(',')
         .map((o) => o.trim())
         .filter((o) => o !== '');
-  if (origins !== undefined && origins.length > 0) options.allowedOrigins = origins;
+  if (origins !== undefined && origins.length > 0) {
+    options.allowedOrigins = origins.includes('*') ? '*' : origins;
+  }
   if (flag('require-origin')) options.allowNoOrigin = false;
 
   const maxConnections = number('max-connections');

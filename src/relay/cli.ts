@@ -81,7 +81,11 @@ async function main(): Promise<void> {
     `${NAME}: listening on ${scheme}://${where}${options.path ?? ''} (${options.path === undefined ? 'any path' : 'this path only'}), relaying to ${options.broker ?? 'amqp://127.0.0.1:5672'}`,
   );
   if (options.allowedOrigins === undefined) {
-    print(`${NAME}: warning: any origin may connect; set --allow-origin in production`);
+    print(`${NAME}: browsers are refused: no --allow-origin given (clients without an Origin may connect)`);
+  } else if (options.allowedOrigins === '*') {
+    print(
+      `${NAME}: warning: any origin may connect (--allow-origin '*'): any web page a user opens can reach the broker through this relay`,
+    );
   }
   if (options.brokerTls?.rejectUnauthorized === false) {
     print(`${NAME}: warning: the broker's certificate is not verified (--broker-insecure)`);

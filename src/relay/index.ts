@@ -10,7 +10,7 @@
  * import { startRelay } from 'rxamqp/relay';
  *
  * const relay = await startRelay({ port: 15670, allowedOrigins: ['https://app.example.com'] });
- * // In the browser: connect('ws://relay.example.com:15670', { transport: webSocketConnector })
+ * // In the browser: connect('ws://relay.example.com:15670')
  * ```
  *
  * @module

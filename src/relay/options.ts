@@ -51,11 +51,13 @@ export interface RelayOptions {
   brokerTls?: RelayBrokerTls;
   /**
    * Origins allowed to connect, each exactly as a browser sends it (`'https://app.example.com'`, with
-   * the port when it is not the scheme's default), or a predicate (one that throws refuses). Undefined:
-   * any origin. Production should set it: without it, any web page a user visits can open connections
-   * to your broker through the relay with that user's browser.
+   * the port when it is not the scheme's default), a predicate (one that throws refuses), or `'*'` for
+   * any origin. Undefined: no browser may connect (a request with an `Origin` header gets 403), only
+   * clients without one (see `allowNoOrigin`). Without a list, any web page a user visits could open
+   * connections to your broker through the relay from that user's browser; and a relay beside the
+   * broker connects from loopback, where RabbitMQ lets the `guest` user in.
    */
-  allowedOrigins?: readonly string[] | ((origin: string) => boolean);
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean) | '*';
   /**
    * Whether a request without an `Origin` header (not a browser: a script, a server, a test) may
    * connect. Default true: such a client can send any `Origin` it likes anyway.
@@ -133,7 +135,8 @@ export interface ResolvedBroker {
 /** Every relay option, checked and with its default. */
 export interface ResolvedRelayOptions {
   readonly broker: ResolvedBroker;
-  readonly allowedOrigins: ReadonlySet<string> | ((origin: string) => boolean) | undefined;
+  /** Undefined: browsers refused; '*': any origin. */
+  readonly allowedOrigins: ReadonlySet<string> | ((origin: string) => boolean) | '*' | undefined;
   readonly allowNoOrigin: boolean;
   readonly maxConnections: number;
   readonly maxBufferedBytes: number;
@@ -333,10 +336,12 @@ function checkOrigin(origin: unknown): string {
 }
 
 function resolveAllowedOrigins(value: unknown): ResolvedRelayOptions['allowedOrigins'] {
-  if (value === undefined || typeof value === 'function')
-    return value as ((origin: string) => boolean) | undefined;
+  if (value === undefined || value === '*' || typeof value === 'function')
+    return value as ((origin: string) => boolean) | '*' | undefined;
   if (!Array.isArray(value)) {
-    throw new ConfigurationError('relay option allowedOrigins must be an array of origins or a function');
+    throw new ConfigurationError(
+      "relay option allowedOrigins must be an array of origins, a function or '*' (any origin)",
+    );
   }
   return new Set(value.map(checkOrigin));
 }

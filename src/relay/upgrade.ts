@@ -108,7 +108,11 @@ export class RelayUpgrades {
         socket,
         info,
         403,
-        info.origin === undefined ? 'an Origin header is required' : 'origin not allowed',
+        info.origin === undefined
+          ? 'an Origin header is required'
+          : this.options.allowedOrigins === undefined
+            ? 'origin not allowed (the relay allows no browser origin: set allowedOrigins)'
+            : 'origin not allowed',
       );
       return;
     }
@@ -163,7 +167,9 @@ export class RelayUpgrades {
   private originAllowed(origin: string | undefined): boolean {
     const { allowedOrigins, allowNoOrigin } = this.options;
     if (origin === undefined) return allowNoOrigin;
-    if (allowedOrigins === undefined) return true;
+    // No list: browsers are refused (the safe default); '*' lets any page in.
+    if (allowedOrigins === undefined) return false;
+    if (allowedOrigins === '*') return true;
     if (typeof allowedOrigins !== 'function') return allowedOrigins.has(origin);
     try {
       return allowedOrigins(origin) === true;

@@ -259,7 +259,7 @@ export interface TransportTarget {
  *   console.log(`connecting to ${target.url}`); // target.url never holds the password
  *   return inner(target, handler, signal);
  * };
- * connect('wss://mq.example.com/ws', { transport: logging(webSocketConnector) });
+ * connect('wss://mq.example.com/ws', { transport: logging(webSocketConnector()) });
  * ```
  */
 export type TransportConnector = (

@@ -35,6 +35,8 @@ export interface WebSocketLike {
   onclose:
     | ((event: { readonly code: number; readonly reason: string; readonly wasClean?: boolean }) => void)
     | null;
+  /** `ws` only: drops the connection at once, without the closing handshake (optional). */
+  terminate?(): void;
   /** `ws` only: stops reading from the socket (optional). */
   pause?(): void;
   /** `ws` only: reads again (optional). */
@@ -75,6 +77,22 @@ const NORMAL_CLOSURE = 1000;
 const DRAIN_POLL_MIN_MS = 1;
 const DRAIN_POLL_MAX_MS = 50;
 const OPEN = 1;
+/**
+ * The largest WebSocket message the transport sends: a large body goes in slices. A relay holds a
+ * whole message in memory before passing it on (rxamqp-relay refuses messages above 32 MiB with
+ * 1009), and slices keep that small whatever the body's size.
+ */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+function join(chunks: readonly Uint8Array[], length: number): Uint8Array {
+  const joined = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return joined;
+}
 
 /**
  * A connector that opens `target.url` (a `ws:` or `wss:` URL, without user information) as a
@@ -103,7 +121,7 @@ export function webSocketConnector(options: WebSocketConnectorOptions = {}): Tra
       return Promise.reject(
         new ConnectionClosedError(
           'CONNECTION_LOST',
-          `this runtime has no WebSocket to open ${target.url} with: pass one as webSocketConnector({ WebSocket })`,
+          `this runtime has no WebSocket to open ${shownUrl(target.url)} with: pass one as webSocketConnector({ WebSocket })`,
           { initiator: 'client' },
         ),
       );
@@ -114,6 +132,19 @@ export function webSocketConnector(options: WebSocketConnectorOptions = {}): Tra
     }
     return openWebSocket(target, handler, signal, () => new Ctor(target.url, protocols));
   };
+}
+
+/**
+ * `url` without its query and fragment, for messages and `Transport.remote`: a WebSocket URL's query
+ * often carries a token (browsers cannot set headers on a WebSocket), and no message may show it.
+ *
+ * @example
+ * ```ts
+ * shownUrl('wss://app.example.com/amqp?access_token=abc'); // 'wss://app.example.com/amqp'
+ * ```
+ */
+export function shownUrl(url: string): string {
+  return url.replace(/[?#].*$/s, '');
 }
 
 function toArray(value: string | readonly string[]): readonly string[] {
@@ -130,10 +161,12 @@ function browserTlsProblem(target: TransportTarget): string | undefined {
     unsupported.push('a client certificate');
   if (!tls.rejectUnauthorized) unsupported.push('rejectUnauthorized: false');
   if (tls.checkServerIdentity !== undefined) unsupported.push('checkServerIdentity');
+  if (tls.minVersion !== undefined) unsupported.push('minVersion');
+  if (tls.servername !== undefined && tls.servername !== target.hostname) unsupported.push('servername');
   if (unsupported.length === 0) return undefined;
   return (
     `a WebSocket uses the runtime's own TLS settings and cannot apply ${unsupported.join(', ')} ` +
-    `to ${target.url}: trust the relay's certificate in the runtime instead`
+    `to ${shownUrl(target.url)}: trust the relay's certificate in the runtime instead`
   );
 }
 
@@ -165,7 +198,7 @@ export function openWebSocket(
       reject(
         new ConnectionClosedError(
           'CONNECTION_LOST',
-          `could not open a WebSocket to ${target.url}: ${messageOf(e)}`,
+          `could not open a WebSocket to ${shownUrl(target.url)}: ${messageOf(e)}`,
           {
             initiator: 'network',
             cause: e,
@@ -194,7 +227,7 @@ export function openWebSocket(
         giveUp(
           new ConnectionClosedError(
             'CONNECT_TIMEOUT',
-            `could not open a WebSocket to ${target.url} within ${target.timeoutMs} ms`,
+            `could not open a WebSocket to ${shownUrl(target.url)} within ${target.timeoutMs} ms`,
             { initiator: 'network' },
           ),
         );
@@ -212,10 +245,14 @@ export function openWebSocket(
       if (settled) return;
       const why = failure instanceof Error ? failure.message : describeClose(event.code, event.reason);
       giveUp(
-        new ConnectionClosedError('CONNECTION_LOST', `could not open a WebSocket to ${target.url}: ${why}`, {
-          initiator: 'network',
-          ...(failure === undefined ? {} : { cause: failure }),
-        }),
+        new ConnectionClosedError(
+          'CONNECTION_LOST',
+          `could not open a WebSocket to ${shownUrl(target.url)}: ${why}`,
+          {
+            initiator: 'network',
+            ...(failure === undefined ? {} : { cause: failure }),
+          },
+        ),
       );
     };
     socket.onopen = () => {
@@ -226,11 +263,16 @@ export function openWebSocket(
   });
 }
 
-function describeClose(code: number, reason: string): string {
+/** A close for a message: `opened` tells a refused attempt (1006 before open) from a dropped connection. */
+function describeClose(code: number, reason: string, opened = false): string {
   const why =
     code === 1006
-      ? 'closed abnormally (1006: refused, unreachable, or not a WebSocket server)'
-      : `closed with code ${code}`;
+      ? opened
+        ? 'closed abnormally (1006: the connection dropped without a close frame)'
+        : 'closed abnormally (1006: refused, unreachable, or not a WebSocket server)'
+      : code === 1009
+        ? 'closed with code 1009 (a message too big for the peer: a relay limit such as maxMessageBytes)'
+        : `closed with code ${code}`;
   return reason === '' ? why : `${why}: ${reason}`;
 }
 
@@ -273,7 +315,7 @@ class WebSocketTransport implements Transport {
     target: TransportTarget,
     private readonly handler: TransportHandler,
   ) {
-    this.remote = target.url;
+    this.remote = shownUrl(target.url);
     this.secure = target.scheme === 'wss';
     this.highWaterMark = target.writeHighWaterMark;
     if (typeof socket.pause === 'function' && typeof socket.resume === 'function') {
@@ -281,17 +323,23 @@ class WebSocketTransport implements Transport {
       this.resumeReading = () => socket.resume?.();
     }
     socket.onmessage = (event) => this.onMessage(event.data);
-    socket.onerror = () => undefined;
+    // `ws` reports why a connection dropped (ECONNRESET...) in an error event before the close.
+    let failure: Error | undefined;
+    socket.onerror = (event) => {
+      const error = (event as { error?: unknown } | null)?.error;
+      if (error instanceof Error) failure = error;
+    };
     socket.onclose = (event) => {
       const clean = event.code === NORMAL_CLOSURE || (this.ended && event.wasClean !== false);
+      const why =
+        failure === undefined ? describeClose(event.code, event.reason, true) : `failed: ${failure.message}`;
       this.finish(
         clean
           ? undefined
-          : new ConnectionClosedError(
-              'CONNECTION_LOST',
-              `the WebSocket to ${this.remote} ${describeClose(event.code, event.reason)}`,
-              { initiator: 'network' },
-            ),
+          : new ConnectionClosedError('CONNECTION_LOST', `the WebSocket to ${this.remote} ${why}`, {
+              initiator: 'network',
+              ...(failure === undefined ? {} : { cause: failure }),
+            }),
       );
     };
   }
@@ -303,25 +351,47 @@ class WebSocketTransport implements Transport {
   write(chunk: Uint8Array): boolean {
     if (this.ended || this.closed) return false;
     if (this.socket.readyState !== OPEN) return false;
-    this.socket.send(chunk);
+    this.sendSliced(chunk);
     return this.checkHighWater();
   }
 
   writeMany(chunks: readonly Uint8Array[]): boolean {
     if (chunks.length === 1) return this.write(chunks[0]!);
     if (this.ended || this.closed || this.socket.readyState !== OPEN) return false;
-    // One WebSocket message for the batch: each message costs a frame header (and, from a client, a
-    // masking pass), and the relay does not care where messages split the byte stream.
-    let length = 0;
-    for (const chunk of chunks) length += chunk.length;
-    const joined = new Uint8Array(length);
-    let offset = 0;
+    // Small chunks (frames of a batch) are joined into messages of up to MAX_MESSAGE_BYTES: each
+    // message costs a frame header (and, from a client, a masking pass), and the relay does not care
+    // where messages split the byte stream. A large chunk (a big body) goes in slices of its own.
+    let batch: Uint8Array[] = [];
+    let batched = 0;
+    const flush = (): void => {
+      if (batch.length === 0) return;
+      this.socket.send(batch.length === 1 ? batch[0]! : join(batch, batched));
+      batch = [];
+      batched = 0;
+    };
     for (const chunk of chunks) {
-      joined.set(chunk, offset);
-      offset += chunk.length;
+      if (chunk.length >= MAX_MESSAGE_BYTES) {
+        flush();
+        this.sendSliced(chunk);
+      } else {
+        if (batched + chunk.length > MAX_MESSAGE_BYTES) flush();
+        batch.push(chunk);
+        batched += chunk.length;
+      }
     }
-    this.socket.send(joined);
+    flush();
     return this.checkHighWater();
+  }
+
+  /** Sends `chunk` in messages of at most MAX_MESSAGE_BYTES (views, no copy). */
+  private sendSliced(chunk: Uint8Array): void {
+    if (chunk.length <= MAX_MESSAGE_BYTES) {
+      this.socket.send(chunk);
+      return;
+    }
+    for (let offset = 0; offset < chunk.length; offset += MAX_MESSAGE_BYTES) {
+      this.socket.send(chunk.subarray(offset, offset + MAX_MESSAGE_BYTES));
+    }
   }
 
   end(): void {
@@ -337,7 +407,10 @@ class WebSocketTransport implements Transport {
     if (this.closed) return;
     this.ended = true;
     detach(this.socket);
-    closeQuietly(this.socket);
+    // `ws` would wait up to 30 s for a dead peer's close frame after close(), holding the process
+    // open: terminate() drops the socket at once. A browser's WebSocket has only close().
+    if (typeof this.socket.terminate === 'function') this.socket.terminate();
+    else closeQuietly(this.socket);
     this.finish(undefined);
   }
 
@@ -355,7 +428,9 @@ class WebSocketTransport implements Transport {
     this.pollTimer = setTimeout(() => {
       this.pollTimer = undefined;
       if (this.closed || this.ended) return;
-      if (this.socket.bufferedAmount < this.highWaterMark) {
+      const buffered = this.socket.bufferedAmount;
+      // An empty buffer always drains (a writeHighWaterMark of 0 would otherwise never drain).
+      if (buffered === 0 || buffered < this.highWaterMark) {
         this.waitingForDrain = false;
         this.handler.onDrain();
         return;

@@ -305,6 +305,18 @@ describe('RxAmqp', () => {
 });
 
 describe('teardown with the injector', () => {
+  it('fails a publish made while an async configuration is pending when the injector is destroyed first', async () => {
+    const { injector } = environment([provideRxAmqp(() => new Promise<RxAmqpConfig>(() => {}))]);
+    const amqp = injector.get(RxAmqp);
+    const outcome = lastValueFrom(amqp.publish('', 'q', 'never sent'));
+    injector.destroy();
+    await expect(outcome).rejects.toMatchObject({
+      name: 'PublisherError',
+      code: 'PUBLISHER_CLOSED',
+      message: 'the RxAmqp service was destroyed before the message was sent',
+    });
+  });
+
   it('cancels the consumers, completes their streams, fails held publishes and closes the connection', async () => {
     const { injector } = app(embedded({ recovery: { reconnect: { delays: [60_000] } } }));
     const amqp = injector.get(RxAmqp);

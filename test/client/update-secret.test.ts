@@ -455,6 +455,54 @@ describe('refresh before expiry', () => {
   });
 });
 
+describe('a refresh that gives a secret already expired', () => {
+  it('is asked again with a growing wait (2 s, then 4 s, up to a minute), not every second', async () => {
+    let updates = 0;
+    await serve(async (peer) => {
+      await peer.handshake();
+      for (;;) {
+        const event = await peer.next();
+        if (event.kind === 'method' && event.method.name === 'connection.update-secret') {
+          updates++;
+          peer.send(0, { name: 'connection.update-secret-ok' });
+          continue;
+        }
+        if (event.kind === 'method' && event.method.name === 'connection.close') {
+          peer.send(0, { name: 'connection.close-ok' });
+          return;
+        }
+      }
+    });
+    const waits: string[] = [];
+    const second = signal();
+    let calls = 0;
+    const provider: CredentialsProvider = () => {
+      calls++;
+      // The first answer expires within 5 s (refreshed at once); every later one is already expired.
+      return { password: `token-${calls}`, expiresAt: calls === 1 ? Date.now() + 1_000 : Date.now() - 1_000 };
+    };
+    const conn = await watch(
+      connect(
+        options({
+          credentials: provider,
+          debug: (line) => {
+            const wait = /already expired; asking again in (\d+) ms$/.exec(line);
+            if (wait === null) return;
+            waits.push(wait[1]!);
+            if (waits.length === 2) second.resolve();
+          },
+        }),
+      ),
+    ).nth(1);
+    await second.promise;
+    await lastValueFrom(conn.close());
+    await server!.done();
+    expect(waits).toEqual(['2000', '4000']);
+    expect(calls).toBe(3);
+    expect(updates).toBe(2); // each answer still goes to the broker: it may accept it
+  }, 15_000);
+});
+
 describe('Connection.updateSecret', () => {
   it('sends update-secret (string or Secret, default or given reason) and emits once the broker answers', async () => {
     const updates: MethodOf<'connection.update-secret'>[] = [];

@@ -63,9 +63,22 @@ describe('origins', () => {
   it('lets a request without Origin in by default, and refuses it with allowNoOrigin: false', async () => {
     const open = await relayWith({ allowedOrigins: ['https://app.example.com'] });
     await (await openClient(open.url)).close();
-    const strict = await relayWith({ allowNoOrigin: false });
+    const strict = await relayWith({ allowNoOrigin: false, allowedOrigins: '*' });
     expect(await refusedUpgrade(strict.url)).toEqual({ status: 403, body: 'an Origin header is required\n' });
     await (await openClient(strict.url, { origin: 'https://anything.example' })).close();
+  });
+
+  it('refuses every browser origin when no allowedOrigins is set, and lets any in with allowedOrigins: "*"', async () => {
+    // The safe default: a relay beside the broker connects from loopback, where RabbitMQ lets guest in,
+    // so an unlisted page must not get through it.
+    const closed = await relayWith({});
+    expect(await refusedUpgrade(closed.url, { origin: 'https://evil.example' })).toEqual({
+      status: 403,
+      body: 'origin not allowed (the relay allows no browser origin: set allowedOrigins)\n',
+    });
+    await (await openClient(closed.url)).close(); // no Origin: not a browser, allowed by default
+    const open = await relayWith({ allowedOrigins: '*' });
+    await (await openClient(open.url, { origin: 'https://evil.example' })).close();
   });
 });
 

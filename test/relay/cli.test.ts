@@ -19,6 +19,14 @@ const noFiles = (path: string): Buffer => {
 const files = (path: string): Buffer => Buffer.from(`pem of ${path}`);
 
 describe('the command line', () => {
+  it("takes --allow-origin '*' as any origin, and leaves allowedOrigins out without --allow-origin", () => {
+    expect(parseRelayCommandLine(['--allow-origin', '*'], {}, files)).toMatchObject({
+      options: { allowedOrigins: '*' },
+    });
+    const none = parseRelayCommandLine([], {}, files);
+    expect(none.kind === 'run' && 'allowedOrigins' in none.options).toBe(false);
+  });
+
   it('turns arguments into options', () => {
     const command = parseRelayCommandLine(
       [
@@ -127,7 +135,9 @@ describe('the bin', () => {
         /^\S+Z rxamqp-relay: listening on ws:\/\/127\.0\.0\.1:\d+\/amqp \(this path only\), relaying to amqp:\/\/127\.0\.0\.1:\d+$/,
       );
       const port = Number(/127\.0\.0\.1:(\d+)\/amqp/.exec(listening)?.[1]);
-      await waitForLine(/warning: any origin may connect; set --allow-origin in production/);
+      await waitForLine(
+        /browsers are refused: no --allow-origin given \(clients without an Origin may connect\)/,
+      );
       const client = await openClient(`ws://127.0.0.1:${port}/amqp`);
       const connection = await broker.nextConnection();
       client.send(Buffer.from('through the bin'));

@@ -99,7 +99,7 @@ describe('relay options', () => {
     [
       'a string for allowedOrigins',
       { allowedOrigins: 'https://a.example' },
-      /must be an array of origins or a function/,
+      /must be an array of origins, a function or '\*' \(any origin\)/,
     ],
     ['a zero cap', { maxConnections: 0 }, /maxConnections must be an integer from 1/],
     ['a fractional buffer', { maxBufferedBytes: 1.5 }, /maxBufferedBytes must be an integer/],

@@ -102,4 +102,34 @@ describe('a custom connector', () => {
       replyText: 'CONNECTION_FORCED - closed via management plugin',
     });
   });
+
+  it.each([
+    ['without', {}],
+    ['with', { credentials: () => Promise.resolve({ password: 'token' }) }],
+  ])(
+    'fails with a typed error, %s a credentials provider, when the connector returns no Promise (a factory passed uncalled)',
+    async (_with, extra) => {
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown): void => {
+        unhandled.push(reason);
+      };
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const factory = (() =>
+          (() => Promise.reject(new Error('not used'))) as TransportConnector) as unknown;
+        const error = await firstValueFrom(
+          connect('memory://broker:7', { transport: factory as TransportConnector, ...extra }),
+        ).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ConnectionClosedError);
+        expect((error as ConnectionClosedError).code).toBe('CONNECTION_LOST');
+        expect((error as Error).message).toMatch(
+          /the transport connector returned function, not a Promise of a Transport \(a connector factory such as webSocketConnector must be called: webSocketConnector\(\)\)$/,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(unhandled).toEqual([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+    },
+  );
 });

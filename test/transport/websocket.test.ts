@@ -337,3 +337,63 @@ describe("Node's WebSocket connector (the ws package)", () => {
     expect((error.cause as Error).message).toBe("Cannot find module 'ws'");
   });
 });
+
+describe('the WebSocket transport, edge cases', () => {
+  it("never shows the URL's query (a token, often) in messages or in remote", async () => {
+    const withToken = target({ url: 'ws://relay.example:15670/amqp?access_token=SECRET123' });
+    const pending = connector(withToken, recorder(), new AbortController().signal);
+    FakeWebSocket.last!.closed(1006);
+    const error = await rejection(pending);
+    expect(error.message).not.toContain('SECRET123');
+    expect(error.message).toContain('ws://relay.example:15670/amqp:');
+    const { transport, socket, handler } = await opened(recorder(), withToken);
+    expect(transport.remote).toBe('ws://relay.example:15670/amqp');
+    socket.closed(1011, 'broker gone', false);
+    expect((handler.closes[0] as Error).message).not.toContain('SECRET123');
+  });
+
+  it('drains with a writeHighWaterMark of 0 once the buffer is empty', async () => {
+    const { transport, socket, handler } = await opened(recorder(), target({ writeHighWaterMark: 0 }));
+    expect(transport.write(new Uint8Array(5))).toBe(false);
+    socket.bufferedAmount = 0;
+    for (let i = 0; i < 100 && handler.drains === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(handler.drains).toBe(1);
+  });
+
+  it('destroys with terminate() where the socket has it (ws), not a close handshake that can linger', async () => {
+    const { transport, socket } = await opened();
+    const terminated: boolean[] = [];
+    (socket as FakeWebSocket & { terminate(): void }).terminate = () => terminated.push(true);
+    transport.destroy();
+    expect(terminated).toEqual([true]);
+    expect(socket.closes).toEqual([]);
+  });
+
+  it('sends a large chunk in slices of at most 1 MiB and joins small chunks up to that size', async () => {
+    const { transport, socket } = await opened(recorder(), target({ writeHighWaterMark: 64 * 1024 * 1024 }));
+    const big = new Uint8Array(2.5 * 1024 * 1024).map((_, i) => i & 0xff);
+    transport.writeMany!([new Uint8Array([1]), new Uint8Array([2]), big, new Uint8Array([3])]);
+    expect(socket.sent.map((m) => m.length)).toEqual([2, 1024 * 1024, 1024 * 1024, 512 * 1024, 1]);
+    const bytes = Uint8Array.from(socket.sent.flatMap((m) => [...m]));
+    expect(bytes).toEqual(Uint8Array.from([1, 2, ...big, 3]));
+    socket.sent.length = 0;
+    transport.write(big);
+    expect(socket.sent.map((m) => m.length)).toEqual([1024 * 1024, 1024 * 1024, 512 * 1024]);
+  });
+
+  it("tells a dropped connection (1006 after opening) from a refused one, with ws's error as the cause", async () => {
+    const { socket, handler } = await opened();
+    const reset = new Error('read ECONNRESET');
+    socket.onerror?.({ error: reset });
+    socket.closed(1006, '', false);
+    const error = handler.closes[0] as ConnectionClosedError;
+    expect(error.message).toBe('the WebSocket to ws://relay.example:15670/amqp failed: read ECONNRESET');
+    expect(error.cause).toBe(reset);
+    const second = await opened();
+    second.socket.closed(1006, '', false);
+    expect((second.handler.closes[0] as Error).message).toBe(
+      'the WebSocket to ws://relay.example:15670/amqp closed abnormally (1006: the connection dropped without a close frame)',
+    );
+  });
+});

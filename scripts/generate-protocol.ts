@@ -341,7 +341,9 @@ function generateConstants(spec: Spec, specText: string): string {
   emit('    code,');
   emit('    {');
   emit('      name,');
-  emit("      kind: code === ReplyCode.REPLY_SUCCESS ? 'success' : HARD_ERRORS.includes(code) ? 'hard' : 'soft',");
+  emit(
+    "      kind: code === ReplyCode.REPLY_SUCCESS ? 'success' : HARD_ERRORS.includes(code) ? 'hard' : 'soft',",
+  );
   emit('    },');
   emit('  ]),');
   emit(');');

@@ -7,15 +7,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { lastValueFrom, type Subscription, switchMap } from 'rxjs';
-import {
-  type ConnectionState,
-  connect,
-  createPublisher,
-  type Delivery,
-  openConnection,
-} from '../../src/node.js';
+import { type ConnectionState, connect, createPublisher, type Delivery } from '../../src/node.js';
 import { type Relay, startRelay } from '../../src/relay/index.js';
-import { brokerEndpoint, brokerUrl } from '../support/broker.js';
+import { brokerEndpoint, withBrokerChannel } from '../support/broker.js';
 import { closeConnectionsNamed, connectionPids, eventually } from '../support/rabbitmqctl.js';
 
 const FAST = { reconnect: { delays: [50, 100, 200, 400] } } as const;
@@ -24,19 +18,16 @@ function uniqueName(what: string): string {
   return `rxamqp-test-relay-${what}-${randomUUID().slice(0, 8)}`;
 }
 
-async function publishTo(queue: string, bodies: string[]): Promise<void> {
-  const conn = await openConnection(await brokerUrl());
-  const ch = await conn.openChannel();
-  await lastValueFrom(ch.confirmSelect());
-  for (const body of bodies) await lastValueFrom(ch.publish('', queue, body));
-  await lastValueFrom(conn.close());
+/** Publishes `bodies` to `queue` with confirms, on a connection of its own. */
+function publishTo(queue: string, bodies: string[]): Promise<void> {
+  return withBrokerChannel(async (ch) => {
+    await lastValueFrom(ch.confirmSelect());
+    for (const body of bodies) await lastValueFrom(ch.publish('', queue, body));
+  });
 }
 
-async function deleteQueue(queue: string): Promise<void> {
-  const conn = await openConnection(await brokerUrl());
-  const ch = await conn.openChannel();
-  await lastValueFrom(ch.queueDelete(queue));
-  await lastValueFrom(conn.close());
+function deleteQueue(queue: string): Promise<unknown> {
+  return withBrokerChannel((ch) => lastValueFrom(ch.queueDelete(queue)));
 }
 
 describe('recovery through the relay (RabbitMQ)', () => {

@@ -5,29 +5,17 @@
  * WebSocket or broker connection exists.
  */
 import { request } from 'node:http';
-import { type Relay, type RelayOptions, startRelay } from '../../src/relay/index.js';
 import { LogLines, openClient, refusedUpgrade } from './support/clients.js';
-import { type FakeBroker, startFakeBroker } from './support/fake-broker.js';
+import type { FakeBroker } from './support/fake-broker.js';
+import { useRelaysToFakeBroker } from './support/relays.js';
 
+const fixture = useRelaysToFakeBroker();
+const { relayWith } = fixture;
 let broker: FakeBroker;
-const relays: Relay[] = [];
 
-beforeEach(async () => {
-  broker = await startFakeBroker();
+beforeEach(() => {
+  broker = fixture.broker();
 });
-
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.close()));
-  await broker.close();
-});
-
-async function relayWith(
-  options: RelayOptions & { path?: string } = {},
-): Promise<{ relay: Relay; url: string }> {
-  const relay = await startRelay({ port: 0, broker: broker.url, ...options });
-  relays.push(relay);
-  return { relay, url: `ws://127.0.0.1:${relay.address!.port}` };
-}
 
 describe('origins', () => {
   it('refuses an origin not on the list with 403 and opens nothing to the broker', async () => {

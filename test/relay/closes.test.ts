@@ -4,7 +4,7 @@
  * does not finish connecting in time (1014), the browser closes (the broker socket is ended), and
  * relay.close() (1001 for everyone, then it resolves).
  */
-import { type Relay, type RelayOptions, startRelay } from '../../src/relay/index.js';
+
 import { LogLines, openClient } from './support/clients.js';
 import {
   closedPort,
@@ -13,24 +13,15 @@ import {
   patternAt,
   startFakeBroker,
 } from './support/fake-broker.js';
+import { useRelaysToFakeBroker } from './support/relays.js';
 
+const fixture = useRelaysToFakeBroker();
+const { relayWith } = fixture;
 let broker: FakeBroker;
-const relays: Relay[] = [];
 
-beforeEach(async () => {
-  broker = await startFakeBroker();
+beforeEach(() => {
+  broker = fixture.broker();
 });
-
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.close()));
-  await broker.close();
-});
-
-async function relayWith(options: RelayOptions = {}): Promise<{ relay: Relay; url: string }> {
-  const relay = await startRelay({ port: 0, broker: broker.url, ...options });
-  relays.push(relay);
-  return { relay, url: `ws://127.0.0.1:${relay.address!.port}` };
-}
 
 describe('closes', () => {
   it('closes with 1000 after the last byte when the broker ends', async () => {

@@ -6,33 +6,22 @@
  * after slowClientTimeoutMs; and bytes sent before the broker connection is ready arrive, in order.
  */
 import { once } from 'node:events';
-import { type Relay, type RelayOptions, startRelay } from '../../src/relay/index.js';
 import { selfSignedCertificate } from './support/certificate.js';
 import { LogLines, openClient, rawUpgrade } from './support/clients.js';
 import { type FakeBroker, PatternChecker, patternAt, startFakeBroker } from './support/fake-broker.js';
+import { useRelaysToFakeBroker } from './support/relays.js';
 
 const MIB = 1024 * 1024;
 /** Far more than the kernel's socket buffers on the path can hold (tcp_rmem max is 32 MiB here). */
 const FLOOD_LIMIT = 160 * MIB;
 
+const fixture = useRelaysToFakeBroker();
+const { relayWith } = fixture;
 let broker: FakeBroker;
-const relays: Relay[] = [];
 
-beforeEach(async () => {
-  broker = await startFakeBroker();
+beforeEach(() => {
+  broker = fixture.broker();
 });
-
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.close()));
-  await broker.close();
-});
-
-async function relayWith(options: RelayOptions = {}): Promise<{ relay: Relay; url: string; port: number }> {
-  const relay = await startRelay({ port: 0, broker: broker.url, ...options });
-  relays.push(relay);
-  const { port } = relay.address!;
-  return { relay, url: `ws://127.0.0.1:${port}`, port };
-}
 
 describe('backpressure', () => {
   it('broker to browser: a browser that stops reading stops the broker; it then gets every byte in order', async () => {

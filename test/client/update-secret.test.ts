@@ -7,7 +7,7 @@
  */
 import { createServer } from 'node:net';
 import { inspect } from 'node:util';
-import { firstValueFrom, lastValueFrom, Observable, ReplaySubject, skip } from 'rxjs';
+import { lastValueFrom, Observable } from 'rxjs';
 import type { CredentialsProvider, ProvidedCredentials } from '../../src/config/credentials.js';
 import {
   ConfigurationError,
@@ -20,6 +20,7 @@ import {
 import type { MethodOf } from '../../src/protocol/index.js';
 import { isRetryableError } from '../../src/recovery/retry-policy.js';
 import { type Script, type ScriptedPeer, ScriptedServer } from '../support/scripted-server.js';
+import { type WatchedConnections, watchConnections } from '../support/watch-connections.js';
 
 let server: ScriptedServer | undefined;
 const subscriptions: { unsubscribe(): void }[] = [];
@@ -66,26 +67,8 @@ function forceClose(peer: ScriptedPeer): Promise<boolean> {
   return peer.closeConnection(320, 'CONNECTION_FORCED - Closed via management plugin or rabbitmqctl');
 }
 
-/** Subscribes (unsubscribed after the test) and gives the n-th connection emitted, or the error. */
-function watch(source: Observable<Connection>): {
-  nth(n: number): Promise<Connection>;
-  failure(): Promise<unknown>;
-  subscription: { unsubscribe(): void };
-} {
-  const connections = new ReplaySubject<Connection>();
-  const subscription = source.subscribe(connections);
-  subscriptions.push(subscription);
-  return {
-    nth: (n) => firstValueFrom(connections.pipe(skip(n - 1))),
-    failure: () =>
-      lastValueFrom(connections).then(
-        () => {
-          throw new Error('expected the connection to fail');
-        },
-        (e: unknown) => e,
-      ),
-    subscription,
-  };
+function watch(source: Observable<Connection>): WatchedConnections {
+  return watchConnections(source, subscriptions);
 }
 
 /** A promise with its resolve, for signals between a script and the test. */
@@ -260,6 +243,25 @@ describe('a credentials provider is asked before every attempt', () => {
   });
 });
 
+/** A broker that accepts every update-secret (calling `onUpdate`) until the client closes. */
+function serveUpdates(onUpdate: () => void): Promise<ScriptedServer> {
+  return serve(async (peer) => {
+    await peer.handshake();
+    for (;;) {
+      const event = await peer.next();
+      if (event.kind === 'method' && event.method.name === 'connection.update-secret') {
+        onUpdate();
+        peer.send(0, { name: 'connection.update-secret-ok' });
+        continue;
+      }
+      if (event.kind === 'method' && event.method.name === 'connection.close') {
+        peer.send(0, { name: 'connection.close-ok' });
+        return;
+      }
+    }
+  });
+}
+
 describe('refresh before expiry', () => {
   it('asks the provider again and sends update-secret with the NEW secret, then schedules the next refresh', async () => {
     const updates: MethodOf<'connection.update-secret'>[] = [];
@@ -421,20 +423,8 @@ describe('refresh before expiry', () => {
     // for every refresh in the last seconds of its life: each refresh then schedules the next at 0 ms.
     // So does any provider of tokens that live less than 5 s. The refreshes must stay spaced out.
     let updates = 0;
-    await serve(async (peer) => {
-      await peer.handshake();
-      for (;;) {
-        const event = await peer.next();
-        if (event.kind === 'method' && event.method.name === 'connection.update-secret') {
-          updates++;
-          peer.send(0, { name: 'connection.update-secret-ok' });
-          continue;
-        }
-        if (event.kind === 'method' && event.method.name === 'connection.close') {
-          peer.send(0, { name: 'connection.close-ok' });
-          return;
-        }
-      }
+    await serveUpdates(() => {
+      updates++;
     });
     const expiresAt = Date.now() + 3_000;
     let calls = 0;
@@ -458,20 +448,8 @@ describe('refresh before expiry', () => {
 describe('a refresh that gives a secret already expired', () => {
   it('is asked again with a growing wait (2 s, then 4 s, up to a minute), not every second', async () => {
     let updates = 0;
-    await serve(async (peer) => {
-      await peer.handshake();
-      for (;;) {
-        const event = await peer.next();
-        if (event.kind === 'method' && event.method.name === 'connection.update-secret') {
-          updates++;
-          peer.send(0, { name: 'connection.update-secret-ok' });
-          continue;
-        }
-        if (event.kind === 'method' && event.method.name === 'connection.close') {
-          peer.send(0, { name: 'connection.close-ok' });
-          return;
-        }
-      }
+    await serveUpdates(() => {
+      updates++;
     });
     const waits: string[] = [];
     const second = signal();

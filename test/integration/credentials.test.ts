@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
-import { firstValueFrom, lastValueFrom, type Observable, ReplaySubject, skip } from 'rxjs';
+import { lastValueFrom, type Observable } from 'rxjs';
 import {
   AuthenticationError,
   type Connection,
@@ -21,6 +21,7 @@ import {
 } from '../../src/node.js';
 import { type BrokerEndpoint, brokerEndpoint } from '../support/broker.js';
 import { closeConnectionsNamed, rabbitmqctl } from '../support/rabbitmqctl.js';
+import { type WatchedConnections, watchConnections } from '../support/watch-connections.js';
 
 const FAST = { initial: { delays: [50], maxAttempts: 3 }, reconnect: { delays: [50, 100], maxAttempts: 5 } };
 
@@ -59,23 +60,8 @@ function options(extra: ConnectOptions): ConnectOptions {
   };
 }
 
-/** Subscribes (unsubscribed after the test): the n-th connection emitted, or the error. */
-function watch(source: Observable<Connection>): {
-  nth(n: number): Promise<Connection>;
-  failure(): Promise<unknown>;
-} {
-  const connections = new ReplaySubject<Connection>();
-  subscriptions.push(source.subscribe(connections));
-  return {
-    nth: (n) => firstValueFrom(connections.pipe(skip(n - 1))),
-    failure: () =>
-      lastValueFrom(connections).then(
-        () => {
-          throw new Error('expected the connection to fail');
-        },
-        (e: unknown) => e,
-      ),
-  };
+function watch(source: Observable<Connection>): WatchedConnections {
+  return watchConnections(source, subscriptions);
 }
 
 /** The user name the broker gives the connection called `name`. */

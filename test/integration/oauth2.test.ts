@@ -20,7 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
-import { BehaviorSubject, firstValueFrom, lastValueFrom, type Observable, ReplaySubject, skip } from 'rxjs';
+import { BehaviorSubject, lastValueFrom, type Observable } from 'rxjs';
 import {
   AuthenticationError,
   ChannelClosedError,
@@ -40,6 +40,7 @@ import {
   type OAuth2Backend,
 } from '../support/oauth2.js';
 import { closeConnectionsNamed, rabbitmqctl } from '../support/rabbitmqctl.js';
+import { type WatchedConnections, watchConnections } from '../support/watch-connections.js';
 
 const FAST = { initial: { delays: [50], maxAttempts: 3 }, reconnect: { delays: [50, 100], maxAttempts: 5 } };
 
@@ -73,26 +74,8 @@ function options(extra: ConnectOptions): ConnectOptions {
   return { hostname: endpoint.host, port: endpoint.port, vhost: endpoint.vhost, username: '', ...extra };
 }
 
-/** Subscribes (unsubscribed after the suite): the n-th connection emitted, or the error. */
-function watch(source: Observable<Connection>): {
-  nth(n: number): Promise<Connection>;
-  failure(): Promise<unknown>;
-  stop(): void;
-} {
-  const connections = new ReplaySubject<Connection>();
-  const subscription = source.subscribe(connections);
-  subscriptions.push(subscription);
-  return {
-    nth: (n) => firstValueFrom(connections.pipe(skip(n - 1))),
-    failure: () =>
-      lastValueFrom(connections).then(
-        () => {
-          throw new Error('expected the connection to fail');
-        },
-        (e: unknown) => e,
-      ),
-    stop: () => subscription.unsubscribe(),
-  };
+function watch(source: Observable<Connection>): WatchedConnections {
+  return watchConnections(source, subscriptions);
 }
 
 /** The user name the broker gives the connection called `name`. */

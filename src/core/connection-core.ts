@@ -256,61 +256,22 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
 
   private openTransport(): void {
     const o = this.options;
-    let attempt: Promise<Transport>;
-    try {
+    // Every failure takes the one path at the end: the connector throwing, rejecting or returning no
+    // Promise (a connector factory passed uncalled, say), a resolved value that is not a Transport, a
+    // transport throwing from write() or destroy(). None may escape as an unhandled rejection (a
+    // credentials provider's callback runs this).
+    new Promise<unknown>((resolve) => {
       const opened: unknown = o.transport(transportTarget(o), this, this.abort.signal);
-      // A connector that returns something else (a connector factory passed uncalled, say) must fail
-      // the attempt with a clear error, never throw from here (a provider's callback would turn that
-      // into an unhandled rejection).
-      attempt =
-        typeof (opened as PromiseLike<Transport> | null)?.then === 'function'
-          ? Promise.resolve(opened as PromiseLike<Transport>)
-          : Promise.reject(
-              new TypeError(
-                `the transport connector returned ${opened === null ? 'null' : typeof opened}, not a Promise of a Transport ` +
-                  '(a connector factory such as webSocketConnector must be called: webSocketConnector())',
-              ),
-            );
-    } catch (e) {
-      attempt = Promise.reject(e);
-    }
-    attempt.then(
-      (transport) => {
-        if (typeof (transport as Partial<Transport> | null)?.write !== 'function') {
-          if (this.state === 'closed') return;
-          this.fail(
-            new ConnectionClosedError(
-              'CONNECTION_LOST',
-              `could not connect to ${o.displayUrl}: the transport connector resolved with something that is not a Transport`,
-              { initiator: 'client' },
-            ),
-          );
-          return;
-        }
-        try {
-          if (this.state !== 'connecting') {
-            transport.destroy();
-            return;
-          }
-          this.transport = transport;
-          this.state = 'start';
-          this.writeRaw(PROTOCOL_HEADER);
-        } catch (e) {
-          // A transport that throws from write() or destroy(): end the attempt, never reject unheard.
-          if (this.state === 'closed') return;
-          this.fail(
-            new ConnectionClosedError(
-              'CONNECTION_LOST',
-              `could not connect to ${o.displayUrl}: ${messageOf(e)}`,
-              {
-                initiator: 'network',
-                cause: e,
-              },
-            ),
-          );
-        }
-      },
-      (error: unknown) => {
+      if (typeof (opened as PromiseLike<unknown> | null)?.then !== 'function') {
+        throw new TypeError(
+          `the transport connector returned ${opened === null ? 'null' : typeof opened}, not a Promise of a Transport ` +
+            '(a connector factory such as webSocketConnector must be called: webSocketConnector())',
+        );
+      }
+      resolve(opened);
+    })
+      .then((transport) => this.transportOpened(transport))
+      .then(undefined, (error: unknown) => {
         if (this.state === 'closed') return;
         this.fail(
           error instanceof ConnectionClosedError
@@ -324,8 +285,26 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
                 },
               ),
         );
-      },
-    );
+      });
+  }
+
+  /** The connector resolved: start the handshake on the transport (or drop it if the attempt ended). */
+  private transportOpened(value: unknown): void {
+    if (typeof (value as Partial<Transport> | null)?.write !== 'function') {
+      throw new ConnectionClosedError(
+        'CONNECTION_LOST',
+        `could not connect to ${this.options.displayUrl}: the transport connector resolved with something that is not a Transport`,
+        { initiator: 'client' },
+      );
+    }
+    const transport = value as Transport;
+    if (this.state !== 'connecting') {
+      transport.destroy();
+      return;
+    }
+    this.transport = transport;
+    this.state = 'start';
+    this.writeRaw(PROTOCOL_HEADER);
   }
 
   // ---- channels -------------------------------------------------------------------------------

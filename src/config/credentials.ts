@@ -8,6 +8,7 @@
  */
 import { Observable, take } from 'rxjs';
 import { ConnectionClosedError } from '../errors.js';
+import { messageOf } from '../util/runtime.js';
 import { Secret } from './secret.js';
 
 /**
@@ -146,7 +147,7 @@ export class CredentialsSource {
       (error: unknown) => {
         throw new ConnectionClosedError(
           'CREDENTIALS_UNAVAILABLE',
-          `the credentials provider failed: ${error instanceof Error ? error.message : String(error)}`,
+          `the credentials provider failed: ${messageOf(error)}`,
           { initiator: 'client', cause: error },
         );
       },

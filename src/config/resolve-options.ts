@@ -18,6 +18,7 @@ import {
 import { DEFAULT_MAX_BODY_SIZE } from '../protocol/frame-decoder.js';
 import { type RetryPolicy, type RetryPolicyOptions, retryPolicy } from '../recovery/retry-policy.js';
 import type { TransportConnector, TransportTarget } from '../transport/transport.js';
+import { INSPECT, MAX_TIMER_MS } from '../util/runtime.js';
 import { VERSION } from '../version.js';
 import { CredentialsSource } from './credentials.js';
 import { hostnameProblem, ipVersion, isIPv6 } from './host.js';
@@ -49,10 +50,6 @@ import { Secret } from './secret.js';
 import { DEFAULT_PORTS, PLAIN_SCHEMES, parseConnectionUrl, SECURE_SCHEMES } from './url.js';
 
 /** Node's (and Deno's, Bun's) `util.inspect.custom`, without importing `node:util`. */
-const INSPECT = Symbol.for('nodejs.util.inspect.custom');
-
-/** Longest timer Node accepts: larger delays overflow and fire after 1 ms. */
-export const MAX_TIMEOUT = 0x7fffffff;
 
 // Exhaustive key lists: adding a field to an options interface without listing it here fails to compile.
 const CONNECT_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {
@@ -174,8 +171,8 @@ function integer(name: string, value: unknown, min: number, max: number, unit = 
 }
 
 function timeout(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT) {
-    fail(`${name} must be a positive number of milliseconds up to ${MAX_TIMEOUT}, got ${show(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+    fail(`${name} must be a positive number of milliseconds up to ${MAX_TIMER_MS}, got ${show(value)}`);
   }
   return value;
 }

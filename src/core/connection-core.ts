@@ -10,7 +10,7 @@
 
 import { refreshDelay } from '../config/credentials.js';
 import type { Credentials, ResolvedOptions, SaslMechanism } from '../config/options.js';
-import { MAX_TIMEOUT, transportTarget } from '../config/resolve-options.js';
+import { transportTarget } from '../config/resolve-options.js';
 import { chooseMechanism } from '../config/sasl.js';
 import type { Secret } from '../config/secret.js';
 import {
@@ -35,7 +35,17 @@ import {
   ReplyCode,
 } from '../protocol/generated.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
-import { debugLine, endOfTurn, microtask, rearm, type Timer, uncaught, unrefTimer } from '../util/runtime.js';
+import {
+  debugLine,
+  endOfTurn,
+  MAX_TIMER_MS,
+  messageOf,
+  microtask,
+  rearm,
+  type Timer,
+  uncaught,
+  unrefTimer,
+} from '../util/runtime.js';
 
 /**
  * Encoded bytes waiting for the end of the turn past which a publish writes them at once: large enough
@@ -1212,7 +1222,7 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   private scheduleRefresh(after = 0): void {
     const expiresAt = this.expiresAt;
     if (expiresAt === undefined) return;
-    const delay = Math.min(Math.max(refreshDelay(expiresAt, Date.now()), after), MAX_TIMEOUT);
+    const delay = Math.min(Math.max(refreshDelay(expiresAt, Date.now()), after), MAX_TIMER_MS);
     this.refreshTimer = unrefTimer(
       setTimeout(() => {
         this.refreshTimer = undefined;
@@ -1284,8 +1294,4 @@ function notOpen(channel: number, method: string): FrameError {
     `${method} on channel ${channel}, which is not open`,
     channel,
   );
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

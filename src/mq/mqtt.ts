@@ -102,6 +102,7 @@ import { DEFAULT_INITIAL_RETRY, DEFAULT_RECONNECT_RETRY } from '../config/resolv
 import { AuthenticationError, ConfigurationError, MqError } from '../errors.js';
 import { utf8Decode } from '../protocol/bytes.js';
 import { type RetryPolicy, retryPolicy } from '../recovery/retry-policy.js';
+import { messageOf } from '../util/runtime.js';
 import { type MqBackend, type MqSendPath, type ResolvedQueue, sendObservable } from './backend.js';
 import type { MqConnectOptions, MqMessage, MqStatus } from './types.js';
 
@@ -455,11 +456,6 @@ function urlPassword(url: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The message of `error`, or its string. */
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** The reason code of an mqtt.js `ErrorWithReasonCode`, if `error` is one. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { ConfigurationError } from '../errors.js';
+import { MAX_TIMER_MS } from '../util/runtime.js';
 
 /**
  * TLS settings for the relay's connections to the broker (an `amqps://` broker URL).
@@ -159,8 +160,6 @@ export const DEFAULT_RELAY_PORT = 15670;
 
 const DEFAULT_BROKER = 'amqp://127.0.0.1:5672';
 const MIB = 1024 * 1024;
-/** Longest delay `setTimeout` honours (a larger one fires after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 // Exhaustive at compile time: adding an option without listing it here does not typecheck, so the
 // unknown-key check below can never refuse a real option.

@@ -7,6 +7,7 @@
 import { connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { isNativeError } from 'node:util/types';
 import { ConnectionClosedError } from '../errors.js';
+import { MAX_TIMER_MS } from '../util/runtime.js';
 import type {
   ResolvedSocketOptions,
   Transport,
@@ -14,9 +15,6 @@ import type {
   TransportHandler,
   TransportTarget,
 } from './transport.js';
-
-/** Longest delay `setTimeout` honours (larger values fire after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Size of the buffer a plain TCP transport reads into (reused for every read). */
 export const READ_BUFFER_SIZE = 128 * 1024;

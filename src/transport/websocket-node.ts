@@ -7,8 +7,14 @@
  * @module
  */
 import { ConnectionClosedError } from '../errors.js';
+import { MAX_TIMER_MS } from '../util/runtime.js';
 import type { Transport, TransportConnector, TransportTarget } from './transport.js';
-import { openWebSocket, type WebSocketConnectorOptions, type WebSocketLike } from './websocket.js';
+import {
+  openWebSocket,
+  protocolList,
+  type WebSocketConnectorOptions,
+  type WebSocketLike,
+} from './websocket.js';
 
 /** What this module uses of the `ws` package. */
 type WsModule = typeof import('ws');
@@ -59,7 +65,7 @@ function loadWs(): Promise<WsModule> {
  * ```
  */
 export function nodeWebSocketConnector(options: NodeWebSocketConnectorOptions = {}): TransportConnector {
-  const protocols = options.protocols === undefined ? undefined : [...toArray(options.protocols)];
+  const protocols = protocolList(options.protocols);
   const load = options.load ?? loadWs;
   return async (target, handler, signal): Promise<Transport> => {
     let ws: WsModule;
@@ -85,16 +91,12 @@ export function nodeWebSocketConnector(options: NodeWebSocketConnectorOptions = 
 
 type WsConstructor = new (url: string, protocols: string[] | undefined, options: object) => WebSocketLike;
 
-function toArray(value: string | readonly string[]): readonly string[] {
-  return typeof value === 'string' ? [value] : value;
-}
-
 /** The `ws` client options for `target`: no compression, TLS settings passed through. */
 function wsOptions(target: TransportTarget, options: NodeWebSocketConnectorOptions): object {
   const result: Record<string, unknown> = {
     // Compressing AMQP frames costs CPU for little: bodies are often compressed or small.
     perMessageDeflate: false,
-    handshakeTimeout: Math.min(target.timeoutMs, 2 ** 31 - 1),
+    handshakeTimeout: Math.min(target.timeoutMs, MAX_TIMER_MS),
     family: target.socket.family === 0 ? undefined : target.socket.family,
     localAddress: target.socket.localAddress,
   };

@@ -11,6 +11,7 @@
  * @module
  */
 import { ConnectionClosedError } from '../errors.js';
+import { MAX_TIMER_MS, messageOf } from '../util/runtime.js';
 import type { Transport, TransportConnector, TransportHandler, TransportTarget } from './transport.js';
 
 /**
@@ -114,7 +115,7 @@ function join(chunks: readonly Uint8Array[], length: number): Uint8Array {
  * ```
  */
 export function webSocketConnector(options: WebSocketConnectorOptions = {}): TransportConnector {
-  const protocols = options.protocols === undefined ? undefined : [...toArray(options.protocols)];
+  const protocols = protocolList(options.protocols);
   return (target, handler, signal) => {
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (Ctor === undefined) {
@@ -147,8 +148,9 @@ export function shownUrl(url: string): string {
   return url.replace(/[?#].*$/s, '');
 }
 
-function toArray(value: string | readonly string[]): readonly string[] {
-  return typeof value === 'string' ? [value] : value;
+/** The subprotocols to offer, as the `WebSocket` constructors take them. */
+export function protocolList(protocols: string | readonly string[] | undefined): string[] | undefined {
+  return protocols === undefined ? undefined : typeof protocols === 'string' ? [protocols] : [...protocols];
 }
 
 /** Why a `wss:` target's TLS settings cannot be honoured by a browser-style WebSocket, if they cannot. */
@@ -232,7 +234,7 @@ export function openWebSocket(
           ),
         );
       },
-      Math.min(target.timeoutMs, 2 ** 31 - 1),
+      Math.min(target.timeoutMs, MAX_TIMER_MS),
     );
     // A browser tells nothing about why a WebSocket failed (on purpose): the close code is all there
     // is. `ws` says more (an HTTP status the relay refused with, a TLS error): kept as the cause.
@@ -274,10 +276,6 @@ function describeClose(code: number, reason: string, opened = false): string {
         ? 'closed with code 1009 (a message too big for the peer: a relay limit such as maxMessageBytes)'
         : `closed with code ${code}`;
   return reason === '' ? why : `${why}: ${reason}`;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function detach(socket: WebSocketLike): void {

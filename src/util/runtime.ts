@@ -5,6 +5,11 @@
  * @module
  */
 
+/** @internal The message of an error, or the string of anything else thrown. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** @internal A timer handle as this runtime's `setTimeout` returns it (an object in Node, a number in browsers). */
 export type Timer = ReturnType<typeof setTimeout>;
 

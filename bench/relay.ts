@@ -32,6 +32,7 @@ import {
 } from 'rxjs';
 import { publishConfirmed } from '../operators/index.js';
 import { type ConnectionObservable, connect, createPublisher, type Publisher } from '../src/node.js';
+import { Counter } from './lib/counter.js';
 import { closeWithin, withAdmin } from './lib/targets.js';
 import type { Scenario, ScenarioContext, Workload } from './lib/types.js';
 
@@ -40,40 +41,6 @@ const WINDOW = 1000;
 const PREFETCH = 1000;
 const PER_ROUND = 20_000;
 const PER_ROUND_QUICK = 2_000;
-const ROUND_GUARD_MS = 120_000;
-
-/** Counts consumed messages; `until(n)` resolves once `n` more than now were counted. */
-class Counter {
-  count = 0;
-  private waiter: { target: number; resolve(): void } | undefined;
-
-  add(): void {
-    this.count++;
-    if (this.waiter !== undefined && this.count >= this.waiter.target) {
-      const { resolve } = this.waiter;
-      this.waiter = undefined;
-      resolve();
-    }
-  }
-
-  until(n: number, what: string): Promise<void> {
-    const target = this.count + n;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        reject(new Error(`${what}: ${this.count} of ${target} consumed after ${ROUND_GUARD_MS / 1000} s`));
-      }, ROUND_GUARD_MS);
-      this.waiter = {
-        target,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      if (this.count >= target) this.add();
-    });
-  }
-}
 
 /** The relay in a process of its own; resolves with its port once it listens. */
 function startRelayProcess(broker: string): Promise<{ child: ChildProcess; port: number }> {

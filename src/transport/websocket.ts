@@ -238,14 +238,13 @@ export function openWebSocket(
     );
     // A browser tells nothing about why a WebSocket failed (on purpose): the close code is all there
     // is. `ws` says more (an HTTP status the relay refused with, a TLS error): kept as the cause.
-    let failure: unknown;
+    let failure: Error | undefined;
     socket.onerror = (event) => {
-      const error = (event as { error?: unknown } | null)?.error;
-      if (error instanceof Error) failure = error;
+      failure = errorOf(event) ?? failure;
     };
     socket.onclose = (event) => {
       if (settled) return;
-      const why = failure instanceof Error ? failure.message : describeClose(event.code, event.reason);
+      const why = failure === undefined ? describeClose(event.code, event.reason) : failure.message;
       giveUp(
         new ConnectionClosedError(
           'CONNECTION_LOST',
@@ -263,6 +262,12 @@ export function openWebSocket(
       resolve(new WebSocketTransport(socket, target, handler));
     };
   });
+}
+
+/** The Error an error event carries: `ws`'s do (ECONNRESET, an HTTP status), a browser's never. */
+function errorOf(event: unknown): Error | undefined {
+  const error = (event as { error?: unknown } | null)?.error;
+  return error instanceof Error ? error : undefined;
 }
 
 /** A close for a message: `opened` tells a refused attempt (1006 before open) from a dropped connection. */
@@ -324,8 +329,7 @@ class WebSocketTransport implements Transport {
     // `ws` reports why a connection dropped (ECONNRESET...) in an error event before the close.
     let failure: Error | undefined;
     socket.onerror = (event) => {
-      const error = (event as { error?: unknown } | null)?.error;
-      if (error instanceof Error) failure = error;
+      failure = errorOf(event) ?? failure;
     };
     socket.onclose = (event) => {
       const clean = event.code === NORMAL_CLOSURE || (this.ended && event.wasClean !== false);

@@ -4,10 +4,11 @@
  * @module
  */
 import { Observable, Subject, type Subscriber } from 'rxjs';
-import { Secret } from '../config/secret.js';
+import { type Secret, toSecret } from '../config/secret.js';
 import type { ConnectionCore, ConnectionCounters, Tune } from '../core/connection-core.js';
 import { hostLabel } from '../core/supervisor.js';
 import { type ChannelClosedError, ConfigurationError, isConsumerTimeout } from '../errors.js';
+import { utf8Length } from '../protocol/bytes.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import { INSPECT } from '../util/runtime.js';
 import { Channel, type ChannelEvents } from './channel.js';
@@ -342,14 +343,13 @@ export class Connection {
    */
   updateSecret(secret: string | Secret, reason = 'rxamqp: the secret was rotated'): Observable<void> {
     return new Observable<void>((subscriber) => {
-      const value =
-        secret instanceof Secret ? secret : typeof secret === 'string' ? new Secret(secret) : undefined;
+      const value = toSecret(secret);
       if (
         value === undefined ||
         value.reveal() === '' ||
         value.reveal().includes('\0') ||
         typeof reason !== 'string' ||
-        new TextEncoder().encode(reason).length > 255
+        utf8Length(reason) > 255
       ) {
         subscriber.error(
           new ConfigurationError(

@@ -9,7 +9,7 @@
 import { Observable, take } from 'rxjs';
 import { ConnectionClosedError } from '../errors.js';
 import { messageOf } from '../util/runtime.js';
-import { Secret } from './secret.js';
+import { type Secret, toSecret } from './secret.js';
 
 /**
  * Credentials as a SASL mechanism sees them.
@@ -168,8 +168,7 @@ export class CredentialsSource {
     if (typeof username !== 'string' || username.includes('\0')) {
       throw invalid('a username that is a string without NUL characters');
     }
-    const raw = provided.password;
-    const password = raw instanceof Secret ? raw : typeof raw === 'string' ? new Secret(raw) : undefined;
+    const password = toSecret(provided.password);
     if (password === undefined || password.reveal().includes('\0')) {
       throw invalid('a password (a string or a Secret) without NUL characters');
     }

@@ -46,7 +46,7 @@ import {
 } from './options.js';
 import type { Platform } from './platform.js';
 import { BUILTIN_MECHANISMS } from './sasl.js';
-import { Secret } from './secret.js';
+import { type Secret, toSecret } from './secret.js';
 import { DEFAULT_PORTS, PLAIN_SCHEMES, parseConnectionUrl, SECURE_SCHEMES } from './url.js';
 
 /** Node's (and Deno's, Bun's) `util.inspect.custom`, without importing `node:util`. */
@@ -185,8 +185,8 @@ function shortString(name: string, value: unknown): string {
 }
 
 function secret(name: string, value: unknown): Secret {
-  if (value instanceof Secret) return value;
-  if (typeof value === 'string') return new Secret(value);
+  const result = toSecret(value);
+  if (result !== undefined) return result;
   // Never show the value: it is meant to be secret even when it has the wrong type.
   fail(`${name} must be a string or a Secret, got ${value === null ? 'null' : typeof value}`);
 }

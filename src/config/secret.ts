@@ -50,3 +50,11 @@ export class Secret {
     return 'Secret(***)';
   }
 }
+
+/**
+ * @internal A password as the options give it (a string or a `Secret`) as a `Secret`; undefined for
+ * anything else, so that the caller says what was wrong without showing the value.
+ */
+export function toSecret(value: unknown): Secret | undefined {
+  return value instanceof Secret ? value : typeof value === 'string' ? new Secret(value) : undefined;
+}

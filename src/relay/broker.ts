@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { isIP, connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
-import { type ConnectionOptions, checkServerIdentity, connect as tlsConnect } from 'node:tls';
+import { connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { applyServerName } from '../transport/tls.js';
 import type { ResolvedBroker } from './options.js';
 
 /**
@@ -55,12 +56,8 @@ export function connectBroker(broker: ResolvedBroker): BrokerSocket {
     highWaterMark: BROKER_WRITE_HIGH_WATER_MARK,
   };
   if (tls.ca !== undefined) options.ca = [...tls.ca];
-  // SNI carries a host name only (RFC 6066; Node warns about an address): the name asked for, else the
-  // URL's host. An address asked for is still what the certificate is checked against.
-  const name = tls.servername ?? broker.host;
-  if (isIP(name) === 0) options.servername = name;
-  else if (tls.servername !== undefined)
-    options.checkServerIdentity = (_host, cert) => checkServerIdentity(name, cert);
+  // SNI and the certificate check: the name asked for, else the URL's host.
+  applyServerName(options, tls.servername ?? broker.host);
   const socket = tlsConnect(options);
   socket.setNoDelay(true);
   return { socket, readyEvent: 'secureConnect' };

@@ -57,20 +57,36 @@ function tlsOptionsFor(target: TransportTarget): TlsConnectOptions {
   if (tls.pfx !== undefined) options.pfx = asBuffer(tls.pfx);
   if (tls.minVersion !== undefined) options.minVersion = tls.minVersion;
   if (tls.checkServerIdentity !== undefined) options.checkServerIdentity = tls.checkServerIdentity;
-  const { servername } = tls;
-  if (servername !== undefined) {
-    // The project's own checks rather than node:net's isIP, whose IPv6 expression costs a cold
-    // process over 10 ms to compile.
-    if (!isIPv4(servername) && !isIPv6(servername)) {
-      options.servername = servername;
-    } else {
-      // RFC 6066 forbids an IP address as SNI (Node warns): send none, but still verify the
-      // certificate against that address rather than against the host connected to.
-      const check = tls.checkServerIdentity ?? checkServerIdentity;
-      options.checkServerIdentity = (_host, cert) => check(servername, cert);
-    }
+  if (tls.servername !== undefined) {
+    applyServerName(options, tls.servername, tls.checkServerIdentity ?? checkServerIdentity);
   }
   return options;
+}
+
+/**
+ * Sets the SNI name and the host-name check for `servername` on `tls.connect` options. RFC 6066
+ * forbids an IP address as SNI (Node warns): for one, none is sent, but the certificate is still
+ * verified against that address (with `check`) rather than against the host connected to. Shared by
+ * the TLS transport and the relay's broker sockets.
+ *
+ * @example
+ * ```ts
+ * const options: ConnectionOptions = { host: '10.0.0.5', port: 5671 };
+ * applyServerName(options, 'mq.internal'); // options.servername === 'mq.internal'
+ * ```
+ */
+export function applyServerName(
+  options: ConnectionOptions,
+  servername: string,
+  check: typeof checkServerIdentity = checkServerIdentity,
+): void {
+  // The project's own checks rather than node:net's isIP, whose IPv6 expression costs a cold
+  // process over 10 ms to compile.
+  if (!isIPv4(servername) && !isIPv6(servername)) {
+    options.servername = servername;
+  } else {
+    options.checkServerIdentity = (_host, cert) => check(servername, cert);
+  }
 }
 
 /**

@@ -38,6 +38,7 @@ module.exports = {
     '^rxamqp/nestjs$': '<rootDir>/src/nestjs/index.ts',
     '^rxamqp/angular$': '<rootDir>/src/angular/index.ts',
     '^rxamqp/relay$': '<rootDir>/src/relay/index.ts',
+    '^rxamqp/otel$': '<rootDir>/src/otel/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testTimeout: 30000,

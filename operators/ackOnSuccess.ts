@@ -16,6 +16,7 @@ import {
   deliveryCountOf,
   type SettleableMessage,
   type SettlementWatcher,
+  withinDelivery,
 } from '../src/index.js';
 
 /**
@@ -202,7 +203,8 @@ class Processing<R, D extends SettleableMessage> extends Observable<R> implement
     this.subscriber = subscriber;
     let result: HandlerResult<R>;
     try {
-      result = this.settings.handler(delivery);
+      // In the delivery's trace context when the connection traces (its process span).
+      result = withinDelivery(delivery, () => this.settings.handler(delivery));
     } catch (error) {
       this.error(error);
       return;
@@ -210,7 +212,8 @@ class Processing<R, D extends SettleableMessage> extends Observable<R> implement
     if (isObservable(result)) {
       // take(1) closes the handler's subscriber at its first value, so that a source emitting
       // synchronously stops there rather than when its subscribe returns.
-      const work = result.pipe(take(1)).subscribe(this);
+      const observable = result;
+      const work = withinDelivery(delivery, () => observable.pipe(take(1)).subscribe(this));
       if (this.done) work.unsubscribe();
       else this.work = work;
     } else if (isPromiseLike(result)) {

@@ -9,7 +9,13 @@ import {
   take,
   throwIfEmpty,
 } from 'rxjs';
-import { type BasicProperties, ConfigurationError, type Delivery, type PublishTarget } from '../src/index.js';
+import {
+  type BasicProperties,
+  ConfigurationError,
+  type Delivery,
+  type PublishTarget,
+  withinDelivery,
+} from '../src/index.js';
 import {
   type FailurePolicy,
   failurePolicyOf,
@@ -118,7 +124,7 @@ export function answerRequests<R>(
           request.reject({ requeue: false });
           return EMPTY;
         }
-        return defer(() => toObservable(handler(request))).pipe(
+        return defer(() => withinDelivery(request, () => toObservable(handler(request)))).pipe(
           take(1),
           throwIfEmpty(),
           map((result) => ({ result, ...reply(result) })),

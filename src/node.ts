@@ -19,9 +19,15 @@
 import { type ConnectionObservable, connectWith, openConnectionWith } from './client/connect.js';
 import type { Connection } from './client/connection.js';
 import type { ConnectOptions } from './config/options.js';
+import { setDiagnosticSink } from './telemetry/diagnostics.js';
+import { nodeDiagnosticSink } from './telemetry/node-diagnostics.js';
 import { nodePlatform } from './transport/node.js';
 
+// Node's diagnostics channels hear the lifecycle events too (see DIAGNOSTICS_CHANNELS).
+setDiagnosticSink(nodeDiagnosticSink);
+
 export * from './surface.js';
+export { DIAGNOSTICS_CHANNELS } from './telemetry/node-diagnostics.js';
 export { connectTcp, connectTls, connectTransport, nodePlatform } from './transport/index.js';
 export {
   connectWebSocket,

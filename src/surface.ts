@@ -120,6 +120,24 @@ export {
   retryPolicy,
   retryWithPolicy,
 } from './recovery/retry-policy.js';
+export {
+  type DiagnosticEvent,
+  type DiagnosticSource,
+  type DiagnosticType,
+  diagnostics$,
+} from './telemetry/diagnostics.js';
+export {
+  type AmbientContext,
+  type DeliveryEnd,
+  type DeliveryProbe,
+  type DeliveryStart,
+  type Instrumentation,
+  type Peer,
+  type PublishProbe,
+  type PublishStart,
+  setAmbientContext,
+  withinDelivery,
+} from './telemetry/instrumentation.js';
 export * from './topology/index.js';
 export type {
   ResolvedSocketOptions,

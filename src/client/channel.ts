@@ -13,6 +13,8 @@ import type { ConnectionCore } from '../core/connection-core.js';
 import type { ChannelClosedError, HeadersDecodeError } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from '../protocol/generated.js';
+import type { Peer } from '../telemetry/instrumentation.js';
+import type { Reporter } from '../telemetry/reporter.js';
 import { INSPECT } from '../util/runtime.js';
 import { type ConfirmHost, type ConfirmSource, ConfirmTracker } from './confirms.js';
 import { Consumers, type OperationFailer, type UnclaimedDelivery } from './consumers.js';
@@ -20,6 +22,7 @@ import { Delivery } from './delivery.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
 import { PublishPath, publishObservable } from './publish.js';
 import { type RequestOptions, RequestReply } from './request-reply.js';
+import { DeliveryTraces } from './traces.js';
 import type {
   Confirmation,
   ConsumeOptions,
@@ -130,12 +133,20 @@ export class Channel implements PublishTarget {
     this.reopenedAfter = reopenedAfter;
     // One object wires the parts together (the core's listener, the hosts of the confirm tracker
     // and of the consumers): an open channel keeps no closure per event.
-    const wiring = new ChannelWiring(this, events);
+    const options = connection.options;
+    const reporter = options.reporter;
+    const peer: Peer = Object.freeze({ address: options.hostname, port: options.port });
+    const wiring = new ChannelWiring(this, events, reporter, peer);
     const core = new ChannelCore(connection, wiring);
     wiring.core = core;
+    if (wiring.traces !== undefined) {
+      const traces = wiring.traces;
+      core.settlements = (kind, deliveryTag, multiple, requeue) =>
+        traces.settled(kind, deliveryTag, multiple, requeue);
+    }
     this.core = core;
     this.wiring = wiring;
-    this.publishes = new PublishPath(core, wiring);
+    this.publishes = new PublishPath(core, wiring, reporter.publishes ? reporter : undefined, peer);
   }
 
   /** @internal Sends channel.open (throws when the connection cannot take another channel). */
@@ -555,21 +566,23 @@ export class Channel implements PublishTarget {
           if (reply !== undefined && 'method' in reply) {
             const m = reply.method as MethodOf<'basic.get-ok'>;
             this.core.delivered(m.deliveryTag, !noAck);
-            subscriber.next(
-              new Delivery(
-                reply.body,
-                reply.properties,
-                {
-                  deliveryTag: m.deliveryTag,
-                  redelivered: m.redelivered,
-                  exchange: m.exchange,
-                  routingKey: m.routingKey,
-                  messageCount: m.messageCount,
-                },
-                noAck ? undefined : this.core,
-                reply.headersError,
-              ),
+            const traces = this.wiring.traces;
+            const hand = (d: Delivery): void => subscriber.next(d);
+            const delivery = new Delivery(
+              reply.body,
+              reply.properties,
+              {
+                deliveryTag: m.deliveryTag,
+                redelivered: m.redelivered,
+                exchange: m.exchange,
+                routingKey: m.routingKey,
+                messageCount: m.messageCount,
+              },
+              noAck ? undefined : this.core,
+              reply.headersError,
             );
+            if (traces === undefined) hand(delivery);
+            else traces.deliver(delivery, queue, noAck, true, hand);
           }
           subscriber.complete();
         },
@@ -832,7 +845,7 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer, Co
    */
   get consumers(): Consumers {
     if (this.consumerSet === undefined) {
-      this.consumerSet = new Consumers(this.core, this);
+      this.consumerSet = new Consumers(this.core, this, this.reporter, this.traces);
       if (this.core.isClosed) this.consumerSet.end(this.core.error);
     }
     return this.consumerSet;
@@ -851,10 +864,17 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer, Co
     return this.tracker;
   }
 
+  /** The deliveries the connection's telemetry follows (undefined when it follows none). */
+  readonly traces: DeliveryTraces | undefined;
+
   constructor(
     private readonly channel: Channel,
     private readonly events: ChannelEvents,
-  ) {}
+    private readonly reporter: Reporter,
+    peer: Peer,
+  ) {
+    this.traces = reporter.deliveries ? new DeliveryTraces(reporter, peer) : undefined;
+  }
 
   /** A drain: the consumers, if any, are cancelled. */
   drainConsumers(): number {
@@ -863,6 +883,7 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer, Co
 
   // ---- ChannelListener ----
   opened(): void {
+    this.reporter.emit({ type: 'channel.open', channel: this.core.id });
     this.events.opened(this.channel);
   }
 
@@ -870,6 +891,8 @@ class ChannelWiring implements ChannelListener, ConfirmHost, OperationFailer, Co
     if (error !== undefined && this.events.replaces?.(error) === true) this.core.replaced = true;
     this.tracker?.end(error);
     this.consumerSet?.end(error);
+    this.traces?.lost(error ?? this.core.laterUseError('settle'));
+    this.reporter.emit({ type: 'channel.close', channel: this.core.id, error });
     this.events.closed(error, this.channel);
   }
 

@@ -12,6 +12,8 @@ import { resolveOptions } from '../config/resolve-options.js';
 import type { ConnectionCore } from '../core/connection-core.js';
 import { type ConnectionState, Supervisor } from '../core/supervisor.js';
 import { ConfigurationError } from '../errors.js';
+import { connectionLabel } from '../telemetry/diagnostics.js';
+import { Reporter } from '../telemetry/reporter.js';
 import { debugLine } from '../util/runtime.js';
 import { Connection, keepFirst } from './connection.js';
 import { checkDrainOptions, type DrainOptions, type DrainProgress } from './drain.js';
@@ -171,10 +173,18 @@ class ConnectionGroup {
     return this.drained;
   }
 
-  constructor(
-    private readonly options: ResolvedOptions,
-    private readonly report: (state: ConnectionState) => void,
-  ) {}
+  private readonly options: ResolvedOptions;
+  private readonly report: (state: ConnectionState) => void;
+
+  constructor(options: ResolvedOptions, report: (state: ConnectionState) => void) {
+    // Every lifetime has its own reporter: its name in events, and its instrumentation.
+    const reporter = new Reporter(connectionLabel(options.name), options.telemetry);
+    this.options = Object.freeze({ ...options, reporter });
+    this.report = (state) => {
+      report(state);
+      reporter.emit({ type: 'connection.state', state });
+    };
+  }
 
   add(subscriber: Subscriber<Connection>): () => void {
     this.subscribers.push(subscriber);
@@ -208,7 +218,14 @@ class ConnectionGroup {
               else s.error(error);
             }
           },
-          blocked: (core, reason) => this.connections.get(core)?.dispatchBlocked(reason),
+          blocked: (core, reason) => {
+            this.options.reporter.emit(
+              reason === undefined
+                ? { type: 'connection.unblocked' }
+                : { type: 'connection.blocked', reason },
+            );
+            this.connections.get(core)?.dispatchBlocked(reason);
+          },
         },
         this.report,
       );

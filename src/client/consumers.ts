@@ -15,9 +15,11 @@ import {
   type HeadersDecodeError,
 } from '../errors.js';
 import type { BasicProperties, MethodOf } from '../protocol/generated.js';
+import type { Reporter } from '../telemetry/reporter.js';
 import { Delivery, type Settler } from './delivery.js';
 import type { DeliveryFields, SettlementWatcher } from './interfaces.js';
 import { LazySubject } from './lazy-subject.js';
+import type { DeliveryTraces } from './traces.js';
 import type { ConsumeOptions } from './types.js';
 
 /**
@@ -94,6 +96,10 @@ export class Consumers {
     private readonly core: ChannelCore,
     /** Ends a one-shot operation that failed (completing it when recovery replaces the connection). */
     private readonly failer: OperationFailer,
+    /** Hears of consumers starting and ending. */
+    private readonly reporter: Reporter,
+    /** The deliveries followed by the connection's telemetry, when it follows them. */
+    private readonly traces: DeliveryTraces | undefined,
   ) {}
 
   /** See `Channel.consume`. */
@@ -153,12 +159,26 @@ export class Consumers {
   register(consumerTag: string, sink: ConsumerSink): void {
     this.sinks ??= new Map();
     this.sinks.set(consumerTag, sink);
+    this.reporter.emit({ type: 'consumer.start', channel: this.core.id, queue: sink.queue, consumerTag });
   }
 
   /** @internal For ConsumerRun: forgets the consumer and sends basic.cancel. */
   stop(consumerTag: string, crossing: CrossingSettlement): void {
+    const sink = this.sinks?.get(consumerTag);
     this.sinks?.delete(consumerTag);
+    if (sink !== undefined) this.consumerEnded(consumerTag, sink, false);
     this.cancel(consumerTag, crossing);
+  }
+
+  /** Tells the reporter a consumer is over. */
+  private consumerEnded(consumerTag: string, sink: ConsumerSink, byBroker: boolean): void {
+    this.reporter.emit({
+      type: 'consumer.end',
+      channel: this.core.id,
+      queue: sink.queue,
+      consumerTag,
+      byBroker,
+    });
   }
 
   /** @internal For ConsumerRun: whether a delivery from `fromTag` on is still unsettled on the channel. */
@@ -204,7 +224,9 @@ export class Consumers {
     };
     if (sink !== undefined) {
       this.core.delivered(method.deliveryTag, !sink.noAck);
-      sink.deliver(new Delivery(body, properties, fields, sink.noAck ? undefined : sink, headersError));
+      const delivery = new Delivery(body, properties, fields, sink.noAck ? undefined : sink, headersError);
+      if (this.traces === undefined) sink.deliver(delivery);
+      else this.traces.deliver(delivery, sink.queue, sink.noAck, false, (d) => sink.deliver(d));
       return;
     }
     // Nobody claims it. For a consumer being cancelled this is the race with our basic.cancel;
@@ -230,6 +252,7 @@ export class Consumers {
     const sink = this.sinks?.get(consumerTag);
     if (sink === undefined) return;
     this.sinks?.delete(consumerTag);
+    this.consumerEnded(consumerTag, sink, true);
     sink.cancelled();
   }
 
@@ -265,9 +288,12 @@ export class Consumers {
     this.watched = undefined;
     for (const run of watched) run.lose();
     // (A consumer nobody watches needs no telling: `watch` refuses once the channel is not open.)
-    const sinks = this.sinks === undefined ? [] : [...this.sinks.values()];
+    const sinks = this.sinks === undefined ? [] : [...this.sinks];
     this.sinks?.clear();
-    for (const sink of sinks) sink.ended(error);
+    for (const [consumerTag, sink] of sinks) {
+      this.consumerEnded(consumerTag, sink, false);
+      sink.ended(error);
+    }
   }
 
   /** basic.cancel, waiting for cancel-ok so that no delivery is lost in between (they are requeued). */

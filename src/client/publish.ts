@@ -11,6 +11,8 @@ import type { ChannelCore } from '../core/channel-core.js';
 import { DrainingError, PublishBlockedError } from '../errors.js';
 import { utf8Encode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
+import { type Peer, reportOnce } from '../telemetry/instrumentation.js';
+import type { Reporter } from '../telemetry/reporter.js';
 import { microtask } from '../util/runtime.js';
 import type { ConfirmSource } from './confirms.js';
 import type { PublishCallback, PublishHandle, PublishTarget } from './interfaces.js';
@@ -23,10 +25,94 @@ export class PublishPath {
   constructor(
     private readonly core: ChannelCore,
     private readonly confirms: ConfirmSource,
+    /** The connection's reporter when its telemetry follows publishes, else undefined. */
+    private readonly reporter: Reporter | undefined,
+    private readonly peer: Peer,
   ) {}
 
   /** See `Channel.publishWith`. */
   publishWith<C>(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
+  ): PublishHandle | undefined {
+    if (this.reporter !== undefined) {
+      return this.publishTraced(
+        this.reporter,
+        exchange,
+        routingKey,
+        body,
+        properties,
+        mandatory,
+        context,
+        done,
+      );
+    }
+    return this.publishNow(exchange, routingKey, body, properties, mandatory, context, done);
+  }
+
+  /** A publish the connection's telemetry follows: its probe may change the properties, and hears the end. */
+  private publishTraced<C>(
+    reporter: Reporter,
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: BasicProperties | undefined,
+    mandatory: boolean,
+    context: C,
+    done: PublishCallback<C>,
+  ): PublishHandle | undefined {
+    const probe = reporter.publish({
+      exchange,
+      routingKey,
+      properties,
+      bodySize: body.length,
+      mandatory,
+      confirmed: this.confirms.tracker?.confirmMode === true,
+      peer: this.peer,
+    });
+    if (probe === undefined) {
+      return this.publishNow(exchange, routingKey, body, properties, mandatory, context, done);
+    }
+    let ended = false;
+    const end = (outcome: PublishOutcome | undefined, error: Error | undefined): void => {
+      if (ended) return;
+      ended = true;
+      try {
+        probe.end(outcome, error);
+      } catch (e) {
+        reportOnce(probe.end, e);
+      }
+    };
+    const handle = this.publishNow(
+      exchange,
+      routingKey,
+      body,
+      probe.properties ?? properties,
+      mandatory,
+      context,
+      (c: C, outcome, error) => {
+        end(outcome, error);
+        done(c, outcome, error);
+      },
+    );
+    if (handle === undefined) return undefined;
+    return {
+      cancel: () => {
+        const dropped = handle.cancel();
+        if (dropped)
+          end(undefined, new Error('the publish was dropped before it was written (unsubscribed)'));
+        return dropped;
+      },
+    };
+  }
+
+  /** A publish: written now when nothing stands in the way, else when it can be. */
+  private publishNow<C>(
     exchange: string,
     routingKey: string,
     body: Uint8Array,

@@ -9,6 +9,7 @@
 import { Observable, type Subscription } from 'rxjs';
 import { ConfigurationError, causedByConnectionLoss, DrainingError, PublisherError } from '../errors.js';
 import type { BasicProperties } from '../protocol/generated.js';
+import { ambientContext } from '../telemetry/instrumentation.js';
 import { MAX_TIMER_MS, type Timer, unrefTimer } from '../util/runtime.js';
 import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
@@ -57,6 +58,12 @@ interface Item {
   /** Times it was handed to a channel. */
   attempts: number;
   cancelled: boolean;
+  /**
+   * The trace context active when it was published (see `AmbientContext`), when a tracing
+   * instrumentation is loaded: a message sent later (held while disconnected, republished after a
+   * loss) is published in it, so its trace goes on across the reconnect.
+   */
+  readonly ambient: unknown;
 }
 
 /**
@@ -238,6 +245,7 @@ export class Publisher implements PublishTarget {
       handle: undefined,
       attempts: 0,
       cancelled: false,
+      ambient: ambientContext()?.capture(),
     };
     const cancel = {
       // True when the message was dropped before it went out (its `done` is then never called).
@@ -433,7 +441,7 @@ export class Publisher implements PublishTarget {
         this.hold(item, false);
         continue;
       }
-      this.send(channel, item);
+      this.sendLater(channel, item);
     }
   }
 
@@ -457,6 +465,13 @@ export class Publisher implements PublishTarget {
         }
       }, delay);
     }
+  }
+
+  /** Sends a message held until now, in the trace context it was published in. */
+  private sendLater(channel: Channel, item: Item): void {
+    const ambient = ambientContext();
+    if (ambient === undefined || item.ambient === undefined) this.send(channel, item);
+    else ambient.run(item.ambient, () => this.send(channel, item));
   }
 
   private send(channel: Channel, item: Item): void {

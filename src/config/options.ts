@@ -7,6 +7,8 @@
 import type { SchedulerLike } from 'rxjs';
 import type { FieldTable } from '../protocol/field-table.js';
 import type { RetryPolicy, RetryPolicyOptions } from '../recovery/retry-policy.js';
+import type { Instrumentation } from '../telemetry/instrumentation.js';
+import type { Reporter } from '../telemetry/reporter.js';
 import type {
   ResolvedSocketOptions,
   ResolvedTlsOptions,
@@ -262,6 +264,19 @@ export interface ConnectOptions {
    */
   debug?: boolean | ((line: string) => void);
   /**
+   * What observes this connection: its publishes, its deliveries and their settlements, and its
+   * lifecycle events. `openTelemetry()` from `rxamqp/otel` traces and measures with OpenTelemetry
+   * (see docs/observability.md); any {@link Instrumentation} of your own works too. Default: none,
+   * and then the client calls nothing and allocates nothing for it.
+   *
+   * @example
+   * ```ts
+   * import { openTelemetry } from 'rxamqp/otel';
+   * connect('amqp://localhost', { telemetry: openTelemetry() });
+   * ```
+   */
+  telemetry?: Instrumentation;
+  /**
    * Longest time, in milliseconds, a publish waits for the broker to unblock before it errors with a
    * `PublishBlockedError` (code `BLOCKED_TIMEOUT`). Default 60000.
    */
@@ -364,6 +379,10 @@ export interface ResolvedOptions {
   readonly preferNode: (() => string | undefined | PromiseLike<string | undefined>) | undefined;
   /** Where the state lines go (see ConnectOptions.debug), or undefined. */
   readonly debug: ((line: string) => void) | undefined;
+  /** See ConnectOptions.telemetry. */
+  readonly telemetry: Instrumentation | undefined;
+  /** @internal Who hears of this connection lifetime (set for each lifetime by the connection Observable). */
+  readonly reporter: Reporter;
 }
 
 /** One broker address with what depends on it. */

@@ -17,6 +17,8 @@ import {
 } from '../protocol/field-table.js';
 import { DEFAULT_MAX_BODY_SIZE } from '../protocol/frame-decoder.js';
 import { type RetryPolicy, type RetryPolicyOptions, retryPolicy } from '../recovery/retry-policy.js';
+import type { Instrumentation } from '../telemetry/instrumentation.js';
+import { SILENT } from '../telemetry/reporter.js';
 import type { TransportConnector, TransportTarget } from '../transport/transport.js';
 import { INSPECT, MAX_TIMER_MS } from '../util/runtime.js';
 import { VERSION } from '../version.js';
@@ -83,6 +85,7 @@ const CONNECT_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {
   whenBlocked: true,
   blockedTimeout: true,
   debug: true,
+  telemetry: true,
 };
 const RECOVERY_KEYS: { readonly [K in keyof RecoveryOptions]-?: true } = {
   initial: true,
@@ -736,6 +739,8 @@ export function resolveOptions(
     blockedTimeout: timeout('blockedTimeout', options.blockedTimeout ?? DEFAULT_BLOCKED_TIMEOUT),
     preferNode: preferNode(options.preferNode, endpoints),
     debug: debugSink(options.debug),
+    telemetry: instrumentation(options.telemetry),
+    reporter: SILENT,
   };
   return Object.freeze(resolved);
 }
@@ -870,6 +875,23 @@ function preferNode(value: unknown, endpoints: readonly ResolvedEndpoint[]): Res
     );
   }
   return value as ResolvedOptions['preferNode'];
+}
+
+/** The `telemetry` option, checked: an object whose `publish`, `deliver` and `event` are functions where given. */
+function instrumentation(value: unknown): Instrumentation | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) {
+    return fail(
+      `telemetry must be an instrumentation object (openTelemetry() from rxamqp/otel), got ${show(value)}`,
+    );
+  }
+  for (const method of ['publish', 'deliver', 'event'] as const) {
+    const fn = (value as Record<string, unknown>)[method];
+    if (fn !== undefined && typeof fn !== 'function') {
+      fail(`telemetry.${method} must be a function, got ${show(fn)}`);
+    }
+  }
+  return value as Instrumentation;
 }
 
 /** The `debug` option as a function, or undefined when off. */

@@ -19,7 +19,7 @@ import type { ContentMethod } from '../protocol/frame-decoder.js';
 import type { BasicProperties, Method, MethodInit, MethodName } from '../protocol/generated.js';
 import { ReplyCode } from '../protocol/generated.js';
 import { rearm, type Timer } from '../util/runtime.js';
-import { AckTracker, type SettleKind } from './ack-tracker.js';
+import { AckTracker, type SettleKind, type SettleOut } from './ack-tracker.js';
 import type { ChannelEndpoint, ConnectionCore } from './connection-core.js';
 
 /** A reply: a method, or a basic.get-ok with its content. */
@@ -193,6 +193,9 @@ export class ChannelCore implements ChannelEndpoint {
     );
     return this.ackTracker;
   }
+
+  /** Told of every settlement when the connection's telemetry follows deliveries (undefined otherwise). */
+  settlements: SettleOut | undefined = undefined;
 
   constructor(
     private readonly connection: ConnectionCore,
@@ -437,6 +440,7 @@ export class ChannelCore implements ChannelEndpoint {
    */
   settle(kind: SettleKind, deliveryTag: number, multiple: boolean, requeue: boolean): boolean {
     if (this.state !== 'open') return false;
+    this.settlements?.(kind, deliveryTag, multiple, requeue);
     this.acks.settle(kind, deliveryTag, multiple, requeue);
     const held = this.acks.pending;
     if (held === 0 || this.acksQueued) return true;

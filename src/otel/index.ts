@@ -1,0 +1,565 @@
+/**
+ * `rxamqp/otel`: OpenTelemetry for rxamqp, with `@opentelemetry/api` as an optional peer dependency.
+ * `openTelemetry()` is an {@link Instrumentation} for the `telemetry` connection option: spans that
+ * follow OpenTelemetry's messaging conventions for RabbitMQ, the trace context carried in the message
+ * headers (W3C `traceparent` / `tracestate`, or whatever propagator is registered), and metrics.
+ *
+ * ```ts
+ * import { openTelemetry } from 'rxamqp/otel';
+ * const connection$ = connect('amqp://localhost', { telemetry: openTelemetry() });
+ * ```
+ *
+ * @module
+ */
+import {
+  type Attributes,
+  type Context,
+  type Counter,
+  context,
+  type Histogram,
+  type Link,
+  type Meter,
+  type MeterProvider,
+  metrics,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  type TextMapPropagator,
+  type TextMapSetter,
+  type Tracer,
+  type TracerProvider,
+  trace,
+} from '@opentelemetry/api';
+import type {
+  BasicProperties,
+  DeliveryEnd,
+  DeliveryProbe,
+  DeliveryStart,
+  DiagnosticEvent,
+  FieldTable,
+  FieldValue,
+  Instrumentation,
+  PublishOutcome,
+  PublishProbe,
+  PublishStart,
+} from '../index.js';
+import { ConfigurationError, setAmbientContext, TypedField, VERSION } from '../index.js';
+
+/** Options of {@link openTelemetry}. */
+export interface OpenTelemetryOptions {
+  /** Where spans go. Default: the global tracer provider (`trace.setGlobalTracerProvider`, or an SDK's `register()`). */
+  readonly tracerProvider?: TracerProvider;
+  /** Where metrics go. Default: the global meter provider. */
+  readonly meterProvider?: MeterProvider;
+  /** How the trace context is written into and read from message headers. Default: the global propagator (W3C Trace Context with an SDK). */
+  readonly propagator?: TextMapPropagator;
+  /** Spans and context propagation. Default true. */
+  readonly tracing?: boolean;
+  /** Metrics. Default true. */
+  readonly metrics?: boolean;
+  /**
+   * How a consumer's span relates to the span that published the message: `'parent'` (default) makes
+   * it a child, so that publish and processing are one trace; `'link'` starts a trace of its own with
+   * a link to the producer's span (for long-lived flows where one trace per message is too much).
+   */
+  readonly consumerSpans?: 'parent' | 'link';
+  /** A short `settle` span (`ack` / `nack` / `reject`) under the delivery's span for each settlement. Default true. */
+  readonly settleSpans?: boolean;
+}
+
+/** The instrumentation scope rxamqp reports under. */
+export const INSTRUMENTATION_NAME = 'rxamqp';
+
+const SYSTEM = 'rabbitmq';
+
+/** Reads trace headers from an AMQP headers table (values may be strings, bytes or typed fields). */
+const getter: TextMapGetter<FieldTable> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => {
+    const raw = carrier[key];
+    const value: FieldValue | undefined = raw instanceof TypedField ? (raw.value as FieldValue) : raw;
+    if (typeof value === 'string') return value;
+    if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+    return undefined;
+  },
+};
+
+const setter: TextMapSetter<Record<string, string>> = {
+  set: (carrier, key, value) => {
+    carrier[key] = value;
+  },
+};
+
+/**
+ * The messaging destination as OpenTelemetry's RabbitMQ conventions name it: the exchange and routing
+ * key (`exchange:key`, one of them when the other is empty, `amq.default` when both are), and on the
+ * consumer side the queue too (`exchange:key:queue`, the key left out when it is the queue's name).
+ */
+export function destinationName(exchange: string, routingKey: string, queue?: string): string {
+  const parts: string[] = [];
+  if (exchange !== '') parts.push(exchange);
+  if (routingKey !== '' && routingKey !== queue) parts.push(routingKey);
+  if (queue !== undefined && queue !== '') parts.push(queue);
+  return parts.length === 0 ? 'amq.default' : parts.join(':');
+}
+
+/** `error.type` of a failure: the error's code when it has one, else its class name. */
+function errorType(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : error.name;
+}
+
+/** The instruments, made once per meter. */
+class Instruments {
+  readonly sent: Counter;
+  readonly outcomes: Counter;
+  readonly publishDuration: Histogram;
+  readonly consumed: Counter;
+  readonly settlements: Counter;
+  readonly processDuration: Histogram;
+  readonly stateChanges: Counter;
+  readonly reconnects: Counter;
+  readonly blockedDuration: Histogram;
+
+  constructor(meter: Meter) {
+    this.sent = meter.createCounter('messaging.client.sent.messages', {
+      description: 'Messages the client published',
+      unit: '{message}',
+    });
+    this.outcomes = meter.createCounter('rxamqp.publish.outcomes', {
+      description: 'How publishes ended: sent (no confirms), acked, nacked, returned or failed',
+      unit: '{message}',
+    });
+    this.publishDuration = meter.createHistogram('messaging.client.operation.duration', {
+      description: 'Time from a publish to its outcome (the broker confirm on a confirm channel)',
+      unit: 's',
+    });
+    this.consumed = meter.createCounter('messaging.client.consumed.messages', {
+      description: 'Messages delivered to the client (consumers and basic.get)',
+      unit: '{message}',
+    });
+    this.settlements = meter.createCounter('rxamqp.settlements', {
+      description: 'How deliveries ended: ack, nack, reject, auto (noAck) or lost (channel closed)',
+      unit: '{message}',
+    });
+    this.processDuration = meter.createHistogram('messaging.process.duration', {
+      description: 'Time from a delivery to its settlement',
+      unit: 's',
+    });
+    this.stateChanges = meter.createCounter('rxamqp.connection.state_changes', {
+      description: 'Connection state changes, by the state entered',
+      unit: '{change}',
+    });
+    this.reconnects = meter.createCounter('rxamqp.connection.reconnects', {
+      description: 'Connections opened again by recovery after a loss',
+      unit: '{connection}',
+    });
+    this.blockedDuration = meter.createHistogram('rxamqp.connection.blocked.duration', {
+      description: 'How long the broker kept the connection blocked (resource alarms)',
+      unit: 's',
+    });
+  }
+}
+
+const now = (): number => performance.now();
+
+/** Per connection: whether it was connected before (a reconnect), and since when it is blocked. */
+interface ConnectionRecord {
+  connectedBefore: boolean;
+  blockedSince: number | undefined;
+}
+
+class OpenTelemetryInstrumentation implements Instrumentation {
+  private readonly tracer: Tracer | undefined;
+  private readonly instruments: Instruments | undefined;
+  private readonly propagator: TextMapPropagator | undefined;
+  private readonly link: boolean;
+  private readonly settleSpans: boolean;
+  private readonly connections = new Map<string, ConnectionRecord>();
+
+  constructor(options: OpenTelemetryOptions) {
+    const tracing = options.tracing ?? true;
+    this.tracer = tracing
+      ? (options.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_NAME, VERSION)
+      : undefined;
+    this.propagator = tracing ? (options.propagator ?? propagation) : undefined;
+    this.instruments =
+      (options.metrics ?? true)
+        ? new Instruments(
+            (options.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_NAME, VERSION),
+          )
+        : undefined;
+    this.link = options.consumerSpans === 'link';
+    this.settleSpans = options.settleSpans ?? true;
+    // Instance methods the client calls: absent when their signal is off, so that nothing is called.
+    if (this.tracer === undefined && this.instruments === undefined) {
+      (this as { publish?: unknown }).publish = undefined;
+      (this as { deliver?: unknown }).deliver = undefined;
+    }
+    if (this.instruments === undefined) (this as { event?: unknown }).event = undefined;
+  }
+
+  publish(start: PublishStart): PublishProbe | undefined {
+    const destination = destinationName(start.exchange, start.routingKey);
+    const began = now();
+    let span: Span | undefined;
+    let properties: BasicProperties | undefined;
+    const tracer = this.tracer;
+    if (tracer !== undefined) {
+      const parent = this.publishParent(start.properties);
+      span = tracer.startSpan(
+        `publish ${destination}`,
+        {
+          kind: SpanKind.PRODUCER,
+          attributes: this.publishAttributes(start, destination),
+        },
+        parent,
+      );
+      const carrier: Record<string, string> = {};
+      this.propagator!.inject(trace.setSpan(parent, span), carrier, setter);
+      if (Object.keys(carrier).length > 0) {
+        const given = start.properties;
+        properties = { ...given, headers: { ...given?.headers, ...carrier } };
+      }
+    }
+    const instruments = this.instruments;
+    return new PublishSpan(span, properties, instruments, destination, began);
+  }
+
+  deliver(start: DeliveryStart): DeliveryProbe | undefined {
+    const fields = start.fields;
+    const destination = destinationName(fields.exchange, fields.routingKey, start.queue);
+    const instruments = this.instruments;
+    const operation = start.pulled ? 'receive' : 'process';
+    instruments?.consumed.add(1, {
+      'messaging.system': SYSTEM,
+      'messaging.operation.name': operation,
+      'messaging.destination.name': destination,
+    });
+    const tracer = this.tracer;
+    if (tracer === undefined)
+      return new DeliverySpan(undefined, ROOT_CONTEXT, undefined, instruments, destination, now());
+    const headers = start.properties.headers;
+    const producer =
+      headers === undefined ? undefined : this.propagator!.extract(ROOT_CONTEXT, headers, getter);
+    const producerSpan = producer === undefined ? undefined : trace.getSpanContext(producer);
+    const links: Link[] = [];
+    let parent: Context;
+    if (start.pulled) {
+      // basic.get: a receive the caller made, in the caller's context; the producer is linked.
+      parent = context.active();
+      if (producerSpan !== undefined) links.push({ context: producerSpan });
+    } else if (producerSpan !== undefined && !this.link) {
+      parent = producer!;
+    } else {
+      parent = ROOT_CONTEXT;
+      if (producerSpan !== undefined) links.push({ context: producerSpan });
+    }
+    const attributes: Attributes = {
+      'messaging.system': SYSTEM,
+      'messaging.operation.name': operation,
+      'messaging.operation.type': operation,
+      'messaging.destination.name': destination,
+      'messaging.rabbitmq.message.delivery_tag': fields.deliveryTag,
+      'messaging.message.body.size': start.bodySize,
+      'server.address': start.peer.address,
+      'server.port': start.peer.port,
+    };
+    if (fields.routingKey !== '')
+      attributes['messaging.rabbitmq.destination.routing_key'] = fields.routingKey;
+    const { messageId, correlationId } = start.properties;
+    if (messageId !== undefined) attributes['messaging.message.id'] = messageId;
+    if (correlationId !== undefined) attributes['messaging.message.conversation_id'] = correlationId;
+    if (fields.consumerTag !== undefined) attributes['messaging.consumer.id'] = fields.consumerTag;
+    if (fields.redelivered) attributes['rxamqp.redelivered'] = true;
+    const span = tracer.startSpan(
+      `${operation} ${destination}`,
+      { kind: SpanKind.CONSUMER, attributes, links },
+      parent,
+    );
+    return new DeliverySpan(
+      span,
+      trace.setSpan(parent, span),
+      this.settleSpans ? tracer : undefined,
+      instruments,
+      destination,
+      now(),
+    );
+  }
+
+  event(event: DiagnosticEvent): void {
+    const instruments = this.instruments!;
+    const record = this.record(event.connection);
+    const labels = { 'rxamqp.connection': event.connection };
+    switch (event.type) {
+      case 'connection.state': {
+        const status = event.state.status;
+        instruments.stateChanges.add(1, { ...labels, 'rxamqp.connection.state': status });
+        if (status === 'CONNECTED') {
+          if (record.connectedBefore) instruments.reconnects.add(1, labels);
+          record.connectedBefore = true;
+        } else if (status !== 'CONNECTING') this.unblocked(record, labels);
+        if (status === 'CLOSED') this.connections.delete(event.connection);
+        break;
+      }
+      case 'connection.blocked':
+        record.blockedSince ??= now();
+        break;
+      case 'connection.unblocked':
+        this.unblocked(record, labels);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private record(connection: string): ConnectionRecord {
+    let record = this.connections.get(connection);
+    if (record === undefined) {
+      record = { connectedBefore: false, blockedSince: undefined };
+      this.connections.set(connection, record);
+    }
+    return record;
+  }
+
+  private unblocked(record: ConnectionRecord, labels: Attributes): void {
+    if (record.blockedSince === undefined) return;
+    this.instruments!.blockedDuration.record((now() - record.blockedSince) / 1000, labels);
+    record.blockedSince = undefined;
+  }
+
+  /**
+   * The context a publish's span starts in: the active one when a span is active (the request that
+   * publishes), else the one the message already carries (a message published again: a retry, a
+   * forward), else a new trace.
+   */
+  private publishParent(properties: BasicProperties | undefined): Context {
+    const active = context.active();
+    if (trace.getSpanContext(active) !== undefined) return active;
+    const headers = properties?.headers;
+    if (headers === undefined) return active;
+    const carried = this.propagator!.extract(active, headers, getter);
+    return trace.getSpanContext(carried) === undefined ? active : carried;
+  }
+
+  private publishAttributes(start: PublishStart, destination: string): Attributes {
+    const attributes: Attributes = {
+      'messaging.system': SYSTEM,
+      'messaging.operation.name': 'publish',
+      'messaging.operation.type': 'send',
+      'messaging.destination.name': destination,
+      'messaging.message.body.size': start.bodySize,
+      'server.address': start.peer.address,
+      'server.port': start.peer.port,
+    };
+    if (start.routingKey !== '') attributes['messaging.rabbitmq.destination.routing_key'] = start.routingKey;
+    const messageId = start.properties?.messageId;
+    const correlationId = start.properties?.correlationId;
+    if (messageId !== undefined) attributes['messaging.message.id'] = messageId;
+    if (correlationId !== undefined) attributes['messaging.message.conversation_id'] = correlationId;
+    return attributes;
+  }
+}
+
+/** One publish followed: its span (when tracing) and its metrics. */
+class PublishSpan implements PublishProbe {
+  constructor(
+    private readonly span: Span | undefined,
+    readonly properties: BasicProperties | undefined,
+    private readonly instruments: Instruments | undefined,
+    private readonly destination: string,
+    private readonly began: number,
+  ) {}
+
+  end(outcome: PublishOutcome | undefined, error: Error | undefined): void {
+    const status = outcome?.status ?? 'failed';
+    const failure =
+      outcome === undefined
+        ? errorType(error ?? new Error('failed'))
+        : status === 'nacked'
+          ? 'nacked'
+          : status === 'returned'
+            ? 'returned'
+            : undefined;
+    const span = this.span;
+    if (span !== undefined) {
+      span.setAttribute('rxamqp.publish.outcome', status);
+      if (outcome !== undefined && outcome.status !== 'sent')
+        span.setAttribute('rxamqp.publish.seq', outcome.seq);
+      if (outcome?.status === 'returned') {
+        span.addEvent('returned', {
+          'rxamqp.reply_code': outcome.returned.replyCode,
+          'rxamqp.reply_text': outcome.returned.replyText,
+        });
+      }
+      if (failure !== undefined) {
+        span.setAttribute('error.type', failure);
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: error?.message ?? (status === 'nacked' ? 'nacked by the broker' : 'returned unroutable'),
+        });
+      }
+      span.end();
+    }
+    const instruments = this.instruments;
+    if (instruments !== undefined) {
+      const labels: Attributes = {
+        'messaging.system': SYSTEM,
+        'messaging.operation.name': 'publish',
+        'messaging.destination.name': this.destination,
+      };
+      if (outcome === undefined) labels['error.type'] = failure;
+      instruments.sent.add(1, labels);
+      instruments.outcomes.add(1, { ...labels, 'rxamqp.publish.outcome': status });
+      instruments.publishDuration.record((now() - this.began) / 1000, {
+        ...labels,
+        'rxamqp.publish.outcome': status,
+      });
+    }
+  }
+}
+
+/** One delivery followed: its span (when tracing), its context, and its metrics. */
+class DeliverySpan implements DeliveryProbe {
+  constructor(
+    private readonly span: Span | undefined,
+    private readonly context: Context,
+    private readonly settleTracer: Tracer | undefined,
+    private readonly instruments: Instruments | undefined,
+    private readonly destination: string,
+    private readonly began: number,
+  ) {}
+
+  run<T>(fn: () => T): T {
+    return this.span === undefined ? fn() : context.with(this.context, fn);
+  }
+
+  end(how: DeliveryEnd, requeue: boolean, error?: Error): void {
+    const span = this.span;
+    if (span !== undefined) {
+      if (how !== 'auto' && how !== 'lost' && this.settleTracer !== undefined) {
+        this.settleTracer
+          .startSpan(
+            `${how} ${this.destination}`,
+            {
+              kind: SpanKind.CLIENT,
+              attributes: {
+                'messaging.system': SYSTEM,
+                'messaging.operation.name': how,
+                'messaging.operation.type': 'settle',
+                'messaging.destination.name': this.destination,
+                ...(how === 'ack' ? {} : { 'rxamqp.requeue': requeue }),
+              },
+            },
+            this.context,
+          )
+          .end();
+      }
+      span.setAttribute('rxamqp.settlement', how);
+      if (how === 'nack' || how === 'reject') {
+        span.setAttribute('rxamqp.requeue', requeue);
+        span.setAttribute('error.type', how);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: `${how}ed${requeue ? ' (requeued)' : ''}` });
+      } else if (how === 'lost') {
+        span.setAttribute('error.type', error === undefined ? 'lost' : errorType(error));
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: `the channel ended before it was settled${error === undefined ? '' : `: ${error.message}`}`,
+        });
+      }
+      span.end();
+    }
+    const instruments = this.instruments;
+    if (instruments !== undefined) {
+      const labels: Attributes = {
+        'messaging.system': SYSTEM,
+        'messaging.destination.name': this.destination,
+        'rxamqp.settlement': how,
+      };
+      instruments.settlements.add(
+        1,
+        how === 'nack' || how === 'reject' ? { ...labels, 'rxamqp.requeue': requeue } : labels,
+      );
+      instruments.processDuration.record((now() - this.began) / 1000, labels);
+    }
+  }
+}
+
+let ambientSet = false;
+
+/**
+ * An {@link Instrumentation} that reports to OpenTelemetry, for the `telemetry` option of `connect()`:
+ *
+ * - a `PRODUCER` span per publish (`publish <destination>`), ended at the broker's confirm on a
+ *   confirm channel (when written otherwise), whose context goes in the message headers;
+ * - a `CONSUMER` span per delivery (`process <destination>`, `receive` for `channel.get`), a child of
+ *   the producer's span (or linked: `consumerSpans: 'link'`), ended at its settlement, with a short
+ *   `ack` / `nack` / `reject` span under it; the delivery is handed to its subscribers inside it, and
+ *   `ackOnSuccess` and the NestJS handlers run the handler inside it (`withinDelivery` for others);
+ * - metrics: messages sent and their outcomes, publish-to-confirm time, deliveries, settlements,
+ *   processing time, connection state changes, reconnects and blocked time.
+ *
+ * It reports to the global providers unless given others; register an SDK first. A publisher made
+ * with `createPublisher` keeps each message's context while it holds it (disconnected).
+ *
+ * @example
+ * ```ts
+ * import { openTelemetry } from 'rxamqp/otel';
+ * const connection$ = connect('amqp://localhost', { recovery: true, telemetry: openTelemetry() });
+ * ```
+ */
+export function openTelemetry(options: OpenTelemetryOptions = {}): Instrumentation {
+  checkOptions(options);
+  if (!ambientSet) {
+    ambientSet = true;
+    setAmbientContext({
+      capture: () => context.active(),
+      run: (captured, fn) => context.with(captured as Context, fn),
+    });
+  }
+  return new OpenTelemetryInstrumentation(options);
+}
+
+function checkOptions(options: OpenTelemetryOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigurationError('openTelemetry() options must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new ConfigurationError(`openTelemetry() has no option '${key}'`);
+  }
+  for (const key of ['tracing', 'metrics', 'settleSpans'] as const) {
+    const value = options[key];
+    if (value !== undefined && typeof value !== 'boolean') {
+      throw new ConfigurationError(`openTelemetry() option ${key} must be a boolean`);
+    }
+  }
+  const spans = options.consumerSpans;
+  if (spans !== undefined && spans !== 'parent' && spans !== 'link') {
+    throw new ConfigurationError(`openTelemetry() option consumerSpans must be 'parent' or 'link'`);
+  }
+  if (options.tracerProvider !== undefined && typeof options.tracerProvider?.getTracer !== 'function') {
+    throw new ConfigurationError('openTelemetry() option tracerProvider must have getTracer()');
+  }
+  if (options.meterProvider !== undefined && typeof options.meterProvider?.getMeter !== 'function') {
+    throw new ConfigurationError('openTelemetry() option meterProvider must have getMeter()');
+  }
+  if (
+    options.propagator !== undefined &&
+    (typeof options.propagator?.inject !== 'function' || typeof options.propagator?.extract !== 'function')
+  ) {
+    throw new ConfigurationError('openTelemetry() option propagator must have inject() and extract()');
+  }
+}
+
+const KNOWN = new Set<string>([
+  'tracerProvider',
+  'meterProvider',
+  'propagator',
+  'tracing',
+  'metrics',
+  'consumerSpans',
+  'settleSpans',
+]);

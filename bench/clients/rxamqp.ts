@@ -47,7 +47,13 @@
  */
 import { concatMap, count, ignoreElements, lastValueFrom, map, mergeMap, range, take, tap } from 'rxjs';
 import { publishConfirmed } from '../../operators/index.js';
-import { type Channel, type Connection, type Delivery, openConnection } from '../../src/node.js';
+import {
+  type Channel,
+  type Connection,
+  type ConnectOptions,
+  type Delivery,
+  openConnection,
+} from '../../src/node.js';
 import {
   type BenchClient,
   type BenchClientFactory,
@@ -125,8 +131,43 @@ async function publishAs(
   }
 }
 
+/**
+ * `RXAMQP_BENCH_TELEMETRY=otel` runs the client with `telemetry: openTelemetry()` over an SDK whose
+ * spans go through a batch span processor (as in production) to an exporter that drops them, and whose metrics are aggregated by a reader nobody reads:
+ * the cost of tracing and metrics on (issue 20). Unset: no telemetry (the client's default).
+ */
+async function telemetryOption(): Promise<ConnectOptions> {
+  if (process.env.RXAMQP_BENCH_TELEMETRY !== 'otel') return {};
+  const { openTelemetry } = await import('../../src/otel/index.js');
+  const { context, propagation } = await import('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+  const { W3CTraceContextPropagator } = await import('@opentelemetry/core');
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { MeterProvider, MetricReader } = await import('@opentelemetry/sdk-metrics');
+  class IdleReader extends MetricReader {
+    protected override onShutdown(): Promise<void> {
+      return Promise.resolve();
+    }
+    protected override onForceFlush(): Promise<void> {
+      return Promise.resolve();
+    }
+  }
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const dropping = {
+    export: (_spans: unknown, done: (r: { code: number }) => void) => done({ code: 0 }),
+    shutdown: () => Promise.resolve(),
+  };
+  return {
+    telemetry: openTelemetry({
+      tracerProvider: new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropping)] }),
+      meterProvider: new MeterProvider({ readers: [new IdleReader()] }),
+    }),
+  };
+}
+
 export const connectClient: BenchClientFactory = async (url) => {
-  const conn: Connection = await openConnection(url);
+  const conn: Connection = await openConnection(url, await telemetryOption());
   const failure = new Failure(NAME, () => conn.close().subscribe({ error: () => undefined }));
   let closing = false;
   const ch = await conn.openChannel();

@@ -13,7 +13,7 @@ import type { ConnectionCore } from '../core/connection-core.js';
 import type { ChannelClosedError, HeadersDecodeError } from '../errors.js';
 import type { FieldTable } from '../protocol/field-table.js';
 import type { BasicProperties, MethodInit, MethodName, MethodOf } from '../protocol/generated.js';
-import type { Peer } from '../telemetry/instrumentation.js';
+import { ambientContext, type Peer } from '../telemetry/instrumentation.js';
 import type { Reporter } from '../telemetry/reporter.js';
 import { INSPECT } from '../util/runtime.js';
 import { type ConfirmHost, type ConfirmSource, ConfirmTracker } from './confirms.js';
@@ -559,6 +559,9 @@ export class Channel implements PublishTarget {
   get(queue: string, options: { noAck?: boolean } = {}): Observable<Delivery> {
     const noAck = options.noAck ?? false;
     return new Observable<Delivery>((subscriber) => {
+      // A traced get is the caller's receive: its span starts in the caller's context.
+      const ambient = this.wiring.traces === undefined ? undefined : ambientContext();
+      const caller = ambient?.capture();
       const handle = this.core.call(
         { name: 'basic.get', queue, noAck },
         ['basic.get-ok', 'basic.get-empty'],
@@ -582,7 +585,8 @@ export class Channel implements PublishTarget {
               reply.headersError,
             );
             if (traces === undefined) hand(delivery);
-            else traces.deliver(delivery, queue, noAck, true, hand);
+            else if (ambient === undefined) traces.deliver(delivery, queue, noAck, true, hand);
+            else ambient.run(caller, () => traces.deliver(delivery, queue, noAck, true, hand));
           }
           subscriber.complete();
         },

@@ -7,7 +7,7 @@
  * @module
  */
 import { Observable, type Subscriber } from 'rxjs';
-import type { ConnectionState } from '../core/supervisor.js';
+import type { ConnectionState } from '../core/connection-state.js';
 import type { ChannelClosedError } from '../errors.js';
 
 /** What every event says of the connection it is about. */

@@ -116,7 +116,7 @@ export interface Instrumentation {
 }
 
 /**
- * @internal Where the client keeps a trace context across an asynchronous gap it makes itself (a
+ * Where the client keeps a trace context across an asynchronous gap it makes itself (a
  * publisher holding a message while disconnected): set by the instrumentation that has contexts
  * (`rxamqp/otel` sets it when made), undefined otherwise, and then nothing is captured.
  */
@@ -185,11 +185,22 @@ export function guarded<A, R>(
 }
 
 const reported = new WeakSet<object>();
+/**
+ * The source text of the functions reported: an instrumentation makes a probe per message, and its
+ * `end` and `run` are usually fresh closures of the same code, which count as one function here.
+ */
+const reportedSources = new Set<string>();
 
 /** Reports an instrumentation's failure once per function: it must not break the client, nor flood the log. */
 export function reportOnce(fn: object, error: unknown): void {
   if (reported.has(fn)) return;
   reported.add(fn);
+  const source = typeof fn === 'function' ? Function.prototype.toString.call(fn) : undefined;
+  // Native and bound functions all show the same text: those are told apart by identity only.
+  if (source !== undefined && !source.includes('[native code]')) {
+    if (reportedSources.has(source)) return;
+    reportedSources.add(source);
+  }
   console.error(
     `rxamqp: the telemetry instrumentation threw (reported once): ${error instanceof Error ? error.message : String(error)}`,
   );

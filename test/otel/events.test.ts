@@ -1,0 +1,115 @@
+/**
+ * `rxamqp/otel`'s lifecycle metrics, fed with the events a connection reports (no broker): state
+ * changes by state, reconnects (a CONNECTED after an earlier one), and blocked time (from
+ * connection.blocked to unblocked, or to the loss of the connection).
+ */
+import {
+  AggregationTemporality,
+  MeterProvider,
+  MetricReader,
+  type ResourceMetrics,
+} from '@opentelemetry/sdk-metrics';
+import type { ConnectionState, DiagnosticEvent, Instrumentation } from '../../src/node.js';
+import { openTelemetry } from '../../src/otel/index.js';
+
+class TestReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function points(collected: ResourceMetrics, name: string) {
+  return collected.scopeMetrics
+    .flatMap((s) => s.metrics)
+    .filter((m) => m.descriptor.name === name)
+    .flatMap((m) => m.dataPoints);
+}
+
+function setUp(): { telemetry: Instrumentation; reader: TestReader } {
+  const reader = new TestReader();
+  const telemetry = openTelemetry({
+    tracing: false,
+    meterProvider: new MeterProvider({ readers: [reader] }),
+  });
+  return { telemetry, reader };
+}
+
+const state = (connection: string, s: ConnectionState): DiagnosticEvent => ({
+  type: 'connection.state',
+  connection,
+  time: 0,
+  state: s,
+});
+
+describe('openTelemetry() lifecycle metrics', () => {
+  it('counts state changes by state and reconnects per connection', async () => {
+    const { telemetry, reader } = setUp();
+    for (const status of [
+      'CONNECTING',
+      'CONNECTED',
+      'RECONNECTING',
+      'CONNECTING',
+      'CONNECTED',
+      'CLOSING',
+      'CLOSED',
+    ] as const) {
+      telemetry.event!(state('a', { status }));
+    }
+    telemetry.event!(state('b', { status: 'CONNECTING' }));
+    telemetry.event!(state('b', { status: 'CONNECTED' }));
+    const { resourceMetrics } = await reader.collect();
+    const changes = points(resourceMetrics, 'rxamqp.connection.state_changes');
+    const of = (connection: string, s: string) =>
+      changes.find(
+        (p) =>
+          p.attributes['rxamqp.connection'] === connection && p.attributes['rxamqp.connection.state'] === s,
+      )?.value;
+    expect(of('a', 'CONNECTING')).toBe(2);
+    expect(of('a', 'CONNECTED')).toBe(2);
+    expect(of('a', 'RECONNECTING')).toBe(1);
+    expect(of('a', 'CLOSED')).toBe(1);
+    expect(of('b', 'CONNECTED')).toBe(1);
+    const reconnects = points(resourceMetrics, 'rxamqp.connection.reconnects');
+    expect(reconnects.map((p) => [p.attributes['rxamqp.connection'], p.value])).toEqual([['a', 1]]);
+  });
+
+  it('records blocked time, ended by unblocked or by the loss of the connection', async () => {
+    const { telemetry, reader } = setUp();
+    let clock = 1000;
+    const spy = jest.spyOn(performance, 'now').mockImplementation(() => clock);
+    try {
+      telemetry.event!(state('a', { status: 'CONNECTED' }));
+      telemetry.event!({ type: 'connection.blocked', connection: 'a', time: 0, reason: 'low on memory' });
+      clock += 1500;
+      telemetry.event!({ type: 'connection.unblocked', connection: 'a', time: 0 });
+      telemetry.event!({ type: 'connection.blocked', connection: 'a', time: 0, reason: 'low on disk' });
+      // A second blocked while blocked does not restart the clock.
+      clock += 250;
+      telemetry.event!({ type: 'connection.blocked', connection: 'a', time: 0, reason: 'low on disk' });
+      clock += 250;
+      telemetry.event!(state('a', { status: 'RECONNECTING' }));
+      // Unblocked after the loss: already recorded.
+      telemetry.event!({ type: 'connection.unblocked', connection: 'a', time: 0 });
+    } finally {
+      spy.mockRestore();
+    }
+    const { resourceMetrics } = await reader.collect();
+    const [blocked] = points(resourceMetrics, 'rxamqp.connection.blocked.duration');
+    const value = blocked!.value as { count: number; sum: number };
+    expect(value.count).toBe(2);
+    expect(value.sum).toBeCloseTo(2.0, 5);
+  });
+
+  it('calls nothing for a connection when both signals are off', () => {
+    const telemetry = openTelemetry({ tracing: false, metrics: false });
+    expect(telemetry.publish).toBeUndefined();
+    expect(telemetry.deliver).toBeUndefined();
+    expect(telemetry.event).toBeUndefined();
+  });
+});

@@ -24,11 +24,11 @@ class TestReader extends MetricReader {
   }
 }
 
-function points(collected: ResourceMetrics, name: string) {
+function points(collected: ResourceMetrics, name: string): DataPoint<unknown>[] {
   return collected.scopeMetrics
     .flatMap((s) => s.metrics)
     .filter((m) => m.descriptor.name === name)
-    .flatMap((m) => m.dataPoints);
+    .flatMap((m) => m.dataPoints as DataPoint<unknown>[]);
 }
 
 function setUp(): { telemetry: Instrumentation; reader: TestReader } {

@@ -5,6 +5,7 @@
  */
 import {
   AggregationTemporality,
+  type DataPoint,
   MeterProvider,
   MetricReader,
   type ResourceMetrics,

@@ -93,19 +93,12 @@ export function diagnosticsObserved(): boolean {
 }
 
 /**
- * @internal Hands an event to `diagnostics$`'s subscribers and the Node channels. A subscriber that
- * throws is reported, not allowed to break the client or the other subscribers.
+ * @internal Hands an event to `diagnostics$`'s subscribers and the Node channels. A subscriber's own
+ * error is RxJS's to report (`config.onUnhandledError`), as for any subscription; the other
+ * subscribers and the client carry on.
  */
 export function emitDiagnostic(event: DiagnosticEvent): void {
-  for (const s of [...subscribers]) {
-    try {
-      s.next(event);
-    } catch (error) {
-      console.error(
-        `rxamqp: a diagnostics$ subscriber threw: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
-  }
+  for (const s of [...subscribers]) s.next(event);
   if (sink?.active() === true) sink.write(event);
 }
 

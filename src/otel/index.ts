@@ -174,7 +174,10 @@ interface ConnectionRecord {
 
 class OpenTelemetryInstrumentation implements Instrumentation {
   private readonly tracer: Tracer | undefined;
-  private readonly instruments: Instruments | undefined;
+  /** True when metrics are on; the instruments are made at first use (see `instruments`). */
+  private readonly metered: boolean;
+  private readonly meterProvider: MeterProvider | undefined;
+  private made: Instruments | undefined;
   private readonly propagator: TextMapPropagator | undefined;
   private readonly link: boolean;
   private readonly settleSpans: boolean;
@@ -186,20 +189,29 @@ class OpenTelemetryInstrumentation implements Instrumentation {
       ? (options.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_NAME, VERSION)
       : undefined;
     this.propagator = tracing ? (options.propagator ?? propagation) : undefined;
-    this.instruments =
-      (options.metrics ?? true)
-        ? new Instruments(
-            (options.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_NAME, VERSION),
-          )
-        : undefined;
+    this.metered = options.metrics ?? true;
+    this.meterProvider = options.meterProvider;
     this.link = options.consumerSpans === 'link';
     this.settleSpans = options.settleSpans ?? true;
     // Instance methods the client calls: absent when their signal is off, so that nothing is called.
-    if (this.tracer === undefined && this.instruments === undefined) {
+    if (this.tracer === undefined && !this.metered) {
       (this as { publish?: unknown }).publish = undefined;
       (this as { deliver?: unknown }).deliver = undefined;
     }
-    if (this.instruments === undefined) (this as { event?: unknown }).event = undefined;
+    if (!this.metered) (this as { event?: unknown }).event = undefined;
+  }
+
+  /**
+   * The instruments, made at their first use rather than by `openTelemetry()`: the global meter
+   * provider has no stand-in that forwards to one registered later (the tracer provider has), so a
+   * module calling `openTelemetry()` before the SDK's set-up ran would otherwise measure nothing.
+   */
+  private get instruments(): Instruments | undefined {
+    if (!this.metered) return undefined;
+    this.made ??= new Instruments(
+      (this.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_NAME, VERSION),
+    );
+    return this.made;
   }
 
   publish(start: PublishStart): PublishProbe | undefined {

@@ -32,7 +32,6 @@ import {
   mergeMap,
   of,
   type Subscription,
-  switchMap,
   take,
   throwError,
   timeout,

@@ -75,6 +75,9 @@ export const INSTRUMENTATION_NAME = 'rxamqp';
 
 const SYSTEM = 'rabbitmq';
 
+/** The label of a connection without a `name` (see `DiagnosticSource.connection`). */
+const UNNAMED = /^rxamqp-\d+$/;
+
 /** Reads trace headers from an AMQP headers table (values may be strings, bytes or typed fields). */
 const getter: TextMapGetter<FieldTable> = {
   keys: (carrier) => Object.keys(carrier),
@@ -104,6 +107,42 @@ export function destinationName(exchange: string, routingKey: string, queue?: st
   if (routingKey !== '' && routingKey !== queue) parts.push(routingKey);
   if (queue !== undefined && queue !== '') parts.push(queue);
   return parts.length === 0 ? 'amq.default' : parts.join(':');
+}
+
+/**
+ * A destination's name where it must stay low-cardinality (span names, metric labels): the exchange a
+ * message is published to, or for the default exchange the queue named by its routing key; on the
+ * consumer side, the queue. Server-named queues (`amq.gen-...`) and direct reply-to addresses
+ * (`amq.rabbitmq.reply-to...`, one per requester) collapse to one name each, and routing keys (a
+ * topic exchange's, often one per entity) never appear.
+ */
+export function shortDestination(exchange: string, routingKey: string, queue?: string): string {
+  if (queue !== undefined) return collapse(queue);
+  if (exchange !== '') return exchange;
+  return routingKey === '' ? 'amq.default' : collapse(routingKey);
+}
+
+function collapse(name: string): string {
+  if (name.startsWith('amq.gen-')) return 'amq.gen-*';
+  if (name.startsWith('amq.rabbitmq.reply-to')) return 'amq.rabbitmq.reply-to';
+  return name;
+}
+
+/**
+ * Metric label sets, made once per distinct combination: the SDK keys its series by the attributes'
+ * content, and the combinations (a short destination, an outcome) are few.
+ */
+class LabelCache {
+  private readonly sets = new Map<string, Attributes>();
+
+  get(key: string, make: () => Attributes): Attributes {
+    let labels = this.sets.get(key);
+    if (labels === undefined) {
+      labels = Object.freeze(make());
+      this.sets.set(key, labels);
+    }
+    return labels;
+  }
 }
 
 /** `error.type` of a failure: the error's code when it has one, else its class name. */
@@ -182,6 +221,7 @@ class OpenTelemetryInstrumentation implements Instrumentation {
   private readonly link: boolean;
   private readonly settleSpans: boolean;
   private readonly connections = new Map<string, ConnectionRecord>();
+  private readonly labels = new LabelCache();
 
   constructor(options: OpenTelemetryOptions) {
     const tracing = options.tracing ?? true;
@@ -215,7 +255,7 @@ class OpenTelemetryInstrumentation implements Instrumentation {
   }
 
   publish(start: PublishStart): PublishProbe | undefined {
-    const destination = destinationName(start.exchange, start.routingKey);
+    const short = shortDestination(start.exchange, start.routingKey);
     const began = now();
     let span: Span | undefined;
     let properties: BasicProperties | undefined;
@@ -223,10 +263,10 @@ class OpenTelemetryInstrumentation implements Instrumentation {
     if (tracer !== undefined) {
       const parent = this.publishParent(start.properties);
       span = tracer.startSpan(
-        `publish ${destination}`,
+        `publish ${short}`,
         {
           kind: SpanKind.PRODUCER,
-          attributes: this.publishAttributes(start, destination),
+          attributes: this.publishAttributes(start, destinationName(start.exchange, start.routingKey)),
         },
         parent,
       );
@@ -238,22 +278,26 @@ class OpenTelemetryInstrumentation implements Instrumentation {
       }
     }
     const instruments = this.instruments;
-    return new PublishSpan(span, properties, instruments, destination, began);
+    return new PublishSpan(span, properties, instruments, this.labels, short, began);
   }
 
   deliver(start: DeliveryStart): DeliveryProbe | undefined {
     const fields = start.fields;
-    const destination = destinationName(fields.exchange, fields.routingKey, start.queue);
+    const short = shortDestination(fields.exchange, fields.routingKey, start.queue);
     const instruments = this.instruments;
     const operation = start.pulled ? 'receive' : 'process';
-    instruments?.consumed.add(1, {
-      'messaging.system': SYSTEM,
-      'messaging.operation.name': operation,
-      'messaging.destination.name': destination,
-    });
+    instruments?.consumed.add(
+      1,
+      this.labels.get(`${operation}\u0000${short}`, () => ({
+        'messaging.system': SYSTEM,
+        'messaging.operation.name': operation,
+        'messaging.destination.name': short,
+      })),
+    );
     const tracer = this.tracer;
-    if (tracer === undefined)
-      return new DeliverySpan(undefined, ROOT_CONTEXT, undefined, instruments, destination, now());
+    if (tracer === undefined) {
+      return new DeliverySpan(undefined, ROOT_CONTEXT, undefined, instruments, this.labels, short, now());
+    }
     const headers = start.properties.headers;
     const producer =
       headers === undefined ? undefined : this.propagator!.extract(ROOT_CONTEXT, headers, getter);
@@ -274,7 +318,7 @@ class OpenTelemetryInstrumentation implements Instrumentation {
       'messaging.system': SYSTEM,
       'messaging.operation.name': operation,
       'messaging.operation.type': operation,
-      'messaging.destination.name': destination,
+      'messaging.destination.name': destinationName(fields.exchange, fields.routingKey, start.queue),
       'messaging.rabbitmq.message.delivery_tag': fields.deliveryTag,
       'messaging.message.body.size': start.bodySize,
       'server.address': start.peer.address,
@@ -288,7 +332,7 @@ class OpenTelemetryInstrumentation implements Instrumentation {
     if (fields.consumerTag !== undefined) attributes['messaging.consumer.id'] = fields.consumerTag;
     if (fields.redelivered) attributes['rxamqp.redelivered'] = true;
     const span = tracer.startSpan(
-      `${operation} ${destination}`,
+      `${operation} ${short}`,
       { kind: SpanKind.CONSUMER, attributes, links },
       parent,
     );
@@ -297,19 +341,32 @@ class OpenTelemetryInstrumentation implements Instrumentation {
       trace.setSpan(parent, span),
       this.settleSpans ? tracer : undefined,
       instruments,
-      destination,
+      this.labels,
+      short,
       now(),
     );
   }
 
   event(event: DiagnosticEvent): void {
+    // Channel and consumer events have no metric of their own.
+    if (!event.type.startsWith('connection.')) return;
     const instruments = this.instruments!;
     const record = this.record(event.connection);
-    const labels = { 'rxamqp.connection': event.connection };
+    // A connection is a label only when named: unnamed ones (rxamqp-N) would add series forever.
+    const name = UNNAMED.test(event.connection) ? undefined : event.connection;
+    const labels = this.labels.get(`connection\u0000${name ?? ''}`, () =>
+      name === undefined ? {} : { 'rxamqp.connection': name },
+    );
     switch (event.type) {
       case 'connection.state': {
         const status = event.state.status;
-        instruments.stateChanges.add(1, { ...labels, 'rxamqp.connection.state': status });
+        instruments.stateChanges.add(
+          1,
+          this.labels.get(`state\u0000${name ?? ''}\u0000${status}`, () => ({
+            ...labels,
+            'rxamqp.connection.state': status,
+          })),
+        );
         if (status === 'CONNECTED') {
           if (record.connectedBefore) instruments.reconnects.add(1, labels);
           record.connectedBefore = true;
@@ -382,6 +439,8 @@ class PublishSpan implements PublishProbe {
     private readonly span: Span | undefined,
     readonly properties: BasicProperties | undefined,
     private readonly instruments: Instruments | undefined,
+    private readonly labels: LabelCache,
+    /** See `shortDestination`. */
     private readonly destination: string,
     private readonly began: number,
   ) {}
@@ -418,18 +477,26 @@ class PublishSpan implements PublishProbe {
     }
     const instruments = this.instruments;
     if (instruments !== undefined) {
-      const labels: Attributes = {
+      const destination = this.destination;
+      // error.type only for a publish that failed outright (no outcome): nacked and returned
+      // publishes were sent, and have their outcome label.
+      const errorLabel = outcome === undefined ? failure : undefined;
+      const sent = this.labels.get(`publish\u0000${destination}\u0000${errorLabel ?? ''}`, () => ({
         'messaging.system': SYSTEM,
         'messaging.operation.name': 'publish',
-        'messaging.destination.name': this.destination,
-      };
-      if (outcome === undefined) labels['error.type'] = failure;
-      instruments.sent.add(1, labels);
-      instruments.outcomes.add(1, { ...labels, 'rxamqp.publish.outcome': status });
-      instruments.publishDuration.record((now() - this.began) / 1000, {
-        ...labels,
-        'rxamqp.publish.outcome': status,
-      });
+        'messaging.destination.name': destination,
+        ...(errorLabel === undefined ? {} : { 'error.type': errorLabel }),
+      }));
+      const ended = this.labels.get(
+        `outcome\u0000${destination}\u0000${errorLabel ?? ''}\u0000${status}`,
+        () => ({
+          ...sent,
+          'rxamqp.publish.outcome': status,
+        }),
+      );
+      instruments.sent.add(1, sent);
+      instruments.outcomes.add(1, ended);
+      instruments.publishDuration.record((now() - this.began) / 1000, ended);
     }
   }
 }
@@ -441,6 +508,8 @@ class DeliverySpan implements DeliveryProbe {
     private readonly context: Context,
     private readonly settleTracer: Tracer | undefined,
     private readonly instruments: Instruments | undefined,
+    private readonly labels: LabelCache,
+    /** See `shortDestination`. */
     private readonly destination: string,
     private readonly began: number,
   ) {}
@@ -486,15 +555,20 @@ class DeliverySpan implements DeliveryProbe {
     }
     const instruments = this.instruments;
     if (instruments !== undefined) {
-      const labels: Attributes = {
+      const destination = this.destination;
+      const labels = this.labels.get(`settle\u0000${destination}\u0000${how}`, () => ({
         'messaging.system': SYSTEM,
-        'messaging.destination.name': this.destination,
+        'messaging.destination.name': destination,
         'rxamqp.settlement': how,
-      };
-      instruments.settlements.add(
-        1,
-        how === 'nack' || how === 'reject' ? { ...labels, 'rxamqp.requeue': requeue } : labels,
-      );
+      }));
+      const counted =
+        how === 'nack' || how === 'reject'
+          ? this.labels.get(`settle\u0000${destination}\u0000${how}\u0000${requeue}`, () => ({
+              ...labels,
+              'rxamqp.requeue': requeue,
+            }))
+          : labels;
+      instruments.settlements.add(1, counted);
       instruments.processDuration.record((now() - this.began) / 1000, labels);
     }
   }

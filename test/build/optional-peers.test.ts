@@ -4,7 +4,8 @@
  * lists the packages it reaches: `rxamqp` never loads NestJS, mqtt.js or reflect-metadata,
  * `rxamqp/mq` loads mqtt.js only on demand (a dynamic import when an MQTT URL is used),
  * `rxamqp/nestjs` loads NestJS but not mqtt.js, `rxamqp/angular` loads `@angular/core` only, and
- * `rxamqp/relay` loads `ws` only (the Node entry loads `ws` on demand, for ws: URLs).
+ * `rxamqp/relay` loads `ws` only (the Node entry loads `ws` on demand, for ws: URLs), and `rxamqp/otel`
+ * loads `@opentelemetry/api` only (the core has the telemetry seam, never the OpenTelemetry API).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
@@ -38,7 +39,7 @@ function packagesReached(entry: string): Set<string> {
   return packages;
 }
 
-const FRAMEWORKS = /^(@nestjs\/|mqtt$|reflect-metadata$|ws$|@angular\/)/;
+const FRAMEWORKS = /^(@nestjs\/|mqtt$|reflect-metadata$|ws$|@angular\/|@opentelemetry\/)/;
 
 describe('optional peer dependencies', () => {
   it.each([
@@ -69,5 +70,10 @@ describe('optional peer dependencies', () => {
   it('rxamqp/relay loads ws and no other framework', () => {
     const frameworks = [...packagesReached('src/relay/index.ts')].filter((p) => FRAMEWORKS.test(p));
     expect(frameworks).toEqual(['ws']);
+  });
+
+  it('rxamqp/otel loads @opentelemetry/api and nothing else of OpenTelemetry (no SDK)', () => {
+    const frameworks = [...packagesReached('src/otel/index.ts')].filter((p) => FRAMEWORKS.test(p));
+    expect(frameworks).toEqual(['@opentelemetry/api']);
   });
 });

@@ -11,7 +11,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { ConnectionState, DiagnosticEvent, Instrumentation } from '../../src/node.js';
-import { openTelemetry } from '../../src/otel/index.js';
+import { openTelemetry, shortDestination } from '../../src/otel/index.js';
 
 class TestReader extends MetricReader {
   constructor() {
@@ -112,5 +112,33 @@ describe('openTelemetry() lifecycle metrics', () => {
     expect(telemetry.publish).toBeUndefined();
     expect(telemetry.deliver).toBeUndefined();
     expect(telemetry.event).toBeUndefined();
+  });
+
+  it('labels only named connections (unnamed ones, rxamqp-N, would add series forever)', async () => {
+    const { telemetry, reader } = setUp();
+    for (let n = 1; n <= 3; n++) telemetry.event!(state(`rxamqp-${n}`, { status: 'CONNECTED' }));
+    telemetry.event!(state('orders', { status: 'CONNECTED' }));
+    telemetry.event!({ type: 'channel.open', connection: 'rxamqp-9', time: 0, channel: 1 });
+    const { resourceMetrics } = await reader.collect();
+    const changes = points(resourceMetrics, 'rxamqp.connection.state_changes');
+    expect(changes.map((p) => [p.attributes['rxamqp.connection'], p.value])).toEqual([
+      [undefined, 3],
+      ['orders', 1],
+    ]);
+  });
+});
+
+describe('shortDestination (span names and metric labels)', () => {
+  it.each([
+    ['orders', 'order.created.123', undefined, 'orders'],
+    ['', 'jobs', undefined, 'jobs'],
+    ['', '', undefined, 'amq.default'],
+    ['', 'amq.gen-Xy12', undefined, 'amq.gen-*'],
+    ['', 'amq.rabbitmq.reply-to.g1h2AA.abc', undefined, 'amq.rabbitmq.reply-to'],
+    ['orders', 'order.created.123', 'billing', 'billing'],
+    ['', 'jobs', 'jobs', 'jobs'],
+    ['', 'x', 'amq.gen-Q7', 'amq.gen-*'],
+  ])('(%j, %j, queue %j) is %j', (exchange, routingKey, queue, expected) => {
+    expect(shortDestination(exchange, routingKey, queue)).toBe(expected);
   });
 });

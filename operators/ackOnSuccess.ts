@@ -14,6 +14,7 @@ import {
   ConfigurationError,
   type Delivery,
   deliveryCountOf,
+  probeOf,
   type SettleableMessage,
   type SettlementWatcher,
   withinDelivery,
@@ -201,10 +202,19 @@ class Processing<R, D extends SettleableMessage> extends Observable<R> implement
       this.watching = true;
     }
     this.subscriber = subscriber;
+    // In the delivery's trace context when the connection traces (its process span): the handler,
+    // the subscription to its result and the continuation of its promise, so that what they start
+    // (an ack, a reply, a publish further on) belongs to this delivery's trace.
+    return probeOf(delivery) === undefined
+      ? this.begin(delivery)
+      : withinDelivery(delivery, () => this.begin(delivery));
+  }
+
+  /** Runs the handler and follows its result. */
+  private begin(delivery: D): TeardownLogic {
     let result: HandlerResult<R>;
     try {
-      // In the delivery's trace context when the connection traces (its process span).
-      result = withinDelivery(delivery, () => this.settings.handler(delivery));
+      result = this.settings.handler(delivery);
     } catch (error) {
       this.error(error);
       return;
@@ -212,8 +222,7 @@ class Processing<R, D extends SettleableMessage> extends Observable<R> implement
     if (isObservable(result)) {
       // take(1) closes the handler's subscriber at its first value, so that a source emitting
       // synchronously stops there rather than when its subscribe returns.
-      const observable = result;
-      const work = withinDelivery(delivery, () => observable.pipe(take(1)).subscribe(this));
+      const work = result.pipe(take(1)).subscribe(this);
       if (this.done) work.unsubscribe();
       else this.work = work;
     } else if (isPromiseLike(result)) {

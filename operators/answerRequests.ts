@@ -5,6 +5,7 @@ import {
   EMPTY,
   map,
   mergeMap,
+  Observable,
   type OperatorFunction,
   take,
   throwIfEmpty,
@@ -14,6 +15,7 @@ import {
   ConfigurationError,
   type Delivery,
   type PublishTarget,
+  probeOf,
   withinDelivery,
 } from '../src/index.js';
 import {
@@ -124,7 +126,14 @@ export function answerRequests<R>(
           request.reject({ requeue: false });
           return EMPTY;
         }
-        return defer(() => withinDelivery(request, () => toObservable(handler(request)))).pipe(
+        // In the request's trace context when the connection traces: the handler, the subscription
+        // to its result and the reply that follows.
+        const answer$ = defer(() => toObservable(handler(request)));
+        const traced$ =
+          probeOf(request) === undefined
+            ? answer$
+            : new Observable<R>((subscriber) => withinDelivery(request, () => answer$.subscribe(subscriber)));
+        return traced$.pipe(
           take(1),
           throwIfEmpty(),
           map((result) => ({ result, ...reply(result) })),

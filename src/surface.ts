@@ -135,6 +135,7 @@ export {
   type Peer,
   type PublishProbe,
   type PublishStart,
+  probeOf,
   setAmbientContext,
   withinDelivery,
 } from './telemetry/instrumentation.js';

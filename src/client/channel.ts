@@ -143,6 +143,15 @@ export class Channel implements PublishTarget {
       const traces = wiring.traces;
       core.settlements = (kind, deliveryTag, multiple, requeue) =>
         traces.settled(kind, deliveryTag, multiple, requeue);
+      core.forgotten = (fromTag, why) =>
+        traces.forget(
+          fromTag,
+          new Error(
+            why === 'recover'
+              ? 'redelivered after basic.recover'
+              : 'taken back by the broker when its consumer timed out',
+          ),
+        );
     }
     this.core = core;
     this.wiring = wiring;
@@ -570,7 +579,6 @@ export class Channel implements PublishTarget {
             const m = reply.method as MethodOf<'basic.get-ok'>;
             this.core.delivered(m.deliveryTag, !noAck);
             const traces = this.wiring.traces;
-            const hand = (d: Delivery): void => subscriber.next(d);
             const delivery = new Delivery(
               reply.body,
               reply.properties,
@@ -584,9 +592,12 @@ export class Channel implements PublishTarget {
               noAck ? undefined : this.core,
               reply.headersError,
             );
-            if (traces === undefined) hand(delivery);
-            else if (ambient === undefined) traces.deliver(delivery, queue, noAck, true, hand);
-            else ambient.run(caller, () => traces.deliver(delivery, queue, noAck, true, hand));
+            if (traces === undefined) subscriber.next(delivery);
+            else {
+              const hand = (d: Delivery): void => subscriber.next(d);
+              if (ambient === undefined) traces.deliver(delivery, queue, noAck, true, hand);
+              else ambient.run(caller, () => traces.deliver(delivery, queue, noAck, true, hand));
+            }
           }
           subscriber.complete();
         },

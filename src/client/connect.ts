@@ -12,7 +12,7 @@ import { resolveOptions } from '../config/resolve-options.js';
 import type { ConnectionCore } from '../core/connection-core.js';
 import { type ConnectionState, Supervisor } from '../core/supervisor.js';
 import { ConfigurationError } from '../errors.js';
-import { connectionLabel } from '../telemetry/diagnostics.js';
+import { newLifetime } from '../telemetry/diagnostics.js';
 import { Reporter } from '../telemetry/reporter.js';
 import { debugLine } from '../util/runtime.js';
 import { Connection, keepFirst } from './connection.js';
@@ -178,7 +178,8 @@ class ConnectionGroup {
 
   constructor(options: ResolvedOptions, report: (state: ConnectionState) => void) {
     // Every lifetime has its own reporter: its name in events, and its instrumentation.
-    const reporter = new Reporter(connectionLabel(options.name), options.telemetry);
+    const { connection, lifetime } = newLifetime(options.name);
+    const reporter = new Reporter(connection, lifetime, options.telemetry);
     this.options = Object.freeze({ ...options, reporter });
     this.report = (state) => {
       report(state);

@@ -9,7 +9,6 @@ import { utf8Decode } from '../protocol/bytes.js';
 import type { FieldValue } from '../protocol/field-table.js';
 import { isFieldTable, TypedField } from '../protocol/field-table.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import type { DeliveryProbe } from '../telemetry/instrumentation.js';
 import { jsonSafe } from '../util/runtime.js';
 import type { DeliveryFields, SettleableMessage, SettlementWatcher } from './interfaces.js';
 
@@ -143,8 +142,6 @@ export interface Settler {
  */
 export class Delivery implements SettleableMessage {
   private isSettled: boolean;
-  /** @internal What the connection's `telemetry` follows this delivery with (see `withinDelivery`). */
-  declare probe?: DeliveryProbe;
 
   /** @internal Deliveries come from channels; tests build messages with `rxamqp/testing`. */
   constructor(

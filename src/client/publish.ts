@@ -11,7 +11,7 @@ import type { ChannelCore } from '../core/channel-core.js';
 import { DrainingError, PublishBlockedError } from '../errors.js';
 import { utf8Encode } from '../protocol/bytes.js';
 import type { BasicProperties } from '../protocol/generated.js';
-import { type Peer, reportOnce } from '../telemetry/instrumentation.js';
+import { ambientContext, type Peer, reportOnce } from '../telemetry/instrumentation.js';
 import type { Reporter } from '../telemetry/reporter.js';
 import { microtask } from '../util/runtime.js';
 import type { ConfirmSource } from './confirms.js';
@@ -78,6 +78,8 @@ export class PublishPath {
     if (probe === undefined) {
       return this.publishNow(exchange, routingKey, body, properties, mandatory, context, done);
     }
+    const ambient = ambientContext();
+    const caller = ambient?.capture();
     let ended = false;
     const end = (outcome: PublishOutcome | undefined, error: Error | undefined): void => {
       if (ended) return;
@@ -95,10 +97,17 @@ export class PublishPath {
       probe.properties ?? properties,
       mandatory,
       context,
-      (c: C, outcome, error) => {
-        end(outcome, error);
-        done(c, outcome, error);
-      },
+      ambient === undefined
+        ? (c: C, outcome, error) => {
+            end(outcome, error);
+            done(c, outcome, error);
+          }
+        : (c: C, outcome, error) => {
+            end(outcome, error);
+            // The outcome comes from a socket callback: what it starts (the next publish of a
+            // concatMap, say) goes on in the context the publish was made in.
+            ambient.run(caller, () => done(c, outcome, error));
+          },
     );
     if (handle === undefined) return undefined;
     return {

@@ -1,13 +1,18 @@
 /**
  * @internal The deliveries of one channel that an instrumentation follows: each gets its probe when
  * it arrives, and the probe hears of its settlement (one by one, or by a `multiple` settlement of the
- * channel), of its auto-acknowledgement (`noAck`), or of its loss with the channel. Made only when the
- * connection's `telemetry` follows deliveries.
+ * channel), of its auto-acknowledgement (`noAck`), or of its loss (the channel ended, the broker took
+ * it back). Made only when the connection's `telemetry` follows deliveries.
  *
  * @module
  */
-import type { DeliveryEnd, DeliveryProbe, Peer } from '../telemetry/instrumentation.js';
-import { reportOnce } from '../telemetry/instrumentation.js';
+import {
+  attachProbe,
+  type DeliveryProbe,
+  endProbe,
+  type Peer,
+  runProbe,
+} from '../telemetry/instrumentation.js';
 import type { Reporter } from '../telemetry/reporter.js';
 import type { Delivery } from './delivery.js';
 
@@ -45,10 +50,17 @@ export class DeliveryTraces {
       hand(delivery);
       return;
     }
-    delivery.probe = probe;
-    if (!noAck) this.open.set(delivery.fields.deliveryTag, probe);
-    runProbe(probe, () => hand(delivery));
-    if (noAck) endProbe(probe, 'auto', false);
+    attachProbe(delivery, probe);
+    if (!noAck) {
+      this.open.set(delivery.fields.deliveryTag, probe);
+      runProbe(probe, () => hand(delivery));
+      return;
+    }
+    try {
+      runProbe(probe, () => hand(delivery));
+    } finally {
+      endProbe(probe, 'auto', false);
+    }
   }
 
   /** A settlement made on the channel (see `ChannelCore.settle`). */
@@ -68,38 +80,20 @@ export class DeliveryTraces {
     }
   }
 
+  /**
+   * The broker took deliveries back while the channel stays open (a consumer timeout from
+   * `fromTag` on, or all of them with basic.recover): they are lost, and come again.
+   */
+  forget(fromTag: number, error: Error): void {
+    for (const [tag, probe] of [...this.open]) {
+      if (tag < fromTag) continue;
+      this.open.delete(tag);
+      endProbe(probe, 'lost', false, error);
+    }
+  }
+
   /** The channel ended: every delivery still unsettled is lost (the broker delivers it again). */
   lost(error: Error): void {
-    const probes = [...this.open.values()];
-    this.open.clear();
-    for (const probe of probes) endProbe(probe, 'lost', false, error);
-  }
-}
-
-/** Runs `fn` in a probe's context; a probe that fails without calling it does not keep `fn` from running. */
-export function runProbe<T>(probe: DeliveryProbe, fn: () => T): T {
-  /** 0: `fn` not called yet; 1: `fn` running (or threw); 2: `fn` returned `result`. */
-  let stage = 0;
-  let result: T | undefined;
-  try {
-    return probe.run(() => {
-      stage = 1;
-      result = fn();
-      stage = 2;
-      return result;
-    });
-  } catch (error) {
-    if (stage === 1) throw error;
-    reportOnce(probe.run, error);
-    return stage === 2 ? (result as T) : fn();
-  }
-}
-
-/** Ends a probe, keeping its failure from the client. */
-export function endProbe(probe: DeliveryProbe, how: DeliveryEnd, requeue: boolean, error?: Error): void {
-  try {
-    probe.end(how, requeue, error);
-  } catch (e) {
-    reportOnce(probe.end, e);
+    this.forget(0, error);
   }
 }

@@ -196,6 +196,11 @@ export class ChannelCore implements ChannelEndpoint {
 
   /** Told of every settlement when the connection's telemetry follows deliveries (undefined otherwise). */
   settlements: SettleOut | undefined = undefined;
+  /**
+   * Told when the broker takes unsettled deliveries back while the channel stays open (from `fromTag`
+   * on), when the connection's telemetry follows deliveries (undefined otherwise).
+   */
+  forgotten: ((fromTag: number, why: 'consumer-timeout' | 'recover') => void) | undefined = undefined;
 
   constructor(
     private readonly connection: ConnectionCore,
@@ -492,6 +497,7 @@ export class ChannelCore implements ChannelEndpoint {
    */
   reclaimed(fromTag: number): void {
     this.ackTracker?.forgetFrom(fromTag);
+    this.forgotten?.(fromTag, 'consumer-timeout');
   }
 
   /** Sends the held acks now (a drain, before it waits for publishes and closes). */
@@ -677,7 +683,10 @@ export class ChannelCore implements ChannelEndpoint {
     }
     this.inFlight = undefined;
     // Redelivered messages get new tags: the outstanding ones are no longer valid.
-    if (reply.name === 'basic.recover-ok') this.acks.forgetAll();
+    if (reply.name === 'basic.recover-ok') {
+      this.acks.forgetAll();
+      this.forgotten?.(0, 'recover');
+    }
     if (!rpc.cancelled) rpc.onReply(reply);
     this.pump();
   }

@@ -34,6 +34,7 @@ import {
   PROTOCOL_HEADER,
   ReplyCode,
 } from '../protocol/generated.js';
+import { ambientContext } from '../telemetry/instrumentation.js';
 import type { Transport, TransportHandler } from '../transport/transport.js';
 import {
   debugLine,
@@ -265,6 +266,14 @@ export class ConnectionCore implements FrameHandler, TransportHandler {
   }
 
   private openTransport(): void {
+    // The socket's callbacks (every frame, and whatever user code they start) run in the trace
+    // context the socket was made in: make it in none, not in the context of whoever connected.
+    const ambient = ambientContext();
+    if (ambient === undefined) this.openTransportNow();
+    else ambient.detached(() => this.openTransportNow());
+  }
+
+  private openTransportNow(): void {
     const o = this.options;
     // Every failure takes the one path at the end: the connector throwing, rejecting or returning no
     // Promise (a connector factory passed uncalled, say), a resolved value that is not a Transport, a

@@ -139,11 +139,18 @@ class LabelCache {
     let labels = this.sets.get(key);
     if (labels === undefined) {
       labels = Object.freeze(make());
-      this.sets.set(key, labels);
+      // Bounded: past LABEL_SETS combinations (many per-process queues, say), sets are made per use.
+      if (this.sets.size < LABEL_SETS) this.sets.set(key, labels);
     }
     return labels;
   }
 }
+
+/** Most label sets a `LabelCache` keeps. */
+const LABEL_SETS = 1000;
+
+/** Bucket boundaries of the duration histograms, in seconds (OpenTelemetry's advice for messaging). */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
 /** `error.type` of a failure: the error's code when it has one, else its class name. */
 function errorType(error: Error): string {
@@ -173,6 +180,7 @@ class Instruments {
       unit: '{message}',
     });
     this.publishDuration = meter.createHistogram('messaging.client.operation.duration', {
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
       description: 'Time from a publish to its outcome (the broker confirm on a confirm channel)',
       unit: 's',
     });
@@ -185,6 +193,7 @@ class Instruments {
       unit: '{message}',
     });
     this.processDuration = meter.createHistogram('messaging.process.duration', {
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
       description: 'Time from a delivery to its settlement',
       unit: 's',
     });
@@ -197,6 +206,7 @@ class Instruments {
       unit: '{connection}',
     });
     this.blockedDuration = meter.createHistogram('rxamqp.connection.blocked.duration', {
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
       description: 'How long the broker kept the connection blocked (resource alarms)',
       unit: 's',
     });
@@ -220,7 +230,8 @@ class OpenTelemetryInstrumentation implements Instrumentation {
   private readonly propagator: TextMapPropagator | undefined;
   private readonly link: boolean;
   private readonly settleSpans: boolean;
-  private readonly connections = new Map<string, ConnectionRecord>();
+  /** By connection lifetime (`DiagnosticSource.lifetime`): connections may share a name. */
+  private readonly connections = new Map<number, ConnectionRecord>();
   private readonly labels = new LabelCache();
 
   constructor(options: OpenTelemetryOptions) {
@@ -255,6 +266,7 @@ class OpenTelemetryInstrumentation implements Instrumentation {
   }
 
   publish(start: PublishStart): PublishProbe | undefined {
+    const destination = destinationName(start.exchange, start.routingKey);
     const short = shortDestination(start.exchange, start.routingKey);
     const began = now();
     let span: Span | undefined;
@@ -264,10 +276,7 @@ class OpenTelemetryInstrumentation implements Instrumentation {
       const parent = this.publishParent(start.properties);
       span = tracer.startSpan(
         `publish ${short}`,
-        {
-          kind: SpanKind.PRODUCER,
-          attributes: this.publishAttributes(start, destinationName(start.exchange, start.routingKey)),
-        },
+        { kind: SpanKind.PRODUCER, attributes: publishAttributes(start, destination, short) },
         parent,
       );
       const carrier: Record<string, string> = {};
@@ -277,34 +286,47 @@ class OpenTelemetryInstrumentation implements Instrumentation {
         properties = { ...given, headers: { ...given?.headers, ...carrier } };
       }
     }
-    const instruments = this.instruments;
-    return new PublishSpan(span, properties, instruments, this.labels, short, began);
+    return new PublishSpan(span, properties, this.instruments, this.labels, short, start.peer.address, began);
   }
 
   deliver(start: DeliveryStart): DeliveryProbe | undefined {
     const fields = start.fields;
     const short = shortDestination(fields.exchange, fields.routingKey, start.queue);
     const instruments = this.instruments;
-    const operation = start.pulled ? 'receive' : 'process';
+    const pulled = start.pulled;
+    const operation = pulled ? 'receive' : 'process';
+    const address = start.peer.address;
     instruments?.consumed.add(
       1,
-      this.labels.get(`${operation}\u0000${short}`, () => ({
+      this.labels.get(`consumed\u0000${operation}\u0000${short}\u0000${address}`, () => ({
         'messaging.system': SYSTEM,
         'messaging.operation.name': operation,
-        'messaging.destination.name': short,
+        'messaging.destination.template': short,
+        'server.address': address,
       })),
     );
     const tracer = this.tracer;
     if (tracer === undefined) {
-      return new DeliverySpan(undefined, ROOT_CONTEXT, undefined, instruments, this.labels, short, now());
+      return new DeliverySpan(
+        undefined,
+        ROOT_CONTEXT,
+        undefined,
+        instruments,
+        this.labels,
+        '',
+        short,
+        start,
+        now(),
+      );
     }
+    const destination = destinationName(fields.exchange, fields.routingKey, start.queue);
     const headers = start.properties.headers;
     const producer =
       headers === undefined ? undefined : this.propagator!.extract(ROOT_CONTEXT, headers, getter);
     const producerSpan = producer === undefined ? undefined : trace.getSpanContext(producer);
     const links: Link[] = [];
     let parent: Context;
-    if (start.pulled) {
+    if (pulled) {
       // basic.get: a receive the caller made, in the caller's context; the producer is linked.
       parent = context.active();
       if (producerSpan !== undefined) links.push({ context: producerSpan });
@@ -318,10 +340,11 @@ class OpenTelemetryInstrumentation implements Instrumentation {
       'messaging.system': SYSTEM,
       'messaging.operation.name': operation,
       'messaging.operation.type': operation,
-      'messaging.destination.name': destinationName(fields.exchange, fields.routingKey, start.queue),
+      'messaging.destination.name': destination,
+      'messaging.destination.template': short,
       'messaging.rabbitmq.message.delivery_tag': fields.deliveryTag,
       'messaging.message.body.size': start.bodySize,
-      'server.address': start.peer.address,
+      'server.address': address,
       'server.port': start.peer.port,
     };
     if (fields.routingKey !== '')
@@ -329,11 +352,12 @@ class OpenTelemetryInstrumentation implements Instrumentation {
     const { messageId, correlationId } = start.properties;
     if (messageId !== undefined) attributes['messaging.message.id'] = messageId;
     if (correlationId !== undefined) attributes['messaging.message.conversation_id'] = correlationId;
-    if (fields.consumerTag !== undefined) attributes['messaging.consumer.id'] = fields.consumerTag;
+    if (fields.consumerTag !== undefined) attributes['rxamqp.consumer_tag'] = fields.consumerTag;
     if (fields.redelivered) attributes['rxamqp.redelivered'] = true;
+    // A pull (basic.get) is a CLIENT call the application made; a push is the CONSUMER processing it.
     const span = tracer.startSpan(
       `${operation} ${short}`,
-      { kind: SpanKind.CONSUMER, attributes, links },
+      { kind: pulled ? SpanKind.CLIENT : SpanKind.CONSUMER, attributes, links },
       parent,
     );
     return new DeliverySpan(
@@ -342,7 +366,9 @@ class OpenTelemetryInstrumentation implements Instrumentation {
       this.settleSpans ? tracer : undefined,
       instruments,
       this.labels,
+      destination,
       short,
+      start,
       now(),
     );
   }
@@ -351,7 +377,7 @@ class OpenTelemetryInstrumentation implements Instrumentation {
     // Channel and consumer events have no metric of their own.
     if (!event.type.startsWith('connection.')) return;
     const instruments = this.instruments!;
-    const record = this.record(event.connection);
+    const record = this.record(event.lifetime);
     // A connection is a label only when named: unnamed ones (rxamqp-N) would add series forever.
     const name = UNNAMED.test(event.connection) ? undefined : event.connection;
     const labels = this.labels.get(`connection\u0000${name ?? ''}`, () =>
@@ -371,7 +397,7 @@ class OpenTelemetryInstrumentation implements Instrumentation {
           if (record.connectedBefore) instruments.reconnects.add(1, labels);
           record.connectedBefore = true;
         } else if (status !== 'CONNECTING') this.unblocked(record, labels);
-        if (status === 'CLOSED') this.connections.delete(event.connection);
+        if (status === 'CLOSED') this.connections.delete(event.lifetime);
         break;
       }
       case 'connection.blocked':
@@ -385,11 +411,11 @@ class OpenTelemetryInstrumentation implements Instrumentation {
     }
   }
 
-  private record(connection: string): ConnectionRecord {
-    let record = this.connections.get(connection);
+  private record(lifetime: number): ConnectionRecord {
+    let record = this.connections.get(lifetime);
     if (record === undefined) {
       record = { connectedBefore: false, blockedSince: undefined };
-      this.connections.set(connection, record);
+      this.connections.set(lifetime, record);
     }
     return record;
   }
@@ -413,24 +439,25 @@ class OpenTelemetryInstrumentation implements Instrumentation {
     const carried = this.propagator!.extract(active, headers, getter);
     return trace.getSpanContext(carried) === undefined ? active : carried;
   }
+}
 
-  private publishAttributes(start: PublishStart, destination: string): Attributes {
-    const attributes: Attributes = {
-      'messaging.system': SYSTEM,
-      'messaging.operation.name': 'publish',
-      'messaging.operation.type': 'send',
-      'messaging.destination.name': destination,
-      'messaging.message.body.size': start.bodySize,
-      'server.address': start.peer.address,
-      'server.port': start.peer.port,
-    };
-    if (start.routingKey !== '') attributes['messaging.rabbitmq.destination.routing_key'] = start.routingKey;
-    const messageId = start.properties?.messageId;
-    const correlationId = start.properties?.correlationId;
-    if (messageId !== undefined) attributes['messaging.message.id'] = messageId;
-    if (correlationId !== undefined) attributes['messaging.message.conversation_id'] = correlationId;
-    return attributes;
-  }
+function publishAttributes(start: PublishStart, destination: string, short: string): Attributes {
+  const attributes: Attributes = {
+    'messaging.system': SYSTEM,
+    'messaging.operation.name': 'publish',
+    'messaging.operation.type': 'send',
+    'messaging.destination.name': destination,
+    'messaging.destination.template': short,
+    'messaging.message.body.size': start.bodySize,
+    'server.address': start.peer.address,
+    'server.port': start.peer.port,
+  };
+  if (start.routingKey !== '') attributes['messaging.rabbitmq.destination.routing_key'] = start.routingKey;
+  const messageId = start.properties?.messageId;
+  const correlationId = start.properties?.correlationId;
+  if (messageId !== undefined) attributes['messaging.message.id'] = messageId;
+  if (correlationId !== undefined) attributes['messaging.message.conversation_id'] = correlationId;
+  return attributes;
 }
 
 /** One publish followed: its span (when tracing) and its metrics. */
@@ -442,6 +469,7 @@ class PublishSpan implements PublishProbe {
     private readonly labels: LabelCache,
     /** See `shortDestination`. */
     private readonly destination: string,
+    private readonly address: string,
     private readonly began: number,
   ) {}
 
@@ -470,29 +498,34 @@ class PublishSpan implements PublishProbe {
         span.setAttribute('error.type', failure);
         span.setStatus({
           code: SpanStatusCode.ERROR,
-          message: error?.message ?? (status === 'nacked' ? 'nacked by the broker' : 'returned unroutable'),
+          // The error's type, not its message: a connection error's message names the user and host.
+          message:
+            outcome === undefined
+              ? `failed: ${failure}`
+              : status === 'nacked'
+                ? 'nacked by the broker'
+                : 'returned unroutable',
         });
       }
       span.end();
     }
     const instruments = this.instruments;
     if (instruments !== undefined) {
-      const destination = this.destination;
-      // error.type only for a publish that failed outright (no outcome): nacked and returned
-      // publishes were sent, and have their outcome label.
-      const errorLabel = outcome === undefined ? failure : undefined;
-      const sent = this.labels.get(`publish\u0000${destination}\u0000${errorLabel ?? ''}`, () => ({
-        'messaging.system': SYSTEM,
-        'messaging.operation.name': 'publish',
-        'messaging.destination.name': destination,
-        ...(errorLabel === undefined ? {} : { 'error.type': errorLabel }),
-      }));
-      const ended = this.labels.get(
-        `outcome\u0000${destination}\u0000${errorLabel ?? ''}\u0000${status}`,
+      const { destination, address } = this;
+      // error.type on the metrics as on the span: nacked, returned, or the failure's type.
+      const sent = this.labels.get(
+        `publish\u0000${destination}\u0000${address}\u0000${failure ?? ''}`,
         () => ({
-          ...sent,
-          'rxamqp.publish.outcome': status,
+          'messaging.system': SYSTEM,
+          'messaging.operation.name': 'publish',
+          'messaging.destination.template': destination,
+          'server.address': address,
+          ...(failure === undefined ? {} : { 'error.type': failure }),
         }),
+      );
+      const ended = this.labels.get(
+        `outcome\u0000${destination}\u0000${address}\u0000${failure ?? ''}\u0000${status}`,
+        () => ({ ...sent, 'rxamqp.publish.outcome': status }),
       );
       instruments.sent.add(1, sent);
       instruments.outcomes.add(1, ended);
@@ -503,28 +536,52 @@ class PublishSpan implements PublishProbe {
 
 /** One delivery followed: its span (when tracing), its context, and its metrics. */
 class DeliverySpan implements DeliveryProbe {
+  /** A pull's (basic.get's) span ends once the application has the message. */
+  private spanOpen: boolean;
+
   constructor(
     private readonly span: Span | undefined,
     private readonly context: Context,
     private readonly settleTracer: Tracer | undefined,
     private readonly instruments: Instruments | undefined,
     private readonly labels: LabelCache,
-    /** See `shortDestination`. */
+    /** See `destinationName` (empty without tracing). */
     private readonly destination: string,
+    /** See `shortDestination`. */
+    private readonly short: string,
+    private readonly start: DeliveryStart,
     private readonly began: number,
-  ) {}
+  ) {
+    this.spanOpen = span !== undefined;
+  }
 
   run<T>(fn: () => T): T {
-    return this.span === undefined ? fn() : context.with(this.context, fn);
+    if (this.span === undefined) return fn();
+    try {
+      return context.with(this.context, fn);
+    } finally {
+      if (this.start.pulled && this.spanOpen) {
+        this.spanOpen = false;
+        this.span.end();
+      }
+    }
   }
 
   end(how: DeliveryEnd, requeue: boolean, error?: Error): void {
     const span = this.span;
+    const failure =
+      how === 'nack' || how === 'reject'
+        ? how
+        : how === 'lost'
+          ? error === undefined
+            ? 'lost'
+            : errorType(error)
+          : undefined;
     if (span !== undefined) {
       if (how !== 'auto' && how !== 'lost' && this.settleTracer !== undefined) {
         this.settleTracer
           .startSpan(
-            `${how} ${this.destination}`,
+            `${how} ${this.short}`,
             {
               kind: SpanKind.CLIENT,
               attributes: {
@@ -532,6 +589,8 @@ class DeliverySpan implements DeliveryProbe {
                 'messaging.operation.name': how,
                 'messaging.operation.type': 'settle',
                 'messaging.destination.name': this.destination,
+                'messaging.destination.template': this.short,
+                'messaging.rabbitmq.message.delivery_tag': this.start.fields.deliveryTag,
                 ...(how === 'ack' ? {} : { 'rxamqp.requeue': requeue }),
               },
             },
@@ -539,37 +598,52 @@ class DeliverySpan implements DeliveryProbe {
           )
           .end();
       }
-      span.setAttribute('rxamqp.settlement', how);
-      if (how === 'nack' || how === 'reject') {
-        span.setAttribute('rxamqp.requeue', requeue);
-        span.setAttribute('error.type', how);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: `${how}ed${requeue ? ' (requeued)' : ''}` });
-      } else if (how === 'lost') {
-        span.setAttribute('error.type', error === undefined ? 'lost' : errorType(error));
-        span.setStatus({
-          code: SpanStatusCode.ERROR,
-          message: `the channel ended before it was settled${error === undefined ? '' : `: ${error.message}`}`,
-        });
+      if (this.spanOpen) {
+        this.spanOpen = false;
+        span.setAttribute('rxamqp.settlement', how);
+        if (how === 'nack' || how === 'reject') span.setAttribute('rxamqp.requeue', requeue);
+        if (failure !== undefined) {
+          span.setAttribute('error.type', failure);
+          span.setStatus({
+            code: SpanStatusCode.ERROR,
+            message:
+              how === 'lost'
+                ? `lost before it was settled (${failure})`
+                : `${how}ed${requeue ? ' (requeued)' : ''}`,
+          });
+        }
+        span.end();
       }
-      span.end();
     }
     const instruments = this.instruments;
     if (instruments !== undefined) {
-      const destination = this.destination;
-      const labels = this.labels.get(`settle\u0000${destination}\u0000${how}`, () => ({
-        'messaging.system': SYSTEM,
-        'messaging.destination.name': destination,
-        'rxamqp.settlement': how,
-      }));
+      const short = this.short;
+      const address = this.start.peer.address;
+      const operation = this.start.pulled ? 'receive' : 'process';
+      const labels = this.labels.get(
+        `settle\u0000${operation}\u0000${short}\u0000${address}\u0000${how}`,
+        () => ({
+          'messaging.system': SYSTEM,
+          'messaging.operation.name': operation,
+          'messaging.destination.template': short,
+          'server.address': address,
+          'rxamqp.settlement': how,
+          ...(how === 'nack' || how === 'reject' || how === 'lost' ? { 'error.type': how } : {}),
+        }),
+      );
       const counted =
         how === 'nack' || how === 'reject'
-          ? this.labels.get(`settle\u0000${destination}\u0000${how}\u0000${requeue}`, () => ({
-              ...labels,
-              'rxamqp.requeue': requeue,
-            }))
+          ? this.labels.get(
+              `settle\u0000${operation}\u0000${short}\u0000${address}\u0000${how}\u0000${requeue}`,
+              () => ({
+                ...labels,
+                'rxamqp.requeue': requeue,
+              }),
+            )
           : labels;
       instruments.settlements.add(1, counted);
-      instruments.processDuration.record((now() - this.began) / 1000, labels);
+      // Processing time is a pushed delivery's (a pull's is the application's own affair).
+      if (!this.start.pulled) instruments.processDuration.record((now() - this.began) / 1000, labels);
     }
   }
 }
@@ -599,9 +673,10 @@ let ambientSet = false;
  */
 export function openTelemetry(options: OpenTelemetryOptions = {}): Instrumentation {
   checkOptions(options);
-  if (!ambientSet) {
+  if (!ambientSet && (options.tracing ?? true)) {
     ambientSet = true;
     setAmbientContext({
+      detached: (fn) => context.with(ROOT_CONTEXT, fn),
       capture: () => context.active(),
       run: (captured, fn) => context.with(captured as Context, fn),
     });

@@ -17,6 +17,11 @@ export interface DiagnosticSource {
    * lifetimes of the process). The same across its reconnects.
    */
   readonly connection: string;
+  /**
+   * A number unique to the connection lifetime in the process (1, 2, ...): tells apart connections
+   * that share a `name`. The same across its reconnects.
+   */
+  readonly lifetime: number;
   /** When, as `Date.now()`. */
   readonly time: number;
 }
@@ -104,8 +109,8 @@ export function emitDiagnostic(event: DiagnosticEvent): void {
 
 let lifetimes = 0;
 
-/** @internal The `connection` of a new connection lifetime's events. */
-export function connectionLabel(name: string | undefined): string {
+/** @internal The `connection` and `lifetime` of a new connection lifetime's events. */
+export function newLifetime(name: string | undefined): { connection: string; lifetime: number } {
   lifetimes++;
-  return name ?? `rxamqp-${lifetimes}`;
+  return { connection: name ?? `rxamqp-${lifetimes}`, lifetime: lifetimes };
 }

@@ -125,6 +125,12 @@ export interface AmbientContext {
   capture(): unknown;
   /** Runs `fn` with `captured` active. */
   run<T>(captured: unknown, fn: () => T): T;
+  /**
+   * Runs `fn` with no trace context active. The client opens its sockets inside it: their callbacks
+   * (deliveries, confirms, and whatever your code starts from them) would otherwise run in the
+   * context of whoever happened to open the connection, a request long over.
+   */
+  detached<T>(fn: () => T): T;
 }
 
 let ambient: AmbientContext | undefined;
@@ -141,16 +147,40 @@ export function ambientContext(): AmbientContext | undefined {
  *
  * @example
  * ```ts
- * setAmbientContext({ capture: () => context.active(), run: (ctx, fn) => context.with(ctx as Context, fn) });
+ * setAmbientContext({
+ *   capture: () => context.active(),
+ *   run: (ctx, fn) => context.with(ctx as Context, fn),
+ *   detached: (fn) => context.with(ROOT_CONTEXT, fn),
+ * });
  * ```
  */
 export function setAmbientContext(value: AmbientContext | undefined): void {
   ambient = value;
 }
 
-/** The delivery's probe, if the connection has an instrumentation that follows deliveries. */
+/**
+ * The probes of the deliveries followed, by delivery: kept beside them rather than on them, so that
+ * `util.inspect` or a logger given a delivery never shows a span (nor its resource).
+ */
+const probes = new WeakMap<object, DeliveryProbe>();
+
+/** @internal Gives a delivery its probe. */
+export function attachProbe(message: object, probe: DeliveryProbe): void {
+  probes.set(message, probe);
+}
+
+/**
+ * The delivery's probe, if the connection has an instrumentation that follows deliveries (undefined
+ * otherwise, and for messages the client did not deliver).
+ *
+ * @example
+ * ```ts
+ * if (probeOf(delivery) === undefined) handle(delivery); // nothing follows it: no context to enter
+ * else withinDelivery(delivery, () => handle(delivery));
+ * ```
+ */
 export function probeOf(message: object): DeliveryProbe | undefined {
-  return (message as { readonly probe?: DeliveryProbe }).probe;
+  return probes.get(message);
 }
 
 /**
@@ -165,8 +195,54 @@ export function probeOf(message: object): DeliveryProbe | undefined {
  * ```
  */
 export function withinDelivery<T>(message: object, fn: () => T): T {
-  const probe = probeOf(message);
-  return probe === undefined ? fn() : probe.run(fn);
+  const probe = probes.get(message);
+  return probe === undefined ? fn() : runProbe(probe, fn);
+}
+
+/**
+ * Runs `fn` in a probe's context. A probe that fails does not keep `fn` from running once: it is
+ * reported, and `fn`'s own result or error stands.
+ */
+export function runProbe<T>(probe: DeliveryProbe, fn: () => T): T {
+  /** 0: `fn` not called yet; 1: `fn` running (or threw); 2: `fn` returned `result`. */
+  let stage = 0;
+  let result: T | undefined;
+  try {
+    return probe.run(() => {
+      stage = 1;
+      result = fn();
+      stage = 2;
+      return result;
+    });
+  } catch (error) {
+    if (stage === 1) throw error;
+    reportOnce(probe.run, error);
+    return stage === 2 ? (result as T) : fn();
+  }
+}
+
+/** Ends a delivery's probe, keeping its failure from the client. */
+export function endProbe(probe: DeliveryProbe, how: DeliveryEnd, requeue: boolean, error?: Error): void {
+  try {
+    probe.end(how, requeue, error);
+  } catch (e) {
+    reportOnce(probe.end, e);
+  }
+}
+
+/** True for what can serve as a publish probe: an object whose `end` is a function. */
+export function isPublishProbe(value: unknown): value is PublishProbe {
+  return typeof value === 'object' && value !== null && typeof (value as PublishProbe).end === 'function';
+}
+
+/** True for what can serve as a delivery probe: an object whose `run` and `end` are functions. */
+export function isDeliveryProbe(value: unknown): value is DeliveryProbe {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as DeliveryProbe).run === 'function' &&
+    typeof (value as DeliveryProbe).end === 'function'
+  );
 }
 
 /** Calls an instrumentation method, keeping its failure from the client (reported once per method). */
@@ -192,9 +268,11 @@ const reported = new WeakSet<object>();
 const reportedSources = new Set<string>();
 
 /** Reports an instrumentation's failure once per function: it must not break the client, nor flood the log. */
-export function reportOnce(fn: object, error: unknown): void {
-  if (reported.has(fn)) return;
-  reported.add(fn);
+export function reportOnce(fn: unknown, error: unknown): void {
+  if ((typeof fn === 'object' && fn !== null) || typeof fn === 'function') {
+    if (reported.has(fn)) return;
+    reported.add(fn);
+  }
   const source = typeof fn === 'function' ? Function.prototype.toString.call(fn) : undefined;
   // Native and bound functions all show the same text: those are told apart by identity only.
   if (source !== undefined && !source.includes('[native code]')) {
@@ -202,6 +280,6 @@ export function reportOnce(fn: object, error: unknown): void {
     reportedSources.add(source);
   }
   console.error(
-    `rxamqp: the telemetry instrumentation threw (reported once): ${error instanceof Error ? error.message : String(error)}`,
+    `rxamqp: the telemetry instrumentation failed (reported once): ${error instanceof Error ? error.message : String(error)}`,
   );
 }

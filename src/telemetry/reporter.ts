@@ -16,8 +16,11 @@ import {
   type DeliveryStart,
   guarded,
   type Instrumentation,
+  isDeliveryProbe,
+  isPublishProbe,
   type PublishProbe,
   type PublishStart,
+  reportOnce,
 } from './instrumentation.js';
 
 /** An event without what the reporter adds (`connection`, `time`). */
@@ -37,6 +40,8 @@ export class Reporter {
   constructor(
     /** See `DiagnosticSource.connection`. */
     readonly connection: string,
+    /** See `DiagnosticSource.lifetime`. */
+    readonly lifetime: number,
     readonly instrumentation: Instrumentation | undefined,
   ) {
     this.publishes = instrumentation?.publish !== undefined;
@@ -51,24 +56,40 @@ export class Reporter {
   /** Tells a lifecycle event to the instrumentation and to `diagnostics$`. */
   emit(body: EventBody): void {
     if (!this.listening) return;
-    const event = { ...body, connection: this.connection, time: Date.now() } as DiagnosticEvent;
+    const event = {
+      ...body,
+      connection: this.connection,
+      lifetime: this.lifetime,
+      time: Date.now(),
+    } as DiagnosticEvent;
     const instrumentation = this.instrumentation;
     if (instrumentation !== undefined) guarded(instrumentation, instrumentation.event, event);
     emitDiagnostic(event);
   }
 
-  /** A probe for a publish, or undefined (not followed, or the instrumentation failed). */
+  /** A probe for a publish, or undefined (not followed, the instrumentation failed, or gave no probe). */
   publish(start: PublishStart): PublishProbe | undefined {
     const instrumentation = this.instrumentation!;
-    return guarded(instrumentation, instrumentation.publish, start) ?? undefined;
+    const probe = guarded(instrumentation, instrumentation.publish, start);
+    if (probe === undefined || probe === null) return undefined;
+    if (isPublishProbe(probe)) return probe;
+    reportOnce(instrumentation.publish, new TypeError('publish() returned a probe without an end() method'));
+    return undefined;
   }
 
   /** A probe for a delivery, or undefined. */
   deliver(start: DeliveryStart): DeliveryProbe | undefined {
     const instrumentation = this.instrumentation!;
-    return guarded(instrumentation, instrumentation.deliver, start) ?? undefined;
+    const probe = guarded(instrumentation, instrumentation.deliver, start);
+    if (probe === undefined || probe === null) return undefined;
+    if (isDeliveryProbe(probe)) return probe;
+    reportOnce(
+      instrumentation.deliver,
+      new TypeError('deliver() returned a probe without run() and end() methods'),
+    );
+    return undefined;
   }
 }
 
 /** @internal The reporter of connections made without one (tests that build cores directly). */
-export const SILENT = new Reporter('rxamqp', undefined);
+export const SILENT = new Reporter('rxamqp', 0, undefined);

@@ -3,7 +3,7 @@
  * through a relay with recovery, consume with acks, publish), minified and gzipped, rxjs excluded:
  * see `browser-size.ts`. The test fails above the budget, so that growth is a decision, not an accident.
  *
- * The budget is the measured size (43.7 KB on 2026-12-06; 45.1 KB with the telemetry seam and
+ * The budget is the measured size (43.7 KB on 2026-12-06; 45.5 KB with the telemetry seam and
  * `diagnostics$` of issue 20, which every connection carries), not the 16 KB issue 19 first aimed at:
  * the client's core (the connection and channel state machines with recovery, confirms and ack
  * batching, the option checks with their messages, the codec) is what a program that connects and
@@ -15,7 +15,7 @@ import { stop } from 'esbuild';
 import { measureBrowserProgram } from './browser-size.js';
 
 /** Gzipped bytes the program may weigh. */
-const BUDGET_GZIPPED = 45_500;
+const BUDGET_GZIPPED = 46_000;
 
 afterAll(async () => {
   await stop();

@@ -377,7 +377,7 @@ describe('rxamqp/otel against RabbitMQ', () => {
     await until(() => named(`process ${queue}`).length === 5, 5000, 'five process spans');
 
     const collected = await collect(reader);
-    const queueLabel = { 'messaging.destination.name': queue };
+    const queueLabel = { 'messaging.destination.template': queue };
     expect(total(collected, 'messaging.client.sent.messages', queueLabel)).toBe(5);
     expect(total(collected, 'messaging.client.sent.messages')).toBe(6);
     expect(
@@ -455,7 +455,9 @@ describe('rxamqp/otel against RabbitMQ', () => {
       got.ack();
     });
     const receive = one(`receive ${queue}`);
-    expect(receive.kind).toBe(SpanKind.CONSUMER);
+    // A pull is a CLIENT call of the application's, ended once it has the message.
+    expect(receive.kind).toBe(SpanKind.CLIENT);
+    expect(receive.attributes['rxamqp.settlement']).toBeUndefined();
     expect(parentOf(receive)).toBe(idOf(pulled));
     expect(receive.links).toHaveLength(1);
     await lastValueFrom(out.queueDelete(queue));

@@ -41,9 +41,20 @@ function setUp(): { telemetry: Instrumentation; reader: TestReader } {
   return { telemetry, reader };
 }
 
-const state = (connection: string, s: ConnectionState): DiagnosticEvent => ({
+/** One lifetime number per connection name in these tests (as when names are unique). */
+const lifetimeOf = (connection: string): number => {
+  const m = /(\d+)$/.exec(connection);
+  return m === null ? connection.length + 1000 : Number(m[1]);
+};
+
+const state = (
+  connection: string,
+  s: ConnectionState,
+  lifetime = lifetimeOf(connection),
+): DiagnosticEvent => ({
   type: 'connection.state',
   connection,
+  lifetime,
   time: 0,
   state: s,
 });
@@ -86,17 +97,35 @@ describe('openTelemetry() lifecycle metrics', () => {
     const spy = jest.spyOn(performance, 'now').mockImplementation(() => clock);
     try {
       telemetry.event!(state('a', { status: 'CONNECTED' }));
-      telemetry.event!({ type: 'connection.blocked', connection: 'a', time: 0, reason: 'low on memory' });
+      telemetry.event!({
+        type: 'connection.blocked',
+        connection: 'a',
+        lifetime: lifetimeOf('a'),
+        time: 0,
+        reason: 'low on memory',
+      });
       clock += 1500;
-      telemetry.event!({ type: 'connection.unblocked', connection: 'a', time: 0 });
-      telemetry.event!({ type: 'connection.blocked', connection: 'a', time: 0, reason: 'low on disk' });
+      telemetry.event!({ type: 'connection.unblocked', connection: 'a', lifetime: lifetimeOf('a'), time: 0 });
+      telemetry.event!({
+        type: 'connection.blocked',
+        connection: 'a',
+        lifetime: lifetimeOf('a'),
+        time: 0,
+        reason: 'low on disk',
+      });
       // A second blocked while blocked does not restart the clock.
       clock += 250;
-      telemetry.event!({ type: 'connection.blocked', connection: 'a', time: 0, reason: 'low on disk' });
+      telemetry.event!({
+        type: 'connection.blocked',
+        connection: 'a',
+        lifetime: lifetimeOf('a'),
+        time: 0,
+        reason: 'low on disk',
+      });
       clock += 250;
       telemetry.event!(state('a', { status: 'RECONNECTING' }));
       // Unblocked after the loss: already recorded.
-      telemetry.event!({ type: 'connection.unblocked', connection: 'a', time: 0 });
+      telemetry.event!({ type: 'connection.unblocked', connection: 'a', lifetime: lifetimeOf('a'), time: 0 });
     } finally {
       spy.mockRestore();
     }
@@ -118,13 +147,62 @@ describe('openTelemetry() lifecycle metrics', () => {
     const { telemetry, reader } = setUp();
     for (let n = 1; n <= 3; n++) telemetry.event!(state(`rxamqp-${n}`, { status: 'CONNECTED' }));
     telemetry.event!(state('orders', { status: 'CONNECTED' }));
-    telemetry.event!({ type: 'channel.open', connection: 'rxamqp-9', time: 0, channel: 1 });
+    telemetry.event!({ type: 'channel.open', connection: 'rxamqp-9', lifetime: 9, time: 0, channel: 1 });
     const { resourceMetrics } = await reader.collect();
     const changes = points(resourceMetrics, 'rxamqp.connection.state_changes');
     expect(changes.map((p) => [p.attributes['rxamqp.connection'], p.value])).toEqual([
       [undefined, 3],
       ['orders', 1],
     ]);
+  });
+});
+
+describe('openTelemetry() and connections that share a name', () => {
+  it('counts each lifetime on its own: a second connection named alike is not a reconnect', async () => {
+    const { telemetry, reader } = setUp();
+    telemetry.event!(state('orders', { status: 'CONNECTED' }, 1));
+    telemetry.event!(state('orders', { status: 'CONNECTED' }, 2));
+    telemetry.event!({
+      type: 'connection.blocked',
+      connection: 'orders',
+      lifetime: 1,
+      time: 0,
+      reason: 'memory',
+    });
+    // The other one closing does not end the first one's blocked time, nor forget it.
+    telemetry.event!(state('orders', { status: 'CLOSED' }, 2));
+    telemetry.event!(state('orders', { status: 'RECONNECTING' }, 1));
+    telemetry.event!(state('orders', { status: 'CONNECTED' }, 1));
+    const { resourceMetrics } = await reader.collect();
+    expect(points(resourceMetrics, 'rxamqp.connection.reconnects').map((p) => p.value)).toEqual([1]);
+    const [blocked] = points(resourceMetrics, 'rxamqp.connection.blocked.duration');
+    expect((blocked!.value as { count: number }).count).toBe(1);
+  });
+
+  it('records durations in seconds, in buckets made for seconds', async () => {
+    const { telemetry, reader } = setUp();
+    let clock = 0;
+    const spy = jest.spyOn(performance, 'now').mockImplementation(() => clock);
+    try {
+      telemetry.event!(state('a', { status: 'CONNECTED' }));
+      telemetry.event!({
+        type: 'connection.blocked',
+        connection: 'a',
+        lifetime: lifetimeOf('a'),
+        time: 0,
+        reason: 'm',
+      });
+      clock += 40;
+      telemetry.event!({ type: 'connection.unblocked', connection: 'a', lifetime: lifetimeOf('a'), time: 0 });
+    } finally {
+      spy.mockRestore();
+    }
+    const { resourceMetrics } = await reader.collect();
+    const [blocked] = points(resourceMetrics, 'rxamqp.connection.blocked.duration');
+    const value = blocked!.value as { buckets: { boundaries: number[]; counts: number[] } };
+    expect(value.buckets.boundaries.slice(0, 6)).toEqual([0.005, 0.01, 0.025, 0.05, 0.075, 0.1]);
+    // 0.04 s falls in (0.025, 0.05].
+    expect(value.buckets.counts.slice(0, 5)).toEqual([0, 0, 0, 1, 0]);
   });
 });
 

@@ -31,7 +31,7 @@ import {
 } from '../../src/node.js';
 import { destinationName, type OpenTelemetryOptions, openTelemetry } from '../../src/otel/index.js';
 import type { Method } from '../../src/protocol/index.js';
-import { ambientContext } from '../../src/telemetry/instrumentation.js';
+import { ambientContext, attachProbe, probeOf } from '../../src/telemetry/instrumentation.js';
 import { nodePlatform } from '../../src/transport/node.js';
 import { type ScriptedPeer, ScriptedServer } from '../support/scripted-server.js';
 import { until } from '../support/until.js';
@@ -493,7 +493,7 @@ describe('delivery probes', () => {
       pulled: false,
       peer: peerOf(),
     });
-    expect(got.every((d) => d.probe !== undefined)).toBe(true);
+    expect(got.every((d) => probeOf(d) !== undefined)).toBe(true);
 
     const [d1, d2, d3] = got as [Delivery, Delivery, Delivery, Delivery];
     expect(d1.ack()).toBe(true);
@@ -718,7 +718,7 @@ describe('delivery probes', () => {
 const reports = (): string[] =>
   errors.mock.calls
     .map((args: unknown[]) => String(args[0]))
-    .filter((l) => l.includes('telemetry instrumentation threw'));
+    .filter((l) => l.includes('telemetry instrumentation failed'));
 
 describe('an instrumentation that throws', () => {
   it('in publish and event: publishing goes on, each failure reported once', async () => {
@@ -905,6 +905,72 @@ interface Hooks {
   readonly publishes: { readonly reporter: unknown };
 }
 
+describe('an instrumentation that returns malformed probes', () => {
+  it('is reported and ignored: publishing, consuming, settling and closing go on', async () => {
+    let rest: string[] = [];
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await openChannel1(peer);
+        await acceptConsume(peer);
+        deliver(peer, 1);
+        deliver(peer, 2);
+        rest = await serveUntilClosed(peer);
+      },
+      { maxConnections: 1 },
+    );
+    let deliveries = 0;
+    const instrumentation = {
+      publish: () => ({}),
+      // A probe without run, then one without end.
+      deliver: () => (deliveries++ === 0 ? { end: () => {} } : { run: (fn: () => unknown) => fn() }),
+    } as unknown as Instrumentation;
+    const { connection, channel } = await open({ telemetry: instrumentation });
+    const { got, errors: failures } = collect(channel, {}, (d) => d.ack());
+    await until(() => got.length === 2, 5000, 'two deliveries');
+    const outcome = await lastValueFrom(channel.publish('', 'jobs', 'x'));
+    expect(outcome).toEqual({ status: 'sent' });
+    await closeAll(connection, channel);
+    await server.done();
+    expect(failures).toEqual([]);
+    expect(got.map((d) => probeOf(d))).toEqual([undefined, undefined]);
+    expect(rest).toContain('publish jobs');
+    expect(ackedTags(rest)).toEqual([1, 2]);
+    expect(reports()).toEqual([
+      expect.stringContaining('deliver() returned a probe without run() and end() methods'),
+      expect.stringContaining('publish() returned a probe without an end() method'),
+    ]);
+  });
+});
+
+describe('deliveries the broker takes back while the channel stays open', () => {
+  it("end 'lost' on basic.recover-ok, and a later multiple ack does not end them again", async () => {
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await openChannel1(peer);
+        await acceptConsume(peer);
+        deliver(peer, 1);
+        deliver(peer, 2);
+        await peer.expect('basic.recover', { channel: 1 });
+        peer.send(1, { name: 'basic.recover-ok' });
+        deliver(peer, 3);
+        await serveUntilClosed(peer);
+      },
+      { maxConnections: 1 },
+    );
+    const rec = recorder();
+    const { connection, channel } = await open({ telemetry: rec.instrumentation });
+    const { got } = collect(channel);
+    await until(() => got.length === 2, 5000, 'two deliveries');
+    await lastValueFrom(channel.recover({ requeue: true }));
+    await until(() => got.length === 3, 5000, 'the delivery after recover');
+    got[2]!.ack({ multiple: true });
+    await closeAll(connection, channel);
+    await server.done();
+    expect(rec.deliveries.map((d) => d.ends.map((e) => e.how))).toEqual([['lost'], ['lost'], ['ack']]);
+    expect(rec.deliveries[0]!.ends[0]!.error?.message).toBe('redelivered after basic.recover');
+  });
+});
+
 describe('without an instrumentation', () => {
   it.each([
     ['no telemetry option', undefined],
@@ -963,13 +1029,17 @@ describe('without an instrumentation', () => {
       },
       end: () => {},
     };
+    const message = { body: new Uint8Array(0) };
+    attachProbe(message, probe);
     expect(
-      withinDelivery({ probe }, () => {
+      withinDelivery(message, () => {
         order.push('fn');
         return 'x';
       }),
     ).toBe('x');
     expect(order).toEqual(['run', 'fn']);
+    // The probe is kept beside the message, never on it (util.inspect, loggers).
+    expect(Object.keys(message)).toEqual(['body']);
   });
 });
 
@@ -1080,6 +1150,7 @@ describe('createPublisher and the ambient context', () => {
     let currentTag: unknown;
     setAmbientContext({
       capture: () => currentTag,
+      detached: (fn) => fn(),
       run: (captured, fn) => {
         const previous = currentTag;
         currentTag = captured;

@@ -6,22 +6,9 @@
  * attribute, event or metric label.
  */
 import { randomUUID } from 'node:crypto';
-import { context, propagation, type Span, SpanKind } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import {
-  AggregationTemporality,
-  type DataPoint,
-  MeterProvider,
-  MetricReader,
-  type ResourceMetrics,
-} from '@opentelemetry/sdk-metrics';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { type Span, SpanKind } from '@opentelemetry/api';
+import { type DataPoint, MeterProvider, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
   catchError,
   defer,
@@ -49,28 +36,11 @@ import {
 } from '../../src/node.js';
 import { openTelemetry } from '../../src/otel/index.js';
 import { type BrokerEndpoint, brokerEndpoint } from '../support/broker.js';
+import { installTracing, TestReader } from '../support/otel.js';
 import { closeConnectionsNamed, rabbitmqctl } from '../support/rabbitmqctl.js';
 import { until } from '../support/until.js';
 
-/** A reader the test collects from when it wants (cumulative sums). */
-class TestReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-const contextManager = new AsyncLocalStorageContextManager().enable();
-context.setGlobalContextManager(contextManager);
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-
-const exporter = new InMemorySpanExporter();
-const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const { exporter, tracerProvider, stop } = installTracing();
 const app = tracerProvider.getTracer('test-app');
 
 let endpoint: BrokerEndpoint;
@@ -87,8 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rabbitmqctl('delete_user', user);
-  await tracerProvider.shutdown();
-  contextManager.disable();
+  await stop();
 });
 
 afterEach(async () => {

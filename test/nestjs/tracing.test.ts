@@ -6,28 +6,18 @@
 import 'reflect-metadata';
 import { Injectable } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { context, propagation, type Span, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { type Span, trace } from '@opentelemetry/api';
 import { lastValueFrom } from 'rxjs';
 import { AmqpPayload, Consume, InjectPublisher, RxAmqpModule } from '../../src/nestjs/index.js';
 import { openConnection, type Publisher } from '../../src/node.js';
 import { openTelemetry } from '../../src/otel/index.js';
 import { brokerUrl } from '../support/broker.js';
+import { installTracing } from '../support/otel.js';
 import { until } from './support.js';
 
 const QUEUE = `nest-tracing.${process.pid}.${Date.now().toString(36)}`;
 
-const contextManager = new AsyncLocalStorageContextManager().enable();
-context.setGlobalContextManager(contextManager);
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-const exporter = new InMemorySpanExporter();
-const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const { exporter, tracerProvider, stop } = installTracing();
 const app$ = tracerProvider.getTracer('nest-app');
 
 @Injectable()
@@ -69,8 +59,7 @@ afterAll(async () => {
   const ch = await conn.openChannel();
   await lastValueFrom(ch.queueDelete(QUEUE));
   await lastValueFrom(conn.close());
-  await tracerProvider.shutdown();
-  contextManager.disable();
+  await stop();
 });
 
 it('runs a @Consume handler inside the process span of the delivery, in the publishing request’s trace', async () => {

@@ -5,26 +5,16 @@
  * what `answerRequests` and `ackOnSuccess` start after an async handler (a reply, a publish further
  * on) belongs to the delivery it came from.
  */
-import { context, propagation, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { context, trace } from '@opentelemetry/api';
 import { concatMap, from, lastValueFrom, mergeMap, type Subscription } from 'rxjs';
 import { ackOnSuccess, answerRequests } from '../../operators/index.js';
 import { type BasicProperties, type Channel, type Connection, openConnection } from '../../src/node.js';
 import { openTelemetry } from '../../src/otel/index.js';
+import { installTracing } from '../support/otel.js';
 import { type ScriptedPeer, ScriptedServer } from '../support/scripted-server.js';
 import { until } from '../support/until.js';
 
-const contextManager = new AsyncLocalStorageContextManager().enable();
-context.setGlobalContextManager(contextManager);
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-const exporter = new InMemorySpanExporter();
-const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const { exporter, tracerProvider, stop } = installTracing();
 const app = tracerProvider.getTracer('app');
 const telemetry = openTelemetry({ tracerProvider, metrics: false });
 
@@ -34,9 +24,7 @@ afterEach(async () => {
   server = undefined;
   exporter.reset();
 });
-afterAll(() => {
-  contextManager.disable();
-});
+afterAll(() => stop());
 
 /** Answers what the client sends until it closes: confirms publishes after confirm.select, closes on request. */
 async function serve(peer: ScriptedPeer, channelOpen = true): Promise<void> {

@@ -3,34 +3,10 @@
  * changes by state, reconnects (a CONNECTED after an earlier one), and blocked time (from
  * connection.blocked to unblocked, or to the loss of the connection).
  */
-import {
-  AggregationTemporality,
-  type DataPoint,
-  MeterProvider,
-  MetricReader,
-  type ResourceMetrics,
-} from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ConnectionState, DiagnosticEvent, Instrumentation } from '../../src/node.js';
 import { openTelemetry, shortDestination } from '../../src/otel/index.js';
-
-class TestReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-function points(collected: ResourceMetrics, name: string): DataPoint<unknown>[] {
-  return collected.scopeMetrics
-    .flatMap((s) => s.metrics)
-    .filter((m) => m.descriptor.name === name)
-    .flatMap((m) => m.dataPoints as DataPoint<unknown>[]);
-}
+import { points, TestReader } from '../support/otel.js';
 
 function setUp(): { telemetry: Instrumentation; reader: TestReader } {
   const reader = new TestReader();

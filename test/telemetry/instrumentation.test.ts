@@ -969,6 +969,36 @@ describe('deliveries the broker takes back while the channel stays open', () => 
     expect(rec.deliveries.map((d) => d.ends.map((e) => e.how))).toEqual([['lost'], ['lost'], ['ack']]);
     expect(rec.deliveries[0]!.ends[0]!.error?.message).toBe('redelivered after basic.recover');
   });
+
+  it("end 'lost' when the broker cancels their consumer for a consumer timeout (RabbitMQ 4.3's form)", async () => {
+    server = await ScriptedServer.start(
+      async (peer) => {
+        await openChannel1(peer);
+        await acceptConsume(peer);
+        deliver(peer, 1);
+        await new Promise((r) => setTimeout(r, 20));
+        // A nowait basic.cancel with the delivery unacked: the channel stays open.
+        peer.send(1, { name: 'basic.cancel', consumerTag: CONSUMER_TAG, nowait: true });
+        await serveUntilClosed(peer);
+      },
+      { maxConnections: 1 },
+    );
+    const rec = recorder();
+    const { connection, channel } = await open({ telemetry: rec.instrumentation });
+    const { got, errors: failures } = collect(channel);
+    await until(() => failures.length === 1, 5000, 'the consumer cancelled');
+    expect(got).toHaveLength(1);
+    expect(channel.isOpen).toBe(true);
+    expect(rec.deliveries[0]!.ends.map((e) => e.how)).toEqual(['lost']);
+    expect(rec.deliveries[0]!.ends[0]!.error?.message).toBe(
+      'taken back by the broker when its consumer timed out',
+    );
+    // Acking it now (the broker ignores it) does not end its probe a second time.
+    got[0]!.ack();
+    await closeAll(connection, channel);
+    await server.done();
+    expect(rec.deliveries[0]!.ends).toHaveLength(1);
+  });
 });
 
 describe('without an instrumentation', () => {

@@ -569,7 +569,8 @@ export class Channel implements PublishTarget {
     const noAck = options.noAck ?? false;
     return new Observable<Delivery>((subscriber) => {
       // A traced get is the caller's receive: its span starts in the caller's context.
-      const ambient = this.wiring.traces === undefined ? undefined : ambientContext();
+      const traces = this.wiring.traces;
+      const ambient = traces === undefined ? undefined : ambientContext();
       const caller = ambient?.capture();
       const handle = this.core.call(
         { name: 'basic.get', queue, noAck },
@@ -578,7 +579,6 @@ export class Channel implements PublishTarget {
           if (reply !== undefined && 'method' in reply) {
             const m = reply.method as MethodOf<'basic.get-ok'>;
             this.core.delivered(m.deliveryTag, !noAck);
-            const traces = this.wiring.traces;
             const delivery = new Delivery(
               reply.body,
               reply.properties,

@@ -78,6 +78,8 @@ const SYSTEM = 'rabbitmq';
 /** The label of a connection without a `name` (see `DiagnosticSource.connection`). */
 const UNNAMED = /^rxamqp-\d+$/;
 
+const decoder = new TextDecoder();
+
 /** Reads trace headers from an AMQP headers table (values may be strings, bytes or typed fields). */
 const getter: TextMapGetter<FieldTable> = {
   keys: (carrier) => Object.keys(carrier),
@@ -85,7 +87,7 @@ const getter: TextMapGetter<FieldTable> = {
     const raw = carrier[key];
     const value: FieldValue | undefined = raw instanceof TypedField ? (raw.value as FieldValue) : raw;
     if (typeof value === 'string') return value;
-    if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+    if (value instanceof Uint8Array) return decoder.decode(value);
     return undefined;
   },
 };
@@ -171,6 +173,13 @@ class Instruments {
   readonly blockedDuration: Histogram;
 
   constructor(meter: Meter) {
+    // Every duration is in seconds, in the buckets OpenTelemetry advises for messaging.
+    const seconds = (name: string, description: string): Histogram =>
+      meter.createHistogram(name, {
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+        description,
+        unit: 's',
+      });
     this.sent = meter.createCounter('messaging.client.sent.messages', {
       description: 'Messages the client published',
       unit: '{message}',
@@ -179,11 +188,10 @@ class Instruments {
       description: 'How publishes ended: sent (no confirms), acked, nacked, returned or failed',
       unit: '{message}',
     });
-    this.publishDuration = meter.createHistogram('messaging.client.operation.duration', {
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      description: 'Time from a publish to its outcome (the broker confirm on a confirm channel)',
-      unit: 's',
-    });
+    this.publishDuration = seconds(
+      'messaging.client.operation.duration',
+      'Time from a publish to its outcome (the broker confirm on a confirm channel)',
+    );
     this.consumed = meter.createCounter('messaging.client.consumed.messages', {
       description: 'Messages delivered to the client (consumers and basic.get)',
       unit: '{message}',
@@ -192,11 +200,7 @@ class Instruments {
       description: 'How deliveries ended: ack, nack, reject, auto (noAck) or lost (channel closed)',
       unit: '{message}',
     });
-    this.processDuration = meter.createHistogram('messaging.process.duration', {
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      description: 'Time from a delivery to its settlement',
-      unit: 's',
-    });
+    this.processDuration = seconds('messaging.process.duration', 'Time from a delivery to its settlement');
     this.stateChanges = meter.createCounter('rxamqp.connection.state_changes', {
       description: 'Connection state changes, by the state entered',
       unit: '{change}',
@@ -205,11 +209,10 @@ class Instruments {
       description: 'Connections opened again by recovery after a loss',
       unit: '{connection}',
     });
-    this.blockedDuration = meter.createHistogram('rxamqp.connection.blocked.duration', {
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      description: 'How long the broker kept the connection blocked (resource alarms)',
-      unit: 's',
-    });
+    this.blockedDuration = seconds(
+      'rxamqp.connection.blocked.duration',
+      'How long the broker kept the connection blocked (resource alarms)',
+    );
   }
 }
 
